@@ -1,0 +1,426 @@
+//! Command-line parsing. clap lives here and nowhere else: raw flags are validated and converted
+//! at once into an `Invocation` (a `Selector` naming the cluster and a typed `Command`), in the
+//! ripgrep manner. Help, completions and the man page come from the same definitions.
+
+use std::ffi::OsString;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::commands::Command;
+use crate::inventory::{self, Selector};
+use crate::lab::{LabCommand, LabSpec, MemberAction};
+use crate::patroni::{TlsSettings, Version};
+use crate::ui::OutputFormat;
+
+/// What the user asked for, validated.
+#[derive(Debug)]
+pub struct Invocation {
+    pub selector: Selector,
+    pub verbosity: u8,
+    pub command: Command,
+}
+
+/// Either work to do or text clap wants printed (help, version, completions, errors).
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Box<Invocation>),
+    Completions(clap_complete::Shell),
+    Manual,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgha",
+    version,
+    about = "Typed, rehearsable runbooks for PostgreSQL HA clusters (Patroni + etcd or Consul)",
+    long_about = None,
+    after_help = "Exit codes: 0 success, 1 failed, 2 bad input, 3 cluster unreachable, \
+                  4 pre-check refused, 5 aborted by operator, 6 lock held."
+)]
+struct RawArgs {
+    /// Environment in the inventory (staging, production, lab…)
+    #[arg(
+        short = 'e',
+        long = "env",
+        global = true,
+        env = "PGHA_ENV",
+        value_name = "ENV"
+    )]
+    environment: Option<String>,
+
+    /// Inventory file [default: ./pgha.yml, then the user config dir]
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        env = "PGHA_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+
+    /// Cluster in the environment (optional when the environment has one)
+    #[arg(long, global = true, value_name = "NAME")]
+    cluster: Option<String>,
+
+    /// Use Patroni's own configuration file instead of an inventory (like `patronictl -c`)
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "api")]
+    patroni_config: Option<PathBuf>,
+
+    /// Use one member's REST API URL and discover the others from its /cluster
+    #[arg(long, global = true, value_name = "URL")]
+    api: Option<String>,
+
+    /// CA bundle for --api over HTTPS
+    #[arg(long, global = true, value_name = "FILE", requires = "api")]
+    cacert: Option<PathBuf>,
+
+    /// Client certificate for --api over HTTPS
+    #[arg(long, global = true, value_name = "FILE", requires_all = ["api", "key"])]
+    cert: Option<PathBuf>,
+
+    /// Client key for --api over HTTPS
+    #[arg(long, global = true, value_name = "FILE", requires_all = ["api", "cert"])]
+    key: Option<PathBuf>,
+
+    /// Connect timeout for REST calls, e.g. 2s
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    connect_timeout: Option<Duration>,
+
+    /// Request timeout for REST calls, e.g. 4s
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+
+    /// More logs on stderr (-v, -vv)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: RawCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RawCommand {
+    /// Show every member of a cluster: role, state, lag, versions (like `patronictl list`)
+    Status {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+        /// Refresh every INTERVAL until interrupted [default: 2s]
+        #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_duration)]
+        watch: Option<Duration>,
+    },
+    /// Show the cluster's timeline history (failovers and switchovers)
+    History {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// The cluster's dynamic configuration
+    Config {
+        #[command(subcommand)]
+        command: RawConfigCommand,
+    },
+    /// Show the inventory as pgha resolves it (secrets are shown by source, never by value)
+    Inventory {
+        #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
+        output: Format,
+    },
+    /// A real Patroni cluster on loopback addresses, for demos and rehearsals
+    Lab(RawLab),
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+enum RawConfigCommand {
+    /// Print the dynamic configuration stored in the DCS (GET /config)
+    Show {
+        #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
+        output: Format,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RawLab {
+    /// Lab directory [default: /var/lib/pgha/lab as root]
+    #[arg(long, global = true, env = "PGHA_LAB_DIR", value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: RawLabCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RawLabCommand {
+    /// Start etcd, sshd and the Patroni members, and wait until every replica streams
+    Up {
+        /// Members to start
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+        members: u8,
+        /// Extra members configured but not started (for scale-up rehearsals)
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
+        spare: u8,
+        /// Patroni release from PyPI to run
+        #[arg(long, default_value = crate::lab::DEFAULT_PATRONI_VERSION, value_parser = parse_version)]
+        patroni_version: Version,
+        /// Serve the REST API over HTTPS with client certificates (mutual TLS)
+        #[arg(long)]
+        tls: bool,
+        /// Patroni scope of the lab cluster
+        #[arg(long, default_value = "demo")]
+        scope: String,
+        /// Address of the first member; the others follow (…11, …12, …)
+        #[arg(long, default_value = "127.0.0.11")]
+        first_address: Ipv4Addr,
+        /// How long to wait for the cluster to become healthy
+        #[arg(long, default_value = "180s", value_parser = parse_duration)]
+        wait: Duration,
+    },
+    /// Stop every lab process (PostgreSQL included); --wipe also deletes the lab directory
+    Down {
+        #[arg(long)]
+        wipe: bool,
+    },
+    /// Show the lab's processes and addresses
+    Status {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Stop, start or kill one member's Patroni (kill = SIGKILL, for failure drills)
+    Member {
+        #[arg(value_enum)]
+        action: RawMemberAction,
+        /// Member name (node1, node2, …)
+        name: String,
+        /// For start: run this Patroni release instead of the lab's
+        #[arg(long, value_parser = parse_version)]
+        patroni_version: Option<Version>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RawMemberAction {
+    Stop,
+    Start,
+    Kill,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+impl From<Format> for OutputFormat {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Table => OutputFormat::Table,
+            Format::Json => OutputFormat::Json,
+            Format::Yaml => OutputFormat::Yaml,
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{text:?} is not a duration like 2s or 500ms: {error}"))
+}
+
+fn parse_version(text: &str) -> Result<Version, String> {
+    text.parse()
+}
+
+/// Parses and validates the arguments. Errors are clap's (usage, exit code 2).
+pub fn parse<I, T>(args: I) -> Result<Parsed, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let raw = RawArgs::try_parse_from(args)?;
+    let lab_dir = match &raw.command {
+        RawCommand::Lab(lab) => lab.dir.clone(),
+        _ => std::env::var_os("PGHA_LAB_DIR").map(PathBuf::from),
+    }
+    .unwrap_or_else(crate::lab::default_dir);
+    let selector = Selector {
+        config: raw.config,
+        search_paths: search_paths(),
+        lab_inventory: Some(lab_dir.join(inventory::FILE_NAME)),
+        environment: raw.environment,
+        cluster: raw.cluster,
+        patroni_config: raw.patroni_config,
+        api: raw.api,
+        api_tls: TlsSettings {
+            ca_file: raw.cacert,
+            client_cert: raw.cert,
+            client_key: raw.key,
+            verify: true,
+        },
+        connect_timeout: raw.connect_timeout,
+        request_timeout: raw.timeout,
+    };
+    validate_names(&selector)?;
+    let command = match raw.command {
+        RawCommand::Status { output, watch } => Command::Status {
+            format: output.into(),
+            watch,
+        },
+        RawCommand::History { output } => Command::History {
+            format: output.into(),
+        },
+        RawCommand::Config {
+            command: RawConfigCommand::Show { output },
+        } => Command::ConfigShow {
+            format: output.into(),
+        },
+        RawCommand::Inventory { output } => Command::Inventory {
+            format: output.into(),
+        },
+        RawCommand::Lab(lab) => Command::Lab {
+            dir: lab_dir,
+            command: lab_command(lab.command)?,
+        },
+        RawCommand::Completions { shell } => return Ok(Parsed::Completions(shell)),
+        RawCommand::Man => return Ok(Parsed::Manual),
+    };
+    Ok(Parsed::Run(Box::new(Invocation {
+        selector,
+        verbosity: raw.verbose,
+        command,
+    })))
+}
+
+fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
+    Ok(match raw {
+        RawLabCommand::Up {
+            members,
+            spare,
+            patroni_version,
+            tls,
+            scope,
+            first_address,
+            wait,
+        } => {
+            inventory::check_name(&scope)
+                .map_err(|reason| usage_error(&format!("--scope: {reason}")))?;
+            let spec = LabSpec {
+                members,
+                spares: spare,
+                patroni_version,
+                tls,
+                scope,
+                first_address,
+            };
+            spec.check().map_err(|reason| usage_error(&reason))?;
+            LabCommand::Up { spec, wait }
+        }
+        RawLabCommand::Down { wipe } => LabCommand::Down { wipe },
+        RawLabCommand::Status { output } => LabCommand::Status {
+            format: output.into(),
+        },
+        RawLabCommand::Member {
+            action,
+            name,
+            patroni_version,
+        } => {
+            inventory::check_name(&name).map_err(|reason| usage_error(&reason))?;
+            let action = match (action, patroni_version) {
+                (RawMemberAction::Start, version) => MemberAction::Start {
+                    patroni_version: version,
+                },
+                (RawMemberAction::Stop, None) => MemberAction::Stop,
+                (RawMemberAction::Kill, None) => MemberAction::Kill,
+                (_, Some(_)) => {
+                    return Err(usage_error(
+                        "--patroni-version only goes with `member start`",
+                    ));
+                }
+            };
+            LabCommand::Member { action, name }
+        }
+    })
+}
+
+fn validate_names(selector: &Selector) -> Result<(), clap::Error> {
+    for (flag, value) in [
+        ("--env", &selector.environment),
+        ("--cluster", &selector.cluster),
+    ] {
+        if let Some(value) = value {
+            inventory::check_name(value)
+                .map_err(|reason| usage_error(&format!("{flag}: {reason}")))?;
+        }
+    }
+    if let Some(api) = &selector.api {
+        let valid = url::Url::parse(api)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some());
+        if !valid {
+            return Err(usage_error(&format!(
+                "--api: {api:?} is not an http:// or https:// URL"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn usage_error(message: &str) -> clap::Error {
+    RawArgs::command().error(clap::error::ErrorKind::ValueValidation, message)
+}
+
+/// `./pgha.yml`, then `$XDG_CONFIG_HOME/pgha/pgha.yml` (or `~/.config/pgha/pgha.yml`).
+fn search_paths() -> Vec<PathBuf> {
+    let mut paths = vec![PathBuf::from(inventory::FILE_NAME)];
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")));
+    if let Some(config_home) = config_home {
+        paths.push(config_home.join("pgha").join(inventory::FILE_NAME));
+    }
+    paths
+}
+
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut RawArgs::command(), "pgha", out);
+}
+
+pub fn write_manual(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(RawArgs::command()).render(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        RawArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn names_with_shell_metacharacters_are_refused() {
+        for name in ["a b", "x;rm", "$(id)", "-rf", "a\nb", ""] {
+            let result = parse(["pgha", "--cluster", name, "status"]);
+            assert!(result.is_err(), "{name:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn watch_defaults_to_two_seconds() {
+        let Ok(Parsed::Run(invocation)) = parse(["pgha", "status", "--watch"]) else {
+            panic!("status --watch did not parse");
+        };
+        assert!(matches!(
+            invocation.command,
+            Command::Status { watch: Some(interval), .. } if interval == Duration::from_secs(2)
+        ));
+    }
+}

@@ -1,0 +1,219 @@
+//! The commands: thin glue that resolves the cluster, asks it through `observe` or the client,
+//! and hands the answer to a renderer. No business logic lives here.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::inventory::{self, ClusterTarget, Selector};
+use crate::lab::{self, LabCommand};
+use crate::observe::{self, ClusterView};
+use crate::patroni::{PatroniClient, PatroniError, TimelineSwitch};
+use crate::status::{StatusDocument, render_table};
+use crate::ui::{self, OutputFormat};
+
+/// A validated command, ready to run.
+#[derive(Debug)]
+pub enum Command {
+    Status {
+        format: OutputFormat,
+        watch: Option<Duration>,
+    },
+    History {
+        format: OutputFormat,
+    },
+    ConfigShow {
+        format: OutputFormat,
+    },
+    Inventory {
+        format: OutputFormat,
+    },
+    Lab {
+        dir: PathBuf,
+        command: LabCommand,
+    },
+}
+
+pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Error> {
+    match command {
+        Command::Status { format, watch } => status(selector, format, watch).await,
+        Command::History { format } => history(selector, format).await,
+        Command::ConfigShow { format } => config_show(selector, format).await,
+        Command::Inventory { format } => {
+            let summary = inventory::summarize(selector)?;
+            ui::write_document(
+                if format == OutputFormat::Table {
+                    OutputFormat::Yaml
+                } else {
+                    format
+                },
+                &summary,
+            )?;
+            Ok(Exit::Success)
+        }
+        Command::Lab { dir, command } => Ok(lab::execute(&dir, command).await?),
+    }
+}
+
+async fn connect(selector: &Selector) -> Result<(ClusterTarget, PatroniClient), Error> {
+    let target = inventory::resolve(selector).await?;
+    let client = PatroniClient::new(&target.rest)?;
+    Ok((target, client))
+}
+
+async fn status(
+    selector: &Selector,
+    format: OutputFormat,
+    watch: Option<Duration>,
+) -> Result<Exit, Error> {
+    let (target, client) = connect(selector).await?;
+    let Some(interval) = watch else {
+        let view = observe::observe(&target, &client).await?;
+        verify_credentials(&target, &client, &view).await?;
+        print_status(&view, format, false)?;
+        return Ok(Exit::Success);
+    };
+    let clear_screen = format == OutputFormat::Table && std::io::stdout().is_terminal();
+    loop {
+        // A failed round is shown and retried: `--watch` is for watching an incident.
+        match observe::observe(&target, &client).await {
+            Ok(view) => {
+                if clear_screen {
+                    ui::print_stdout("\x1b[H\x1b[2J")?;
+                }
+                print_status(&view, format, true)?;
+            }
+            Err(error) => eprintln!("pgha: {error}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(Exit::Success),
+        }
+    }
+}
+
+/// Credentials matter only for writes, which `status` never makes; but an operator about to
+/// run a runbook wants to know now, not at the first gate. One harmless request to one member.
+async fn verify_credentials(
+    target: &ClusterTarget,
+    client: &PatroniClient,
+    view: &ClusterView,
+) -> Result<(), Error> {
+    if target.rest.auth.is_none() {
+        return Ok(());
+    }
+    let Some(member) = view
+        .members
+        .iter()
+        .filter(|member| member.is_reachable())
+        .find(|member| member.is_leader())
+        .or_else(|| view.members.iter().find(|member| member.is_reachable()))
+    else {
+        return Ok(());
+    };
+    match client.verify_credentials(&member.api_url).await {
+        Err(error @ (PatroniError::Unauthorized { .. } | PatroniError::Forbidden { .. })) => {
+            Err(error.into())
+        }
+        // Anything else (a timeout, an old Patroni answering differently) says nothing about
+        // the credentials; the status itself was read fine.
+        _ => Ok(()),
+    }
+}
+
+fn print_status(view: &ClusterView, format: OutputFormat, compact: bool) -> Result<(), Error> {
+    let observed_at = jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    let document = StatusDocument::from_view(view, observed_at.to_string());
+    match format {
+        OutputFormat::Table => ui::print_stdout(&render_table(&document))?,
+        OutputFormat::Json if compact => {
+            let mut line = serde_json::to_string(&document).map_err(std::io::Error::other)?;
+            line.push('\n');
+            ui::print_stdout(&line)?;
+        }
+        other => ui::print_stdout(&ui::render_document(other, &document)?)?,
+    }
+    Ok(())
+}
+
+/// The member to ask for cluster-wide facts: the leader if it answers, else anyone who does.
+async fn cluster_wide_source(
+    target: &ClusterTarget,
+    client: &PatroniClient,
+) -> Result<String, Error> {
+    let view = observe::observe(target, client).await?;
+    let member = view
+        .members
+        .iter()
+        .filter(|member| member.is_reachable())
+        .find(|member| member.is_leader())
+        .or_else(|| view.members.iter().find(|member| member.is_reachable()))
+        .expect("observe fails when no member answers");
+    Ok(member.api_url.clone())
+}
+
+#[derive(Serialize)]
+struct HistoryDocument<'a> {
+    schema_version: u32,
+    cluster: &'a str,
+    scope: &'a str,
+    timelines: &'a [TimelineSwitch],
+}
+
+async fn history(selector: &Selector, format: OutputFormat) -> Result<Exit, Error> {
+    let (target, client) = connect(selector).await?;
+    let source = cluster_wide_source(&target, &client).await?;
+    let timelines = client.history(&source).await?;
+    if format == OutputFormat::Table {
+        let rows = timelines
+            .iter()
+            .map(|switch| {
+                vec![
+                    switch.timeline.to_string(),
+                    switch.lsn.to_string(),
+                    switch.reason.clone(),
+                    switch.timestamp.clone().unwrap_or_default(),
+                    switch.new_leader.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let mut text = ui::table(
+            None,
+            &["TL", "LSN", "Reason", "Timestamp", "New Leader"],
+            rows,
+            &[0, 1],
+        );
+        text.push('\n');
+        ui::print_stdout(&text)?;
+    } else {
+        ui::write_document(
+            format,
+            &HistoryDocument {
+                schema_version: 1,
+                cluster: &target.cluster,
+                scope: &target.scope,
+                timelines: &timelines,
+            },
+        )?;
+    }
+    Ok(Exit::Success)
+}
+
+async fn config_show(selector: &Selector, format: OutputFormat) -> Result<Exit, Error> {
+    let (target, client) = connect(selector).await?;
+    let source = cluster_wide_source(&target, &client).await?;
+    let config = client.config(&source).await?;
+    let format = if format == OutputFormat::Table {
+        OutputFormat::Yaml
+    } else {
+        format
+    };
+    ui::write_document(format, &config)?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,148 @@
+//! The inventory file's schema: what a team commits. Unknown and duplicate keys are errors with
+//! file, line and column; secrets are never inline, only named (an environment variable or a
+//! file), so the file can be reviewed and committed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InventoryFile {
+    pub environments: BTreeMap<String, EnvironmentFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnvironmentFile {
+    #[serde(default)]
+    pub rest: RestFile,
+    #[serde(default)]
+    pub timeouts: TimeoutsFile,
+    pub dcs: Option<DcsFile>,
+    pub ssh: Option<SshFile>,
+    pub clusters: BTreeMap<String, ClusterFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterFile {
+    /// Patroni's `scope`; defaults to the cluster's name.
+    pub scope: Option<String>,
+    pub members: Vec<MemberFile>,
+    #[serde(default)]
+    pub rest: RestFile,
+    pub dcs: Option<DcsFile>,
+    pub ssh: Option<SshFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemberFile {
+    pub name: String,
+    /// Address used for SSH and PostgreSQL, and for the REST API unless `api_url` is given.
+    pub host: String,
+    pub api_url: Option<String>,
+}
+
+/// REST API access. Every field may be set per environment and overridden per cluster.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RestFile {
+    pub scheme: Option<Scheme>,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    /// Name of an environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Path of a file holding the password (relative paths: to the inventory's directory).
+    pub password_file: Option<PathBuf>,
+    pub tls: Option<TlsFile>,
+}
+
+impl RestFile {
+    /// Cluster settings over environment settings, field by field.
+    pub(super) fn over(&self, defaults: &RestFile) -> RestFile {
+        RestFile {
+            scheme: self.scheme.or(defaults.scheme),
+            port: self.port.or(defaults.port),
+            username: self.username.clone().or_else(|| defaults.username.clone()),
+            password_env: self
+                .password_env
+                .clone()
+                .or_else(|| defaults.password_env.clone()),
+            password_file: self
+                .password_file
+                .clone()
+                .or_else(|| defaults.password_file.clone()),
+            tls: self.tls.clone().or_else(|| defaults.tls.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFile {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Verification is on unless this says `false`.
+    pub verify: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimeoutsFile {
+    #[serde(default, deserialize_with = "human_duration")]
+    pub connect: Option<Duration>,
+    #[serde(default, deserialize_with = "human_duration")]
+    pub request: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DcsFile {
+    pub kind: DcsKind,
+    /// `host:port` of the DCS endpoints (etcd client URLs or the Consul agent).
+    pub hosts: Vec<String>,
+    /// Consul: name of the environment variable holding the ACL token.
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DcsKind {
+    Etcd,
+    Consul,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SshFile {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub jump_host: Option<String>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    #[serde(default)]
+    pub sudo: bool,
+}
+
+fn human_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map(Some).map_err(|error| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration like 2s or 500ms: {error}"
+        ))
+    })
+}

@@ -1,0 +1,670 @@
+//! The inventory: which clusters exist, where their members are and how to reach them. It owns
+//! the three ways of naming a cluster — an inventory file with named environments, Patroni's own
+//! `patroni.yml` (like `patronictl -c`), or one member's REST URL — and turns each into one
+//! validated `ClusterTarget`. Secrets are read here, at resolution, and only here.
+
+mod error;
+mod file;
+mod patroni_config;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use error::InventoryError;
+pub use file::DcsKind;
+use file::{ClusterFile, EnvironmentFile, InventoryFile, MemberFile, RestFile, Scheme, SshFile};
+
+use crate::patroni::{BasicAuth, PatroniClient, RestSettings, TlsSettings};
+use crate::secret::Secret;
+
+/// The environment name the lab writes its inventory under.
+pub const LAB_ENVIRONMENT: &str = "lab";
+/// The inventory file name inside a lab directory (and in the working directory).
+pub const FILE_NAME: &str = "pgha.yml";
+
+/// How the user named the cluster: validated flags, before any file is read.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    /// `--config` or `PGHA_CONFIG`.
+    pub config: Option<PathBuf>,
+    /// Where to look when no file is named: `./pgha.yml`, then the user config dir.
+    pub search_paths: Vec<PathBuf>,
+    /// The lab's inventory, used for the `lab` environment when no other file defines it.
+    pub lab_inventory: Option<PathBuf>,
+    pub environment: Option<String>,
+    pub cluster: Option<String>,
+    pub patroni_config: Option<PathBuf>,
+    pub api: Option<String>,
+    /// TLS for `--api` (`--cacert`, `--cert`, `--key`).
+    pub api_tls: TlsSettings,
+    pub connect_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+}
+
+/// One cluster, resolved: everything a command needs to talk to it.
+#[derive(Debug, Clone)]
+pub struct ClusterTarget {
+    pub environment: String,
+    pub cluster: String,
+    pub scope: String,
+    pub members: Vec<MemberTarget>,
+    pub rest: RestSettings,
+    pub dcs: Option<DcsSettings>,
+    pub ssh: Option<SshSettings>,
+    /// Where this came from, for messages: a file path or the `--api` URL.
+    pub origin: String,
+}
+
+impl ClusterTarget {
+    pub fn member(&self, name: &str) -> Option<&MemberTarget> {
+        self.members.iter().find(|member| member.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberTarget {
+    pub name: String,
+    pub host: String,
+    /// Base URL of the REST API, without a trailing slash.
+    pub api_url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DcsSettings {
+    pub kind: DcsKind,
+    pub hosts: Vec<String>,
+    /// The variable's name, never its value.
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SshSettings {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub jump_host: Option<String>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub sudo: bool,
+}
+
+/// A summary of one inventory for `pgha inventory`: no secrets, only where they come from.
+#[derive(Debug, Serialize)]
+pub struct InventorySummary {
+    pub path: PathBuf,
+    pub environments: BTreeMap<String, BTreeMap<String, ClusterSummary>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterSummary {
+    pub scope: String,
+    pub members: Vec<MemberTarget>,
+    pub rest_username: Option<String>,
+    pub rest_password_from: Option<String>,
+    pub dcs: Option<DcsSettings>,
+    pub ssh: Option<SshSettings>,
+}
+
+/// Resolves the selector into one cluster, discovering members over REST where the mode
+/// requires it.
+pub async fn resolve(selector: &Selector) -> Result<ClusterTarget, InventoryError> {
+    if let (Some(_), Some(_)) = (&selector.patroni_config, &selector.api) {
+        return Err(InventoryError::ConflictingModes {
+            flag: "patroni-config",
+            other: "api",
+        });
+    }
+    if let Some(path) = &selector.patroni_config {
+        let seed = patroni_config::load(path, selector)?;
+        return discover(seed).await;
+    }
+    if let Some(url) = &selector.api {
+        let seed = Seed {
+            url: url.trim_end_matches('/').to_string(),
+            scope: None,
+            rest: rest_settings_for_api(selector),
+            origin: format!("--api {url}"),
+        };
+        return discover(seed).await;
+    }
+    let (path, inventory) = load_for(selector)?;
+    select_cluster(&path, inventory, selector)
+}
+
+/// Loads and validates the inventory the selector points at, for `pgha inventory`.
+pub fn summarize(selector: &Selector) -> Result<InventorySummary, InventoryError> {
+    let (path, inventory) = load_for(selector)?;
+    let base = base_dir(&path);
+    let mut environments = BTreeMap::new();
+    for (environment_name, environment) in &inventory.environments {
+        let mut clusters = BTreeMap::new();
+        for (cluster_name, cluster) in &environment.clusters {
+            let context = Context::new(&path, environment_name, cluster_name);
+            let rest = cluster.rest.over(&environment.rest);
+            clusters.insert(
+                cluster_name.clone(),
+                ClusterSummary {
+                    scope: cluster
+                        .scope
+                        .clone()
+                        .unwrap_or_else(|| cluster_name.clone()),
+                    members: members(&context, cluster, &rest)?,
+                    rest_username: rest.username.clone(),
+                    rest_password_from: rest
+                        .password_env
+                        .as_ref()
+                        .map(|variable| format!("env:{variable}"))
+                        .or_else(|| {
+                            rest.password_file
+                                .as_ref()
+                                .map(|file| format!("file:{}", resolve_path(&base, file).display()))
+                        }),
+                    dcs: dcs_settings(environment, cluster),
+                    ssh: ssh_settings(&base, environment, cluster),
+                },
+            );
+        }
+        environments.insert(environment_name.clone(), clusters);
+    }
+    Ok(InventorySummary { path, environments })
+}
+
+/// Which file to read, and its parsed content. The lab's inventory stands in for the `lab`
+/// environment and, when no inventory exists at all, for the default.
+fn load_for(selector: &Selector) -> Result<(PathBuf, InventoryFile), InventoryError> {
+    let wants_lab = selector.environment.as_deref() == Some(LAB_ENVIRONMENT);
+    let main = match &selector.config {
+        Some(path) => Some(path.clone()),
+        None => selector
+            .search_paths
+            .iter()
+            .find(|path| path.is_file())
+            .cloned(),
+    };
+    if let Some(path) = main {
+        let inventory = load_file(&path)?;
+        if !wants_lab || inventory.environments.contains_key(LAB_ENVIRONMENT) {
+            return Ok((path, inventory));
+        }
+    }
+    if let Some(lab) = selector
+        .lab_inventory
+        .as_ref()
+        .filter(|path| path.is_file())
+        && (wants_lab || selector.environment.is_none())
+    {
+        return Ok((lab.clone(), load_file(lab)?));
+    }
+    let mut searched: Vec<PathBuf> = selector.config.iter().cloned().collect();
+    if selector.config.is_none() {
+        searched.extend(selector.search_paths.iter().cloned());
+    }
+    searched.extend(selector.lab_inventory.iter().cloned());
+    Err(InventoryError::NotFound { searched })
+}
+
+fn load_file(path: &Path) -> Result<InventoryFile, InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|error| InventoryError::Read {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })?;
+    let inventory: InventoryFile = parse_yaml(path, &text)?;
+    validate(path, &inventory)?;
+    Ok(inventory)
+}
+
+/// Parses YAML with serde-saphyr, turning its error into `file:line:column: message`.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, InventoryError> {
+    serde_saphyr::from_str(text).map_err(|error| {
+        let location = error.location();
+        let message = error.without_snippet().to_string();
+        // serde-saphyr appends " at line X, column Y"; the location is already in front.
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(head, _)| head)
+            .trim();
+        // The library's advice is for programmers embedding it; an operator just needs the key.
+        let message = match message.strip_prefix("duplicate mapping key: ") {
+            Some(rest) => {
+                let key = rest.split(',').next().unwrap_or(rest).trim();
+                format!("duplicate key `{key}`: each key may appear once")
+            }
+            None => message.to_string(),
+        };
+        InventoryError::Parse {
+            path: path.to_path_buf(),
+            line: location.map_or(0, |location| location.line()),
+            column: location.map_or(0, |location| location.column()),
+            message,
+        }
+    })
+}
+
+fn validate(path: &Path, inventory: &InventoryFile) -> Result<(), InventoryError> {
+    let invalid = |field: String, reason: String| InventoryError::Invalid {
+        path: path.to_path_buf(),
+        field,
+        reason,
+    };
+    if inventory.environments.is_empty() {
+        return Err(invalid(
+            "environments".into(),
+            "defines no environment".into(),
+        ));
+    }
+    for (environment_name, environment) in &inventory.environments {
+        let field = format!("environments.{environment_name}");
+        check_name(environment_name).map_err(|reason| invalid(field.clone(), reason))?;
+        validate_rest(&environment.rest)
+            .map_err(|reason| invalid(format!("{field}.rest"), reason))?;
+        if environment.clusters.is_empty() {
+            return Err(invalid(
+                format!("{field}.clusters"),
+                "defines no cluster".into(),
+            ));
+        }
+        for (cluster_name, cluster) in &environment.clusters {
+            let field = format!("{field}.clusters.{cluster_name}");
+            check_name(cluster_name).map_err(|reason| invalid(field.clone(), reason))?;
+            validate_rest(&cluster.rest.over(&environment.rest))
+                .map_err(|reason| invalid(format!("{field}.rest"), reason))?;
+            validate_members(&cluster.members).map_err(|(member_field, reason)| {
+                invalid(format!("{field}.{member_field}"), reason)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_rest(rest: &RestFile) -> Result<(), String> {
+    if rest.password_env.is_some() && rest.password_file.is_some() {
+        return Err("password_env and password_file are both set: keep one".into());
+    }
+    let has_password = rest.password_env.is_some() || rest.password_file.is_some();
+    match (&rest.username, has_password) {
+        (Some(_), false) => Err("username is set but no password_env or password_file".into()),
+        (None, true) => Err("a password source is set but no username".into()),
+        _ => Ok(()),
+    }
+}
+
+fn validate_members(members: &[MemberFile]) -> Result<(), (String, String)> {
+    if members.is_empty() {
+        return Err(("members".into(), "lists no member".into()));
+    }
+    let mut seen = BTreeSet::new();
+    for (index, member) in members.iter().enumerate() {
+        let field = format!("members[{index}]");
+        check_name(&member.name).map_err(|reason| (format!("{field}.name"), reason))?;
+        if !seen.insert(member.name.as_str()) {
+            return Err((
+                format!("{field}.name"),
+                format!("{:?} appears twice", member.name),
+            ));
+        }
+        check_host(&member.host).map_err(|reason| (format!("{field}.host"), reason))?;
+        if let Some(url) = &member.api_url {
+            check_api_url(url).map_err(|reason| (format!("{field}.api_url"), reason))?;
+        }
+    }
+    Ok(())
+}
+
+/// Names end up in URLs, file names and shell commands: keep them to a safe alphabet.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(['-', '.'])
+        && name
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid name (letters, digits, '.', '_' and '-'; not starting with '-' or '.')"
+        ))
+    }
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || ".-:_[]".contains(character));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("{host:?} is not a host name or IP address"))
+    }
+}
+
+fn check_api_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|error| format!("{text:?} is not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "{text:?} must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(())
+}
+
+fn select_cluster(
+    path: &Path,
+    mut inventory: InventoryFile,
+    selector: &Selector,
+) -> Result<ClusterTarget, InventoryError> {
+    let environment_names: Vec<String> = inventory.environments.keys().cloned().collect();
+    let environment_name = match &selector.environment {
+        Some(name) if inventory.environments.contains_key(name) => name.clone(),
+        Some(name) => {
+            return Err(InventoryError::UnknownEnvironment {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                known: environment_names,
+            });
+        }
+        None if environment_names.len() == 1 => environment_names[0].clone(),
+        None => {
+            return Err(InventoryError::EnvironmentRequired {
+                path: path.to_path_buf(),
+                known: environment_names,
+            });
+        }
+    };
+    let environment = inventory
+        .environments
+        .remove(&environment_name)
+        .expect("chosen from the keys");
+    let cluster_names: Vec<String> = environment.clusters.keys().cloned().collect();
+    let cluster_name = match &selector.cluster {
+        Some(name) if environment.clusters.contains_key(name) => name.clone(),
+        Some(name) => {
+            return Err(InventoryError::UnknownCluster {
+                path: path.to_path_buf(),
+                environment: environment_name,
+                name: name.clone(),
+                known: cluster_names,
+            });
+        }
+        None if cluster_names.len() == 1 => cluster_names[0].clone(),
+        None => {
+            return Err(InventoryError::ClusterRequired {
+                path: path.to_path_buf(),
+                environment: environment_name,
+                known: cluster_names,
+            });
+        }
+    };
+    let cluster = &environment.clusters[&cluster_name];
+    let context = Context::new(path, &environment_name, &cluster_name);
+    let rest_file = cluster.rest.over(&environment.rest);
+    let base = base_dir(path);
+    Ok(ClusterTarget {
+        scope: cluster
+            .scope
+            .clone()
+            .unwrap_or_else(|| cluster_name.clone()),
+        members: members(&context, cluster, &rest_file)?,
+        rest: rest_settings(&context, &base, &rest_file, &environment, selector)?,
+        dcs: dcs_settings(&environment, cluster),
+        ssh: ssh_settings(&base, &environment, cluster),
+        origin: path.display().to_string(),
+        environment: environment_name,
+        cluster: cluster_name,
+    })
+}
+
+/// Names the file and the YAML path of the cluster, for error messages.
+struct Context<'a> {
+    path: &'a Path,
+    field: String,
+}
+
+impl<'a> Context<'a> {
+    fn new(path: &'a Path, environment: &str, cluster: &str) -> Self {
+        Context {
+            path,
+            field: format!("environments.{environment}.clusters.{cluster}"),
+        }
+    }
+}
+
+fn members(
+    context: &Context<'_>,
+    cluster: &ClusterFile,
+    rest: &RestFile,
+) -> Result<Vec<MemberTarget>, InventoryError> {
+    let scheme = match (rest.scheme, &rest.tls) {
+        (Some(Scheme::Https), _) | (None, Some(_)) => "https",
+        (Some(Scheme::Http), _) | (None, None) => "http",
+    };
+    let port = rest.port.unwrap_or(8008);
+    cluster
+        .members
+        .iter()
+        .map(|member| {
+            let api_url = member.api_url.clone().unwrap_or_else(|| {
+                let host = if member.host.contains(':') && !member.host.starts_with('[') {
+                    format!("[{}]", member.host)
+                } else {
+                    member.host.clone()
+                };
+                format!("{scheme}://{host}:{port}")
+            });
+            if api_url.is_empty() {
+                return Err(InventoryError::Invalid {
+                    path: context.path.to_path_buf(),
+                    field: format!("{}.members", context.field),
+                    reason: "empty api_url".into(),
+                });
+            }
+            Ok(MemberTarget {
+                name: member.name.clone(),
+                host: member.host.clone(),
+                api_url: api_url.trim_end_matches('/').to_string(),
+            })
+        })
+        .collect()
+}
+
+fn rest_settings(
+    context: &Context<'_>,
+    base: &Path,
+    rest: &RestFile,
+    environment: &EnvironmentFile,
+    selector: &Selector,
+) -> Result<RestSettings, InventoryError> {
+    let defaults = RestSettings::default();
+    let auth = match &rest.username {
+        Some(username) => Some(BasicAuth {
+            username: username.clone(),
+            password: read_password(context, base, rest)?,
+        }),
+        None => None,
+    };
+    let tls = rest.tls.clone().unwrap_or_default();
+    Ok(RestSettings {
+        auth,
+        tls: TlsSettings {
+            ca_file: tls.ca_file.map(|file| resolve_path(base, &file)),
+            client_cert: tls.cert_file.map(|file| resolve_path(base, &file)),
+            client_key: tls.key_file.map(|file| resolve_path(base, &file)),
+            verify: tls.verify.unwrap_or(true),
+        },
+        connect_timeout: selector
+            .connect_timeout
+            .or(environment.timeouts.connect)
+            .unwrap_or(defaults.connect_timeout),
+        request_timeout: selector
+            .request_timeout
+            .or(environment.timeouts.request)
+            .unwrap_or(defaults.request_timeout),
+    })
+}
+
+fn read_password(
+    context: &Context<'_>,
+    base: &Path,
+    rest: &RestFile,
+) -> Result<Secret, InventoryError> {
+    if let Some(variable) = &rest.password_env {
+        return std::env::var(variable).map(Secret::new).map_err(|_| {
+            InventoryError::SecretVariableMissing {
+                path: context.path.to_path_buf(),
+                field: format!("{}.rest.password_env", context.field),
+                variable: variable.clone(),
+            }
+        });
+    }
+    let file = rest
+        .password_file
+        .as_ref()
+        .expect("validated: a username comes with a password source");
+    let secret_path = resolve_path(base, file);
+    std::fs::read_to_string(&secret_path)
+        // Files written by editors and `echo` end with a newline that is not part of the password.
+        .map(|text| Secret::new(text.trim_end_matches(['\r', '\n'])))
+        .map_err(|error| InventoryError::SecretFile {
+            path: context.path.to_path_buf(),
+            field: format!("{}.rest.password_file", context.field),
+            secret_path,
+            reason: error.to_string(),
+        })
+}
+
+fn dcs_settings(environment: &EnvironmentFile, cluster: &ClusterFile) -> Option<DcsSettings> {
+    cluster
+        .dcs
+        .as_ref()
+        .or(environment.dcs.as_ref())
+        .map(|dcs| DcsSettings {
+            kind: dcs.kind,
+            hosts: dcs.hosts.clone(),
+            token_env: dcs.token_env.clone(),
+        })
+}
+
+fn ssh_settings(
+    base: &Path,
+    environment: &EnvironmentFile,
+    cluster: &ClusterFile,
+) -> Option<SshSettings> {
+    cluster
+        .ssh
+        .as_ref()
+        .or(environment.ssh.as_ref())
+        .map(|ssh: &SshFile| SshSettings {
+            user: ssh.user.clone(),
+            port: ssh.port,
+            jump_host: ssh.jump_host.clone(),
+            identity_file: ssh
+                .identity_file
+                .as_ref()
+                .map(|file| resolve_path(base, file)),
+            known_hosts: ssh
+                .known_hosts
+                .as_ref()
+                .map(|file| resolve_path(base, file)),
+            sudo: ssh.sudo,
+        })
+}
+
+fn base_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn resolve_path(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+fn rest_settings_for_api(selector: &Selector) -> RestSettings {
+    let defaults = RestSettings::default();
+    let username = std::env::var("PATRONI_RESTAPI_USERNAME").ok();
+    let password = std::env::var("PATRONI_RESTAPI_PASSWORD").ok();
+    RestSettings {
+        auth: username
+            .zip(password)
+            .map(|(username, password)| BasicAuth {
+                username,
+                password: Secret::new(password),
+            }),
+        tls: selector.api_tls.clone(),
+        connect_timeout: selector.connect_timeout.unwrap_or(defaults.connect_timeout),
+        request_timeout: selector.request_timeout.unwrap_or(defaults.request_timeout),
+    }
+}
+
+/// What discovery starts from: one member's URL and how to talk to it.
+pub(crate) struct Seed {
+    pub url: String,
+    pub scope: Option<String>,
+    pub rest: RestSettings,
+    pub origin: String,
+}
+
+/// Asks one member for `/cluster` and builds the target from the members it lists.
+async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
+    let client = PatroniClient::new(&seed.rest).map_err(InventoryError::Discovery)?;
+    let topology = client
+        .cluster(&seed.url)
+        .await
+        .map_err(InventoryError::Discovery)?;
+    let members: Vec<MemberTarget> = topology
+        .members
+        .iter()
+        .filter_map(|member| {
+            let api_url = member.api_url.clone()?;
+            Some(MemberTarget {
+                name: member.name.clone(),
+                host: member.host.clone().unwrap_or_else(|| host_of(&api_url)),
+                api_url,
+            })
+        })
+        .collect();
+    if members.is_empty() {
+        return Err(InventoryError::NothingDiscovered { url: seed.url });
+    }
+    let scope = match seed.scope.or(topology.scope) {
+        Some(scope) => scope,
+        // Before 3.3 `/cluster` does not name the scope; the member's own status does.
+        None => client
+            .status(&seed.url)
+            .await
+            .map_err(InventoryError::Discovery)?
+            .scope
+            .unwrap_or_else(|| "unknown".into()),
+    };
+    Ok(ClusterTarget {
+        environment: "-".into(),
+        cluster: scope.clone(),
+        scope,
+        members,
+        rest: seed.rest,
+        dcs: None,
+        ssh: None,
+        origin: seed.origin,
+    })
+}
+
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,130 @@
+//! `--patroni-config patroni.yml`: use a member's own Patroni configuration the way
+//! `patronictl -c` does. Credentials come from `ctl.authentication`, else
+//! `restapi.authentication`; the CA from `ctl.cacert`, else `restapi.cafile`; a client
+//! certificate from `ctl.certfile`/`ctl.keyfile`; `ctl.insecure` turns verification off only
+//! without a client certificate, as in patronictl. Patroni's file has many sections pgha does not
+//! need, so unknown keys are allowed here (but the file must still be valid YAML).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{InventoryError, Seed, Selector, parse_yaml, resolve_path};
+use crate::patroni::{BasicAuth, RestSettings, TlsSettings};
+use crate::secret::Secret;
+
+#[derive(Debug, Deserialize)]
+struct PatroniFile {
+    scope: Option<String>,
+    restapi: Option<RestApiSection>,
+    #[serde(default)]
+    ctl: CtlSection,
+}
+
+#[derive(Debug, Deserialize)]
+struct RestApiSection {
+    listen: Option<String>,
+    connect_address: Option<String>,
+    authentication: Option<Authentication>,
+    certfile: Option<PathBuf>,
+    cafile: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CtlSection {
+    authentication: Option<Authentication>,
+    #[serde(default)]
+    insecure: bool,
+    cacert: Option<PathBuf>,
+    certfile: Option<PathBuf>,
+    keyfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Authentication {
+    username: String,
+    password: String,
+}
+
+pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|error| InventoryError::Read {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })?;
+    let file: PatroniFile = parse_yaml(path, &text)?;
+    let invalid = |field: &str, reason: &str| InventoryError::Invalid {
+        path: path.to_path_buf(),
+        field: field.into(),
+        reason: reason.into(),
+    };
+    let restapi = file
+        .restapi
+        .ok_or_else(|| invalid("restapi", "missing: pgha needs the REST API's address"))?;
+    let address = restapi
+        .connect_address
+        .clone()
+        .or_else(|| {
+            restapi
+                .listen
+                .clone()
+                .map(|listen| wildcard_to_loopback(&listen))
+        })
+        .ok_or_else(|| invalid("restapi.connect_address", "missing (and no restapi.listen)"))?;
+    let base = super::base_dir(path);
+    let scheme = if restapi.certfile.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let auth = file
+        .ctl
+        .authentication
+        .or(restapi.authentication)
+        .map(|authentication| BasicAuth {
+            username: authentication.username,
+            password: Secret::new(authentication.password),
+        });
+    let has_client_cert = file.ctl.certfile.is_some();
+    let defaults = RestSettings::default();
+    let rest = RestSettings {
+        auth,
+        tls: TlsSettings {
+            ca_file: file
+                .ctl
+                .cacert
+                .or(restapi.cafile)
+                .map(|ca| resolve_path(&base, &ca)),
+            client_cert: file.ctl.certfile.map(|cert| resolve_path(&base, &cert)),
+            client_key: file.ctl.keyfile.map(|key| resolve_path(&base, &key)),
+            verify: has_client_cert || !file.ctl.insecure,
+        },
+        connect_timeout: selector.connect_timeout.unwrap_or(defaults.connect_timeout),
+        request_timeout: selector.request_timeout.unwrap_or(defaults.request_timeout),
+    };
+    Ok(Seed {
+        url: format!("{scheme}://{address}"),
+        scope: file.scope,
+        rest,
+        origin: path.display().to_string(),
+    })
+}
+
+/// `listen: 0.0.0.0:8008` is not an address to connect to; this machine is.
+fn wildcard_to_loopback(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some(("0.0.0.0" | "" | "*" | "::" | "[::]", port)) => format!("127.0.0.1:{port}"),
+        _ => listen.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard_to_loopback;
+
+    #[test]
+    fn wildcard_listen_addresses_become_loopback() {
+        assert_eq!(wildcard_to_loopback("0.0.0.0:8008"), "127.0.0.1:8008");
+        assert_eq!(wildcard_to_loopback(":8008"), "127.0.0.1:8008");
+        assert_eq!(wildcard_to_loopback("10.0.0.1:8008"), "10.0.0.1:8008");
+    }
+}

@@ -1,0 +1,408 @@
+//! Inventory parsing, validation and selection. Every bad input must give one line naming the
+//! file and the field (or line and column), and never a secret.
+
+use std::io::Write;
+
+use super::*;
+
+const GOOD: &str = "\
+environments:
+  staging:
+    rest:
+      username: patroni
+      password_env: PGHA_TEST_STAGING_PASSWORD
+    timeouts:
+      connect: 1s
+      request: 3s
+    clusters:
+      main-db:
+        scope: pg-main
+        members:
+          - name: db1
+            host: 10.0.0.1
+          - name: db2
+            host: 10.0.0.2
+            api_url: https://db2.example:8443/
+  production:
+    rest:
+      scheme: https
+      port: 8443
+      tls:
+        ca_file: ca.pem
+    dcs:
+      kind: consul
+      hosts: [127.0.0.1:8500]
+      token_env: CONSUL_HTTP_TOKEN
+    ssh:
+      user: ops
+      sudo: true
+      identity_file: keys/id
+    clusters:
+      main-db:
+        members:
+          - name: p1
+            host: 10.1.0.1
+      geo:
+        members:
+          - name: g1
+            host: 10.2.0.1
+";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(text: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::File::create(dir.path().join("pgha.yml"))
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("pgha.yml")
+    }
+
+    fn selector(&self, environment: Option<&str>, cluster: Option<&str>) -> Selector {
+        Selector {
+            config: Some(self.path()),
+            environment: environment.map(str::to_string),
+            cluster: cluster.map(str::to_string),
+            ..Selector::default()
+        }
+    }
+
+    fn resolve(
+        &self,
+        environment: Option<&str>,
+        cluster: Option<&str>,
+    ) -> Result<ClusterTarget, InventoryError> {
+        let selector = self.selector(environment, cluster);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(resolve(&selector))
+    }
+
+    fn error(&self, environment: Option<&str>, cluster: Option<&str>) -> String {
+        let error = self.resolve(environment, cluster).unwrap_err();
+        assert_eq!(error.exit(), crate::exit::Exit::BadInput);
+        let message = error.to_string();
+        assert!(!message.contains('\n'), "one line: {message}");
+        message.replace(&self.dir.path().display().to_string(), "DIR")
+    }
+}
+
+#[test]
+fn a_good_inventory_resolves_with_defaults_and_overrides() {
+    let fixture = Fixture::new(GOOD);
+    // SAFETY of the test: the variable name is unique to this test.
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let target = fixture.resolve(Some("staging"), None).unwrap();
+    assert_eq!(target.cluster, "main-db");
+    assert_eq!(target.scope, "pg-main");
+    assert_eq!(target.members[0].api_url, "http://10.0.0.1:8008");
+    assert_eq!(
+        target.members[1].api_url, "https://db2.example:8443",
+        "explicit URL kept, slash trimmed"
+    );
+    assert_eq!(target.rest.connect_timeout, Duration::from_secs(1));
+    assert_eq!(target.rest.request_timeout, Duration::from_secs(3));
+    let auth = target.rest.auth.as_ref().unwrap();
+    assert_eq!(auth.username, "patroni");
+    assert_eq!(auth.password.expose(), "s3cret");
+    assert!(
+        !format!("{target:?}").contains("s3cret"),
+        "Debug never shows the password"
+    );
+}
+
+#[test]
+fn tls_and_scheme_settings_build_https_urls_and_relative_paths() {
+    let fixture = Fixture::new(GOOD);
+    let target = fixture
+        .resolve(Some("production"), Some("main-db"))
+        .unwrap();
+    assert_eq!(target.members[0].api_url, "https://10.1.0.1:8443");
+    assert_eq!(
+        target.rest.tls.ca_file.as_deref(),
+        Some(fixture.dir.path().join("ca.pem").as_path())
+    );
+    assert!(
+        target.rest.tls.verify,
+        "verification is on unless said otherwise"
+    );
+    assert_eq!(
+        target.scope, "main-db",
+        "scope defaults to the cluster name"
+    );
+    let dcs = target.dcs.unwrap();
+    assert_eq!(dcs.kind, DcsKind::Consul);
+    let ssh = target.ssh.unwrap();
+    assert!(ssh.sudo);
+    assert_eq!(
+        ssh.identity_file.unwrap(),
+        fixture.dir.path().join("keys/id")
+    );
+}
+
+#[test]
+fn environment_and_cluster_must_be_chosen_when_ambiguous() {
+    let fixture = Fixture::new(GOOD);
+    assert_eq!(
+        fixture.error(None, None),
+        "DIR/pgha.yml: several environments (production, staging): choose one with --env or PGHA_ENV"
+    );
+    assert_eq!(
+        fixture.error(Some("production"), None),
+        "DIR/pgha.yml: environment \"production\" has several clusters (geo, main-db): choose one with --cluster"
+    );
+    assert_eq!(
+        fixture.error(Some("prod"), None),
+        "DIR/pgha.yml: no environment \"prod\" (known: production, staging)"
+    );
+    assert_eq!(
+        fixture.error(Some("production"), Some("mian-db")),
+        "DIR/pgha.yml: environment \"production\" has no cluster \"mian-db\" (known: geo, main-db)"
+    );
+}
+
+#[test]
+fn unknown_keys_name_line_and_column() {
+    let fixture = Fixture::new(&GOOD.replace(
+        "      password_env: PGHA_TEST_STAGING_PASSWORD",
+        "      pasword_env: X",
+    ));
+    let message = fixture.error(Some("staging"), None);
+    assert!(
+        message.starts_with("DIR/pgha.yml:5:7: unknown field `pasword_env`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn duplicate_keys_are_refused_with_their_location() {
+    let fixture = Fixture::new(&GOOD.replace(
+        "            host: 10.0.0.1\n",
+        "            host: 10.0.0.1\n            host: 10.0.0.9\n",
+    ));
+    let message = fixture.error(Some("staging"), None);
+    assert_eq!(
+        message,
+        "DIR/pgha.yml:15:13: duplicate key `host`: each key may appear once"
+    );
+}
+
+#[test]
+fn malformed_yaml_names_line_and_column() {
+    let fixture = Fixture::new("environments:\n  staging: [unclosed\n");
+    let message = fixture.error(None, None);
+    assert!(message.starts_with("DIR/pgha.yml:"), "{message}");
+    let location: Vec<&str> = message.split(':').skip(1).take(2).collect();
+    assert!(
+        location
+            .iter()
+            .all(|part| part.parse::<u64>().is_ok_and(|n| n > 0)),
+        "{message}"
+    );
+}
+
+#[test]
+fn inline_passwords_are_not_accepted() {
+    let fixture = Fixture::new(&GOOD.replace(
+        "password_env: PGHA_TEST_STAGING_PASSWORD",
+        "password: hunter2",
+    ));
+    let message = fixture.error(Some("staging"), None);
+    assert!(message.contains("unknown field `password`"), "{message}");
+    assert!(
+        !message.contains("hunter2"),
+        "the secret never appears: {message}"
+    );
+}
+
+#[test]
+fn validation_names_the_field() {
+    let cases = [
+        (
+            GOOD.replace("- name: db2", "- name: db1"),
+            "environments.staging.clusters.main-db.members[1].name: \"db1\" appears twice",
+        ),
+        (
+            GOOD.replace("- name: db2", "- name: \"db 2;rm\""),
+            "environments.staging.clusters.main-db.members[1].name: \"db 2;rm\" is not a valid name",
+        ),
+        (
+            GOOD.replace("host: 10.0.0.1", "host: \"10.0.0.1 && x\""),
+            "environments.staging.clusters.main-db.members[0].host: \"10.0.0.1 && x\" is not a host name or IP address",
+        ),
+        (
+            GOOD.replace("api_url: https://db2.example:8443/", "api_url: ftp://x"),
+            "members[1].api_url: \"ftp://x\" must be an http:// or https:// URL",
+        ),
+        (
+            GOOD.replace("      password_env: PGHA_TEST_STAGING_PASSWORD\n", ""),
+            "environments.staging.rest: username is set but no password_env or password_file",
+        ),
+        (
+            GOOD.replace("connect: 1s", "connect: soon"),
+            "\"soon\" is not a duration",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = Fixture::new(&text).error(Some("staging"), None);
+        assert!(
+            message.contains(expected),
+            "{message}\n  expected: {expected}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_password_variable_names_the_variable_not_a_value() {
+    let fixture =
+        Fixture::new(&GOOD.replace("PGHA_TEST_STAGING_PASSWORD", "PGHA_TEST_UNSET_VARIABLE"));
+    assert_eq!(
+        fixture.error(Some("staging"), None),
+        "DIR/pgha.yml: environments.staging.clusters.main-db.rest.password_env: environment variable PGHA_TEST_UNSET_VARIABLE is not set"
+    );
+}
+
+#[test]
+fn password_files_are_relative_to_the_inventory_and_lose_the_newline() {
+    let fixture = Fixture::new(&GOOD.replace(
+        "password_env: PGHA_TEST_STAGING_PASSWORD",
+        "password_file: secrets/rest",
+    ));
+    std::fs::create_dir(fixture.dir.path().join("secrets")).unwrap();
+    std::fs::write(fixture.dir.path().join("secrets/rest"), "from-file\n").unwrap();
+    let target = fixture.resolve(Some("staging"), None).unwrap();
+    assert_eq!(target.rest.auth.unwrap().password.expose(), "from-file");
+    std::fs::remove_file(fixture.dir.path().join("secrets/rest")).unwrap();
+    let message = fixture.error(Some("staging"), None);
+    assert!(message.starts_with("DIR/pgha.yml: environments.staging.clusters.main-db.rest.password_file: cannot read DIR/secrets/rest"), "{message}");
+}
+
+#[test]
+fn the_lab_inventory_serves_the_lab_environment_and_the_default() {
+    let lab = Fixture::new(
+        &GOOD
+            .replace("  staging:", "  lab:")
+            .replace("  production:", "  other:"),
+    );
+    let main = Fixture::new(GOOD);
+    let selector =
+        |config: Option<PathBuf>, search: Vec<PathBuf>, environment: Option<&str>| Selector {
+            config,
+            search_paths: search,
+            lab_inventory: Some(lab.path()),
+            environment: environment.map(str::to_string),
+            ..Selector::default()
+        };
+    // The main inventory has no `lab`: the lab's own file answers for it.
+    let (path, _) = load_for(&selector(Some(main.path()), vec![], Some("lab"))).unwrap();
+    assert_eq!(path, lab.path());
+    // No inventory anywhere: the lab's is the default.
+    let (path, _) = load_for(&selector(
+        None,
+        vec![PathBuf::from("/nonexistent/pgha.yml")],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(path, lab.path());
+    // An inventory exists: it is the default, not the lab.
+    let (path, _) = load_for(&selector(None, vec![main.path()], None)).unwrap();
+    assert_eq!(path, main.path());
+    // Nothing at all.
+    let nothing = Selector {
+        search_paths: vec![PathBuf::from("/nonexistent/pgha.yml")],
+        lab_inventory: Some(PathBuf::from("/nonexistent/lab/pgha.yml")),
+        ..Selector::default()
+    };
+    let message = load_for(&nothing).unwrap_err().to_string();
+    assert!(
+        message.starts_with(
+            "no inventory found (looked for /nonexistent/pgha.yml, /nonexistent/lab/pgha.yml)"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn patroni_config_mode_reads_restapi_and_ctl_like_patronictl() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patroni.yml");
+    std::fs::write(
+        &path,
+        "scope: demo\nname: node1\nrestapi:\n  listen: 0.0.0.0:8008\n  certfile: /etc/ssl/server.pem\n  \
+         authentication:\n    username: api\n    password: api-secret\n  cafile: ca.pem\n\
+         ctl:\n  authentication:\n    username: ctl\n    password: ctl-secret\n\
+         postgresql:\n  data_dir: /var/lib/postgresql\n",
+    )
+    .unwrap();
+    let selector = Selector::default();
+    let seed = patroni_config::load(&path, &selector).unwrap();
+    assert_eq!(
+        seed.url, "https://127.0.0.1:8008",
+        "https because restapi.certfile is set; wildcard → loopback"
+    );
+    assert_eq!(seed.scope.as_deref(), Some("demo"));
+    let auth = seed.rest.auth.unwrap();
+    assert_eq!(
+        (auth.username.as_str(), auth.password.expose()),
+        ("ctl", "ctl-secret"),
+        "ctl wins, as in patronictl"
+    );
+    assert_eq!(seed.rest.tls.ca_file.unwrap(), dir.path().join("ca.pem"));
+}
+
+#[test]
+fn patroni_config_without_restapi_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patroni.yml");
+    std::fs::write(&path, "scope: demo\n").unwrap();
+    let Err(error) = patroni_config::load(&path, &Selector::default()) else {
+        panic!("accepted a config without restapi");
+    };
+    assert!(
+        error
+            .to_string()
+            .ends_with("patroni.yml: restapi: missing: pgha needs the REST API's address")
+    );
+}
+
+#[test]
+fn names_are_checked_for_shell_safety() {
+    for bad in [
+        "", "a b", "a;b", "$(x)", "`x`", "-rf", ".hidden", "a/b", "a\nb", "ä",
+    ] {
+        assert!(check_name(bad).is_err(), "{bad:?} accepted");
+    }
+    for good in ["node1", "patroni-01-db-dr.c.gitlab-dr.internal", "main_db"] {
+        assert!(check_name(good).is_ok(), "{good:?} refused");
+    }
+}
+
+#[test]
+fn summaries_name_secret_sources_not_values() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let fixture = Fixture::new(GOOD);
+    let summary = summarize(&fixture.selector(None, None)).unwrap();
+    let text = serde_json::to_string(&summary).unwrap();
+    assert!(text.contains("env:PGHA_TEST_STAGING_PASSWORD"));
+    assert!(!text.contains("s3cret"));
+}
+
+/// Tests in this module set only variables no other test reads.
+fn unsafe_set_env(key: &str, value: &str) {
+    // Edition 2024 marks set_var unsafe because another thread may read the environment; these
+    // variable names are private to this module's tests.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(key, value);
+    }
+}

@@ -1,0 +1,385 @@
+//! The files a lab is made of: generated passwords, SSH keys, TLS certificates, each member's
+//! `patroni.yml`, the sshd configuration and the inventory pgha reads for `--env lab`. Secrets
+//! are files with mode 0600; configs embedding them are owned by the daemon account.
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::layout::{LabMember, Layout};
+use super::process::RunAs;
+use super::{LabError, LabSpec};
+
+pub(crate) const REST_USER: &str = "patroni";
+pub(crate) const SSH_PORT: u16 = 2222;
+pub(crate) const ETCD_CLIENT_PORT: u16 = 2379;
+pub(crate) const ETCD_PEER_PORT: u16 = 2380;
+pub(crate) const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// The lab's generated passwords.
+pub(crate) struct Passwords {
+    pub rest: String,
+    pub superuser: String,
+    pub replication: String,
+    pub rewind: String,
+}
+
+impl Passwords {
+    /// Reads the lab's passwords, generating any that do not exist yet.
+    pub(super) fn ensure(layout: &Layout) -> Result<Self, LabError> {
+        let dir = layout.secrets();
+        create_dir(&dir, 0o700)?;
+        Ok(Passwords {
+            rest: secret(layout, "rest-password")?,
+            superuser: secret(layout, "superuser-password")?,
+            replication: secret(layout, "replication-password")?,
+            rewind: secret(layout, "rewind-password")?,
+        })
+    }
+}
+
+fn secret(layout: &Layout, name: &str) -> Result<String, LabError> {
+    let path = layout.secret(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().to_string());
+    }
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(|error| LabError::io("read", Path::new("/dev/urandom"), &error))?;
+    let value: String = bytes.iter().fold(String::new(), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    });
+    write_file(&path, &format!("{value}\n"), 0o600)?;
+    Ok(value)
+}
+
+pub(crate) fn create_dir(path: &Path, mode: u32) -> Result<(), LabError> {
+    std::fs::create_dir_all(path).map_err(|error| LabError::io("create", path, &error))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|error| LabError::io("set permissions on", path, &error))
+}
+
+pub(crate) fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), LabError> {
+    std::fs::write(path, content).map_err(|error| LabError::io("write", path, &error))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|error| LabError::io("set permissions on", path, &error))
+}
+
+fn tool(program: &str, args: &[&str], what: &str) -> Result<(), LabError> {
+    let output = Command::new(program).args(args).output().map_err(|error| {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            LabError::Missing {
+                what: program.into(),
+                hint: "run scripts/install-deps.sh".into(),
+            }
+        } else {
+            LabError::io(what, Path::new(program), &error)
+        }
+    })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(LabError::ToolFailed {
+            what: what.into(),
+            output: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// SSH host key and client key for the lab's sshd, created once.
+pub(crate) fn ensure_ssh_keys(layout: &Layout) -> Result<(), LabError> {
+    let dir = layout.ssh();
+    create_dir(&dir, 0o700)?;
+    for (file, comment) in [
+        ("ssh_host_ed25519_key", "pgha-lab-host"),
+        ("id_ed25519", "pgha-lab-client"),
+    ] {
+        let path = dir.join(file);
+        if !path.is_file() {
+            let path_text = path.to_string_lossy();
+            tool(
+                "ssh-keygen",
+                &[
+                    "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", &path_text,
+                ],
+                "generate an SSH key",
+            )?;
+        }
+    }
+    let client_public = read(&dir.join("id_ed25519.pub"))?;
+    write_file(&dir.join("authorized_keys"), &client_public, 0o600)
+}
+
+/// Addresses the lab's sshd listens on: every member's address, the infrastructure address and
+/// 127.0.0.1 (port 2222 on each), so SSH steps target a member's own host as in production.
+pub(crate) fn ssh_addresses(spec: &LabSpec) -> Vec<Ipv4Addr> {
+    let mut addresses = vec![Ipv4Addr::LOCALHOST, spec.infrastructure_address()];
+    addresses.extend(spec.all_members().iter().map(|member| member.address));
+    addresses
+}
+
+pub(crate) fn write_sshd_config(layout: &Layout, spec: &LabSpec) -> Result<PathBuf, LabError> {
+    let dir = layout.ssh();
+    let host_public = read(&dir.join("ssh_host_ed25519_key.pub"))?;
+    let host_public = host_public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut config =
+        String::from("# Written by `pgha lab up`: a throwaway sshd for rehearsing SSH steps.\n");
+    let mut known_hosts = String::new();
+    for address in ssh_addresses(spec) {
+        let _ = writeln!(config, "ListenAddress {address}:{SSH_PORT}");
+        let _ = writeln!(known_hosts, "[{address}]:{SSH_PORT} {host_public}");
+    }
+    let _ = write!(
+        config,
+        "HostKey {host_key}\n\
+         AuthorizedKeysFile {authorized}\n\
+         PidFile none\n\
+         PubkeyAuthentication yes\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         PermitRootLogin prohibit-password\n\
+         StrictModes no\n\
+         UsePAM no\n\
+         PrintMotd no\n\
+         AcceptEnv LANG LC_*\n\
+         Subsystem sftp internal-sftp\n",
+        host_key = dir.join("ssh_host_ed25519_key").display(),
+        authorized = dir.join("authorized_keys").display(),
+    );
+    write_file(&dir.join("known_hosts"), &known_hosts, 0o644)?;
+    let path = dir.join("sshd_config");
+    write_file(&path, &config, 0o600)?;
+    Ok(path)
+}
+
+/// A lab CA, one certificate per member (server and client use: Patroni presents it to its
+/// peers too) and a client certificate for pgha.
+pub(crate) fn ensure_tls(layout: &Layout, spec: &LabSpec, run_as: RunAs) -> Result<(), LabError> {
+    let dir = layout.tls();
+    create_dir(&dir, 0o755)?;
+    if !dir.join("ca.crt").is_file() {
+        let (key, certificate) = (dir.join("ca.key"), dir.join("ca.crt"));
+        let subject = "/CN=pgha lab CA";
+        let mut args = new_key_args(&key);
+        args.extend(["-x509", "-out"].map(String::from));
+        args.push(certificate.to_string_lossy().into_owned());
+        args.extend(
+            [
+                "-days",
+                "3650",
+                "-subj",
+                subject,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+            ]
+            .map(String::from),
+        );
+        args.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"].map(String::from));
+        openssl(&args, "create the lab CA")?;
+        restrict(&key)?;
+    }
+    for member in spec.all_members() {
+        issue_certificate(&dir, &member.name, Some(member.address), Some(run_as))?;
+    }
+    issue_certificate(&dir, "pgha", None, None)
+}
+
+/// `openssl req` arguments creating a new P-256 key without a passphrase.
+fn new_key_args(key: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(key.to_string_lossy().into_owned());
+    args
+}
+
+/// A certificate signed by the lab CA, for `name`, valid for `address` when given. The key
+/// goes to `owner` (the daemon account) when Patroni must read it.
+fn issue_certificate(
+    dir: &Path,
+    name: &str,
+    address: Option<Ipv4Addr>,
+    owner: Option<RunAs>,
+) -> Result<(), LabError> {
+    let certificate = dir.join(format!("{name}.crt"));
+    if certificate.is_file() {
+        return Ok(());
+    }
+    let (key, request, extensions) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.csr")),
+        dir.join(format!("{name}.ext")),
+    );
+    let subject_alt = address.map_or(String::new(), |address| {
+        format!("subjectAltName=IP:{address}\n")
+    });
+    write_file(
+        &extensions,
+        &format!(
+            "{subject_alt}extendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\n"
+        ),
+        0o644,
+    )?;
+    let mut args = new_key_args(&key);
+    args.extend([
+        "-new".into(),
+        "-out".into(),
+        request.to_string_lossy().into_owned(),
+    ]);
+    args.extend(["-subj".into(), format!("/CN={name}")]);
+    openssl(&args, "create a certificate request")?;
+    let text = |path: &Path| path.to_string_lossy().into_owned();
+    let sign: Vec<String> = vec![
+        "x509".into(),
+        "-req".into(),
+        "-in".into(),
+        text(&request),
+        "-CA".into(),
+        text(&dir.join("ca.crt")),
+        "-CAkey".into(),
+        text(&dir.join("ca.key")),
+        "-CAcreateserial".into(),
+        "-days".into(),
+        "3650".into(),
+        "-extfile".into(),
+        text(&extensions),
+        "-out".into(),
+        text(&certificate),
+    ];
+    openssl(&sign, "sign a certificate")?;
+    restrict(&key)?;
+    match owner {
+        Some(owner) => owner.own(&key),
+        None => Ok(()),
+    }
+}
+
+fn openssl(args: &[String], what: &str) -> Result<(), LabError> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    tool("openssl", &args, what)
+}
+
+fn restrict(path: &Path) -> Result<(), LabError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|error| LabError::io("set permissions on", path, &error))
+}
+
+/// One member's `patroni.yml`. Timing follows the settings measured stable on this kind of
+/// machine: ttl 20, loop_wait 2, retry_timeout 5; a fast checkpoint for base backups.
+pub(crate) fn patroni_config(
+    layout: &Layout,
+    spec: &LabSpec,
+    member: &LabMember,
+    passwords: &Passwords,
+) -> String {
+    let member_dir = layout.member(&member.name);
+    let tls = layout.tls();
+    let address = member.address;
+    let infrastructure = spec.infrastructure_address();
+    let mut restapi_tls = String::new();
+    let mut ctl = String::new();
+    if spec.tls {
+        let _ = write!(
+            restapi_tls,
+            "  certfile: {cert}\n  keyfile: {key}\n  cafile: {ca}\n  verify_client: required\n",
+            cert = tls.join(format!("{}.crt", member.name)).display(),
+            key = tls.join(format!("{}.key", member.name)).display(),
+            ca = tls.join("ca.crt").display(),
+        );
+        let _ = write!(
+            ctl,
+            "ctl:\n  certfile: {cert}\n  keyfile: {key}\n  cacert: {ca}\n",
+            cert = tls.join(format!("{}.crt", member.name)).display(),
+            key = tls.join(format!("{}.key", member.name)).display(),
+            ca = tls.join("ca.crt").display(),
+        );
+    }
+    format!(
+        "# Written by `pgha lab up`.\n\
+scope: {scope}\n\
+name: {name}\n\
+restapi:\n  listen: {address}:8008\n  connect_address: {address}:8008\n  authentication:\n    username: {rest_user}\n    password: {rest_password}\n{restapi_tls}\
+{ctl}\
+etcd3:\n  hosts: {infrastructure}:{etcd_port}\n\
+bootstrap:\n  dcs:\n    ttl: 20\n    loop_wait: 2\n    retry_timeout: 5\n    maximum_lag_on_failover: 1048576\n    postgresql:\n      use_pg_rewind: true\n      use_slots: true\n      parameters:\n        wal_level: replica\n        hot_standby: 'on'\n        wal_log_hints: 'on'\n        max_connections: 50\n        max_wal_senders: 10\n        max_replication_slots: 10\n        wal_keep_size: 256MB\n        shared_buffers: 64MB\n  initdb:\n  - encoding: UTF8\n  - data-checksums\n\
+postgresql:\n  listen: {address}:5432\n  connect_address: {address}:5432\n  data_dir: {data}\n  bin_dir: {bin}\n  pgpass: {member_dir}/pgpass\n  authentication:\n    superuser:\n      username: postgres\n      password: {superuser}\n    replication:\n      username: replicator\n      password: {replication}\n    rewind:\n      username: rewinder\n      password: {rewind}\n  parameters:\n    unix_socket_directories: {member_dir}\n  pg_hba:\n  - local all all trust\n  - host replication replicator 127.0.0.0/8 scram-sha-256\n  - host all all 127.0.0.0/8 scram-sha-256\n  basebackup:\n  - checkpoint: fast\n\
+tags:\n  nofailover: false\n  noloadbalance: false\n  clonefrom: false\n  nosync: false\n",
+        scope = spec.scope,
+        name = member.name,
+        rest_user = REST_USER,
+        rest_password = passwords.rest,
+        etcd_port = ETCD_CLIENT_PORT,
+        data = layout.member_data(&member.name).display(),
+        bin = POSTGRES_BIN,
+        member_dir = member_dir.display(),
+        superuser = passwords.superuser,
+        replication = passwords.replication,
+        rewind = passwords.rewind,
+    )
+}
+
+/// The inventory for environment `lab`: paths are relative to the lab directory, passwords
+/// are files, never inline.
+pub(crate) fn inventory(spec: &LabSpec) -> String {
+    let mut text = format!(
+        "# Written by `pgha lab up`: the `lab` environment. Regenerated on every `up`.\n\
+environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_file: secrets/rest-password\n"
+    );
+    if spec.tls {
+        text.push_str("      tls:\n        ca_file: tls/ca.crt\n        cert_file: tls/pgha.crt\n        key_file: tls/pgha.key\n");
+    }
+    let user = if rustix::process::getuid().is_root() {
+        "root".to_string()
+    } else {
+        std::env::var("USER").unwrap_or_else(|_| "root".into())
+    };
+    let infrastructure = spec.infrastructure_address();
+    let scope = &spec.scope;
+    for line in [
+        "    dcs:".to_string(),
+        "      kind: etcd".to_string(),
+        "      hosts:".to_string(),
+        format!("      - {infrastructure}:{ETCD_CLIENT_PORT}"),
+        "    ssh:".to_string(),
+        format!("      user: {user}"),
+        format!("      port: {SSH_PORT}"),
+        "      identity_file: ssh/id_ed25519".to_string(),
+        "      known_hosts: ssh/known_hosts".to_string(),
+        "    clusters:".to_string(),
+        format!("      {scope}:"),
+        format!("        scope: {scope}"),
+        "        members:".to_string(),
+    ] {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    for member in spec.all_members() {
+        let _ = writeln!(
+            text,
+            "        - name: {}\n          host: {}",
+            member.name, member.address
+        );
+    }
+    text
+}
+
+fn read(path: &Path) -> Result<String, LabError> {
+    std::fs::read_to_string(path).map_err(|error| LabError::io("read", path, &error))
+}

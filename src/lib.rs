@@ -1,0 +1,93 @@
+//! pgha: typed, rehearsable runbooks for PostgreSQL high-availability clusters run by Patroni.
+//!
+//! The binary is a thin shell over [`run`]. Module map: `cli` (flags → validated `Invocation`),
+//! `inventory` (which clusters exist and how to reach them), `patroni` (REST client and the
+//! version-normalised model), `observe` (all members at once → one `ClusterView`), `status`
+//! (the status document and table), `lab` (a real local cluster), `ui` (renderers' helpers),
+//! `commands` (glue), `error` and `exit` (what the process reports).
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod exit;
+pub mod inventory;
+pub mod lab;
+pub mod observe;
+pub mod patroni;
+pub mod secret;
+pub mod status;
+pub mod ui;
+
+use std::ffi::OsString;
+
+use cli::Parsed;
+use exit::Exit;
+
+/// Runs pgha with these arguments (the first is the program name) and says how it ended.
+pub fn run<I, T>(args: I) -> Exit
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let invocation = match cli::parse(args) {
+        Ok(Parsed::Run(invocation)) => invocation,
+        Ok(Parsed::Completions(shell)) => {
+            cli::write_completions(shell, &mut std::io::stdout());
+            return Exit::Success;
+        }
+        Ok(Parsed::Manual) => {
+            return match cli::write_manual(&mut std::io::stdout()) {
+                Ok(()) => Exit::Success,
+                Err(_) => Exit::Failed,
+            };
+        }
+        Err(error) => {
+            // clap prints help and version to stdout (success) and usage errors to stderr.
+            let _ = error.print();
+            return if error.use_stderr() {
+                Exit::BadInput
+            } else {
+                Exit::Success
+            };
+        }
+    };
+    init_logging(invocation.verbosity);
+    // One thread: pgha's work is waiting on sockets, and a single-threaded runtime starts fast.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return Exit::Failed;
+        }
+    };
+    let Invocation {
+        selector, command, ..
+    } = *invocation;
+    match runtime.block_on(commands::execute(&selector, command)) {
+        Ok(exit) => exit,
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit()
+        }
+    }
+}
+
+use cli::Invocation;
+
+fn init_logging(verbosity: u8) {
+    let default = match verbosity {
+        0 => "warn",
+        1 => "pgha=info",
+        _ => "pgha=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGHA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

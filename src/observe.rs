@@ -1,0 +1,737 @@
+//! Observing a cluster: ask every member at once for `/patroni` (what it says about itself) and
+//! `/cluster` (its view of the DCS), then merge the answers into one `ClusterView` — the observed
+//! cluster that `status` prints and runbooks plan from. Disagreements between members are kept
+//! as typed warnings, never smoothed over: at 3 a.m. they are the news.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::join_all;
+use serde::Serialize;
+
+use crate::exit::Exit;
+use crate::inventory::{ClusterTarget, MemberTarget};
+use crate::patroni::model::ScheduledSwitchover;
+use crate::patroni::{
+    ClusterMember, ClusterRole, ClusterTopology, Lag, Lsn, MemberState, MemberStatus,
+    PatroniClient, PatroniError, PostgresRole, Version, WalPosition,
+};
+
+/// What one member answered (or why it did not).
+#[derive(Debug)]
+pub struct MemberObservation {
+    pub target: MemberTarget,
+    pub status: Result<MemberStatus, PatroniError>,
+    pub topology: Result<ClusterTopology, PatroniError>,
+}
+
+/// The cluster as observed at one instant.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub environment: String,
+    pub cluster: String,
+    pub scope: String,
+    pub system_identifier: Option<String>,
+    pub paused: bool,
+    pub leader: Option<String>,
+    pub scheduled_switchover: Option<ScheduledSwitchover>,
+    pub members: Vec<MemberView>,
+    pub warnings: Vec<Warning>,
+    /// The member whose `/cluster` answer is shown (the leader's, when it answered).
+    pub topology_from: Option<String>,
+}
+
+/// One member: its own answer and the DCS entry the cluster view shows for it.
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub name: String,
+    pub host: String,
+    pub api_url: String,
+    pub in_inventory: bool,
+    /// The member's entry in the chosen `/cluster` answer; `None` when it is not registered.
+    pub dcs: Option<ClusterMember>,
+    /// The member's own `/patroni`, or why it could not be had.
+    pub status: Result<MemberStatus, ApiFailure>,
+    /// The leader's current WAL position, to compute lags older versions do not report.
+    leader_position: Option<Lsn>,
+}
+
+/// Why a member's API gave no status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiFailure {
+    pub unreachable: bool,
+    pub message: String,
+}
+
+/// Something an operator must know about the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Warning {
+    /// The member's REST API did not answer (or answered with an error).
+    MemberUnreachable { member: String, message: String },
+    /// Members name different leaders, or a member runs as primary without being the leader.
+    LeaderDisagreement { message: String },
+    /// Members list different sets of members.
+    MembershipDisagreement { message: String },
+    /// No member holds the leader key.
+    NoLeader { message: String },
+    /// In the inventory but not registered in the DCS.
+    NotInCluster { member: String, message: String },
+    /// Registered in the DCS but not in the inventory.
+    NotInInventory { member: String, message: String },
+    /// A member belongs to another cluster or another database.
+    IdentityMismatch { member: String, message: String },
+}
+
+impl Warning {
+    pub fn message(&self) -> &str {
+        match self {
+            Warning::MemberUnreachable { message, .. }
+            | Warning::LeaderDisagreement { message }
+            | Warning::MembershipDisagreement { message }
+            | Warning::NoLeader { message }
+            | Warning::NotInCluster { message, .. }
+            | Warning::NotInInventory { message, .. }
+            | Warning::IdentityMismatch { message, .. } => message,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("cannot set up the REST client: {0}")]
+    Client(#[source] PatroniError),
+    /// Every member failed the same way for a reason the user must fix (TLS, credentials).
+    #[error("{0}")]
+    Access(#[source] PatroniError),
+    #[error("no member of cluster {cluster} answered: {}", .failures.join("; "))]
+    NoMemberAnswered {
+        cluster: String,
+        failures: Vec<String>,
+    },
+}
+
+impl ObserveError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            ObserveError::Client(error) | ObserveError::Access(error) => error.exit(),
+            ObserveError::NoMemberAnswered { .. } => Exit::Unreachable,
+        }
+    }
+}
+
+/// Asks every member for `/patroni` and `/cluster` concurrently; never waits longer than the
+/// client's request timeout.
+pub async fn observe(
+    target: &ClusterTarget,
+    client: &PatroniClient,
+) -> Result<ClusterView, ObserveError> {
+    let observations = join_all(target.members.iter().map(|member| async move {
+        let (status, topology) = tokio::join!(
+            client.status(&member.api_url),
+            client.cluster(&member.api_url)
+        );
+        MemberObservation {
+            target: member.clone(),
+            status,
+            topology,
+        }
+    }))
+    .await;
+    merge(target, observations)
+}
+
+/// Merges the members' answers. Pure: tests feed it recorded answers.
+pub fn merge(
+    target: &ClusterTarget,
+    observations: Vec<MemberObservation>,
+) -> Result<ClusterView, ObserveError> {
+    refuse_if_nobody_answered(target, &observations)?;
+    let mut warnings = Vec::new();
+    let reference = reference_topology(&observations)
+        .map(|(name, topology)| (name.to_string(), topology.clone()));
+    let topology = reference.as_ref().map(|(_, topology)| topology);
+    let leader = topology
+        .and_then(ClusterTopology::leader)
+        .map(|member| member.name.clone());
+    check_leader_agreement(&observations, leader.as_deref(), &mut warnings);
+    check_membership_agreement(&observations, &mut warnings);
+    let leader_position = leader_position(&observations);
+
+    let mut members: Vec<MemberView> = observations
+        .into_iter()
+        .map(|observation| inventory_member(observation, topology, leader_position, &mut warnings))
+        .collect();
+    if let Some(topology) = topology {
+        add_unlisted_members(
+            target,
+            topology,
+            leader_position,
+            &mut members,
+            &mut warnings,
+        );
+        if leader.is_none() {
+            warnings.push(Warning::NoLeader {
+                message: "no member holds the leader key: the cluster accepts no writes".into(),
+            });
+        }
+    }
+    check_identity(target, &members, &mut warnings);
+
+    let system_identifier = leader
+        .as_deref()
+        .and_then(|name| members.iter().find(|member| member.name == name))
+        .and_then(|member| member.status.as_ref().ok())
+        .and_then(|status| status.system_identifier.clone())
+        .or_else(|| {
+            members
+                .iter()
+                .find_map(|member| member.status.as_ref().ok()?.system_identifier.clone())
+        });
+    let paused = topology.is_some_and(|topology| topology.paused)
+        || members
+            .iter()
+            .any(|member| member.status.as_ref().is_ok_and(|status| status.paused));
+
+    Ok(ClusterView {
+        environment: target.environment.clone(),
+        cluster: target.cluster.clone(),
+        scope: topology
+            .and_then(|topology| topology.scope.clone())
+            .unwrap_or_else(|| target.scope.clone()),
+        system_identifier,
+        paused,
+        scheduled_switchover: topology.and_then(|topology| topology.scheduled_switchover.clone()),
+        leader,
+        members,
+        warnings,
+        topology_from: reference.map(|(name, _)| name),
+    })
+}
+
+/// The WAL position of the member running as primary, as it answered.
+fn leader_position(observations: &[MemberObservation]) -> Option<Lsn> {
+    observations
+        .iter()
+        .find_map(|observation| match &observation.status {
+            Ok(status) if status.role.is_leader() => match status.wal {
+                WalPosition::Primary { location } => Some(location),
+                _ => None,
+            },
+            _ => None,
+        })
+}
+
+/// One inventory member with its DCS entry, and the warning its absence or silence deserves.
+fn inventory_member(
+    observation: MemberObservation,
+    topology: Option<&ClusterTopology>,
+    leader_position: Option<Lsn>,
+    warnings: &mut Vec<Warning>,
+) -> MemberView {
+    let dcs = topology
+        .and_then(|topology| topology.member(&observation.target.name))
+        .cloned();
+    let status = observation.status.map_err(|error| ApiFailure {
+        unreachable: error.is_unreachable(),
+        message: error.to_string(),
+    });
+    let name = &observation.target.name;
+    match (&status, &dcs, topology.is_some()) {
+        (Err(failure), Some(entry), _) => warnings.push(Warning::MemberUnreachable {
+            member: name.clone(),
+            message: format!(
+                "{name}: REST API failed ({}); the DCS still lists it as {} {}",
+                failure.message, entry.role, entry.state
+            ),
+        }),
+        (Err(failure), None, _) => warnings.push(Warning::NotInCluster {
+            member: name.clone(),
+            message: format!(
+                "{name} is in the inventory but not registered in the DCS, and its REST API failed ({})",
+                failure.message
+            ),
+        }),
+        (Ok(_), None, true) => warnings.push(Warning::NotInCluster {
+            member: name.clone(),
+            message: format!("{name} answers but is not registered in the DCS"),
+        }),
+        (Ok(_), _, _) => {}
+    }
+    MemberView {
+        name: observation.target.name,
+        host: observation.target.host,
+        api_url: observation.target.api_url,
+        in_inventory: true,
+        dcs,
+        status,
+        leader_position,
+    }
+}
+
+/// Members the DCS knows that the inventory does not: shown, flagged, never asked.
+fn add_unlisted_members(
+    target: &ClusterTarget,
+    topology: &ClusterTopology,
+    leader_position: Option<Lsn>,
+    members: &mut Vec<MemberView>,
+    warnings: &mut Vec<Warning>,
+) {
+    for entry in &topology.members {
+        if members.iter().any(|member| member.name == entry.name) {
+            continue;
+        }
+        warnings.push(Warning::NotInInventory {
+            member: entry.name.clone(),
+            message: format!(
+                "{} is registered in the DCS but not in the inventory ({})",
+                entry.name, target.origin
+            ),
+        });
+        members.push(MemberView {
+            name: entry.name.clone(),
+            host: entry.host.clone().unwrap_or_default(),
+            api_url: entry.api_url.clone().unwrap_or_default(),
+            in_inventory: false,
+            dcs: Some(entry.clone()),
+            status: Err(ApiFailure {
+                unreachable: false,
+                message: "not asked: not in the inventory".into(),
+            }),
+            leader_position,
+        });
+    }
+}
+
+fn refuse_if_nobody_answered(
+    target: &ClusterTarget,
+    observations: &[MemberObservation],
+) -> Result<(), ObserveError> {
+    let anybody_answered = observations
+        .iter()
+        .any(|observation| observation.status.is_ok() || observation.topology.is_ok());
+    if anybody_answered {
+        return Ok(());
+    }
+    // The same TLS or credential failure on every member is a configuration error: say that
+    // once, plainly, instead of listing it per member.
+    let access_failure = observations
+        .iter()
+        .find_map(|observation| match &observation.status {
+            Err(error) if error.exit() == Exit::BadInput => Some(error),
+            _ => None,
+        });
+    if let Some(error) = access_failure {
+        return Err(ObserveError::Access(clone_error(error)));
+    }
+    Err(ObserveError::NoMemberAnswered {
+        cluster: target.cluster.clone(),
+        failures: observations
+            .iter()
+            .map(|observation| match &observation.status {
+                Err(error) => error.to_string(),
+                Ok(_) => unreachable!("nobody answered"),
+            })
+            .collect(),
+    })
+}
+
+fn clone_error(error: &PatroniError) -> PatroniError {
+    match error {
+        PatroniError::Tls { url, reason } => PatroniError::Tls {
+            url: url.clone(),
+            reason: reason.clone(),
+        },
+        PatroniError::Certificate { path, reason } => PatroniError::Certificate {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
+        PatroniError::Unauthorized { url, reason } => PatroniError::Unauthorized {
+            url: url.clone(),
+            reason: reason.clone(),
+        },
+        PatroniError::Forbidden { url, reason } => PatroniError::Forbidden {
+            url: url.clone(),
+            reason: reason.clone(),
+        },
+        other => PatroniError::Setup(other.to_string()),
+    }
+}
+
+/// The `/cluster` answer to show: the one from the member that runs as leader, else the first
+/// member (in inventory order) that answered.
+fn reference_topology(observations: &[MemberObservation]) -> Option<(&str, &ClusterTopology)> {
+    let from_leader = observations.iter().find_map(|observation| {
+        let status = observation.status.as_ref().ok()?;
+        let topology = observation.topology.as_ref().ok()?;
+        status
+            .role
+            .is_leader()
+            .then_some((observation.target.name.as_str(), topology))
+    });
+    from_leader.or_else(|| {
+        observations.iter().find_map(|observation| {
+            observation
+                .topology
+                .as_ref()
+                .ok()
+                .map(|topology| (observation.target.name.as_str(), topology))
+        })
+    })
+}
+
+fn check_leader_agreement(
+    observations: &[MemberObservation],
+    leader: Option<&str>,
+    warnings: &mut Vec<Warning>,
+) {
+    let views: BTreeMap<&str, Option<&str>> = observations
+        .iter()
+        .filter_map(|observation| {
+            let topology = observation.topology.as_ref().ok()?;
+            Some((
+                observation.target.name.as_str(),
+                topology.leader().map(|member| member.name.as_str()),
+            ))
+        })
+        .collect();
+    let distinct: BTreeSet<Option<&str>> = views.values().copied().collect();
+    if distinct.len() > 1 {
+        let described: Vec<String> = views
+            .iter()
+            .map(|(member, leader)| format!("{member} says {}", leader.unwrap_or("none")))
+            .collect();
+        warnings.push(Warning::LeaderDisagreement {
+            message: format!(
+                "members disagree about the leader: {}",
+                described.join(", ")
+            ),
+        });
+    }
+    for observation in observations {
+        let Ok(status) = &observation.status else {
+            continue;
+        };
+        let name = observation.target.name.as_str();
+        if status.role == PostgresRole::Primary && leader.is_some_and(|leader| leader != name) {
+            warnings.push(Warning::LeaderDisagreement {
+                message: format!(
+                    "{name} runs PostgreSQL as primary but the leader is {}",
+                    leader.unwrap_or("none")
+                ),
+            });
+        }
+    }
+}
+
+fn check_membership_agreement(observations: &[MemberObservation], warnings: &mut Vec<Warning>) {
+    let views: BTreeMap<&str, BTreeSet<&str>> = observations
+        .iter()
+        .filter_map(|observation| {
+            let topology = observation.topology.as_ref().ok()?;
+            Some((
+                observation.target.name.as_str(),
+                topology
+                    .members
+                    .iter()
+                    .map(|member| member.name.as_str())
+                    .collect(),
+            ))
+        })
+        .collect();
+    let distinct: BTreeSet<&BTreeSet<&str>> = views.values().collect();
+    if distinct.len() > 1 {
+        let described: Vec<String> = views
+            .iter()
+            .map(|(member, seen)| {
+                format!(
+                    "{member} sees {}",
+                    seen.iter().copied().collect::<Vec<_>>().join("+")
+                )
+            })
+            .collect();
+        warnings.push(Warning::MembershipDisagreement {
+            message: format!("members list different members: {}", described.join(", ")),
+        });
+    }
+}
+
+/// A member of another cluster in the inventory is the mistake that turns a runbook into an
+/// outage: compare each member's scope and database system identifier.
+fn check_identity(target: &ClusterTarget, members: &[MemberView], warnings: &mut Vec<Warning>) {
+    let identifiers: BTreeSet<&str> = members
+        .iter()
+        .filter_map(|member| member.status.as_ref().ok()?.system_identifier.as_deref())
+        .collect();
+    for member in members {
+        let Ok(status) = &member.status else { continue };
+        if let Some(scope) = &status.scope
+            && scope != &target.scope
+        {
+            warnings.push(Warning::IdentityMismatch {
+                member: member.name.clone(),
+                message: format!(
+                    "{} belongs to scope {scope:?}, not {:?}: check the inventory",
+                    member.name, target.scope
+                ),
+            });
+        }
+    }
+    if identifiers.len() > 1 {
+        warnings.push(Warning::IdentityMismatch {
+            member: String::new(),
+            message: format!(
+                "members report different database system identifiers: {}",
+                identifiers.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+}
+
+impl MemberView {
+    pub fn is_reachable(&self) -> bool {
+        self.status.is_ok()
+    }
+
+    /// The role in the cluster: the DCS's word where the member is registered, else what the
+    /// member says about itself.
+    pub fn role(&self) -> Option<ClusterRole> {
+        if let Some(entry) = &self.dcs {
+            return Some(entry.role.clone());
+        }
+        let status = self.status.as_ref().ok()?;
+        Some(match &status.role {
+            PostgresRole::Primary => ClusterRole::Leader,
+            PostgresRole::StandbyLeader => ClusterRole::StandbyLeader,
+            PostgresRole::Replica if status.sync_standby => ClusterRole::SyncStandby,
+            PostgresRole::Replica => ClusterRole::Replica,
+            other => ClusterRole::Other(other.to_string()),
+        })
+    }
+
+    /// The member's live state from its own API (normalised: `streaming` wherever the version
+    /// reports it); the DCS's last word when the API did not answer.
+    pub fn state(&self) -> Option<MemberState> {
+        match (&self.status, &self.dcs) {
+            (Ok(status), Some(entry))
+                if status.replication_state.is_none() && status.state == MemberState::Running =>
+            {
+                // Patroni before 3.0 reports a running replica without its replication state;
+                // the DCS entry (possibly published by a newer member) may know better.
+                Some(if entry.state == MemberState::Streaming {
+                    MemberState::Streaming
+                } else {
+                    status.effective_state()
+                })
+            }
+            (Ok(status), _) => Some(status.effective_state()),
+            (Err(_), Some(entry)) => Some(entry.state.clone()),
+            (Err(_), None) => None,
+        }
+    }
+
+    pub fn timeline(&self) -> Option<u32> {
+        self.status
+            .as_ref()
+            .ok()
+            .and_then(|status| status.timeline)
+            .or_else(|| self.dcs.as_ref().and_then(|entry| entry.timeline))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.role().is_some_and(|role| role.is_leader())
+    }
+
+    fn own_positions(&self) -> (Option<Lsn>, Option<Lsn>) {
+        match self.status.as_ref().map(|status| &status.wal) {
+            Ok(WalPosition::Replica {
+                received, replayed, ..
+            }) => (*received, *replayed),
+            _ => (None, None),
+        }
+    }
+
+    pub fn receive_lsn(&self) -> Option<Lsn> {
+        if self.is_leader() {
+            return None;
+        }
+        self.dcs
+            .as_ref()
+            .and_then(|entry| entry.receive_lsn)
+            .or(self.own_positions().0)
+    }
+
+    pub fn replay_lsn(&self) -> Option<Lsn> {
+        if self.is_leader() {
+            return None;
+        }
+        self.dcs
+            .as_ref()
+            .and_then(|entry| entry.replay_lsn)
+            .or(self.own_positions().1)
+    }
+
+    /// Patroni's receive lag where the version reports one, else computed from the leader's and
+    /// this member's positions as they answered.
+    pub fn receive_lag(&self) -> Option<Lag> {
+        if self.is_leader() {
+            return None;
+        }
+        self.dcs
+            .as_ref()
+            .and_then(ClusterMember::effective_receive_lag)
+            .or_else(|| self.computed_lag(self.receive_lsn()))
+    }
+
+    pub fn replay_lag(&self) -> Option<Lag> {
+        if self.is_leader() {
+            return None;
+        }
+        self.dcs
+            .as_ref()
+            .and_then(ClusterMember::effective_replay_lag)
+            .or_else(|| self.computed_lag(self.replay_lsn()))
+    }
+
+    fn computed_lag(&self, position: Option<Lsn>) -> Option<Lag> {
+        let leader = self.leader_position?;
+        let position = position?;
+        Some(Lag::Bytes(leader.0.saturating_sub(position.0)))
+    }
+
+    pub fn pending_restart(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_ok_and(|status| status.pending_restart)
+            || self.dcs.as_ref().is_some_and(|entry| entry.pending_restart)
+    }
+
+    pub fn pending_restart_reason(&self) -> crate::patroni::model::PendingChanges {
+        match (&self.status, &self.dcs) {
+            (Ok(status), _) if !status.pending_restart_reason.is_empty() => {
+                status.pending_restart_reason.clone()
+            }
+            (_, Some(entry)) => entry.pending_restart_reason.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    pub fn scheduled_restart(&self) -> Option<String> {
+        self.status
+            .as_ref()
+            .ok()
+            .and_then(|status| status.scheduled_restart.clone())
+            .or_else(|| {
+                self.dcs
+                    .as_ref()
+                    .and_then(|entry| entry.scheduled_restart.clone())
+            })
+    }
+
+    pub fn tags(&self) -> crate::patroni::model::Tags {
+        match (&self.status, &self.dcs) {
+            (_, Some(entry)) if !entry.tags.is_empty() => entry.tags.clone(),
+            (Ok(status), _) => status.tags.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    pub fn patroni_version(&self) -> Option<Version> {
+        self.status
+            .as_ref()
+            .ok()
+            .and_then(|status| status.patroni_version)
+    }
+
+    pub fn postgres_version(&self) -> Option<String> {
+        self.status
+            .as_ref()
+            .ok()
+            .and_then(MemberStatus::postgres_version)
+    }
+}
+
+impl ClusterView {
+    pub fn member(&self, name: &str) -> Option<&MemberView> {
+        self.members.iter().find(|member| member.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Recorded observations for tests of this module and of the renderers.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::MemberObservation;
+    use crate::inventory::{ClusterTarget, MemberTarget};
+    use crate::patroni::fixtures::{cluster, recorded, status};
+    use crate::patroni::{PatroniError, RestSettings};
+
+    pub(crate) fn target(names: &[&str]) -> ClusterTarget {
+        ClusterTarget {
+            environment: "test".into(),
+            cluster: "demo".into(),
+            scope: "demo".into(),
+            members: names
+                .iter()
+                .enumerate()
+                .map(|(index, name)| MemberTarget {
+                    name: (*name).to_string(),
+                    host: format!("127.0.0.{}", 31 + index),
+                    api_url: format!("http://127.0.0.{}:8008", 31 + index),
+                })
+                .collect(),
+            rest: RestSettings::default(),
+            dcs: None,
+            ssh: None,
+            origin: "test inventory".into(),
+        }
+    }
+
+    pub(crate) fn refused(name: &str) -> PatroniError {
+        PatroniError::Connect {
+            url: format!("http://{name}:8008/patroni"),
+            reason: "Connection refused (os error 111)".into(),
+        }
+    }
+
+    /// Observations of a healthy recorded cluster: the leader answers with the leader fixtures,
+    /// the others with the replica fixtures.
+    pub(crate) fn healthy(release: &str) -> (ClusterTarget, Vec<MemberObservation>) {
+        let topology = cluster(&recorded(release, "cluster_from_leader"));
+        let leader = topology.leader().unwrap().name.clone();
+        let names: Vec<String> = topology
+            .members
+            .iter()
+            .map(|member| member.name.clone())
+            .collect();
+        let target = target(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let observations = target
+            .members
+            .iter()
+            .map(|member| {
+                let is_leader = member.name == leader;
+                MemberObservation {
+                    target: member.clone(),
+                    status: Ok(status(&recorded(
+                        release,
+                        if is_leader {
+                            "patroni_leader"
+                        } else {
+                            "patroni_replica"
+                        },
+                    ))),
+                    topology: Ok(cluster(&recorded(
+                        release,
+                        if is_leader {
+                            "cluster_from_leader"
+                        } else {
+                            "cluster_from_replica"
+                        },
+                    ))),
+                }
+            })
+            .collect();
+        (target, observations)
+    }
+}

@@ -1,0 +1,338 @@
+//! The status report: the stable, documented document that `pgha status -o json|yaml` prints
+//! (schema version 1, see docs/status.md), and the patronictl-like table. Both are renderings
+//! of one `ClusterView`; neither asks the cluster anything.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::observe::{ClusterView, MemberView, Warning};
+use crate::patroni::model::{PendingChange, ScheduledSwitchover};
+use crate::patroni::{Lag, Lsn};
+use crate::ui::{human_bytes, table};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct StatusDocument {
+    pub schema_version: u32,
+    pub environment: String,
+    pub cluster: String,
+    pub scope: String,
+    pub system_identifier: Option<String>,
+    pub paused: bool,
+    pub leader: Option<String>,
+    pub scheduled_switchover: Option<ScheduledSwitchover>,
+    pub observed_at: String,
+    pub members: Vec<MemberDocument>,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberDocument {
+    pub name: String,
+    pub host: String,
+    pub api_url: String,
+    /// `ok`, `unreachable` (no connection or no answer in time) or `error`.
+    pub api: &'static str,
+    pub api_error: Option<String>,
+    pub in_inventory: bool,
+    pub in_dcs: bool,
+    /// `leader`, `standby_leader`, `sync_standby`, `quorum_standby`, `replica`, or null.
+    pub role: Option<String>,
+    /// Patroni's state words, normalised: `streaming` wherever the version reports it.
+    pub state: Option<String>,
+    pub timeline: Option<u32>,
+    pub receive_lsn: Option<Lsn>,
+    /// Null on the leader, and when Patroni reports the lag as unknown.
+    pub receive_lag_bytes: Option<u64>,
+    pub replay_lsn: Option<Lsn>,
+    pub replay_lag_bytes: Option<u64>,
+    pub pending_restart: bool,
+    pub pending_restart_reason: BTreeMap<String, PendingChange>,
+    pub scheduled_restart: Option<String>,
+    pub tags: BTreeMap<String, Value>,
+    pub patroni_version: Option<String>,
+    pub postgres_version: Option<String>,
+}
+
+impl StatusDocument {
+    pub fn from_view(view: &ClusterView, observed_at: String) -> Self {
+        StatusDocument {
+            schema_version: SCHEMA_VERSION,
+            environment: view.environment.clone(),
+            cluster: view.cluster.clone(),
+            scope: view.scope.clone(),
+            system_identifier: view.system_identifier.clone(),
+            paused: view.paused,
+            leader: view.leader.clone(),
+            scheduled_switchover: view.scheduled_switchover.clone(),
+            observed_at,
+            members: view.members.iter().map(MemberDocument::from_view).collect(),
+            warnings: view.warnings.clone(),
+        }
+    }
+}
+
+impl MemberDocument {
+    fn from_view(member: &MemberView) -> Self {
+        let (api, api_error) = match &member.status {
+            Ok(_) => ("ok", None),
+            Err(failure) if failure.unreachable => ("unreachable", Some(failure.message.clone())),
+            Err(failure) => ("error", Some(failure.message.clone())),
+        };
+        MemberDocument {
+            name: member.name.clone(),
+            host: member.host.clone(),
+            api_url: member.api_url.clone(),
+            api,
+            api_error,
+            in_inventory: member.in_inventory,
+            in_dcs: member.dcs.is_some(),
+            role: member.role().map(|role| role.as_str().to_string()),
+            state: member.state().map(|state| state.as_str().to_string()),
+            timeline: member.timeline(),
+            receive_lsn: member.receive_lsn(),
+            receive_lag_bytes: member.receive_lag().and_then(Lag::bytes),
+            replay_lsn: member.replay_lsn(),
+            replay_lag_bytes: member.replay_lag().and_then(Lag::bytes),
+            pending_restart: member.pending_restart(),
+            pending_restart_reason: member.pending_restart_reason(),
+            scheduled_restart: member.scheduled_restart(),
+            tags: member.tags(),
+            patroni_version: member.patroni_version().map(|version| version.to_string()),
+            postgres_version: member.postgres_version(),
+        }
+    }
+}
+
+/// The table: like `patronictl list`, plus the Patroni version of each member and the API
+/// state; the pending-restart and tags columns appear only when a member has one.
+pub fn render_table(document: &StatusDocument) -> String {
+    let show_pending = document.members.iter().any(|member| member.pending_restart);
+    let show_tags = document
+        .members
+        .iter()
+        .any(|member| !member.tags.is_empty());
+    let mut header = vec![
+        "Member",
+        "Host",
+        "Role",
+        "State",
+        "TL",
+        "Receive LSN",
+        "Lag",
+        "Replay LSN",
+        "Lag",
+    ];
+    if show_pending {
+        header.extend(["Pending restart", "Pending restart reason"]);
+    }
+    if show_tags {
+        header.push("Tags");
+    }
+    header.push("Patroni");
+    let rows = document
+        .members
+        .iter()
+        .map(|member| member_row(member, show_pending, show_tags))
+        .collect();
+    let title = format!(
+        "Cluster: {} ({})",
+        document.scope,
+        document
+            .system_identifier
+            .as_deref()
+            .unwrap_or("system id unknown")
+    );
+    let mut text = table(Some(&title), &header, rows, &[4, 5, 6, 7, 8]);
+    text.push('\n');
+    text.push_str(&footer(document));
+    text
+}
+
+fn member_row(member: &MemberDocument, show_pending: bool, show_tags: bool) -> Vec<String> {
+    let lag = |lag: Option<u64>, lsn: Option<Lsn>| match (lag, lsn) {
+        (Some(bytes), _) => human_bytes(bytes),
+        (None, Some(_)) => "unknown".to_string(),
+        (None, None) => String::new(),
+    };
+    let state = match (member.api, &member.state, member.in_dcs) {
+        ("ok", Some(state), _) => state.clone(),
+        (_, Some(state), true) => format!("unreachable (DCS: {state})"),
+        ("ok", None, _) => String::new(),
+        _ => "unreachable".to_string(),
+    };
+    let mut row = vec![
+        member.name.clone(),
+        member.host.clone(),
+        member.role.as_deref().map_or_else(
+            || {
+                if member.in_dcs {
+                    String::new()
+                } else {
+                    "-".into()
+                }
+            },
+            |role| crate::patroni::ClusterRole::parse(role).title(),
+        ),
+        state,
+        member
+            .timeline
+            .map(|timeline| timeline.to_string())
+            .unwrap_or_default(),
+        member
+            .receive_lsn
+            .map(|lsn| lsn.to_string())
+            .unwrap_or_default(),
+        lag(member.receive_lag_bytes, member.receive_lsn),
+        member
+            .replay_lsn
+            .map(|lsn| lsn.to_string())
+            .unwrap_or_default(),
+        lag(member.replay_lag_bytes, member.replay_lsn),
+    ];
+    if show_pending {
+        row.push(if member.pending_restart {
+            "*".into()
+        } else {
+            String::new()
+        });
+        row.push(
+            member
+                .pending_restart_reason
+                .iter()
+                .map(|(name, change)| {
+                    format!(
+                        "{name}: {}->{}",
+                        plain(change.old_value.as_ref()),
+                        plain(change.new_value.as_ref())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    if show_tags {
+        row.push(
+            member
+                .tags
+                .iter()
+                .map(|(name, value)| format!("{name}: {}", plain(Some(value))))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    row.push(member.patroni_version.clone().unwrap_or_default());
+    row
+}
+
+fn plain(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+fn footer(document: &StatusDocument) -> String {
+    let mut lines = Vec::new();
+    if document.paused {
+        lines.push(" Maintenance mode: on".to_string());
+    }
+    if let Some(switchover) = &document.scheduled_switchover {
+        lines.push(format!(
+            " Switchover scheduled at: {}",
+            switchover.at.as_deref().unwrap_or("?")
+        ));
+        lines.push(format!(
+            "                    from: {}",
+            switchover.from.as_deref().unwrap_or("?")
+        ));
+        if let Some(to) = &switchover.to {
+            lines.push(format!("                      to: {to}"));
+        }
+    }
+    for warning in &document.warnings {
+        lines.push(format!(" ! {}", warning.message()));
+    }
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::merge;
+    use crate::observe::testing::{healthy, refused};
+
+    const OBSERVED_AT: &str = "2026-11-23T20:00:00.000Z";
+
+    #[test]
+    fn healthy_cluster_table() {
+        let (target, observations) = healthy("4.1.5");
+        let view = merge(&target, observations).unwrap();
+        insta::assert_snapshot!(render_table(&StatusDocument::from_view(
+            &view,
+            OBSERVED_AT.into()
+        )));
+    }
+
+    #[test]
+    fn old_release_table_shows_computed_replay_lag() {
+        let (target, observations) = healthy("2.1.7");
+        let view = merge(&target, observations).unwrap();
+        insta::assert_snapshot!(render_table(&StatusDocument::from_view(
+            &view,
+            OBSERVED_AT.into()
+        )));
+    }
+
+    #[test]
+    fn degraded_cluster_table_shows_every_problem() {
+        let (target, mut observations) = healthy("4.1.5");
+        let replica = observations
+            .iter_mut()
+            .find(|observation| {
+                observation
+                    .status
+                    .as_ref()
+                    .is_ok_and(|status| !status.role.is_leader())
+            })
+            .unwrap();
+        let name = replica.target.name.clone();
+        replica.status = Err(refused(&name));
+        replica.topology = Err(refused(&name));
+        for observation in &mut observations {
+            if let Ok(topology) = &mut observation.topology {
+                topology.paused = true;
+                for member in &mut topology.members {
+                    member.pending_restart = true;
+                    member.pending_restart_reason.insert(
+                        "max_connections".into(),
+                        crate::patroni::model::PendingChange {
+                            old_value: Some("50".into()),
+                            new_value: Some("60".into()),
+                        },
+                    );
+                }
+            }
+        }
+        let view = merge(&target, observations).unwrap();
+        insta::assert_snapshot!(render_table(&StatusDocument::from_view(
+            &view,
+            OBSERVED_AT.into()
+        )));
+    }
+
+    #[test]
+    fn json_document_schema() {
+        let (target, observations) = healthy("4.1.5");
+        let view = merge(&target, observations).unwrap();
+        insta::assert_json_snapshot!(StatusDocument::from_view(&view, OBSERVED_AT.into()));
+    }
+}

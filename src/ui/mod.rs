@@ -1,0 +1,112 @@
+//! Presentation helpers shared by every command: output formats, the patronictl-like table
+//! style, human-readable sizes, and writing documents to stdout. stdout carries data only;
+//! logs, progress and prompts go to stderr.
+
+use std::io::Write;
+
+use serde::Serialize;
+use tabled::builder::Builder;
+use tabled::settings::object::{Columns, Object, Rows};
+use tabled::settings::style::{HorizontalLine, LineText};
+use tabled::settings::{Alignment, Modify, Style};
+
+/// `-o table|json|yaml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+    Yaml,
+}
+
+/// Bytes the way an operator reads them: `0 B`, `512 B`, `1.5 KiB`, `770.0 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[allow(clippy::cast_precision_loss)] // a display value: one decimal is all we show
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A table in `patronictl list`'s style, with `title` written into the top border.
+pub fn table(
+    title: Option<&str>,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    right_aligned: &[usize],
+) -> String {
+    let mut builder = Builder::default();
+    builder.push_record(header.iter().map(|cell| (*cell).to_string()));
+    for row in rows {
+        builder.push_record(row);
+    }
+    let mut table = builder.build();
+    // patronictl's look: a frame and one rule under the header, no rule between rows.
+    table.with(
+        Style::ascii()
+            .remove_horizontal()
+            .horizontals([(1, HorizontalLine::full('-', '+', '+', '+'))]),
+    );
+    for column in right_aligned {
+        table.with(Modify::new(Columns::one(*column).not(Rows::first())).with(Alignment::right()));
+    }
+    if let Some(title) = title {
+        table.with(LineText::new(format!("+ {title} "), Rows::first()));
+    }
+    table.to_string()
+}
+
+/// Writes a document to stdout as JSON or YAML. Table output is each command's own.
+pub fn write_document<T: Serialize>(format: OutputFormat, document: &T) -> std::io::Result<()> {
+    let text = render_document(format, document)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+pub fn render_document<T: Serialize>(
+    format: OutputFormat,
+    document: &T,
+) -> std::io::Result<String> {
+    match format {
+        OutputFormat::Json | OutputFormat::Table => {
+            let mut text = serde_json::to_string_pretty(document).map_err(std::io::Error::other)?;
+            text.push('\n');
+            Ok(text)
+        }
+        OutputFormat::Yaml => serde_saphyr::to_string(document).map_err(std::io::Error::other),
+    }
+}
+
+/// Prints a line to stdout, ignoring a closed pipe (`pgha status | head` must not panic).
+pub fn print_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn bytes_read_like_an_operator_writes_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(770 * 1024 * 1024), "770.0 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+}
