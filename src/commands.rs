@@ -78,20 +78,27 @@ async fn status(
         return Ok(Exit::Success);
     };
     let clear_screen = format == OutputFormat::Table && std::io::stdout().is_terminal();
+    // One listener for the whole loop: a Ctrl-C that arrives mid-round is not lost.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
-        // A failed round is shown and retried: `--watch` is for watching an incident.
-        match observe::observe(&target, &client).await {
-            Ok(view) => {
-                if clear_screen {
-                    ui::print_stdout("\x1b[H\x1b[2J")?;
+        let round = async {
+            // A failed round is shown and retried: `--watch` is for watching an incident.
+            match observe::observe(&target, &client).await {
+                Ok(view) => {
+                    if clear_screen {
+                        ui::print_stdout("\x1b[H\x1b[2J")?;
+                    }
+                    print_status(&view, format, true)?;
                 }
-                print_status(&view, format, true)?;
+                Err(error) => eprintln!("pgha: {error}"),
             }
-            Err(error) => eprintln!("pgha: {error}"),
-        }
+            tokio::time::sleep(interval).await;
+            Ok::<(), Error>(())
+        };
         tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(Exit::Success),
+            result = round => result?,
+            _ = &mut interrupted => return Ok(Exit::Success),
         }
     }
 }

@@ -78,10 +78,12 @@ where
 use cli::Invocation;
 
 fn init_logging(verbosity: u8) {
+    // Only pgha's own events by default: dependencies (rustls's verifier, hyper) log errors
+    // that pgha already reports, once and better, as its own error line.
     let default = match verbosity {
-        0 => "warn",
-        1 => "pgha=info",
-        _ => "pgha=debug",
+        0 => "off,pgha=warn",
+        1 => "off,pgha=info",
+        _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGHA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

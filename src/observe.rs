@@ -570,26 +570,29 @@ impl MemberView {
             .or(self.own_positions().1)
     }
 
-    /// Patroni's receive lag where the version reports one, else computed from the leader's and
-    /// this member's positions as they answered.
+    /// Patroni's receive lag where it knows one; else computed from the leader's and this
+    /// member's positions as they answered (older releases report no receive lag, and a 4.x
+    /// leader reports "unknown" for members on 2.x/3.x, which publish other fields).
     pub fn receive_lag(&self) -> Option<Lag> {
         if self.is_leader() {
             return None;
         }
-        self.dcs
+        let reported = self
+            .dcs
             .as_ref()
-            .and_then(ClusterMember::effective_receive_lag)
-            .or_else(|| self.computed_lag(self.receive_lsn()))
+            .and_then(ClusterMember::effective_receive_lag);
+        known_or(reported, || self.computed_lag(self.receive_lsn()))
     }
 
     pub fn replay_lag(&self) -> Option<Lag> {
         if self.is_leader() {
             return None;
         }
-        self.dcs
+        let reported = self
+            .dcs
             .as_ref()
-            .and_then(ClusterMember::effective_replay_lag)
-            .or_else(|| self.computed_lag(self.replay_lsn()))
+            .and_then(ClusterMember::effective_replay_lag);
+        known_or(reported, || self.computed_lag(self.replay_lsn()))
     }
 
     fn computed_lag(&self, position: Option<Lsn>) -> Option<Lag> {
@@ -647,6 +650,14 @@ impl MemberView {
             .as_ref()
             .ok()
             .and_then(MemberStatus::postgres_version)
+    }
+}
+
+/// A lag Patroni reported in bytes; else what pgha can compute; else Patroni's "unknown".
+fn known_or(reported: Option<Lag>, computed: impl FnOnce() -> Option<Lag>) -> Option<Lag> {
+    match reported {
+        Some(Lag::Bytes(_)) => reported,
+        _ => computed().or(reported),
     }
 }
 

@@ -105,6 +105,8 @@ pub(crate) struct TimeoutsFile {
     pub connect: Option<Duration>,
     #[serde(default, deserialize_with = "human_duration")]
     pub request: Option<Duration>,
+    #[serde(default, deserialize_with = "human_duration")]
+    pub write: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

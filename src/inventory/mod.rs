@@ -506,6 +506,7 @@ fn rest_settings(
             .request_timeout
             .or(environment.timeouts.request)
             .unwrap_or(defaults.request_timeout),
+        write_timeout: environment.timeouts.write.unwrap_or(defaults.write_timeout),
     })
 }
 
@@ -604,6 +605,7 @@ fn rest_settings_for_api(selector: &Selector) -> RestSettings {
         tls: selector.api_tls.clone(),
         connect_timeout: selector.connect_timeout.unwrap_or(defaults.connect_timeout),
         request_timeout: selector.request_timeout.unwrap_or(defaults.request_timeout),
+        write_timeout: defaults.write_timeout,
     }
 }
 

@@ -100,6 +100,7 @@ pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryEr
         },
         connect_timeout: selector.connect_timeout.unwrap_or(defaults.connect_timeout),
         request_timeout: selector.request_timeout.unwrap_or(defaults.request_timeout),
+        write_timeout: defaults.write_timeout,
     };
     Ok(Seed {
         url: format!("{scheme}://{address}"),

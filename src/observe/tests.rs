@@ -278,3 +278,33 @@ fn pause_is_seen_from_the_dcs_view() {
     }
     assert!(merge(&target, observations).unwrap().paused);
 }
+
+#[test]
+fn an_unknown_lag_is_computed_from_positions_when_possible() {
+    let (target, mut observations) = healthy("4.1.5");
+    for observation in &mut observations {
+        if let Ok(topology) = &mut observation.topology {
+            for member in &mut topology.members {
+                if !member.role.is_leader() {
+                    // What a 4.1.5 leader says about a member running Patroni 2.1.7.
+                    member.receive_lag = Some(Lag::Unknown);
+                    member.replay_lag = Some(Lag::Unknown);
+                    member.lag = Some(Lag::Unknown);
+                }
+            }
+        }
+    }
+    let view = merge(&target, observations).unwrap();
+    for member in view.members.iter().filter(|member| !member.is_leader()) {
+        assert!(
+            matches!(member.receive_lag(), Some(Lag::Bytes(_))),
+            "{}",
+            member.name
+        );
+        assert!(
+            matches!(member.replay_lag(), Some(Lag::Bytes(_))),
+            "{}",
+            member.name
+        );
+    }
+}

@@ -43,7 +43,11 @@ pub struct RestSettings {
     pub auth: Option<BasicAuth>,
     pub tls: TlsSettings,
     pub connect_timeout: Duration,
+    /// For reads: Patroni answers them at once.
     pub request_timeout: Duration,
+    /// For writes: Patroni answers a switchover only after polling for its result (up to
+    /// 20 s) and a restart only once PostgreSQL is back.
+    pub write_timeout: Duration,
 }
 
 impl Default for RestSettings {
@@ -56,6 +60,7 @@ impl Default for RestSettings {
             },
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(4),
+            write_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -149,6 +154,7 @@ pub struct PatroniClient {
     http: reqwest::Client,
     auth: Option<BasicAuth>,
     request_timeout: Duration,
+    write_timeout: Duration,
 }
 
 impl PatroniClient {
@@ -157,7 +163,6 @@ impl PatroniClient {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
             .user_agent(concat!("pgha/", env!("CARGO_PKG_VERSION")));
         if let Some(ca_file) = &settings.tls.ca_file {
             let pem = read_pem(ca_file, "CA bundle")?;
@@ -200,6 +205,7 @@ impl PatroniClient {
             http,
             auth: settings.auth.clone(),
             request_timeout: settings.request_timeout,
+            write_timeout: settings.write_timeout,
         })
     }
 
@@ -229,7 +235,9 @@ impl PatroniClient {
     /// A health endpoint: `true` for 200, `false` for 503; anything else is an error.
     pub async fn health(&self, base_url: &str, check: HealthCheck) -> Result<bool, PatroniError> {
         let url = join(base_url, check.path());
-        let response = self.send(self.http.get(&url), &url).await?;
+        let response = self
+            .send(self.http.get(&url), &url, self.request_timeout)
+            .await?;
         match response.status() {
             StatusCode::OK => Ok(true),
             StatusCode::SERVICE_UNAVAILABLE => Ok(false),
@@ -241,7 +249,7 @@ impl PatroniClient {
     pub async fn patch_config(&self, base_url: &str, patch: &Value) -> Result<Value, PatroniError> {
         let url = join(base_url, "/config");
         let request = self.authorized(Method::PATCH, &url).json(patch);
-        let response = self.send(request, &url).await?;
+        let response = self.send(request, &url, self.write_timeout).await?;
         if !response.status().is_success() {
             return Err(unexpected_status(&url, response.status(), response).await);
         }
@@ -309,7 +317,8 @@ impl PatroniClient {
         let request = self
             .authorized(Method::POST, &url)
             .json(&serde_json::json!({}));
-        let response = self.send(request, &url).await?;
+        // Rejected before any work: a read's timeout is plenty.
+        let response = self.send(request, &url, self.request_timeout).await?;
         match response.status() {
             StatusCode::BAD_REQUEST => Ok(()),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -325,7 +334,9 @@ impl PatroniClient {
         path: &str,
     ) -> Result<T, PatroniError> {
         let url = join(base_url, path);
-        let response = self.send(self.http.get(&url), &url).await?;
+        let response = self
+            .send(self.http.get(&url), &url, self.request_timeout)
+            .await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(access_error(&url, response).await);
@@ -351,7 +362,7 @@ impl PatroniClient {
             // Patroni answers 411 to a write without Content-Length.
             None => request.header(reqwest::header::CONTENT_LENGTH, "0"),
         };
-        let response = self.send(request, &url).await?;
+        let response = self.send(request, &url, self.write_timeout).await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(access_error(&url, response).await);
@@ -375,11 +386,13 @@ impl PatroniClient {
         &self,
         request: RequestBuilder,
         url: &str,
+        timeout: Duration,
     ) -> Result<reqwest::Response, PatroniError> {
         request
+            .timeout(timeout)
             .send()
             .await
-            .map_err(|error| transport_error(url, &error, self.request_timeout))
+            .map_err(|error| transport_error(url, &error, timeout))
     }
 }
 
@@ -483,10 +496,9 @@ fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        if let Some(tls) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(rustls_inside)
         {
             return Some(tls.to_string());
         }
@@ -496,6 +508,18 @@ fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let text = root_cause(error);
     (text.contains("InvalidContentType") || text.contains("corrupt message"))
         .then(|| format!("the server did not answer with TLS ({text})"))
+}
+
+/// hyper wraps rustls's error in an I/O error inside another I/O error, and `io::Error::source`
+/// skips the wrapped error itself: look inside explicitly.
+fn rustls_inside(io: &std::io::Error) -> Option<&rustls::Error> {
+    let inner = io.get_ref()?;
+    if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    inner
+        .downcast_ref::<std::io::Error>()
+        .and_then(rustls_inside)
 }
 
 /// The innermost cause of an error chain: "Connection refused (os error 111)" rather than

@@ -1,1 +1,12 @@
-//! Integration tests.
+//! pgha's integration tests: one test binary, driving the real `pgha` binary against real lab
+//! clusters (etcd, Patroni from PyPI, PostgreSQL 15, sshd) on loopback addresses. Run them
+//! with `scripts/test.sh`, which installs what the labs need.
+
+mod bad_input;
+mod failures;
+mod harness;
+mod lab;
+mod mixed;
+mod modes;
+mod status;
+mod tls;

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests, and integration tests against real lab
+# clusters (etcd, Patroni from PyPI, PostgreSQL 15, sshd) on 127.0.0.41+ and 127.0.0.51+, so
+# a demo lab on 127.0.0.11+ keeps running. The test labs are torn down at the end unless
+# PGHA_KEEP_TEST_LAB=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+scripts/install-deps.sh
+export PGHA_TEST_LAB_ROOT=${PGHA_TEST_LAB_ROOT:-/var/lib/pgha/test-labs}
+
+teardown() {
+    [ "${PGHA_KEEP_TEST_LAB:-0}" = 1 ] && return
+    for lab in "$PGHA_TEST_LAB_ROOT"/*/; do
+        [ -f "$lab/lab.json" ] && target/debug/pgha lab down --wipe --dir "$lab" >/dev/null 2>&1 || true
+    done
+}
+trap teardown EXIT
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets --quiet -- -D warnings
+cargo test --locked --quiet

@@ -1,0 +1,454 @@
+//! The test harness: a builder that runs the real `pgha` binary, and real lab clusters shared by
+//! the tests. Read-only tests hold the lab's lock shared; tests that break the cluster (kill a
+//! member, pause, swap Patroni) hold it exclusively and put the cluster back before releasing
+//! it. The locks are files, so they also hold across test processes (cargo nextest).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use pgha::inventory::{self, ClusterTarget, Selector};
+use pgha::patroni::{PatroniClient, SwitchoverRequest};
+
+/// `Pgha::new().args([...]).run()` runs the binary with a clean environment.
+pub(crate) struct Pgha {
+    command: Command,
+}
+
+impl Pgha {
+    pub(crate) fn new() -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pgha"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            // No inventory from the developer's working directory or config dir.
+            .env("XDG_CONFIG_HOME", "/nonexistent-pgha-test-config")
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null());
+        Pgha { command }
+    }
+
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub(crate) fn arg_path(mut self, path: &Path) -> Self {
+        self.command.arg(path);
+        self
+    }
+
+    /// `--flag=value`, so that a value starting with `-` is a value, not a flag.
+    pub(crate) fn arg_flag_value(mut self, flag: &str, value: &str) -> Self {
+        self.command.arg(format!("{flag}={value}"));
+        self
+    }
+
+    pub(crate) fn arg_flag_path(mut self, flag: &str, path: &Path) -> Self {
+        self.command.arg(flag).arg(path);
+        self
+    }
+
+    pub(crate) fn current_dir(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub(crate) fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub(crate) fn lab(self, lab: &Lab) -> Self {
+        self.env("PGHA_LAB_DIR", &lab.dir)
+    }
+
+    pub(crate) fn run(mut self) -> Run {
+        let started = Instant::now();
+        let output = self.command.output().expect("pgha runs");
+        Run {
+            output,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    pub(crate) fn spawn(mut self) -> std::process::Child {
+        self.command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pgha starts")
+    }
+}
+
+pub(crate) struct Run {
+    pub output: Output,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub(crate) fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub(crate) fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    /// Asserts the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub(crate) fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn success(self) -> Self {
+        self.expect_code(0)
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}", self.stdout()))
+    }
+
+    /// The error line on stderr, for bad-input tests: exactly one line, starting with `error:`.
+    #[track_caller]
+    pub(crate) fn one_error_line(&self) -> String {
+        let stderr = self.stderr();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected on stderr:\n{stderr}");
+        assert!(lines[0].starts_with("error: "), "{stderr}");
+        lines[0].to_string()
+    }
+}
+
+/// Where test labs live (outside the repository: the postgres account must reach them).
+fn lab_root() -> PathBuf {
+    std::env::var_os("PGHA_TEST_LAB_ROOT")
+        .map_or_else(|| PathBuf::from("/var/lib/pgha/test-labs"), PathBuf::from)
+}
+
+/// A lab cluster for tests: its directory, addresses and members.
+pub(crate) struct Lab {
+    pub dir: PathBuf,
+    pub first_address: &'static str,
+    up_args: &'static [&'static str],
+    lock_path: PathBuf,
+}
+
+pub(crate) struct LabGuard<'a> {
+    pub lab: &'a Lab,
+    _lock: File,
+    exclusive: bool,
+}
+
+impl Lab {
+    /// The plain 3-member lab on 127.0.0.41-43, started once and shared by every test.
+    pub(crate) fn shared() -> &'static Lab {
+        static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
+        ready(LAB.get_or_init(|| Lab::start("main", "127.0.0.41", &[])))
+    }
+
+    /// A 1-member lab whose REST API requires TLS client certificates, on 127.0.0.51.
+    pub(crate) fn tls() -> &'static Lab {
+        static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
+        ready(LAB.get_or_init(|| Lab::start("tls", "127.0.0.51", &["--members", "1", "--tls"])))
+    }
+
+    /// Starts (or re-checks) a lab once per test process; a failure is remembered so that the
+    /// other tests fail at once with the same message instead of each waiting for it again.
+    fn start(
+        name: &str,
+        first_address: &'static str,
+        up_args: &'static [&'static str],
+    ) -> Result<Lab, String> {
+        let dir = lab_root().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let lab = Lab {
+            lock_path: lab_root().join(format!("{name}.test-lock")),
+            dir,
+            first_address,
+            up_args,
+        };
+        // Exclusive while starting: another test process may be restoring the cluster.
+        let _guard = lab.lock(true);
+        lab.restore_releases();
+        lab.up()?;
+        Ok(lab)
+    }
+
+    /// `pgha lab up` with this lab's arguments: starts what is missing, waits until healthy.
+    pub(crate) fn up(&self) -> Result<(), String> {
+        let run = Pgha::new()
+            .args([
+                "lab",
+                "up",
+                "--wait",
+                "120s",
+                "--first-address",
+                self.first_address,
+            ])
+            .args(self.up_args)
+            .lab(self)
+            .run();
+        if run.code() == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "`pgha lab up` failed for {}:\n{}",
+                self.dir.display(),
+                run.stderr()
+            ))
+        }
+    }
+
+    /// Puts every member back on the lab's own Patroni release (a test that swapped one may
+    /// have been interrupted).
+    fn restore_releases(&self) {
+        let Ok(text) = std::fs::read_to_string(self.dir.join("lab.json")) else {
+            return;
+        };
+        let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let release = state["spec"]["patroni_version"]
+            .as_str()
+            .unwrap_or("4.1.5")
+            .to_string();
+        let swapped: Vec<String> = state["member_versions"]
+            .as_object()
+            .map(|members| members.keys().cloned().collect())
+            .unwrap_or_default();
+        for member in swapped {
+            Pgha::new()
+                .args(["lab", "member", "stop", &member])
+                .lab(self)
+                .run();
+            Pgha::new()
+                .args([
+                    "lab",
+                    "member",
+                    "start",
+                    &member,
+                    "--patroni-version",
+                    &release,
+                ])
+                .lab(self)
+                .run();
+        }
+    }
+
+    fn lock(&self, exclusive: bool) -> File {
+        let file = File::create(&self.lock_path).unwrap();
+        if exclusive {
+            file.lock().unwrap();
+        } else {
+            file.lock_shared().unwrap();
+        }
+        file
+    }
+
+    /// For tests that only read the cluster.
+    pub(crate) fn read(&self) -> LabGuard<'_> {
+        LabGuard {
+            lab: self,
+            _lock: self.lock(false),
+            exclusive: false,
+        }
+    }
+
+    /// For tests that change the cluster; the cluster is made healthy again on drop.
+    pub(crate) fn exclusive(&self) -> LabGuard<'_> {
+        LabGuard {
+            lab: self,
+            _lock: self.lock(true),
+            exclusive: true,
+        }
+    }
+
+    pub(crate) fn inventory(&self) -> PathBuf {
+        self.dir.join("pgha.yml")
+    }
+
+    pub(crate) fn rest_password(&self) -> String {
+        std::fs::read_to_string(self.dir.join("secrets/rest-password"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub(crate) fn member_config(&self, member: &str) -> PathBuf {
+        self.dir.join("members").join(member).join("patroni.yml")
+    }
+
+    pub(crate) fn api_url(&self, member: &str) -> String {
+        let index: u8 = member.trim_start_matches("node").parse().unwrap();
+        let first: std::net::Ipv4Addr = self.first_address.parse().unwrap();
+        let [a, b, c, d] = first.octets();
+        format!("http://{a}.{b}.{c}.{}:8008", d + index - 1)
+    }
+
+    /// An inventory naming this lab's members by REST URL, under environment `environment`
+    /// (cluster `demo`), with `rest` as the lines of its `rest:` block (indented six spaces).
+    pub(crate) fn inventory_yaml(&self, environment: &str, rest: &str, members: &[&str]) -> String {
+        use std::fmt::Write as _;
+        let mut text = format!(
+            "environments:\n  {environment}:\n    rest:\n{rest}    clusters:\n      demo:\n        members:\n"
+        );
+        for name in members {
+            let _ = write!(
+                text,
+                "          - name: {name}\n            host: 127.0.0.1\n            api_url: {}\n",
+                self.api_url(name)
+            );
+        }
+        text
+    }
+
+    /// The lab's own cluster target and a REST client, for setting up situations.
+    pub(crate) fn client(&self) -> (ClusterTarget, PatroniClient) {
+        let selector = Selector {
+            config: Some(self.inventory()),
+            environment: Some("lab".into()),
+            ..Selector::default()
+        };
+        let target = block_on(inventory::resolve(&selector)).unwrap();
+        let client = PatroniClient::new(&target.rest).unwrap();
+        (target, client)
+    }
+
+    /// The current leader's name.
+    pub(crate) fn leader(&self) -> String {
+        let (target, client) = self.client();
+        for member in &target.members {
+            if let Ok(topology) = block_on(client.cluster(&member.api_url))
+                && let Some(leader) = topology.leader()
+            {
+                return leader.name.clone();
+            }
+        }
+        panic!("no leader in the lab");
+    }
+
+    /// A member that is not the leader.
+    pub(crate) fn replica(&self) -> String {
+        let leader = self.leader();
+        ["node1", "node2", "node3"]
+            .into_iter()
+            .find(|name| *name != leader)
+            .unwrap()
+            .to_string()
+    }
+
+    pub(crate) fn set_paused(&self, paused: bool) {
+        let (target, client) = self.client();
+        let patch = serde_json::json!({ "pause": paused });
+        block_on(client.patch_config(&target.members[0].api_url, &patch)).unwrap();
+        wait_until(
+            Duration::from_secs(20),
+            "every member reports the pause state",
+            || {
+                target.members.iter().all(|member| {
+                    block_on(client.status(&member.api_url))
+                        .is_ok_and(|status| status.paused == paused)
+                })
+            },
+        );
+    }
+
+    pub(crate) fn switchover(&self, leader: &str, candidate: &str) {
+        let (target, client) = self.client();
+        let request = SwitchoverRequest {
+            leader: leader.into(),
+            candidate: Some(candidate.into()),
+            scheduled_at: None,
+        };
+        // Never trust (or retry) a write's answer alone: observe the cluster and decide.
+        match block_on(client.switchover(&target.members[0].api_url, &request)) {
+            Ok(answer) => assert!(answer.is_success(), "switchover refused: {answer:?}"),
+            Err(error) => eprintln!("switchover answer lost ({error}); observing the cluster"),
+        }
+        wait_until(
+            Duration::from_secs(60),
+            &format!("{candidate} leads"),
+            || self.leader() == candidate,
+        );
+    }
+}
+
+impl Drop for LabGuard<'_> {
+    fn drop(&mut self) {
+        if !self.exclusive {
+            return;
+        }
+        // Put the cluster back: every member on the lab's release, management resumed, then
+        // `lab up` restarts whatever was stopped or killed and waits until replicas stream.
+        // Never panic here: a panic during a failing test's unwinding aborts the whole run.
+        self.lab.restore_releases();
+        let (target, client) = self.lab.client();
+        let patch = serde_json::json!({ "pause": false });
+        for member in &target.members {
+            if block_on(client.patch_config(&member.api_url, &patch)).is_ok() {
+                break;
+            }
+        }
+        if let Err(message) = self.lab.up() {
+            eprintln!("could not restore the lab: {message}");
+        }
+    }
+}
+
+fn ready(lab: &Result<Lab, String>) -> &Lab {
+    match lab {
+        Ok(lab) => lab,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// Polls `condition` until it holds; panics with `what` after `limit`.
+#[track_caller]
+pub(crate) fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A scratch directory for inventories written by tests.
+pub(crate) fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+pub(crate) fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
