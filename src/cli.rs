@@ -46,7 +46,9 @@ struct RawArgs {
         short = 'e',
         long = "env",
         global = true,
+        help_heading = "Cluster selection",
         env = "PGHA_ENV",
+        hide_env_values = true,
         value_name = "ENV"
     )]
     environment: Option<String>,
@@ -56,45 +58,69 @@ struct RawArgs {
         short = 'c',
         long,
         global = true,
+        help_heading = "Cluster selection",
         env = "PGHA_CONFIG",
+        hide_env_values = true,
         value_name = "FILE"
     )]
     config: Option<PathBuf>,
 
     /// Cluster in the environment (optional when the environment has one)
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cluster selection",
+        value_name = "NAME"
+    )]
     cluster: Option<String>,
 
     /// Use Patroni's own configuration file instead of an inventory (like `patronictl -c`)
-    #[arg(long, global = true, value_name = "FILE", conflicts_with = "api")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cluster selection",
+        value_name = "FILE",
+        conflicts_with = "api"
+    )]
     patroni_config: Option<PathBuf>,
 
     /// Use one member's REST API URL and discover the others from its /cluster
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cluster selection",
+        value_name = "URL"
+    )]
     api: Option<String>,
 
     /// CA bundle for --api over HTTPS
-    #[arg(long, global = true, value_name = "FILE", requires = "api")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Cluster selection",
+        value_name = "FILE",
+        requires = "api"
+    )]
     cacert: Option<PathBuf>,
 
     /// Client certificate for --api over HTTPS
-    #[arg(long, global = true, value_name = "FILE", requires_all = ["api", "key"])]
+    #[arg(long, global = true, help_heading = "Cluster selection", value_name = "FILE", requires_all = ["api", "key"])]
     cert: Option<PathBuf>,
 
     /// Client key for --api over HTTPS
-    #[arg(long, global = true, value_name = "FILE", requires_all = ["api", "cert"])]
+    #[arg(long, global = true, help_heading = "Cluster selection", value_name = "FILE", requires_all = ["api", "cert"])]
     key: Option<PathBuf>,
 
     /// Connect timeout for REST calls, e.g. 2s
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, help_heading = "Cluster selection", value_name = "DURATION", value_parser = parse_duration)]
     connect_timeout: Option<Duration>,
 
     /// Request timeout for REST calls, e.g. 4s
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, help_heading = "Cluster selection", value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
 
     /// More logs on stderr (-v, -vv)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Logging", action = clap::ArgAction::Count)]
     verbose: u8,
 
     #[command(subcommand)]
@@ -150,7 +176,13 @@ enum RawConfigCommand {
 #[derive(Debug, Args)]
 struct RawLab {
     /// Lab directory [default: /var/lib/pgha/lab as root]
-    #[arg(long, global = true, env = "PGHA_LAB_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "PGHA_LAB_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     dir: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -411,6 +443,20 @@ mod tests {
             let result = parse(["pgha", "--cluster", name, "status"]);
             assert!(result.is_err(), "{name:?} was accepted");
         }
+    }
+
+    #[test]
+    fn help_texts() {
+        let mut command = RawArgs::command().term_width(100);
+        insta::assert_snapshot!("help", command.render_help().to_string());
+        let status = command.find_subcommand_mut("status").unwrap();
+        insta::assert_snapshot!("status_help", status.render_help().to_string());
+        let lab = command
+            .find_subcommand_mut("lab")
+            .unwrap()
+            .find_subcommand_mut("up")
+            .unwrap();
+        insta::assert_snapshot!("lab_up_help", lab.render_help().to_string());
     }
 
     #[test]

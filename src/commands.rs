@@ -72,8 +72,19 @@ async fn status(
 ) -> Result<Exit, Error> {
     let (target, client) = connect(selector).await?;
     let Some(interval) = watch else {
-        let view = observe::observe(&target, &client).await?;
-        verify_credentials(&target, &client, &view).await?;
+        let (view, credentials) = tokio::join!(
+            observe::observe(&target, &client),
+            verify_credentials(&target, &client, None)
+        );
+        let view = view?;
+        match credentials {
+            Ok(true) => {}
+            // The member probed first did not answer: ask one that did.
+            Ok(false) => {
+                verify_credentials(&target, &client, Some(&view)).await?;
+            }
+            Err(error) => return Err(error),
+        }
         print_status(&view, format, false)?;
         return Ok(Exit::Success);
     };
@@ -104,31 +115,34 @@ async fn status(
 }
 
 /// Credentials matter only for writes, which `status` never makes; but an operator about to
-/// run a runbook wants to know now, not at the first gate. One harmless request to one member.
+/// run a runbook wants to know now, not at the first gate. One harmless request to one member:
+/// the first in the inventory (concurrently with the observation), or, given a view, one that
+/// answered. `Ok(false)` means the member did not answer, so nothing was learnt.
 async fn verify_credentials(
     target: &ClusterTarget,
     client: &PatroniClient,
-    view: &ClusterView,
-) -> Result<(), Error> {
+    view: Option<&ClusterView>,
+) -> Result<bool, Error> {
     if target.rest.auth.is_none() {
-        return Ok(());
+        return Ok(true);
     }
-    let Some(member) = view
-        .members
-        .iter()
-        .filter(|member| member.is_reachable())
-        .find(|member| member.is_leader())
-        .or_else(|| view.members.iter().find(|member| member.is_reachable()))
-    else {
-        return Ok(());
+    let url = match view {
+        None => target.members.first().map(|member| member.api_url.clone()),
+        Some(view) => view
+            .members
+            .iter()
+            .find(|member| member.is_reachable())
+            .map(|member| member.api_url.clone()),
     };
-    match client.verify_credentials(&member.api_url).await {
+    let Some(url) = url else { return Ok(true) };
+    match client.verify_credentials(&url).await {
         Err(error @ (PatroniError::Unauthorized { .. } | PatroniError::Forbidden { .. })) => {
             Err(error.into())
         }
-        // Anything else (a timeout, an old Patroni answering differently) says nothing about
-        // the credentials; the status itself was read fine.
-        _ => Ok(()),
+        Err(error) if error.is_unreachable() => Ok(false),
+        // Accepted, or answered in a way (an old Patroni…) that says nothing about the
+        // credentials; the status itself was read fine.
+        Ok(()) | Err(_) => Ok(true),
     }
 }
 

@@ -799,7 +799,7 @@ fn render_lab_status(document: &LabStatusDocument) -> String {
             "State",
             "Patroni",
             "PostgreSQL PID",
-            "",
+            "Note",
         ],
         rows,
         &[2, 5],
