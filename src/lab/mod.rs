@@ -901,3 +901,103 @@ async fn wait_for_api(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(members: u8, spares: u8, first: &str) -> LabSpec {
+        LabSpec {
+            members,
+            spares,
+            patroni_version: Version::new(4, 1, 5),
+            tls: false,
+            scope: "demo".into(),
+            first_address: first.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn members_get_consecutive_addresses_and_spares_come_last() {
+        let members = spec(3, 1, "127.0.0.11").all_members();
+        let names: Vec<&str> = members.iter().map(|member| member.name.as_str()).collect();
+        assert_eq!(names, ["node1", "node2", "node3", "node4"]);
+        assert_eq!(members[3].address, Ipv4Addr::new(127, 0, 0, 14));
+        assert!(members[3].spare && !members[2].spare);
+        assert_eq!(
+            spec(3, 0, "127.0.0.11").infrastructure_address(),
+            Ipv4Addr::new(127, 0, 0, 10)
+        );
+    }
+
+    #[test]
+    fn the_lab_stays_on_loopback_with_room_below_the_first_member() {
+        assert!(spec(3, 0, "127.0.0.11").check().is_ok());
+        assert!(
+            spec(3, 0, "10.0.0.11")
+                .check()
+                .unwrap_err()
+                .contains("loopback")
+        );
+        assert!(
+            spec(3, 0, "127.0.0.1").check().is_err(),
+            "no room for etcd below node1"
+        );
+        assert!(spec(9, 8, "127.0.0.240").check().is_err(), "past .255");
+    }
+
+    #[test]
+    fn the_inventory_names_every_member_and_no_secret() {
+        let mut spec = spec(2, 1, "127.0.0.11");
+        spec.tls = true;
+        let text = files::inventory(&spec);
+        let inventory: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let lab = &inventory["environments"]["lab"];
+        assert_eq!(lab["rest"]["password_file"], "secrets/rest-password");
+        assert_eq!(lab["rest"]["tls"]["ca_file"], "tls/ca.crt");
+        assert_eq!(lab["dcs"]["hosts"][0], "127.0.0.10:2379");
+        assert_eq!(lab["ssh"]["port"], 2222);
+        let members = lab["clusters"]["demo"]["members"].as_array().unwrap();
+        assert_eq!(
+            members.len(),
+            3,
+            "spares are in the inventory: scale-up needs them"
+        );
+        assert_eq!(members[2]["host"], "127.0.0.13");
+    }
+
+    #[test]
+    fn member_configs_use_the_measured_timings_and_own_sockets() {
+        let layout = Layout::new(Path::new("/lab"));
+        let spec = spec(3, 0, "127.0.0.11");
+        let passwords = Passwords {
+            rest: "r".into(),
+            superuser: "s".into(),
+            replication: "p".into(),
+            rewind: "w".into(),
+        };
+        let member = &spec.all_members()[1];
+        let config: serde_json::Value =
+            serde_saphyr::from_str(&files::patroni_config(&layout, &spec, member, &passwords))
+                .unwrap();
+        assert_eq!(config["name"], "node2");
+        assert_eq!(config["restapi"]["listen"], "127.0.0.12:8008");
+        assert_eq!(config["etcd3"]["hosts"], "127.0.0.10:2379");
+        let dcs = &config["bootstrap"]["dcs"];
+        assert_eq!(
+            (
+                dcs["ttl"].as_u64(),
+                dcs["loop_wait"].as_u64(),
+                dcs["retry_timeout"].as_u64()
+            ),
+            (Some(20), Some(2), Some(5))
+        );
+        // Every member listens on 5432: each needs its own socket directory.
+        assert_eq!(
+            config["postgresql"]["parameters"]["unix_socket_directories"],
+            "/lab/members/node2"
+        );
+        assert_eq!(config["postgresql"]["basebackup"][0]["checkpoint"], "fast");
+        assert!(config.get("ctl").is_none(), "no TLS, no ctl section");
+    }
+}

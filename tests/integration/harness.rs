@@ -167,10 +167,17 @@ impl Lab {
         ready(LAB.get_or_init(|| Lab::start("main", "127.0.0.41", &[])))
     }
 
-    /// A 1-member lab whose REST API requires TLS client certificates, on 127.0.0.51.
+    /// A 1-member lab (plus a spare) whose REST API requires TLS client certificates, on
+    /// 127.0.0.51-52.
     pub(crate) fn tls() -> &'static Lab {
         static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
-        ready(LAB.get_or_init(|| Lab::start("tls", "127.0.0.51", &["--members", "1", "--tls"])))
+        ready(LAB.get_or_init(|| {
+            Lab::start(
+                "tls",
+                "127.0.0.51",
+                &["--members", "1", "--spare", "1", "--tls"],
+            )
+        }))
     }
 
     /// Starts (or re-checks) a lab once per test process; a failure is remembered so that the

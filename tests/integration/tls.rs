@@ -1,7 +1,9 @@
 //! A lab whose REST API requires TLS client certificates (Patroni `verify_client: required`):
 //! pgha talks to it with the lab CA and its client certificate, and refuses clearly otherwise.
 
-use crate::harness::{Lab, Pgha, scratch, write};
+use std::time::Duration;
+
+use crate::harness::{Lab, Pgha, scratch, wait_until, write};
 
 fn inventory(lab: &Lab, tls: &str) -> String {
     let rest = format!(
@@ -82,4 +84,72 @@ fn verification_can_only_be_disabled_explicitly() {
         .arg_path(&path)
         .run()
         .success();
+}
+
+/// The spare member: configured by `lab up`, not started; started, it joins like a new replica
+/// in a scale-up (basebackup from the leader) and streams.
+#[test]
+fn a_spare_member_joins_when_started_and_leaves_when_stopped() {
+    let guard = Lab::tls().exclusive();
+    let lab = guard.lab;
+    assert!(
+        lab.member_config("node2").is_file(),
+        "the spare is configured"
+    );
+    let spare = |document: &serde_json::Value| {
+        document["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|component| component["name"] == "node2")
+            .unwrap()
+            .clone()
+    };
+    let document = Pgha::new()
+        .args(["lab", "status", "-o", "json"])
+        .lab(lab)
+        .run()
+        .success()
+        .json();
+    assert_eq!(spare(&document)["spare"], true);
+    Pgha::new()
+        .args(["lab", "member", "start", "node2"])
+        .lab(lab)
+        .run()
+        .success();
+    wait_until(Duration::from_secs(90), "the spare streams", || {
+        let document = Pgha::new()
+            .args(["status", "-o", "json"])
+            .lab(lab)
+            .run()
+            .json();
+        document["members"].as_array().is_some_and(|members| {
+            members
+                .iter()
+                .any(|member| member["name"] == "node2" && member["state"] == "streaming")
+        })
+    });
+    let document = Pgha::new()
+        .args(["status", "-o", "json"])
+        .lab(lab)
+        .run()
+        .success()
+        .json();
+    assert_eq!(
+        document["warnings"],
+        serde_json::json!([]),
+        "a joined spare is a member like any other"
+    );
+    Pgha::new()
+        .args(["lab", "member", "stop", "node2"])
+        .lab(lab)
+        .run()
+        .success();
+    let document = Pgha::new()
+        .args(["lab", "status", "-o", "json"])
+        .lab(lab)
+        .run()
+        .success()
+        .json();
+    assert_eq!(spare(&document)["running"], false);
 }
