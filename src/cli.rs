@@ -41,12 +41,26 @@ pub enum Parsed {
                   4 pre-check refused, 5 aborted by operator, 6 lock held."
 )]
 struct RawArgs {
+    #[command(flatten)]
+    selection: SelectionArgs,
+
+    /// More logs on stderr (-v, -vv)
+    #[arg(short, long, global = true, help_heading = "Logging", action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: RawCommand,
+}
+
+/// How to name the cluster: global options, valid before or after the subcommand.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Cluster selection")]
+struct SelectionArgs {
     /// Environment in the inventory (staging, production, lab…)
     #[arg(
         short = 'e',
         long = "env",
         global = true,
-        help_heading = "Cluster selection",
         env = "PGHA_ENV",
         hide_env_values = true,
         value_name = "ENV"
@@ -58,7 +72,6 @@ struct RawArgs {
         short = 'c',
         long,
         global = true,
-        help_heading = "Cluster selection",
         env = "PGHA_CONFIG",
         hide_env_values = true,
         value_name = "FILE"
@@ -66,65 +79,36 @@ struct RawArgs {
     config: Option<PathBuf>,
 
     /// Cluster in the environment (optional when the environment has one)
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Cluster selection",
-        value_name = "NAME"
-    )]
+    #[arg(long, global = true, value_name = "NAME")]
     cluster: Option<String>,
 
     /// Use Patroni's own configuration file instead of an inventory (like `patronictl -c`)
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Cluster selection",
-        value_name = "FILE",
-        conflicts_with = "api"
-    )]
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "api")]
     patroni_config: Option<PathBuf>,
 
     /// Use one member's REST API URL and discover the others from its /cluster
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Cluster selection",
-        value_name = "URL"
-    )]
+    #[arg(long, global = true, value_name = "URL")]
     api: Option<String>,
 
     /// CA bundle for --api over HTTPS
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Cluster selection",
-        value_name = "FILE",
-        requires = "api"
-    )]
+    #[arg(long, global = true, value_name = "FILE", requires = "api")]
     cacert: Option<PathBuf>,
 
     /// Client certificate for --api over HTTPS
-    #[arg(long, global = true, help_heading = "Cluster selection", value_name = "FILE", requires_all = ["api", "key"])]
+    #[arg(long, global = true, value_name = "FILE", requires_all = ["api", "key"])]
     cert: Option<PathBuf>,
 
     /// Client key for --api over HTTPS
-    #[arg(long, global = true, help_heading = "Cluster selection", value_name = "FILE", requires_all = ["api", "cert"])]
+    #[arg(long, global = true, value_name = "FILE", requires_all = ["api", "cert"])]
     key: Option<PathBuf>,
 
     /// Connect timeout for REST calls, e.g. 2s
-    #[arg(long, global = true, help_heading = "Cluster selection", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     connect_timeout: Option<Duration>,
 
     /// Request timeout for REST calls, e.g. 4s
-    #[arg(long, global = true, help_heading = "Cluster selection", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
-
-    /// More logs on stderr (-v, -vv)
-    #[arg(short, long, global = true, help_heading = "Logging", action = clap::ArgAction::Count)]
-    verbose: u8,
-
-    #[command(subcommand)]
-    command: RawCommand,
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,27 +261,28 @@ where
     T: Into<OsString> + Clone,
 {
     let raw = RawArgs::try_parse_from(args)?;
+    let selection = raw.selection;
     let lab_dir = match &raw.command {
         RawCommand::Lab(lab) => lab.dir.clone(),
         _ => std::env::var_os("PGHA_LAB_DIR").map(PathBuf::from),
     }
     .unwrap_or_else(crate::lab::default_dir);
     let selector = Selector {
-        config: raw.config,
+        config: selection.config,
         search_paths: search_paths(),
         lab_inventory: Some(lab_dir.join(inventory::FILE_NAME)),
-        environment: raw.environment,
-        cluster: raw.cluster,
-        patroni_config: raw.patroni_config,
-        api: raw.api,
+        environment: selection.environment,
+        cluster: selection.cluster,
+        patroni_config: selection.patroni_config,
+        api: selection.api,
         api_tls: TlsSettings {
-            ca_file: raw.cacert,
-            client_cert: raw.cert,
-            client_key: raw.key,
+            ca_file: selection.cacert,
+            client_cert: selection.cert,
+            client_key: selection.key,
             verify: true,
         },
-        connect_timeout: raw.connect_timeout,
-        request_timeout: raw.timeout,
+        connect_timeout: selection.connect_timeout,
+        request_timeout: selection.timeout,
     };
     validate_names(&selector)?;
     let command = match raw.command {

@@ -745,4 +745,26 @@ pub(crate) mod testing {
             .collect();
         (target, observations)
     }
+
+    /// The first observation of a member that answered as a replica.
+    pub(crate) fn first_replica(observations: &mut [MemberObservation]) -> &mut MemberObservation {
+        observations
+            .iter_mut()
+            .find(|observation| {
+                observation
+                    .status
+                    .as_ref()
+                    .is_ok_and(|status| !status.role.is_leader())
+            })
+            .expect("a replica among the observations")
+    }
+
+    /// Makes the first replica's API fail as a refused connection; returns its name.
+    pub(crate) fn silence_a_replica(observations: &mut [MemberObservation]) -> String {
+        let replica = first_replica(observations);
+        let name = replica.target.name.clone();
+        replica.status = Err(refused(&name));
+        replica.topology = Err(refused(&name));
+        name
+    }
 }

@@ -268,7 +268,7 @@ fn footer(document: &StatusDocument) -> String {
 mod tests {
     use super::*;
     use crate::observe::merge;
-    use crate::observe::testing::{healthy, refused};
+    use crate::observe::testing::{healthy, silence_a_replica};
 
     const OBSERVED_AT: &str = "2026-11-23T20:00:00.000Z";
 
@@ -295,18 +295,7 @@ mod tests {
     #[test]
     fn degraded_cluster_table_shows_every_problem() {
         let (target, mut observations) = healthy("4.1.5");
-        let replica = observations
-            .iter_mut()
-            .find(|observation| {
-                observation
-                    .status
-                    .as_ref()
-                    .is_ok_and(|status| !status.role.is_leader())
-            })
-            .unwrap();
-        let name = replica.target.name.clone();
-        replica.status = Err(refused(&name));
-        replica.topology = Err(refused(&name));
+        silence_a_replica(&mut observations);
         for observation in &mut observations {
             if let Ok(topology) = &mut observation.topology {
                 topology.paused = true;

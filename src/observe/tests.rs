@@ -1,6 +1,6 @@
 //! Merging members' answers, fed with responses recorded from real clusters.
 
-use super::testing::{healthy, refused, target};
+use super::testing::{first_replica, healthy, refused, silence_a_replica, target};
 use super::*;
 use crate::patroni::fixtures::{cluster, recorded, status};
 
@@ -47,16 +47,7 @@ fn a_healthy_cluster_of_every_release_has_no_warnings() {
 #[test]
 fn an_unreachable_member_keeps_its_dcs_state_and_is_flagged() {
     let (target, mut observations) = healthy("4.1.5");
-    let replica = observations.iter_mut().find(|observation| {
-        observation
-            .status
-            .as_ref()
-            .is_ok_and(|status| !status.role.is_leader())
-    });
-    let replica = replica.unwrap();
-    let name = replica.target.name.clone();
-    replica.status = Err(refused(&name));
-    replica.topology = Err(refused(&name));
+    let name = silence_a_replica(&mut observations);
     let view = merge(&target, observations).unwrap();
     let member = view.member(&name).unwrap();
     assert!(!member.is_reachable());
@@ -98,16 +89,7 @@ fn members_naming_different_leaders_are_flagged() {
     for member in &mut headless.members {
         member.role = ClusterRole::Replica;
     }
-    let index = observations
-        .iter()
-        .position(|observation| {
-            observation
-                .status
-                .as_ref()
-                .is_ok_and(|status| !status.role.is_leader())
-        })
-        .unwrap();
-    observations[index].topology = Ok(headless);
+    first_replica(&mut observations).topology = Ok(headless);
     let view = merge(&target, observations).unwrap();
     assert!(
         view.warnings
@@ -121,15 +103,7 @@ fn members_naming_different_leaders_are_flagged() {
 #[test]
 fn a_second_primary_is_flagged() {
     let (target, mut observations) = healthy("4.1.5");
-    let replica = observations
-        .iter_mut()
-        .find(|observation| {
-            observation
-                .status
-                .as_ref()
-                .is_ok_and(|status| !status.role.is_leader())
-        })
-        .unwrap();
+    let replica = first_replica(&mut observations);
     let name = replica.target.name.clone();
     if let Ok(status) = &mut replica.status {
         status.role = PostgresRole::Primary;

@@ -5,40 +5,17 @@ use std::time::Duration;
 
 use pgha::patroni::SwitchoverRequest;
 
-use crate::harness::{Lab, Pgha, block_on, wait_until};
-
-fn status_json(lab: &Lab) -> serde_json::Value {
-    Pgha::new()
-        .args(["status", "-o", "json"])
-        .lab(lab)
-        .run()
-        .success()
-        .json()
-}
-
-fn member<'a>(document: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    document["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|member| member["name"] == name)
-        .unwrap()
-}
+use crate::harness::{Lab, Pgha, block_on, entry, wait_until};
 
 #[test]
 fn a_paused_cluster_says_maintenance_mode() {
     let guard = Lab::shared().exclusive();
     guard.lab.set_paused(true);
-    assert_eq!(status_json(guard.lab)["paused"], true);
-    let table = Pgha::new()
-        .args(["status"])
-        .lab(guard.lab)
-        .run()
-        .success()
-        .stdout();
+    assert_eq!(guard.lab.status_json()["paused"], true);
+    let table = guard.lab.status_table();
     assert!(table.contains("\n Maintenance mode: on\n"), "{table}");
     guard.lab.set_paused(false);
-    assert_eq!(status_json(guard.lab)["paused"], false);
+    assert_eq!(guard.lab.status_json()["paused"], false);
 }
 
 #[test]
@@ -62,25 +39,20 @@ fn a_killed_patroni_shows_unreachable_then_leaves_the_cluster() {
         "an unreachable member must not stall status"
     );
     let document = run.json();
-    let entry = member(&document, &victim);
-    assert_eq!(entry["api"], "unreachable");
+    let record = entry(&document, "members", &victim);
+    assert_eq!(record["api"], "unreachable");
     assert!(
-        entry["api_error"]
+        record["api_error"]
             .as_str()
             .unwrap()
             .contains("Connection refused")
     );
-    assert_eq!(entry["in_dcs"], true);
-    assert_eq!(entry["state"], "streaming", "the DCS's last word");
+    assert_eq!(record["in_dcs"], true);
+    assert_eq!(record["state"], "streaming", "the DCS's last word");
     let warning = &document["warnings"][0];
     assert_eq!(warning["code"], "member_unreachable");
     assert_eq!(warning["member"], victim.as_str());
-    let table = Pgha::new()
-        .args(["status"])
-        .lab(guard.lab)
-        .run()
-        .success()
-        .stdout();
+    let table = guard.lab.status_table();
     assert!(table.contains("unreachable (DCS: streaming)"), "{table}");
     assert!(
         table.contains(&format!(" ! {victim}: REST API failed")),
@@ -91,17 +63,12 @@ fn a_killed_patroni_shows_unreachable_then_leaves_the_cluster() {
     wait_until(
         Duration::from_secs(45),
         "the killed member's key expires",
-        || member(&status_json(guard.lab), &victim)["in_dcs"] == false,
+        || entry(&guard.lab.status_json(), "members", &victim)["in_dcs"] == false,
     );
-    let document = status_json(guard.lab);
-    assert!(member(&document, &victim)["state"].is_null());
+    let document = guard.lab.status_json();
+    assert!(entry(&document, "members", &victim)["state"].is_null());
     assert_eq!(document["warnings"][0]["code"], "not_in_cluster");
-    let table = Pgha::new()
-        .args(["status"])
-        .lab(guard.lab)
-        .run()
-        .success()
-        .stdout();
+    let table = guard.lab.status_table();
     let row = table
         .lines()
         .find(|line| line.starts_with(&format!("| {victim} ")))
@@ -124,17 +91,12 @@ fn a_scheduled_switchover_is_shown_under_the_table() {
     let answer = block_on(client.switchover(&target.members[0].api_url, &request)).unwrap();
     assert_eq!(answer.status, 202, "{answer:?}");
     wait_until(Duration::from_secs(10), "the schedule is visible", || {
-        !status_json(guard.lab)["scheduled_switchover"].is_null()
+        !guard.lab.status_json()["scheduled_switchover"].is_null()
     });
-    let document = status_json(guard.lab);
+    let document = guard.lab.status_json();
     assert_eq!(document["scheduled_switchover"]["from"], leader.as_str());
     assert_eq!(document["scheduled_switchover"]["to"], candidate.as_str());
-    let table = Pgha::new()
-        .args(["status"])
-        .lab(guard.lab)
-        .run()
-        .success()
-        .stdout();
+    let table = guard.lab.status_table();
     assert!(table.contains(" Switchover scheduled at: "), "{table}");
     let answer = block_on(client.cancel_switchover(&target.members[0].api_url)).unwrap();
     assert!(answer.is_success(), "{answer:?}");

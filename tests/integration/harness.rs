@@ -311,6 +311,36 @@ impl Lab {
         format!("http://{a}.{b}.{c}.{}:8008", d + index - 1)
     }
 
+    /// `pgha status -o json` on this lab.
+    pub(crate) fn status_json(&self) -> serde_json::Value {
+        Pgha::new()
+            .args(["status", "-o", "json"])
+            .lab(self)
+            .run()
+            .success()
+            .json()
+    }
+
+    /// `pgha status` (the table) on this lab.
+    pub(crate) fn status_table(&self) -> String {
+        Pgha::new()
+            .args(["status"])
+            .lab(self)
+            .run()
+            .success()
+            .stdout()
+    }
+
+    /// `pgha lab status -o json` on this lab.
+    pub(crate) fn lab_status_json(&self) -> serde_json::Value {
+        Pgha::new()
+            .args(["lab", "status", "-o", "json"])
+            .lab(self)
+            .run()
+            .success()
+            .json()
+    }
+
     /// An inventory naming this lab's members by REST URL, under environment `environment`
     /// (cluster `demo`), with `rest` as the lines of its `rest:` block (indented six spaces).
     pub(crate) fn inventory_yaml(&self, environment: &str, rest: &str, members: &[&str]) -> String {
@@ -447,6 +477,17 @@ pub(crate) fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut(
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// The entry named `name` in `document[list]` (a status document's `members`, a lab status
+/// document's `components`).
+#[track_caller]
+pub(crate) fn entry(document: &serde_json::Value, list: &str, name: &str) -> serde_json::Value {
+    document[list]
+        .as_array()
+        .and_then(|entries| entries.iter().find(|entry| entry["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {list}: {document}"))
+        .clone()
 }
 
 /// A scratch directory for inventories written by tests.

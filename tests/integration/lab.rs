@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Lab, Pgha};
+use crate::harness::{Lab, Pgha, entry};
 
 #[test]
 fn a_second_up_on_a_healthy_lab_does_nothing() {
@@ -50,12 +50,7 @@ fn up_refuses_a_different_shape_for_an_existing_lab() {
 #[test]
 fn lab_status_lists_every_process() {
     let guard = Lab::shared().read();
-    let document = Pgha::new()
-        .args(["lab", "status", "-o", "json"])
-        .lab(guard.lab)
-        .run()
-        .success()
-        .json();
+    let document = guard.lab.lab_status_json();
     let components = document["components"].as_array().unwrap();
     let names: Vec<&str> = components
         .iter()
@@ -124,22 +119,11 @@ fn a_stopped_member_leaves_and_rejoins() {
         .lab(guard.lab)
         .run()
         .success();
-    let document = Pgha::new()
-        .args(["lab", "status", "-o", "json"])
-        .lab(guard.lab)
-        .run()
-        .success()
-        .json();
-    let entry = document["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|component| component["name"] == member.as_str())
-        .unwrap()
-        .clone();
-    assert_eq!(entry["running"], false);
+    let document = guard.lab.lab_status_json();
+    let record = entry(&document, "components", &member);
+    assert_eq!(record["running"], false);
     assert!(
-        entry["postgres_pid"].is_null(),
+        record["postgres_pid"].is_null(),
         "stopping Patroni (unpaused) stops PostgreSQL"
     );
     Pgha::new()

@@ -4,17 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Lab, Pgha, block_on, wait_until};
-
-fn member(document: &serde_json::Value, name: &str) -> serde_json::Value {
-    document["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|member| member["name"] == name)
-        .unwrap()
-        .clone()
-}
+use crate::harness::{Lab, Pgha, block_on, entry, wait_until};
 
 fn run_patroni(lab: &Lab, name: &str, version: &str) {
     Pgha::new()
@@ -51,22 +41,17 @@ fn an_old_member_is_normalised_as_replica_and_as_leader() {
     lab.set_paused(true);
     run_patroni(lab, &old, "2.1.7");
 
-    let document = Pgha::new()
-        .args(["status", "-o", "json"])
-        .lab(lab)
-        .run()
-        .success()
-        .json();
-    let entry = member(&document, &old);
-    assert_eq!(entry["patroni_version"], "2.1.7");
-    assert_eq!(entry["role"], "replica");
+    let document = lab.status_json();
+    let record = entry(&document, "members", &old);
+    assert_eq!(record["patroni_version"], "2.1.7");
+    assert_eq!(record["role"], "replica");
     assert_eq!(
-        entry["state"], "running",
+        record["state"], "running",
         "2.1.7 cannot tell streaming; pgha does not invent it"
     );
-    assert!(entry["receive_lag_bytes"].as_u64().is_some());
+    assert!(record["receive_lag_bytes"].as_u64().is_some());
     assert!(
-        entry["replay_lag_bytes"].as_u64().is_some(),
+        record["replay_lag_bytes"].as_u64().is_some(),
         "computed from positions"
     );
     assert_eq!(document["warnings"], serde_json::json!([]));
@@ -74,27 +59,17 @@ fn an_old_member_is_normalised_as_replica_and_as_leader() {
     // The old member takes over: its /patroni says `master`, its /cluster has no scope, no
     // `streaming` and no receive/replay lags.
     lab.switchover(&original_leader, &old);
-    let document = Pgha::new()
-        .args(["status", "-o", "json"])
-        .lab(lab)
-        .run()
-        .success()
-        .json();
+    let document = lab.status_json();
     assert_eq!(document["leader"], old.as_str());
     assert_eq!(document["scope"], "demo");
-    let entry = member(&document, &old);
-    assert_eq!(entry["role"], "leader");
-    assert_eq!(entry["patroni_version"], "2.1.7");
+    let record = entry(&document, "members", &old);
+    assert_eq!(record["role"], "leader");
+    assert_eq!(record["patroni_version"], "2.1.7");
     wait_until(
         Duration::from_secs(30),
         "the 4.1.5 members stream from the old leader",
         || {
-            let document = Pgha::new()
-                .args(["status", "-o", "json"])
-                .lab(lab)
-                .run()
-                .success()
-                .json();
+            let document = lab.status_json();
             document["members"]
                 .as_array()
                 .unwrap()
@@ -105,12 +80,7 @@ fn an_old_member_is_normalised_as_replica_and_as_leader() {
                 })
         },
     );
-    let table = Pgha::new()
-        .args(["status"])
-        .lab(lab)
-        .run()
-        .success()
-        .stdout();
+    let table = lab.status_table();
     assert!(table.contains("| Leader  | running   |"), "{table}");
     assert!(table.contains(" Maintenance mode: on"), "{table}");
 

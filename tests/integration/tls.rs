@@ -1,9 +1,28 @@
 //! A lab whose REST API requires TLS client certificates (Patroni `verify_client: required`):
 //! pgha talks to it with the lab CA and its client certificate, and refuses clearly otherwise.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::harness::{Lab, Pgha, scratch, wait_until, write};
+use crate::harness::{Lab, Pgha, entry, scratch, wait_until, write};
+
+/// Writes an inventory for the TLS lab with these `tls:` settings (paths relative to the lab).
+fn inventory_with_tls(
+    lab: &Lab,
+    dir: &std::path::Path,
+    settings: &[(&str, &str)],
+) -> std::path::PathBuf {
+    let mut tls = String::from("      tls:\n");
+    for (key, value) in settings {
+        let value = if value.starts_with("tls/") {
+            format!("{}/{value}", lab.dir.display())
+        } else {
+            (*value).to_string()
+        };
+        let _ = writeln!(tls, "        {key}: {value}");
+    }
+    write(dir, "pgha.yml", &inventory(lab, &tls))
+}
 
 fn inventory(lab: &Lab, tls: &str) -> String {
     let rest = format!(
@@ -17,12 +36,7 @@ fn inventory(lab: &Lab, tls: &str) -> String {
 #[test]
 fn mutual_tls_works_with_the_ca_and_a_client_certificate() {
     let guard = Lab::tls().read();
-    let document = Pgha::new()
-        .args(["status", "-o", "json"])
-        .lab(guard.lab)
-        .run()
-        .success()
-        .json();
+    let document = guard.lab.status_json();
     let member = &document["members"][0];
     assert_eq!(member["api_url"], "https://127.0.0.51:8008");
     assert_eq!(member["api"], "ok");
@@ -34,11 +48,11 @@ fn an_untrusted_server_certificate_is_one_clear_line() {
     let guard = Lab::tls().read();
     let dir = scratch();
     // No ca_file: the system's trust store does not know the lab CA.
-    let tls = format!(
-        "      tls:\n        cert_file: {0}/tls/pgha.crt\n        key_file: {0}/tls/pgha.key\n",
-        guard.lab.dir.display()
+    let path = inventory_with_tls(
+        guard.lab,
+        dir.path(),
+        &[("cert_file", "tls/pgha.crt"), ("key_file", "tls/pgha.key")],
     );
-    let path = write(dir.path(), "pgha.yml", &inventory(guard.lab, &tls));
     let run = Pgha::new()
         .args(["status", "-c"])
         .arg_path(&path)
@@ -59,11 +73,7 @@ fn an_untrusted_server_certificate_is_one_clear_line() {
 fn a_missing_client_certificate_is_refused_by_the_server() {
     let guard = Lab::tls().read();
     let dir = scratch();
-    let tls = format!(
-        "      tls:\n        ca_file: {}/tls/ca.crt\n",
-        guard.lab.dir.display()
-    );
-    let path = write(dir.path(), "pgha.yml", &inventory(guard.lab, &tls));
+    let path = inventory_with_tls(guard.lab, dir.path(), &[("ca_file", "tls/ca.crt")]);
     let run = Pgha::new().args(["status", "-c"]).arg_path(&path).run();
     assert_ne!(run.code(), 0);
     let line = run.one_error_line();
@@ -74,11 +84,15 @@ fn a_missing_client_certificate_is_refused_by_the_server() {
 fn verification_can_only_be_disabled_explicitly() {
     let guard = Lab::tls().read();
     let dir = scratch();
-    let tls = format!(
-        "      tls:\n        verify: false\n        cert_file: {0}/tls/pgha.crt\n        key_file: {0}/tls/pgha.key\n",
-        guard.lab.dir.display()
+    let path = inventory_with_tls(
+        guard.lab,
+        dir.path(),
+        &[
+            ("verify", "false"),
+            ("cert_file", "tls/pgha.crt"),
+            ("key_file", "tls/pgha.key"),
+        ],
     );
-    let path = write(dir.path(), "pgha.yml", &inventory(guard.lab, &tls));
     Pgha::new()
         .args(["status", "-c"])
         .arg_path(&path)
@@ -96,21 +110,8 @@ fn a_spare_member_joins_when_started_and_leaves_when_stopped() {
         lab.member_config("node2").is_file(),
         "the spare is configured"
     );
-    let spare = |document: &serde_json::Value| {
-        document["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|component| component["name"] == "node2")
-            .unwrap()
-            .clone()
-    };
-    let document = Pgha::new()
-        .args(["lab", "status", "-o", "json"])
-        .lab(lab)
-        .run()
-        .success()
-        .json();
+    let spare = |document: &serde_json::Value| entry(document, "components", "node2");
+    let document = lab.lab_status_json();
     assert_eq!(spare(&document)["spare"], true);
     Pgha::new()
         .args(["lab", "member", "start", "node2"])
@@ -129,12 +130,7 @@ fn a_spare_member_joins_when_started_and_leaves_when_stopped() {
                 .any(|member| member["name"] == "node2" && member["state"] == "streaming")
         })
     });
-    let document = Pgha::new()
-        .args(["status", "-o", "json"])
-        .lab(lab)
-        .run()
-        .success()
-        .json();
+    let document = lab.status_json();
     assert_eq!(
         document["warnings"],
         serde_json::json!([]),
@@ -145,11 +141,6 @@ fn a_spare_member_joins_when_started_and_leaves_when_stopped() {
         .lab(lab)
         .run()
         .success();
-    let document = Pgha::new()
-        .args(["lab", "status", "-o", "json"])
-        .lab(lab)
-        .run()
-        .success()
-        .json();
+    let document = lab.lab_status_json();
     assert_eq!(spare(&document)["running"], false);
 }
