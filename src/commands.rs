@@ -174,9 +174,26 @@ async fn cluster_wide_source(
         .iter()
         .filter(|member| member.is_reachable())
         .find(|member| member.is_leader())
-        .or_else(|| view.members.iter().find(|member| member.is_reachable()))
-        .expect("observe fails when no member answers");
-    Ok(member.api_url.clone())
+        .or_else(|| view.members.iter().find(|member| member.is_reachable()));
+    match member {
+        Some(member) => Ok(member.api_url.clone()),
+        // Some member answered /cluster, but none /patroni: nobody to ask with confidence.
+        None => Err(observe::ObserveError::NoMemberAnswered {
+            cluster: view.cluster.clone(),
+            failures: view
+                .members
+                .iter()
+                .filter_map(|member| {
+                    member
+                        .status
+                        .as_ref()
+                        .err()
+                        .map(|failure| failure.message.clone())
+                })
+                .collect(),
+        }
+        .into()),
+    }
 }
 
 #[derive(Serialize)]

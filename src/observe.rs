@@ -321,7 +321,7 @@ fn refuse_if_nobody_answered(
             _ => None,
         });
     if let Some(error) = access_failure {
-        return Err(ObserveError::Access(clone_error(error)));
+        return Err(ObserveError::Access(error.clone()));
     }
     Err(ObserveError::NoMemberAnswered {
         cluster: target.cluster.clone(),
@@ -333,28 +333,6 @@ fn refuse_if_nobody_answered(
             })
             .collect(),
     })
-}
-
-fn clone_error(error: &PatroniError) -> PatroniError {
-    match error {
-        PatroniError::Tls { url, reason } => PatroniError::Tls {
-            url: url.clone(),
-            reason: reason.clone(),
-        },
-        PatroniError::Certificate { path, reason } => PatroniError::Certificate {
-            path: path.clone(),
-            reason: reason.clone(),
-        },
-        PatroniError::Unauthorized { url, reason } => PatroniError::Unauthorized {
-            url: url.clone(),
-            reason: reason.clone(),
-        },
-        PatroniError::Forbidden { url, reason } => PatroniError::Forbidden {
-            url: url.clone(),
-            reason: reason.clone(),
-        },
-        other => PatroniError::Setup(other.to_string()),
-    }
 }
 
 /// The `/cluster` answer to show: the one from the member that runs as leader, else the first

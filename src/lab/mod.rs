@@ -2,32 +2,35 @@
 //! PostgreSQL 15, a real sshd — with one loopback address per member (node1 = 127.0.0.11, …) and
 //! the production ports on each. It is the demo, the integration tests' cluster and the
 //! rehearsal sandbox for runbooks. `up` is idempotent; every daemon is tracked by a PID file and
-//! stopped by that PID only.
+//! stopped by that PID only. This file orchestrates; `daemons`, `health`, `report`, `files`,
+//! `layout`, `process` and `venv` hold the parts.
 
+mod daemons;
 mod files;
+mod health;
 mod layout;
 mod process;
+mod report;
 mod venv;
 
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Exit;
-use crate::inventory::{self, ClusterTarget, Selector};
-use crate::observe::{self, ClusterView};
-use crate::patroni::{MemberState, PatroniClient, Version};
-use crate::ui::{self, OutputFormat};
+use crate::patroni::Version;
+use crate::ui::OutputFormat;
+use daemons::{etcd_daemon, member_daemon, sshd_daemon, start_and_listen, stop_orphaned_postgres};
 use files::Passwords;
+use health::{wait_for_api, wait_until_healthy};
 use layout::{LabMember, LabState, Layout};
 use process::{Daemon, RunAs};
+use report::{print_view_summary, status};
 
 pub const DEFAULT_PATRONI_VERSION: &str = "4.1.5";
-/// The lab's `maximum_lag_on_failover`: a replica further behind does not count as healthy.
-const HEALTHY_LAG_BYTES: u64 = 1024 * 1024;
 
 /// What a lab is made of. Recorded in `lab.json`; a later `up` must ask for the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,250 +334,6 @@ fn write_member_config(
     run_as.own(&config)
 }
 
-fn etcd_daemon(layout: &Layout, spec: &LabSpec) -> Daemon {
-    let address = spec.infrastructure_address();
-    let data = layout.etcd().join("data");
-    let client = format!("http://{address}:{}", files::ETCD_CLIENT_PORT);
-    let peer = format!("http://{address}:{}", files::ETCD_PEER_PORT);
-    Daemon {
-        name: "etcd".into(),
-        program: PathBuf::from("/usr/bin/etcd"),
-        args: vec![
-            "--name".into(),
-            "lab".into(),
-            "--data-dir".into(),
-            data.to_string_lossy().into_owned(),
-            "--listen-client-urls".into(),
-            client.clone(),
-            "--advertise-client-urls".into(),
-            client,
-            "--listen-peer-urls".into(),
-            peer.clone(),
-            "--initial-advertise-peer-urls".into(),
-            peer.clone(),
-            "--initial-cluster".into(),
-            format!("lab={peer}"),
-            "--initial-cluster-state".into(),
-            "new".into(),
-            "--logger".into(),
-            "zap".into(),
-        ],
-        pid_file: layout.etcd().join("etcd.pid"),
-        log_file: layout.etcd().join("etcd.log"),
-        working_dir: layout.etcd(),
-        identity: data.to_string_lossy().into_owned(),
-        run_as: None,
-        env: Vec::new(),
-    }
-}
-
-fn sshd_daemon(layout: &Layout) -> Daemon {
-    let config = layout.ssh().join("sshd_config");
-    Daemon {
-        name: "sshd".into(),
-        program: PathBuf::from("/usr/sbin/sshd"),
-        args: vec![
-            "-D".into(),
-            "-e".into(),
-            "-f".into(),
-            config.to_string_lossy().into_owned(),
-        ],
-        pid_file: layout.ssh().join("sshd.pid"),
-        log_file: layout.ssh().join("sshd.log"),
-        working_dir: layout.ssh(),
-        identity: config.to_string_lossy().into_owned(),
-        run_as: None,
-        env: Vec::new(),
-    }
-}
-
-fn member_daemon(layout: &Layout, state: &LabState, member: &LabMember, run_as: RunAs) -> Daemon {
-    let dir = layout.member(&member.name);
-    let config = layout.member_config(&member.name);
-    let venv = venv::cache_dir().join(format!("patroni-{}", state.version_of(&member.name)));
-    Daemon {
-        name: member.name.clone(),
-        program: venv::patroni_binary(&venv),
-        args: vec![config.to_string_lossy().into_owned()],
-        pid_file: dir.join("patroni.pid"),
-        log_file: dir.join("patroni.log"),
-        working_dir: dir.clone(),
-        identity: config.to_string_lossy().into_owned(),
-        run_as: Some(run_as),
-        env: vec![("HOME".into(), dir.to_string_lossy().into_owned())],
-    }
-}
-
-/// Starts a daemon and waits until it accepts TCP connections on `address`.
-async fn start_and_listen(daemon: &Daemon, address: (Ipv4Addr, u16)) -> Result<(), LabError> {
-    let pid = daemon.start()?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if tokio::net::TcpStream::connect(address).await.is_ok() {
-            return Ok(());
-        }
-        if !process::is_alive(pid, &daemon.identity) || Instant::now() >= deadline {
-            return Err(LabError::StartFailed {
-                component: format!("{} ({}:{})", daemon.name, address.0, address.1),
-                log_tail: daemon.log_tail(20),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The lab's cluster as pgha's own inventory names it: the lab is a client of pgha like any
-/// environment.
-async fn lab_target(layout: &Layout) -> Result<ClusterTarget, LabError> {
-    let selector = Selector {
-        config: Some(layout.inventory()),
-        environment: Some(inventory::LAB_ENVIRONMENT.into()),
-        ..Selector::default()
-    };
-    inventory::resolve(&selector)
-        .await
-        .map_err(|error| LabError::Cluster(error.to_string()))
-}
-
-/// Polls until one leader runs and every started member streams from it; fails early with
-/// a member's log when its Patroni dies, and with every unhealthy member's log at the deadline.
-async fn wait_until_healthy(
-    layout: &Layout,
-    state: &LabState,
-    run_as: RunAs,
-    wait: Duration,
-) -> Result<ClusterView, LabError> {
-    let mut target = lab_target(layout).await?;
-    let running: Vec<LabMember> = state
-        .spec
-        .all_members()
-        .into_iter()
-        .filter(|member| {
-            member_daemon(layout, state, member, run_as)
-                .running_pid()
-                .is_some()
-        })
-        .collect();
-    target.members.retain(|member| {
-        running
-            .iter()
-            .any(|lab_member| lab_member.name == member.name)
-    });
-    let client =
-        PatroniClient::new(&target.rest).map_err(|error| LabError::Cluster(error.to_string()))?;
-    let started = Instant::now();
-    let mut last_summary = String::new();
-    loop {
-        let observation = observe::observe(&target, &client).await;
-        let summary = match &observation {
-            Ok(view) => summarize(view),
-            Err(crate::observe::ObserveError::NoMemberAnswered { .. }) => {
-                "waiting for the REST APIs to answer".into()
-            }
-            Err(error) => error.to_string(),
-        };
-        if summary != last_summary {
-            eprintln!("lab: [{:>4.1}s] {summary}", started.elapsed().as_secs_f64());
-            last_summary.clone_from(&summary);
-        }
-        if let Ok(view) = observation
-            && is_healthy(&view)
-        {
-            return Ok(view);
-        }
-        for member in &running {
-            let daemon = member_daemon(layout, state, member, run_as);
-            if daemon.running_pid().is_none() {
-                return Err(LabError::StartFailed {
-                    component: format!("Patroni of {}", member.name),
-                    log_tail: daemon.log_tail(25),
-                });
-            }
-        }
-        if started.elapsed() >= wait {
-            let log_tails = running
-                .iter()
-                .map(|member| {
-                    format!(
-                        "--- {} ({}):\n{}",
-                        member.name,
-                        layout.member(&member.name).join("patroni.log").display(),
-                        member_daemon(layout, state, member, run_as).log_tail(12)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            return Err(LabError::NotHealthy {
-                waited: wait,
-                summary,
-                log_tails,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn summarize(view: &ClusterView) -> String {
-    view.members
-        .iter()
-        .map(|member| {
-            let role = member
-                .role()
-                .map_or_else(|| "-".to_string(), |role| role.to_string());
-            let state = member
-                .state()
-                .map_or_else(|| "unreachable".to_string(), |state| state.to_string());
-            format!("{} {role} {state}", member.name)
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
-/// One leader running; every other member streaming. A replica on a Patroni that does not
-/// report replication state (before 3.0) counts once it runs and has received WAL, and the
-/// leader must list a walsender for every replica.
-fn is_healthy(view: &ClusterView) -> bool {
-    let leaders: Vec<_> = view
-        .members
-        .iter()
-        .filter(|member| member.is_leader())
-        .collect();
-    let walsenders = leaders
-        .first()
-        .and_then(|leader| leader.status.as_ref().ok())
-        .map_or(0, |status| status.replication.len());
-    leaders.len() == 1
-        && walsenders + 1 >= view.members.len()
-        && view.members.iter().all(|member| {
-            let Ok(status) = &member.status else {
-                return false;
-            };
-            if member.is_leader() {
-                return status.state == MemberState::Running;
-            }
-            // Right after bootstrap the leader has not published its position yet ("unknown"),
-            // and old releases publish replica positions once per loop.
-            let lag = member.receive_lag().and_then(crate::patroni::Lag::bytes);
-            if lag.is_none_or(|bytes| bytes > HEALTHY_LAG_BYTES) {
-                return false;
-            }
-            match member.state() {
-                Some(MemberState::Streaming) => true,
-                Some(MemberState::Running) => {
-                    !status.reports_replication_state() && member.receive_lsn().is_some()
-                }
-                _ => false,
-            }
-        })
-}
-
-fn print_view_summary(view: &ClusterView) -> Result<(), LabError> {
-    let document =
-        crate::status::StatusDocument::from_view(view, jiff::Timestamp::now().to_string());
-    ui::print_stdout(&crate::status::render_table(&document))
-        .map_err(|error| LabError::io("write", Path::new("stdout"), &error))
-}
-
 fn down(layout: &Layout, wipe: bool) -> Result<Exit, LabError> {
     if !layout.dir.exists() {
         eprintln!("lab: nothing in {}", layout.dir.display());
@@ -582,34 +341,13 @@ fn down(layout: &Layout, wipe: bool) -> Result<Exit, LabError> {
     }
     let lock_file = lock(layout)?;
     let run_as = RunAs::detect()?;
-    if let Some(state) = LabState::load(layout)? {
-        let members = state.spec.all_members();
-        let daemons: Vec<Daemon> = members
-            .iter()
-            .map(|member| member_daemon(layout, &state, member, run_as))
-            .collect();
-        // SIGTERM every Patroni first, then wait: members stop in parallel.
-        for daemon in &daemons {
-            if let Some(pid) = daemon.running_pid() {
-                eprintln!("lab: stopping {} (pid {pid})", daemon.name);
-                process::signal(pid, rustix::process::Signal::TERM)?;
-            }
-        }
-        for daemon in &daemons {
-            if !daemon.stop(Duration::from_secs(60))? {
-                eprintln!("lab: {} did not stop within 60 s; killing it", daemon.name);
-                daemon.kill()?;
-            }
-        }
-        // A paused cluster's Patroni leaves PostgreSQL running, and so does a killed Patroni.
-        for member in &members {
-            stop_orphaned_postgres(layout, member, run_as)?;
-        }
+    let state = LabState::load(layout)?;
+    if let Some(state) = &state {
+        stop_members(layout, state, run_as)?;
     }
-    for daemon in [Some(sshd_daemon(layout)), etcd_daemon_for_down(layout)]
-        .into_iter()
-        .flatten()
-    {
+    let mut infrastructure = vec![sshd_daemon(layout)];
+    infrastructure.extend(state.as_ref().map(|state| etcd_daemon(layout, &state.spec)));
+    for daemon in infrastructure {
         if daemon.running_pid().is_some() {
             eprintln!("lab: stopping {}", daemon.name);
             if !daemon.stop(Duration::from_secs(20))? {
@@ -631,181 +369,30 @@ fn down(layout: &Layout, wipe: bool) -> Result<Exit, LabError> {
     Ok(Exit::Success)
 }
 
-/// etcd's command line does not depend on the spec's details except the address; read the spec
-/// to rebuild it, and skip when the lab never recorded one.
-fn etcd_daemon_for_down(layout: &Layout) -> Option<Daemon> {
-    LabState::load(layout)
-        .ok()
-        .flatten()
-        .map(|state| etcd_daemon(layout, &state.spec))
-}
-
-fn stop_orphaned_postgres(
-    layout: &Layout,
-    member: &LabMember,
-    run_as: RunAs,
-) -> Result<(), LabError> {
-    let data = layout.member_data(&member.name);
-    let Some(pid) = postmaster_pid(&data) else {
-        return Ok(());
-    };
-    eprintln!("lab: stopping PostgreSQL of {} (pid {pid})", member.name);
-    let mut command = std::process::Command::new(format!("{}/pg_ctl", files::POSTGRES_BIN));
-    command
-        .args(["stop", "-m", "fast", "-w", "-t", "60", "-D"])
-        .arg(&data)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .stdout(std::process::Stdio::null());
-    if run_as.is_root_caller {
-        std::os::unix::process::CommandExt::uid(&mut command, run_as.uid);
-        std::os::unix::process::CommandExt::gid(&mut command, run_as.gid);
+/// SIGTERM to every Patroni first, then wait: members stop in parallel. A paused cluster's
+/// Patroni leaves PostgreSQL running, and so does a killed one: stop those too.
+fn stop_members(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(), LabError> {
+    let members = state.spec.all_members();
+    let daemons: Vec<Daemon> = members
+        .iter()
+        .map(|member| member_daemon(layout, state, member, run_as))
+        .collect();
+    for daemon in &daemons {
+        if let Some(pid) = daemon.running_pid() {
+            eprintln!("lab: stopping {} (pid {pid})", daemon.name);
+            process::signal(pid, rustix::process::Signal::TERM)?;
+        }
     }
-    let output = command
-        .output()
-        .map_err(|error| LabError::io("run pg_ctl for", &data, &error))?;
-    if !output.status.success() && postmaster_pid(&data).is_some() {
-        return Err(LabError::ToolFailed {
-            what: format!("pg_ctl stop of {}", member.name),
-            output: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
+    for daemon in &daemons {
+        if !daemon.stop(Duration::from_secs(60))? {
+            eprintln!("lab: {} did not stop within 60 s; killing it", daemon.name);
+            daemon.kill()?;
+        }
+    }
+    for member in &members {
+        stop_orphaned_postgres(layout, member, run_as)?;
     }
     Ok(())
-}
-
-/// The running postmaster of a data directory, by its `postmaster.pid`.
-fn postmaster_pid(data: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(data.join("postmaster.pid")).ok()?;
-    let pid: u32 = text.lines().next()?.trim().parse().ok()?;
-    process::is_alive(pid, "postgres").then_some(pid)
-}
-
-#[derive(Debug, Serialize)]
-struct LabStatusDocument {
-    dir: PathBuf,
-    spec: LabSpec,
-    components: Vec<ComponentStatus>,
-}
-
-#[derive(Debug, Serialize)]
-struct ComponentStatus {
-    name: String,
-    address: String,
-    pid: Option<u32>,
-    running: bool,
-    patroni_version: Option<Version>,
-    postgres_pid: Option<u32>,
-    spare: bool,
-}
-
-fn status(layout: &Layout, format: OutputFormat) -> Result<Exit, LabError> {
-    let state = LabState::load(layout)?.ok_or_else(|| LabError::NoLab {
-        dir: layout.dir.clone(),
-    })?;
-    let run_as = RunAs::detect()?;
-    let spec = &state.spec;
-    let infrastructure = spec.infrastructure_address();
-    let mut components = vec![
-        ComponentStatus {
-            name: "etcd".into(),
-            address: format!("{infrastructure}:{}", files::ETCD_CLIENT_PORT),
-            pid: etcd_daemon(layout, spec).running_pid(),
-            running: false,
-            patroni_version: None,
-            postgres_pid: None,
-            spare: false,
-        },
-        ComponentStatus {
-            name: "sshd".into(),
-            address: format!(
-                "*:{} ({} addresses)",
-                files::SSH_PORT,
-                files::ssh_addresses(spec).len()
-            ),
-            pid: sshd_daemon(layout).running_pid(),
-            running: false,
-            patroni_version: None,
-            postgres_pid: None,
-            spare: false,
-        },
-    ];
-    for member in spec.all_members() {
-        components.push(ComponentStatus {
-            address: format!("{}:8008 / :5432", member.address),
-            pid: member_daemon(layout, &state, &member, run_as).running_pid(),
-            running: false,
-            patroni_version: Some(state.version_of(&member.name)),
-            postgres_pid: postmaster_pid(&layout.member_data(&member.name)),
-            spare: member.spare,
-            name: member.name,
-        });
-    }
-    for component in &mut components {
-        component.running = component.pid.is_some();
-    }
-    let document = LabStatusDocument {
-        dir: layout.dir.clone(),
-        spec: spec.clone(),
-        components,
-    };
-    let text = match format {
-        OutputFormat::Table => render_lab_status(&document),
-        other => ui::render_document(other, &document)
-            .map_err(|error| LabError::io("render", Path::new("stdout"), &error))?,
-    };
-    ui::print_stdout(&text).map_err(|error| LabError::io("write", Path::new("stdout"), &error))?;
-    Ok(Exit::Success)
-}
-
-fn render_lab_status(document: &LabStatusDocument) -> String {
-    let rows = document
-        .components
-        .iter()
-        .map(|component| {
-            vec![
-                component.name.clone(),
-                component.address.clone(),
-                component
-                    .pid
-                    .map_or_else(|| "-".into(), |pid| pid.to_string()),
-                if component.running {
-                    "running".into()
-                } else {
-                    "stopped".into()
-                },
-                component
-                    .patroni_version
-                    .map(|version| version.to_string())
-                    .unwrap_or_default(),
-                component
-                    .postgres_pid
-                    .map(|pid| pid.to_string())
-                    .unwrap_or_default(),
-                if component.spare {
-                    "spare".into()
-                } else {
-                    String::new()
-                },
-            ]
-        })
-        .collect();
-    let title = format!("Lab: {} ({})", document.dir.display(), document.spec.scope);
-    let mut text = ui::table(
-        Some(&title),
-        &[
-            "Component",
-            "Address",
-            "PID",
-            "State",
-            "Patroni",
-            "PostgreSQL PID",
-            "Note",
-        ],
-        rows,
-        &[2, 5],
-    );
-    text.push('\n');
-    text
 }
 
 async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exit, LabError> {
@@ -871,35 +458,6 @@ async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exi
         }
     }
     Ok(Exit::Success)
-}
-
-/// Waits until a freshly started member's REST API answers, failing with its log if it dies.
-async fn wait_for_api(
-    layout: &Layout,
-    daemon: &Daemon,
-    pid: u32,
-    name: &str,
-) -> Result<(), LabError> {
-    let target = lab_target(layout).await?;
-    let url = target
-        .member(name)
-        .map(|member| member.api_url.clone())
-        .ok_or_else(|| LabError::Invalid(format!("{name} is not in the lab inventory")))?;
-    let client =
-        PatroniClient::new(&target.rest).map_err(|error| LabError::Cluster(error.to_string()))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if client.status(&url).await.is_ok() {
-            return Ok(());
-        }
-        if !process::is_alive(pid, &daemon.identity) || Instant::now() >= deadline {
-            return Err(LabError::StartFailed {
-                component: format!("Patroni of {name}"),
-                log_tail: daemon.log_tail(25),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::exit::Exit;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PatroniError {
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),

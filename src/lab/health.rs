@@ -1,0 +1,190 @@
+//! When is the lab healthy: one leader running, every started member streaming from it with
+//! little lag. The lab asks through pgha's own inventory, client and observation, like any
+//! environment.
+
+use std::time::{Duration, Instant};
+
+use super::LabError;
+use super::daemons::member_daemon;
+use super::layout::{LabMember, LabState, Layout};
+use super::process::{self, Daemon, RunAs};
+use crate::inventory::{self, ClusterTarget, Selector};
+use crate::observe::{self, ClusterView};
+use crate::patroni::{MemberState, PatroniClient};
+
+/// The lab's `maximum_lag_on_failover`: a replica further behind does not count as healthy.
+pub(super) const HEALTHY_LAG_BYTES: u64 = 1024 * 1024;
+
+/// The lab's cluster as pgha's own inventory names it: the lab is a client of pgha like any
+/// environment.
+pub(super) async fn lab_target(layout: &Layout) -> Result<ClusterTarget, LabError> {
+    let selector = Selector {
+        config: Some(layout.inventory()),
+        environment: Some(inventory::LAB_ENVIRONMENT.into()),
+        ..Selector::default()
+    };
+    inventory::resolve(&selector)
+        .await
+        .map_err(|error| LabError::Cluster(error.to_string()))
+}
+
+/// Polls until one leader runs and every started member streams from it; fails early with
+/// a member's log when its Patroni dies, and with every unhealthy member's log at the deadline.
+pub(super) async fn wait_until_healthy(
+    layout: &Layout,
+    state: &LabState,
+    run_as: RunAs,
+    wait: Duration,
+) -> Result<ClusterView, LabError> {
+    let mut target = lab_target(layout).await?;
+    let running: Vec<LabMember> = state
+        .spec
+        .all_members()
+        .into_iter()
+        .filter(|member| {
+            member_daemon(layout, state, member, run_as)
+                .running_pid()
+                .is_some()
+        })
+        .collect();
+    target.members.retain(|member| {
+        running
+            .iter()
+            .any(|lab_member| lab_member.name == member.name)
+    });
+    let client =
+        PatroniClient::new(&target.rest).map_err(|error| LabError::Cluster(error.to_string()))?;
+    let started = Instant::now();
+    let mut last_summary = String::new();
+    loop {
+        let observation = observe::observe(&target, &client).await;
+        let summary = match &observation {
+            Ok(view) => summarize(view),
+            Err(crate::observe::ObserveError::NoMemberAnswered { .. }) => {
+                "waiting for the REST APIs to answer".into()
+            }
+            Err(error) => error.to_string(),
+        };
+        if summary != last_summary {
+            eprintln!("lab: [{:>4.1}s] {summary}", started.elapsed().as_secs_f64());
+            last_summary.clone_from(&summary);
+        }
+        if let Ok(view) = observation
+            && is_healthy(&view)
+        {
+            return Ok(view);
+        }
+        for member in &running {
+            let daemon = member_daemon(layout, state, member, run_as);
+            if daemon.running_pid().is_none() {
+                return Err(LabError::StartFailed {
+                    component: format!("Patroni of {}", member.name),
+                    log_tail: daemon.log_tail(25),
+                });
+            }
+        }
+        if started.elapsed() >= wait {
+            let log_tails = running
+                .iter()
+                .map(|member| {
+                    format!(
+                        "--- {} ({}):\n{}",
+                        member.name,
+                        layout.member(&member.name).join("patroni.log").display(),
+                        member_daemon(layout, state, member, run_as).log_tail(12)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(LabError::NotHealthy {
+                waited: wait,
+                summary,
+                log_tails,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub(super) fn summarize(view: &ClusterView) -> String {
+    view.members
+        .iter()
+        .map(|member| {
+            let role = member
+                .role()
+                .map_or_else(|| "-".to_string(), |role| role.to_string());
+            let state = member
+                .state()
+                .map_or_else(|| "unreachable".to_string(), |state| state.to_string());
+            format!("{} {role} {state}", member.name)
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// One leader running; every other member streaming. A replica on a Patroni that does not
+/// report replication state (before 3.0) counts once it runs and has received WAL, and the
+/// leader must list a walsender for every replica.
+pub(super) fn is_healthy(view: &ClusterView) -> bool {
+    let leaders: Vec<_> = view
+        .members
+        .iter()
+        .filter(|member| member.is_leader())
+        .collect();
+    let walsenders = leaders
+        .first()
+        .and_then(|leader| leader.status.as_ref().ok())
+        .map_or(0, |status| status.replication.len());
+    leaders.len() == 1
+        && walsenders + 1 >= view.members.len()
+        && view.members.iter().all(|member| {
+            let Ok(status) = &member.status else {
+                return false;
+            };
+            if member.is_leader() {
+                return status.state == MemberState::Running;
+            }
+            // Right after bootstrap the leader has not published its position yet ("unknown"),
+            // and old releases publish replica positions once per loop.
+            let lag = member.receive_lag().and_then(crate::patroni::Lag::bytes);
+            if lag.is_none_or(|bytes| bytes > HEALTHY_LAG_BYTES) {
+                return false;
+            }
+            match member.state() {
+                Some(MemberState::Streaming) => true,
+                Some(MemberState::Running) => {
+                    !status.reports_replication_state() && member.receive_lsn().is_some()
+                }
+                _ => false,
+            }
+        })
+}
+
+/// Waits until a freshly started member's REST API answers, failing with its log if it dies.
+pub(super) async fn wait_for_api(
+    layout: &Layout,
+    daemon: &Daemon,
+    pid: u32,
+    name: &str,
+) -> Result<(), LabError> {
+    let target = lab_target(layout).await?;
+    let url = target
+        .member(name)
+        .map(|member| member.api_url.clone())
+        .ok_or_else(|| LabError::Invalid(format!("{name} is not in the lab inventory")))?;
+    let client =
+        PatroniClient::new(&target.rest).map_err(|error| LabError::Cluster(error.to_string()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if client.status(&url).await.is_ok() {
+            return Ok(());
+        }
+        if !process::is_alive(pid, &daemon.identity) || Instant::now() >= deadline {
+            return Err(LabError::StartFailed {
+                component: format!("Patroni of {name}"),
+                log_tail: daemon.log_tail(25),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
