@@ -13,6 +13,8 @@ use crate::commands::Command;
 use crate::inventory::{self, Selector};
 use crate::lab::{LabCommand, LabSpec, MemberAction};
 use crate::patroni::{TlsSettings, Version};
+use crate::runbooks::Params;
+use crate::runner::{PlanFormat, RunOptions};
 use crate::ui::OutputFormat;
 
 /// What the user asked for, validated.
@@ -106,13 +108,91 @@ struct SelectionArgs {
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     connect_timeout: Option<Duration>,
 
-    /// Request timeout for REST calls, e.g. 4s
+    /// Request timeout for REST reads, e.g. 4s
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Option<Duration>,
+    request_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
 enum RawCommand {
+    /// Rebuild one replica from the leader (deletes its data directory)
+    Reinit {
+        /// The member to rebuild (never the leader)
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        /// Deadline of the wait for streaming [default: 2h, or the inventory's timeouts.runbooks.reinit]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// A replica lagging more counts as not caught up
+        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+        max_lag: u64,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Hand the leader role to a replica
+    Switchover {
+        /// The new leader [default: the sync standby, else the replica with the lowest lag]
+        #[arg(long, value_name = "NAME")]
+        candidate: Option<String>,
+        /// Schedule it (RFC 3339 with a time zone, e.g. 2026-11-24T02:00:00+00:00)
+        #[arg(long, value_name = "TIME", value_parser = parse_future_time)]
+        at: Option<String>,
+        /// Run CHECKPOINT on the leader first, so its shutdown checkpoint is short
+        #[arg(long)]
+        checkpoint: bool,
+        /// Refuse a candidate lagging more than this
+        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+        max_lag: u64,
+        /// Deadline for the new leader to run [default: 90s]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Turn maintenance mode on: Patroni stops managing the cluster (no automatic failover)
+    Pause {
+        /// Also wait until every member reports it (not only the DCS)
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Turn maintenance mode off; with a RUN_ID, continue that recorded run instead
+    Resume {
+        /// A run to continue (see `pgha runs list`)
+        #[arg(value_name = "RUN_ID")]
+        run_id: Option<String>,
+        /// Also wait until every member reports it (not only the DCS)
+        #[arg(long)]
+        wait: bool,
+        /// With RUN_ID: when the cluster changed, plan again from the cluster as it is
+        #[arg(long, requires = "run_id")]
+        replan: bool,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Restart PostgreSQL, one member at a time, replicas first, each healthy before the next
+    Restart {
+        /// Only this member
+        #[arg(long, value_name = "NAME")]
+        member: Option<String>,
+        /// Only members with a pending restart
+        #[arg(long)]
+        pending_only: bool,
+        /// A replica lagging more counts as not healthy again
+        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+        max_lag: u64,
+        /// Deadline per member [default: 10m]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Recorded runs: list, show, resume
+    Runs {
+        #[command(subcommand)]
+        command: RawRunsCommand,
+    },
     /// Show every member of a cluster: role, state, lag, versions (like `patronictl list`)
     Status {
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
@@ -146,6 +226,54 @@ enum RawCommand {
     /// Print the man page (roff)
     #[command(hide = true)]
     Man,
+}
+
+/// What every runbook command accepts.
+#[derive(Debug, Args)]
+struct RawRunArgs {
+    /// Print the plan and check its pre-conditions against the cluster; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// How --dry-run prints the plan
+    #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
+    output: PlanOutput,
+    /// Answer yes to confirmations (not to destructive steps: see --confirm)
+    #[arg(short = 'y', long)]
+    yes: bool,
+    /// Confirm a destructive step by the name it asks for (a member or cluster name)
+    #[arg(long, value_name = "NAME")]
+    confirm: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlanOutput {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum RawRunsCommand {
+    /// Every recorded run, newest first
+    List {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// One run: its plan and what happened
+    Show {
+        run_id: String,
+        #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
+        output: PlanOutput,
+    },
+    /// Continue a run that was interrupted, killed or failed
+    Resume {
+        run_id: String,
+        /// When the cluster changed, plan again from the cluster as it is
+        #[arg(long)]
+        replan: bool,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +363,16 @@ enum Format {
     Yaml,
 }
 
+impl From<PlanOutput> for PlanFormat {
+    fn from(format: PlanOutput) -> Self {
+        match format {
+            PlanOutput::Text => PlanFormat::Text,
+            PlanOutput::Markdown => PlanFormat::Markdown,
+            PlanOutput::Json => PlanFormat::Json,
+        }
+    }
+}
+
 impl From<Format> for OutputFormat {
     fn from(format: Format) -> Self {
         match format {
@@ -248,6 +386,49 @@ impl From<Format> for OutputFormat {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|error| format!("{text:?} is not a duration like 2s or 500ms: {error}"))
+}
+
+/// `1MiB`, `512kB`, `1048576`: sizes as operators write them (KiB/MiB/GiB are 1024-based,
+/// kB/MB/GB 1000-based, a bare number is bytes).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 1MiB or 500kB"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1000,
+        "KiB" => 1024,
+        "MB" => 1000 * 1000,
+        "MiB" => 1024 * 1024,
+        "GB" => 1000 * 1000 * 1000,
+        "GiB" => 1024 * 1024 * 1024,
+        other => {
+            return Err(format!(
+                "{other:?} is not a unit (B, kB, KiB, MB, MiB, GB, GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// A switchover time: RFC 3339 with a zone (Patroni refuses naive times), in the future.
+fn parse_future_time(text: &str) -> Result<String, String> {
+    let at: jiff::Timestamp = text.parse().map_err(|error| {
+        format!(
+            "{text:?} is not an RFC 3339 time with a zone, like 2026-11-24T02:00:00+00:00 ({error})"
+        )
+    })?;
+    if at <= jiff::Timestamp::now() {
+        return Err(format!("{text:?} is in the past"));
+    }
+    Ok(at.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string())
 }
 
 fn parse_version(text: &str) -> Result<Version, String> {
@@ -282,10 +463,98 @@ where
             verify: true,
         },
         connect_timeout: selection.connect_timeout,
-        request_timeout: selection.timeout,
+        request_timeout: selection.request_timeout,
     };
     validate_names(&selector)?;
-    let command = match raw.command {
+    let command = match command(raw.command, lab_dir)? {
+        Ok(command) => command,
+        Err(text) => return Ok(text),
+    };
+    Ok(Parsed::Run(Box::new(Invocation {
+        selector,
+        verbosity: raw.verbose,
+        command,
+    })))
+}
+
+/// The validated command, or text clap should print instead (completions, the manual).
+fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>, clap::Error> {
+    Ok(Ok(match raw {
+        RawCommand::Reinit {
+            member,
+            timeout,
+            max_lag,
+            run,
+        } => runbook(
+            Params::Reinit {
+                member,
+                timeout,
+                max_lag,
+            },
+            run,
+        )?,
+        RawCommand::Switchover {
+            candidate,
+            at,
+            checkpoint,
+            max_lag,
+            timeout,
+            run,
+        } => runbook(
+            Params::Switchover {
+                candidate,
+                at,
+                checkpoint,
+                max_lag,
+                timeout,
+            },
+            run,
+        )?,
+        RawCommand::Pause { wait, run } => runbook(Params::Pause { wait }, run)?,
+        RawCommand::Resume {
+            run_id: Some(run_id),
+            replan,
+            run,
+            ..
+        } => resume_run(run_id, replan, run)?,
+        RawCommand::Resume {
+            run_id: None,
+            wait,
+            run,
+            ..
+        } => runbook(Params::Resume { wait }, run)?,
+        RawCommand::Restart {
+            member,
+            pending_only,
+            max_lag,
+            timeout,
+            run,
+        } => runbook(
+            Params::Restart {
+                member,
+                pending_only,
+                max_lag,
+                timeout,
+            },
+            run,
+        )?,
+        RawCommand::Runs { command } => match command {
+            RawRunsCommand::List { output } => Command::RunsList {
+                format: output.into(),
+            },
+            RawRunsCommand::Show { run_id, output } => {
+                inventory::check_name(&run_id).map_err(|reason| usage_error(&reason))?;
+                Command::RunsShow {
+                    run_id,
+                    format: output.into(),
+                }
+            }
+            RawRunsCommand::Resume {
+                run_id,
+                replan,
+                run,
+            } => resume_run(run_id, replan, run)?,
+        },
         RawCommand::Status { output, watch } => Command::Status {
             format: output.into(),
             watch,
@@ -305,14 +574,53 @@ where
             dir: lab_dir,
             command: lab_command(lab.command)?,
         },
-        RawCommand::Completions { shell } => return Ok(Parsed::Completions(shell)),
-        RawCommand::Man => return Ok(Parsed::Manual),
+        RawCommand::Completions { shell } => return Ok(Err(Parsed::Completions(shell))),
+        RawCommand::Man => return Ok(Err(Parsed::Manual)),
+    }))
+}
+
+fn run_options(run: RawRunArgs) -> Result<RunOptions, clap::Error> {
+    if let Some(name) = &run.confirm {
+        inventory::check_name(name)
+            .map_err(|reason| usage_error(&format!("--confirm: {reason}")))?;
+    }
+    Ok(RunOptions {
+        dry_run: run.dry_run,
+        format: run.output.into(),
+        assume_yes: run.yes,
+        confirm: run.confirm,
+    })
+}
+
+fn runbook(params: Params, run: RawRunArgs) -> Result<Command, clap::Error> {
+    let names = match &params {
+        Params::Reinit { member, .. } => vec![("--member", Some(member))],
+        Params::Switchover { candidate, .. } => vec![("--candidate", candidate.as_ref())],
+        Params::Restart { member, .. } => vec![("--member", member.as_ref())],
+        Params::Pause { .. } | Params::Resume { .. } => Vec::new(),
     };
-    Ok(Parsed::Run(Box::new(Invocation {
-        selector,
-        verbosity: raw.verbose,
-        command,
-    })))
+    for (flag, name) in names {
+        if let Some(name) = name {
+            inventory::check_name(name)
+                .map_err(|reason| usage_error(&format!("{flag}: {reason}")))?;
+        }
+    }
+    Ok(Command::Runbook {
+        params,
+        options: run_options(run)?,
+    })
+}
+
+fn resume_run(run_id: String, replan: bool, run: RawRunArgs) -> Result<Command, clap::Error> {
+    inventory::check_name(&run_id).map_err(|reason| usage_error(&format!("RUN_ID: {reason}")))?;
+    if run.dry_run {
+        return Err(usage_error("--dry-run does not go with resuming a run"));
+    }
+    Ok(Command::ResumeRun {
+        run_id,
+        replan,
+        options: run_options(run)?,
+    })
 }
 
 fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {

@@ -13,6 +13,8 @@ use crate::inventory::{self, ClusterTarget, Selector};
 use crate::lab::{self, LabCommand};
 use crate::observe::{self, ClusterView};
 use crate::patroni::{PatroniClient, PatroniError, TimelineSwitch};
+use crate::runbooks::Params;
+use crate::runner::{self, PlanFormat, RunOptions};
 use crate::status::{StatusDocument, render_table};
 use crate::ui::{self, OutputFormat};
 
@@ -36,6 +38,22 @@ pub enum Command {
         dir: PathBuf,
         command: LabCommand,
     },
+    Runbook {
+        params: Params,
+        options: RunOptions,
+    },
+    ResumeRun {
+        run_id: String,
+        replan: bool,
+        options: RunOptions,
+    },
+    RunsList {
+        format: OutputFormat,
+    },
+    RunsShow {
+        run_id: String,
+        format: PlanFormat,
+    },
 }
 
 pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Error> {
@@ -56,6 +74,14 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
             Ok(Exit::Success)
         }
         Command::Lab { dir, command } => Ok(lab::execute(&dir, command).await?),
+        Command::Runbook { params, options } => runner::run(selector, params, options).await,
+        Command::ResumeRun {
+            run_id,
+            replan,
+            options,
+        } => runner::resume(selector, &run_id, replan, options).await,
+        Command::RunsList { format } => runner::list_runs(format),
+        Command::RunsShow { run_id, format } => runner::show_run(&run_id, format),
     }
 }
 

@@ -3,9 +3,11 @@
 
 use crate::exit::Exit;
 use crate::inventory::InventoryError;
+use crate::journal::JournalError;
 use crate::lab::LabError;
 use crate::observe::ObserveError;
 use crate::patroni::PatroniError;
+use crate::runbooks::PlanError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,6 +19,16 @@ pub enum Error {
     Observe(#[from] ObserveError),
     #[error(transparent)]
     Lab(#[from] LabError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The invocation cannot be carried out as given; nothing was done.
+    #[error("{0}")]
+    BadInput(String),
+    /// A check refused; nothing was done.
+    #[error("{0}")]
+    Refused(String),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -28,6 +40,10 @@ impl Error {
             Error::Patroni(error) => error.exit(),
             Error::Observe(error) => error.exit(),
             Error::Lab(error) => error.exit(),
+            Error::Plan(error) => error.exit(),
+            Error::Journal(error) => error.exit(),
+            Error::BadInput(_) => Exit::BadInput,
+            Error::Refused(_) => Exit::PrecheckRefused,
             Error::Output(_) => Exit::Failed,
         }
     }

@@ -2,18 +2,26 @@
 //!
 //! The binary is a thin shell over [`run`]. Module map: `cli` (flags → validated `Invocation`),
 //! `inventory` (which clusters exist and how to reach them), `patroni` (REST client and the
-//! version-normalised model), `observe` (all members at once → one `ClusterView`), `status`
-//! (the status document and table), `lab` (a real local cluster), `ui` (renderers' helpers),
-//! `commands` (glue), `error` and `exit` (what the process reports).
+//! version-normalised model), `postgres` (the little SQL pgha needs), `observe` (all members at
+//! once → one `ClusterView`), `status` (the status document and table), `plan` (steps, checks,
+//! renderers), `runbooks` (pure planners), `exec` (the executor, gates, waits, events),
+//! `journal` (runs, locks, resume's record), `runner` (a runbook end to end), `lab` (a real local
+//! cluster), `ui` (renderers' helpers), `commands` (glue), `error` and `exit`.
 
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod exec;
 pub mod exit;
 pub mod inventory;
+pub mod journal;
 pub mod lab;
 pub mod observe;
 pub mod patroni;
+pub mod plan;
+pub mod postgres;
+pub mod runbooks;
+pub mod runner;
 pub mod secret;
 pub mod status;
 pub mod ui;
@@ -66,13 +74,16 @@ where
     let Invocation {
         selector, command, ..
     } = *invocation;
-    match runtime.block_on(commands::execute(&selector, command)) {
+    let exit = match runtime.block_on(commands::execute(&selector, command)) {
         Ok(exit) => exit,
         Err(error) => {
             eprintln!("error: {error}");
             error.exit()
         }
-    }
+    };
+    // A prompt abandoned by Ctrl-C still blocks a thread on the terminal: do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    exit
 }
 
 use cli::Invocation;

@@ -673,6 +673,8 @@ pub(crate) mod testing {
             rest: RestSettings::default(),
             dcs: None,
             ssh: None,
+            postgres: None,
+            runbook_timeouts: std::collections::BTreeMap::new(),
             origin: "test inventory".into(),
         }
     }
@@ -722,6 +724,73 @@ pub(crate) mod testing {
             })
             .collect();
         (target, observations)
+    }
+
+    /// The recorded cluster with `leader` leading (and, given, on `timeline`): what it looks
+    /// like after a switchover to it.
+    pub(crate) fn led_by(
+        release: &str,
+        leader: &str,
+        timeline: Option<u32>,
+    ) -> (ClusterTarget, Vec<MemberObservation>) {
+        use crate::patroni::{ClusterRole, Lag, MemberState};
+        let mut topology = cluster(&recorded(release, "cluster_from_leader"));
+        for member in &mut topology.members {
+            let leads = member.name == leader;
+            member.role = if leads {
+                ClusterRole::Leader
+            } else {
+                ClusterRole::Replica
+            };
+            if leads {
+                member.state = MemberState::Running;
+                (member.lag, member.receive_lag, member.replay_lag) = (None, None, None);
+            } else if member.lag.is_none() {
+                member.state = MemberState::Streaming;
+                member.lag = Some(Lag::Bytes(0));
+            }
+            if let Some(timeline) = timeline {
+                member.timeline = Some(timeline);
+            }
+        }
+        let names: Vec<String> = topology
+            .members
+            .iter()
+            .map(|member| member.name.clone())
+            .collect();
+        let target = target(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let observations = target
+            .members
+            .iter()
+            .map(|member| {
+                let fixture = if member.name == leader {
+                    "patroni_leader"
+                } else {
+                    "patroni_replica"
+                };
+                let mut status = status(&recorded(release, fixture));
+                if let Some(timeline) = timeline {
+                    status.timeline = Some(timeline);
+                }
+                MemberObservation {
+                    target: member.clone(),
+                    status: Ok(status),
+                    topology: Ok(topology.clone()),
+                }
+            })
+            .collect();
+        (target, observations)
+    }
+
+    /// The merged view of `led_by`.
+    pub(crate) fn view_led_by(
+        release: &str,
+        leader: &str,
+        timeline: Option<u32>,
+    ) -> (ClusterTarget, super::ClusterView) {
+        let (target, observations) = led_by(release, leader, timeline);
+        let view = super::merge(&target, observations).unwrap();
+        (target, view)
     }
 
     /// The first observation of a member that answered as a replica.

@@ -23,6 +23,7 @@ pub(crate) struct EnvironmentFile {
     pub timeouts: TimeoutsFile,
     pub dcs: Option<DcsFile>,
     pub ssh: Option<SshFile>,
+    pub postgres: Option<PostgresFile>,
     pub clusters: BTreeMap<String, ClusterFile>,
 }
 
@@ -36,6 +37,7 @@ pub(crate) struct ClusterFile {
     pub rest: RestFile,
     pub dcs: Option<DcsFile>,
     pub ssh: Option<SshFile>,
+    pub postgres: Option<PostgresFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +109,23 @@ pub(crate) struct TimeoutsFile {
     pub request: Option<Duration>,
     #[serde(default, deserialize_with = "human_duration")]
     pub write: Option<Duration>,
+    /// Default deadlines of runbooks' long waits, by runbook name (`reinit: 4h`).
+    #[serde(default, deserialize_with = "human_durations")]
+    pub runbooks: BTreeMap<String, Duration>,
+}
+
+/// SQL access to the members, for the few things pgha asks PostgreSQL itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PostgresFile {
+    pub user: String,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub dbname: Option<String>,
+    /// `verify-full` unless the inventory says `disable`.
+    pub sslmode: Option<crate::postgres::SslMode>,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +155,24 @@ pub(crate) struct SshFile {
     pub known_hosts: Option<PathBuf>,
     #[serde(default)]
     pub sudo: bool,
+}
+
+fn human_durations<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, Duration>, D::Error> {
+    let texts = BTreeMap::<String, String>::deserialize(deserializer)?;
+    texts
+        .into_iter()
+        .map(|(name, text)| {
+            humantime::parse_duration(&text)
+                .map(|duration| (name, duration))
+                .map_err(|error| {
+                    serde::de::Error::custom(format!(
+                        "{text:?} is not a duration like 30m or 2h: {error}"
+                    ))
+                })
+        })
+        .collect()
 }
 
 fn human_duration<'de, D: Deserializer<'de>>(

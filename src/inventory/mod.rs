@@ -18,6 +18,7 @@ pub use file::DcsKind;
 use file::{ClusterFile, EnvironmentFile, InventoryFile, MemberFile, RestFile, Scheme, SshFile};
 
 use crate::patroni::{BasicAuth, PatroniClient, RestSettings, TlsSettings};
+use crate::postgres::{PgSettings, SslMode};
 use crate::secret::Secret;
 
 /// The environment name the lab writes its inventory under.
@@ -54,6 +55,10 @@ pub struct ClusterTarget {
     pub rest: RestSettings,
     pub dcs: Option<DcsSettings>,
     pub ssh: Option<SshSettings>,
+    /// SQL access to the members, where the inventory gives it.
+    pub postgres: Option<PgSettings>,
+    /// Default deadlines of runbooks' long waits, by runbook name.
+    pub runbook_timeouts: BTreeMap<String, Duration>,
     /// Where this came from, for messages: a file path or the `--api` URL.
     pub origin: String,
 }
@@ -415,6 +420,8 @@ fn select_cluster(
         rest: rest_settings(&context, &base, &rest_file, &environment, selector)?,
         dcs: dcs_settings(&environment, cluster),
         ssh: ssh_settings(&base, &environment, cluster),
+        postgres: postgres_settings(&context, &base, &environment, cluster)?,
+        runbook_timeouts: environment.timeouts.runbooks.clone(),
         origin: path.display().to_string(),
         environment: environment_name,
         cluster: cluster_name,
@@ -515,29 +522,79 @@ fn read_password(
     base: &Path,
     rest: &RestFile,
 ) -> Result<Secret, InventoryError> {
-    if let Some(variable) = &rest.password_env {
+    read_secret(
+        context,
+        base,
+        "rest",
+        rest.password_env.as_deref(),
+        rest.password_file.as_deref(),
+    )
+}
+
+/// A secret named by an environment variable or a file (relative paths: to the inventory).
+fn read_secret(
+    context: &Context<'_>,
+    base: &Path,
+    section: &str,
+    variable: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Secret, InventoryError> {
+    if let Some(variable) = variable {
         return std::env::var(variable).map(Secret::new).map_err(|_| {
             InventoryError::SecretVariableMissing {
                 path: context.path.to_path_buf(),
-                field: format!("{}.rest.password_env", context.field),
-                variable: variable.clone(),
+                field: format!("{}.{section}.password_env", context.field),
+                variable: variable.to_string(),
             }
         });
     }
-    let file = rest
-        .password_file
-        .as_ref()
-        .expect("validated: a username comes with a password source");
+    let file = file.expect("validated: a password source is present");
     let secret_path = resolve_path(base, file);
     std::fs::read_to_string(&secret_path)
         // Files written by editors and `echo` end with a newline that is not part of the password.
         .map(|text| Secret::new(text.trim_end_matches(['\r', '\n'])))
         .map_err(|error| InventoryError::SecretFile {
             path: context.path.to_path_buf(),
-            field: format!("{}.rest.password_file", context.field),
+            field: format!("{}.{section}.password_file", context.field),
             secret_path,
             reason: error.to_string(),
         })
+}
+
+fn postgres_settings(
+    context: &Context<'_>,
+    base: &Path,
+    environment: &EnvironmentFile,
+    cluster: &ClusterFile,
+) -> Result<Option<PgSettings>, InventoryError> {
+    let Some(postgres) = cluster.postgres.as_ref().or(environment.postgres.as_ref()) else {
+        return Ok(None);
+    };
+    let password = match (&postgres.password_env, &postgres.password_file) {
+        (None, None) => None,
+        (variable, file) => Some(read_secret(
+            context,
+            base,
+            "postgres",
+            variable.as_deref(),
+            file.as_deref(),
+        )?),
+    };
+    Ok(Some(PgSettings {
+        user: postgres.user.clone(),
+        password,
+        port: postgres.port.unwrap_or(5432),
+        dbname: postgres.dbname.clone().unwrap_or_else(|| "postgres".into()),
+        sslmode: postgres.sslmode.unwrap_or(SslMode::VerifyFull),
+        ca_file: postgres
+            .ca_file
+            .as_ref()
+            .map(|file| resolve_path(base, file)),
+        connect_timeout: environment
+            .timeouts
+            .connect
+            .unwrap_or(Duration::from_secs(2)),
+    }))
 }
 
 fn dcs_settings(environment: &EnvironmentFile, cluster: &ClusterFile) -> Option<DcsSettings> {
@@ -657,6 +714,8 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         rest: seed.rest,
         dcs: None,
         ssh: None,
+        postgres: None,
+        runbook_timeouts: BTreeMap::new(),
         origin: seed.origin,
     })
 }

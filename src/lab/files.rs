@@ -353,6 +353,10 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
     let infrastructure = spec.infrastructure_address();
     let scope = &spec.scope;
     for line in [
+        "    postgres:".to_string(),
+        "      user: postgres".to_string(),
+        "      password_file: secrets/superuser-password".to_string(),
+        "      sslmode: disable".to_string(),
         "    dcs:".to_string(),
         "      kind: etcd".to_string(),
         "      hosts:".to_string(),

@@ -174,7 +174,7 @@ pub(super) async fn wait_for_api(
         .ok_or_else(|| LabError::Invalid(format!("{name} is not in the lab inventory")))?;
     let client =
         PatroniClient::new(&target.rest).map_err(|error| LabError::Cluster(error.to_string()))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         if client.status(&url).await.is_ok() {
             return Ok(());

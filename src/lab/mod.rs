@@ -384,7 +384,7 @@ fn stop_members(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(), 
         }
     }
     for daemon in &daemons {
-        if !daemon.stop(Duration::from_secs(60))? {
+        if !daemon.stop(Duration::from_mins(1))? {
             eprintln!("lab: {} did not stop within 60 s; killing it", daemon.name);
             daemon.kill()?;
         }
@@ -425,7 +425,7 @@ async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exi
             let daemon = member_daemon(layout, &state, member, run_as);
             if daemon.running_pid().is_none() {
                 eprintln!("lab: Patroni of {name} is not running");
-            } else if daemon.stop(Duration::from_secs(60))? {
+            } else if daemon.stop(Duration::from_mins(1))? {
                 eprintln!("lab: stopped Patroni of {name}");
             } else {
                 return Err(LabError::Invalid(format!(

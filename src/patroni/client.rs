@@ -60,7 +60,7 @@ impl Default for RestSettings {
             },
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(4),
-            write_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_mins(1),
         }
     }
 }

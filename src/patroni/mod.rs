@@ -6,6 +6,7 @@ mod error;
 pub mod model;
 mod wire;
 
+pub(crate) use client::root_cause;
 pub use client::{
     ActionResponse, BasicAuth, FailoverRequest, HealthCheck, PatroniClient, ReinitializeRequest,
     RestSettings, RestartRequest, SwitchoverRequest, TlsSettings,

@@ -2,6 +2,8 @@
 //! style, human-readable sizes, and writing documents to stdout. stdout carries data only;
 //! logs, progress and prompts go to stderr.
 
+pub mod progress;
+
 use std::io::Write;
 
 use serde::Serialize;

@@ -422,7 +422,7 @@ impl Lab {
             Err(error) => eprintln!("switchover answer lost ({error}); observing the cluster"),
         }
         wait_until(
-            Duration::from_secs(60),
+            Duration::from_mins(1),
             &format!("{candidate} leads"),
             || self.leader() == candidate,
         );

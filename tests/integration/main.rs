@@ -8,5 +8,6 @@ mod harness;
 mod lab;
 mod mixed;
 mod modes;
+mod runbooks;
 mod status;
 mod tls;

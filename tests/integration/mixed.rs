@@ -20,7 +20,7 @@ fn run_patroni(lab: &Lab, name: &str, version: &str) {
     let (target, client) = lab.client();
     let url = target.member(name).unwrap().api_url.clone();
     wait_until(
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         &format!("{name} runs Patroni {version} as a replica"),
         || {
             block_on(client.status(&url)).is_ok_and(|status| {

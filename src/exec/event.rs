@@ -1,0 +1,157 @@
+//! The executor's events: what happened, typed. The journal stores them (one JSON line each) and
+//! `resume` trusts them; the terminal renders them as lines or progress bars. The executor knows
+//! neither consumer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit::Exit;
+use crate::plan::Plan;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        runbook: String,
+        environment: String,
+        cluster: String,
+        plan: Box<Plan>,
+        plan_hash: String,
+        operator: String,
+        host: String,
+        pid: u32,
+        pgha_version: String,
+    },
+    RunResumed {
+        operator: String,
+        host: String,
+        pid: u32,
+        /// Set when `--replan` made a new plan from the current cluster.
+        plan: Option<Box<Plan>>,
+        plan_hash: String,
+    },
+    Precheck {
+        text: String,
+        passed: bool,
+        observed: String,
+    },
+    GateAnswered {
+        step: String,
+        answer: bool,
+        by: String,
+    },
+    /// The step's effect was already observed, so it was not run (again).
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    /// Recorded before anything is sent: a step that started and did not finish is resumed
+    /// according to its idempotency class.
+    StepStarted {
+        step: String,
+        index: usize,
+        title: String,
+    },
+    /// Patroni's answer to a call. Not proof of the outcome: verification follows.
+    ActionAnswered {
+        step: String,
+        status: u16,
+        message: String,
+    },
+    /// The call was sent (or may have been) and no answer came: the outcome is unknown until the
+    /// cluster is observed.
+    ActionLost {
+        step: String,
+        error: String,
+    },
+    /// What a wait saw, each time it changed.
+    Observed {
+        step: String,
+        observed: String,
+    },
+    /// Progress of a wait, for the terminal only (never journaled).
+    Progress {
+        step: String,
+        elapsed_ms: u64,
+        timeout_ms: u64,
+        detail: String,
+        done_bytes: Option<u64>,
+        total_bytes: Option<u64>,
+    },
+    StepSucceeded {
+        step: String,
+        duration_ms: u64,
+        observed: String,
+    },
+    StepFailed {
+        step: String,
+        reason: String,
+    },
+    RunFinished {
+        outcome: Outcome,
+        detail: String,
+        duration_ms: u64,
+    },
+}
+
+impl Event {
+    /// Progress ticks are for eyes, not for the record.
+    pub fn is_journaled(&self) -> bool {
+        !matches!(self, Event::Progress { .. })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    /// A step failed: its action was refused or its outcome was not observed in time.
+    Failed,
+    /// A check refused to let the run start or a step act; nothing was changed by that step.
+    Refused,
+    /// The operator declined a gate.
+    Aborted,
+    /// Ctrl-C during a wait: resumable.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit(self) -> Exit {
+        match self {
+            Outcome::Succeeded => Exit::Success,
+            Outcome::Failed => Exit::Failed,
+            Outcome::Refused => Exit::PrecheckRefused,
+            Outcome::Aborted | Outcome::Interrupted => Exit::Aborted,
+        }
+    }
+
+    pub fn is_resumable(self) -> bool {
+        !matches!(self, Outcome::Succeeded)
+    }
+}
+
+/// Something that consumes events: the journal, the terminal, a test's recorder.
+pub trait EventSink {
+    fn emit(&mut self, event: &Event);
+}
+
+/// Several sinks, in order (the journal first: it is the record).
+pub struct Sinks<'a>(pub Vec<&'a mut dyn EventSink>);
+
+impl EventSink for Sinks<'_> {
+    fn emit(&mut self, event: &Event) {
+        for sink in &mut self.0 {
+            sink.emit(event);
+        }
+    }
+}
+
+/// Keeps every event, for tests.
+#[derive(Debug, Default)]
+pub struct Recorder(pub Vec<Event>);
+
+impl EventSink for Recorder {
+    fn emit(&mut self, event: &Event) {
+        self.0.push(event.clone());
+    }
+}

@@ -1,0 +1,164 @@
+//! Gates: who may say yes to a step. `--yes` answers `Confirm` gates only; a destructive
+//! `TypeToConfirm` gate needs the name typed at the terminal, or `--confirm NAME` with the very
+//! name. Without a terminal and without `--yes`, the runner refuses before anything starts
+//! (see `GatePolicy::refusal`). Prompts run on a blocking thread raced against Ctrl-C.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::plan::{Gate, Plan};
+
+/// Asks the operator. Blocking; called from a blocking thread.
+pub trait Prompt: Send + Sync {
+    fn confirm(&self, question: &str) -> std::io::Result<bool>;
+    /// Returns what the operator typed.
+    fn type_to_confirm(&self, question: &str, expected: &str) -> std::io::Result<String>;
+}
+
+/// Prompts on the terminal (stderr), with dialoguer.
+pub struct TerminalPrompt;
+
+impl Prompt for TerminalPrompt {
+    fn confirm(&self, question: &str) -> std::io::Result<bool> {
+        dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact_on(&dialoguer::console::Term::stderr())
+            .map_err(|dialoguer::Error::IO(error)| error)
+    }
+
+    fn type_to_confirm(&self, question: &str, expected: &str) -> std::io::Result<String> {
+        dialoguer::Input::<String>::new()
+            .with_prompt(format!(
+                "{question}\nType {expected} to proceed (anything else cancels)"
+            ))
+            .allow_empty(true)
+            .interact_text_on(&dialoguer::console::Term::stderr())
+            .map_err(|dialoguer::Error::IO(error)| error)
+    }
+}
+
+/// What the operator allowed on the command line, and whether anyone can be asked.
+#[derive(Debug, Clone, Default)]
+pub struct GatePolicy {
+    pub assume_yes: bool,
+    pub confirm: Option<String>,
+    pub interactive: bool,
+    /// Who answers at the terminal, for the journal.
+    pub operator: String,
+}
+
+impl GatePolicy {
+    /// Why the plan cannot run unattended as asked, checked before anything starts.
+    pub fn refusal(&self, plan: &Plan) -> Option<String> {
+        if !self.interactive && !self.assume_yes {
+            return Some("no terminal to ask for confirmation: pass --yes to confirm the steps (and --confirm NAME for destructive ones), or run from a terminal".into());
+        }
+        let expected = plan.typed_confirmations();
+        if let Some(given) = &self.confirm
+            && !expected.iter().any(|name| name == given)
+        {
+            return Some(if expected.is_empty() {
+                format!("--confirm {given}: this plan has no destructive step to confirm")
+            } else {
+                format!(
+                    "--confirm {given} does not match what the destructive steps ask for ({})",
+                    expected.join(", ")
+                )
+            });
+        }
+        let unconfirmed = expected
+            .iter()
+            .find(|name| self.confirm.as_deref() != Some(**name));
+        if !self.interactive
+            && let Some(name) = unconfirmed
+        {
+            return Some(format!(
+                "a destructive step must be confirmed by name: type it at a terminal or pass --confirm {name} (--yes is not enough)"
+            ));
+        }
+        None
+    }
+}
+
+pub(super) enum Answer {
+    NotNeeded,
+    Given { yes: bool, by: String },
+    Interrupted,
+    Refused(String),
+}
+
+pub(super) async fn answer(
+    gate: &Gate,
+    policy: &GatePolicy,
+    prompt: &Arc<dyn Prompt>,
+    interrupt: &mut watch::Receiver<bool>,
+) -> Answer {
+    match gate {
+        Gate::None => Answer::NotNeeded,
+        Gate::Confirm { question } => {
+            if policy.assume_yes {
+                return Answer::Given {
+                    yes: true,
+                    by: "--yes".into(),
+                };
+            }
+            if !policy.interactive {
+                return Answer::Refused(
+                    "a confirmation is needed and there is no terminal (pass --yes)".into(),
+                );
+            }
+            let (prompt, question) = (Arc::clone(prompt), question.clone());
+            ask(
+                interrupt,
+                move || prompt.confirm(&question),
+                |yes| yes,
+                &policy.operator,
+            )
+            .await
+        }
+        Gate::TypeToConfirm { question, expected } => {
+            if policy.confirm.as_deref() == Some(expected.as_str()) {
+                return Answer::Given {
+                    yes: true,
+                    by: format!("--confirm {expected}"),
+                };
+            }
+            if !policy.interactive {
+                return Answer::Refused(format!(
+                    "destructive step: pass --confirm {expected} or run from a terminal"
+                ));
+            }
+            let (prompt, question, wanted) =
+                (Arc::clone(prompt), question.clone(), expected.clone());
+            let expected = expected.clone();
+            ask(
+                interrupt,
+                move || prompt.type_to_confirm(&question, &wanted),
+                move |typed: String| typed.trim() == expected,
+                &policy.operator,
+            )
+            .await
+        }
+    }
+}
+
+async fn ask<T: Send + 'static>(
+    interrupt: &mut watch::Receiver<bool>,
+    question: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    accepted: impl FnOnce(T) -> bool,
+    operator: &str,
+) -> Answer {
+    let answer = tokio::task::spawn_blocking(question);
+    tokio::select! {
+        result = answer => match result {
+            Ok(Ok(value)) => Answer::Given { yes: accepted(value), by: format!("{operator} at the terminal") },
+            // Ctrl-C in the prompt's raw mode, or the terminal went away: no is the answer.
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::Interrupted => Answer::Interrupted,
+            Ok(Err(error)) => Answer::Refused(format!("cannot ask at the terminal: {error}")),
+            Err(_) => Answer::Interrupted,
+        },
+        _ = interrupt.wait_for(|interrupted| *interrupted) => Answer::Interrupted,
+    }
+}

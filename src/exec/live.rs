@@ -1,0 +1,123 @@
+//! The real world for the executor: the cluster's members through the Patroni client, and
+//! PostgreSQL where the inventory says how to reach it.
+
+use super::{Actuator, Observer};
+use crate::inventory::ClusterTarget;
+use crate::observe::{self, ClusterView, ObserveError};
+use crate::patroni::{
+    ActionResponse, PatroniClient, PatroniError, ReinitializeRequest, RestartRequest,
+    SwitchoverRequest,
+};
+use crate::plan::render::CheckedPrecheck;
+use crate::plan::{Check, PatroniAction, PatroniCall, SqlAction, SqlStatement, Verdict};
+use crate::postgres::{BackupProgress, Sql, SqlError};
+
+pub struct LiveCluster {
+    pub target: ClusterTarget,
+    pub client: PatroniClient,
+    pub sql: Option<Sql>,
+}
+
+impl Observer for LiveCluster {
+    async fn observe(&self) -> Result<ClusterView, ObserveError> {
+        observe::observe(&self.target, &self.client).await
+    }
+
+    async fn backup_progress(&self, host: &str) -> Option<BackupProgress> {
+        // Progress is a nicety: without SQL access the wait still shows the member's state.
+        self.sql
+            .as_ref()?
+            .basebackup_progress(host)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn credentials(&self, view: &ClusterView) -> Option<CheckedPrecheck> {
+        self.target.rest.auth.as_ref()?;
+        let member = view.members.iter().find(|member| member.is_reachable())?;
+        let verdict = match self.client.verify_credentials(&member.api_url).await {
+            Ok(()) => Verdict {
+                passed: true,
+                observed: format!("{} accepted them", member.name),
+            },
+            Err(error @ (PatroniError::Unauthorized { .. } | PatroniError::Forbidden { .. })) => {
+                Verdict {
+                    passed: false,
+                    observed: error.to_string(),
+                }
+            }
+            Err(error) => Verdict {
+                passed: false,
+                observed: format!("could not check: {error}"),
+            },
+        };
+        Some(CheckedPrecheck {
+            check: Check::Reachable {
+                member: member.name.clone(),
+            },
+            text: "the REST credentials are accepted".into(),
+            verdict,
+        })
+    }
+}
+
+impl Actuator for LiveCluster {
+    async fn patroni(&self, action: &PatroniAction) -> Result<ActionResponse, PatroniError> {
+        let url = action.api_url.as_str();
+        match &action.call {
+            PatroniCall::Reinitialize { force, from_leader } => {
+                self.client
+                    .reinitialize(
+                        url,
+                        &ReinitializeRequest {
+                            force: *force,
+                            from_leader: *from_leader,
+                        },
+                    )
+                    .await
+            }
+            PatroniCall::Switchover {
+                leader,
+                candidate,
+                scheduled_at,
+            } => {
+                let request = SwitchoverRequest {
+                    leader: leader.clone(),
+                    candidate: candidate.clone(),
+                    scheduled_at: scheduled_at.clone(),
+                };
+                self.client.switchover(url, &request).await
+            }
+            PatroniCall::PatchConfig { patch } => {
+                self.client
+                    .patch_config(url, patch)
+                    .await
+                    .map(|_| ActionResponse {
+                        status: 200,
+                        message: "dynamic configuration updated".into(),
+                    })
+            }
+            PatroniCall::Restart { restart_pending } => {
+                let request = RestartRequest {
+                    restart_pending: *restart_pending,
+                    ..RestartRequest::default()
+                };
+                self.client.restart(url, &request).await
+            }
+        }
+    }
+
+    async fn sql(&self, action: &SqlAction) -> Result<(), SqlError> {
+        let Some(sql) = &self.sql else {
+            return Err(SqlError::Connect {
+                host: action.host.clone(),
+                port: 5432,
+                reason: "the inventory has no `postgres:` section".into(),
+            });
+        };
+        match action.statement {
+            SqlStatement::Checkpoint => sql.checkpoint(&action.host).await,
+        }
+    }
+}

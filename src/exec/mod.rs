@@ -1,0 +1,449 @@
+//! The executor: runs a plan's steps in order against the world, through two small traits — an
+//! `Observer` that can only look and an `Actuator` that changes things — so that a dry-run, which
+//! is only ever given an `Observer`, cannot mutate by construction. Every step: skip if its
+//! effect is already observed (check-state-first steps), answer its gate, re-observe and re-check
+//! its pre-conditions, record that it starts, act once (never retried), then verify the outcome
+//! by observing the cluster within a deadline. Everything that happens is an `Event`.
+
+mod event;
+mod gate;
+mod live;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+pub use event::{Event, EventSink, Outcome, Recorder, Sinks};
+pub use gate::{GatePolicy, Prompt, TerminalPrompt};
+pub use live::LiveCluster;
+
+use crate::observe::{ClusterView, ObserveError};
+use crate::patroni::{ActionResponse, PatroniError};
+use crate::plan::render::CheckedPrecheck;
+use crate::plan::{
+    Action, Check, Idempotency, PatroniAction, Plan, Progress, SqlAction, Step, Verdict, Wait,
+};
+use crate::postgres::{BackupProgress, SqlError};
+use crate::ui::human_bytes;
+
+/// Looks at the cluster. Never changes it.
+#[allow(async_fn_in_trait)] // used generically, never as a trait object
+pub trait Observer {
+    async fn observe(&self) -> Result<ClusterView, ObserveError>;
+    /// A base backup the server at `host` is streaming, if it can be asked.
+    async fn backup_progress(&self, host: &str) -> Option<BackupProgress>;
+    /// Whether the REST credentials are accepted, proved with a request Patroni rejects before
+    /// doing anything; `None` when no credentials are configured.
+    async fn credentials(&self, view: &ClusterView) -> Option<CheckedPrecheck>;
+}
+
+/// Changes the cluster: one call per invocation, never retried here.
+#[allow(async_fn_in_trait)]
+pub trait Actuator {
+    async fn patroni(&self, action: &PatroniAction) -> Result<ActionResponse, PatroniError>;
+    async fn sql(&self, action: &SqlAction) -> Result<(), SqlError>;
+}
+
+/// Where a run starts: nothing done (a new run), or what the journal says was done.
+#[derive(Debug, Clone, Default)]
+pub struct ResumePoint {
+    pub finished: BTreeSet<String>,
+    /// The step that started and did not finish.
+    pub unfinished: Option<String>,
+}
+
+/// How a run ended, with a line saying why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+impl Finish {
+    fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Finish {
+            outcome,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Evaluates checks against one observation, for pre-checks and dry-runs.
+pub fn evaluate(checks: &[Check], view: &ClusterView) -> Vec<CheckedPrecheck> {
+    checks
+        .iter()
+        .map(|check| CheckedPrecheck::new(check, check.evaluate(view)))
+        .collect()
+}
+
+pub struct Executor<'a, W> {
+    world: &'a W,
+    prompt: Arc<dyn Prompt>,
+    policy: GatePolicy,
+    sink: &'a mut dyn EventSink,
+    interrupt: watch::Receiver<bool>,
+}
+
+/// How a step ended.
+enum StepEnd {
+    Done,
+    Skipped(String),
+    Stop(Finish),
+}
+
+impl<'a, W: Observer + Actuator> Executor<'a, W> {
+    pub fn new(
+        world: &'a W,
+        prompt: Arc<dyn Prompt>,
+        policy: GatePolicy,
+        sink: &'a mut dyn EventSink,
+        interrupt: watch::Receiver<bool>,
+    ) -> Self {
+        Executor {
+            world,
+            prompt,
+            policy,
+            sink,
+            interrupt,
+        }
+    }
+
+    /// Runs the plan's steps from `resume`, emitting events, and says how it ended. The caller
+    /// has checked the plan's pre-checks and records the run's start and finish.
+    pub async fn run(&mut self, plan: &Plan, resume: &ResumePoint) -> Finish {
+        let total = plan.steps.len();
+        for (index, step) in plan.steps.iter().enumerate() {
+            if resume.finished.contains(&step.id) {
+                continue;
+            }
+            let interrupted_here = resume.unfinished.as_deref() == Some(step.id.as_str());
+            match self.step(plan, index, total, step, interrupted_here).await {
+                StepEnd::Done => {}
+                StepEnd::Skipped(reason) => self.sink.emit(&Event::StepSkipped {
+                    step: step.id.clone(),
+                    reason,
+                }),
+                StepEnd::Stop(finish) => return finish,
+            }
+        }
+        let steps = if total == 1 {
+            "1 step".to_string()
+        } else {
+            format!("{total} steps")
+        };
+        Finish::new(Outcome::Succeeded, format!("{}: {steps} done", plan.title))
+    }
+
+    async fn step(
+        &mut self,
+        plan: &Plan,
+        index: usize,
+        total: usize,
+        step: &Step,
+        interrupted_here: bool,
+    ) -> StepEnd {
+        // Look first: a step whose effect is visible is not done twice.
+        if let Idempotency::CheckStateFirst { done_when } = &step.idempotency
+            && let Ok(view) = self.world.observe().await
+            && let Some(observed) = all_hold(done_when, &view)
+        {
+            return StepEnd::Skipped(format!("already done: {observed}"));
+        }
+        if interrupted_here && step.idempotency == Idempotency::AskHuman {
+            let gate = crate::plan::Gate::Confirm {
+                question: format!(
+                    "Step {:?} started in an earlier run and did not finish. Run it again?",
+                    step.title
+                ),
+            };
+            if let Some(finish) = self.gate(step, &gate).await {
+                return StepEnd::Stop(finish);
+            }
+        }
+        if let Some(finish) = self.gate(step, &step.gate).await {
+            return StepEnd::Stop(finish);
+        }
+        // The cluster moves while a human reads a prompt: re-observe and re-check now.
+        if (step.action.mutates() || !step.prechecks.is_empty())
+            && let Err(finish) = self.recheck(plan, step).await
+        {
+            return StepEnd::Stop(finish);
+        }
+        let started = Instant::now();
+        self.sink.emit(&Event::StepStarted {
+            step: step.id.clone(),
+            index: index + 1,
+            title: format!("[{}/{total}] {}", index + 1, step.title),
+        });
+        let acted = match &step.action {
+            Action::Patroni(action) => self.call_patroni(step, action).await,
+            Action::Sql(action) => match self.world.sql(action).await {
+                Ok(()) => Ok(String::from("done")),
+                Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
+            },
+            Action::Wait(wait) => self.wait(step, wait).await,
+        };
+        let mut observed = match acted {
+            Ok(observed) => observed,
+            Err(finish) => return StepEnd::Stop(finish),
+        };
+        if let Some(verify) = &step.verify {
+            observed = match self.wait(step, verify).await {
+                Ok(observed) => observed,
+                Err(finish) => return StepEnd::Stop(finish),
+            };
+        }
+        self.sink.emit(&Event::StepSucceeded {
+            step: step.id.clone(),
+            duration_ms: millis(started.elapsed()),
+            observed,
+        });
+        StepEnd::Done
+    }
+
+    /// Answers a gate; `Some` when the run must stop.
+    async fn gate(&mut self, step: &Step, gate: &crate::plan::Gate) -> Option<Finish> {
+        let answer = gate::answer(gate, &self.policy, &self.prompt, &mut self.interrupt).await;
+        match answer {
+            gate::Answer::NotNeeded => None,
+            gate::Answer::Given { yes, by } => {
+                self.sink.emit(&Event::GateAnswered {
+                    step: step.id.clone(),
+                    answer: yes,
+                    by: by.clone(),
+                });
+                (!yes).then(|| {
+                    Finish::new(
+                        Outcome::Aborted,
+                        format!("declined at {:?} ({by})", step.title),
+                    )
+                })
+            }
+            gate::Answer::Interrupted => {
+                self.sink.emit(&Event::GateAnswered {
+                    step: step.id.clone(),
+                    answer: false,
+                    by: "Ctrl-C".into(),
+                });
+                Some(Finish::new(
+                    Outcome::Aborted,
+                    format!("interrupted at the gate of {:?}", step.title),
+                ))
+            }
+            gate::Answer::Refused(reason) => Some(Finish::new(Outcome::Refused, reason)),
+        }
+    }
+
+    async fn recheck(&mut self, plan: &Plan, step: &Step) -> Result<(), Finish> {
+        let view = match self.world.observe().await {
+            Ok(view) => view,
+            Err(error) => {
+                return Err(self.fail(
+                    step,
+                    Outcome::Refused,
+                    format!("cannot observe the cluster: {error}"),
+                ));
+            }
+        };
+        for check in plan.assumes.iter().chain(&step.prechecks) {
+            let verdict = check.evaluate(&view);
+            if !verdict.passed {
+                return Err(self.fail(
+                    step,
+                    Outcome::Refused,
+                    format!("refused: {check} does not hold ({})", verdict.observed),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one call. The answer is recorded but not trusted: only an explicit refusal ends
+    /// the step here; anything else goes on to verification by observation.
+    async fn call_patroni(
+        &mut self,
+        step: &Step,
+        action: &PatroniAction,
+    ) -> Result<String, Finish> {
+        match self.world.patroni(action).await {
+            Ok(answer) => {
+                self.sink.emit(&Event::ActionAnswered {
+                    step: step.id.clone(),
+                    status: answer.status,
+                    message: answer.message.clone(),
+                });
+                // 2xx: accepted. 503: Patroni could not tell ("status unknown") — it may well
+                // have happened. Other answers are refusals: nothing was done.
+                if answer.is_success() || answer.status == 503 {
+                    Ok(format!("HTTP {} {}", answer.status, answer.message))
+                } else {
+                    Err(self.fail(
+                        step,
+                        Outcome::Failed,
+                        format!(
+                            "{} refused the call: HTTP {} {}",
+                            action.member, answer.status, answer.message
+                        ),
+                    ))
+                }
+            }
+            Err(error) if error.is_unreachable() => {
+                // Sent, perhaps received: the cluster will tell.
+                self.sink.emit(&Event::ActionLost {
+                    step: step.id.clone(),
+                    error: error.to_string(),
+                });
+                Ok(format!("no answer ({error}); verifying by observation"))
+            }
+            Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
+        }
+    }
+
+    /// Polls until every `until` check holds, failing at once when a `fail_if` check holds, at
+    /// the deadline, or when interrupted (the run is then resumable).
+    async fn wait(&mut self, step: &Step, wait: &Wait) -> Result<String, Finish> {
+        let started = Instant::now();
+        let deadline = started + wait.timeout;
+        let mut last_observed = String::new();
+        let mut backup_total: Option<u64> = None;
+        loop {
+            let observation = self.world.observe().await;
+            let (observed, done, failed) = match &observation {
+                Ok(view) => {
+                    let verdicts: Vec<(&Check, Verdict)> = wait
+                        .until
+                        .iter()
+                        .map(|check| (check, check.evaluate(view)))
+                        .collect();
+                    let failed = wait
+                        .fail_if
+                        .iter()
+                        .map(|check| (check, check.evaluate(view)))
+                        .find(|(_, verdict)| verdict.passed);
+                    let observed = verdicts
+                        .iter()
+                        .map(|(_, verdict)| verdict.observed.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    (
+                        observed,
+                        verdicts.iter().all(|(_, verdict)| verdict.passed),
+                        failed.map(|(check, verdict)| (check.to_string(), verdict.observed)),
+                    )
+                }
+                Err(error) => (format!("cannot observe: {error}"), false, None),
+            };
+            if observed != last_observed {
+                self.sink.emit(&Event::Observed {
+                    step: step.id.clone(),
+                    observed: observed.clone(),
+                });
+                last_observed.clone_from(&observed);
+            }
+            if let Some((check, seen)) = failed {
+                return Err(self.fail(
+                    step,
+                    Outcome::Failed,
+                    format!("{check} ({seen}): waiting longer cannot help"),
+                ));
+            }
+            if done {
+                return Ok(observed);
+            }
+            let (done_bytes, total_bytes) =
+                self.progress_bytes(&wait.progress, &mut backup_total).await;
+            self.sink.emit(&Event::Progress {
+                step: step.id.clone(),
+                elapsed_ms: millis(started.elapsed()),
+                timeout_ms: millis(wait.timeout),
+                detail: progress_detail(&wait.progress, &observed, done_bytes, total_bytes),
+                done_bytes,
+                total_bytes,
+            });
+            if Instant::now() >= deadline {
+                return Err(self.fail(
+                    step,
+                    Outcome::Failed,
+                    format!(
+                        "not done within {}: {observed}",
+                        humantime::format_duration(wait.timeout)
+                    ),
+                ));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait.poll.min(deadline.saturating_duration_since(Instant::now()))) => {}
+                _ = self.interrupt.wait_for(|interrupted| *interrupted) => {
+                    return Err(Finish::new(Outcome::Interrupted, format!("interrupted while waiting: {}", step.title)));
+                }
+            }
+        }
+    }
+
+    /// Bytes streamed so far and the total. Once a backup was seen and is no longer listed,
+    /// the copy is complete: report it whole rather than the last sample.
+    async fn progress_bytes(
+        &self,
+        progress: &Progress,
+        known_total: &mut Option<u64>,
+    ) -> (Option<u64>, Option<u64>) {
+        let Progress::BaseBackup { leader_host, .. } = progress else {
+            return (None, None);
+        };
+        match self.world.backup_progress(leader_host).await {
+            Some(backup) => {
+                if backup.total.is_some() {
+                    *known_total = backup.total;
+                }
+                (Some(backup.streamed), *known_total)
+            }
+            None => (*known_total, *known_total),
+        }
+    }
+
+    fn fail(&mut self, step: &Step, outcome: Outcome, reason: impl Into<String>) -> Finish {
+        let reason = reason.into();
+        self.sink.emit(&Event::StepFailed {
+            step: step.id.clone(),
+            reason: reason.clone(),
+        });
+        Finish::new(outcome, format!("{}: {reason}", step.title))
+    }
+}
+
+/// `Some(what was seen)` when every check holds.
+fn all_hold(checks: &[Check], view: &ClusterView) -> Option<String> {
+    let verdicts: Vec<Verdict> = checks.iter().map(|check| check.evaluate(view)).collect();
+    verdicts.iter().all(|verdict| verdict.passed).then(|| {
+        verdicts
+            .iter()
+            .map(|verdict| verdict.observed.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+fn progress_detail(
+    progress: &Progress,
+    observed: &str,
+    done: Option<u64>,
+    total: Option<u64>,
+) -> String {
+    match (progress, done) {
+        (Progress::BaseBackup { leader, member, .. }, Some(done)) => format!(
+            "{observed}; {leader} streamed {}{} to {member}",
+            human_bytes(done),
+            total.map_or_else(String::new, |total| format!(" of {}", human_bytes(total)))
+        ),
+        _ => observed.to_string(),
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,541 @@
+//! The executor against a fake world (a recorded cluster that changes once something acts),
+//! scripted prompt answers and tokio's paused clock: deadlines, verification by observation,
+//! refusals, gates and interruption, in virtual time.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::inventory::ClusterTarget;
+use crate::observe::testing::view_led_by;
+use crate::patroni::{ActionResponse, PatroniError};
+use crate::plan::{Gate, Step};
+use crate::runbooks::{self, Params};
+
+/// A cluster as recorded: `before` until the first action, `after` from then on.
+struct FakeWorld {
+    before: ClusterView,
+    after: ClusterView,
+    answer: Result<ActionResponse, PatroniError>,
+    calls: RefCell<Vec<String>>,
+    observations: Cell<usize>,
+}
+
+impl FakeWorld {
+    fn new(
+        before: ClusterView,
+        after: ClusterView,
+        answer: Result<ActionResponse, PatroniError>,
+    ) -> Self {
+        FakeWorld {
+            before,
+            after,
+            answer,
+            calls: RefCell::new(Vec::new()),
+            observations: Cell::new(0),
+        }
+    }
+}
+
+impl Observer for FakeWorld {
+    async fn observe(&self) -> Result<ClusterView, ObserveError> {
+        self.observations.set(self.observations.get() + 1);
+        Ok(if self.calls.borrow().is_empty() {
+            self.before.clone()
+        } else {
+            self.after.clone()
+        })
+    }
+
+    async fn backup_progress(&self, _host: &str) -> Option<BackupProgress> {
+        None
+    }
+
+    async fn credentials(&self, _view: &ClusterView) -> Option<CheckedPrecheck> {
+        None
+    }
+}
+
+impl Actuator for FakeWorld {
+    async fn patroni(&self, action: &PatroniAction) -> Result<ActionResponse, PatroniError> {
+        self.calls
+            .borrow_mut()
+            .push(format!("{} {}", action.call.method(), action.call.path()));
+        self.answer.clone()
+    }
+
+    async fn sql(&self, action: &SqlAction) -> Result<(), SqlError> {
+        self.calls.borrow_mut().push(action.statement.text().into());
+        Ok(())
+    }
+}
+
+struct Answers {
+    confirm: bool,
+    typed: &'static str,
+}
+
+impl Prompt for Answers {
+    fn confirm(&self, _question: &str) -> std::io::Result<bool> {
+        Ok(self.confirm)
+    }
+
+    fn type_to_confirm(&self, _question: &str, _expected: &str) -> std::io::Result<String> {
+        Ok(self.typed.into())
+    }
+}
+
+#[allow(clippy::unnecessary_wraps)] // the fake world answers with a Result
+fn ok(status: u16, message: &str) -> Result<ActionResponse, PatroniError> {
+    Ok(ActionResponse {
+        status,
+        message: message.into(),
+    })
+}
+
+fn unattended() -> GatePolicy {
+    GatePolicy {
+        assume_yes: true,
+        confirm: None,
+        interactive: false,
+        operator: "test".into(),
+    }
+}
+
+fn interactive() -> GatePolicy {
+    GatePolicy {
+        interactive: true,
+        operator: "test".into(),
+        ..GatePolicy::default()
+    }
+}
+
+/// The recorded 4.1.5 cluster led by node3; a switchover to node1 is the classic plan.
+fn switchover_plan(target: &ClusterTarget, view: &ClusterView) -> Plan {
+    let params = Params::Switchover {
+        candidate: Some("node1".into()),
+        at: None,
+        checkpoint: false,
+        max_lag: runbooks::DEFAULT_MAX_LAG_BYTES,
+        timeout: Some(Duration::from_secs(30)),
+    };
+    runbooks::plan(target, view, &params).unwrap()
+}
+
+async fn run(
+    world: &FakeWorld,
+    plan: &Plan,
+    policy: GatePolicy,
+    prompt: Answers,
+) -> (Finish, Vec<Event>) {
+    let mut recorder = Recorder::default();
+    let (_interrupt, receiver) = watch::channel(false);
+    let finish = Executor::new(world, Arc::new(prompt), policy, &mut recorder, receiver)
+        .run(plan, &ResumePoint::default())
+        .await;
+    (finish, recorder.0)
+}
+
+fn yes() -> Answers {
+    Answers {
+        confirm: true,
+        typed: "",
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_switchover_is_verified_by_the_new_leader_and_timeline() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
+    let world = FakeWorld::new(
+        before.clone(),
+        after,
+        ok(200, "Successfully switched over to \"node1\""),
+    );
+    let (finish, events) = run(
+        &world,
+        &switchover_plan(&target, &before),
+        unattended(),
+        yes(),
+    )
+    .await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(
+        *world.calls.borrow(),
+        ["POST /switchover"],
+        "sent exactly once"
+    );
+    assert!(
+        events.iter().any(
+            |event| matches!(event, Event::StepSucceeded { step, .. } if step == "switchover")
+        )
+    );
+}
+
+/// "A switchover's 200 can name another winner": the answer is not the outcome.
+#[tokio::test(start_paused = true)]
+async fn a_200_is_not_trusted_when_another_member_won() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, other_winner) = view_led_by("4.1.5", "node2", Some(2));
+    let world = FakeWorld::new(
+        before.clone(),
+        other_winner,
+        ok(200, "Successfully switched over to \"node2\""),
+    );
+    let started = Instant::now();
+    let (finish, _) = run(
+        &world,
+        &switchover_plan(&target, &before),
+        unattended(),
+        yes(),
+    )
+    .await;
+    assert_eq!(finish.outcome, Outcome::Failed);
+    assert!(
+        finish.detail.contains("not done within 30s"),
+        "{}",
+        finish.detail
+    );
+    assert!(
+        finish.detail.contains("the leader is node2"),
+        "{}",
+        finish.detail
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(30) && waited < Duration::from_secs(31),
+        "waited {waited:?}"
+    );
+    assert_eq!(world.calls.borrow().len(), 1, "never retried");
+}
+
+/// "A 503 'status unknown' can mean success": observe and decide.
+#[tokio::test(start_paused = true)]
+async fn a_503_is_settled_by_observation() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
+    let world = FakeWorld::new(before.clone(), after, ok(503, "Switchover status unknown"));
+    let (finish, _) = run(
+        &world,
+        &switchover_plan(&target, &before),
+        unattended(),
+        yes(),
+    )
+    .await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_is_recorded_and_settled_by_observation() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
+    let lost = Err(PatroniError::Timeout {
+        url: "http://127.0.0.33:8008/switchover".into(),
+        after: Duration::from_mins(1),
+    });
+    let world = FakeWorld::new(before.clone(), after, lost);
+    let (finish, events) = run(
+        &world,
+        &switchover_plan(&target, &before),
+        unattended(),
+        yes(),
+    )
+    .await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, Event::ActionLost { .. }))
+    );
+    assert_eq!(
+        world.calls.borrow().len(),
+        1,
+        "a lost answer is not a reason to send again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_fails_at_once_without_waiting() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let world = FakeWorld::new(
+        before.clone(),
+        before.clone(),
+        ok(412, "candidate name does not match with sync_standby"),
+    );
+    let started = Instant::now();
+    let (finish, _) = run(
+        &world,
+        &switchover_plan(&target, &before),
+        unattended(),
+        yes(),
+    )
+    .await;
+    assert_eq!(finish.outcome, Outcome::Failed);
+    assert!(
+        finish
+            .detail
+            .contains("HTTP 412 candidate name does not match"),
+        "{}",
+        finish.detail
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_declined_gate_stops_before_any_call() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let world = FakeWorld::new(before.clone(), before.clone(), ok(200, ""));
+    let (finish, events) = run(
+        &world,
+        &switchover_plan(&target, &before),
+        interactive(),
+        Answers {
+            confirm: false,
+            typed: "",
+        },
+    )
+    .await;
+    assert_eq!(finish.outcome, Outcome::Aborted);
+    assert!(world.calls.borrow().is_empty());
+    assert!(events.iter().any(|event| matches!(event, Event::GateAnswered { answer: false, by, .. } if by == "test at the terminal")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_name_typed_at_a_destructive_gate_cancels() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let params = Params::Reinit {
+        member: "node1".into(),
+        timeout: None,
+        max_lag: runbooks::DEFAULT_MAX_LAG_BYTES,
+    };
+    let plan = runbooks::plan(&target, &before, &params).unwrap();
+    let world = FakeWorld::new(before.clone(), before, ok(200, ""));
+    let (finish, _) = run(
+        &world,
+        &plan,
+        interactive(),
+        Answers {
+            confirm: true,
+            typed: "node2",
+        },
+    )
+    .await;
+    assert_eq!(finish.outcome, Outcome::Aborted);
+    assert!(world.calls.borrow().is_empty());
+}
+
+/// The cluster moves while a human reads a prompt: the step re-checks after the gate.
+#[tokio::test(start_paused = true)]
+async fn a_cluster_that_changed_since_planning_is_refused_before_acting() {
+    let (target, planned_on) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, now) = view_led_by("4.1.5", "node2", Some(2));
+    let plan = switchover_plan(&target, &planned_on);
+    let world = FakeWorld::new(now.clone(), now, ok(200, ""));
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Refused);
+    assert!(
+        finish
+            .detail
+            .contains("node3 is the leader does not hold (the leader is node2)"),
+        "{}",
+        finish.detail
+    );
+    assert!(world.calls.borrow().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_whose_effect_is_visible_is_skipped() {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, paused) = {
+        let (target, mut observations) = crate::observe::testing::led_by("4.1.5", "node3", Some(1));
+        for observation in &mut observations {
+            if let Ok(topology) = &mut observation.topology {
+                topology.paused = true;
+            }
+            if let Ok(status) = &mut observation.status {
+                status.paused = true;
+            }
+        }
+        (
+            target.clone(),
+            crate::observe::merge(&target, observations).unwrap(),
+        )
+    };
+    let plan = runbooks::plan(&target, &view, &Params::Pause { wait: true }).unwrap();
+    let world = FakeWorld::new(paused.clone(), paused, ok(200, ""));
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded);
+    assert!(
+        world.calls.borrow().is_empty(),
+        "already paused: nothing sent"
+    );
+    assert!(events.iter().any(|event| matches!(event, Event::StepSkipped { reason, .. } if reason.starts_with("already done"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_polls_at_its_interval_until_its_deadline() {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: false }).unwrap();
+    // One step: wait 10 s, polling every second, for something that never happens.
+    plan.steps = vec![wait_step(
+        Check::LeaderIs {
+            member: "node9".into(),
+        },
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    )];
+    let world = FakeWorld::new(view.clone(), view, ok(200, ""));
+    let started = Instant::now();
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed);
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    assert_eq!(world.observations.get(), 11, "at 0, 1, …, 10 s");
+    let progress = events
+        .iter()
+        .filter(|event| matches!(event, Event::Progress { .. }))
+        .count();
+    assert_eq!(progress, 11);
+    let observed = events
+        .iter()
+        .filter(|event| matches!(event, Event::Observed { .. }))
+        .count();
+    assert_eq!(observed, 1, "an unchanged observation is recorded once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_during_a_wait_interrupts_the_run() {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: false }).unwrap();
+    plan.steps = vec![wait_step(
+        Check::LeaderIs {
+            member: "node9".into(),
+        },
+        Duration::from_hours(1),
+        Duration::from_secs(5),
+    )];
+    let world = FakeWorld::new(view.clone(), view, ok(200, ""));
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let _ = sender.send(true);
+    });
+    let mut recorder = Recorder::default();
+    let started = Instant::now();
+    let finish = Executor::new(
+        &world,
+        Arc::new(yes()),
+        unattended(),
+        &mut recorder,
+        receiver,
+    )
+    .run(&plan, &ResumePoint::default())
+    .await;
+    assert_eq!(finish.outcome, Outcome::Interrupted);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(12),
+        "stops at once, not at the next poll"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn resuming_skips_finished_steps() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
+    let plan = switchover_plan(&target, &before);
+    let world = FakeWorld::new(after.clone(), after, ok(200, ""));
+    let mut point = ResumePoint::default();
+    point.finished.insert("switchover".into());
+    let mut recorder = Recorder::default();
+    let (_sender, receiver) = watch::channel(false);
+    let finish = Executor::new(
+        &world,
+        Arc::new(yes()),
+        unattended(),
+        &mut recorder,
+        receiver,
+    )
+    .run(&plan, &point)
+    .await;
+    assert_eq!(finish.outcome, Outcome::Succeeded);
+    assert!(world.calls.borrow().is_empty());
+    let started: Vec<&str> = recorder
+        .0
+        .iter()
+        .filter_map(|event| match event {
+            Event::StepStarted { step, .. } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["wait-rejoin-node3"]);
+}
+
+#[test]
+fn unattended_runs_need_yes_and_destructive_ones_the_name() {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let reinit = runbooks::plan(
+        &target,
+        &view,
+        &Params::Reinit {
+            member: "node1".into(),
+            timeout: None,
+            max_lag: 1,
+        },
+    )
+    .unwrap();
+    let no_terminal = GatePolicy::default();
+    assert!(
+        no_terminal
+            .refusal(&reinit)
+            .unwrap()
+            .starts_with("no terminal to ask for confirmation")
+    );
+    let yes_only = unattended();
+    assert!(
+        yes_only
+            .refusal(&reinit)
+            .unwrap()
+            .contains("pass --confirm node1 (--yes is not enough)")
+    );
+    let named = GatePolicy {
+        confirm: Some("node1".into()),
+        ..unattended()
+    };
+    assert_eq!(named.refusal(&reinit), None);
+    let wrong = GatePolicy {
+        confirm: Some("node2".into()),
+        ..unattended()
+    };
+    assert!(
+        wrong
+            .refusal(&reinit)
+            .unwrap()
+            .contains("does not match what the destructive steps ask for (node1)")
+    );
+    let at_a_terminal = interactive();
+    assert_eq!(
+        at_a_terminal.refusal(&reinit),
+        None,
+        "the name is typed at the gate"
+    );
+}
+
+fn wait_step(until: Check, timeout: Duration, poll: Duration) -> Step {
+    Step {
+        id: "wait".into(),
+        title: "Wait".into(),
+        action: Action::Wait(Wait {
+            until: vec![until],
+            fail_if: Vec::new(),
+            timeout,
+            poll,
+            progress: Progress::Checks,
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }
+}

@@ -1,0 +1,676 @@
+//! The run store: one append-only JSONL journal per run (mode 0600, each line flushed to disk
+//! before the next action), the per-cluster lock that keeps two runs off one cluster, and the
+//! reading back that `pgha runs` and `pgha resume` trust. A journal holds no secret: plans carry
+//! the REST user's name only.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::exec::{Event, EventSink, Outcome, ResumePoint};
+use crate::exit::Exit;
+use crate::plan::Plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot {what} {}: {reason}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("no run {id:?} in {} (see `pgha runs list`)", .dir.display())]
+    UnknownRun { id: String, dir: PathBuf },
+    #[error("{}: line {line}: {reason}", .path.display())]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error(
+        "cluster {cluster} is locked by run {run_id} on {host} (pid {pid}, since {since}); wait for it, or check it with `pgha runs show {run_id}`"
+    )]
+    LockHeld {
+        cluster: String,
+        run_id: String,
+        host: String,
+        pid: u32,
+        since: String,
+    },
+    #[error("run {id} already succeeded: nothing to resume")]
+    AlreadySucceeded { id: String },
+    #[error("{}: the plan does not match its recorded hash: the journal was edited", .path.display())]
+    Tampered { path: PathBuf },
+}
+
+impl JournalError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            JournalError::LockHeld { .. } => Exit::LockHeld,
+            JournalError::UnknownRun { .. } | JournalError::AlreadySucceeded { .. } => {
+                Exit::BadInput
+            }
+            _ => Exit::Failed,
+        }
+    }
+}
+
+/// One journal line: the time, then the event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub at: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Where runs live: `PGHA_RUNS_DIR`, else `/var/lib/pgha/runs` (root) or the user's state dir.
+pub fn default_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PGHA_RUNS_DIR") {
+        return PathBuf::from(dir);
+    }
+    if rustix::process::getuid().is_root() {
+        return PathBuf::from("/var/lib/pgha/runs");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("pgha/runs")
+}
+
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    dir: PathBuf,
+}
+
+/// A journal open for appending; an `EventSink`.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    pub run_id: String,
+    /// The first failure to write, reported once at the end: a run does not stop because its
+    /// record failed, but the operator must know.
+    pub write_error: Option<String>,
+}
+
+/// Held for the duration of a run; the lock is released when this is dropped or the process dies.
+pub struct ClusterLock {
+    _file: File,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LockHolder {
+    run_id: String,
+    host: String,
+    pid: u32,
+    since: String,
+}
+
+/// What `pgha runs list` shows of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub runbook: String,
+    pub environment: String,
+    pub cluster: String,
+    pub started_at: String,
+    pub operator: String,
+    /// The last outcome, or `running/unknown` when the run never recorded an end (killed).
+    pub status: String,
+}
+
+/// A run read back from its journal.
+#[derive(Debug, Clone)]
+pub struct RecordedRun {
+    pub id: String,
+    pub path: PathBuf,
+    pub entries: Vec<Entry>,
+}
+
+impl RunStore {
+    pub fn new(dir: PathBuf) -> Self {
+        RunStore { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes the cluster's lock, or says who holds it.
+    pub fn lock(
+        &self,
+        environment: &str,
+        cluster: &str,
+        run_id: &str,
+    ) -> Result<ClusterLock, JournalError> {
+        let dir = self.dir.join("locks");
+        ensure_private_dir(&dir)?;
+        let path = dir.join(format!("{environment}--{cluster}.lock"));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|error| io("open", &path, &error))?;
+        if file.try_lock().is_err() {
+            let holder: Option<LockHolder> = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| serde_json::from_str(&text).ok());
+            let holder = holder.unwrap_or(LockHolder {
+                run_id: "unknown".into(),
+                host: "unknown".into(),
+                pid: 0,
+                since: "unknown".into(),
+            });
+            return Err(JournalError::LockHeld {
+                cluster: cluster.into(),
+                run_id: holder.run_id,
+                host: holder.host,
+                pid: holder.pid,
+                since: holder.since,
+            });
+        }
+        let holder = LockHolder {
+            run_id: run_id.into(),
+            host: hostname(),
+            pid: std::process::id(),
+            since: now(),
+        };
+        file.set_len(0)
+            .map_err(|error| io("write", &path, &error))?;
+        file.write_all(
+            serde_json::to_string(&holder)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+        .and_then(|()| file.flush())
+        .map_err(|error| io("write", &path, &error))?;
+        Ok(ClusterLock { _file: file })
+    }
+
+    /// A new run id: sortable by time, readable, unique enough for one machine.
+    pub fn new_run_id(runbook: &str) -> String {
+        let now = jiff::Timestamp::now();
+        let stamp = now.strftime("%Y%m%d-%H%M%S");
+        format!(
+            "{stamp}-{runbook}-{:04x}",
+            (now.subsec_nanosecond().unsigned_abs() ^ std::process::id()) & 0xffff
+        )
+    }
+
+    pub fn create(&self, run_id: &str) -> Result<Journal, JournalError> {
+        ensure_private_dir(&self.dir)?;
+        let path = self.path_of(run_id);
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|error| io("create", &path, &error))?;
+        Ok(Journal {
+            file,
+            path,
+            run_id: run_id.into(),
+            write_error: None,
+        })
+    }
+
+    pub fn reopen(&self, run_id: &str) -> Result<Journal, JournalError> {
+        let path = self.path_of(run_id);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|error| io("open", &path, &error))?;
+        Ok(Journal {
+            file,
+            path,
+            run_id: run_id.into(),
+            write_error: None,
+        })
+    }
+
+    fn path_of(&self, run_id: &str) -> PathBuf {
+        self.dir.join(format!("{run_id}.jsonl"))
+    }
+
+    pub fn read(&self, run_id: &str) -> Result<RecordedRun, JournalError> {
+        // Run ids are file names: accept nothing that could leave the directory.
+        if crate::inventory::check_name(run_id).is_err() {
+            return Err(JournalError::UnknownRun {
+                id: run_id.into(),
+                dir: self.dir.clone(),
+            });
+        }
+        let path = self.path_of(run_id);
+        let file = File::open(&path).map_err(|_| JournalError::UnknownRun {
+            id: run_id.into(),
+            dir: self.dir.clone(),
+        })?;
+        let mut entries = Vec::new();
+        for (index, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|error| io("read", &path, &error))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Entry>(&line) {
+                Ok(entry) => entries.push(entry),
+                // A process killed mid-write leaves a truncated last line: it holds nothing
+                // that was acted upon (the line is written before the action), so skip it.
+                Err(_) if is_last_line(&path, index) => {}
+                Err(error) => {
+                    return Err(JournalError::Corrupt {
+                        path,
+                        line: index + 1,
+                        reason: error.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(RecordedRun {
+            id: run_id.into(),
+            path,
+            entries,
+        })
+    }
+
+    /// Every run, newest first.
+    pub fn list(&self) -> Result<Vec<RunSummary>, JournalError> {
+        let Ok(directory) = std::fs::read_dir(&self.dir) else {
+            return Ok(Vec::new());
+        };
+        let mut ids: Vec<String> = directory
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                entry
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".jsonl")
+                    .map(str::to_string)
+            })
+            .collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.read(id).ok())
+            .filter_map(|run| run.summary())
+            .collect())
+    }
+}
+
+fn ensure_private_dir(dir: &Path) -> Result<(), JournalError> {
+    std::fs::create_dir_all(dir).map_err(|error| io("create", dir, &error))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|error| io("set permissions on", dir, &error))
+}
+
+fn is_last_line(path: &Path, index: usize) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.lines().count() == index + 1)
+}
+
+impl RecordedRun {
+    pub fn started(&self) -> Option<&Event> {
+        self.entries
+            .first()
+            .map(|entry| &entry.event)
+            .filter(|event| matches!(event, Event::RunStarted { .. }))
+    }
+
+    /// The plan in force: the original, or the last one `--replan` made.
+    pub fn plan(&self) -> Option<(Plan, String)> {
+        let mut current = None;
+        for entry in &self.entries {
+            match &entry.event {
+                Event::RunStarted {
+                    plan, plan_hash, ..
+                }
+                | Event::RunResumed {
+                    plan: Some(plan),
+                    plan_hash,
+                    ..
+                } => current = Some((plan.as_ref().clone(), plan_hash.clone())),
+                _ => {}
+            }
+        }
+        current
+    }
+
+    /// Verifies the plan against its recorded hash.
+    pub fn verified_plan(&self) -> Result<Plan, JournalError> {
+        let corrupt = || JournalError::Corrupt {
+            path: self.path.clone(),
+            line: 1,
+            reason: "no plan recorded".into(),
+        };
+        let (plan, hash) = self.plan().ok_or_else(corrupt)?;
+        if plan.hash() != hash {
+            return Err(JournalError::Tampered {
+                path: self.path.clone(),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// The outcome recorded last, if the run's last record is its end (a killed run has none).
+    pub fn last_outcome(&self) -> Option<Outcome> {
+        match self.entries.last().map(|entry| &entry.event) {
+            Some(Event::RunFinished { outcome, .. }) => Some(*outcome),
+            _ => None,
+        }
+    }
+
+    /// Which steps are done, and which one started without finishing, since the plan in force.
+    pub fn resume_point(&self) -> ResumePoint {
+        let start = self
+            .entries
+            .iter()
+            .rposition(|entry| matches!(&entry.event, Event::RunResumed { plan: Some(_), .. }))
+            .unwrap_or(0);
+        let mut finished = BTreeSet::new();
+        let mut open: Option<String> = None;
+        for entry in &self.entries[start..] {
+            match &entry.event {
+                Event::StepStarted { step, .. } => open = Some(step.clone()),
+                Event::StepSucceeded { step, .. } | Event::StepSkipped { step, .. } => {
+                    finished.insert(step.clone());
+                    if open.as_deref() == Some(step.as_str()) {
+                        open = None;
+                    }
+                }
+                // A failed step stays open: it may have acted (a call whose outcome was not
+                // observed in time), so resume treats it like an unfinished one.
+                _ => {}
+            }
+        }
+        ResumePoint {
+            finished,
+            unfinished: open,
+        }
+    }
+
+    pub fn summary(&self) -> Option<RunSummary> {
+        let first = self.entries.first()?;
+        let Event::RunStarted {
+            runbook,
+            environment,
+            cluster,
+            operator,
+            ..
+        } = &first.event
+        else {
+            return None;
+        };
+        let status = self.last_outcome().map_or_else(
+            || "running or killed".to_string(),
+            |outcome| {
+                serde_json::to_value(outcome)
+                    .ok()
+                    .and_then(|value| value.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            },
+        );
+        Some(RunSummary {
+            id: self.id.clone(),
+            runbook: runbook.clone(),
+            environment: environment.clone(),
+            cluster: cluster.clone(),
+            started_at: first.at.clone(),
+            operator: operator.clone(),
+            status,
+        })
+    }
+}
+
+impl Journal {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl EventSink for Journal {
+    fn emit(&mut self, event: &Event) {
+        if !event.is_journaled() || self.write_error.is_some() {
+            return;
+        }
+        let entry = Entry {
+            at: now(),
+            event: event.clone(),
+        };
+        let mut line = serde_json::to_string(&entry).unwrap_or_default();
+        line.push('\n');
+        // Durable before the next action: resume trusts what is on disk.
+        if let Err(error) = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data())
+        {
+            self.write_error = Some(format!("{}: {error}", self.path.display()));
+        }
+    }
+}
+
+/// UTC, milliseconds, fixed width: journals sort and align.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+pub fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Who runs pgha: the sudo user behind root where there is one, else the account's name.
+pub fn operator() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .ok()
+        .or_else(|| account_name(uid))
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The local account's name from /etc/passwd (enough for an audit line; no NSS lookup).
+fn account_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+fn io(what: &'static str, path: &Path, error: &std::io::Error) -> JournalError {
+    JournalError::Io {
+        what,
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::testing::view_led_by;
+    use crate::runbooks::{self, Params};
+
+    fn plan() -> Plan {
+        let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+        runbooks::plan(&target, &view, &Params::Pause { wait: true }).unwrap()
+    }
+
+    fn started(plan: &Plan) -> Event {
+        Event::RunStarted {
+            run_id: "r1".into(),
+            runbook: plan.runbook.clone(),
+            environment: plan.environment.clone(),
+            cluster: plan.cluster.clone(),
+            plan: Box::new(plan.clone()),
+            plan_hash: plan.hash(),
+            operator: "tester".into(),
+            host: "here".into(),
+            pid: 1,
+            pgha_version: "0".into(),
+        }
+    }
+
+    fn step_started(step: &str) -> Event {
+        Event::StepStarted {
+            step: step.into(),
+            index: 1,
+            title: step.into(),
+        }
+    }
+
+    #[test]
+    fn a_journal_is_private_and_reads_back_with_its_resume_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().join("runs"));
+        let plan = plan();
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan));
+        journal.emit(&step_started("pause"));
+        journal.emit(&Event::Progress {
+            step: "pause".into(),
+            elapsed_ms: 1,
+            timeout_ms: 2,
+            detail: "ticks are not journaled".into(),
+            done_bytes: None,
+            total_bytes: None,
+        });
+        let mode = std::fs::metadata(journal.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        let directory_mode = std::fs::metadata(store.dir()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(directory_mode, 0o700);
+
+        let recorded = store.read("r1").unwrap();
+        assert_eq!(
+            recorded.entries.len(),
+            2,
+            "progress ticks stay out of the record"
+        );
+        assert_eq!(recorded.verified_plan().unwrap(), plan);
+        let point = recorded.resume_point();
+        assert!(point.finished.is_empty());
+        assert_eq!(point.unfinished.as_deref(), Some("pause"));
+        assert_eq!(recorded.last_outcome(), None, "killed: no end recorded");
+        assert_eq!(recorded.summary().unwrap().status, "running or killed");
+    }
+
+    #[test]
+    fn finished_steps_and_outcomes_are_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let plan = plan();
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan));
+        journal.emit(&step_started("pause"));
+        journal.emit(&Event::StepSucceeded {
+            step: "pause".into(),
+            duration_ms: 5,
+            observed: "paused".into(),
+        });
+        journal.emit(&Event::RunFinished {
+            outcome: Outcome::Succeeded,
+            detail: "done".into(),
+            duration_ms: 6,
+        });
+        let recorded = store.read("r1").unwrap();
+        let point = recorded.resume_point();
+        assert_eq!(
+            point
+                .finished
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            ["pause"]
+        );
+        assert_eq!(point.unfinished, None);
+        assert_eq!(recorded.last_outcome(), Some(Outcome::Succeeded));
+        assert_eq!(store.list().unwrap()[0].status, "succeeded");
+    }
+
+    #[test]
+    fn a_line_cut_by_a_kill_is_ignored_but_corruption_elsewhere_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan()));
+        let path = journal.path().to_path_buf();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"at\":\"2026-11-23T00:00:00.000Z\",\"event\":\"step_sta")
+            .unwrap();
+        assert_eq!(store.read("r1").unwrap().entries.len(), 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("garbage\n{text}\n")).unwrap();
+        assert!(matches!(
+            store.read("r1"),
+            Err(JournalError::Corrupt { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn an_edited_plan_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan()));
+        let path = journal.path().to_path_buf();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("Turn maintenance mode on", "Something else");
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(
+            store.read("r1").unwrap().verified_plan(),
+            Err(JournalError::Tampered { .. })
+        ));
+    }
+
+    #[test]
+    fn the_lock_names_its_holder_and_is_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let held = store.lock("lab", "demo", "run-a").unwrap();
+        let Err(error) = store.lock("lab", "demo", "run-b") else {
+            panic!("a second lock on the same cluster was granted");
+        };
+        assert_eq!(error.exit(), Exit::LockHeld);
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "cluster demo is locked by run run-a on {} (pid {}",
+                hostname(),
+                std::process::id()
+            )),
+            "{message}"
+        );
+        let _other_cluster = store.lock("lab", "other", "run-c").unwrap();
+        drop(held);
+        store.lock("lab", "demo", "run-b").unwrap();
+    }
+
+    #[test]
+    fn run_ids_that_could_leave_the_directory_are_unknown() {
+        let store = RunStore::new(PathBuf::from("/nonexistent"));
+        for id in ["../etc/passwd", "/etc/passwd", ".hidden"] {
+            assert!(
+                matches!(store.read(id), Err(JournalError::UnknownRun { .. })),
+                "{id}"
+            );
+        }
+    }
+}

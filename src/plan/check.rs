@@ -1,0 +1,377 @@
+//! Checks: predicates on the observed cluster. Pre-checks, post-checks, wait conditions and a
+//! plan's assumptions are all checks, evaluated purely against a `ClusterView` — so a dry-run,
+//! the executor and `resume` judge the cluster the same way, and tests need no cluster.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::observe::{ClusterView, MemberView};
+use crate::patroni::{Lag, MemberState};
+use crate::ui::human_bytes;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum Check {
+    /// One member holds the leader key and runs PostgreSQL.
+    HealthyLeader,
+    /// This member holds the leader key.
+    LeaderIs { member: String },
+    /// This member does not hold the leader key (and does not run as primary).
+    NotLeader { member: String },
+    /// The member's REST API answers.
+    Reachable { member: String },
+    /// The member is registered in the DCS.
+    Registered { member: String },
+    /// The member's state is one of these.
+    StateIn { member: String, states: Vec<String> },
+    /// The member streams from the leader (or runs as a replica with WAL received, on Patroni
+    /// releases that cannot say "streaming").
+    Streaming { member: String },
+    /// The member's receive and replay lags are known and at most `bytes`.
+    LagAtMost { member: String, bytes: u64 },
+    /// The member does not carry this tag set to true (e.g. `nofailover`).
+    NotTagged { member: String, tag: String },
+    /// Every member that answers reports maintenance mode on (or off).
+    Paused { paused: bool },
+    /// The DCS records maintenance mode on (or off), as the leader's `/cluster` shows it.
+    PauseRecorded { paused: bool },
+    /// PostgreSQL on the member started after `before` (its `postmaster_start_time` changed).
+    RestartedSince { member: String, before: String },
+    /// The cluster's timeline is above this one (a switchover or failover happened).
+    TimelineAbove { timeline: u32 },
+    /// The database is still this one.
+    SystemIdentifier { identifier: String },
+    /// A scheduled switchover to `to` is registered.
+    SwitchoverScheduled { to: String },
+    /// No member reports a pending restart.
+    NoPendingRestart { member: String },
+    /// At least one of these holds.
+    Any { checks: Vec<Check> },
+}
+
+/// The outcome of one check: whether it holds and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub passed: bool,
+    pub observed: String,
+}
+
+impl Verdict {
+    fn new(passed: bool, observed: impl Into<String>) -> Self {
+        Verdict {
+            passed,
+            observed: observed.into(),
+        }
+    }
+}
+
+impl Check {
+    pub fn state_in(member: &str, states: &[MemberState]) -> Check {
+        Check::StateIn {
+            member: member.into(),
+            states: states
+                .iter()
+                .map(|state| state.as_str().to_string())
+                .collect(),
+        }
+    }
+
+    pub fn evaluate(&self, view: &ClusterView) -> Verdict {
+        match self {
+            Check::HealthyLeader => healthy_leader(view),
+            Check::LeaderIs { member } => {
+                let leader = view.leader.as_deref().unwrap_or("none");
+                Verdict::new(leader == member, format!("the leader is {leader}"))
+            }
+            Check::NotLeader { member } => not_leader(view, member),
+            Check::Reachable { member } => with_member(view, member, reachable),
+            Check::Registered { member } => with_member(view, member, |view| {
+                let registered = view.dcs.is_some();
+                Verdict::new(
+                    registered,
+                    if registered {
+                        "registered in the DCS"
+                    } else {
+                        "not registered in the DCS"
+                    },
+                )
+            }),
+            Check::StateIn { member, states } => with_member(view, member, |view| {
+                let state = state_text(view);
+                Verdict::new(states.contains(&state), format!("{member} is {state}"))
+            }),
+            Check::Streaming { member } => {
+                with_member(view, member, |view| streaming(member, view))
+            }
+            Check::LagAtMost { member, bytes } => {
+                with_member(view, member, |view| lag_at_most(member, view, *bytes))
+            }
+            Check::NotTagged { member, tag } => {
+                with_member(view, member, |view| not_tagged(member, view, tag))
+            }
+            Check::Paused { paused } => every_member_paused(view, *paused),
+            Check::PauseRecorded { paused } => Verdict::new(
+                view.paused == *paused,
+                format!("the DCS records maintenance mode {}", on_off(view.paused)),
+            ),
+            Check::RestartedSince { member, before } => {
+                with_member(view, member, |view| restarted_since(member, view, before))
+            }
+            Check::TimelineAbove { timeline } => {
+                let current = cluster_timeline(view);
+                let observed = current.map_or_else(
+                    || "timeline unknown".into(),
+                    |current| format!("timeline {current}"),
+                );
+                Verdict::new(current.is_some_and(|current| current > *timeline), observed)
+            }
+            Check::SystemIdentifier { identifier } => {
+                let current = view.system_identifier.as_deref().unwrap_or("unknown");
+                Verdict::new(
+                    current == identifier,
+                    format!("system identifier {current}"),
+                )
+            }
+            Check::SwitchoverScheduled { to } => switchover_scheduled(view, to),
+            Check::NoPendingRestart { member } => with_member(view, member, |view| {
+                let pending = view.pending_restart();
+                Verdict::new(
+                    !pending,
+                    if pending {
+                        "restart pending"
+                    } else {
+                        "no restart pending"
+                    },
+                )
+            }),
+            Check::Any { checks } => {
+                let verdicts: Vec<Verdict> =
+                    checks.iter().map(|check| check.evaluate(view)).collect();
+                let observed = verdicts
+                    .iter()
+                    .map(|verdict| verdict.observed.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Verdict::new(verdicts.iter().any(|verdict| verdict.passed), observed)
+            }
+        }
+    }
+}
+
+fn on_off(flag: bool) -> &'static str {
+    if flag { "on" } else { "off" }
+}
+
+fn healthy_leader(view: &ClusterView) -> Verdict {
+    match view.leader.as_deref().and_then(|name| view.member(name)) {
+        Some(leader) if leader.state() == Some(MemberState::Running) => {
+            Verdict::new(true, format!("{} leads and runs", leader.name))
+        }
+        Some(leader) => Verdict::new(
+            false,
+            format!("{} leads but is {}", leader.name, state_text(leader)),
+        ),
+        None => Verdict::new(false, "no member holds the leader key"),
+    }
+}
+
+/// Not the leader by the DCS, and not running PostgreSQL as a primary either.
+fn not_leader(view: &ClusterView, member: &str) -> Verdict {
+    let leader = view.leader.as_deref().unwrap_or("none");
+    let primary = view
+        .member(member)
+        .and_then(|view| view.status.as_ref().ok())
+        .is_some_and(|status| status.role.is_leader());
+    let also = if primary {
+        format!("; {member} runs as primary")
+    } else {
+        String::new()
+    };
+    Verdict::new(
+        leader != member && !primary,
+        format!("the leader is {leader}{also}"),
+    )
+}
+
+fn reachable(view: &MemberView) -> Verdict {
+    match &view.status {
+        Ok(_) => Verdict::new(true, "its REST API answers"),
+        Err(failure) => Verdict::new(false, failure.message.clone()),
+    }
+}
+
+fn not_tagged(member: &str, view: &MemberView, tag: &str) -> Verdict {
+    let tagged = view
+        .tags()
+        .get(tag)
+        .is_some_and(|value| value == &serde_json::Value::Bool(true));
+    let observed = if tagged {
+        format!("{member} is tagged {tag}")
+    } else {
+        format!("{member} is not tagged {tag}")
+    };
+    Verdict::new(!tagged, observed)
+}
+
+fn every_member_paused(view: &ClusterView, wanted: bool) -> Verdict {
+    let answering: Vec<&MemberView> = view
+        .members
+        .iter()
+        .filter(|member| member.is_reachable())
+        .collect();
+    let disagreeing: Vec<&str> = answering
+        .iter()
+        .filter(|member| {
+            member
+                .status
+                .as_ref()
+                .is_ok_and(|status| status.paused != wanted)
+        })
+        .map(|member| member.name.as_str())
+        .collect();
+    let holds = !answering.is_empty() && disagreeing.is_empty() && view.paused == wanted;
+    let observed = if disagreeing.is_empty() {
+        format!(
+            "maintenance mode {} as reported by all {} members",
+            on_off(view.paused),
+            answering.len()
+        )
+    } else {
+        format!("not yet on {}", disagreeing.join(", "))
+    };
+    Verdict::new(holds, observed)
+}
+
+fn restarted_since(member: &str, view: &MemberView, before: &str) -> Verdict {
+    match view
+        .status
+        .as_ref()
+        .ok()
+        .and_then(|status| status.postmaster_start_time.clone())
+    {
+        Some(started) => Verdict::new(
+            started != before,
+            format!("PostgreSQL started at {started}"),
+        ),
+        None => Verdict::new(false, format!("{member} does not report its start time")),
+    }
+}
+
+fn switchover_scheduled(view: &ClusterView, to: &str) -> Verdict {
+    match &view.scheduled_switchover {
+        Some(scheduled) => Verdict::new(
+            scheduled.to.as_deref() == Some(to),
+            format!(
+                "switchover to {} scheduled at {}",
+                scheduled.to.as_deref().unwrap_or("any"),
+                scheduled.at.as_deref().unwrap_or("?")
+            ),
+        ),
+        None => Verdict::new(false, "no switchover scheduled"),
+    }
+}
+
+fn with_member(
+    view: &ClusterView,
+    member: &str,
+    judge: impl FnOnce(&MemberView) -> Verdict,
+) -> Verdict {
+    match view.member(member) {
+        Some(member_view) => judge(member_view),
+        None => Verdict::new(false, format!("{member} is not in the cluster")),
+    }
+}
+
+fn state_text(member: &MemberView) -> String {
+    member.state().map_or_else(
+        || "unreachable".to_string(),
+        |state| state.as_str().to_string(),
+    )
+}
+
+fn streaming(member: &str, view: &MemberView) -> Verdict {
+    if view.is_leader() {
+        return Verdict::new(false, format!("{member} is the leader"));
+    }
+    let state = view.state();
+    let old_release_running = state == Some(MemberState::Running)
+        && view
+            .status
+            .as_ref()
+            .is_ok_and(|status| !status.reports_replication_state())
+        && view.receive_lsn().is_some();
+    let passed = state == Some(MemberState::Streaming) || old_release_running;
+    Verdict::new(passed, format!("{member} is {}", state_text(view)))
+}
+
+fn lag_at_most(member: &str, view: &MemberView, limit: u64) -> Verdict {
+    let lags = [view.receive_lag(), view.replay_lag()];
+    let worst = lags
+        .iter()
+        .flatten()
+        .try_fold(0u64, |worst, lag| match lag {
+            Lag::Bytes(bytes) => Some(worst.max(*bytes)),
+            Lag::Unknown => None,
+        });
+    match (worst, lags.iter().all(Option::is_none)) {
+        (_, true) => Verdict::new(false, format!("{member} reports no lag")),
+        (Some(bytes), false) => Verdict::new(
+            bytes <= limit,
+            format!("{member} lags {}", human_bytes(bytes)),
+        ),
+        (None, false) => Verdict::new(false, format!("{member}'s lag is unknown")),
+    }
+}
+
+/// The leader's timeline, else the highest any member reports.
+pub fn cluster_timeline(view: &ClusterView) -> Option<u32> {
+    view.leader
+        .as_deref()
+        .and_then(|leader| view.member(leader))
+        .and_then(MemberView::timeline)
+        .or_else(|| view.members.iter().filter_map(MemberView::timeline).max())
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::HealthyLeader => write!(f, "a leader holds the leader key and runs"),
+            Check::LeaderIs { member } => write!(f, "{member} is the leader"),
+            Check::NotLeader { member } => write!(f, "{member} is not the leader"),
+            Check::Reachable { member } => write!(f, "{member}'s REST API answers"),
+            Check::Registered { member } => write!(f, "{member} is registered in the DCS"),
+            Check::StateIn { member, states } => write!(f, "{member} is {}", states.join(" or ")),
+            Check::Streaming { member } => write!(f, "{member} streams from the leader"),
+            Check::LagAtMost { member, bytes } => {
+                write!(f, "{member} lags at most {}", human_bytes(*bytes))
+            }
+            Check::NotTagged { member, tag } => write!(f, "{member} is not tagged {tag}"),
+            Check::Paused { paused: true } => write!(f, "every member reports maintenance mode on"),
+            Check::Paused { paused: false } => {
+                write!(f, "every member reports maintenance mode off")
+            }
+            Check::PauseRecorded { paused } => {
+                write!(
+                    f,
+                    "the DCS records maintenance mode {}",
+                    if *paused { "on" } else { "off" }
+                )
+            }
+            Check::RestartedSince { member, before } => write!(
+                f,
+                "PostgreSQL on {member} restarted (it started at {before})"
+            ),
+            Check::TimelineAbove { timeline } => write!(f, "the timeline is above {timeline}"),
+            Check::SystemIdentifier { identifier } => {
+                write!(f, "the database system identifier is {identifier}")
+            }
+            Check::SwitchoverScheduled { to } => write!(f, "a switchover to {to} is scheduled"),
+            Check::NoPendingRestart { member } => write!(f, "{member} has no pending restart"),
+            Check::Any { checks } => {
+                let parts: Vec<String> = checks.iter().map(ToString::to_string).collect();
+                write!(f, "{}", parts.join(", or "))
+            }
+        }
+    }
+}

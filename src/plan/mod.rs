@@ -1,0 +1,295 @@
+//! Plans: what a runbook will do, as data. A `Plan` is an ordered list of typed `Step`s — each
+//! with its target, gate, pre-checks, verification and idempotency class — plus the checks that
+//! must hold to start and the assumptions that must still hold to resume. Plans are pure: built
+//! without I/O by `runbooks`, executed by `exec`, rendered by `render`, stored in the journal.
+
+mod check;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use check::{Check, Verdict, cluster_timeline};
+
+use crate::patroni::{ReinitializeRequest, RestartRequest, SwitchoverRequest};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The runbook's command name: `reinit`, `switchover`, …
+    pub runbook: String,
+    pub title: String,
+    /// One paragraph: what and why, for the change request.
+    pub summary: String,
+    pub environment: String,
+    pub cluster: String,
+    pub scope: String,
+    /// The runbook's parameters as given (no secrets), to re-plan on resume.
+    pub params: Value,
+    /// The REST user the calls authenticate as (the password is never in a plan).
+    pub rest_user: Option<String>,
+    /// Must hold before the first step runs; a dry-run reports each.
+    pub prechecks: Vec<Check>,
+    /// Must still hold on resume: what the plan was computed from (the Terraform stale-plan rule).
+    pub assumes: Vec<Check>,
+    pub steps: Vec<Step>,
+    /// How to undo, where that is possible.
+    pub rollback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Unique within the plan, stable across re-renderings: `reinit-node3`, `wait-streaming-node3`.
+    pub id: String,
+    pub title: String,
+    pub action: Action,
+    pub gate: Gate,
+    /// Re-checked immediately before acting: the cluster moves while a human reads a prompt.
+    pub prechecks: Vec<Check>,
+    /// How the outcome is verified: by observing the cluster, within a deadline.
+    pub verify: Option<Wait>,
+    pub idempotency: Idempotency,
+}
+
+/// What a step does. A closed set: adding a kind of step means adding an arm here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// One REST call to one member.
+    Patroni(PatroniAction),
+    /// One SQL statement on one member.
+    Sql(SqlAction),
+    /// Wait until checks hold.
+    Wait(Wait),
+}
+
+impl Action {
+    /// True when the step changes the cluster (as opposed to waiting and looking).
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Action::Wait(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatroniAction {
+    pub member: String,
+    /// Base URL of the member's REST API.
+    pub api_url: String,
+    pub call: PatroniCall,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum PatroniCall {
+    Reinitialize {
+        force: bool,
+        from_leader: Option<bool>,
+    },
+    Switchover {
+        leader: String,
+        candidate: Option<String>,
+        scheduled_at: Option<String>,
+    },
+    PatchConfig {
+        patch: Value,
+    },
+    Restart {
+        restart_pending: Option<bool>,
+    },
+}
+
+impl PatroniCall {
+    pub fn method(&self) -> &'static str {
+        match self {
+            PatroniCall::PatchConfig { .. } => "PATCH",
+            _ => "POST",
+        }
+    }
+
+    pub fn path(&self) -> &'static str {
+        match self {
+            PatroniCall::Reinitialize { .. } => "/reinitialize",
+            PatroniCall::Switchover { .. } => "/switchover",
+            PatroniCall::PatchConfig { .. } => "/config",
+            PatroniCall::Restart { .. } => "/restart",
+        }
+    }
+
+    /// The JSON body exactly as sent.
+    pub fn body(&self) -> Value {
+        let value = match self {
+            PatroniCall::Reinitialize { force, from_leader } => {
+                serde_json::to_value(ReinitializeRequest {
+                    force: *force,
+                    from_leader: *from_leader,
+                })
+            }
+            PatroniCall::Switchover {
+                leader,
+                candidate,
+                scheduled_at,
+            } => serde_json::to_value(SwitchoverRequest {
+                leader: leader.clone(),
+                candidate: candidate.clone(),
+                scheduled_at: scheduled_at.clone(),
+            }),
+            PatroniCall::PatchConfig { patch } => Ok(patch.clone()),
+            PatroniCall::Restart { restart_pending } => serde_json::to_value(RestartRequest {
+                restart_pending: *restart_pending,
+                ..RestartRequest::default()
+            }),
+        };
+        value.unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqlAction {
+    pub member: String,
+    pub host: String,
+    pub statement: SqlStatement,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlStatement {
+    Checkpoint,
+}
+
+impl SqlStatement {
+    pub fn text(self) -> &'static str {
+        match self {
+            SqlStatement::Checkpoint => "CHECKPOINT",
+        }
+    }
+}
+
+/// Poll until every check in `until` holds, at most `timeout`; fail at once if any check in
+/// `fail_if` holds (a state from which waiting longer cannot help).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wait {
+    pub until: Vec<Check>,
+    #[serde(default)]
+    pub fail_if: Vec<Check>,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub poll: Duration,
+    pub progress: Progress,
+}
+
+/// What a wait shows while it waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Progress {
+    /// The state of one member, as it changes.
+    MemberState { member: String },
+    /// Bytes of a base backup streamed by the leader to `member` (`pg_stat_progress_basebackup`).
+    BaseBackup {
+        member: String,
+        leader: String,
+        leader_host: String,
+    },
+    /// Which checks hold yet.
+    Checks,
+}
+
+/// What to do with a step that started but did not finish (pgha was killed, the host died).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "class", rename_all = "snake_case")]
+pub enum Idempotency {
+    /// Waits, reads and requests whose repetition changes nothing: run it again.
+    SafeToRepeat,
+    /// Look first: if `done_when` holds the step took effect; otherwise it did not, and it is
+    /// sent again after its pre-checks.
+    CheckStateFirst { done_when: Vec<Check> },
+    /// Neither is safe to decide alone: ask the operator.
+    AskHuman,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "gate", rename_all = "snake_case")]
+pub enum Gate {
+    None,
+    /// y/N; `--yes` answers it.
+    Confirm {
+        question: String,
+    },
+    /// Destructive: the operator types the name; only `--confirm NAME` answers it for them.
+    TypeToConfirm {
+        question: String,
+        expected: String,
+    },
+}
+
+impl Plan {
+    /// SHA-256 of the plan's canonical JSON: what the journal records and `resume` verifies.
+    pub fn hash(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        let digest = Sha256::digest(text.as_bytes());
+        digest
+            .iter()
+            .fold(String::with_capacity(64), |mut hex, byte| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            })
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|step| step.id == id)
+    }
+
+    /// The inputs, for display.
+    pub fn inputs(&self) -> BTreeMap<String, String> {
+        match &self.params {
+            Value::Object(map) => map
+                .iter()
+                .filter(|(key, value)| !value.is_null() && key.as_str() != "runbook")
+                .map(|(key, value)| {
+                    let text = match value {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    };
+                    (key.clone(), text)
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// Every destructive gate's expected answer, to refuse up front when it cannot be given.
+    pub fn typed_confirmations(&self) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter_map(|step| match &step.gate {
+                Gate::TypeToConfirm { expected, .. } => Some(expected.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Durations in plans and journals as `"30s"`, `"2h"`: readable in a change request.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_duration(*duration))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}

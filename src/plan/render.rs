@@ -1,0 +1,266 @@
+//! Renderings of a plan: Markdown for a change request, plain text for the terminal, JSON for
+//! machines. Each shows every step with its exact call (method, URL, body; the REST password as
+//! `***`), its gate, its checks, its deadline and how it is verified. With pre-check results
+//! (a dry-run), each check also shows what was observed.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{Action, Check, Gate, Idempotency, Plan, Progress, Step, Verdict, Wait};
+
+/// A pre-check with its result, when the plan was checked against the live cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckedPrecheck {
+    pub check: Check,
+    pub text: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+impl CheckedPrecheck {
+    pub fn new(check: &Check, verdict: Verdict) -> Self {
+        CheckedPrecheck {
+            check: check.clone(),
+            text: check.to_string(),
+            verdict,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    schema_version: u32,
+    plan: &'a Plan,
+    plan_hash: String,
+    prechecks: Option<&'a [CheckedPrecheck]>,
+}
+
+pub fn json(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
+    let document = JsonPlan {
+        schema_version: 1,
+        plan,
+        plan_hash: plan.hash(),
+        prechecks: checked,
+    };
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", plan.title);
+    let _ = writeln!(out, "{}\n", plan.summary);
+    let _ = writeln!(out, "| | |\n| --- | --- |");
+    let _ = writeln!(out, "| Runbook | `pgha {}` |", plan.runbook);
+    let _ = writeln!(out, "| Environment | {} |", plan.environment);
+    let _ = writeln!(
+        out,
+        "| Cluster | {} (scope `{}`) |",
+        plan.cluster, plan.scope
+    );
+    for (key, value) in plan.inputs() {
+        let _ = writeln!(out, "| {key} | `{value}` |");
+    }
+    let _ = writeln!(out, "| Plan hash | `{}` |", &plan.hash()[..16]);
+    out.push('\n');
+
+    let _ = writeln!(out, "## Pre-checks\n");
+    match checked {
+        Some(checked) => {
+            for result in checked {
+                let mark = if result.verdict.passed { "x" } else { " " };
+                let _ = writeln!(
+                    out,
+                    "- [{mark}] {} — observed: {}",
+                    result.text, result.verdict.observed
+                );
+            }
+        }
+        None => {
+            for check in &plan.prechecks {
+                let _ = writeln!(out, "- [ ] {check}");
+            }
+        }
+    }
+    if !plan.assumes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nThe plan assumes (a resumed run refuses if this changed):\n"
+        );
+        for check in &plan.assumes {
+            let _ = writeln!(out, "- {check}");
+        }
+    }
+
+    let _ = writeln!(out, "\n## Steps");
+    for (index, step) in plan.steps.iter().enumerate() {
+        out.push('\n');
+        markdown_step(&mut out, plan, index, step);
+    }
+    if let Some(rollback) = &plan.rollback {
+        let _ = writeln!(out, "\n## Rollback\n\n{rollback}");
+    }
+    out
+}
+
+fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
+    let _ = writeln!(out, "### {}. {}\n", index + 1, step.title);
+    match &step.gate {
+        Gate::None => {}
+        Gate::Confirm { question } => {
+            let _ = writeln!(out, "- **Gate**: confirm (y/N): {question}");
+        }
+        Gate::TypeToConfirm { question, expected } => {
+            let _ = writeln!(
+                out,
+                "- **Gate** (destructive): {question} Type `{expected}` to proceed."
+            );
+        }
+    }
+    if !step.prechecks.is_empty() {
+        let _ = writeln!(
+            out,
+            "- **Re-checked just before**: {}",
+            join(&step.prechecks)
+        );
+    }
+    match &step.action {
+        Action::Patroni(action) => {
+            let auth = plan
+                .rest_user
+                .as_ref()
+                .map_or_else(String::new, |user| format!(" (basic auth `{user}:***`)"));
+            let _ = writeln!(
+                out,
+                "- **Call**: `{} {}{}`{auth} on {}",
+                action.call.method(),
+                action.api_url,
+                action.call.path(),
+                action.member
+            );
+            let _ = writeln!(out, "\n  ```json\n  {}\n  ```\n", action.call.body());
+        }
+        Action::Sql(action) => {
+            let _ = writeln!(
+                out,
+                "- **SQL** on {} ({}): `{}`",
+                action.member,
+                action.host,
+                action.statement.text()
+            );
+        }
+        Action::Wait(wait) => markdown_wait(out, "Wait", wait),
+    }
+    if let Some(verify) = &step.verify {
+        markdown_wait(out, "Verify", verify);
+    }
+    let _ = writeln!(
+        out,
+        "- **If interrupted**: {}",
+        describe_idempotency(&step.idempotency)
+    );
+}
+
+fn markdown_wait(out: &mut String, label: &str, wait: &Wait) {
+    let _ = writeln!(
+        out,
+        "- **{label}** up to {}, polling every {}, until: {}",
+        humantime::format_duration(wait.timeout),
+        humantime::format_duration(wait.poll),
+        join(&wait.until)
+    );
+    if !wait.fail_if.is_empty() {
+        let _ = writeln!(out, "- **Fails at once if**: {}", join(&wait.fail_if));
+    }
+    if let Progress::BaseBackup { leader, .. } = &wait.progress {
+        let _ = writeln!(
+            out,
+            "- **Progress**: bytes streamed by {leader} (`pg_stat_progress_basebackup`)"
+        );
+    }
+}
+
+fn describe_idempotency(idempotency: &Idempotency) -> String {
+    match idempotency {
+        Idempotency::SafeToRepeat => "safe to repeat: `pgha resume` runs it again".into(),
+        Idempotency::CheckStateFirst { done_when } => format!(
+            "`pgha resume` looks first: done if {}; otherwise it is sent again after its checks",
+            join(done_when)
+        ),
+        Idempotency::AskHuman => "`pgha resume` asks the operator".into(),
+    }
+}
+
+fn join(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The plan as the operator sees it on the terminal before anything runs.
+pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", plan.title);
+    let _ = writeln!(
+        out,
+        "  environment {}, cluster {} (scope {})",
+        plan.environment, plan.cluster, plan.scope
+    );
+    if let Some(checked) = checked {
+        let _ = writeln!(out, "Pre-checks:");
+        for result in checked {
+            let mark = if result.verdict.passed {
+                "ok  "
+            } else {
+                "FAIL"
+            };
+            let _ = writeln!(
+                out,
+                "  [{mark}] {} ({})",
+                result.text, result.verdict.observed
+            );
+        }
+    }
+    let _ = writeln!(out, "Steps:");
+    for (index, step) in plan.steps.iter().enumerate() {
+        let gate = match &step.gate {
+            Gate::None => String::new(),
+            Gate::Confirm { .. } => " [confirm]".into(),
+            Gate::TypeToConfirm { expected, .. } => format!(" [type {expected}]"),
+        };
+        let _ = writeln!(out, "  {}. {}{gate}", index + 1, step.title);
+        match &step.action {
+            Action::Patroni(action) => {
+                let _ = writeln!(
+                    out,
+                    "       {} {}{} {}",
+                    action.call.method(),
+                    action.api_url,
+                    action.call.path(),
+                    action.call.body()
+                );
+            }
+            Action::Sql(action) => {
+                let _ = writeln!(
+                    out,
+                    "       SQL on {}: {}",
+                    action.host,
+                    action.statement.text()
+                );
+            }
+            Action::Wait(wait) => {
+                let _ = writeln!(
+                    out,
+                    "       wait up to {}: {}",
+                    humantime::format_duration(wait.timeout),
+                    join(&wait.until)
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,99 @@
+//! `pgha pause` and `pgha resume`: maintenance mode on and off (`PATCH /config {"pause": …}`).
+//! Paused, Patroni stops managing the cluster: no automatic failover until resumed. The change
+//! is verified by observation: in the DCS, and with `--wait` on every member's own status.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Params, PlanError, cluster_api, new_plan};
+use crate::inventory::ClusterTarget;
+use crate::observe::ClusterView;
+use crate::plan::{
+    Action, Check, Gate, Idempotency, PatroniAction, PatroniCall, Plan, Progress, Step, Wait,
+};
+
+pub(super) fn plan(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    params: &Params,
+) -> Result<Plan, PlanError> {
+    let (pause, wait) = match params {
+        Params::Pause { wait } => (true, *wait),
+        Params::Resume { wait } => (false, *wait),
+        _ => unreachable!("dispatched by runbook"),
+    };
+    let api = cluster_api(view)?;
+    let (title, summary, question, rollback) =
+        if pause {
+            (
+            format!("Pause cluster {} (maintenance mode on)", target.cluster),
+            "Patroni stops managing the cluster: PostgreSQL keeps running, but nothing fails over \
+             automatically until management resumes. Keep the window short."
+                .to_string(),
+            format!("Pause {}? No automatic failover until it is resumed.", target.cluster),
+            format!("`pgha resume --cluster {}`", target.cluster),
+        )
+        } else {
+            (
+                format!("Resume cluster {} (maintenance mode off)", target.cluster),
+                "Patroni manages the cluster again: automatic failover is back.".to_string(),
+                format!("Resume management of {}?", target.cluster),
+                format!("`pgha pause --cluster {}`", target.cluster),
+            )
+        };
+    let mut plan = new_plan(target, view, params, title, summary);
+    plan.prechecks = vec![Check::Reachable {
+        member: api.name.clone(),
+    }];
+    if let Some(identifier) = &view.system_identifier {
+        plan.assumes.push(Check::SystemIdentifier {
+            identifier: identifier.clone(),
+        });
+    }
+    // Without --wait the DCS's word is enough; with it, every member must say so itself.
+    let until = if wait {
+        vec![
+            Check::PauseRecorded { paused: pause },
+            Check::Paused { paused: pause },
+        ]
+    } else {
+        vec![Check::PauseRecorded { paused: pause }]
+    };
+    plan.steps.push(Step {
+        id: if pause {
+            "pause".into()
+        } else {
+            "resume".into()
+        },
+        title: if pause {
+            "Turn maintenance mode on".into()
+        } else {
+            "Turn maintenance mode off".into()
+        },
+        action: Action::Patroni(PatroniAction {
+            member: api.name.clone(),
+            api_url: api.api_url.clone(),
+            call: PatroniCall::PatchConfig {
+                patch: json!({ "pause": pause }),
+            },
+        }),
+        gate: Gate::Confirm { question },
+        prechecks: Vec::new(),
+        verify: Some(Wait {
+            until,
+            fail_if: Vec::new(),
+            timeout: Duration::from_secs(30),
+            poll: Duration::from_millis(250),
+            progress: Progress::Checks,
+        }),
+        idempotency: Idempotency::CheckStateFirst {
+            done_when: vec![
+                Check::PauseRecorded { paused: pause },
+                Check::Paused { paused: pause },
+            ],
+        },
+    });
+    plan.rollback = Some(rollback);
+    Ok(plan)
+}

@@ -1,0 +1,190 @@
+//! The runbooks: one file each, each a pure function from the inventory's target, the observed
+//! cluster and the operator's parameters to a `Plan`. No I/O happens here: a reader sees the whole
+//! procedure as data, in the order it runs.
+
+mod maintenance;
+mod reinit;
+mod restart;
+mod switchover;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit::Exit;
+use crate::inventory::ClusterTarget;
+use crate::observe::{ClusterView, MemberView};
+use crate::plan::Plan;
+
+/// The lag under which a replica counts as caught up, unless the operator says otherwise:
+/// Patroni's default `maximum_lag_on_failover`.
+pub const DEFAULT_MAX_LAG_BYTES: u64 = 1024 * 1024;
+
+/// What the operator asked for. Stored in the plan (and so in the journal) so that a resumed run
+/// can be planned again from the same request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "runbook", rename_all = "snake_case")]
+pub enum Params {
+    Reinit {
+        member: String,
+        #[serde(with = "optional_duration")]
+        timeout: Option<Duration>,
+        max_lag: u64,
+    },
+    Switchover {
+        candidate: Option<String>,
+        /// RFC 3339 with a time zone.
+        at: Option<String>,
+        checkpoint: bool,
+        max_lag: u64,
+        #[serde(with = "optional_duration")]
+        timeout: Option<Duration>,
+    },
+    Pause {
+        wait: bool,
+    },
+    Resume {
+        wait: bool,
+    },
+    Restart {
+        member: Option<String>,
+        pending_only: bool,
+        max_lag: u64,
+        #[serde(with = "optional_duration")]
+        timeout: Option<Duration>,
+    },
+}
+
+impl Params {
+    pub fn runbook(&self) -> &'static str {
+        match self {
+            Params::Reinit { .. } => "reinit",
+            Params::Switchover { .. } => "switchover",
+            Params::Pause { .. } => "pause",
+            Params::Resume { .. } => "resume",
+            Params::Restart { .. } => "restart",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cluster {cluster} has no member {member:?} (members: {})", .known.join(", "))]
+    UnknownMember {
+        cluster: String,
+        member: String,
+        known: Vec<String>,
+    },
+    #[error("no member can take over from {leader}: {reasons}")]
+    NoCandidate { leader: String, reasons: String },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl PlanError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            PlanError::UnknownMember { .. } => Exit::BadInput,
+            PlanError::NoCandidate { .. } | PlanError::Refused(_) => Exit::PrecheckRefused,
+        }
+    }
+}
+
+/// Plans a runbook. Pure: the same inputs give the same plan.
+pub fn plan(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    params: &Params,
+) -> Result<Plan, PlanError> {
+    match params {
+        Params::Reinit { .. } => reinit::plan(target, view, params),
+        Params::Switchover { .. } => switchover::plan(target, view, params),
+        Params::Pause { .. } | Params::Resume { .. } => maintenance::plan(target, view, params),
+        Params::Restart { .. } => restart::plan(target, view, params),
+    }
+}
+
+/// The frame every plan shares: where, who, with which parameters.
+fn new_plan(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    params: &Params,
+    title: String,
+    summary: String,
+) -> Plan {
+    Plan {
+        runbook: params.runbook().into(),
+        title,
+        summary,
+        environment: target.environment.clone(),
+        cluster: target.cluster.clone(),
+        scope: view.scope.clone(),
+        params: serde_json::to_value(params).unwrap_or_default(),
+        rest_user: target.rest.auth.as_ref().map(|auth| auth.username.clone()),
+        prechecks: Vec::new(),
+        assumes: Vec::new(),
+        steps: Vec::new(),
+        rollback: None,
+    }
+}
+
+/// The member by name, or the error listing the members there are.
+fn member<'a>(view: &'a ClusterView, name: &str) -> Result<&'a MemberView, PlanError> {
+    view.member(name).ok_or_else(|| PlanError::UnknownMember {
+        cluster: view.cluster.clone(),
+        member: name.into(),
+        known: view
+            .members
+            .iter()
+            .map(|member| member.name.clone())
+            .collect(),
+    })
+}
+
+/// Where to send cluster-wide calls (`PATCH /config`, `POST /switchover`): the leader when it
+/// answers, else the first member that does.
+fn cluster_api(view: &ClusterView) -> Result<&MemberView, PlanError> {
+    view.leader
+        .as_deref()
+        .and_then(|leader| view.member(leader))
+        .filter(|leader| leader.is_reachable())
+        .or_else(|| view.members.iter().find(|member| member.is_reachable()))
+        .ok_or_else(|| PlanError::Refused("no member's REST API answers".into()))
+}
+
+fn started_at(member: &MemberView) -> String {
+    member
+        .status
+        .as_ref()
+        .ok()
+        .and_then(|status| status.postmaster_start_time.clone())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)] // serde's `with` hands us a reference to the field
+    pub(super) fn serialize<S: Serializer>(
+        duration: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(duration) => serializer.collect_str(&humantime::format_duration(*duration)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+//! `pgha restart [--member M] [--pending-only]`: restart PostgreSQL through Patroni, one member at
+//! a time, replicas first and the leader last, each healthy again before the next. Restarting the
+//! leader stops writes until it is back (Patroni does not fail over for a restart), so its gate
+//! asks for its name.
+
+use std::time::Duration;
+
+use super::{Params, PlanError, member, new_plan, started_at};
+use crate::inventory::ClusterTarget;
+use crate::observe::{ClusterView, MemberView};
+use crate::plan::{
+    Action, Check, Gate, Idempotency, PatroniAction, PatroniCall, Plan, Progress, Step, Wait,
+};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_mins(10);
+
+pub(super) fn plan(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    params: &Params,
+) -> Result<Plan, PlanError> {
+    let Params::Restart {
+        member: only,
+        pending_only,
+        max_lag,
+        timeout,
+    } = params
+    else {
+        unreachable!("dispatched by runbook")
+    };
+    let leader = view.leader.clone().unwrap_or_default();
+    let mut members: Vec<&MemberView> = match only {
+        Some(name) => vec![member(view, name)?],
+        None => view
+            .members
+            .iter()
+            .filter(|member| member.dcs.is_some())
+            .collect(),
+    };
+    if *pending_only {
+        members.retain(|member| member.pending_restart());
+    }
+    // Replicas first, by name; the leader last.
+    members.sort_by_key(|member| (member.name == leader, member.name.clone()));
+    if members.is_empty() {
+        return Err(PlanError::Refused(if *pending_only {
+            "no member has a pending restart".into()
+        } else {
+            "no member to restart".into()
+        }));
+    }
+    let names: Vec<&str> = members.iter().map(|member| member.name.as_str()).collect();
+    let mut plan = new_plan(
+        target,
+        view,
+        params,
+        format!(
+            "Restart PostgreSQL on {} in cluster {}",
+            names.join(", "),
+            target.cluster
+        ),
+        format!(
+            "Patroni restarts PostgreSQL on one member at a time ({}), replicas first, the leader last; each \
+             must stream (or lead) again before the next. A restarting replica serves no reads for seconds; \
+             restarting the leader stops writes until it is back.",
+            names.join(", ")
+        ),
+    );
+    plan.prechecks = vec![Check::HealthyLeader];
+    plan.prechecks
+        .extend(members.iter().map(|member| Check::Reachable {
+            member: member.name.clone(),
+        }));
+    plan.assumes = vec![Check::LeaderIs {
+        member: leader.clone(),
+    }];
+    if let Some(identifier) = &view.system_identifier {
+        plan.assumes.push(Check::SystemIdentifier {
+            identifier: identifier.clone(),
+        });
+    }
+    for member in members {
+        plan.steps.extend(restart_steps(
+            member,
+            &leader,
+            *pending_only,
+            *max_lag,
+            timeout.unwrap_or(DEFAULT_TIMEOUT),
+        ));
+    }
+    plan.rollback = Some("None: a restart changes no data. A member that does not come back is diagnosed from its Patroni and PostgreSQL logs.".into());
+    Ok(plan)
+}
+
+fn restart_steps(
+    member: &MemberView,
+    leader: &str,
+    pending_only: bool,
+    max_lag: u64,
+    timeout: Duration,
+) -> [Step; 2] {
+    let name = member.name.clone();
+    let is_leader = name == leader;
+    let restarted = Check::RestartedSince {
+        member: name.clone(),
+        before: started_at(member),
+    };
+    let mut done_when = vec![restarted.clone()];
+    if pending_only {
+        done_when = vec![Check::Any {
+            checks: vec![
+                restarted.clone(),
+                Check::NoPendingRestart {
+                    member: name.clone(),
+                },
+            ],
+        }];
+    }
+    let (gate, role_check) = if is_leader {
+        (
+            Gate::TypeToConfirm {
+                question: format!(
+                    "{name} is the leader: writes stop until PostgreSQL is back (no failover)."
+                ),
+                expected: name.clone(),
+            },
+            Check::LeaderIs {
+                member: name.clone(),
+            },
+        )
+    } else {
+        (
+            Gate::Confirm {
+                question: format!("Restart PostgreSQL on {name} (replica)?"),
+            },
+            Check::NotLeader {
+                member: name.clone(),
+            },
+        )
+    };
+    let healthy_again = if is_leader {
+        vec![
+            Check::LeaderIs {
+                member: name.clone(),
+            },
+            Check::HealthyLeader,
+        ]
+    } else {
+        vec![
+            Check::HealthyLeader,
+            Check::Streaming {
+                member: name.clone(),
+            },
+            Check::LagAtMost {
+                member: name.clone(),
+                bytes: max_lag,
+            },
+        ]
+    };
+    let restart = Step {
+        id: format!("restart-{name}"),
+        title: format!(
+            "Restart PostgreSQL on {name}{}",
+            if is_leader { " (leader)" } else { "" }
+        ),
+        action: Action::Patroni(PatroniAction {
+            member: name.clone(),
+            api_url: member.api_url.clone(),
+            call: PatroniCall::Restart {
+                restart_pending: pending_only.then_some(true),
+            },
+        }),
+        gate,
+        prechecks: vec![
+            role_check,
+            Check::HealthyLeader,
+            Check::Reachable {
+                member: name.clone(),
+            },
+        ],
+        verify: Some(Wait {
+            until: done_when.clone(),
+            fail_if: Vec::new(),
+            timeout,
+            poll: Duration::from_millis(500),
+            progress: Progress::MemberState {
+                member: name.clone(),
+            },
+        }),
+        idempotency: Idempotency::CheckStateFirst { done_when },
+    };
+    [restart, healthy_again_step(&name, healthy_again, timeout)]
+}
+
+/// "Healthy before the next": the member streams (or leads) again.
+fn healthy_again_step(name: &str, until: Vec<Check>, timeout: Duration) -> Step {
+    Step {
+        id: format!("wait-healthy-{name}"),
+        title: format!("Wait until {name} is healthy again"),
+        action: Action::Wait(Wait {
+            until,
+            fail_if: Vec::new(),
+            timeout,
+            poll: Duration::from_secs(1),
+            progress: Progress::MemberState {
+                member: name.into(),
+            },
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }
+}

@@ -1,0 +1,317 @@
+//! `pgha switchover [--candidate M] [--at TIME] [--checkpoint]`: hand the leader role to a
+//! replica. Without `--candidate`, the synchronous standby is chosen first, then the replica
+//! with the lowest lag; a member tagged `nofailover`, not streaming, or lagging more than the
+//! threshold is never chosen (and refused when named). With `--checkpoint`, the leader runs a
+//! CHECKPOINT first so its shutdown checkpoint is short. The outcome is verified by observing
+//! the new leader and the new timeline, never by the HTTP status alone.
+
+use std::time::Duration;
+
+use super::{Params, PlanError, cluster_api, member, new_plan};
+use crate::inventory::ClusterTarget;
+use crate::observe::{ClusterView, MemberView};
+use crate::patroni::{ClusterRole, Lag};
+use crate::plan::{
+    Action, Check, Gate, Idempotency, PatroniAction, PatroniCall, Plan, Progress, SqlAction,
+    SqlStatement, Step, Wait, cluster_timeline,
+};
+
+/// Patroni answers the switchover after up to 20 s; the new leader runs within seconds.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(90);
+const NO_FAILOVER: &str = "nofailover";
+
+pub(super) fn plan(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    params: &Params,
+) -> Result<Plan, PlanError> {
+    let Params::Switchover {
+        candidate,
+        at,
+        checkpoint,
+        max_lag,
+        timeout,
+    } = params
+    else {
+        unreachable!("dispatched by runbook")
+    };
+    let leader = view.leader.clone().ok_or_else(|| {
+        PlanError::Refused("no member holds the leader key: nothing to switch over from".into())
+    })?;
+    let candidate = match candidate {
+        Some(name) => member(view, name)?.name.clone(),
+        None => choose_candidate(view, &leader, *max_lag)?,
+    };
+    let timeline = cluster_timeline(view).unwrap_or(0);
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let when = at
+        .as_ref()
+        .map_or_else(|| "now".to_string(), |at| format!("at {at}"));
+
+    let mut plan = new_plan(
+        target,
+        view,
+        params,
+        format!(
+            "Switch over cluster {} from {leader} to {candidate} {when}",
+            target.cluster
+        ),
+        format!(
+            "Patroni demotes {leader} and promotes {candidate}. Writes stop for a few seconds while the roles \
+             change (measured on the lab: 1.5-2.5 s); {leader} rejoins as a replica of {candidate}."
+        ),
+    );
+    let candidate_ready = candidate_ready(&candidate, *max_lag);
+    plan.prechecks = [
+        vec![
+            Check::HealthyLeader,
+            Check::LeaderIs {
+                member: leader.clone(),
+            },
+        ],
+        candidate_ready.clone(),
+    ]
+    .concat();
+    if at.is_some() {
+        // Patroni refuses to schedule while paused.
+        plan.prechecks.push(Check::Paused { paused: false });
+    }
+    if let Some(identifier) = &view.system_identifier {
+        plan.assumes.push(Check::SystemIdentifier {
+            identifier: identifier.clone(),
+        });
+    }
+
+    if *checkpoint {
+        plan.steps
+            .push(checkpoint_step(&leader, &member(view, &leader)?.host));
+    }
+    let api = cluster_api(view)?;
+    let switch = Switch {
+        leader: &leader,
+        candidate: &candidate,
+        at: at.as_deref(),
+        timeline,
+        timeout,
+        cluster: &target.cluster,
+    };
+    plan.steps
+        .push(switchover_step(&switch, api, candidate_ready));
+    if at.is_none() {
+        plan.steps.push(rejoin_step(&leader, &candidate));
+        plan.rollback = Some(format!(
+            "Switch back: `pgha switchover --cluster {} --candidate {leader}`.",
+            target.cluster
+        ));
+    } else {
+        plan.rollback = Some(format!(
+            "Cancel the scheduled switchover before it happens: `curl -X DELETE -u {}:… {}/switchover`.",
+            plan.rest_user.clone().unwrap_or_else(|| "patroni".into()),
+            api.api_url
+        ));
+    }
+    Ok(plan)
+}
+
+/// A candidate must be a reachable, streaming, caught-up replica not tagged `nofailover`.
+fn candidate_ready(candidate: &str, max_lag: u64) -> Vec<Check> {
+    vec![
+        Check::NotLeader {
+            member: candidate.into(),
+        },
+        Check::Reachable {
+            member: candidate.into(),
+        },
+        Check::NotTagged {
+            member: candidate.into(),
+            tag: NO_FAILOVER.into(),
+        },
+        Check::Streaming {
+            member: candidate.into(),
+        },
+        Check::LagAtMost {
+            member: candidate.into(),
+            bytes: max_lag,
+        },
+    ]
+}
+
+/// What the switchover step needs to know.
+struct Switch<'a> {
+    leader: &'a str,
+    candidate: &'a str,
+    at: Option<&'a str>,
+    timeline: u32,
+    timeout: Duration,
+    cluster: &'a str,
+}
+
+fn checkpoint_step(leader: &str, host: &str) -> Step {
+    Step {
+        id: format!("checkpoint-{leader}"),
+        title: format!("CHECKPOINT on {leader}, so that its shutdown checkpoint is short"),
+        action: Action::Sql(SqlAction {
+            member: leader.into(),
+            host: host.into(),
+            statement: SqlStatement::Checkpoint,
+        }),
+        gate: Gate::None,
+        prechecks: vec![Check::LeaderIs {
+            member: leader.into(),
+        }],
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }
+}
+
+/// The switchover itself, verified by the new leader and a new timeline (or, scheduled, by the
+/// schedule Patroni registered) — never by Patroni's answer alone.
+fn switchover_step(switch: &Switch<'_>, api: &MemberView, candidate_ready: Vec<Check>) -> Step {
+    let (leader, candidate) = (switch.leader.to_string(), switch.candidate.to_string());
+    let when = switch
+        .at
+        .map_or_else(|| "now".to_string(), |at| format!("at {at}"));
+    let (verify, done_when) = if switch.at.is_some() {
+        let scheduled = vec![Check::SwitchoverScheduled {
+            to: candidate.clone(),
+        }];
+        (
+            wait_for(scheduled.clone(), Duration::from_secs(20), &candidate),
+            scheduled,
+        )
+    } else {
+        let switched = vec![
+            Check::LeaderIs {
+                member: candidate.clone(),
+            },
+            Check::TimelineAbove {
+                timeline: switch.timeline,
+            },
+        ];
+        (
+            wait_for(switched, switch.timeout, &candidate),
+            vec![Check::LeaderIs {
+                member: candidate.clone(),
+            }],
+        )
+    };
+    Step {
+        id: "switchover".into(),
+        title: format!("Switch over from {leader} to {candidate} {when}"),
+        action: Action::Patroni(PatroniAction {
+            member: api.name.clone(),
+            api_url: api.api_url.clone(),
+            call: PatroniCall::Switchover {
+                leader: leader.clone(),
+                candidate: Some(candidate.clone()),
+                scheduled_at: switch.at.map(str::to_string),
+            },
+        }),
+        gate: Gate::Confirm {
+            question: format!(
+                "Switch the leader of {} from {leader} to {candidate} {when}?",
+                switch.cluster
+            ),
+        },
+        prechecks: [vec![Check::LeaderIs { member: leader }], candidate_ready].concat(),
+        verify: Some(verify),
+        idempotency: Idempotency::CheckStateFirst { done_when },
+    }
+}
+
+fn rejoin_step(leader: &str, candidate: &str) -> Step {
+    Step {
+        id: format!("wait-rejoin-{leader}"),
+        title: format!("Wait until {leader} streams from {candidate}"),
+        action: Action::Wait(Wait {
+            until: vec![Check::Streaming {
+                member: leader.into(),
+            }],
+            fail_if: Vec::new(),
+            timeout: Duration::from_mins(2),
+            poll: Duration::from_secs(1),
+            progress: Progress::MemberState {
+                member: leader.into(),
+            },
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }
+}
+
+fn wait_for(until: Vec<Check>, timeout: Duration, candidate: &str) -> Wait {
+    Wait {
+        until,
+        fail_if: Vec::new(),
+        timeout,
+        poll: Duration::from_millis(500),
+        progress: Progress::MemberState {
+            member: candidate.into(),
+        },
+    }
+}
+
+/// The synchronous standby first, then the lowest lag; never a member tagged `nofailover`,
+/// not streaming, unreachable, or over the lag threshold.
+fn choose_candidate(view: &ClusterView, leader: &str, max_lag: u64) -> Result<String, PlanError> {
+    let mut eligible: Vec<(&MemberView, u64)> = Vec::new();
+    let mut reasons = Vec::new();
+    for member in view.members.iter().filter(|member| member.name != leader) {
+        let checks = [
+            Check::Reachable {
+                member: member.name.clone(),
+            },
+            Check::NotTagged {
+                member: member.name.clone(),
+                tag: NO_FAILOVER.into(),
+            },
+            Check::Streaming {
+                member: member.name.clone(),
+            },
+            Check::LagAtMost {
+                member: member.name.clone(),
+                bytes: max_lag,
+            },
+        ];
+        match checks
+            .iter()
+            .map(|check| check.evaluate(view))
+            .find(|verdict| !verdict.passed)
+        {
+            Some(failed) => reasons.push(failed.observed),
+            None => eligible.push((member, worst_lag(member))),
+        }
+    }
+    eligible.sort_by_key(|(member, lag)| {
+        (
+            member.role() != Some(ClusterRole::SyncStandby),
+            *lag,
+            member.name.clone(),
+        )
+    });
+    eligible
+        .first()
+        .map(|(member, _)| member.name.clone())
+        .ok_or_else(|| PlanError::NoCandidate {
+            leader: leader.into(),
+            reasons: if reasons.is_empty() {
+                "no other member".into()
+            } else {
+                reasons.join("; ")
+            },
+        })
+}
+
+fn worst_lag(member: &MemberView) -> u64 {
+    [member.receive_lag(), member.replay_lag()]
+        .into_iter()
+        .flatten()
+        .map(|lag| match lag {
+            Lag::Bytes(bytes) => bytes,
+            Lag::Unknown => u64::MAX,
+        })
+        .max()
+        .unwrap_or(u64::MAX)
+}

@@ -1,0 +1,370 @@
+//! The planners on recorded clusters: which candidate, which members, which gates; and the
+//! committed `runbooks/*.md`, which must be exactly what pgha renders for the lab cluster.
+//! Regenerate them with `scripts/render-runbooks.sh`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::inventory::MemberTarget;
+use crate::observe::testing::led_by;
+use crate::observe::{ClusterView, merge};
+use crate::patroni::{BasicAuth, ClusterRole, Lag, Version};
+use crate::plan::{Action, Check, Gate, PatroniCall, render};
+use crate::secret::Secret;
+
+/// The lab as `pgha lab up` starts it: node1..3 on 127.0.0.11-13, node1 leading, REST user
+/// `patroni`, environment `lab`. Built from responses recorded from a real 4.1.5 cluster.
+fn lab() -> (ClusterTarget, ClusterView) {
+    let (mut target, mut observations) = led_by("4.1.5", "node1", Some(1));
+    target.environment = "lab".into();
+    target.origin = "/var/lib/pgha/lab/pgha.yml".into();
+    target.rest.auth = Some(BasicAuth {
+        username: "patroni".into(),
+        password: Secret::new("not-in-any-plan"),
+    });
+    let relabel = |address: &str| address.replace("127.0.0.3", "127.0.0.1");
+    target.members = target
+        .members
+        .iter()
+        .map(|member| MemberTarget {
+            name: member.name.clone(),
+            host: relabel(&member.host),
+            api_url: relabel(&member.api_url),
+        })
+        .collect();
+    for observation in &mut observations {
+        observation.target.host = relabel(&observation.target.host);
+        observation.target.api_url = relabel(&observation.target.api_url);
+        if let Ok(topology) = &mut observation.topology {
+            for member in &mut topology.members {
+                member.host = member.host.as_deref().map(relabel);
+                member.api_url = member.api_url.as_deref().map(relabel);
+            }
+        }
+    }
+    let view = merge(&target, observations).unwrap();
+    (target, view)
+}
+
+fn reinit(member: &str) -> Params {
+    Params::Reinit {
+        member: member.into(),
+        timeout: None,
+        max_lag: DEFAULT_MAX_LAG_BYTES,
+    }
+}
+
+fn switchover(candidate: Option<&str>) -> Params {
+    Params::Switchover {
+        candidate: candidate.map(str::to_string),
+        at: None,
+        checkpoint: false,
+        max_lag: DEFAULT_MAX_LAG_BYTES,
+        timeout: None,
+    }
+}
+
+/// Every runbook as committed in runbooks/, with the parameters the file is named after.
+fn committed_runbooks() -> Vec<(&'static str, Params)> {
+    vec![
+        ("reinit", reinit("node3")),
+        ("switchover", switchover(None)),
+        (
+            "switchover-scheduled",
+            Params::Switchover {
+                candidate: Some("node2".into()),
+                at: Some("2026-11-24T02:00:00+00:00".into()),
+                checkpoint: true,
+                max_lag: DEFAULT_MAX_LAG_BYTES,
+                timeout: None,
+            },
+        ),
+        ("pause", Params::Pause { wait: true }),
+        ("resume", Params::Resume { wait: true }),
+        (
+            "restart",
+            Params::Restart {
+                member: None,
+                pending_only: false,
+                max_lag: DEFAULT_MAX_LAG_BYTES,
+                timeout: None,
+            },
+        ),
+    ]
+}
+
+#[test]
+fn committed_runbooks_match_the_rendering_for_the_lab() {
+    let (target, view) = lab();
+    let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let update = std::env::var_os("PGHA_UPDATE_RUNBOOKS").is_some();
+    let mut stale = Vec::new();
+    for (name, params) in committed_runbooks() {
+        let rendered = render::markdown(&plan(&target, &view, &params).unwrap(), None);
+        let path = directory.join(format!("{name}.md"));
+        if update {
+            std::fs::create_dir_all(&directory).unwrap();
+            std::fs::write(&path, &rendered).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(rendered.as_str()) {
+            stale.push(name);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "runbooks/{{{}}}.md differ from what pgha renders: run scripts/render-runbooks.sh and review the diff",
+        stale.join(",")
+    );
+}
+
+#[test]
+fn no_plan_carries_a_secret() {
+    let (target, view) = lab();
+    for (name, params) in committed_runbooks() {
+        let plan = plan(&target, &view, &params).unwrap();
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(!json.contains("not-in-any-plan"), "{name}");
+        assert!(
+            !render::markdown(&plan, None).contains("not-in-any-plan"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn plans_are_pure_and_hash_stably() {
+    let (target, view) = lab();
+    let first = plan(&target, &view, &reinit("node3")).unwrap();
+    let second = plan(&target, &view, &reinit("node3")).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(first.hash(), second.hash());
+    assert_eq!(first.hash().len(), 64);
+    let other = plan(&target, &view, &reinit("node2")).unwrap();
+    assert_ne!(first.hash(), other.hash());
+}
+
+#[test]
+fn reinit_plans_a_destructive_gate_and_a_bounded_wait_with_progress() {
+    let (target, view) = lab();
+    let plan = plan(&target, &view, &reinit("node3")).unwrap();
+    assert_eq!(plan.typed_confirmations(), ["node3"]);
+    assert!(plan.prechecks.contains(&Check::NotLeader {
+        member: "node3".into()
+    }));
+    assert!(plan.assumes.contains(&Check::LeaderIs {
+        member: "node1".into()
+    }));
+    let Action::Patroni(call) = &plan.steps[0].action else {
+        panic!("a REST call first")
+    };
+    assert_eq!(call.api_url, "http://127.0.0.13:8008");
+    assert_eq!(
+        call.call,
+        PatroniCall::Reinitialize {
+            force: false,
+            from_leader: Some(true)
+        }
+    );
+    let Action::Wait(wait) = &plan.steps[1].action else {
+        panic!("then a wait")
+    };
+    assert_eq!(wait.timeout, Duration::from_hours(2));
+    assert!(
+        matches!(&wait.progress, crate::plan::Progress::BaseBackup { leader, leader_host, .. } if leader == "node1" && leader_host == "127.0.0.11")
+    );
+}
+
+#[test]
+fn reinit_sends_from_leader_only_to_patroni_4() {
+    let (target, mut view) = lab();
+    let member = view
+        .members
+        .iter_mut()
+        .find(|member| member.name == "node3")
+        .unwrap();
+    if let Ok(status) = &mut member.status {
+        status.patroni_version = Some(Version::new(3, 3, 11));
+    }
+    let plan = plan(&target, &view, &reinit("node3")).unwrap();
+    let Action::Patroni(call) = &plan.steps[0].action else {
+        panic!()
+    };
+    assert_eq!(
+        call.call,
+        PatroniCall::Reinitialize {
+            force: false,
+            from_leader: None
+        }
+    );
+    assert_eq!(call.call.body(), serde_json::json!({ "force": false }));
+}
+
+#[test]
+fn reinit_of_an_unknown_member_is_bad_input() {
+    let (target, view) = lab();
+    let error = plan(&target, &view, &reinit("node9")).unwrap_err();
+    assert_eq!(error.exit(), Exit::BadInput);
+    assert_eq!(
+        error.to_string(),
+        "cluster demo has no member \"node9\" (members: node1, node2, node3)"
+    );
+}
+
+/// The leader is refused by a pre-check (reported by a dry-run), not by the planner.
+#[test]
+fn reinit_of_the_leader_fails_its_prechecks() {
+    let (target, view) = lab();
+    let plan = plan(&target, &view, &reinit("node1")).unwrap();
+    let failed: Vec<String> = plan
+        .prechecks
+        .iter()
+        .filter(|check| !check.evaluate(&view).passed)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(failed, ["node1 is not the leader"]);
+}
+
+fn candidate(view: &ClusterView, target: &ClusterTarget) -> Result<String, PlanError> {
+    let plan = plan(target, view, &switchover(None))?;
+    let switch = plan
+        .steps
+        .iter()
+        .find(|step| step.id == "switchover")
+        .unwrap();
+    let Action::Patroni(call) = &switch.action else {
+        panic!()
+    };
+    let PatroniCall::Switchover { candidate, .. } = &call.call else {
+        panic!()
+    };
+    Ok(candidate.clone().unwrap())
+}
+
+fn member_mut<'a>(view: &'a mut ClusterView, name: &str) -> &'a mut crate::observe::MemberView {
+    view.members
+        .iter_mut()
+        .find(|member| member.name == name)
+        .unwrap()
+}
+
+#[test]
+fn switchover_prefers_the_sync_standby_then_the_lowest_lag() {
+    let (target, mut view) = lab();
+    assert_eq!(
+        candidate(&view, &target).unwrap(),
+        "node2",
+        "equal lags: by name"
+    );
+    member_mut(&mut view, "node2")
+        .dcs
+        .as_mut()
+        .unwrap()
+        .receive_lag = Some(Lag::Bytes(4096));
+    assert_eq!(
+        candidate(&view, &target).unwrap(),
+        "node3",
+        "lower lag wins"
+    );
+    member_mut(&mut view, "node2").dcs.as_mut().unwrap().role = ClusterRole::SyncStandby;
+    assert_eq!(
+        candidate(&view, &target).unwrap(),
+        "node2",
+        "the sync standby first"
+    );
+}
+
+#[test]
+fn switchover_never_picks_nofailover_or_a_lagging_replica() {
+    let (target, mut view) = lab();
+    member_mut(&mut view, "node2")
+        .dcs
+        .as_mut()
+        .unwrap()
+        .tags
+        .insert("nofailover".into(), serde_json::json!(true));
+    assert_eq!(candidate(&view, &target).unwrap(), "node3");
+    member_mut(&mut view, "node3")
+        .dcs
+        .as_mut()
+        .unwrap()
+        .receive_lag = Some(Lag::Bytes(64 * 1024 * 1024));
+    let error = candidate(&view, &target).unwrap_err();
+    assert_eq!(error.exit(), Exit::PrecheckRefused);
+    let message = error.to_string();
+    assert!(
+        message.starts_with("no member can take over from node1:"),
+        "{message}"
+    );
+    assert!(message.contains("node2 is tagged nofailover"), "{message}");
+    assert!(message.contains("node3 lags 64.0 MiB"), "{message}");
+}
+
+#[test]
+fn a_named_candidate_over_the_threshold_fails_its_prechecks() {
+    let (target, mut view) = lab();
+    member_mut(&mut view, "node3")
+        .dcs
+        .as_mut()
+        .unwrap()
+        .receive_lag = Some(Lag::Bytes(8 * 1024 * 1024));
+    let plan = plan(&target, &view, &switchover(Some("node3"))).unwrap();
+    let failed: Vec<String> = plan
+        .prechecks
+        .iter()
+        .filter_map(|check| {
+            let verdict = check.evaluate(&view);
+            (!verdict.passed).then(|| format!("{check}: {}", verdict.observed))
+        })
+        .collect();
+    assert_eq!(failed, ["node3 lags at most 1.0 MiB: node3 lags 8.0 MiB"]);
+}
+
+#[test]
+fn restart_goes_replicas_first_and_asks_the_leaders_name() {
+    let (target, view) = lab();
+    let params = Params::Restart {
+        member: None,
+        pending_only: false,
+        max_lag: DEFAULT_MAX_LAG_BYTES,
+        timeout: None,
+    };
+    let plan = plan(&target, &view, &params).unwrap();
+    let order: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "restart-node2",
+            "wait-healthy-node2",
+            "restart-node3",
+            "wait-healthy-node3",
+            "restart-node1",
+            "wait-healthy-node1"
+        ]
+    );
+    assert!(matches!(plan.steps[0].gate, Gate::Confirm { .. }));
+    assert!(
+        matches!(&plan.steps[4].gate, Gate::TypeToConfirm { expected, .. } if expected == "node1")
+    );
+}
+
+#[test]
+fn restart_pending_only_plans_nothing_when_nothing_is_pending() {
+    let (target, view) = lab();
+    let params = Params::Restart {
+        member: None,
+        pending_only: true,
+        max_lag: DEFAULT_MAX_LAG_BYTES,
+        timeout: None,
+    };
+    let error = plan(&target, &view, &params).unwrap_err();
+    assert_eq!(error.to_string(), "no member has a pending restart");
+}
+
+#[test]
+fn params_round_trip_through_the_journal() {
+    for (_, params) in committed_runbooks() {
+        let value = serde_json::to_value(&params).unwrap();
+        let back: Params = serde_json::from_value(value).unwrap();
+        assert_eq!(back, params);
+    }
+}

@@ -1,0 +1,409 @@
+//! Running a runbook end to end: resolve the cluster, observe it, plan, then either render the
+//! plan with its pre-checks (`--dry-run`, which only ever holds a read-only `Observer`) or take
+//! the cluster's lock, open a journal and execute; and `resume` of a recorded run, with the
+//! stale-plan rule. The terminal shows the plan and the progress on stderr; stdout is data.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::error::Error;
+use crate::exec::{
+    self, Event, EventSink, Executor, Finish, GatePolicy, LiveCluster, Observer, Outcome,
+    ResumePoint, Sinks, TerminalPrompt,
+};
+use crate::exit::Exit;
+use crate::inventory::{self, ClusterTarget, Selector};
+use crate::journal::{self, RunStore};
+use crate::patroni::PatroniClient;
+use crate::plan::render::{self, CheckedPrecheck};
+use crate::plan::{Action, Plan};
+use crate::postgres::Sql;
+use crate::runbooks::{self, Params};
+use crate::ui::progress::TerminalSink;
+
+/// How the plan is printed by `--dry-run` and `runs show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlanFormat {
+    #[default]
+    Text,
+    Markdown,
+    Json,
+}
+
+/// The options every runbook command shares.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub format: PlanFormat,
+    pub assume_yes: bool,
+    pub confirm: Option<String>,
+}
+
+pub fn render(plan: &Plan, checked: Option<&[CheckedPrecheck]>, format: PlanFormat) -> String {
+    match format {
+        PlanFormat::Text => render::text(plan, checked),
+        PlanFormat::Markdown => render::markdown(plan, checked),
+        PlanFormat::Json => render::json(plan, checked),
+    }
+}
+
+async fn connect(selector: &Selector) -> Result<LiveCluster, Error> {
+    let target = inventory::resolve(selector).await?;
+    let client = PatroniClient::new(&target.rest)?;
+    let sql = target.postgres.clone().map(Sql::new);
+    Ok(LiveCluster {
+        target,
+        client,
+        sql,
+    })
+}
+
+/// Observes, plans and checks the plan's pre-conditions. Read-only by construction: it is
+/// given an `Observer`, which cannot change the cluster. A dry-run is exactly this.
+pub async fn prepare<O: Observer>(
+    observer: &O,
+    target: &ClusterTarget,
+    params: &Params,
+) -> Result<(Plan, Vec<CheckedPrecheck>), Error> {
+    let view = observer.observe().await?;
+    let plan = runbooks::plan(target, &view, params)?;
+    let mut checked = exec::evaluate(&plan.prechecks, &view);
+    checked.extend(observer.credentials(&view).await);
+    Ok((plan, checked))
+}
+
+pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Result<Exit, Error> {
+    let world = connect(selector).await?;
+    let (plan, checked) = prepare(&world, &world.target, &params).await?;
+    if plan
+        .steps
+        .iter()
+        .any(|step| matches!(step.action, Action::Sql(_)))
+        && world.sql.is_none()
+    {
+        return Err(Error::BadInput(format!(
+            "{}: this plan runs SQL on the leader; add a `postgres:` section (user, password_env or password_file) to environment {}",
+            world.target.origin, world.target.environment
+        )));
+    }
+    let all_passed = checked.iter().all(|check| check.verdict.passed);
+    if options.dry_run {
+        crate::ui::print_stdout(&render(&plan, Some(&checked), options.format))?;
+        return Ok(if all_passed {
+            Exit::Success
+        } else {
+            Exit::PrecheckRefused
+        });
+    }
+    let policy = gate_policy(&options);
+    if let Some(reason) = policy.refusal(&plan) {
+        return Err(Error::BadInput(reason));
+    }
+    let store = RunStore::new(journal::default_dir());
+    let run_id = RunStore::new_run_id(&plan.runbook);
+    // The lock before anything is shown: a refused second run prints one line.
+    let _lock = store.lock(&plan.environment, &plan.cluster, &run_id)?;
+    eprint!("{}", render::text(&plan, None));
+    let mut journal = store.create(&run_id)?;
+    let mut terminal = TerminalSink::new(std::io::stderr().is_terminal());
+    let started = tokio::time::Instant::now();
+    let finish = {
+        let mut sinks = Sinks(vec![&mut journal, &mut terminal]);
+        sinks.emit(&Event::RunStarted {
+            run_id: run_id.clone(),
+            runbook: plan.runbook.clone(),
+            environment: plan.environment.clone(),
+            cluster: plan.cluster.clone(),
+            plan: Box::new(plan.clone()),
+            plan_hash: plan.hash(),
+            operator: policy.operator.clone(),
+            host: journal::hostname(),
+            pid: std::process::id(),
+            pgha_version: env!("CARGO_PKG_VERSION").into(),
+        });
+        for check in &checked {
+            sinks.emit(&Event::Precheck {
+                text: check.text.clone(),
+                passed: check.verdict.passed,
+                observed: check.verdict.observed.clone(),
+            });
+        }
+        let finish = if all_passed {
+            execute(&world, &plan, &ResumePoint::default(), policy, &mut sinks).await
+        } else {
+            Finish {
+                outcome: Outcome::Refused,
+                detail: "a pre-check failed: nothing was changed".into(),
+            }
+        };
+        finished(&mut sinks, &finish, started);
+        finish
+    };
+    Ok(conclude(&run_id, &journal, &finish))
+}
+
+fn gate_policy(options: &RunOptions) -> GatePolicy {
+    GatePolicy {
+        assume_yes: options.assume_yes,
+        confirm: options.confirm.clone(),
+        interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        operator: journal::operator(),
+    }
+}
+
+async fn execute(
+    world: &LiveCluster,
+    plan: &Plan,
+    point: &ResumePoint,
+    policy: GatePolicy,
+    sink: &mut dyn EventSink,
+) -> Finish {
+    let (interrupt_sender, interrupt) = watch::channel(false);
+    // One listener for the whole run: Ctrl-C at a gate aborts, during a wait it interrupts.
+    let listener = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = interrupt_sender.send(true);
+        }
+    });
+    let mut executor = Executor::new(world, Arc::new(TerminalPrompt), policy, sink, interrupt);
+    let finish = executor.run(plan, point).await;
+    listener.abort();
+    finish
+}
+
+fn finished(sink: &mut dyn EventSink, finish: &Finish, started: tokio::time::Instant) {
+    sink.emit(&Event::RunFinished {
+        outcome: finish.outcome,
+        detail: finish.detail.clone(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
+}
+
+fn conclude(run_id: &str, journal: &journal::Journal, finish: &Finish) -> Exit {
+    if let Some(error) = &journal.write_error {
+        eprintln!(
+            "pgha: warning: the journal could not be written ({error}); the run's record is incomplete"
+        );
+    }
+    eprintln!("pgha: journal {}", journal.path().display());
+    if finish.outcome.is_resumable() && finish.outcome != Outcome::Refused {
+        eprintln!("pgha: continue with `pgha resume {run_id}`");
+    }
+    finish.outcome.exit()
+}
+
+/// `pgha resume RUN_ID [--replan]`.
+pub async fn resume(
+    selector: &Selector,
+    run_id: &str,
+    replan: bool,
+    options: RunOptions,
+) -> Result<Exit, Error> {
+    let store = RunStore::new(journal::default_dir());
+    let recorded = store.read(run_id)?;
+    if recorded.last_outcome() == Some(Outcome::Succeeded) {
+        return Err(journal::JournalError::AlreadySucceeded { id: run_id.into() }.into());
+    }
+    let plan = recorded.verified_plan()?;
+    let selector = selector_for(selector, &plan);
+    let world = connect(&selector).await?;
+    let policy = gate_policy(&options);
+    let _lock = store.lock(&plan.environment, &plan.cluster, run_id)?;
+    let view = world.observe().await?;
+    let stale: Vec<CheckedPrecheck> = exec::evaluate(&plan.assumes, &view)
+        .into_iter()
+        .filter(|check| !check.verdict.passed)
+        .collect();
+    let (plan, point, new_plan) = if stale.is_empty() {
+        (plan, recorded.resume_point(), None)
+    } else if replan {
+        let params: Params = serde_json::from_value(plan.params.clone()).map_err(|error| {
+            Error::BadInput(format!("run {run_id}: cannot read its parameters: {error}"))
+        })?;
+        let fresh = runbooks::plan(&world.target, &view, &params)?;
+        (fresh.clone(), ResumePoint::default(), Some(fresh))
+    } else {
+        let mut journal = store.reopen(run_id)?;
+        let reasons: Vec<String> = stale
+            .iter()
+            .map(|check| format!("{} ({})", check.text, check.verdict.observed))
+            .collect();
+        journal.emit(&resumed_event(&policy, None));
+        journal.emit(&Event::RunFinished {
+            outcome: Outcome::Refused,
+            detail: format!("stale plan: {}", reasons.join("; ")),
+            duration_ms: 0,
+        });
+        return Err(Error::Refused(format!(
+            "the plan of run {run_id} no longer fits the cluster: it assumed {}; re-plan from the cluster as it is with `pgha resume {run_id} --replan`",
+            reasons.join("; ")
+        )));
+    };
+    if let Some(reason) = policy.refusal(&plan) {
+        return Err(Error::BadInput(reason));
+    }
+    let mut journal = store.reopen(run_id)?;
+    let mut terminal = TerminalSink::new(std::io::stderr().is_terminal());
+    let started = tokio::time::Instant::now();
+    let finish = {
+        let mut sinks = Sinks(vec![&mut journal, &mut terminal]);
+        sinks.emit(&resumed_event(&policy, new_plan.as_ref()));
+        let finish = execute(&world, &plan, &point, policy, &mut sinks).await;
+        finished(&mut sinks, &finish, started);
+        finish
+    };
+    Ok(conclude(run_id, &journal, &finish))
+}
+
+fn resumed_event(policy: &GatePolicy, plan: Option<&Plan>) -> Event {
+    Event::RunResumed {
+        operator: policy.operator.clone(),
+        host: journal::hostname(),
+        pid: std::process::id(),
+        plan_hash: plan.map(Plan::hash).unwrap_or_default(),
+        plan: plan.map(|plan| Box::new(plan.clone())),
+    }
+}
+
+/// A resumed run goes to the cluster it was planned for, whatever the defaults say now.
+fn selector_for(selector: &Selector, plan: &Plan) -> Selector {
+    let mut selector = selector.clone();
+    if plan.environment != "-" && selector.patroni_config.is_none() && selector.api.is_none() {
+        selector.environment = Some(plan.environment.clone());
+        selector.cluster = Some(plan.cluster.clone());
+    }
+    selector
+}
+
+/// `pgha runs list`.
+pub fn list_runs(format: crate::ui::OutputFormat) -> Result<Exit, Error> {
+    let store = RunStore::new(journal::default_dir());
+    let runs = store.list()?;
+    if format == crate::ui::OutputFormat::Table {
+        let rows = runs
+            .iter()
+            .map(|run| {
+                vec![
+                    run.id.clone(),
+                    run.runbook.clone(),
+                    format!("{}/{}", run.environment, run.cluster),
+                    run.started_at.clone(),
+                    run.operator.clone(),
+                    run.status.clone(),
+                ]
+            })
+            .collect();
+        let mut text = crate::ui::table(
+            None,
+            &["Run", "Runbook", "Cluster", "Started", "Operator", "Status"],
+            rows,
+            &[],
+        );
+        text.push('\n');
+        crate::ui::print_stdout(&text)?;
+    } else {
+        crate::ui::write_document(format, &runs)?;
+    }
+    Ok(Exit::Success)
+}
+
+/// `pgha runs show ID`.
+pub fn show_run(run_id: &str, format: PlanFormat) -> Result<Exit, Error> {
+    let store = RunStore::new(journal::default_dir());
+    let recorded = store.read(run_id)?;
+    let text = match format {
+        PlanFormat::Json => {
+            let mut text =
+                serde_json::to_string_pretty(&recorded.entries).map_err(std::io::Error::other)?;
+            text.push('\n');
+            text
+        }
+        PlanFormat::Markdown => {
+            let plan = recorded.verified_plan()?;
+            let mut text = render::markdown(&plan, None);
+            let _ = write!(
+                text,
+                "\n## What happened (run {run_id})\n\n| at | event |\n| --- | --- |\n"
+            );
+            for entry in &recorded.entries {
+                let _ = writeln!(
+                    text,
+                    "| {} | {} |",
+                    entry.at,
+                    describe(&entry.event).replace('|', "\\|")
+                );
+            }
+            text
+        }
+        PlanFormat::Text => recorded
+            .entries
+            .iter()
+            .fold(String::new(), |mut text, entry| {
+                let _ = writeln!(text, "{}  {}", entry.at, describe(&entry.event));
+                text
+            }),
+    };
+    crate::ui::print_stdout(&text)?;
+    Ok(Exit::Success)
+}
+
+/// One line for one event, for `runs show`.
+fn describe(event: &Event) -> String {
+    match event {
+        Event::RunStarted {
+            plan,
+            operator,
+            host,
+            ..
+        } => format!("started by {operator} on {host}: {}", plan.title),
+        Event::RunResumed {
+            operator,
+            host,
+            plan,
+            ..
+        } => {
+            format!(
+                "resumed by {operator} on {host}{}",
+                if plan.is_some() {
+                    " with a new plan"
+                } else {
+                    ""
+                }
+            )
+        }
+        Event::Precheck {
+            text,
+            passed,
+            observed,
+        } => format!(
+            "pre-check {}: {text} ({observed})",
+            if *passed { "ok" } else { "FAILED" }
+        ),
+        Event::GateAnswered { step, answer, by } => format!(
+            "gate of {step}: {} by {by}",
+            if *answer { "yes" } else { "no" }
+        ),
+        Event::StepSkipped { step, reason } => format!("{step} skipped: {reason}"),
+        Event::StepStarted { title, .. } => format!("started {title}"),
+        Event::ActionAnswered {
+            step,
+            status,
+            message,
+        } => format!("{step}: Patroni answered HTTP {status} {message}"),
+        Event::ActionLost { step, error } => format!("{step}: no answer ({error})"),
+        Event::Observed { step, observed } => format!("{step}: {observed}"),
+        Event::Progress { detail, .. } => detail.clone(),
+        Event::StepSucceeded {
+            step,
+            duration_ms,
+            observed,
+        } => format!("{step} succeeded in {duration_ms} ms: {observed}"),
+        Event::StepFailed { step, reason } => format!("{step} FAILED: {reason}"),
+        Event::RunFinished {
+            outcome, detail, ..
+        } => format!("finished, {outcome:?}: {detail}"),
+    }
+}

@@ -1,0 +1,498 @@
+//! The runbook engine against the real lab: each runbook end to end, dry-runs that change
+//! nothing, a refused pre-check, SIGKILL during a wait then `resume`, the stale-plan rule, the
+//! cluster lock and Ctrl-C at a gate. Each test keeps its own run store (PGHA_RUNS_DIR).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Lab, Pgha, block_on, entry, scratch, wait_until};
+
+/// What must not change under a dry-run or a refused run.
+#[derive(Debug, PartialEq)]
+struct Fingerprint {
+    leader: String,
+    paused: bool,
+    timelines: usize,
+    started: Vec<Option<String>>,
+}
+
+fn fingerprint(lab: &Lab) -> Fingerprint {
+    let (target, client) = lab.client();
+    let started = target
+        .members
+        .iter()
+        .map(|member| {
+            block_on(client.status(&member.api_url))
+                .ok()
+                .and_then(|status| status.postmaster_start_time)
+        })
+        .collect();
+    let history = block_on(client.history(&target.members[0].api_url)).unwrap();
+    Fingerprint {
+        leader: lab.leader(),
+        paused: lab.status_json()["paused"] == true,
+        timelines: history.len(),
+        started,
+    }
+}
+
+fn postmaster_started(lab: &Lab, member: &str) -> Option<String> {
+    let (target, client) = lab.client();
+    let url = target.member(member).unwrap().api_url.clone();
+    block_on(client.status(&url))
+        .ok()
+        .and_then(|status| status.postmaster_start_time)
+}
+
+fn runbook(lab: &Lab, runs: &Path) -> Pgha {
+    Pgha::new().lab(lab).env("PGHA_RUNS_DIR", runs)
+}
+
+/// The journal's events, in order.
+fn journal(runs: &Path, run_id: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(runs.join(format!("{run_id}.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn only_run(runs: &Path) -> String {
+    let ids: Vec<String> = std::fs::read_dir(runs)
+        .unwrap()
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".jsonl")
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one run expected: {ids:?}");
+    ids[0].clone()
+}
+
+fn last_event(events: &[serde_json::Value]) -> &serde_json::Value {
+    events.last().unwrap()
+}
+
+#[test]
+fn dry_runs_print_the_plan_and_change_nothing() {
+    let guard = Lab::shared().read();
+    let lab = guard.lab;
+    let runs = scratch();
+    let before = fingerprint(lab);
+    let replica = lab.replica();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["switchover", "--checkpoint"],
+        vec!["pause"],
+        vec!["reinit", "--member", &replica],
+        vec!["restart"],
+    ];
+    for args in cases {
+        let run = runbook(lab, runs.path())
+            .args(&args)
+            .args(["--dry-run", "-o", "json"])
+            .run()
+            .success();
+        let document = run.json();
+        assert!(
+            document["plan"]["steps"]
+                .as_array()
+                .is_some_and(|steps| !steps.is_empty()),
+            "{args:?}"
+        );
+        assert_eq!(document["plan_hash"].as_str().map(str::len), Some(64));
+        let prechecks = document["prechecks"].as_array().unwrap();
+        assert!(
+            prechecks.iter().all(|check| check["passed"] == true),
+            "{args:?}: {prechecks:?}"
+        );
+        assert!(
+            prechecks
+                .iter()
+                .any(|check| check["text"] == "the REST credentials are accepted"),
+            "credentials are proved in a dry-run"
+        );
+    }
+    let markdown = runbook(lab, runs.path())
+        .args(["switchover", "--dry-run", "-o", "markdown"])
+        .run()
+        .success()
+        .stdout();
+    assert!(
+        markdown.starts_with("# Switch over cluster demo from "),
+        "{markdown}"
+    );
+    assert!(markdown.contains("(basic auth `patroni:***`)"));
+    assert!(
+        !markdown.contains(&lab.rest_password()),
+        "no secret in a plan"
+    );
+    assert_eq!(fingerprint(lab), before, "a dry-run changed the cluster");
+    assert!(
+        std::fs::read_dir(runs.path()).map_or(true, |mut entries| entries.next().is_none()),
+        "a dry-run records no run"
+    );
+}
+
+#[test]
+fn a_failed_precheck_refuses_and_changes_nothing() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let leader = lab.leader();
+    let dry = runbook(lab, runs.path())
+        .args(["reinit", "--member", &leader, "--dry-run"])
+        .run()
+        .expect_code(4);
+    assert!(
+        dry.stdout().contains(&format!(
+            "[FAIL] {leader} is not the leader (the leader is {leader}"
+        )),
+        "{}",
+        dry.stdout()
+    );
+    let before = fingerprint(lab);
+    let run = runbook(lab, runs.path())
+        .args(["reinit", "--member", &leader, "--yes", "--confirm", &leader])
+        .run()
+        .expect_code(4);
+    assert!(
+        run.stderr()
+            .contains("pgha: refused: a pre-check failed: nothing was changed"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(fingerprint(lab), before);
+    let events = journal(runs.path(), &only_run(runs.path()));
+    assert_eq!(last_event(&events)["outcome"], "refused");
+    assert!(events.iter().all(|event| event["event"] != "step_started"));
+}
+
+#[test]
+fn without_a_terminal_pgha_refuses_before_doing_anything() {
+    let guard = Lab::shared().read();
+    let runs = scratch();
+    let run = runbook(guard.lab, runs.path())
+        .args(["pause"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.one_error_line()
+            .contains("no terminal to ask for confirmation: pass --yes")
+    );
+    let replica = guard.lab.replica();
+    let run = runbook(guard.lab, runs.path())
+        .args(["reinit", "--member", &replica, "--yes"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.one_error_line()
+            .contains(&format!("pass --confirm {replica} (--yes is not enough)"))
+    );
+    assert!(std::fs::read_dir(runs.path()).map_or(true, |mut entries| entries.next().is_none()));
+}
+
+#[test]
+fn pause_and_resume_verify_every_member() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let run = runbook(lab, runs.path())
+        .args(["pause", "--wait", "--yes"])
+        .run()
+        .success();
+    assert!(
+        run.stderr().contains("as reported by all 3 members"),
+        "{}",
+        run.stderr()
+    );
+    let status = lab.status_json();
+    assert_eq!(status["paused"], true);
+    runbook(lab, runs.path())
+        .args(["resume", "--wait", "--yes"])
+        .run()
+        .success();
+    assert_eq!(lab.status_json()["paused"], false);
+    let listed = runbook(lab, runs.path())
+        .args(["runs", "list", "-o", "json"])
+        .run()
+        .success()
+        .json();
+    let statuses: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| {
+            (
+                run["runbook"].as_str().unwrap(),
+                run["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses, [("resume", "succeeded"), ("pause", "succeeded")]);
+}
+
+#[test]
+fn switchover_with_checkpoint_changes_the_leader_and_the_timeline() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let before = fingerprint(lab);
+    let candidate = lab.replica();
+    let run = runbook(lab, runs.path())
+        .args([
+            "switchover",
+            "--candidate",
+            &candidate,
+            "--checkpoint",
+            "--yes",
+        ])
+        .run()
+        .success();
+    assert!(run.stderr().contains("CHECKPOINT on "), "{}", run.stderr());
+    assert_eq!(lab.leader(), candidate);
+    let status = lab.status_json();
+    let old = entry(&status, "members", &before.leader);
+    assert_eq!(
+        old["state"], "streaming",
+        "the old leader rejoined before the run ended"
+    );
+    assert_eq!(fingerprint(lab).timelines, before.timelines + 1);
+    let events = journal(runs.path(), &only_run(runs.path()));
+    let answered = events
+        .iter()
+        .find(|event| event["event"] == "action_answered")
+        .unwrap();
+    assert_eq!(answered["status"], 200);
+    assert_eq!(last_event(&events)["outcome"], "succeeded");
+}
+
+#[test]
+fn restart_of_one_replica_restarts_postgres_and_waits_for_streaming() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let replica = lab.replica();
+    let before = postmaster_started(lab, &replica);
+    runbook(lab, runs.path())
+        .args(["restart", "--member", &replica, "--yes"])
+        .run()
+        .success();
+    assert_ne!(postmaster_started(lab, &replica), before);
+    assert_eq!(
+        entry(&lab.status_json(), "members", &replica)["state"],
+        "streaming"
+    );
+}
+
+/// Starts a reinit and SIGKILLs pgha as soon as its journal records the start of the wait.
+fn reinit_killed_during_the_wait(lab: &Lab, runs: &Path, member: &str) -> String {
+    let child = runbook(lab, runs)
+        .args(["reinit", "--member", member, "--yes", "--confirm", member])
+        .spawn();
+    let wait_step = format!("\"step\":\"wait-streaming-{member}\"");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run_id = loop {
+        assert!(Instant::now() < deadline, "the wait never started");
+        let started = std::fs::read_dir(runs).ok().and_then(|entries| {
+            entries.filter_map(Result::ok).find_map(|entry| {
+                let text = std::fs::read_to_string(entry.path()).ok()?;
+                let waiting = text.lines().any(|line| {
+                    line.contains("\"event\":\"step_started\"") && line.contains(&wait_step)
+                });
+                waiting.then(|| {
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .trim_end_matches(".jsonl")
+                        .to_string()
+                })
+            })
+        });
+        if let Some(run_id) = started {
+            break run_id;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&output.status),
+        Some(9)
+    );
+    run_id
+}
+
+#[test]
+fn a_reinit_killed_during_its_wait_is_finished_by_resume() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let replica = lab.replica();
+    let before = postmaster_started(lab, &replica);
+    let run_id = reinit_killed_during_the_wait(lab, runs.path(), &replica);
+
+    let listed = runbook(lab, runs.path())
+        .args(["runs", "list", "-o", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(listed[0]["status"], "running or killed");
+    // The journal holds the start of the wait and nothing after it.
+    let events = journal(runs.path(), &run_id);
+    assert_eq!(last_event(&events)["event"], "step_started");
+
+    let run = runbook(lab, runs.path())
+        .args(["resume", &run_id, "--yes", "--confirm", &replica])
+        .run()
+        .success();
+    assert!(run.stderr().contains("pgha: resumed"), "{}", run.stderr());
+    let events = journal(runs.path(), &run_id);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|event| event["event"].as_str().unwrap())
+        .collect();
+    let resumed_at = kinds
+        .iter()
+        .position(|kind| *kind == "run_resumed")
+        .unwrap();
+    let after: Vec<&str> = kinds[resumed_at..].to_vec();
+    assert!(
+        !after.contains(&"action_answered"),
+        "the reinitialize call is not sent again: {after:?}"
+    );
+    assert!(after.contains(&"step_succeeded"));
+    assert_eq!(last_event(&events)["outcome"], "succeeded");
+    assert_ne!(
+        postmaster_started(lab, &replica),
+        before,
+        "the member was rebuilt"
+    );
+    assert_eq!(
+        entry(&lab.status_json(), "members", &replica)["state"],
+        "streaming"
+    );
+    let again = runbook(lab, runs.path())
+        .args(["resume", &run_id, "--yes"])
+        .run()
+        .expect_code(2);
+    assert!(again.one_error_line().contains("already succeeded"));
+}
+
+#[test]
+fn a_stale_plan_is_refused_on_resume_unless_replanned() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let leader = lab.leader();
+    let replica = lab.replica();
+    let run_id = reinit_killed_during_the_wait(lab, runs.path(), &replica);
+    wait_until(Duration::from_mins(1), "the rebuilt member streams", || {
+        entry(&lab.status_json(), "members", &replica)["state"] == "streaming"
+    });
+    // Meanwhile someone switches over: the plan was made for another leader.
+    let other = ["node1", "node2", "node3"]
+        .into_iter()
+        .find(|name| *name != leader && *name != replica)
+        .unwrap();
+    let switch_runs = scratch();
+    runbook(lab, switch_runs.path())
+        .args(["switchover", "--candidate", other, "--yes"])
+        .run()
+        .success();
+
+    let run = runbook(lab, runs.path())
+        .args(["resume", &run_id, "--yes", "--confirm", &replica])
+        .run()
+        .expect_code(4);
+    let line = run.one_error_line();
+    assert!(
+        line.contains(&format!(
+            "no longer fits the cluster: it assumed {leader} is the leader (the leader is {other})"
+        )),
+        "{line}"
+    );
+    assert!(line.contains(&format!("pgha resume {run_id} --replan")));
+    assert_eq!(
+        last_event(&journal(runs.path(), &run_id))["outcome"],
+        "refused"
+    );
+
+    let run = runbook(lab, runs.path())
+        .args([
+            "resume",
+            &run_id,
+            "--replan",
+            "--yes",
+            "--confirm",
+            &replica,
+        ])
+        .run()
+        .success();
+    assert!(
+        run.stderr().contains("resumed with a new plan"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        last_event(&journal(runs.path(), &run_id))["outcome"],
+        "succeeded"
+    );
+}
+
+#[test]
+fn ctrl_c_at_a_gate_aborts_and_a_second_run_meets_the_lock() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pgha"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .env("PGHA_LAB_DIR", &lab.dir)
+        .env("PGHA_RUNS_DIR", runs.path())
+        .env("XDG_CONFIG_HOME", "/nonexistent-pgha-test-config")
+        .arg("pause");
+    let mut session = rexpect::session::spawn_command(command, Some(20_000)).unwrap();
+    session
+        .exp_string("No automatic failover until it is resumed.")
+        .unwrap();
+    let run_id = only_run(runs.path());
+
+    // A second run on the same cluster, meanwhile: refused, naming the holder.
+    let second = runbook(lab, runs.path())
+        .args(["resume", "--yes"])
+        .run()
+        .expect_code(6);
+    let line = second.one_error_line();
+    assert!(
+        line.contains(&format!("cluster demo is locked by run {run_id} on ")),
+        "{line}"
+    );
+
+    session.send_control('c').unwrap();
+    let status = session.process().wait().unwrap();
+    assert!(
+        format!("{status:?}").ends_with(", 5)"),
+        "exit code 5 (aborted): {status:?}"
+    );
+    assert_eq!(lab.status_json()["paused"], false, "nothing was done");
+    let events = journal(runs.path(), &run_id);
+    let gate = events
+        .iter()
+        .find(|event| event["event"] == "gate_answered")
+        .unwrap();
+    assert_eq!(gate["answer"], false);
+    assert_eq!(gate["by"], "Ctrl-C");
+    assert_eq!(last_event(&events)["outcome"], "aborted");
+    // The lock went with the run.
+    runbook(lab, runs.path())
+        .args(["pause", "--yes"])
+        .run()
+        .success();
+}
