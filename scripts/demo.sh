@@ -15,5 +15,14 @@ echo
 echo "\$ pgha --env lab status"
 "$pgha" --env lab status
 echo
+echo "\$ pgha --env lab switchover --dry-run        # the plan, its pre-checks checked live"
+"$pgha" --env lab switchover --dry-run
+echo
+echo "\$ pgha --env lab switchover --yes            # a real switchover, verified and journaled"
+"$pgha" --env lab switchover --yes < /dev/null
+echo
+echo "\$ pgha --env lab status"
+"$pgha" --env lab status
+echo
 echo "\$ pgha --env lab history"
 "$pgha" --env lab history
