@@ -691,12 +691,7 @@ pub(crate) mod testing {
     pub(crate) fn healthy(release: &str) -> (ClusterTarget, Vec<MemberObservation>) {
         let topology = cluster(&recorded(release, "cluster_from_leader"));
         let leader = topology.leader().unwrap().name.clone();
-        let names: Vec<String> = topology
-            .members
-            .iter()
-            .map(|member| member.name.clone())
-            .collect();
-        let target = target(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let target = target_of(&topology);
         let observations = target
             .members
             .iter()
@@ -726,6 +721,16 @@ pub(crate) mod testing {
         (target, observations)
     }
 
+    /// An inventory listing the members of a recorded topology.
+    fn target_of(topology: &crate::patroni::ClusterTopology) -> ClusterTarget {
+        let names: Vec<&str> = topology
+            .members
+            .iter()
+            .map(|member| member.name.as_str())
+            .collect();
+        target(&names)
+    }
+
     /// The recorded cluster with `leader` leading (and, given, on `timeline`): what it looks
     /// like after a switchover to it.
     pub(crate) fn led_by(
@@ -753,12 +758,7 @@ pub(crate) mod testing {
                 member.timeline = Some(timeline);
             }
         }
-        let names: Vec<String> = topology
-            .members
-            .iter()
-            .map(|member| member.name.clone())
-            .collect();
-        let target = target(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let target = target_of(&topology);
         let observations = target
             .members
             .iter()

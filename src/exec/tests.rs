@@ -376,16 +376,7 @@ async fn a_step_whose_effect_is_visible_is_skipped() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_polls_at_its_interval_until_its_deadline() {
-    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
-    let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: false }).unwrap();
-    // One step: wait 10 s, polling every second, for something that never happens.
-    plan.steps = vec![wait_step(
-        Check::LeaderIs {
-            member: "node9".into(),
-        },
-        Duration::from_secs(10),
-        Duration::from_secs(1),
-    )];
+    let (view, plan) = waiting_for_nothing(Duration::from_secs(10), Duration::from_secs(1));
     let world = FakeWorld::new(view.clone(), view, ok(200, ""));
     let started = Instant::now();
     let (finish, events) = run(&world, &plan, unattended(), yes()).await;
@@ -406,15 +397,7 @@ async fn a_wait_polls_at_its_interval_until_its_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn ctrl_c_during_a_wait_interrupts_the_run() {
-    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
-    let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: false }).unwrap();
-    plan.steps = vec![wait_step(
-        Check::LeaderIs {
-            member: "node9".into(),
-        },
-        Duration::from_hours(1),
-        Duration::from_secs(5),
-    )];
+    let (view, plan) = waiting_for_nothing(Duration::from_hours(1), Duration::from_secs(5));
     let world = FakeWorld::new(view.clone(), view, ok(200, ""));
     let (sender, receiver) = watch::channel(false);
     tokio::spawn(async move {
@@ -520,6 +503,17 @@ fn unattended_runs_need_yes_and_destructive_ones_the_name() {
         None,
         "the name is typed at the gate"
     );
+}
+
+/// A plan of one wait, for something that never happens.
+fn waiting_for_nothing(timeout: Duration, poll: Duration) -> (ClusterView, Plan) {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: false }).unwrap();
+    let never = Check::LeaderIs {
+        member: "node9".into(),
+    };
+    plan.steps = vec![wait_step(never, timeout, poll)];
+    (view, plan)
 }
 
 fn wait_step(until: Check, timeout: Duration, poll: Duration) -> Step {
