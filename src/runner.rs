@@ -77,6 +77,7 @@ pub async fn prepare<O: Observer>(
 
 pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Result<Exit, Error> {
     let world = connect(selector).await?;
+    let params = params.with_default_timeout(&world.target.runbook_timeouts);
     let (plan, checked) = prepare(&world, &world.target, &params).await?;
     if plan
         .steps

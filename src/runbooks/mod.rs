@@ -56,6 +56,25 @@ pub enum Params {
 }
 
 impl Params {
+    /// The parameters with the environment's default deadline where the operator gave none:
+    /// `--timeout` wins, then the inventory's `timeouts.runbooks.<runbook>`, then the runbook's.
+    #[must_use]
+    pub fn with_default_timeout(
+        mut self,
+        defaults: &std::collections::BTreeMap<String, Duration>,
+    ) -> Self {
+        let default = defaults.get(self.runbook()).copied();
+        match &mut self {
+            Params::Reinit { timeout, .. }
+            | Params::Switchover { timeout, .. }
+            | Params::Restart { timeout, .. } => {
+                *timeout = timeout.or(default);
+            }
+            Params::Pause { .. } | Params::Resume { .. } => {}
+        }
+        self
+    }
+
     pub fn runbook(&self) -> &'static str {
         match self {
             Params::Reinit { .. } => "reinit",

@@ -368,3 +368,27 @@ fn params_round_trip_through_the_journal() {
         assert_eq!(back, params);
     }
 }
+
+#[test]
+fn the_inventorys_runbook_timeouts_apply_unless_the_operator_gave_one() {
+    let defaults =
+        std::collections::BTreeMap::from([("reinit".to_string(), Duration::from_hours(6))]);
+    let Params::Reinit { timeout, .. } = reinit("node3").with_default_timeout(&defaults) else {
+        unreachable!()
+    };
+    assert_eq!(timeout, Some(Duration::from_hours(6)));
+    let explicit = Params::Reinit {
+        member: "node3".into(),
+        timeout: Some(Duration::from_mins(5)),
+        max_lag: 1,
+    };
+    let Params::Reinit { timeout, .. } = explicit.with_default_timeout(&defaults) else {
+        unreachable!()
+    };
+    assert_eq!(timeout, Some(Duration::from_mins(5)));
+    let Params::Switchover { timeout, .. } = switchover(None).with_default_timeout(&defaults)
+    else {
+        unreachable!()
+    };
+    assert_eq!(timeout, None, "another runbook's default does not apply");
+}
