@@ -11,6 +11,7 @@ use super::process::{self, Daemon, RunAs};
 use crate::inventory::{self, ClusterTarget, Selector};
 use crate::observe::{self, ClusterView};
 use crate::patroni::{MemberState, PatroniClient};
+use crate::plan::Check;
 
 /// The lab's `maximum_lag_on_failover`: a replica further behind does not count as healthy.
 pub(super) const HEALTHY_LAG_BYTES: u64 = 1024 * 1024;
@@ -122,42 +123,36 @@ pub(super) fn summarize(view: &ClusterView) -> String {
         .join(" | ")
 }
 
-/// One leader running; every other member streaming. A replica on a Patroni that does not
-/// report replication state (before 3.0) counts once it runs and has received WAL, and the
-/// leader must list a walsender for every replica.
+/// One leader running and listing a walsender for every replica; every other member streaming
+/// with little lag — by the same checks the runbooks use — and the DCS caught up with it (right
+/// after a rebuild a member streams while its DCS entry still says `creating replica`).
 pub(super) fn is_healthy(view: &ClusterView) -> bool {
-    let leaders: Vec<_> = view
+    let leader_serves_everyone = view
+        .leader
+        .as_deref()
+        .and_then(|leader| view.member(leader))
+        .and_then(|leader| leader.status.as_ref().ok())
+        .is_some_and(|status| status.replication.len() + 1 >= view.members.len());
+    let replicas_ready = view
         .members
         .iter()
-        .filter(|member| member.is_leader())
-        .collect();
-    let walsenders = leaders
-        .first()
-        .and_then(|leader| leader.status.as_ref().ok())
-        .map_or(0, |status| status.replication.len());
-    leaders.len() == 1
-        && walsenders + 1 >= view.members.len()
-        && view.members.iter().all(|member| {
-            let Ok(status) = &member.status else {
-                return false;
-            };
-            if member.is_leader() {
-                return status.state == MemberState::Running;
-            }
-            // Right after bootstrap the leader has not published its position yet ("unknown"),
-            // and old releases publish replica positions once per loop.
-            let lag = member.receive_lag().and_then(crate::patroni::Lag::bytes);
-            if lag.is_none_or(|bytes| bytes > HEALTHY_LAG_BYTES) {
-                return false;
-            }
-            match member.state() {
-                Some(MemberState::Streaming) => true,
-                Some(MemberState::Running) => {
-                    !status.reports_replication_state() && member.receive_lsn().is_some()
-                }
-                _ => false,
-            }
-        })
+        .filter(|member| !member.is_leader())
+        .all(|member| {
+            let checks = [
+                Check::Streaming {
+                    member: member.name.clone(),
+                },
+                Check::LagAtMost {
+                    member: member.name.clone(),
+                    bytes: HEALTHY_LAG_BYTES,
+                },
+            ];
+            checks.iter().all(|check| check.evaluate(view).passed)
+                && member.dcs.as_ref().is_some_and(|entry| {
+                    matches!(entry.state, MemberState::Running | MemberState::Streaming)
+                })
+        });
+    Check::HealthyLeader.evaluate(view).passed && leader_serves_everyone && replicas_ready
 }
 
 /// Waits until a freshly started member's REST API answers, failing with its log if it dies.
