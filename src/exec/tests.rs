@@ -138,6 +138,25 @@ async fn run(
     (finish, recorder.0)
 }
 
+/// The switchover node3 → node1 against a cluster that, once the call is sent, is led by
+/// `winner` on timeline 2; Patroni answers `answer`.
+async fn switch_over(
+    winner: &str,
+    answer: Result<ActionResponse, PatroniError>,
+) -> (FakeWorld, Finish, Vec<Event>) {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, after) = view_led_by("4.1.5", winner, Some(2));
+    let world = FakeWorld::new(before.clone(), after, answer);
+    let (finish, events) = run(
+        &world,
+        &switchover_plan(&target, &before),
+        unattended(),
+        yes(),
+    )
+    .await;
+    (world, finish, events)
+}
+
 fn yes() -> Answers {
     Answers {
         confirm: true,
@@ -147,20 +166,8 @@ fn yes() -> Answers {
 
 #[tokio::test(start_paused = true)]
 async fn a_switchover_is_verified_by_the_new_leader_and_timeline() {
-    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
-    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
-    let world = FakeWorld::new(
-        before.clone(),
-        after,
-        ok(200, "Successfully switched over to \"node1\""),
-    );
-    let (finish, events) = run(
-        &world,
-        &switchover_plan(&target, &before),
-        unattended(),
-        yes(),
-    )
-    .await;
+    let (world, finish, events) =
+        switch_over("node1", ok(200, "Successfully switched over to \"node1\"")).await;
     assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
     assert_eq!(
         *world.calls.borrow(),
@@ -177,21 +184,9 @@ async fn a_switchover_is_verified_by_the_new_leader_and_timeline() {
 /// "A switchover's 200 can name another winner": the answer is not the outcome.
 #[tokio::test(start_paused = true)]
 async fn a_200_is_not_trusted_when_another_member_won() {
-    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
-    let (_, other_winner) = view_led_by("4.1.5", "node2", Some(2));
-    let world = FakeWorld::new(
-        before.clone(),
-        other_winner,
-        ok(200, "Successfully switched over to \"node2\""),
-    );
     let started = Instant::now();
-    let (finish, _) = run(
-        &world,
-        &switchover_plan(&target, &before),
-        unattended(),
-        yes(),
-    )
-    .await;
+    let (world, finish, _) =
+        switch_over("node2", ok(200, "Successfully switched over to \"node2\"")).await;
     assert_eq!(finish.outcome, Outcome::Failed);
     assert!(
         finish.detail.contains("not done within 30s"),
@@ -214,35 +209,17 @@ async fn a_200_is_not_trusted_when_another_member_won() {
 /// "A 503 'status unknown' can mean success": observe and decide.
 #[tokio::test(start_paused = true)]
 async fn a_503_is_settled_by_observation() {
-    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
-    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
-    let world = FakeWorld::new(before.clone(), after, ok(503, "Switchover status unknown"));
-    let (finish, _) = run(
-        &world,
-        &switchover_plan(&target, &before),
-        unattended(),
-        yes(),
-    )
-    .await;
+    let (_, finish, _) = switch_over("node1", ok(503, "Switchover status unknown")).await;
     assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_answer_is_recorded_and_settled_by_observation() {
-    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
-    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
     let lost = Err(PatroniError::Timeout {
         url: "http://127.0.0.33:8008/switchover".into(),
         after: Duration::from_mins(1),
     });
-    let world = FakeWorld::new(before.clone(), after, lost);
-    let (finish, events) = run(
-        &world,
-        &switchover_plan(&target, &before),
-        unattended(),
-        yes(),
-    )
-    .await;
+    let (world, finish, events) = switch_over("node1", lost).await;
     assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
     assert!(
         events
@@ -258,18 +235,10 @@ async fn a_lost_answer_is_recorded_and_settled_by_observation() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refusal_fails_at_once_without_waiting() {
-    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
-    let world = FakeWorld::new(
-        before.clone(),
-        before.clone(),
-        ok(412, "candidate name does not match with sync_standby"),
-    );
     let started = Instant::now();
-    let (finish, _) = run(
-        &world,
-        &switchover_plan(&target, &before),
-        unattended(),
-        yes(),
+    let (_, finish, _) = switch_over(
+        "node3",
+        ok(412, "candidate name does not match with sync_standby"),
     )
     .await;
     assert_eq!(finish.outcome, Outcome::Failed);

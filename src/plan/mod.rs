@@ -81,6 +81,18 @@ pub struct PatroniAction {
     pub call: PatroniCall,
 }
 
+impl PatroniAction {
+    /// `POST http://127.0.0.13:8008/reinitialize`: the request as an operator would type it.
+    pub fn request_line(&self) -> String {
+        format!(
+            "{} {}{}",
+            self.call.method(),
+            self.api_url,
+            self.call.path()
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum PatroniCall {

@@ -134,10 +134,8 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
                 .map_or_else(String::new, |user| format!(" (basic auth `{user}:***`)"));
             let _ = writeln!(
                 out,
-                "- **Call**: `{} {}{}`{auth} on {}",
-                action.call.method(),
-                action.api_url,
-                action.call.path(),
+                "- **Call**: `{}`{auth} on {}",
+                action.request_line(),
                 action.member
             );
             let _ = writeln!(out, "\n  ```json\n  {}\n  ```\n", action.call.body());
@@ -237,10 +235,8 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
             Action::Patroni(action) => {
                 let _ = writeln!(
                     out,
-                    "       {} {}{} {}",
-                    action.call.method(),
-                    action.api_url,
-                    action.call.path(),
+                    "       {} {}",
+                    action.request_line(),
                     action.call.body()
                 );
             }
