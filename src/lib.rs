@@ -20,6 +20,7 @@ pub mod observe;
 pub mod patroni;
 pub mod plan;
 pub mod postgres;
+pub mod remote;
 pub mod runbooks;
 pub mod runner;
 pub mod secret;

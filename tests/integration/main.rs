@@ -8,6 +8,7 @@ mod harness;
 mod lab;
 mod mixed;
 mod modes;
+mod remote;
 mod runbooks;
 mod status;
 mod tls;
