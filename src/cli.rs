@@ -13,6 +13,7 @@ use crate::commands::Command;
 use crate::inventory::{self, Selector};
 use crate::lab::{LabCommand, LabSpec, MemberAction};
 use crate::patroni::{TlsSettings, Version};
+use crate::remote::ServiceAction;
 use crate::runbooks::Params;
 use crate::runner::{PlanFormat, RunOptions};
 use crate::ui::OutputFormat;
@@ -188,6 +189,22 @@ enum RawCommand {
         #[command(flatten)]
         run: RawRunArgs,
     },
+    /// Stop, start or restart Patroni on one member through the environment's service control
+    Service {
+        #[arg(value_enum)]
+        action: RawServiceAction,
+        /// The member (never the leader, to stop or restart)
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        /// A started member lagging more counts as not caught up
+        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+        max_lag: u64,
+        /// Deadline for the member to stream again [default: 10m]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
     /// Recorded runs: list, show, resume
     Runs {
         #[command(subcommand)]
@@ -243,6 +260,15 @@ struct RawRunArgs {
     /// Confirm a destructive step by the name it asks for (a member or cluster name)
     #[arg(long, value_name = "NAME")]
     confirm: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RawServiceAction {
+    Stop,
+    Start,
+    Restart,
+    Enable,
+    Disable,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -363,6 +389,18 @@ enum Format {
     Yaml,
 }
 
+impl From<RawServiceAction> for ServiceAction {
+    fn from(action: RawServiceAction) -> Self {
+        match action {
+            RawServiceAction::Stop => ServiceAction::Stop,
+            RawServiceAction::Start => ServiceAction::Start,
+            RawServiceAction::Restart => ServiceAction::Restart,
+            RawServiceAction::Enable => ServiceAction::Enable,
+            RawServiceAction::Disable => ServiceAction::Disable,
+        }
+    }
+}
+
 impl From<PlanOutput> for PlanFormat {
     fn from(format: PlanOutput) -> Self {
         match format {
@@ -479,65 +517,25 @@ where
 
 /// The validated command, or text clap should print instead (completions, the manual).
 fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>, clap::Error> {
+    let raw = match runbook_params(raw) {
+        Ok((params, run)) => return Ok(Ok(runbook(params, run)?)),
+        Err(raw) => raw,
+    };
     Ok(Ok(match raw {
-        RawCommand::Reinit {
-            member,
-            timeout,
-            max_lag,
-            run,
-        } => runbook(
-            Params::Reinit {
-                member,
-                timeout,
-                max_lag,
-            },
-            run,
-        )?,
-        RawCommand::Switchover {
-            candidate,
-            at,
-            checkpoint,
-            max_lag,
-            timeout,
-            run,
-        } => runbook(
-            Params::Switchover {
-                candidate,
-                at,
-                checkpoint,
-                max_lag,
-                timeout,
-            },
-            run,
-        )?,
-        RawCommand::Pause { wait, run } => runbook(Params::Pause { wait }, run)?,
+        RawCommand::Reinit { .. }
+        | RawCommand::Switchover { .. }
+        | RawCommand::Pause { .. }
+        | RawCommand::Restart { .. }
+        | RawCommand::Service { .. }
+        | RawCommand::Resume { run_id: None, .. } => {
+            unreachable!("runbook commands are converted by runbook_params")
+        }
         RawCommand::Resume {
             run_id: Some(run_id),
             replan,
             run,
             ..
         } => resume_run(run_id, replan, run)?,
-        RawCommand::Resume {
-            run_id: None,
-            wait,
-            run,
-            ..
-        } => runbook(Params::Resume { wait }, run)?,
-        RawCommand::Restart {
-            member,
-            pending_only,
-            max_lag,
-            timeout,
-            run,
-        } => runbook(
-            Params::Restart {
-                member,
-                pending_only,
-                max_lag,
-                timeout,
-            },
-            run,
-        )?,
         RawCommand::Runs { command } => match command {
             RawRunsCommand::List { output } => Command::RunsList {
                 format: output.into(),
@@ -579,6 +577,80 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
     }))
 }
 
+/// A runbook command's parameters and run options; any other command back unchanged.
+fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), RawCommand> {
+    match raw {
+        RawCommand::Reinit {
+            member,
+            timeout,
+            max_lag,
+            run,
+        } => Ok((
+            Params::Reinit {
+                member,
+                timeout,
+                max_lag,
+            },
+            run,
+        )),
+        RawCommand::Switchover {
+            candidate,
+            at,
+            checkpoint,
+            max_lag,
+            timeout,
+            run,
+        } => Ok((
+            Params::Switchover {
+                candidate,
+                at,
+                checkpoint,
+                max_lag,
+                timeout,
+            },
+            run,
+        )),
+        RawCommand::Pause { wait, run } => Ok((Params::Pause { wait }, run)),
+        RawCommand::Restart {
+            member,
+            pending_only,
+            max_lag,
+            timeout,
+            run,
+        } => Ok((
+            Params::Restart {
+                member,
+                pending_only,
+                max_lag,
+                timeout,
+            },
+            run,
+        )),
+        RawCommand::Service {
+            action,
+            member,
+            max_lag,
+            timeout,
+            run,
+        } => Ok((
+            Params::Service {
+                action: action.into(),
+                member,
+                max_lag,
+                timeout,
+            },
+            run,
+        )),
+        RawCommand::Resume {
+            run_id: None,
+            wait,
+            run,
+            ..
+        } => Ok((Params::Resume { wait }, run)),
+        other => Err(other),
+    }
+}
+
 fn run_options(run: RawRunArgs) -> Result<RunOptions, clap::Error> {
     if let Some(name) = &run.confirm {
         inventory::check_name(name)
@@ -594,7 +666,9 @@ fn run_options(run: RawRunArgs) -> Result<RunOptions, clap::Error> {
 
 fn runbook(params: Params, run: RawRunArgs) -> Result<Command, clap::Error> {
     let names = match &params {
-        Params::Reinit { member, .. } => vec![("--member", Some(member))],
+        Params::Reinit { member, .. } | Params::Service { member, .. } => {
+            vec![("--member", Some(member))]
+        }
         Params::Switchover { candidate, .. } => vec![("--candidate", candidate.as_ref())],
         Params::Restart { member, .. } => vec![("--member", member.as_ref())],
         Params::Pause { .. } | Params::Resume { .. } => Vec::new(),

@@ -668,6 +668,7 @@ pub(crate) mod testing {
                     name: (*name).to_string(),
                     host: format!("127.0.0.{}", 31 + index),
                     api_url: format!("http://127.0.0.{}:8008", 31 + index),
+                    data_dir: Some(format!("/var/lib/pgha/lab/members/{name}/data")),
                 })
                 .collect(),
             rest: RestSettings::default(),
@@ -675,6 +676,7 @@ pub(crate) mod testing {
             ssh: None,
             postgres: None,
             runbook_timeouts: std::collections::BTreeMap::new(),
+            service: None,
             origin: "test inventory".into(),
         }
     }

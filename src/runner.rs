@@ -21,6 +21,7 @@ use crate::patroni::PatroniClient;
 use crate::plan::render::{self, CheckedPrecheck};
 use crate::plan::{Action, Plan};
 use crate::postgres::Sql;
+use crate::remote::{Masker, Ssh};
 use crate::runbooks::{self, Params};
 use crate::ui::progress::TerminalSink;
 
@@ -54,10 +55,36 @@ async fn connect(selector: &Selector) -> Result<LiveCluster, Error> {
     let target = inventory::resolve(selector).await?;
     let client = PatroniClient::new(&target.rest)?;
     let sql = target.postgres.clone().map(Sql::new);
+    let ssh = Ssh::new(
+        target.ssh.clone(),
+        target
+            .rest
+            .connect_timeout
+            .max(std::time::Duration::from_secs(5)),
+    )
+    .map_err(|error| Error::BadInput(error.to_string()))?;
+    let masker = Masker::new(
+        [
+            target
+                .rest
+                .auth
+                .as_ref()
+                .map(|auth| auth.password.expose().to_string()),
+            target
+                .postgres
+                .as_ref()
+                .and_then(|pg| pg.password.as_ref())
+                .map(|password| password.expose().to_string()),
+        ]
+        .into_iter()
+        .flatten(),
+    );
     Ok(LiveCluster {
         target,
         client,
         sql,
+        ssh,
+        masker,
     })
 }
 
@@ -395,6 +422,19 @@ fn describe(event: &Event) -> String {
             message,
         } => format!("{step}: Patroni answered HTTP {status} {message}"),
         Event::ActionLost { step, error } => format!("{step}: no answer ({error})"),
+        Event::CommandRan {
+            step,
+            command,
+            status,
+            stderr,
+            ..
+        } => {
+            let said = stderr
+                .lines()
+                .rfind(|line| !line.trim().is_empty())
+                .map_or(String::new(), |line| format!(": {line}"));
+            format!("{step}: `{command}` exited {status}{said}")
+        }
         Event::Observed { step, observed } => format!("{step}: {observed}"),
         Event::Progress { detail, .. } => detail.clone(),
         Event::StepSucceeded {

@@ -58,6 +58,14 @@ pub enum Event {
         status: u16,
         message: String,
     },
+    /// A command ran and ended (its output with secrets masked, clipped to its last 4000 bytes).
+    CommandRan {
+        step: String,
+        command: String,
+        status: i32,
+        stdout: String,
+        stderr: String,
+    },
     /// The call was sent (or may have been) and no answer came: the outcome is unknown until the
     /// cluster is observed.
     ActionLost {

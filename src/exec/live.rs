@@ -9,13 +9,19 @@ use crate::patroni::{
     SwitchoverRequest,
 };
 use crate::plan::render::CheckedPrecheck;
-use crate::plan::{Check, PatroniAction, PatroniCall, SqlAction, SqlStatement, Verdict};
+use crate::plan::{
+    Check, PatroniAction, PatroniCall, RemoteAction, SqlAction, SqlStatement, Verdict,
+};
 use crate::postgres::{BackupProgress, Sql, SqlError};
+use crate::remote::{CommandOutput, Local, Masker, Remote, RemoteError, Ssh, Transport};
 
 pub struct LiveCluster {
     pub target: ClusterTarget,
     pub client: PatroniClient,
     pub sql: Option<Sql>,
+    pub ssh: Ssh,
+    /// The secrets of this target, masked in command output.
+    pub masker: Masker,
 }
 
 impl Observer for LiveCluster {
@@ -119,5 +125,25 @@ impl Actuator for LiveCluster {
         match action.statement {
             SqlStatement::Checkpoint => sql.checkpoint(&action.host).await,
         }
+    }
+
+    async fn remote(&self, action: &RemoteAction) -> Result<CommandOutput, RemoteError> {
+        let output = match action.transport {
+            Transport::Ssh => {
+                self.ssh
+                    .run(&action.host, &action.command, action.timeout)
+                    .await?
+            }
+            Transport::Local => {
+                Local
+                    .run(&action.host, &action.command, action.timeout)
+                    .await?
+            }
+        };
+        Ok(CommandOutput {
+            status: output.status,
+            stdout: self.masker.mask(&output.stdout),
+            stderr: self.masker.mask(&output.stderr),
+        })
     }
 }

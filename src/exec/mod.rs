@@ -24,9 +24,11 @@ use crate::observe::{ClusterView, ObserveError};
 use crate::patroni::{ActionResponse, PatroniError};
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
-    Action, Check, Idempotency, PatroniAction, Plan, Progress, SqlAction, Step, Verdict, Wait,
+    Action, Check, Idempotency, PatroniAction, Plan, Progress, RemoteAction, SqlAction, Step,
+    Verdict, Wait,
 };
 use crate::postgres::{BackupProgress, SqlError};
+use crate::remote::{CommandOutput, RemoteError};
 use crate::ui::human_bytes;
 
 /// Looks at the cluster. Never changes it.
@@ -45,6 +47,8 @@ pub trait Observer {
 pub trait Actuator {
     async fn patroni(&self, action: &PatroniAction) -> Result<ActionResponse, PatroniError>;
     async fn sql(&self, action: &SqlAction) -> Result<(), SqlError>;
+    /// Runs a command; the output has its secrets masked.
+    async fn remote(&self, action: &RemoteAction) -> Result<CommandOutput, RemoteError>;
 }
 
 /// Where a run starts: nothing done (a new run), or what the journal says was done.
@@ -184,6 +188,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 Ok(()) => Ok(String::from("done")),
                 Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
             },
+            Action::Remote(action) => self.run_command(step, action).await,
             Action::Wait(wait) => self.wait(step, wait).await,
         };
         let mut observed = match acted {
@@ -297,6 +302,50 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                     error: error.to_string(),
                 });
                 Ok(format!("no answer ({error}); verifying by observation"))
+            }
+            Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
+        }
+    }
+
+    /// Runs one command. Exit 0 goes on to verification; another status is a failure with what
+    /// the command said; a timeout or a dropped connection leaves the outcome to observation.
+    async fn run_command(&mut self, step: &Step, action: &RemoteAction) -> Result<String, Finish> {
+        match self.world.remote(action).await {
+            Ok(output) => {
+                self.sink.emit(&Event::CommandRan {
+                    step: step.id.clone(),
+                    command: action.describe(),
+                    status: output.status,
+                    stdout: clip(&output.stdout),
+                    stderr: clip(&output.stderr),
+                });
+                if output.success() {
+                    Ok(format!("`{}` exited 0", action.command))
+                } else {
+                    let said = output
+                        .stderr
+                        .lines()
+                        .chain(output.stdout.lines())
+                        .rfind(|line| !line.trim().is_empty());
+                    Err(self.fail(
+                        step,
+                        Outcome::Failed,
+                        format!(
+                            "`{}` on {} exited {}: {}",
+                            action.command,
+                            action.host,
+                            output.status,
+                            said.unwrap_or("no output")
+                        ),
+                    ))
+                }
+            }
+            Err(error) if error.outcome_unknown() => {
+                self.sink.emit(&Event::ActionLost {
+                    step: step.id.clone(),
+                    error: error.to_string(),
+                });
+                Ok(format!("{error}; verifying by observation"))
             }
             Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
         }
@@ -439,6 +488,16 @@ fn progress_detail(
         ),
         _ => observed.to_string(),
     }
+}
+
+/// Command output for the journal: the end of it, where errors are.
+fn clip(text: &str) -> String {
+    const KEEP: usize = 4000;
+    if text.len() <= KEEP {
+        return text.to_string();
+    }
+    let start = text.ceil_char_boundary(text.len() - KEEP);
+    format!("…{}", &text[start..])
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -70,6 +70,15 @@ impl Actuator for FakeWorld {
         self.calls.borrow_mut().push(action.statement.text().into());
         Ok(())
     }
+
+    async fn remote(&self, action: &RemoteAction) -> Result<CommandOutput, RemoteError> {
+        self.calls.borrow_mut().push(action.command.shell_line());
+        Ok(CommandOutput {
+            status: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+        })
+    }
 }
 
 struct Answers {

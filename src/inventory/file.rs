@@ -24,6 +24,7 @@ pub(crate) struct EnvironmentFile {
     pub dcs: Option<DcsFile>,
     pub ssh: Option<SshFile>,
     pub postgres: Option<PostgresFile>,
+    pub service: Option<ServiceFile>,
     pub clusters: BTreeMap<String, ClusterFile>,
 }
 
@@ -38,6 +39,9 @@ pub(crate) struct ClusterFile {
     pub dcs: Option<DcsFile>,
     pub ssh: Option<SshFile>,
     pub postgres: Option<PostgresFile>,
+    pub service: Option<ServiceFile>,
+    /// The members' PostgreSQL data directory, unless a member names its own.
+    pub data_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +51,7 @@ pub(crate) struct MemberFile {
     /// Address used for SSH and PostgreSQL, and for the REST API unless `api_url` is given.
     pub host: String,
     pub api_url: Option<String>,
+    pub data_dir: Option<String>,
 }
 
 /// REST API access. Every field may be set per environment and overridden per cluster.
@@ -112,6 +117,37 @@ pub(crate) struct TimeoutsFile {
     /// Default deadlines of runbooks' long waits, by runbook name (`reinit: 4h`).
     #[serde(default, deserialize_with = "human_durations")]
     pub runbooks: BTreeMap<String, Duration>,
+}
+
+/// How the environment controls Patroni on its members (see `remote::ServiceControl`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServiceFile {
+    pub kind: ServiceKind,
+    /// systemd: the unit (default `patroni`).
+    pub unit: Option<String>,
+    /// systemd: through `sudo -n` (default true).
+    pub sudo: Option<bool>,
+    /// kubernetes: the namespace.
+    pub namespace: Option<String>,
+    /// kubernetes: the pod's name; `{member}` is replaced (default `{member}`).
+    pub pod: Option<String>,
+    /// kubernetes: the kubectl context.
+    pub context: Option<String>,
+    /// lab: the pgha binary on the hosts.
+    pub pgha: Option<PathBuf>,
+    /// lab: the lab's directory.
+    pub dir: Option<PathBuf>,
+    /// The database's OS user (default `postgres`).
+    pub db_user: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ServiceKind {
+    Systemd,
+    Kubernetes,
+    Lab,
 }
 
 /// SQL access to the members, for the few things pgha asks PostgreSQL itself.

@@ -15,10 +15,14 @@ use serde::Serialize;
 
 pub use error::InventoryError;
 pub use file::DcsKind;
-use file::{ClusterFile, EnvironmentFile, InventoryFile, MemberFile, RestFile, Scheme, SshFile};
+use file::{
+    ClusterFile, EnvironmentFile, InventoryFile, MemberFile, RestFile, Scheme, ServiceFile,
+    ServiceKind, SshFile,
+};
 
 use crate::patroni::{BasicAuth, PatroniClient, RestSettings, TlsSettings};
 use crate::postgres::{PgSettings, SslMode};
+use crate::remote::ServiceControl;
 use crate::secret::Secret;
 
 /// The environment name the lab writes its inventory under.
@@ -59,6 +63,8 @@ pub struct ClusterTarget {
     pub postgres: Option<PgSettings>,
     /// Default deadlines of runbooks' long waits, by runbook name.
     pub runbook_timeouts: BTreeMap<String, Duration>,
+    /// How Patroni is stopped and started on the members, where the inventory says.
+    pub service: Option<ServiceControl>,
     /// Where this came from, for messages: a file path or the `--api` URL.
     pub origin: String,
 }
@@ -75,6 +81,8 @@ pub struct MemberTarget {
     pub host: String,
     /// Base URL of the REST API, without a trailing slash.
     pub api_url: String,
+    /// PostgreSQL's data directory on the host, where the inventory says.
+    pub data_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -422,6 +430,7 @@ fn select_cluster(
         ssh: ssh_settings(&base, &environment, cluster),
         postgres: postgres_settings(&context, &base, &environment, cluster)?,
         runbook_timeouts: environment.timeouts.runbooks.clone(),
+        service: service_control(&context, &base, &environment, cluster)?,
         origin: path.display().to_string(),
         environment: environment_name,
         cluster: cluster_name,
@@ -476,6 +485,7 @@ fn members(
                 name: member.name.clone(),
                 host: member.host.clone(),
                 api_url: api_url.trim_end_matches('/').to_string(),
+                data_dir: member.data_dir.clone().or_else(|| cluster.data_dir.clone()),
             })
         })
         .collect()
@@ -597,6 +607,87 @@ fn postgres_settings(
     }))
 }
 
+fn service_control(
+    context: &Context<'_>,
+    base: &Path,
+    environment: &EnvironmentFile,
+    cluster: &ClusterFile,
+) -> Result<Option<ServiceControl>, InventoryError> {
+    let Some(service) = cluster.service.as_ref().or(environment.service.as_ref()) else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| InventoryError::Invalid {
+        path: context.path.to_path_buf(),
+        field: format!("{}.service", context.field),
+        reason,
+    };
+    let not_for = |field: &str, present: bool| -> Result<(), InventoryError> {
+        if present {
+            return Err(invalid(
+                format!("`{field}` does not apply to kind {:?}", service.kind).to_lowercase(),
+            ));
+        }
+        Ok(())
+    };
+    let db_user = service.db_user.clone().unwrap_or_else(|| "postgres".into());
+    Ok(Some(match service.kind {
+        ServiceKind::Systemd => {
+            let ServiceFile {
+                namespace,
+                pod,
+                context: kube_context,
+                pgha,
+                dir,
+                ..
+            } = service;
+            not_for(
+                "namespace, pod, context, pgha or dir",
+                namespace.is_some()
+                    || pod.is_some()
+                    || kube_context.is_some()
+                    || pgha.is_some()
+                    || dir.is_some(),
+            )?;
+            ServiceControl::Systemd {
+                unit: service.unit.clone().unwrap_or_else(|| "patroni".into()),
+                sudo: service.sudo.unwrap_or(true),
+                db_user,
+            }
+        }
+        ServiceKind::Kubernetes => {
+            not_for(
+                "unit, sudo, pgha or dir",
+                service.unit.is_some()
+                    || service.sudo.is_some()
+                    || service.pgha.is_some()
+                    || service.dir.is_some(),
+            )?;
+            ServiceControl::Kubernetes {
+                namespace: service
+                    .namespace
+                    .clone()
+                    .ok_or_else(|| invalid("kind kubernetes needs `namespace`".into()))?,
+                pod: service.pod.clone().unwrap_or_else(|| "{member}".into()),
+                context: service.context.clone(),
+                db_user,
+            }
+        }
+        ServiceKind::Lab => ServiceControl::Lab {
+            pgha: service
+                .pgha
+                .as_ref()
+                .map(|path| resolve_path(base, path))
+                .ok_or_else(|| invalid("kind lab needs `pgha`".into()))?,
+            dir: service
+                .dir
+                .as_ref()
+                .map(|path| resolve_path(base, path))
+                .ok_or_else(|| invalid("kind lab needs `dir`".into()))?,
+            db_user,
+        },
+    }))
+}
+
 fn dcs_settings(environment: &EnvironmentFile, cluster: &ClusterFile) -> Option<DcsSettings> {
     cluster
         .dcs
@@ -690,6 +781,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
                 name: member.name.clone(),
                 host: member.host.clone().unwrap_or_else(|| host_of(&api_url)),
                 api_url,
+                data_dir: None,
             })
         })
         .collect();
@@ -716,6 +808,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         ssh: None,
         postgres: None,
         runbook_timeouts: BTreeMap::new(),
+        service: None,
         origin: seed.origin,
     })
 }

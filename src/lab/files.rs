@@ -337,7 +337,8 @@ tags:\n  nofailover: false\n  noloadbalance: false\n  clonefrom: false\n  nosync
 
 /// The inventory for environment `lab`: paths are relative to the lab directory, passwords
 /// are files, never inline.
-pub(crate) fn inventory(spec: &LabSpec) -> String {
+/// `pgha` is the binary the lab's service control runs on the hosts: this very one.
+pub(crate) fn inventory(layout: &Layout, spec: &LabSpec, pgha: &Path) -> String {
     let mut text = format!(
         "# Written by `pgha lab up`: the `lab` environment. Regenerated on every `up`.\n\
 environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_file: secrets/rest-password\n"
@@ -357,6 +358,10 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
         "      user: postgres".to_string(),
         "      password_file: secrets/superuser-password".to_string(),
         "      sslmode: disable".to_string(),
+        "    service:".to_string(),
+        "      kind: lab".to_string(),
+        format!("      pgha: {}", pgha.display()),
+        format!("      dir: {}", layout.dir.display()),
         "    dcs:".to_string(),
         "      kind: etcd".to_string(),
         "      hosts:".to_string(),
@@ -377,8 +382,10 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
     for member in spec.all_members() {
         let _ = writeln!(
             text,
-            "        - name: {}\n          host: {}",
-            member.name, member.address
+            "        - name: {}\n          host: {}\n          data_dir: {}",
+            member.name,
+            member.address,
+            layout.member_data(&member.name).display()
         );
     }
     text

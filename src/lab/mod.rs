@@ -312,7 +312,14 @@ fn prepare_files(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(),
     for member in spec.all_members() {
         write_member_config(layout, spec, &member, &passwords, run_as)?;
     }
-    files::write_file(&layout.inventory(), &files::inventory(spec), 0o644)
+    // The lab's service control runs this binary on the hosts (they are this machine).
+    let pgha = std::env::current_exe()
+        .map_err(|error| LabError::io("locate", Path::new("pgha"), &error))?;
+    files::write_file(
+        &layout.inventory(),
+        &files::inventory(layout, spec, &pgha),
+        0o644,
+    )
 }
 
 fn write_member_config(
@@ -508,7 +515,11 @@ mod tests {
     fn the_inventory_names_every_member_and_no_secret() {
         let mut spec = spec(2, 1, "127.0.0.11");
         spec.tls = true;
-        let text = files::inventory(&spec);
+        let text = files::inventory(
+            &Layout::new(Path::new("/var/lib/pgha/lab")),
+            &spec,
+            Path::new("/usr/bin/pgha"),
+        );
         let inventory: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
         let lab = &inventory["environments"]["lab"];
         assert_eq!(lab["rest"]["password_file"], "secrets/rest-password");
@@ -522,6 +533,12 @@ mod tests {
             "spares are in the inventory: scale-up needs them"
         );
         assert_eq!(members[2]["host"], "127.0.0.13");
+        assert_eq!(
+            members[2]["data_dir"],
+            "/var/lib/pgha/lab/members/node3/data"
+        );
+        assert_eq!(lab["service"]["kind"], "lab");
+        assert_eq!(lab["service"]["pgha"], "/usr/bin/pgha");
     }
 
     #[test]

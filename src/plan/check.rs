@@ -21,6 +21,8 @@ pub enum Check {
     NotLeader { member: String },
     /// The member's REST API answers.
     Reachable { member: String },
+    /// The member's REST API does not answer (its Patroni is stopped).
+    Unreachable { member: String },
     /// The member is registered in the DCS.
     Registered { member: String },
     /// The member's state is one of these.
@@ -86,6 +88,17 @@ impl Check {
             }
             Check::NotLeader { member } => not_leader(view, member),
             Check::Reachable { member } => with_member(view, member, reachable),
+            Check::Unreachable { member } => with_member(view, member, |view| {
+                let verdict = reachable(view);
+                Verdict::new(
+                    !verdict.passed,
+                    if verdict.passed {
+                        "its REST API still answers".to_string()
+                    } else {
+                        verdict.observed
+                    },
+                )
+            }),
             Check::Registered { member } => with_member(view, member, |view| {
                 let registered = view.dcs.is_some();
                 Verdict::new(
@@ -340,6 +353,7 @@ impl fmt::Display for Check {
             Check::LeaderIs { member } => write!(f, "{member} is the leader"),
             Check::NotLeader { member } => write!(f, "{member} is not the leader"),
             Check::Reachable { member } => write!(f, "{member}'s REST API answers"),
+            Check::Unreachable { member } => write!(f, "{member}'s REST API does not answer"),
             Check::Registered { member } => write!(f, "{member} is registered in the DCS"),
             Check::StateIn { member, states } => write!(f, "{member} is {}", states.join(" or ")),
             Check::Streaming { member } => write!(f, "{member} streams from the leader"),

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 pub use check::{Check, Verdict, cluster_timeline};
 
 use crate::patroni::{ReinitializeRequest, RestartRequest, SwitchoverRequest};
+use crate::remote::{HostCommand, Transport};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -62,6 +63,8 @@ pub enum Action {
     Patroni(PatroniAction),
     /// One SQL statement on one member.
     Sql(SqlAction),
+    /// One command on a member's host (over SSH) or on the operator's machine.
+    Remote(RemoteAction),
     /// Wait until checks hold.
     Wait(Wait),
 }
@@ -155,6 +158,27 @@ impl PatroniCall {
             }),
         };
         value.unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteAction {
+    pub member: String,
+    /// The member's host (where SSH connects), even when the command runs locally.
+    pub host: String,
+    pub transport: Transport,
+    pub command: HostCommand,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+impl RemoteAction {
+    /// Where and what, as an operator would say it: `ssh 127.0.0.12: sudo -n systemctl stop patroni`.
+    pub fn describe(&self) -> String {
+        match self.transport {
+            Transport::Ssh => format!("ssh {}: {}", self.host, self.command),
+            Transport::Local => format!("local: {}", self.command),
+        }
     }
 }
 

@@ -149,6 +149,22 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
                 action.statement.text()
             );
         }
+        Action::Remote(action) => {
+            let place = match action.transport {
+                crate::remote::Transport::Ssh => {
+                    format!("on {} (`ssh {}`)", action.member, action.host)
+                }
+                crate::remote::Transport::Local => {
+                    format!("for {} on the operator's machine", action.member)
+                }
+            };
+            let _ = writeln!(
+                out,
+                "- **Command** {place}, within {}:\n\n  ```sh\n  {}\n  ```\n",
+                humantime::format_duration(action.timeout),
+                action.command
+            );
+        }
         Action::Wait(wait) => markdown_wait(out, "Wait", wait),
     }
     if let Some(verify) = &step.verify {
@@ -247,6 +263,9 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
                     action.host,
                     action.statement.text()
                 );
+            }
+            Action::Remote(action) => {
+                let _ = writeln!(out, "       {}", action.describe());
             }
             Action::Wait(wait) => {
                 let _ = writeln!(

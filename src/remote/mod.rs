@@ -4,6 +4,7 @@
 //! Both send the exact line `HostCommand::shell_line` renders. Nothing here retries.
 
 mod command;
+mod service;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use command::{HostCommand, UnsafeValue, checked_name, checked_path, quote};
+pub use service::{ServiceAction, ServiceControl, ServiceError, Transport};
 
 use crate::exit::Exit;
 use crate::inventory::SshSettings;

@@ -5,6 +5,7 @@
 mod maintenance;
 mod reinit;
 mod restart;
+mod service;
 mod switchover;
 
 use std::time::Duration;
@@ -53,6 +54,13 @@ pub enum Params {
         #[serde(with = "optional_duration")]
         timeout: Option<Duration>,
     },
+    Service {
+        action: crate::remote::ServiceAction,
+        member: String,
+        max_lag: u64,
+        #[serde(with = "optional_duration")]
+        timeout: Option<Duration>,
+    },
 }
 
 impl Params {
@@ -67,7 +75,8 @@ impl Params {
         match &mut self {
             Params::Reinit { timeout, .. }
             | Params::Switchover { timeout, .. }
-            | Params::Restart { timeout, .. } => {
+            | Params::Restart { timeout, .. }
+            | Params::Service { timeout, .. } => {
                 *timeout = timeout.or(default);
             }
             Params::Pause { .. } | Params::Resume { .. } => {}
@@ -82,6 +91,7 @@ impl Params {
             Params::Pause { .. } => "pause",
             Params::Resume { .. } => "resume",
             Params::Restart { .. } => "restart",
+            Params::Service { .. } => "service",
         }
     }
 }
@@ -120,6 +130,7 @@ pub fn plan(
         Params::Switchover { .. } => switchover::plan(target, view, params),
         Params::Pause { .. } | Params::Resume { .. } => maintenance::plan(target, view, params),
         Params::Restart { .. } => restart::plan(target, view, params),
+        Params::Service { .. } => service::plan(target, view, params),
     }
 }
 

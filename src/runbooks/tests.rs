@@ -19,6 +19,11 @@ fn lab() -> (ClusterTarget, ClusterView) {
     let (mut target, mut observations) = led_by("4.1.5", "node1", Some(1));
     target.environment = "lab".into();
     target.origin = "/var/lib/pgha/lab/pgha.yml".into();
+    target.service = Some(crate::remote::ServiceControl::Lab {
+        pgha: "/usr/local/bin/pgha".into(),
+        dir: "/var/lib/pgha/lab".into(),
+        db_user: "postgres".into(),
+    });
     target.rest.auth = Some(BasicAuth {
         username: "patroni".into(),
         password: Secret::new("not-in-any-plan"),
@@ -31,6 +36,7 @@ fn lab() -> (ClusterTarget, ClusterView) {
             name: member.name.clone(),
             host: relabel(&member.host),
             api_url: relabel(&member.api_url),
+            data_dir: member.data_dir.clone(),
         })
         .collect();
     for observation in &mut observations {
@@ -81,6 +87,24 @@ fn committed_runbooks() -> Vec<(&'static str, Params)> {
             },
         ),
         ("pause", Params::Pause { wait: true }),
+        (
+            "service-stop",
+            Params::Service {
+                action: crate::remote::ServiceAction::Stop,
+                member: "node3".into(),
+                max_lag: DEFAULT_MAX_LAG_BYTES,
+                timeout: None,
+            },
+        ),
+        (
+            "service-start",
+            Params::Service {
+                action: crate::remote::ServiceAction::Start,
+                member: "node3".into(),
+                max_lag: DEFAULT_MAX_LAG_BYTES,
+                timeout: None,
+            },
+        ),
         ("resume", Params::Resume { wait: true }),
         (
             "restart",

@@ -137,6 +137,18 @@ impl EventSink for TerminalSink {
                     first_line(message)
                 ));
             }
+            Event::CommandRan {
+                command,
+                status,
+                stderr,
+                ..
+            } => {
+                let said = stderr
+                    .lines()
+                    .rfind(|line| !line.trim().is_empty())
+                    .map_or(String::new(), |line| format!(" ({line})"));
+                self.line(&format!("      {command}: exit {status}{said}"));
+            }
             Event::ActionLost { error, .. } => self.line(&format!(
                 "      no answer ({error}); verifying by observation"
             )),

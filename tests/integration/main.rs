@@ -10,5 +10,6 @@ mod mixed;
 mod modes;
 mod remote;
 mod runbooks;
+mod services;
 mod status;
 mod tls;
