@@ -14,7 +14,7 @@ use crate::inventory::{self, Selector};
 use crate::lab::{LabCommand, LabSpec, MemberAction};
 use crate::patroni::{TlsSettings, Version};
 use crate::remote::ServiceAction;
-use crate::runbooks::Params;
+use crate::runbooks::{BackupTool, HostOperation, Params};
 use crate::runner::{PlanFormat, RunOptions};
 use crate::ui::OutputFormat;
 
@@ -205,6 +205,11 @@ enum RawCommand {
         #[command(flatten)]
         run: RawRunArgs,
     },
+    /// Work on a member's host: back up and restore files, wipe the data directory, mkdir, disk space
+    Host {
+        #[command(subcommand)]
+        operation: RawHostOperation,
+    },
     /// Recorded runs: list, show, resume
     Runs {
         #[command(subcommand)]
@@ -260,6 +265,85 @@ struct RawRunArgs {
     /// Confirm a destructive step by the name it asks for (a member or cluster name)
     #[arg(long, value_name = "NAME")]
     confirm: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RawHostOperation {
+    /// Copy files (default: the data directory's pg_hba.conf and pg_ident.conf) to a directory
+    Backup {
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        /// A file to copy (absolute path; repeat for more)
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<String>,
+        /// Where to copy them [default: pgha-backup-TIME beside the data directory]
+        #[arg(long, value_name = "DIR")]
+        to: Option<String>,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Copy files back from a backup directory to their original paths
+    Restore {
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        /// The backup directory
+        #[arg(long, value_name = "DIR")]
+        from: String,
+        /// A file to restore, by its original path (default: pg_hba.conf and pg_ident.conf)
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<String>,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Delete everything in the member's data directory (Patroni stopped, never the leader)
+    Wipe {
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Create a directory with an owner and a mode
+    Mkdir {
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        #[arg(long, value_name = "DIR")]
+        path: String,
+        /// USER or USER:GROUP
+        #[arg(long, default_value = "postgres:postgres")]
+        owner: String,
+        #[arg(long, default_value = "0700")]
+        mode: String,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Restore the latest backup into the member's (empty) data directory with a backup tool
+    RestoreBackup {
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        #[arg(long, value_enum)]
+        tool: RawBackupTool,
+        /// pgBackRest's stanza
+        #[arg(long, required_if_eq("tool", "pgbackrest"))]
+        stanza: Option<String>,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+    /// Check that the data directory's filesystem has enough free space
+    Disk {
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        /// The space needed
+        #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+        need: u64,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RawBackupTool {
+    Pgbackrest,
+    WalG,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -519,7 +603,7 @@ where
 fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>, clap::Error> {
     let raw = match runbook_params(raw) {
         Ok((params, run)) => return Ok(Ok(runbook(params, run)?)),
-        Err(raw) => raw,
+        Err(raw) => *raw,
     };
     Ok(Ok(match raw {
         RawCommand::Reinit { .. }
@@ -527,6 +611,7 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
         | RawCommand::Pause { .. }
         | RawCommand::Restart { .. }
         | RawCommand::Service { .. }
+        | RawCommand::Host { .. }
         | RawCommand::Resume { run_id: None, .. } => {
             unreachable!("runbook commands are converted by runbook_params")
         }
@@ -577,8 +662,53 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
     }))
 }
 
+/// `pgha host …` as the member, the operation and the run options.
+fn host_operation(raw: RawHostOperation) -> (String, HostOperation, RawRunArgs) {
+    match raw {
+        RawHostOperation::Backup {
+            member,
+            files,
+            to,
+            run,
+        } => {
+            // The backup directory's name records when it was asked for; planners read no clock.
+            let label = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+            (member, HostOperation::Backup { files, to, label }, run)
+        }
+        RawHostOperation::Restore {
+            member,
+            from,
+            files,
+            run,
+        } => (member, HostOperation::Restore { files, from }, run),
+        RawHostOperation::Wipe { member, run } => (member, HostOperation::Wipe, run),
+        RawHostOperation::Mkdir {
+            member,
+            path,
+            owner,
+            mode,
+            run,
+        } => (member, HostOperation::Mkdir { path, owner, mode }, run),
+        RawHostOperation::Disk { member, need, run } => (member, HostOperation::Disk { need }, run),
+        RawHostOperation::RestoreBackup {
+            member,
+            tool,
+            stanza,
+            run,
+        } => {
+            let tool = match tool {
+                RawBackupTool::Pgbackrest => BackupTool::Pgbackrest {
+                    stanza: stanza.unwrap_or_default(),
+                },
+                RawBackupTool::WalG => BackupTool::WalG,
+            };
+            (member, HostOperation::RestoreBackup { tool }, run)
+        }
+    }
+}
+
 /// A runbook command's parameters and run options; any other command back unchanged.
-fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), RawCommand> {
+fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), Box<RawCommand>> {
     match raw {
         RawCommand::Reinit {
             member,
@@ -647,7 +777,11 @@ fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), RawCommand> {
             run,
             ..
         } => Ok((Params::Resume { wait }, run)),
-        other => Err(other),
+        RawCommand::Host { operation } => {
+            let (member, operation, run) = host_operation(operation);
+            Ok((Params::Host { member, operation }, run))
+        }
+        other => Err(Box::new(other)),
     }
 }
 
@@ -666,7 +800,9 @@ fn run_options(run: RawRunArgs) -> Result<RunOptions, clap::Error> {
 
 fn runbook(params: Params, run: RawRunArgs) -> Result<Command, clap::Error> {
     let names = match &params {
-        Params::Reinit { member, .. } | Params::Service { member, .. } => {
+        Params::Reinit { member, .. }
+        | Params::Service { member, .. }
+        | Params::Host { member, .. } => {
             vec![("--member", Some(member))]
         }
         Params::Switchover { candidate, .. } => vec![("--candidate", candidate.as_ref())],

@@ -320,7 +320,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                     stderr: clip(&output.stderr),
                 });
                 if output.success() {
-                    Ok(format!("`{}` exited 0", action.command))
+                    Ok(format!("{} exited 0", action.command.program))
                 } else {
                     let said = output
                         .stderr

@@ -209,6 +209,12 @@ impl Remote for Ssh {
                     command: line,
                 })
             }
+            // openssh turns the remote shell's 127 into an error: the command ran, and failed.
+            Ok(Err(openssh::Error::Remote(error))) => Ok(CommandOutput {
+                status: 127,
+                stdout: String::new(),
+                stderr: error.to_string(),
+            }),
             Ok(Err(error)) => Err(connect_error(host, &error)),
             Ok(Ok(output)) => Ok(CommandOutput {
                 status: output.status.code().unwrap_or(-1),

@@ -161,9 +161,17 @@ impl ServiceControl {
     ) -> Result<(Transport, HostCommand), ServiceError> {
         let member = checked_name("member", member)?;
         match self {
-            ServiceControl::Systemd { db_user, .. } | ServiceControl::Lab { db_user, .. } => {
+            ServiceControl::Systemd { db_user, .. } => {
                 let user = checked_name("OS user", db_user)?;
                 Ok((Transport::Ssh, command.as_user(Some(user))))
+            }
+            // The lab logs in as root, and minimal hosts have no sudo: util-linux's runuser.
+            ServiceControl::Lab { db_user, .. } => {
+                let user = checked_name("OS user", db_user)?;
+                let switched = HostCommand::new("runuser")
+                    .args(["-u".to_string(), user, "--".to_string(), command.program])
+                    .args(command.args);
+                Ok((Transport::Ssh, switched))
             }
             ServiceControl::Kubernetes {
                 namespace,
@@ -264,6 +272,13 @@ mod tests {
             "Ssh: /usr/local/bin/pgha lab --dir /var/lib/pgha/lab member stop node2"
         );
         assert_eq!(render(&control, ServiceAction::Enable), "Ssh: true");
+        let (_, command) = control
+            .as_db_user("node2", HostCommand::new("ls").arg("/data dir"))
+            .unwrap();
+        assert_eq!(
+            command.shell_line(),
+            "runuser -u postgres -- ls '/data dir'"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! cluster and the operator's parameters to a `Plan`. No I/O happens here: a reader sees the whole
 //! procedure as data, in the order it runs.
 
+mod host;
 mod maintenance;
 mod reinit;
 mod restart;
@@ -20,6 +21,8 @@ use crate::plan::Plan;
 /// The lag under which a replica counts as caught up, unless the operator says otherwise:
 /// Patroni's default `maximum_lag_on_failover`.
 pub const DEFAULT_MAX_LAG_BYTES: u64 = 1024 * 1024;
+
+pub use host::{BackupTool, HostOperation};
 
 /// What the operator asked for. Stored in the plan (and so in the journal) so that a resumed run
 /// can be planned again from the same request.
@@ -54,6 +57,11 @@ pub enum Params {
         #[serde(with = "optional_duration")]
         timeout: Option<Duration>,
     },
+    Host {
+        member: String,
+        #[serde(flatten)]
+        operation: HostOperation,
+    },
     Service {
         action: crate::remote::ServiceAction,
         member: String,
@@ -79,7 +87,7 @@ impl Params {
             | Params::Service { timeout, .. } => {
                 *timeout = timeout.or(default);
             }
-            Params::Pause { .. } | Params::Resume { .. } => {}
+            Params::Pause { .. } | Params::Resume { .. } | Params::Host { .. } => {}
         }
         self
     }
@@ -92,6 +100,7 @@ impl Params {
             Params::Resume { .. } => "resume",
             Params::Restart { .. } => "restart",
             Params::Service { .. } => "service",
+            Params::Host { .. } => "host",
         }
     }
 }
@@ -131,6 +140,7 @@ pub fn plan(
         Params::Pause { .. } | Params::Resume { .. } => maintenance::plan(target, view, params),
         Params::Restart { .. } => restart::plan(target, view, params),
         Params::Service { .. } => service::plan(target, view, params),
+        Params::Host { .. } => host::plan(target, view, params),
     }
 }
 

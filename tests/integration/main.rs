@@ -5,6 +5,7 @@
 mod bad_input;
 mod failures;
 mod harness;
+mod hosts;
 mod lab;
 mod mixed;
 mod modes;

@@ -1,0 +1,600 @@
+//! Host steps — the seeds' work on the machines themselves — as step builders for runbooks, and
+//! `pgha host backup|restore|wipe|mkdir|disk` to run one at a time. Each is one command whose
+//! own exit status is its verification (`set -e`, `cmp` after copying, a checked `df`), run as
+//! the database's OS user (or with sudo where root is needed) through the environment's service
+//! control. Wiping a data directory is the one destructive step: it names the member's configured
+//! data directory and nothing else, needs the member's name typed, and refuses unless the member
+//! is not the leader and its Patroni is stopped — and the command itself refuses if PostgreSQL
+//! still runs on that directory.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Params, PlanError, member, new_plan};
+use crate::inventory::ClusterTarget;
+use crate::observe::{ClusterView, MemberView};
+use crate::plan::{Action, Check, Gate, Idempotency, Plan, RemoteAction, Step};
+use crate::remote::{HostCommand, ServiceControl, checked_name, checked_path, quote};
+
+const COMMAND_TIMEOUT: Duration = Duration::from_mins(10);
+
+/// What `pgha host` does on one member's host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "operation", rename_all = "snake_case")]
+pub enum HostOperation {
+    /// Copy files into `to` (created), keeping modes; verified with `cmp`. No files: the data
+    /// directory's pg_hba.conf and pg_ident.conf. No `to`: `pgha-backup-LABEL` beside the data
+    /// directory. `label` is the time of the request (the planner reads no clock).
+    Backup {
+        files: Vec<String>,
+        to: Option<String>,
+        label: String,
+    },
+    /// Copy files back from `from` to their original paths; verified with `cmp`.
+    Restore { files: Vec<String>, from: String },
+    /// Empty the member's data directory (kept, with its owner and mode).
+    Wipe,
+    /// Create a directory with an owner and a mode.
+    Mkdir {
+        path: String,
+        owner: String,
+        mode: String,
+    },
+    /// Check that the data directory's filesystem has at least `need` bytes free.
+    Disk { need: u64 },
+    /// Restore the latest backup into the (empty) data directory with a backup tool.
+    RestoreBackup {
+        #[serde(flatten)]
+        tool: BackupTool,
+    },
+}
+
+/// A backup tool's restore into the member's data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tool", rename_all = "snake_case")]
+pub enum BackupTool {
+    Pgbackrest { stanza: String },
+    WalG,
+}
+
+/// The plan for one `pgha host` operation.
+pub(super) fn plan(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    params: &Params,
+) -> Result<Plan, PlanError> {
+    let Params::Host {
+        member: name,
+        operation,
+    } = params
+    else {
+        unreachable!("dispatched by runbook")
+    };
+    let host = Host::new(target, view, name)?;
+    let (title, summary) = match operation {
+        HostOperation::Backup { .. } => (
+            format!("Back up files of {name}"),
+            "Copies named files, keeping their modes, and compares each copy.".to_string(),
+        ),
+        HostOperation::Restore { from, .. } => (
+            format!("Restore files of {name} from {from}"),
+            "Copies files back to their original paths and compares each.".to_string(),
+        ),
+        HostOperation::Wipe => (
+            format!("Wipe the data directory of {name}"),
+            format!(
+                "Deletes everything in {name}'s data directory. Only for a member whose Patroni is stopped and that is not the leader, before a restore or a rebuild."
+            ),
+        ),
+        HostOperation::Mkdir { path, .. } => (
+            format!("Create {path} on {name}"),
+            "Creates a directory with an owner and a mode.".to_string(),
+        ),
+        HostOperation::Disk { .. } => (
+            format!("Check free disk space on {name}"),
+            "Checks the filesystem of the data directory.".to_string(),
+        ),
+        HostOperation::RestoreBackup { .. } => (
+            format!("Restore the latest backup into the data directory of {name}"),
+            format!(
+                "A backup tool restores the latest backup into {name}'s data directory, for a member whose Patroni is stopped."
+            ),
+        ),
+    };
+    let mut plan = new_plan(target, view, params, title, summary);
+    plan.prechecks = vec![Check::Registered {
+        member: name.clone(),
+    }];
+    let step = match operation {
+        HostOperation::Backup { files, to, label } => {
+            let files = host.files_or_config(files)?;
+            let to = match to {
+                Some(to) => to.clone(),
+                None => host.beside_data_directory(&format!("pgha-backup-{label}"))?,
+            };
+            host.backup(&files, &to)?
+        }
+        HostOperation::Restore { files, from } => {
+            host.restore(&host.files_or_config(files)?, from)?
+        }
+        HostOperation::Wipe => {
+            plan.prechecks = vec![
+                Check::NotLeader {
+                    member: name.clone(),
+                },
+                Check::Unreachable {
+                    member: name.clone(),
+                },
+                Check::HealthyLeader,
+            ];
+            host.wipe_data_directory()?
+        }
+        HostOperation::Mkdir { path, owner, mode } => host.create_directory(path, owner, mode)?,
+        HostOperation::Disk { need } => host.free_space_at_least(*need)?,
+        HostOperation::RestoreBackup { tool } => {
+            plan.prechecks = vec![
+                Check::NotLeader {
+                    member: name.clone(),
+                },
+                Check::Unreachable {
+                    member: name.clone(),
+                },
+            ];
+            let mut step = host.restore_from_backup(tool)?;
+            step.prechecks.clone_from(&plan.prechecks);
+            step
+        }
+    };
+    plan.steps.push(step);
+    Ok(plan)
+}
+
+/// One member's host, with what commands on it need to know.
+pub(crate) struct Host<'a> {
+    member: &'a MemberView,
+    control: &'a ServiceControl,
+    data_dir: Option<String>,
+    sudo: bool,
+}
+
+impl<'a> Host<'a> {
+    pub(crate) fn new(
+        target: &'a ClusterTarget,
+        view: &'a ClusterView,
+        name: &str,
+    ) -> Result<Self, PlanError> {
+        let member = member(view, name)?;
+        let control = target.service.as_ref().ok_or_else(|| {
+            PlanError::Refused(format!(
+                "{}: environment {} has no `service:` section: pgha does not know how to run commands as the database's user there",
+                target.origin, target.environment
+            ))
+        })?;
+        Ok(Host {
+            member,
+            control,
+            data_dir: target
+                .member(name)
+                .and_then(|target| target.data_dir.clone()),
+            sudo: target.ssh.as_ref().is_some_and(|ssh| ssh.sudo),
+        })
+    }
+
+    fn data_dir(&self) -> Result<String, PlanError> {
+        let configured = self.data_dir.as_deref().ok_or_else(|| {
+            PlanError::Refused(format!(
+                "the inventory names no data directory for {} (set `data_dir` for the cluster or the member)",
+                self.member.name
+            ))
+        })?;
+        checked_path("data directory", configured).map_err(unsafe_value)
+    }
+
+    /// The files asked for, or the seed's: pg_hba.conf and pg_ident.conf of the data directory.
+    fn files_or_config(&self, files: &[String]) -> Result<Vec<String>, PlanError> {
+        if !files.is_empty() {
+            return Ok(files.to_vec());
+        }
+        let data_dir = self.data_dir()?;
+        Ok(vec![
+            format!("{data_dir}/pg_hba.conf"),
+            format!("{data_dir}/pg_ident.conf"),
+        ])
+    }
+
+    /// A path next to the data directory (where the seed keeps its copies).
+    fn beside_data_directory(&self, name: &str) -> Result<String, PlanError> {
+        let data_dir = self.data_dir()?;
+        let parent = data_dir.rsplit_once('/').map_or("", |(parent, _)| parent);
+        if parent.is_empty() {
+            return Err(PlanError::Refused(format!(
+                "{data_dir} has no parent directory to keep copies in: pass --to"
+            )));
+        }
+        Ok(format!("{parent}/{name}"))
+    }
+
+    fn step(
+        &self,
+        id: String,
+        title: String,
+        script: &str,
+        as_db_user: bool,
+        gate: Gate,
+    ) -> Result<Step, PlanError> {
+        // From `/`: the login's working directory (root's home) may be closed to the
+        // database's user, and `find` needs to return to where it started.
+        let command = HostCommand::new("sh")
+            .arg("-c")
+            .arg(format!("cd /; {script}"));
+        let (transport, command) = if as_db_user {
+            self.control
+                .as_db_user(&self.member.name, command)
+                .map_err(|error| PlanError::Refused(error.to_string()))?
+        } else {
+            (crate::remote::Transport::Ssh, command.sudo(self.sudo))
+        };
+        Ok(Step {
+            id,
+            title,
+            action: Action::Remote(RemoteAction {
+                member: self.member.name.clone(),
+                host: self.member.host.clone(),
+                transport,
+                command,
+                timeout: COMMAND_TIMEOUT,
+            }),
+            gate,
+            prechecks: Vec::new(),
+            verify: None,
+            idempotency: Idempotency::SafeToRepeat,
+        })
+    }
+
+    /// Copies `files` into `to`, keeping modes, then compares each copy with its original.
+    pub(crate) fn backup(&self, files: &[String], to: &str) -> Result<Step, PlanError> {
+        let files = checked_files(files)?;
+        let to = checked_path("backup directory", to).map_err(unsafe_value)?;
+        let mut script = format!("set -eu; mkdir -p {}", quote(&to));
+        for file in &files {
+            let copy = format!("{to}/{}", base_name(file));
+            let _ = write!(
+                script,
+                "; cp -p {} {}; cmp {} {}",
+                quote(file),
+                quote(&copy),
+                quote(file),
+                quote(&copy)
+            );
+        }
+        let names: Vec<&str> = files.iter().map(|file| base_name(file)).collect();
+        self.step(
+            format!("backup-files-{}", self.member.name),
+            format!(
+                "Back up {} of {} to {to}",
+                names.join(", "),
+                self.member.name
+            ),
+            &script,
+            true,
+            Gate::None,
+        )
+    }
+
+    /// Copies each file back from `from` to its original path, then compares.
+    pub(crate) fn restore(&self, files: &[String], from: &str) -> Result<Step, PlanError> {
+        let files = checked_files(files)?;
+        let from = checked_path("backup directory", from).map_err(unsafe_value)?;
+        let mut script = "set -eu".to_string();
+        for file in &files {
+            let copy = format!("{from}/{}", base_name(file));
+            let _ = write!(
+                script,
+                "; cp -p {} {}; cmp {} {}",
+                quote(&copy),
+                quote(file),
+                quote(&copy),
+                quote(file)
+            );
+        }
+        let names: Vec<&str> = files.iter().map(|file| base_name(file)).collect();
+        self.step(
+            format!("restore-files-{}", self.member.name),
+            format!(
+                "Restore {} of {} from {from}",
+                names.join(", "),
+                self.member.name
+            ),
+            &script,
+            true,
+            Gate::Confirm {
+                question: format!(
+                    "Overwrite {} on {} with the copies in {from}?",
+                    names.join(", "),
+                    self.member.name
+                ),
+            },
+        )
+    }
+
+    /// Empties the member's configured data directory. Pre-checks (added by the caller's plan
+    /// and re-checked before acting): not the leader, Patroni stopped there.
+    pub(crate) fn wipe_data_directory(&self) -> Result<Step, PlanError> {
+        let data_dir = self.data_dir()?;
+        let name = &self.member.name;
+        // The command refuses on its own if a postmaster still runs on this directory.
+        let script = format!(
+            "set -eu; d={d}; test -d \"$d\"; \
+             if [ -f \"$d/postmaster.pid\" ] && kill -0 \"$(head -n 1 \"$d/postmaster.pid\")\" 2>/dev/null; then \
+             echo \"PostgreSQL still runs on $d: refusing to delete it\" >&2; exit 3; fi; \
+             find \"$d\" -mindepth 1 -delete; test -z \"$(ls -A \"$d\")\"",
+            d = quote(&data_dir)
+        );
+        let mut step = self.step(
+            format!("wipe-data-{name}"),
+            format!("Delete everything in {data_dir} on {name}"),
+            &script,
+            true,
+            Gate::TypeToConfirm {
+                question: format!("This deletes every file in {data_dir} on {name}."),
+                expected: name.clone(),
+            },
+        )?;
+        step.prechecks = vec![
+            Check::NotLeader {
+                member: name.clone(),
+            },
+            Check::Unreachable {
+                member: name.clone(),
+            },
+        ];
+        step.idempotency = Idempotency::SafeToRepeat;
+        Ok(step)
+    }
+
+    /// `mkdir -p` with an owner (`user` or `user:group`) and an octal mode, as root.
+    pub(crate) fn create_directory(
+        &self,
+        path: &str,
+        owner: &str,
+        mode: &str,
+    ) -> Result<Step, PlanError> {
+        let path = checked_path("directory", path).map_err(unsafe_value)?;
+        let owner = checked_owner(owner)?;
+        let mode = checked_mode(mode)?;
+        let script = format!(
+            "set -eu; mkdir -p {p}; chown {owner} {p}; chmod {mode} {p}; stat -c '%U:%G %a %n' {p}",
+            p = quote(&path),
+            owner = quote(&owner)
+        );
+        self.step(
+            format!("mkdir-{}", self.member.name),
+            format!("Create {path} ({owner}, {mode}) on {}", self.member.name),
+            &script,
+            false,
+            Gate::None,
+        )
+    }
+
+    /// Passes when the data directory's filesystem has at least `need` bytes available.
+    pub(crate) fn free_space_at_least(&self, need: u64) -> Result<Step, PlanError> {
+        let data_dir = self.data_dir()?;
+        let script = format!(
+            "set -eu; available=$(df -P -B1 {d} | awk 'NR==2 {{print $4}}'); \
+             echo \"$available bytes available on the filesystem of {d}, {need} needed\"; test \"$available\" -ge {need}",
+            d = quote(&data_dir)
+        );
+        self.step(
+            format!("disk-{}", self.member.name),
+            format!(
+                "Check that {} has {} free for {data_dir}",
+                self.member.name,
+                crate::ui::human_bytes(need)
+            ),
+            &script,
+            true,
+            Gate::None,
+        )
+    }
+
+    /// A backup tool's restore into the member's data directory, as the database's user.
+    pub(crate) fn restore_from_backup(&self, tool: &BackupTool) -> Result<Step, PlanError> {
+        let data_dir = self.data_dir()?;
+        let command = match tool {
+            BackupTool::Pgbackrest { stanza } => {
+                let stanza = checked_name("pgBackRest stanza", stanza).map_err(unsafe_value)?;
+                format!(
+                    "pgbackrest --stanza={} --pg1-path={} restore",
+                    quote(&stanza),
+                    quote(&data_dir)
+                )
+            }
+            BackupTool::WalG => format!("wal-g backup-fetch {} LATEST", quote(&data_dir)),
+        };
+        self.step(
+            format!("restore-backup-{}", self.member.name),
+            format!(
+                "Restore the latest backup into {data_dir} on {}",
+                self.member.name
+            ),
+            &format!("set -eu; {command}"),
+            true,
+            Gate::None,
+        )
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(unsafe_value)`
+fn unsafe_value(error: crate::remote::UnsafeValue) -> PlanError {
+    PlanError::Refused(error.to_string())
+}
+
+fn checked_files(files: &[String]) -> Result<Vec<String>, PlanError> {
+    if files.is_empty() {
+        return Err(PlanError::Refused("no file named".into()));
+    }
+    files
+        .iter()
+        .map(|file| checked_path("file", file).map_err(unsafe_value))
+        .collect()
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn checked_owner(owner: &str) -> Result<String, PlanError> {
+    let parts: Vec<&str> = owner.split(':').collect();
+    if parts.is_empty() || parts.len() > 2 {
+        return Err(PlanError::Refused(format!(
+            "owner {owner:?} must be USER or USER:GROUP"
+        )));
+    }
+    for part in &parts {
+        checked_name("owner", part).map_err(unsafe_value)?;
+    }
+    Ok(owner.into())
+}
+
+fn checked_mode(mode: &str) -> Result<String, PlanError> {
+    let valid =
+        (3..=4).contains(&mode.len()) && mode.chars().all(|digit| ('0'..='7').contains(&digit));
+    if valid {
+        Ok(mode.into())
+    } else {
+        Err(PlanError::Refused(format!(
+            "mode {mode:?} must be octal, like 0700"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::testing::view_led_by;
+
+    fn target_with_service() -> (ClusterTarget, ClusterView) {
+        let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
+        target.service = Some(ServiceControl::Systemd {
+            unit: "patroni".into(),
+            sudo: true,
+            db_user: "postgres".into(),
+        });
+        target.ssh = Some(crate::inventory::SshSettings {
+            user: Some("ops".into()),
+            port: None,
+            jump_host: None,
+            identity_file: None,
+            known_hosts: None,
+            sudo: true,
+        });
+        (target, view)
+    }
+
+    fn line(step: &Step) -> String {
+        let Action::Remote(action) = &step.action else {
+            panic!("a command")
+        };
+        action.command.shell_line()
+    }
+
+    #[test]
+    fn backups_copy_keep_modes_and_compare() {
+        let (target, view) = target_with_service();
+        let host = Host::new(&target, &view, "node1").unwrap();
+        let step = host
+            .backup(
+                &[
+                    "/var/lib/pg/data/pg_hba.conf".into(),
+                    "/var/lib/pg/data/pg ident.conf".into(),
+                ],
+                "/var/lib/pg/backup-20261123",
+            )
+            .unwrap();
+        assert_eq!(
+            line(&step),
+            "sudo -n -u postgres sh -c 'cd /; set -eu; mkdir -p /var/lib/pg/backup-20261123; \
+             cp -p /var/lib/pg/data/pg_hba.conf /var/lib/pg/backup-20261123/pg_hba.conf; \
+             cmp /var/lib/pg/data/pg_hba.conf /var/lib/pg/backup-20261123/pg_hba.conf; \
+             cp -p '\\''/var/lib/pg/data/pg ident.conf'\\'' '\\''/var/lib/pg/backup-20261123/pg ident.conf'\\''; \
+             cmp '\\''/var/lib/pg/data/pg ident.conf'\\'' '\\''/var/lib/pg/backup-20261123/pg ident.conf'\\'''"
+        );
+    }
+
+    #[test]
+    fn wiping_needs_the_configured_data_directory_and_the_name() {
+        let (mut target, view) = target_with_service();
+        let host = Host::new(&target, &view, "node1").unwrap();
+        let step = host.wipe_data_directory().unwrap();
+        assert!(matches!(&step.gate, Gate::TypeToConfirm { expected, .. } if expected == "node1"));
+        assert!(step.prechecks.contains(&Check::Unreachable {
+            member: "node1".into()
+        }));
+        assert!(step.prechecks.contains(&Check::NotLeader {
+            member: "node1".into()
+        }));
+        assert!(line(&step).contains("find \"$d\" -mindepth 1 -delete"));
+        for member in &mut target.members {
+            member.data_dir = None;
+        }
+        let host = Host::new(&target, &view, "node1").unwrap();
+        let error = host.wipe_data_directory().unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("names no data directory for node1"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn hostile_paths_owners_and_modes_are_refused() {
+        let (target, view) = target_with_service();
+        let host = Host::new(&target, &view, "node1").unwrap();
+        assert!(host.backup(&["relative".into()], "/b").is_err());
+        assert!(host.backup(&["/a/../etc/shadow".into()], "/b").is_err());
+        assert!(
+            host.create_directory("/srv/x", "postgres; id", "0700")
+                .is_err()
+        );
+        assert!(host.create_directory("/srv/x", "postgres", "0799").is_err());
+        assert!(host.create_directory("/srv/x", "postgres", "7 0").is_err());
+        let ok = host
+            .create_directory("/srv/x", "postgres:postgres", "0700")
+            .unwrap();
+        assert_eq!(
+            line(&ok),
+            "sudo -n sh -c 'cd /; set -eu; mkdir -p /srv/x; chown postgres:postgres /srv/x; chmod 0700 /srv/x; stat -c '\\''%U:%G %a %n'\\'' /srv/x'"
+        );
+    }
+
+    #[test]
+    fn backup_tools_restore_into_the_data_directory() {
+        let (target, view) = target_with_service();
+        let host = Host::new(&target, &view, "node1").unwrap();
+        let step = host
+            .restore_from_backup(&BackupTool::Pgbackrest {
+                stanza: "main".into(),
+            })
+            .unwrap();
+        assert!(
+            line(&step).ends_with(
+                "pgbackrest --stanza=main --pg1-path=/var/lib/pgha/lab/members/node1/data restore'"
+            ),
+            "{}",
+            line(&step)
+        );
+        let step = host.restore_from_backup(&BackupTool::WalG).unwrap();
+        assert!(
+            line(&step).contains("wal-g backup-fetch /var/lib/pgha/lab/members/node1/data LATEST")
+        );
+        assert!(
+            host.restore_from_backup(&BackupTool::Pgbackrest {
+                stanza: "a;b".into()
+            })
+            .is_err()
+        );
+    }
+}

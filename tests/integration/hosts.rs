@@ -1,0 +1,242 @@
+//! Host steps on the lab, through its sshd and as the database's OS user: a backup/restore
+//! round trip, a data directory wipe refused on the leader, on a running member, and by the
+//! command itself while PostgreSQL still runs; a real wipe after which the member rebuilds
+//! itself; free disk space; a directory with owner and mode.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::harness::{Lab, Pgha, entry, scratch};
+
+fn host(lab: &Lab, runs: &Path) -> Pgha {
+    Pgha::new().lab(lab).env("PGHA_RUNS_DIR", runs)
+}
+
+fn data_dir(lab: &Lab, member: &str) -> std::path::PathBuf {
+    lab.dir.join("members").join(member).join("data")
+}
+
+#[test]
+fn files_backed_up_and_restored_come_back_byte_for_byte() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let member = lab.replica();
+    let hba = data_dir(lab, &member).join("pg_hba.conf");
+    let original = std::fs::read(&hba).unwrap();
+    let backups = lab.dir.join("members").join(&member).join("test-backup");
+    let _ = std::fs::remove_dir_all(&backups);
+    let to = backups.to_string_lossy().into_owned();
+    host(lab, runs.path())
+        .args(["host", "backup", "--member", &member, "--to", &to, "--yes"])
+        .run()
+        .success();
+    let copy = backups.join("pg_hba.conf");
+    assert_eq!(std::fs::read(&copy).unwrap(), original);
+    let metadata = std::fs::metadata(&copy).unwrap();
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600, "mode kept");
+
+    // Someone edits the file; the restore puts the copy back.
+    let mut edited = original.clone();
+    edited.extend_from_slice(b"\n# edited by a test\n");
+    std::fs::write(&hba, &edited).unwrap();
+    host(lab, runs.path())
+        .args([
+            "host", "restore", "--member", &member, "--from", &to, "--yes",
+        ])
+        .run()
+        .success();
+    assert_eq!(std::fs::read(&hba).unwrap(), original);
+    let owner = std::fs::metadata(&hba).unwrap().uid();
+    assert_eq!(
+        Some(owner),
+        postgres_uid(),
+        "restored as the database's user"
+    );
+    std::fs::remove_dir_all(&backups).unwrap();
+}
+
+fn postgres_uid() -> Option<u32> {
+    let output = std::process::Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+#[test]
+fn a_wipe_is_refused_on_the_leader_and_on_a_running_member() {
+    let guard = Lab::shared().read();
+    let lab = guard.lab;
+    let runs = scratch();
+    for member in [lab.leader(), lab.replica()] {
+        let run = host(lab, runs.path())
+            .args([
+                "host",
+                "wipe",
+                "--member",
+                &member,
+                "--yes",
+                "--confirm",
+                &member,
+            ])
+            .run()
+            .expect_code(4);
+        assert!(
+            run.stderr()
+                .contains("pgha: refused: a pre-check failed: nothing was changed"),
+            "{}",
+            run.stderr()
+        );
+        assert!(
+            data_dir(lab, &member).join("PG_VERSION").is_file(),
+            "{member}'s data is intact"
+        );
+    }
+    let run = host(lab, runs.path())
+        .args(["host", "wipe", "--member", &lab.replica(), "--yes"])
+        .run()
+        .expect_code(2);
+    assert!(run.one_error_line().contains("--yes is not enough"));
+}
+
+#[test]
+fn a_wipe_refuses_by_itself_while_postgres_runs_then_wipes_and_the_member_rebuilds() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let member = lab.replica();
+    // Paused, a stopped Patroni leaves PostgreSQL running: every pre-check passes, but the
+    // command itself finds the live postmaster and refuses.
+    lab.set_paused(true);
+    host(lab, runs.path())
+        .args(["service", "stop", "--member", &member, "--yes"])
+        .run()
+        .success();
+    let run = host(lab, runs.path())
+        .args([
+            "host",
+            "wipe",
+            "--member",
+            &member,
+            "--yes",
+            "--confirm",
+            &member,
+        ])
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr().contains("PostgreSQL still runs on"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        data_dir(lab, &member).join("PG_VERSION").is_file(),
+        "nothing was deleted"
+    );
+    host(lab, runs.path())
+        .args(["service", "start", "--member", &member, "--yes"])
+        .run()
+        .success();
+    lab.set_paused(false);
+
+    // Unpaused, stopping Patroni stops PostgreSQL: the wipe goes through.
+    host(lab, runs.path())
+        .args(["service", "stop", "--member", &member, "--yes"])
+        .run()
+        .success();
+    host(lab, runs.path())
+        .args([
+            "host",
+            "wipe",
+            "--member",
+            &member,
+            "--yes",
+            "--confirm",
+            &member,
+        ])
+        .run()
+        .success();
+    let left: Vec<_> = std::fs::read_dir(data_dir(lab, &member)).unwrap().collect();
+    assert!(left.is_empty(), "the data directory is empty: {left:?}");
+    let mode = std::fs::metadata(data_dir(lab, &member))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "the directory itself is kept");
+    // Started on an empty data directory, Patroni copies the leader: the member rebuilds.
+    host(lab, runs.path())
+        .args(["service", "start", "--member", &member, "--yes"])
+        .run()
+        .success();
+    assert_eq!(
+        entry(&lab.status_json(), "members", &member)["state"],
+        "streaming"
+    );
+}
+
+#[test]
+fn disk_space_is_checked_against_what_is_needed() {
+    let guard = Lab::shared().read();
+    let runs = scratch();
+    let member = guard.lab.replica();
+    let run = host(guard.lab, runs.path())
+        .args([
+            "host", "disk", "--member", &member, "--need", "1KiB", "--yes",
+        ])
+        .run()
+        .success();
+    assert!(
+        run.stderr()
+            .contains("bytes available on the filesystem of"),
+        "{}",
+        run.stderr()
+    );
+    let run = host(guard.lab, runs.path())
+        .args([
+            "host",
+            "disk",
+            "--member",
+            &member,
+            "--need",
+            "999999GiB",
+            "--yes",
+        ])
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr().contains("1073740750848 needed") || run.stderr().contains("needed"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_directory_is_created_with_its_owner_and_mode() {
+    let guard = Lab::shared().read();
+    let runs = scratch();
+    let member = guard.lab.replica();
+    let dir = scratch();
+    let path = dir.path().join("restore target");
+    let path_text = path.to_string_lossy().into_owned();
+    host(guard.lab, runs.path())
+        .args([
+            "host",
+            "mkdir",
+            "--member",
+            &member,
+            "--path",
+            &path_text,
+            "--owner",
+            "postgres:postgres",
+            "--mode",
+            "0750",
+            "--yes",
+        ])
+        .run()
+        .success();
+    let metadata = std::fs::metadata(&path).unwrap();
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o750);
+    assert_eq!(Some(metadata.uid()), postgres_uid());
+}
