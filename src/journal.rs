@@ -374,6 +374,17 @@ impl RecordedRun {
             .unwrap_or(0);
         let mut finished = BTreeSet::new();
         let mut open: Option<String> = None;
+        // Silences live across re-plans: collect them from the whole journal.
+        let mut silences = std::collections::BTreeMap::new();
+        for entry in &self.entries {
+            match &entry.event {
+                Event::SilenceCreated { step, id, .. } => {
+                    silences.insert(step.clone(), id.clone());
+                }
+                Event::SilenceExpired { id, .. } => silences.retain(|_, created| created != id),
+                _ => {}
+            }
+        }
         for entry in &self.entries[start..] {
             match &entry.event {
                 Event::StepStarted { step, .. } => open = Some(step.clone()),
@@ -391,6 +402,7 @@ impl RecordedRun {
         ResumePoint {
             finished,
             unfinished: open,
+            silences,
         }
     }
 

@@ -8,6 +8,7 @@
 //! `journal` (runs, locks, resume's record), `runner` (a runbook end to end), `lab` (a real local
 //! cluster), `ui` (renderers' helpers), `commands` (glue), `error` and `exit`.
 
+pub mod alerts;
 pub mod cli;
 pub mod commands;
 pub mod error;

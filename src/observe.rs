@@ -677,6 +677,7 @@ pub(crate) mod testing {
             postgres: None,
             runbook_timeouts: std::collections::BTreeMap::new(),
             service: None,
+            alertmanager: None,
             origin: "test inventory".into(),
         }
     }

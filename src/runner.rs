@@ -98,7 +98,7 @@ pub async fn prepare<O: Observer>(
     let view = observer.observe().await?;
     let plan = runbooks::plan(target, &view, params)?;
     let mut checked = exec::evaluate(&plan.prechecks, &view);
-    checked.extend(observer.credentials(&view).await);
+    checked.extend(observer.access(&plan, &view).await);
     Ok((plan, checked))
 }
 
@@ -160,7 +160,15 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
             });
         }
         let finish = if all_passed {
-            execute(&world, &plan, &ResumePoint::default(), policy, &mut sinks).await
+            execute(
+                &world,
+                &plan,
+                &ResumePoint::default(),
+                policy,
+                &run_id,
+                &mut sinks,
+            )
+            .await
         } else {
             Finish {
                 outcome: Outcome::Refused,
@@ -187,8 +195,10 @@ async fn execute(
     plan: &Plan,
     point: &ResumePoint,
     policy: GatePolicy,
+    run_id: &str,
     sink: &mut dyn EventSink,
 ) -> Finish {
+    let run_label = format!("pgha run {run_id} by {}", policy.operator);
     let (interrupt_sender, interrupt) = watch::channel(false);
     // One listener for the whole run: Ctrl-C at a gate aborts, during a wait it interrupts.
     let listener = tokio::spawn(async move {
@@ -196,7 +206,8 @@ async fn execute(
             let _ = interrupt_sender.send(true);
         }
     });
-    let mut executor = Executor::new(world, Arc::new(TerminalPrompt), policy, sink, interrupt);
+    let mut executor = Executor::new(world, Arc::new(TerminalPrompt), policy, sink, interrupt)
+        .with_run_label(run_label);
     let finish = executor.run(plan, point).await;
     listener.abort();
     finish
@@ -279,7 +290,7 @@ pub async fn resume(
     let finish = {
         let mut sinks = Sinks(vec![&mut journal, &mut terminal]);
         sinks.emit(&resumed_event(&policy, new_plan.as_ref()));
-        let finish = execute(&world, &plan, &point, policy, &mut sinks).await;
+        let finish = execute(&world, &plan, &point, policy, run_id, &mut sinks).await;
         finished(&mut sinks, &finish, started);
         finish
     };
@@ -422,6 +433,8 @@ fn describe(event: &Event) -> String {
             message,
         } => format!("{step}: Patroni answered HTTP {status} {message}"),
         Event::ActionLost { step, error } => format!("{step}: no answer ({error})"),
+        Event::SilenceCreated { step, id, url } => format!("{step}: silence {id} created in {url}"),
+        Event::SilenceExpired { step, id } => format!("{step}: silence {id} expired"),
         Event::CommandRan {
             step,
             command,

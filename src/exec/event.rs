@@ -66,6 +66,16 @@ pub enum Event {
         stdout: String,
         stderr: String,
     },
+    /// A silence was created in Alertmanager (its id, for `resume` and cleanup).
+    SilenceCreated {
+        step: String,
+        url: String,
+        id: String,
+    },
+    SilenceExpired {
+        step: String,
+        id: String,
+    },
     /// The call was sent (or may have been) and no answer came: the outcome is unknown until the
     /// cluster is observed.
     ActionLost {

@@ -1,7 +1,11 @@
 //! The real world for the executor: the cluster's members through the Patroni client, and
 //! PostgreSQL where the inventory says how to reach it.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
 use super::{Actuator, Observer};
+use crate::alerts::{AlertError, Alertmanager};
 use crate::inventory::ClusterTarget;
 use crate::observe::{self, ClusterView, ObserveError};
 use crate::patroni::{
@@ -10,10 +14,13 @@ use crate::patroni::{
 };
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
-    Check, PatroniAction, PatroniCall, RemoteAction, SqlAction, SqlStatement, Verdict,
+    Action, PatroniAction, PatroniCall, Plan, RemoteAction, SilenceAction, SqlAction, SqlStatement,
+    Verdict,
 };
 use crate::postgres::{BackupProgress, Sql, SqlError};
 use crate::remote::{CommandOutput, Local, Masker, Remote, RemoteError, Ssh, Transport};
+
+const ALERTMANAGER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct LiveCluster {
     pub target: ClusterTarget,
@@ -39,6 +46,52 @@ impl Observer for LiveCluster {
             .flatten()
     }
 
+    async fn silence_state(&self, url: &str, id: &str) -> Option<String> {
+        let alertmanager = Alertmanager::new(url, ALERTMANAGER_TIMEOUT).ok()?;
+        alertmanager.state(id).await.ok()
+    }
+
+    async fn access(&self, plan: &Plan, view: &ClusterView) -> Vec<CheckedPrecheck> {
+        let mut probes: Vec<CheckedPrecheck> = self.credentials(view).await.into_iter().collect();
+        for url in silenced_through(plan) {
+            let verdict = match Alertmanager::new(&url, ALERTMANAGER_TIMEOUT) {
+                Ok(alertmanager) => match alertmanager.version().await {
+                    Ok(version) => Verdict {
+                        passed: true,
+                        observed: format!("Alertmanager {version} answers"),
+                    },
+                    Err(error) => Verdict {
+                        passed: false,
+                        observed: error.to_string(),
+                    },
+                },
+                Err(error) => Verdict {
+                    passed: false,
+                    observed: error.to_string(),
+                },
+            };
+            probes.push(CheckedPrecheck::probe(
+                format!("Alertmanager at {url} answers"),
+                verdict,
+            ));
+        }
+        probes
+    }
+}
+
+/// The Alertmanagers the plan creates silences in, each once.
+fn silenced_through(plan: &Plan) -> BTreeSet<String> {
+    plan.steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::Silence(SilenceAction::Create { url, .. }) => Some(url.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl LiveCluster {
+    /// Whether the REST credentials are accepted; `None` when none are configured.
     async fn credentials(&self, view: &ClusterView) -> Option<CheckedPrecheck> {
         self.target.rest.auth.as_ref()?;
         let member = view.members.iter().find(|member| member.is_reachable())?;
@@ -58,13 +111,10 @@ impl Observer for LiveCluster {
                 observed: format!("could not check: {error}"),
             },
         };
-        Some(CheckedPrecheck {
-            check: Check::Reachable {
-                member: member.name.clone(),
-            },
-            text: "the REST credentials are accepted".into(),
+        Some(CheckedPrecheck::probe(
+            "the REST credentials are accepted",
             verdict,
-        })
+        ))
     }
 }
 
@@ -145,5 +195,23 @@ impl Actuator for LiveCluster {
             stdout: self.masker.mask(&output.stdout),
             stderr: self.masker.mask(&output.stderr),
         })
+    }
+
+    async fn create_silence(
+        &self,
+        url: &str,
+        labels: &BTreeMap<String, String>,
+        duration: Duration,
+        comment: &str,
+    ) -> Result<String, AlertError> {
+        Alertmanager::new(url, ALERTMANAGER_TIMEOUT)?
+            .create(labels, duration, "pgha", comment)
+            .await
+    }
+
+    async fn expire_silence(&self, url: &str, id: &str) -> Result<(), AlertError> {
+        Alertmanager::new(url, ALERTMANAGER_TIMEOUT)?
+            .expire(id)
+            .await
     }
 }

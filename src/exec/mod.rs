@@ -9,7 +9,7 @@ mod event;
 mod gate;
 mod live;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +20,13 @@ pub use event::{Event, EventSink, Outcome, Recorder, Sinks};
 pub use gate::{GatePolicy, Prompt, TerminalPrompt};
 pub use live::LiveCluster;
 
+use crate::alerts::AlertError;
 use crate::observe::{ClusterView, ObserveError};
 use crate::patroni::{ActionResponse, PatroniError};
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
-    Action, Check, Idempotency, PatroniAction, Plan, Progress, RemoteAction, SqlAction, Step,
-    Verdict, Wait,
+    Action, Check, Idempotency, PatroniAction, Plan, Progress, RemoteAction, SilenceAction,
+    SqlAction, Step, Verdict, Wait,
 };
 use crate::postgres::{BackupProgress, SqlError};
 use crate::remote::{CommandOutput, RemoteError};
@@ -37,9 +38,12 @@ pub trait Observer {
     async fn observe(&self) -> Result<ClusterView, ObserveError>;
     /// A base backup the server at `host` is streaming, if it can be asked.
     async fn backup_progress(&self, host: &str) -> Option<BackupProgress>;
-    /// Whether the REST credentials are accepted, proved with a request Patroni rejects before
-    /// doing anything; `None` when no credentials are configured.
-    async fn credentials(&self, view: &ClusterView) -> Option<CheckedPrecheck>;
+    /// A silence's state in Alertmanager (`active`, `pending`, `expired`), if it can be asked.
+    async fn silence_state(&self, url: &str, id: &str) -> Option<String>;
+    /// Probes what the plan needs besides the cluster's state, without changing anything:
+    /// the REST credentials (a request Patroni rejects before doing anything) when configured,
+    /// and each Alertmanager the plan silences through.
+    async fn access(&self, plan: &Plan, view: &ClusterView) -> Vec<CheckedPrecheck>;
 }
 
 /// Changes the cluster: one call per invocation, never retried here.
@@ -49,6 +53,15 @@ pub trait Actuator {
     async fn sql(&self, action: &SqlAction) -> Result<(), SqlError>;
     /// Runs a command; the output has its secrets masked.
     async fn remote(&self, action: &RemoteAction) -> Result<CommandOutput, RemoteError>;
+    /// Creates a silence; returns its id.
+    async fn create_silence(
+        &self,
+        url: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        duration: Duration,
+        comment: &str,
+    ) -> Result<String, AlertError>;
+    async fn expire_silence(&self, url: &str, id: &str) -> Result<(), AlertError>;
 }
 
 /// Where a run starts: nothing done (a new run), or what the journal says was done.
@@ -57,6 +70,8 @@ pub struct ResumePoint {
     pub finished: BTreeSet<String>,
     /// The step that started and did not finish.
     pub unfinished: Option<String>,
+    /// Silences this run created and has not expired, by the step that created them.
+    pub silences: BTreeMap<String, String>,
 }
 
 /// How a run ended, with a line saying why.
@@ -85,6 +100,10 @@ pub fn evaluate(checks: &[Check], view: &ClusterView) -> Vec<CheckedPrecheck> {
 
 pub struct Executor<'a, W> {
     world: &'a W,
+    /// Silences created in this run and not yet expired: step id → silence id.
+    silences: BTreeMap<String, String>,
+    /// "run ID by OPERATOR", for silence comments.
+    run_label: String,
     prompt: Arc<dyn Prompt>,
     policy: GatePolicy,
     sink: &'a mut dyn EventSink,
@@ -108,6 +127,8 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     ) -> Self {
         Executor {
             world,
+            silences: BTreeMap::new(),
+            run_label: String::new(),
             prompt,
             policy,
             sink,
@@ -115,9 +136,36 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         }
     }
 
+    /// Names the run in what it leaves behind (silence comments).
+    #[must_use]
+    pub fn with_run_label(mut self, label: String) -> Self {
+        self.run_label = label;
+        self
+    }
+
     /// Runs the plan's steps from `resume`, emitting events, and says how it ended. The caller
-    /// has checked the plan's pre-checks and records the run's start and finish.
+    /// has checked the plan's pre-checks and records the run's start and finish. A run that is
+    /// aborted or refused expires the silences it created; a failed or interrupted one keeps
+    /// them for `resume` (they end by themselves at their end time).
     pub async fn run(&mut self, plan: &Plan, resume: &ResumePoint) -> Finish {
+        self.silences.clone_from(&resume.silences);
+        let mut finish = self.run_steps(plan, resume).await;
+        match finish.outcome {
+            Outcome::Aborted | Outcome::Refused => self.expire_silences(plan).await,
+            Outcome::Failed | Outcome::Interrupted if !self.silences.is_empty() => {
+                let ids: Vec<&str> = self.silences.values().map(String::as_str).collect();
+                finish.detail = format!(
+                    "{}; silence {} stays until it ends (`pgha resume` expires it)",
+                    finish.detail,
+                    ids.join(", ")
+                );
+            }
+            _ => {}
+        }
+        finish
+    }
+
+    async fn run_steps(&mut self, plan: &Plan, resume: &ResumePoint) -> Finish {
         let total = plan.steps.len();
         for (index, step) in plan.steps.iter().enumerate() {
             if resume.finished.contains(&step.id) {
@@ -189,6 +237,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
             },
             Action::Remote(action) => self.run_command(step, action).await,
+            Action::Silence(action) => self.silence(step, action).await,
             Action::Wait(wait) => self.wait(step, wait).await,
         };
         let mut observed = match acted {
@@ -304,6 +353,87 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 Ok(format!("no answer ({error}); verifying by observation"))
             }
             Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
+        }
+    }
+
+    /// Creates or expires a silence, verified by asking Alertmanager for its state.
+    async fn silence(&mut self, step: &Step, action: &SilenceAction) -> Result<String, Finish> {
+        match action {
+            SilenceAction::Create {
+                url,
+                labels,
+                duration,
+                comment,
+            } => {
+                if let Some(id) = self.silences.get(&step.id) {
+                    return Ok(format!("silence {id} already created by this run"));
+                }
+                let comment = if self.run_label.is_empty() {
+                    comment.clone()
+                } else {
+                    format!("{comment} ({})", self.run_label)
+                };
+                let id = match self
+                    .world
+                    .create_silence(url, labels, *duration, &comment)
+                    .await
+                {
+                    Ok(id) => id,
+                    Err(error) => return Err(self.fail(step, Outcome::Failed, error.to_string())),
+                };
+                self.sink.emit(&Event::SilenceCreated {
+                    step: step.id.clone(),
+                    url: url.clone(),
+                    id: id.clone(),
+                });
+                self.silences.insert(step.id.clone(), id.clone());
+                match self.world.silence_state(url, &id).await.as_deref() {
+                    Some("active" | "pending") => Ok(format!("silence {id} is active")),
+                    state => Err(self.fail(
+                        step,
+                        Outcome::Failed,
+                        format!("silence {id} is not active in Alertmanager ({state:?})"),
+                    )),
+                }
+            }
+            SilenceAction::Expire { url, created_by } => {
+                let Some(id) = self.silences.get(created_by).cloned() else {
+                    return Ok("no silence of this run to expire".into());
+                };
+                if let Err(error) = self.world.expire_silence(url, &id).await {
+                    return Err(self.fail(step, Outcome::Failed, error.to_string()));
+                }
+                self.sink.emit(&Event::SilenceExpired {
+                    step: step.id.clone(),
+                    id: id.clone(),
+                });
+                self.silences.remove(created_by);
+                match self.world.silence_state(url, &id).await.as_deref() {
+                    Some("expired") => Ok(format!("silence {id} expired")),
+                    state => Err(self.fail(
+                        step,
+                        Outcome::Failed,
+                        format!("silence {id} did not expire ({state:?})"),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Expires what this run silenced: an aborted run must not leave alerts muted.
+    async fn expire_silences(&mut self, plan: &Plan) {
+        for (creator, id) in std::mem::take(&mut self.silences) {
+            let url = plan.steps.iter().find_map(|step| match &step.action {
+                Action::Silence(SilenceAction::Create { url, .. }) if step.id == creator => {
+                    Some(url.clone())
+                }
+                _ => None,
+            });
+            if let Some(url) = url
+                && self.world.expire_silence(&url, &id).await.is_ok()
+            {
+                self.sink.emit(&Event::SilenceExpired { step: creator, id });
+            }
         }
     }
 

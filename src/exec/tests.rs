@@ -3,11 +3,13 @@
 //! refusals, gates and interruption, in virtual time.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::*;
+use crate::alerts::AlertError;
 use crate::inventory::ClusterTarget;
 use crate::observe::testing::view_led_by;
 use crate::patroni::{ActionResponse, PatroniError};
@@ -21,6 +23,8 @@ struct FakeWorld {
     answer: Result<ActionResponse, PatroniError>,
     calls: RefCell<Vec<String>>,
     observations: Cell<usize>,
+    /// Silences by id, with their state.
+    silences: RefCell<BTreeMap<String, String>>,
 }
 
 impl FakeWorld {
@@ -35,6 +39,7 @@ impl FakeWorld {
             answer,
             calls: RefCell::new(Vec::new()),
             observations: Cell::new(0),
+            silences: RefCell::new(BTreeMap::new()),
         }
     }
 }
@@ -53,8 +58,12 @@ impl Observer for FakeWorld {
         None
     }
 
-    async fn credentials(&self, _view: &ClusterView) -> Option<CheckedPrecheck> {
-        None
+    async fn silence_state(&self, _url: &str, id: &str) -> Option<String> {
+        self.silences.borrow().get(id).cloned()
+    }
+
+    async fn access(&self, _plan: &Plan, _view: &ClusterView) -> Vec<CheckedPrecheck> {
+        Vec::new()
     }
 }
 
@@ -78,6 +87,32 @@ impl Actuator for FakeWorld {
             stdout: String::new(),
             stderr: String::new(),
         })
+    }
+
+    async fn create_silence(
+        &self,
+        _url: &str,
+        labels: &BTreeMap<String, String>,
+        _duration: Duration,
+        _comment: &str,
+    ) -> Result<String, AlertError> {
+        let id = format!("silence-{}", self.silences.borrow().len() + 1);
+        let matchers: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        self.calls
+            .borrow_mut()
+            .push(format!("silence {}", matchers.join(",")));
+        self.silences
+            .borrow_mut()
+            .insert(id.clone(), "active".into());
+        Ok(id)
+    }
+
+    async fn expire_silence(&self, _url: &str, id: &str) -> Result<(), AlertError> {
+        self.calls.borrow_mut().push(format!("expire {id}"));
+        self.silences
+            .borrow_mut()
+            .insert(id.into(), "expired".into());
+        Ok(())
     }
 }
 
@@ -510,4 +545,159 @@ fn wait_step(until: Check, timeout: Duration, poll: Duration) -> Step {
         verify: None,
         idempotency: Idempotency::SafeToRepeat,
     }
+}
+
+fn with_alertmanager(target: &mut ClusterTarget) {
+    target.alertmanager = Some(crate::inventory::AlertmanagerSettings {
+        url: "http://127.0.0.10:9093".into(),
+        matchers: BTreeMap::from([("alertname".into(), "Lag".into())]),
+    });
+}
+
+/// Seed 000's silence: created first, expired by the last step of a run that went well.
+#[tokio::test(start_paused = true)]
+async fn a_silence_is_created_before_the_work_and_expired_after_it() {
+    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
+    with_alertmanager(&mut target);
+    let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: false }).unwrap();
+    let reinit = runbooks::plan(
+        &target,
+        &view,
+        &Params::Reinit {
+            member: "node1".into(),
+            timeout: None,
+            max_lag: 1,
+        },
+    )
+    .unwrap();
+    let leader_holds = Check::LeaderIs {
+        member: "node3".into(),
+    };
+    plan.steps = vec![
+        reinit.steps[0].clone(),
+        wait_step(leader_holds, Duration::from_secs(5), Duration::from_secs(1)),
+        reinit.steps.last().unwrap().clone(),
+    ];
+    let world = FakeWorld::new(view.clone(), view, ok(200, ""));
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(
+        *world.calls.borrow(),
+        ["silence alertname=Lag", "expire silence-1"]
+    );
+    assert_eq!(world.silences.borrow()["silence-1"], "expired");
+    let silence_events: Vec<&Event> = events
+        .iter()
+        .filter(|event| {
+            matches!(
+                event,
+                Event::SilenceCreated { .. } | Event::SilenceExpired { .. }
+            )
+        })
+        .collect();
+    assert_eq!(silence_events.len(), 2, "both go to the journal");
+}
+
+/// An operator who stops at the gate must not leave the alerts muted.
+#[tokio::test(start_paused = true)]
+async fn an_aborted_run_expires_the_silence_it_created() {
+    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
+    with_alertmanager(&mut target);
+    let params = Params::Reinit {
+        member: "node1".into(),
+        timeout: None,
+        max_lag: 1,
+    };
+    let plan = runbooks::plan(&target, &view, &params).unwrap();
+    let world = FakeWorld::new(view.clone(), view, ok(200, ""));
+    let wrong_name = Answers {
+        confirm: true,
+        typed: "node2",
+    };
+    let (finish, events) = run(&world, &plan, interactive(), wrong_name).await;
+    assert_eq!(finish.outcome, Outcome::Aborted);
+    assert_eq!(
+        *world.calls.borrow(),
+        ["silence alertname=Lag", "expire silence-1"],
+        "no REST call, and the silence is gone"
+    );
+    assert!(events.iter().any(
+        |event| matches!(event, Event::SilenceExpired { step, id } if step == "silence-node1" && id == "silence-1")
+    ));
+}
+
+/// The journal has the silence's id: a resumed run does not create a second one, and its
+/// expire step expires the first.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_reuses_the_silence_in_the_journal() {
+    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
+    with_alertmanager(&mut target);
+    let reinit = runbooks::plan(
+        &target,
+        &view,
+        &Params::Reinit {
+            member: "node1".into(),
+            timeout: None,
+            max_lag: 1,
+        },
+    )
+    .unwrap();
+    let mut plan = reinit.clone();
+    plan.steps = vec![
+        reinit.steps[0].clone(),
+        reinit.steps.last().unwrap().clone(),
+    ];
+    let world = FakeWorld::new(view.clone(), view, ok(200, ""));
+    world
+        .silences
+        .borrow_mut()
+        .insert("from-before".into(), "active".into());
+    let point = ResumePoint {
+        unfinished: Some("silence-node1".into()),
+        silences: BTreeMap::from([("silence-node1".into(), "from-before".into())]),
+        ..ResumePoint::default()
+    };
+    let mut recorder = Recorder::default();
+    let (_sender, receiver) = watch::channel(false);
+    let finish = Executor::new(
+        &world,
+        Arc::new(yes()),
+        unattended(),
+        &mut recorder,
+        receiver,
+    )
+    .run(&plan, &point)
+    .await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(*world.calls.borrow(), ["expire from-before"]);
+}
+
+/// A failed run keeps its silence (the member may still be catching up) and says so.
+#[tokio::test(start_paused = true)]
+async fn a_failed_run_keeps_its_silence_and_says_so() {
+    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
+    with_alertmanager(&mut target);
+    let reinit = runbooks::plan(
+        &target,
+        &view,
+        &Params::Reinit {
+            member: "node1".into(),
+            timeout: None,
+            max_lag: 1,
+        },
+    )
+    .unwrap();
+    let (_, mut plan) = waiting_for_nothing(Duration::from_secs(3), Duration::from_secs(1));
+    plan.steps.insert(0, reinit.steps[0].clone());
+    let world = FakeWorld::new(view.clone(), view, ok(200, ""));
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed);
+    assert!(
+        finish
+            .detail
+            .ends_with("; silence silence-1 stays until it ends (`pgha resume` expires it)"),
+        "{}",
+        finish.detail
+    );
+    assert_eq!(world.silences.borrow()["silence-1"], "active");
 }

@@ -25,7 +25,18 @@ pub(crate) struct EnvironmentFile {
     pub ssh: Option<SshFile>,
     pub postgres: Option<PostgresFile>,
     pub service: Option<ServiceFile>,
+    pub alertmanager: Option<AlertmanagerFile>,
     pub clusters: BTreeMap<String, ClusterFile>,
+}
+
+/// Where to silence alerts while a runbook works, and which alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlertmanagerFile {
+    pub url: String,
+    /// Label matchers of the alerts to silence for a member; `{member}`, `{host}` and
+    /// `{cluster}` in a value are replaced by the member's name and host and the cluster's name.
+    pub matchers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

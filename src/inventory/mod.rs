@@ -65,6 +65,8 @@ pub struct ClusterTarget {
     pub runbook_timeouts: BTreeMap<String, Duration>,
     /// How Patroni is stopped and started on the members, where the inventory says.
     pub service: Option<ServiceControl>,
+    /// Where runbooks silence the alerts their work would raise.
+    pub alertmanager: Option<AlertmanagerSettings>,
     /// Where this came from, for messages: a file path or the `--api` URL.
     pub origin: String,
 }
@@ -91,6 +93,12 @@ pub struct DcsSettings {
     pub hosts: Vec<String>,
     /// The variable's name, never its value.
     pub token_env: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertmanagerSettings {
+    pub url: String,
+    pub matchers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -431,6 +439,7 @@ fn select_cluster(
         postgres: postgres_settings(&context, &base, &environment, cluster)?,
         runbook_timeouts: environment.timeouts.runbooks.clone(),
         service: service_control(&context, &base, &environment, cluster)?,
+        alertmanager: alertmanager_settings(&context, &environment)?,
         origin: path.display().to_string(),
         environment: environment_name,
         cluster: cluster_name,
@@ -604,6 +613,56 @@ fn postgres_settings(
             .timeouts
             .connect
             .unwrap_or(Duration::from_secs(2)),
+    }))
+}
+
+fn alertmanager_settings(
+    context: &Context<'_>,
+    environment: &EnvironmentFile,
+) -> Result<Option<AlertmanagerSettings>, InventoryError> {
+    let Some(alertmanager) = &environment.alertmanager else {
+        return Ok(None);
+    };
+    let invalid = |field: &str, reason: String| InventoryError::Invalid {
+        path: context.path.to_path_buf(),
+        field: format!(
+            "{}.alertmanager.{field}",
+            context.field.split(".clusters.").next().unwrap_or("")
+        ),
+        reason,
+    };
+    check_api_url(&alertmanager.url).map_err(|reason| invalid("url", reason))?;
+    if alertmanager.matchers.is_empty() {
+        return Err(invalid(
+            "matchers",
+            "name at least one label to match".into(),
+        ));
+    }
+    for name in alertmanager.matchers.keys() {
+        let label = !name.is_empty()
+            && !name.starts_with(|character: char| character.is_ascii_digit())
+            && name
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric() || character == '_');
+        if !label {
+            return Err(invalid("matchers", format!("{name:?} is not a label name")));
+        }
+    }
+    for value in alertmanager.matchers.values() {
+        let unknown = value
+            .replace("{member}", "")
+            .replace("{host}", "")
+            .replace("{cluster}", "");
+        if unknown.contains(['{', '}']) {
+            return Err(invalid(
+                "matchers",
+                format!("{value:?}: the placeholders are {{member}}, {{host}} and {{cluster}}"),
+            ));
+        }
+    }
+    Ok(Some(AlertmanagerSettings {
+        url: alertmanager.url.trim_end_matches('/').to_string(),
+        matchers: alertmanager.matchers.clone(),
     }))
 }
 
@@ -809,6 +868,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         postgres: None,
         runbook_timeouts: BTreeMap::new(),
         service: None,
+        alertmanager: None,
         origin: seed.origin,
     })
 }

@@ -252,6 +252,20 @@ fn validation_names_the_field() {
             GOOD.replace("connect: 1s", "connect: soon"),
             "\"soon\" is not a duration",
         ),
+        (
+            GOOD.replace(
+                "    timeouts:\n      connect: 1s",
+                "    alertmanager:\n      url: http://am:9093\n      matchers: {fqdn: \"{hostname}\"}\n    timeouts:\n      connect: 1s",
+            ),
+            "environments.staging.alertmanager.matchers: \"{hostname}\": the placeholders are {member}, {host} and {cluster}",
+        ),
+        (
+            GOOD.replace(
+                "    timeouts:\n      connect: 1s",
+                "    alertmanager:\n      url: http://am:9093\n      matchers: {\"alert name\": x}\n    timeouts:\n      connect: 1s",
+            ),
+            "environments.staging.alertmanager.matchers: \"alert name\" is not a label name",
+        ),
     ];
     for (text, expected) in cases {
         let message = Fixture::new(&text).error(Some("staging"), None);

@@ -68,6 +68,32 @@ pub(super) fn sshd_daemon(layout: &Layout) -> Daemon {
     }
 }
 
+pub(super) fn alertmanager_daemon(layout: &Layout, spec: &LabSpec) -> Daemon {
+    let dir = layout.alertmanager();
+    let config = dir.join("alertmanager.yml");
+    Daemon {
+        name: "alertmanager".into(),
+        program: PathBuf::from("/usr/bin/prometheus-alertmanager"),
+        args: vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", dir.join("data").display()),
+            format!(
+                "--web.listen-address={}:{}",
+                spec.infrastructure_address(),
+                files::ALERTMANAGER_PORT
+            ),
+            // A single instance: no gossip port to collide with another lab's.
+            "--cluster.listen-address=".into(),
+        ],
+        pid_file: dir.join("alertmanager.pid"),
+        log_file: dir.join("alertmanager.log"),
+        working_dir: dir.clone(),
+        identity: config.to_string_lossy().into_owned(),
+        run_as: None,
+        env: Vec::new(),
+    }
+}
+
 pub(super) fn member_daemon(
     layout: &Layout,
     state: &LabState,

@@ -17,6 +17,9 @@ pub(crate) const REST_USER: &str = "patroni";
 pub(crate) const SSH_PORT: u16 = 2222;
 pub(crate) const ETCD_CLIENT_PORT: u16 = 2379;
 pub(crate) const ETCD_PEER_PORT: u16 = 2380;
+pub(crate) const ALERTMANAGER_PORT: u16 = 9093;
+/// The alert the lab's inventory silences while a replica catches up (seed 000).
+pub(crate) const LAG_ALERT: &str = "PostgresReplicationLagHigh";
 pub(crate) const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// The lab's generated passwords.
@@ -281,6 +284,20 @@ fn restrict(path: &Path) -> Result<(), LabError> {
         .map_err(|error| LabError::io("set permissions on", path, &error))
 }
 
+/// Alertmanager's configuration: one receiver that drops everything. The lab needs its API
+/// (silences), not notifications.
+pub(crate) fn write_alertmanager_config(layout: &Layout) -> Result<PathBuf, LabError> {
+    let dir = layout.alertmanager();
+    create_dir(&dir, 0o700)?;
+    let path = dir.join("alertmanager.yml");
+    write_file(
+        &path,
+        "# Written by `pgha lab up`.\nroute:\n  receiver: discard\nreceivers:\n  - name: discard\n",
+        0o600,
+    )?;
+    Ok(path)
+}
+
 /// One member's `patroni.yml`. Timing follows the settings measured stable on this kind of
 /// machine: ttl 20, loop_wait 2, retry_timeout 5; a fast checkpoint for base backups.
 pub(crate) fn patroni_config(
@@ -358,6 +375,11 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
         "      user: postgres".to_string(),
         "      password_file: secrets/superuser-password".to_string(),
         "      sslmode: disable".to_string(),
+        "    alertmanager:".to_string(),
+        format!("      url: http://{infrastructure}:{ALERTMANAGER_PORT}"),
+        "      matchers:".to_string(),
+        format!("        alertname: {LAG_ALERT}"),
+        "        fqdn: \"{host}\"".to_string(),
         "    service:".to_string(),
         "      kind: lab".to_string(),
         format!("      pgha: {}", pgha.display()),

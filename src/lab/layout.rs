@@ -50,6 +50,10 @@ impl Layout {
         self.dir.join("ssh")
     }
 
+    pub(super) fn alertmanager(&self) -> PathBuf {
+        self.dir.join("alertmanager")
+    }
+
     pub(super) fn tls(&self) -> PathBuf {
         self.dir.join("tls")
     }

@@ -23,7 +23,10 @@ use serde::{Deserialize, Serialize};
 use crate::exit::Exit;
 use crate::patroni::Version;
 use crate::ui::OutputFormat;
-use daemons::{etcd_daemon, member_daemon, sshd_daemon, start_and_listen, stop_orphaned_postgres};
+use daemons::{
+    alertmanager_daemon, etcd_daemon, member_daemon, sshd_daemon, start_and_listen,
+    stop_orphaned_postgres,
+};
 use files::Passwords;
 use health::{wait_for_api, wait_until_healthy};
 use layout::{LabMember, LabState, Layout};
@@ -183,6 +186,10 @@ fn check_prerequisites(spec: &LabSpec) -> Result<(), LabError> {
     let mut required = vec![
         ("/usr/bin/etcd", "etcd (Debian etcd-server)"),
         ("/usr/sbin/sshd", "sshd (Debian openssh-server)"),
+        (
+            "/usr/bin/prometheus-alertmanager",
+            "Alertmanager (Debian prometheus-alertmanager)",
+        ),
         ("/usr/bin/ssh-keygen", "ssh-keygen (Debian openssh-client)"),
     ];
     let postgres = format!("{}/postgres", files::POSTGRES_BIN);
@@ -266,6 +273,20 @@ async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabE
         start_and_listen(&sshd, (spec.infrastructure_address(), files::SSH_PORT)).await?;
         started.push("sshd".to_string());
     }
+    let alertmanager = alertmanager_daemon(layout, &spec);
+    if alertmanager.running_pid().is_none() {
+        eprintln!(
+            "lab: starting Alertmanager on {}:{}",
+            spec.infrastructure_address(),
+            files::ALERTMANAGER_PORT
+        );
+        start_and_listen(
+            &alertmanager,
+            (spec.infrastructure_address(), files::ALERTMANAGER_PORT),
+        )
+        .await?;
+        started.push("alertmanager".to_string());
+    }
     for member in spec.all_members().iter().filter(|member| !member.spare) {
         let daemon = member_daemon(layout, &state, member, run_as);
         if daemon.running_pid().is_none() {
@@ -303,6 +324,7 @@ fn prepare_files(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(),
     }
     let passwords = Passwords::ensure(layout)?;
     files::ensure_ssh_keys(layout)?;
+    files::write_alertmanager_config(layout)?;
     files::write_sshd_config(layout, spec)?;
     if spec.tls {
         files::ensure_tls(layout, spec, run_as)?;
@@ -353,7 +375,10 @@ fn down(layout: &Layout, wipe: bool) -> Result<Exit, LabError> {
         stop_members(layout, state, run_as)?;
     }
     let mut infrastructure = vec![sshd_daemon(layout)];
-    infrastructure.extend(state.as_ref().map(|state| etcd_daemon(layout, &state.spec)));
+    if let Some(state) = &state {
+        infrastructure.push(alertmanager_daemon(layout, &state.spec));
+        infrastructure.push(etcd_daemon(layout, &state.spec));
+    }
     for daemon in infrastructure {
         if daemon.running_pid().is_some() {
             eprintln!("lab: stopping {}", daemon.name);

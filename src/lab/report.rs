@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::daemons::{etcd_daemon, member_daemon, postmaster_pid, sshd_daemon};
+use super::daemons::{
+    alertmanager_daemon, etcd_daemon, member_daemon, postmaster_pid, sshd_daemon,
+};
 use super::files;
 use super::layout::{LabState, Layout};
 use super::process::RunAs;
@@ -58,6 +60,15 @@ pub(super) fn status(layout: &Layout, format: OutputFormat) -> Result<Exit, LabE
                 files::ssh_addresses(spec).len()
             ),
             pid: sshd_daemon(layout).running_pid(),
+            running: false,
+            patroni_version: None,
+            postgres_pid: None,
+            spare: false,
+        },
+        ComponentStatus {
+            name: "alertmanager".into(),
+            address: format!("{infrastructure}:{}", files::ALERTMANAGER_PORT),
+            pid: alertmanager_daemon(layout, spec).running_pid(),
             running: false,
             patroni_version: None,
             postgres_pid: None,

@@ -396,7 +396,7 @@ impl PatroniClient {
     }
 }
 
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Fails only if another provider is installed already, which is just as good.

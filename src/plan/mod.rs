@@ -65,6 +65,8 @@ pub enum Action {
     Sql(SqlAction),
     /// One command on a member's host (over SSH) or on the operator's machine.
     Remote(RemoteAction),
+    /// An Alertmanager silence: created, or expired.
+    Silence(SilenceAction),
     /// Wait until checks hold.
     Wait(Wait),
 }
@@ -180,6 +182,22 @@ impl RemoteAction {
             Transport::Local => format!("local: {}", self.command),
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "silence", rename_all = "snake_case")]
+pub enum SilenceAction {
+    /// Silence alerts matching `labels` for `duration` (the run id and operator are added to
+    /// the comment when it runs).
+    Create {
+        url: String,
+        labels: BTreeMap<String, String>,
+        #[serde(with = "humantime_serde_compat")]
+        duration: Duration,
+        comment: String,
+    },
+    /// Expire the silence the step `created_by` created in this run.
+    Expire { url: String, created_by: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,9 @@ use super::{Action, Check, Gate, Idempotency, Plan, Progress, Step, Verdict, Wai
 /// A pre-check with its result, when the plan was checked against the live cluster.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckedPrecheck {
-    pub check: Check,
+    /// The plan's check; none for a probe of access (credentials, Alertmanager).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
     pub text: String,
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -21,8 +23,17 @@ pub struct CheckedPrecheck {
 impl CheckedPrecheck {
     pub fn new(check: &Check, verdict: Verdict) -> Self {
         CheckedPrecheck {
-            check: check.clone(),
+            check: Some(check.clone()),
             text: check.to_string(),
+            verdict,
+        }
+    }
+
+    /// A probe of something the plan needs beyond the cluster's state.
+    pub fn probe(text: impl Into<String>, verdict: Verdict) -> Self {
+        CheckedPrecheck {
+            check: None,
+            text: text.into(),
             verdict,
         }
     }
@@ -165,6 +176,9 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
                 action.command
             );
         }
+        Action::Silence(action) => {
+            let _ = writeln!(out, "- **Alertmanager**: {}", describe_silence(action));
+        }
         Action::Wait(wait) => markdown_wait(out, "Wait", wait),
     }
     if let Some(verify) = &step.verify {
@@ -193,6 +207,30 @@ fn markdown_wait(out: &mut String, label: &str, wait: &Wait) {
             out,
             "- **Progress**: bytes streamed by {leader} (`pg_stat_progress_basebackup`)"
         );
+    }
+}
+
+fn describe_silence(action: &crate::plan::SilenceAction) -> String {
+    match action {
+        crate::plan::SilenceAction::Create {
+            url,
+            labels,
+            duration,
+            comment,
+        } => {
+            let matchers: Vec<String> = labels
+                .iter()
+                .map(|(name, value)| format!("{name}=\"{value}\""))
+                .collect();
+            format!(
+                "`POST {url}/api/v2/silences` silencing {{{}}} for {} (\"{comment}\")",
+                matchers.join(", "),
+                humantime::format_duration(*duration)
+            )
+        }
+        crate::plan::SilenceAction::Expire { url, created_by } => {
+            format!("`DELETE {url}/api/v2/silence/ID` for the silence created by step {created_by}")
+        }
     }
 }
 
@@ -266,6 +304,10 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
             }
             Action::Remote(action) => {
                 let _ = writeln!(out, "       {}", action.describe());
+            }
+            Action::Silence(action) => {
+                // The Markdown's code spans are noise on a terminal.
+                let _ = writeln!(out, "       {}", describe_silence(action).replace('`', ""));
             }
             Action::Wait(wait) => {
                 let _ = writeln!(

@@ -16,11 +16,15 @@ use serde::{Deserialize, Serialize};
 use crate::exit::Exit;
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
-use crate::plan::Plan;
+use crate::plan::{Action, Gate, Idempotency, Plan, SilenceAction, Step};
 
 /// The lag under which a replica counts as caught up, unless the operator says otherwise:
 /// Patroni's default `maximum_lag_on_failover`.
 pub const DEFAULT_MAX_LAG_BYTES: u64 = 1024 * 1024;
+
+/// How long a silence outlives the deadline of the work it covers: the run's last steps (and an
+/// operator reading the outcome) need a few minutes after the wait.
+const SILENCE_MARGIN: Duration = Duration::from_mins(15);
 
 pub use host::{BackupTool, HostOperation};
 
@@ -228,3 +232,65 @@ mod optional_duration {
 
 #[cfg(test)]
 mod tests;
+
+/// Wraps `steps` that make `member` raise alerts (lag, down) in a silence of the inventory's
+/// matchers, created first and expired last. A run that is aborted expires it too; one that dies
+/// leaves it to end by itself after `duration`, so nothing stays muted for good. Without an
+/// Alertmanager in the inventory, the steps alone.
+fn silenced(
+    target: &ClusterTarget,
+    member: &MemberView,
+    why: &str,
+    duration: Duration,
+    steps: Vec<Step>,
+) -> Vec<Step> {
+    let Some(alertmanager) = &target.alertmanager else {
+        return steps;
+    };
+    let host = target
+        .member(&member.name)
+        .map_or(member.host.as_str(), |configured| configured.host.as_str());
+    let labels = alertmanager
+        .matchers
+        .iter()
+        .map(|(name, value)| {
+            let value = value
+                .replace("{member}", &member.name)
+                .replace("{host}", host)
+                .replace("{cluster}", &target.cluster);
+            (name.clone(), value)
+        })
+        .collect();
+    let create_id = format!("silence-{}", member.name);
+    let create = Step {
+        id: create_id.clone(),
+        title: format!("Silence alerts for {} while it is {why}", member.name),
+        action: Action::Silence(SilenceAction::Create {
+            url: alertmanager.url.clone(),
+            labels,
+            duration,
+            comment: format!("pgha: {} is {why}", member.name),
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: None,
+        // The journal holds the id: a resumed run does not create a second one.
+        idempotency: Idempotency::SafeToRepeat,
+    };
+    let expire = Step {
+        id: format!("expire-silence-{}", member.name),
+        title: format!("Expire the silence for {}", member.name),
+        action: Action::Silence(SilenceAction::Expire {
+            url: alertmanager.url.clone(),
+            created_by: create_id,
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    };
+    std::iter::once(create)
+        .chain(steps)
+        .chain(std::iter::once(expire))
+        .collect()
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Params, PlanError, member, new_plan, started_at};
+use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, silenced, started_at};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::patroni::{MemberState, Version};
@@ -101,16 +101,17 @@ pub(super) fn plan(
             },
         ],
     };
-    plan.steps = vec![
-        reinitialize_step(name, &leader, &replica.api_url, from_leader, under_way),
-        wait_streaming_step(
-            name,
-            &leader,
-            leader_host,
-            *max_lag,
-            timeout.unwrap_or(DEFAULT_TIMEOUT),
-        ),
-    ];
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    plan.steps = silenced(
+        target,
+        replica,
+        &format!("rebuilt from {leader}"),
+        timeout + SILENCE_MARGIN,
+        vec![
+            reinitialize_step(name, &leader, &replica.api_url, from_leader, under_way),
+            wait_streaming_step(name, &leader, leader_host, *max_lag, timeout),
+        ],
+    );
     plan.rollback = Some(format!(
         "None needed: the data of {name} is rebuilt from {leader}. If the copy fails, fix the cause \
          (disk space, network) and run `pgha reinit --member {name}` again."

@@ -10,7 +10,7 @@ use crate::inventory::MemberTarget;
 use crate::observe::testing::led_by;
 use crate::observe::{ClusterView, merge};
 use crate::patroni::{BasicAuth, ClusterRole, Lag, Version};
-use crate::plan::{Action, Check, Gate, PatroniCall, render};
+use crate::plan::{Action, Check, Gate, PatroniCall, SilenceAction, render};
 use crate::secret::Secret;
 
 /// The lab as `pgha lab up` starts it: node1..3 on 127.0.0.11-13, node1 leading, REST user
@@ -27,6 +27,16 @@ fn lab() -> (ClusterTarget, ClusterView) {
     target.rest.auth = Some(BasicAuth {
         username: "patroni".into(),
         password: Secret::new("not-in-any-plan"),
+    });
+    target.alertmanager = Some(crate::inventory::AlertmanagerSettings {
+        url: "http://127.0.0.10:9093".into(),
+        matchers: [
+            ("alertname", "PostgresReplicationLagHigh"),
+            ("fqdn", "{host}"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect(),
     });
     let relabel = |address: &str| address.replace("127.0.0.3", "127.0.0.1");
     target.members = target
@@ -105,6 +115,35 @@ fn committed_runbooks() -> Vec<(&'static str, Params)> {
                 timeout: None,
             },
         ),
+        (
+            "host-backup",
+            Params::Host {
+                member: "node3".into(),
+                operation: HostOperation::Backup {
+                    files: Vec::new(),
+                    to: None,
+                    label: "20261123T200000Z".into(),
+                },
+            },
+        ),
+        (
+            "host-wipe",
+            Params::Host {
+                member: "node3".into(),
+                operation: HostOperation::Wipe,
+            },
+        ),
+        (
+            "host-restore-backup",
+            Params::Host {
+                member: "node3".into(),
+                operation: HostOperation::RestoreBackup {
+                    tool: BackupTool::Pgbackrest {
+                        stanza: "demo".into(),
+                    },
+                },
+            },
+        ),
         ("resume", Params::Resume { wait: true }),
         (
             "restart",
@@ -178,8 +217,8 @@ fn reinit_plans_a_destructive_gate_and_a_bounded_wait_with_progress() {
     assert!(plan.assumes.contains(&Check::LeaderIs {
         member: "node1".into()
     }));
-    let Action::Patroni(call) = &plan.steps[0].action else {
-        panic!("a REST call first")
+    let Action::Patroni(call) = &plan.steps[1].action else {
+        panic!("a REST call after the silence")
     };
     assert_eq!(call.api_url, "http://127.0.0.13:8008");
     assert_eq!(
@@ -189,13 +228,56 @@ fn reinit_plans_a_destructive_gate_and_a_bounded_wait_with_progress() {
             from_leader: Some(true)
         }
     );
-    let Action::Wait(wait) = &plan.steps[1].action else {
+    let Action::Wait(wait) = &plan.steps[2].action else {
         panic!("then a wait")
     };
     assert_eq!(wait.timeout, Duration::from_hours(2));
     assert!(
         matches!(&wait.progress, crate::plan::Progress::BaseBackup { leader, leader_host, .. } if leader == "node1" && leader_host == "127.0.0.11")
     );
+}
+
+#[test]
+fn reinit_silences_the_member_alerts_around_the_copy_when_there_is_an_alertmanager() {
+    let (mut target, view) = lab();
+    let silenced = plan(&target, &view, &reinit("node3")).unwrap();
+    let ids: Vec<&str> = silenced.steps.iter().map(|step| step.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "silence-node3",
+            "reinitialize-node3",
+            "wait-streaming-node3",
+            "expire-silence-node3"
+        ]
+    );
+    let Action::Silence(SilenceAction::Create {
+        url,
+        labels,
+        duration,
+        ..
+    }) = &silenced.steps[0].action
+    else {
+        panic!("a silence first")
+    };
+    assert_eq!(url, "http://127.0.0.10:9093");
+    assert_eq!(
+        labels["fqdn"], "127.0.0.13",
+        "{{host}} is the member's host"
+    );
+    assert_eq!(labels["alertname"], "PostgresReplicationLagHigh");
+    // It outlives the wait, and ends by itself if pgha dies.
+    assert_eq!(*duration, Duration::from_hours(2) + Duration::from_mins(15));
+    assert_eq!(
+        silenced.steps[3].action,
+        Action::Silence(SilenceAction::Expire {
+            url: url.clone(),
+            created_by: "silence-node3".into()
+        })
+    );
+    target.alertmanager = None;
+    let bare = plan(&target, &view, &reinit("node3")).unwrap();
+    assert_eq!(bare.steps.len(), 2);
 }
 
 #[test]
@@ -210,7 +292,7 @@ fn reinit_sends_from_leader_only_to_patroni_4() {
         status.patroni_version = Some(Version::new(3, 3, 11));
     }
     let plan = plan(&target, &view, &reinit("node3")).unwrap();
-    let Action::Patroni(call) = &plan.steps[0].action else {
+    let Action::Patroni(call) = &plan.steps[1].action else {
         panic!()
     };
     assert_eq!(

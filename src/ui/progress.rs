@@ -149,6 +149,10 @@ impl EventSink for TerminalSink {
                     .map_or(String::new(), |line| format!(" ({line})"));
                 self.line(&format!("      {command}: exit {status}{said}"));
             }
+            Event::SilenceCreated { id, url, .. } => {
+                self.line(&format!("      silence {id} created in {url}"));
+            }
+            Event::SilenceExpired { id, .. } => self.line(&format!("      silence {id} expired")),
             Event::ActionLost { error, .. } => self.line(&format!(
                 "      no answer ({error}); verifying by observation"
             )),
@@ -187,16 +191,19 @@ impl EventSink for TerminalSink {
                 outcome, detail, ..
             } => {
                 self.finish_bar();
-                let word = match outcome {
-                    Outcome::Succeeded => "succeeded",
-                    Outcome::Failed => "failed",
-                    Outcome::Refused => "refused",
-                    Outcome::Aborted => "aborted",
-                    Outcome::Interrupted => "interrupted",
-                };
-                self.line(&format!("pgha: {word}: {detail}"));
+                self.line(&format!("pgha: {}: {detail}", outcome_word(*outcome)));
             }
         }
+    }
+}
+
+fn outcome_word(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed => "failed",
+        Outcome::Refused => "refused",
+        Outcome::Aborted => "aborted",
+        Outcome::Interrupted => "interrupted",
     }
 }
 

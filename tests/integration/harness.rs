@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use pgha::alerts::Alertmanager;
 use pgha::inventory::{self, ClusterTarget, Selector};
 use pgha::patroni::{PatroniClient, SwitchoverRequest};
 
@@ -368,6 +369,21 @@ impl Lab {
         let target = block_on(inventory::resolve(&selector)).unwrap();
         let client = PatroniClient::new(&target.rest).unwrap();
         (target, client)
+    }
+
+    /// The lab's Alertmanager, as its inventory names it.
+    pub(crate) fn alertmanager(&self) -> Alertmanager {
+        let (target, _) = self.client();
+        let url = target
+            .alertmanager
+            .expect("the lab inventory names its Alertmanager")
+            .url;
+        Alertmanager::new(&url, Duration::from_secs(5)).unwrap()
+    }
+
+    /// A silence's state in the lab's Alertmanager: `active`, `expired`, ...
+    pub(crate) fn silence_state(&self, id: &str) -> String {
+        block_on(self.alertmanager().state(id)).unwrap()
     }
 
     /// The current leader's name.

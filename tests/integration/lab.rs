@@ -56,14 +56,17 @@ fn lab_status_lists_every_process() {
         .iter()
         .map(|component| component["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["etcd", "sshd", "node1", "node2", "node3"]);
+    assert_eq!(
+        names,
+        ["etcd", "sshd", "alertmanager", "node1", "node2", "node3"]
+    );
     assert!(
         components
             .iter()
             .all(|component| component["running"] == true && component["pid"].is_u64())
     );
     assert!(
-        components[2..]
+        components[3..]
             .iter()
             .all(|component| component["postgres_pid"].is_u64())
     );

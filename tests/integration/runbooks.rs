@@ -77,6 +77,30 @@ fn last_event(events: &[serde_json::Value]) -> &serde_json::Value {
     events.last().unwrap()
 }
 
+/// The id of the silence the run created, from its journal.
+fn silence_created(events: &[serde_json::Value]) -> String {
+    events
+        .iter()
+        .find(|event| event["event"] == "silence_created")
+        .and_then(|event| event["id"].as_str())
+        .expect("the run created a silence")
+        .to_string()
+}
+
+/// `pgha ARGS` on a terminal, as an operator runs it.
+fn at_a_terminal(lab: &Lab, runs: &Path, args: &[&str]) -> rexpect::session::PtySession {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pgha"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .env("PGHA_LAB_DIR", &lab.dir)
+        .env("PGHA_RUNS_DIR", runs)
+        .env("XDG_CONFIG_HOME", "/nonexistent-pgha-test-config")
+        .args(args);
+    rexpect::session::spawn_command(command, Some(20_000)).unwrap()
+}
+
 #[test]
 fn dry_runs_print_the_plan_and_change_nothing() {
     let guard = Lab::shared().read();
@@ -129,6 +153,15 @@ fn dry_runs_print_the_plan_and_change_nothing() {
     assert!(
         !markdown.contains(&lab.rest_password()),
         "no secret in a plan"
+    );
+    let reinit = runbook(lab, runs.path())
+        .args(["reinit", "--member", &replica, "--dry-run"])
+        .run()
+        .success()
+        .stdout();
+    assert!(
+        reinit.contains("[ok  ] Alertmanager at http://127.0.0.40:9093 answers (Alertmanager 0."),
+        "{reinit}"
     );
     assert_eq!(fingerprint(lab), before, "a dry-run changed the cluster");
     assert!(
@@ -342,9 +375,17 @@ fn a_reinit_killed_during_its_wait_is_finished_by_resume() {
         .success()
         .json();
     assert_eq!(listed[0]["status"], "running or killed");
-    // The journal holds the start of the wait and nothing after it.
+    // The journal holds the start of the wait and not its end.
     let events = journal(runs.path(), &run_id);
-    assert_eq!(last_event(&events)["event"], "step_started");
+    assert!(
+        events.iter().all(|event| event["event"] != "step_succeeded"
+            || event["step"] != format!("wait-streaming-{replica}")),
+        "{events:?}"
+    );
+    assert!(events.iter().all(|event| event["event"] != "run_finished"));
+    // The replica's lag alerts stay silenced while nobody runs the plan...
+    let silence = silence_created(&events);
+    assert_eq!(lab.silence_state(&silence), "active");
 
     let run = runbook(lab, runs.path())
         .args(["resume", &run_id, "--yes", "--confirm", &replica])
@@ -367,6 +408,16 @@ fn a_reinit_killed_during_its_wait_is_finished_by_resume() {
     );
     assert!(after.contains(&"step_succeeded"));
     assert_eq!(last_event(&events)["outcome"], "succeeded");
+    // ... and the resumed run expires that same silence: no second one was created.
+    assert_eq!(silence_created(&events), silence);
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|kind| **kind == "silence_created")
+            .count(),
+        1
+    );
+    assert_eq!(lab.silence_state(&silence), "expired");
     assert_ne!(
         postmaster_started(lab, &replica),
         before,
@@ -449,16 +500,7 @@ fn ctrl_c_at_a_gate_aborts_and_a_second_run_meets_the_lock() {
     let guard = Lab::shared().exclusive();
     let lab = guard.lab;
     let runs = scratch();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pgha"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TERM", "xterm")
-        .env("PGHA_LAB_DIR", &lab.dir)
-        .env("PGHA_RUNS_DIR", runs.path())
-        .env("XDG_CONFIG_HOME", "/nonexistent-pgha-test-config")
-        .arg("pause");
-    let mut session = rexpect::session::spawn_command(command, Some(20_000)).unwrap();
+    let mut session = at_a_terminal(lab, runs.path(), &["pause"]);
     session
         .exp_string("No automatic failover until it is resumed.")
         .unwrap();
@@ -495,4 +537,92 @@ fn ctrl_c_at_a_gate_aborts_and_a_second_run_meets_the_lock() {
         .args(["pause", "--yes"])
         .run()
         .success();
+}
+
+/// Seed 000's silence around a rebuild: an operator who types the wrong name at the gate
+/// aborts the run, and the silence it created first is expired on the way out.
+#[test]
+fn a_reinit_aborted_at_its_gate_expires_its_silence() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let replica = lab.replica();
+    let before = postmaster_started(lab, &replica);
+    let mut session = at_a_terminal(lab, runs.path(), &["reinit", "--member", &replica]);
+    session
+        .exp_string(&format!("Type {replica} to proceed"))
+        .unwrap();
+    let events = journal(runs.path(), &only_run(runs.path()));
+    let silence = silence_created(&events);
+    assert_eq!(
+        lab.silence_state(&silence),
+        "active",
+        "silenced before the gate"
+    );
+    let matched = block_on(lab.alertmanager().list())
+        .unwrap()
+        .into_iter()
+        .find(|listed| listed.id == silence)
+        .unwrap();
+    let host = lab.client().0.member(&replica).unwrap().host.clone();
+    assert!(
+        matched
+            .matchers
+            .iter()
+            .any(|matcher| matcher.name == "fqdn" && matcher.value == host),
+        "{matched:?}"
+    );
+    assert!(
+        matched.comment.contains("by "),
+        "run id and operator: {}",
+        matched.comment
+    );
+    session.send_line("not-the-name").unwrap();
+    let status = session.process().wait().unwrap();
+    assert!(
+        format!("{status:?}").ends_with(", 5)"),
+        "aborted: {status:?}"
+    );
+    assert_eq!(lab.silence_state(&silence), "expired");
+    let events = journal(runs.path(), &only_run(runs.path()));
+    assert!(
+        events
+            .iter()
+            .any(|event| event["event"] == "silence_expired")
+    );
+    assert_eq!(last_event(&events)["outcome"], "aborted");
+    assert_eq!(
+        postmaster_started(lab, &replica),
+        before,
+        "nothing was rebuilt"
+    );
+}
+
+/// An Alertmanager that does not answer is a failed pre-check of a plan that silences through
+/// it: the dry-run says so, and a real run would refuse before its first step.
+#[test]
+fn an_unreachable_alertmanager_fails_the_dry_run() {
+    let guard = Lab::shared().read();
+    let lab = guard.lab;
+    let runs = scratch();
+    let dir = scratch();
+    let text = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .replace("127.0.0.40:9093", "127.0.0.40:9")
+        .replace(": secrets/", &format!(": {}/secrets/", lab.dir.display()))
+        .replace(": ssh/", &format!(": {}/ssh/", lab.dir.display()));
+    let inventory = crate::harness::write(dir.path(), "pgha.yml", &text);
+    let replica = lab.replica();
+    let run = Pgha::new()
+        .env("PGHA_RUNS_DIR", runs.path())
+        .arg_flag_path("--config", &inventory)
+        .args(["reinit", "--member", &replica, "--dry-run"])
+        .run()
+        .expect_code(4);
+    assert!(
+        run.stdout()
+            .contains("[FAIL] Alertmanager at http://127.0.0.40:9 answers (http://127.0.0.40:9/api/v2/status: Alertmanager did not answer"),
+        "{}",
+        run.stdout()
+    );
 }
