@@ -132,13 +132,7 @@ impl Alertmanager {
     /// `active`, `pending` or `expired`.
     pub async fn state(&self, id: &str) -> Result<String, AlertError> {
         let url = format!("{}/api/v2/silence/{}", self.url, path_segment(id));
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|error| unreachable(&url, &error))?;
-        let silence: Silence = ok_json(&url, response).await?;
+        let silence: Silence = self.get(&url).await?;
         Ok(silence.status.state)
     }
 
@@ -150,13 +144,7 @@ impl Alertmanager {
             version_info: BTreeMap<String, String>,
         }
         let url = format!("{}/api/v2/status", self.url);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|error| unreachable(&url, &error))?;
-        let status: Status = ok_json(&url, response).await?;
+        let status: Status = self.get(&url).await?;
         Ok(status
             .version_info
             .get("version")
@@ -164,16 +152,20 @@ impl Alertmanager {
             .unwrap_or_else(|| "(version unknown)".into()))
     }
 
+    async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, AlertError> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|error| unreachable(url, &error))?;
+        ok_json(url, response).await
+    }
+
     /// Every silence Alertmanager knows, expired ones included (it keeps them for a while).
     pub async fn list(&self) -> Result<Vec<Silence>, AlertError> {
         let url = format!("{}/api/v2/silences", self.url);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|error| unreachable(&url, &error))?;
-        ok_json(&url, response).await
+        self.get(&url).await
     }
 
     pub async fn expire(&self, id: &str) -> Result<(), AlertError> {

@@ -442,10 +442,8 @@ fn describe(event: &Event) -> String {
             stderr,
             ..
         } => {
-            let said = stderr
-                .lines()
-                .rfind(|line| !line.trim().is_empty())
-                .map_or(String::new(), |line| format!(": {line}"));
+            let said =
+                crate::exec::last_line(stderr).map_or(String::new(), |line| format!(": {line}"));
             format!("{step}: `{command}` exited {status}{said}")
         }
         Event::Observed { step, observed } => format!("{step}: {observed}"),

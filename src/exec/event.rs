@@ -173,3 +173,8 @@ impl EventSink for Recorder {
         self.0.push(event.clone());
     }
 }
+
+/// The last non-blank line of a command's output: usually what it said about failing.
+pub fn last_line(output: &str) -> Option<&str> {
+    output.lines().rfind(|line| !line.trim().is_empty())
+}

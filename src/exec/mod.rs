@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use event::{Event, EventSink, Outcome, Recorder, Sinks};
+pub use event::{Event, EventSink, Outcome, Recorder, Sinks, last_line};
 pub use gate::{GatePolicy, Prompt, TerminalPrompt};
 pub use live::LiveCluster;
 

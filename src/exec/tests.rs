@@ -182,6 +182,22 @@ async fn run(
     (finish, recorder.0)
 }
 
+/// Runs `plan` unattended from where `point` says an earlier run stopped.
+async fn resume(world: &FakeWorld, plan: &Plan, point: &ResumePoint) -> (Finish, Vec<Event>) {
+    let mut recorder = Recorder::default();
+    let (_sender, receiver) = watch::channel(false);
+    let finish = Executor::new(
+        world,
+        Arc::new(yes()),
+        unattended(),
+        &mut recorder,
+        receiver,
+    )
+    .run(plan, point)
+    .await;
+    (finish, recorder.0)
+}
+
 /// The switchover node3 → node1 against a cluster that, once the call is sent, is led by
 /// `winner` on timeline 2; Patroni answers `answer`.
 async fn switch_over(
@@ -444,21 +460,10 @@ async fn resuming_skips_finished_steps() {
     let world = FakeWorld::new(after.clone(), after, ok(200, ""));
     let mut point = ResumePoint::default();
     point.finished.insert("switchover".into());
-    let mut recorder = Recorder::default();
-    let (_sender, receiver) = watch::channel(false);
-    let finish = Executor::new(
-        &world,
-        Arc::new(yes()),
-        unattended(),
-        &mut recorder,
-        receiver,
-    )
-    .run(&plan, &point)
-    .await;
+    let (finish, events) = resume(&world, &plan, &point).await;
     assert_eq!(finish.outcome, Outcome::Succeeded);
     assert!(world.calls.borrow().is_empty());
-    let started: Vec<&str> = recorder
-        .0
+    let started: Vec<&str> = events
         .iter()
         .filter_map(|event| match event {
             Event::StepStarted { step, .. } => Some(step.as_str()),
@@ -547,37 +552,47 @@ fn wait_step(until: Check, timeout: Duration, poll: Duration) -> Step {
     }
 }
 
-fn with_alertmanager(target: &mut ClusterTarget) {
+/// The reinit of node1 in the cluster led by node3, with an Alertmanager in the inventory:
+/// silence, reinitialize, wait, expire.
+fn silenced_reinit() -> (ClusterView, Plan) {
+    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
     target.alertmanager = Some(crate::inventory::AlertmanagerSettings {
         url: "http://127.0.0.10:9093".into(),
         matchers: BTreeMap::from([("alertname".into(), "Lag".into())]),
     });
+    let params = Params::Reinit {
+        member: "node1".into(),
+        timeout: None,
+        max_lag: 1,
+    };
+    let plan = runbooks::plan(&target, &view, &params).unwrap();
+    (view, plan)
+}
+
+/// The reinit's silence steps around other `steps`.
+fn silenced(reinit: &Plan, steps: Vec<Step>) -> Plan {
+    let mut plan = reinit.clone();
+    plan.steps = std::iter::once(reinit.steps[0].clone())
+        .chain(steps)
+        .chain(reinit.steps.last().cloned())
+        .collect();
+    plan
+}
+
+/// A wait of up to 3 s for `leader` to lead, between the reinit's silence steps.
+fn silenced_wait_for_leader(leader: &str) -> (ClusterView, Plan) {
+    let (view, reinit) = silenced_reinit();
+    let leads = Check::LeaderIs {
+        member: leader.into(),
+    };
+    let wait = wait_step(leads, Duration::from_secs(3), Duration::from_secs(1));
+    (view, silenced(&reinit, vec![wait]))
 }
 
 /// Seed 000's silence: created first, expired by the last step of a run that went well.
 #[tokio::test(start_paused = true)]
 async fn a_silence_is_created_before_the_work_and_expired_after_it() {
-    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
-    with_alertmanager(&mut target);
-    let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: false }).unwrap();
-    let reinit = runbooks::plan(
-        &target,
-        &view,
-        &Params::Reinit {
-            member: "node1".into(),
-            timeout: None,
-            max_lag: 1,
-        },
-    )
-    .unwrap();
-    let leader_holds = Check::LeaderIs {
-        member: "node3".into(),
-    };
-    plan.steps = vec![
-        reinit.steps[0].clone(),
-        wait_step(leader_holds, Duration::from_secs(5), Duration::from_secs(1)),
-        reinit.steps.last().unwrap().clone(),
-    ];
+    let (view, plan) = silenced_wait_for_leader("node3");
     let world = FakeWorld::new(view.clone(), view, ok(200, ""));
     let (finish, events) = run(&world, &plan, unattended(), yes()).await;
     assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
@@ -586,7 +601,7 @@ async fn a_silence_is_created_before_the_work_and_expired_after_it() {
         ["silence alertname=Lag", "expire silence-1"]
     );
     assert_eq!(world.silences.borrow()["silence-1"], "expired");
-    let silence_events: Vec<&Event> = events
+    let silence_events = events
         .iter()
         .filter(|event| {
             matches!(
@@ -594,21 +609,14 @@ async fn a_silence_is_created_before_the_work_and_expired_after_it() {
                 Event::SilenceCreated { .. } | Event::SilenceExpired { .. }
             )
         })
-        .collect();
-    assert_eq!(silence_events.len(), 2, "both go to the journal");
+        .count();
+    assert_eq!(silence_events, 2, "both go to the journal");
 }
 
 /// An operator who stops at the gate must not leave the alerts muted.
 #[tokio::test(start_paused = true)]
 async fn an_aborted_run_expires_the_silence_it_created() {
-    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
-    with_alertmanager(&mut target);
-    let params = Params::Reinit {
-        member: "node1".into(),
-        timeout: None,
-        max_lag: 1,
-    };
-    let plan = runbooks::plan(&target, &view, &params).unwrap();
+    let (view, plan) = silenced_reinit();
     let world = FakeWorld::new(view.clone(), view, ok(200, ""));
     let wrong_name = Answers {
         confirm: true,
@@ -630,23 +638,8 @@ async fn an_aborted_run_expires_the_silence_it_created() {
 /// expire step expires the first.
 #[tokio::test(start_paused = true)]
 async fn a_resumed_run_reuses_the_silence_in_the_journal() {
-    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
-    with_alertmanager(&mut target);
-    let reinit = runbooks::plan(
-        &target,
-        &view,
-        &Params::Reinit {
-            member: "node1".into(),
-            timeout: None,
-            max_lag: 1,
-        },
-    )
-    .unwrap();
-    let mut plan = reinit.clone();
-    plan.steps = vec![
-        reinit.steps[0].clone(),
-        reinit.steps.last().unwrap().clone(),
-    ];
+    let (view, reinit) = silenced_reinit();
+    let plan = silenced(&reinit, Vec::new());
     let world = FakeWorld::new(view.clone(), view, ok(200, ""));
     world
         .silences
@@ -657,17 +650,7 @@ async fn a_resumed_run_reuses_the_silence_in_the_journal() {
         silences: BTreeMap::from([("silence-node1".into(), "from-before".into())]),
         ..ResumePoint::default()
     };
-    let mut recorder = Recorder::default();
-    let (_sender, receiver) = watch::channel(false);
-    let finish = Executor::new(
-        &world,
-        Arc::new(yes()),
-        unattended(),
-        &mut recorder,
-        receiver,
-    )
-    .run(&plan, &point)
-    .await;
+    let (finish, _) = resume(&world, &plan, &point).await;
     assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
     assert_eq!(*world.calls.borrow(), ["expire from-before"]);
 }
@@ -675,20 +658,7 @@ async fn a_resumed_run_reuses_the_silence_in_the_journal() {
 /// A failed run keeps its silence (the member may still be catching up) and says so.
 #[tokio::test(start_paused = true)]
 async fn a_failed_run_keeps_its_silence_and_says_so() {
-    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
-    with_alertmanager(&mut target);
-    let reinit = runbooks::plan(
-        &target,
-        &view,
-        &Params::Reinit {
-            member: "node1".into(),
-            timeout: None,
-            max_lag: 1,
-        },
-    )
-    .unwrap();
-    let (_, mut plan) = waiting_for_nothing(Duration::from_secs(3), Duration::from_secs(1));
-    plan.steps.insert(0, reinit.steps[0].clone());
+    let (view, plan) = silenced_wait_for_leader("node9");
     let world = FakeWorld::new(view.clone(), view, ok(200, ""));
     let (finish, _) = run(&world, &plan, unattended(), yes()).await;
     assert_eq!(finish.outcome, Outcome::Failed);

@@ -69,6 +69,19 @@ impl Verdict {
 }
 
 impl Check {
+    /// Caught up: streams from the leader and lags at most `max_lag` bytes.
+    pub fn caught_up(member: &str, max_lag: u64) -> [Check; 2] {
+        [
+            Check::Streaming {
+                member: member.into(),
+            },
+            Check::LagAtMost {
+                member: member.into(),
+                bytes: max_lag,
+            },
+        ]
+    }
+
     pub fn state_in(member: &str, states: &[MemberState]) -> Check {
         Check::StateIn {
             member: member.into(),

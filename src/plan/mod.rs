@@ -55,6 +55,21 @@ pub struct Step {
     pub idempotency: Idempotency,
 }
 
+impl Step {
+    /// A step that only waits: no gate, nothing to re-check, safe to repeat.
+    pub fn wait(id: String, title: String, wait: Wait) -> Step {
+        Step {
+            id,
+            title,
+            action: Action::Wait(wait),
+            gate: Gate::None,
+            prechecks: Vec::new(),
+            verify: None,
+            idempotency: Idempotency::SafeToRepeat,
+        }
+    }
+}
+
 /// What a step does. A closed set: adding a kind of step means adding an arm here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -233,6 +248,21 @@ pub struct Wait {
     #[serde(with = "humantime_serde_compat")]
     pub poll: Duration,
     pub progress: Progress,
+}
+
+impl Wait {
+    /// Until `until` holds, showing how `member`'s state changes.
+    pub fn for_member(until: Vec<Check>, timeout: Duration, poll: Duration, member: &str) -> Wait {
+        Wait {
+            until,
+            fail_if: Vec::new(),
+            timeout,
+            poll,
+            progress: Progress::MemberState {
+                member: member.into(),
+            },
+        }
+    }
 }
 
 /// What a wait shows while it waits.

@@ -193,8 +193,17 @@ impl Remote for Ssh {
         timeout: Duration,
     ) -> Result<CommandOutput, RemoteError> {
         let line = command.shell_line();
-        let session = self.session(host).await?;
-        let output = tokio::time::timeout(timeout, session.raw_command(&line).output()).await;
+        // The deadline covers connecting too: a host that hangs during the handshake cannot
+        // stretch a step past what its plan says (ssh's ConnectTimeout bounds the TCP connect).
+        let exchange = async {
+            let session = self.session(host).await?;
+            Ok::<_, RemoteError>(session.raw_command(&line).output().await)
+        };
+        let output = match tokio::time::timeout(timeout, exchange).await {
+            Ok(Err(error)) => return Err(error),
+            Ok(Ok(output)) => Ok(output),
+            Err(elapsed) => Err(elapsed),
+        };
         match output {
             Err(_) => Err(RemoteError::Timeout {
                 host: host.into(),

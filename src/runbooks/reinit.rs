@@ -177,19 +177,11 @@ fn wait_streaming_step(
     max_lag: u64,
     timeout: Duration,
 ) -> Step {
-    Step {
-        id: format!("wait-streaming-{name}"),
-        title: format!("Wait until {name} streams from {leader}"),
-        action: Action::Wait(Wait {
-            until: vec![
-                Check::Streaming {
-                    member: name.into(),
-                },
-                Check::LagAtMost {
-                    member: name.into(),
-                    bytes: max_lag,
-                },
-            ],
+    Step::wait(
+        format!("wait-streaming-{name}"),
+        format!("Wait until {name} streams from {leader}"),
+        Wait {
+            until: Check::caught_up(name, max_lag).into(),
             fail_if: vec![Check::state_in(name, &FAILED)],
             timeout,
             poll: Duration::from_secs(1),
@@ -198,10 +190,6 @@ fn wait_streaming_step(
                 leader: leader.into(),
                 leader_host,
             },
-        }),
-        gate: Gate::None,
-        prechecks: Vec::new(),
-        verify: None,
-        idempotency: Idempotency::SafeToRepeat,
-    }
+        },
+    )
 }

@@ -146,16 +146,11 @@ fn restart_steps(
             Check::HealthyLeader,
         ]
     } else {
-        vec![
-            Check::HealthyLeader,
-            Check::Streaming {
-                member: name.clone(),
-            },
-            Check::LagAtMost {
-                member: name.clone(),
-                bytes: max_lag,
-            },
+        [
+            vec![Check::HealthyLeader],
+            Check::caught_up(&name, max_lag).into(),
         ]
+        .concat()
     };
     let restart = Step {
         id: format!("restart-{name}"),
@@ -194,21 +189,9 @@ fn restart_steps(
 
 /// "Healthy before the next": the member streams (or leads) again.
 fn healthy_again_step(name: &str, until: Vec<Check>, timeout: Duration) -> Step {
-    Step {
-        id: format!("wait-healthy-{name}"),
-        title: format!("Wait until {name} is healthy again"),
-        action: Action::Wait(Wait {
-            until,
-            fail_if: Vec::new(),
-            timeout,
-            poll: Duration::from_secs(1),
-            progress: Progress::MemberState {
-                member: name.into(),
-            },
-        }),
-        gate: Gate::None,
-        prechecks: Vec::new(),
-        verify: None,
-        idempotency: Idempotency::SafeToRepeat,
-    }
+    Step::wait(
+        format!("wait-healthy-{name}"),
+        format!("Wait until {name} is healthy again"),
+        Wait::for_member(until, timeout, Duration::from_secs(1), name),
+    )
 }

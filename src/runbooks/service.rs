@@ -201,29 +201,14 @@ fn with_verification(
 }
 
 fn streaming_step(name: &str, max_lag: u64, timeout: Duration) -> Step {
-    Step {
-        id: format!("wait-streaming-{name}"),
-        title: format!("Wait until {name} streams"),
-        action: Action::Wait(Wait {
-            until: vec![
-                Check::Streaming {
-                    member: name.into(),
-                },
-                Check::LagAtMost {
-                    member: name.into(),
-                    bytes: max_lag,
-                },
-            ],
-            fail_if: Vec::new(),
+    Step::wait(
+        format!("wait-streaming-{name}"),
+        format!("Wait until {name} streams"),
+        Wait::for_member(
+            Check::caught_up(name, max_lag).into(),
             timeout,
-            poll: Duration::from_secs(1),
-            progress: Progress::MemberState {
-                member: name.into(),
-            },
-        }),
-        gate: Gate::None,
-        prechecks: Vec::new(),
-        verify: None,
-        idempotency: Idempotency::SafeToRepeat,
-    }
+            Duration::from_secs(1),
+            name,
+        ),
+    )
 }

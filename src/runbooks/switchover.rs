@@ -12,8 +12,8 @@ use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::patroni::{ClusterRole, Lag};
 use crate::plan::{
-    Action, Check, Gate, Idempotency, PatroniAction, PatroniCall, Plan, Progress, SqlAction,
-    SqlStatement, Step, Wait, cluster_timeline,
+    Action, Check, Gate, Idempotency, PatroniAction, PatroniCall, Plan, SqlAction, SqlStatement,
+    Step, Wait, cluster_timeline,
 };
 
 /// Patroni answers the switchover after up to 20 s; the new leader runs within seconds.
@@ -126,14 +126,10 @@ fn candidate_ready(candidate: &str, max_lag: u64) -> Vec<Check> {
             member: candidate.into(),
             tag: NO_FAILOVER.into(),
         },
-        Check::Streaming {
-            member: candidate.into(),
-        },
-        Check::LagAtMost {
-            member: candidate.into(),
-            bytes: max_lag,
-        },
     ]
+    .into_iter()
+    .chain(Check::caught_up(candidate, max_lag))
+    .collect()
 }
 
 /// What the switchover step needs to know.
@@ -220,37 +216,23 @@ fn switchover_step(switch: &Switch<'_>, api: &MemberView, candidate_ready: Vec<C
 }
 
 fn rejoin_step(leader: &str, candidate: &str) -> Step {
-    Step {
-        id: format!("wait-rejoin-{leader}"),
-        title: format!("Wait until {leader} streams from {candidate}"),
-        action: Action::Wait(Wait {
-            until: vec![Check::Streaming {
-                member: leader.into(),
-            }],
-            fail_if: Vec::new(),
-            timeout: Duration::from_mins(2),
-            poll: Duration::from_secs(1),
-            progress: Progress::MemberState {
-                member: leader.into(),
-            },
-        }),
-        gate: Gate::None,
-        prechecks: Vec::new(),
-        verify: None,
-        idempotency: Idempotency::SafeToRepeat,
-    }
+    let rejoined = vec![Check::Streaming {
+        member: leader.into(),
+    }];
+    Step::wait(
+        format!("wait-rejoin-{leader}"),
+        format!("Wait until {leader} streams from {candidate}"),
+        Wait::for_member(
+            rejoined,
+            Duration::from_mins(2),
+            Duration::from_secs(1),
+            leader,
+        ),
+    )
 }
 
 fn wait_for(until: Vec<Check>, timeout: Duration, candidate: &str) -> Wait {
-    Wait {
-        until,
-        fail_if: Vec::new(),
-        timeout,
-        poll: Duration::from_millis(500),
-        progress: Progress::MemberState {
-            member: candidate.into(),
-        },
-    }
+    Wait::for_member(until, timeout, Duration::from_millis(500), candidate)
 }
 
 /// The synchronous standby first, then the lowest lag; never a member tagged `nofailover`,
@@ -259,22 +241,7 @@ fn choose_candidate(view: &ClusterView, leader: &str, max_lag: u64) -> Result<St
     let mut eligible: Vec<(&MemberView, u64)> = Vec::new();
     let mut reasons = Vec::new();
     for member in view.members.iter().filter(|member| member.name != leader) {
-        let checks = [
-            Check::Reachable {
-                member: member.name.clone(),
-            },
-            Check::NotTagged {
-                member: member.name.clone(),
-                tag: NO_FAILOVER.into(),
-            },
-            Check::Streaming {
-                member: member.name.clone(),
-            },
-            Check::LagAtMost {
-                member: member.name.clone(),
-                bytes: max_lag,
-            },
-        ];
+        let checks = candidate_ready(&member.name, max_lag);
         match checks
             .iter()
             .map(|check| check.evaluate(view))

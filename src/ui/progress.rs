@@ -143,9 +143,7 @@ impl EventSink for TerminalSink {
                 stderr,
                 ..
             } => {
-                let said = stderr
-                    .lines()
-                    .rfind(|line| !line.trim().is_empty())
+                let said = crate::exec::last_line(stderr)
                     .map_or(String::new(), |line| format!(" ({line})"));
                 self.line(&format!("      {command}: exit {status}{said}"));
             }

@@ -6,10 +6,25 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use crate::harness::{Lab, Pgha, entry, scratch};
+use crate::harness::{Lab, Pgha, Run, entry, scratch};
 
 fn host(lab: &Lab, runs: &Path) -> Pgha {
     Pgha::new().lab(lab).env("PGHA_RUNS_DIR", runs)
+}
+
+/// `pgha host wipe` of `member`, unattended with its name confirmed.
+fn wipe(lab: &Lab, runs: &Path, member: &str) -> Run {
+    host(lab, runs)
+        .args([
+            "host",
+            "wipe",
+            "--member",
+            member,
+            "--yes",
+            "--confirm",
+            member,
+        ])
+        .run()
 }
 
 fn data_dir(lab: &Lab, member: &str) -> std::path::PathBuf {
@@ -70,18 +85,7 @@ fn a_wipe_is_refused_on_the_leader_and_on_a_running_member() {
     let lab = guard.lab;
     let runs = scratch();
     for member in [lab.leader(), lab.replica()] {
-        let run = host(lab, runs.path())
-            .args([
-                "host",
-                "wipe",
-                "--member",
-                &member,
-                "--yes",
-                "--confirm",
-                &member,
-            ])
-            .run()
-            .expect_code(4);
+        let run = wipe(lab, runs.path(), &member).expect_code(4);
         assert!(
             run.stderr()
                 .contains("pgha: refused: a pre-check failed: nothing was changed"),
@@ -113,18 +117,7 @@ fn a_wipe_refuses_by_itself_while_postgres_runs_then_wipes_and_the_member_rebuil
         .args(["service", "stop", "--member", &member, "--yes"])
         .run()
         .success();
-    let run = host(lab, runs.path())
-        .args([
-            "host",
-            "wipe",
-            "--member",
-            &member,
-            "--yes",
-            "--confirm",
-            &member,
-        ])
-        .run()
-        .expect_code(1);
+    let run = wipe(lab, runs.path(), &member).expect_code(1);
     assert!(
         run.stderr().contains("PostgreSQL still runs on"),
         "{}",
@@ -145,18 +138,7 @@ fn a_wipe_refuses_by_itself_while_postgres_runs_then_wipes_and_the_member_rebuil
         .args(["service", "stop", "--member", &member, "--yes"])
         .run()
         .success();
-    host(lab, runs.path())
-        .args([
-            "host",
-            "wipe",
-            "--member",
-            &member,
-            "--yes",
-            "--confirm",
-            &member,
-        ])
-        .run()
-        .success();
+    wipe(lab, runs.path(), &member).success();
     let left: Vec<_> = std::fs::read_dir(data_dir(lab, &member)).unwrap().collect();
     assert!(left.is_empty(), "the data directory is empty: {left:?}");
     let mode = std::fs::metadata(data_dir(lab, &member))
