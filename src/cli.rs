@@ -325,6 +325,9 @@ enum RawHostOperation {
         /// pgBackRest's stanza
         #[arg(long, required_if_eq("tool", "pgbackrest"))]
         stanza: Option<String>,
+        /// The tool's configuration file on the host, when not its default
+        #[arg(long, value_name = "FILE")]
+        tool_config: Option<String>,
         #[command(flatten)]
         run: RawRunArgs,
     },
@@ -694,13 +697,17 @@ fn host_operation(raw: RawHostOperation) -> (String, HostOperation, RawRunArgs) 
             member,
             tool,
             stanza,
+            tool_config,
             run,
         } => {
             let tool = match tool {
                 RawBackupTool::Pgbackrest => BackupTool::Pgbackrest {
                     stanza: stanza.unwrap_or_default(),
+                    config: tool_config,
                 },
-                RawBackupTool::WalG => BackupTool::WalG,
+                RawBackupTool::WalG => BackupTool::WalG {
+                    config: tool_config,
+                },
             };
             (member, HostOperation::RestoreBackup { tool }, run)
         }

@@ -20,6 +20,9 @@ use crate::remote::{HostCommand, ServiceControl, checked_name, checked_path, quo
 
 const COMMAND_TIMEOUT: Duration = Duration::from_mins(10);
 
+/// Restoring a large database takes hours (the seeds speak of six).
+const RESTORE_TIMEOUT: Duration = Duration::from_hours(6);
+
 /// What `pgha host` does on one member's host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "operation", rename_all = "snake_case")]
@@ -55,8 +58,17 @@ pub enum HostOperation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "tool", rename_all = "snake_case")]
 pub enum BackupTool {
-    Pgbackrest { stanza: String },
-    WalG,
+    Pgbackrest {
+        stanza: String,
+        /// pgBackRest's configuration file, when not its default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<String>,
+    },
+    WalG {
+        /// WAL-G's configuration file, when not its default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<String>,
+    },
 }
 
 /// The plan for one `pgha host` operation.
@@ -324,13 +336,11 @@ impl<'a> Host<'a> {
     pub(crate) fn wipe_data_directory(&self) -> Result<Step, PlanError> {
         let data_dir = self.data_dir()?;
         let name = &self.member.name;
-        // The command refuses on its own if a postmaster still runs on this directory.
         let script = format!(
-            "set -eu; d={d}; test -d \"$d\"; \
-             if [ -f \"$d/postmaster.pid\" ] && kill -0 \"$(head -n 1 \"$d/postmaster.pid\")\" 2>/dev/null; then \
-             echo \"PostgreSQL still runs on $d: refusing to delete it\" >&2; exit 3; fi; \
+            "set -eu; d={d}; test -d \"$d\"; {guard} \
              find \"$d\" -mindepth 1 -delete; test -z \"$(ls -A \"$d\")\"",
-            d = quote(&data_dir)
+            d = quote(&data_dir),
+            guard = postmaster_guard("delete it"),
         );
         let mut step = self.step(
             format!("wipe-data-{name}"),
@@ -402,16 +412,27 @@ impl<'a> Host<'a> {
     /// A backup tool's restore into the member's data directory, as the database's user.
     pub(crate) fn restore_from_backup(&self, tool: &BackupTool) -> Result<Step, PlanError> {
         let data_dir = self.data_dir()?;
+        let config_option = |config: &Option<String>| match config {
+            Some(path) => checked_path("backup tool config", path)
+                .map(|path| format!(" --config={}", quote(&path)))
+                .map_err(unsafe_value),
+            None => Ok(String::new()),
+        };
         let command = match tool {
-            BackupTool::Pgbackrest { stanza } => {
+            BackupTool::Pgbackrest { stanza, config } => {
                 let stanza = checked_name("pgBackRest stanza", stanza).map_err(unsafe_value)?;
+                let config = config_option(config)?;
+                // A member is restored to follow the leader: standby.signal, never a
+                // recovery that ends in a promotion. `--delta` lets an interrupted restore be
+                // run again (pgBackRest otherwise wants an empty directory).
                 format!(
-                    "pgbackrest --stanza={} --pg1-path={} restore",
+                    "pgbackrest{config} --stanza={} --pg1-path=\"$d\" --type=standby --delta restore",
                     quote(&stanza),
-                    quote(&data_dir)
                 )
             }
-            BackupTool::WalG => format!("wal-g backup-fetch {} LATEST", quote(&data_dir)),
+            BackupTool::WalG { config } => {
+                format!("wal-g{} backup-fetch \"$d\" LATEST", config_option(config)?)
+            }
         };
         self.step(
             format!("restore-backup-{}", self.member.name),
@@ -419,11 +440,32 @@ impl<'a> Host<'a> {
                 "Restore the latest backup into {data_dir} on {}",
                 self.member.name
             ),
-            &format!("set -eu; {command}"),
+            &format!(
+                "set -eu; d={d}; test -d \"$d\"; {guard} {command}",
+                d = quote(&data_dir),
+                guard = postmaster_guard("restore into it"),
+            ),
             true,
             Gate::None,
         )
+        .map(|step| with_timeout(step, RESTORE_TIMEOUT))
     }
+}
+
+/// Shell that stops a script when a postmaster still runs on the data directory `$d`: the
+/// command refuses on its own, whatever the pre-checks saw.
+fn postmaster_guard(refusing_to: &str) -> String {
+    format!(
+        "if [ -f \"$d/postmaster.pid\" ] && kill -0 \"$(head -n 1 \"$d/postmaster.pid\")\" 2>/dev/null; then \
+         echo \"PostgreSQL still runs on $d: refusing to {refusing_to}\" >&2; exit 3; fi;"
+    )
+}
+
+fn with_timeout(mut step: Step, timeout: Duration) -> Step {
+    if let Action::Remote(action) = &mut step.action {
+        action.timeout = timeout;
+    }
+    step
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(unsafe_value)`
@@ -577,22 +619,43 @@ mod tests {
         let step = host
             .restore_from_backup(&BackupTool::Pgbackrest {
                 stanza: "main".into(),
+                config: Some("/etc/pgbackrest/main.conf".into()),
             })
             .unwrap();
         assert!(
             line(&step).ends_with(
-                "pgbackrest --stanza=main --pg1-path=/var/lib/pgha/lab/members/node1/data restore'"
+                "refusing to restore into it\" >&2; exit 3; fi; pgbackrest --config=/etc/pgbackrest/main.conf --stanza=main --pg1-path=\"$d\" --type=standby --delta restore'"
             ),
             "{}",
             line(&step)
         );
-        let step = host.restore_from_backup(&BackupTool::WalG).unwrap();
+        assert!(line(&step).contains("d=/var/lib/pgha/lab/members/node1/data;"));
+        assert_eq!(
+            step.action,
+            Action::Remote(RemoteAction {
+                timeout: Duration::from_hours(6),
+                ..match &step.action {
+                    Action::Remote(action) => action.clone(),
+                    _ => unreachable!(),
+                }
+            }),
+            "hours, not the 10 minutes of a file copy"
+        );
+        let step = host
+            .restore_from_backup(&BackupTool::WalG { config: None })
+            .unwrap();
+        assert!(line(&step).contains("wal-g backup-fetch \"$d\" LATEST"));
         assert!(
-            line(&step).contains("wal-g backup-fetch /var/lib/pgha/lab/members/node1/data LATEST")
+            host.restore_from_backup(&BackupTool::Pgbackrest {
+                stanza: "a;b".into(),
+                config: None,
+            })
+            .is_err()
         );
         assert!(
             host.restore_from_backup(&BackupTool::Pgbackrest {
-                stanza: "a;b".into()
+                stanza: "main".into(),
+                config: Some("relative.conf".into()),
             })
             .is_err()
         );

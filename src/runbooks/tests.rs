@@ -140,6 +140,7 @@ fn committed_runbooks() -> Vec<(&'static str, Params)> {
                 operation: HostOperation::RestoreBackup {
                     tool: BackupTool::Pgbackrest {
                         stanza: "demo".into(),
+                        config: None,
                     },
                 },
             },

@@ -1,7 +1,8 @@
 //! Host steps on the lab, through its sshd and as the database's OS user: a backup/restore
 //! round trip, a data directory wipe refused on the leader, on a running member, and by the
 //! command itself while PostgreSQL still runs; a real wipe after which the member rebuilds
-//! itself; free disk space; a directory with owner and mode.
+//! itself; a member restored from a real pgBackRest backup that follows the leader; free disk
+//! space; a directory with owner and mode.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -221,4 +222,106 @@ fn a_directory_is_created_with_its_owner_and_mode() {
     let metadata = std::fs::metadata(&path).unwrap();
     assert_eq!(metadata.permissions().mode() & 0o777, 0o750);
     assert_eq!(Some(metadata.uid()), postgres_uid());
+}
+
+/// A pgBackRest repository of the lab with one full backup of `leader`, taken as the database's
+/// user. Archiving is off in the lab, so the backup does not wait for the archive: the restored
+/// member gets the WAL since the backup by streaming from the leader, as a rebuilt replica does.
+fn pgbackrest_backup_of(lab: &Lab, leader: &str) -> std::path::PathBuf {
+    let dir = lab.dir.join("pgbackrest-test");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let member_dir = lab.dir.join("members").join(leader);
+    let config = dir.join("pgbackrest.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[global]\nrepo1-path={repo}\nlog-path={dir}\nlock-path={dir}\nlog-level-console=info\n\
+             log-level-file=off\nstart-fast=y\narchive-check=n\ncompress-type=lz4\n\n\
+             [demo]\npg1-path={data}\npg1-socket-path={socket}\npg1-port=5432\n",
+            repo = dir.join("repo").display(),
+            dir = dir.display(),
+            data = member_dir.join("data").display(),
+            socket = member_dir.display(),
+        ),
+    )
+    .unwrap();
+    let uid = postgres_uid().unwrap();
+    std::os::unix::fs::chown(&dir, Some(uid), None).unwrap();
+    std::os::unix::fs::chown(&config, Some(uid), None).unwrap();
+    for command in ["stanza-create", "backup"] {
+        let output = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", "pgbackrest"])
+            .arg(format!("--config={}", config.display()))
+            .args(["--stanza=demo", command])
+            .current_dir("/")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "pgbackrest {command}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    config
+}
+
+#[test]
+fn a_member_restored_from_a_pgbackrest_backup_follows_the_leader() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let leader = lab.leader();
+    let member = lab.replica();
+    let config = pgbackrest_backup_of(lab, &leader);
+    let restore = |member: &str| {
+        host(lab, runs.path())
+            .args([
+                "host",
+                "restore-backup",
+                "--member",
+                member,
+                "--tool",
+                "pgbackrest",
+                "--stanza",
+                "demo",
+                "--yes",
+            ])
+            .arg_flag_path("--tool-config", &config)
+            .run()
+    };
+    // Never into a running member, nor the leader's directory.
+    let refused = restore(&member).expect_code(4);
+    assert!(
+        refused.stderr().contains("REST API does not answer"),
+        "{}",
+        refused.stderr()
+    );
+    restore(&leader).expect_code(4);
+
+    host(lab, runs.path())
+        .args(["service", "stop", "--member", &member, "--yes"])
+        .run()
+        .success();
+    wipe(lab, runs.path(), &member).success();
+    let run = restore(&member).success();
+    assert!(
+        run.stderr().contains("pgbackrest --config="),
+        "{}",
+        run.stderr()
+    );
+    let data = data_dir(lab, &member);
+    assert!(data.join("PG_VERSION").is_file(), "restored");
+    assert!(
+        data.join("standby.signal").is_file(),
+        "restored as a standby, never to be promoted by its recovery"
+    );
+    host(lab, runs.path())
+        .args(["service", "start", "--member", &member, "--yes"])
+        .run()
+        .success();
+    let status = lab.status_json();
+    assert_eq!(entry(&status, "members", &member)["state"], "streaming");
+    assert_eq!(lab.leader(), leader, "the leader never moved");
+    let _ = std::fs::remove_dir_all(lab.dir.join("pgbackrest-test"));
 }
