@@ -210,6 +210,11 @@ enum RawCommand {
         #[command(subcommand)]
         operation: RawHostOperation,
     },
+    /// Consul, when it is the cluster's DCS: delete the cluster's key tree
+    Consul {
+        #[command(subcommand)]
+        command: RawConsulCommand,
+    },
     /// Recorded runs: list, show, resume
     Runs {
         #[command(subcommand)]
@@ -366,6 +371,18 @@ enum PlanOutput {
 }
 
 #[derive(Debug, Subcommand)]
+enum RawConsulCommand {
+    /// Delete every key under the cluster's prefix (service/<scope>/), with Patroni stopped everywhere
+    DeleteTree {
+        /// The prefix, if you want it checked: only the cluster's own is accepted
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum RawRunsCommand {
     /// Every recorded run, newest first
     List {
@@ -416,7 +433,7 @@ struct RawLab {
 
 #[derive(Debug, Subcommand)]
 enum RawLabCommand {
-    /// Start etcd, sshd and the Patroni members, and wait until every replica streams
+    /// Start the DCS, sshd, Alertmanager and the Patroni members; wait until every replica streams
     Up {
         /// Members to start
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
@@ -436,6 +453,9 @@ enum RawLabCommand {
         /// Address of the first member; the others follow (…11, …12, …)
         #[arg(long, default_value = "127.0.0.11")]
         first_address: Ipv4Addr,
+        /// The DCS: real etcd, or pgha's Consul double (Patroni registers its services there)
+        #[arg(long, value_enum, default_value_t = RawDcs::Etcd)]
+        dcs: RawDcs,
         /// How long to wait for the cluster to become healthy
         #[arg(long, default_value = "180s", value_parser = parse_duration)]
         wait: Duration,
@@ -460,6 +480,12 @@ enum RawLabCommand {
         #[arg(long, value_parser = parse_version)]
         patroni_version: Option<Version>,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RawDcs {
+    Etcd,
+    Consul,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -615,6 +641,7 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
         | RawCommand::Restart { .. }
         | RawCommand::Service { .. }
         | RawCommand::Host { .. }
+        | RawCommand::Consul { .. }
         | RawCommand::Resume { run_id: None, .. } => {
             unreachable!("runbook commands are converted by runbook_params")
         }
@@ -788,6 +815,9 @@ fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), Box<RawComman
             let (member, operation, run) = host_operation(operation);
             Ok((Params::Host { member, operation }, run))
         }
+        RawCommand::Consul {
+            command: RawConsulCommand::DeleteTree { prefix, run },
+        } => Ok((Params::ConsulDeleteTree { prefix }, run)),
         other => Err(Box::new(other)),
     }
 }
@@ -814,7 +844,9 @@ fn runbook(params: Params, run: RawRunArgs) -> Result<Command, clap::Error> {
         }
         Params::Switchover { candidate, .. } => vec![("--candidate", candidate.as_ref())],
         Params::Restart { member, .. } => vec![("--member", member.as_ref())],
-        Params::Pause { .. } | Params::Resume { .. } => Vec::new(),
+        Params::Pause { .. } | Params::Resume { .. } | Params::ConsulDeleteTree { .. } => {
+            Vec::new()
+        }
     };
     for (flag, name) in names {
         if let Some(name) = name {
@@ -849,6 +881,7 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
             tls,
             scope,
             first_address,
+            dcs,
             wait,
         } => {
             inventory::check_name(&scope)
@@ -860,6 +893,10 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
                 tls,
                 scope,
                 first_address,
+                dcs: match dcs {
+                    RawDcs::Etcd => crate::lab::LabDcs::Etcd,
+                    RawDcs::Consul => crate::lab::LabDcs::Consul,
+                },
             };
             spec.check().map_err(|reason| usage_error(&reason))?;
             LabCommand::Up { spec, wait }

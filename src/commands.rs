@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::consul::ConsulClient;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::inventory::{self, ClusterTarget, Selector};
@@ -91,15 +92,22 @@ async fn connect(selector: &Selector) -> Result<(ClusterTarget, PatroniClient), 
     Ok((target, client))
 }
 
+/// The Consul client, when Consul is the cluster's DCS.
+pub(crate) fn consul_client(target: &ClusterTarget) -> Result<Option<ConsulClient>, Error> {
+    Ok(target.consul.as_ref().map(ConsulClient::new).transpose()?)
+}
+
 async fn status(
     selector: &Selector,
     format: OutputFormat,
     watch: Option<Duration>,
 ) -> Result<Exit, Error> {
     let (target, client) = connect(selector).await?;
+    let consul = consul_client(&target)?;
+    let consul = consul.as_ref();
     let Some(interval) = watch else {
         let (view, credentials) = tokio::join!(
-            observe::observe(&target, &client),
+            observe::observe(&target, &client, consul),
             verify_credentials(&target, &client, None)
         );
         let view = view?;
@@ -121,7 +129,7 @@ async fn status(
     loop {
         let round = async {
             // A failed round is shown and retried: `--watch` is for watching an incident.
-            match observe::observe(&target, &client).await {
+            match observe::observe(&target, &client, consul).await {
                 Ok(view) => {
                     if clear_screen {
                         ui::print_stdout("\x1b[H\x1b[2J")?;
@@ -194,7 +202,7 @@ async fn cluster_wide_source(
     target: &ClusterTarget,
     client: &PatroniClient,
 ) -> Result<String, Error> {
-    let view = observe::observe(target, client).await?;
+    let view = observe::observe(target, client, None).await?;
     let member = view
         .members
         .iter()

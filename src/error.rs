@@ -1,6 +1,7 @@
 //! The top-level error: every module's error, each knowing its exit code. The binary prints it
 //! as one line on stderr.
 
+use crate::consul::ConsulError;
 use crate::exit::Exit;
 use crate::inventory::InventoryError;
 use crate::journal::JournalError;
@@ -23,6 +24,8 @@ pub enum Error {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Consul(#[from] ConsulError),
     /// The invocation cannot be carried out as given; nothing was done.
     #[error("{0}")]
     BadInput(String),
@@ -42,6 +45,7 @@ impl Error {
             Error::Lab(error) => error.exit(),
             Error::Plan(error) => error.exit(),
             Error::Journal(error) => error.exit(),
+            Error::Consul(error) => error.exit(),
             Error::BadInput(_) => Exit::BadInput,
             Error::Refused(_) => Exit::PrecheckRefused,
             Error::Output(_) => Exit::Failed,

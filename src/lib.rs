@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod cli;
 pub mod commands;
+pub mod consul;
 pub mod error;
 pub mod exec;
 pub mod exit;

@@ -3,11 +3,16 @@
 //! cluster that `status` prints and runbooks plan from. Disagreements between members are kept
 //! as typed warnings, never smoothed over: at 3 a.m. they are the news.
 
+pub mod consul;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
 use serde::Serialize;
 
+pub use consul::ConsulView;
+
+use crate::consul::ConsulClient;
 use crate::exit::Exit;
 use crate::inventory::{ClusterTarget, MemberTarget};
 use crate::patroni::model::ScheduledSwitchover;
@@ -38,6 +43,8 @@ pub struct ClusterView {
     pub warnings: Vec<Warning>,
     /// The member whose `/cluster` answer is shown (the leader's, when it answered).
     pub topology_from: Option<String>,
+    /// What Consul says, when the cluster's DCS is Consul.
+    pub consul: Option<ConsulView>,
 }
 
 /// One member: its own answer and the DCS entry the cluster view shows for it.
@@ -80,6 +87,16 @@ pub enum Warning {
     NotInInventory { member: String, message: String },
     /// A member belongs to another cluster or another database.
     IdentityMismatch { member: String, message: String },
+    /// Consul's API did not answer; Patroni's view is shown alone.
+    ConsulUnreachable { message: String },
+    /// A running member has no registration in the cluster's Consul service.
+    ConsulNotRegistered { member: String, message: String },
+    /// Consul's role tag is not the member's role (e.g. `primary` on a replica).
+    ConsulWrongTag { member: String, message: String },
+    /// The member's Consul checks are not all passing: clients skip it.
+    ConsulCheckFailing { member: String, message: String },
+    /// Consul lists an instance of the service that is no member (a dead node not yet reaped).
+    ConsulNotMember { instance: String, message: String },
 }
 
 impl Warning {
@@ -91,7 +108,12 @@ impl Warning {
             | Warning::NoLeader { message }
             | Warning::NotInCluster { message, .. }
             | Warning::NotInInventory { message, .. }
-            | Warning::IdentityMismatch { message, .. } => message,
+            | Warning::IdentityMismatch { message, .. }
+            | Warning::ConsulUnreachable { message }
+            | Warning::ConsulNotRegistered { message, .. }
+            | Warning::ConsulWrongTag { message, .. }
+            | Warning::ConsulCheckFailing { message, .. }
+            | Warning::ConsulNotMember { message, .. } => message,
         }
     }
 }
@@ -119,13 +141,14 @@ impl ObserveError {
     }
 }
 
-/// Asks every member for `/patroni` and `/cluster` concurrently; never waits longer than the
-/// client's request timeout.
+/// Asks every member for `/patroni` and `/cluster`, and Consul for the cluster's service and
+/// keys when it is the DCS, all concurrently; never waits longer than the request timeouts.
 pub async fn observe(
     target: &ClusterTarget,
     client: &PatroniClient,
+    consul: Option<&ConsulClient>,
 ) -> Result<ClusterView, ObserveError> {
-    let observations = join_all(target.members.iter().map(|member| async move {
+    let members = join_all(target.members.iter().map(|member| async move {
         let (status, topology) = tokio::join!(
             client.status(&member.api_url),
             client.cluster(&member.api_url)
@@ -135,9 +158,31 @@ pub async fn observe(
             status,
             topology,
         }
-    }))
-    .await;
-    merge(target, observations)
+    }));
+    let consul_view = async {
+        match (consul, &target.consul) {
+            (Some(client), Some(settings)) => {
+                Some(consul::read(settings, client, &target.scope).await)
+            }
+            _ => None,
+        }
+    };
+    let (observations, consul_view) = tokio::join!(members, consul_view);
+    // With every Patroni stopped (before a KV tree delete, for one) Consul still describes the
+    // cluster: the view stands on its word, every member unreachable.
+    let consul_answered = consul_view
+        .as_ref()
+        .is_some_and(|consul_view| consul_view.instances.is_ok());
+    match refuse_if_nobody_answered(target, &observations) {
+        Err(ObserveError::NoMemberAnswered { .. }) if consul_answered => {}
+        other => other?,
+    }
+    let mut view = merge_answers(target, observations);
+    if let Some(consul_view) = consul_view {
+        consul::check(&mut view, &consul_view);
+        view.consul = Some(consul_view);
+    }
+    Ok(view)
 }
 
 /// Merges the members' answers. Pure: tests feed it recorded answers.
@@ -146,6 +191,10 @@ pub fn merge(
     observations: Vec<MemberObservation>,
 ) -> Result<ClusterView, ObserveError> {
     refuse_if_nobody_answered(target, &observations)?;
+    Ok(merge_answers(target, observations))
+}
+
+fn merge_answers(target: &ClusterTarget, observations: Vec<MemberObservation>) -> ClusterView {
     let mut warnings = Vec::new();
     let reference = reference_topology(&observations)
         .map(|(name, topology)| (name.to_string(), topology.clone()));
@@ -192,7 +241,7 @@ pub fn merge(
             .iter()
             .any(|member| member.status.as_ref().is_ok_and(|status| status.paused));
 
-    Ok(ClusterView {
+    ClusterView {
         environment: target.environment.clone(),
         cluster: target.cluster.clone(),
         scope: topology
@@ -205,7 +254,8 @@ pub fn merge(
         members,
         warnings,
         topology_from: reference.map(|(name, _)| name),
-    })
+        consul: None,
+    }
 }
 
 /// The WAL position of the member running as primary, as it answered.
@@ -678,7 +728,60 @@ pub(crate) mod testing {
             runbook_timeouts: std::collections::BTreeMap::new(),
             service: None,
             alertmanager: None,
+            consul: None,
             origin: "test inventory".into(),
+        }
+    }
+
+    /// What Consul shows for `view` when Patroni registers every member: role tags, all passing.
+    pub(crate) fn registered(view: &super::ClusterView) -> super::ConsulView {
+        use crate::consul::{Check, CheckStatus, ServiceInstance};
+        let instances = view
+            .members
+            .iter()
+            .map(|member| {
+                let tags: &[&str] = if member.is_leader() {
+                    &["primary", "master"]
+                } else {
+                    &["replica"]
+                };
+                let role = tags[0];
+                ServiceInstance {
+                    id: format!("{}/{}", view.scope, member.name),
+                    service: view.scope.clone(),
+                    node: "consul".into(),
+                    address: member.host.clone(),
+                    port: 5432,
+                    tags: tags.iter().map(ToString::to_string).collect(),
+                    checks: vec![
+                        Check {
+                            id: "serfHealth".into(),
+                            name: "Serf Health Status".into(),
+                            status: CheckStatus::Passing,
+                            output: "Agent alive and reachable".into(),
+                        },
+                        Check {
+                            id: format!("service:{}/{}", view.scope, member.name),
+                            name: format!("Service '{}' check", view.scope),
+                            status: CheckStatus::Passing,
+                            output: format!(
+                                "HTTP GET http://{}:8008/{role}: 200 OK Output: ",
+                                member.host
+                            ),
+                        },
+                    ],
+                }
+            })
+            .collect();
+        super::ConsulView {
+            address: "127.0.0.10:8500".into(),
+            service: view.scope.clone(),
+            prefix: format!("service/{}/", view.scope),
+            instances: Ok(instances),
+            keys: Ok(["config", "history", "initialize", "leader", "status"]
+                .iter()
+                .map(|key| format!("service/{}/{key}", view.scope))
+                .collect()),
         }
     }
 

@@ -6,9 +6,11 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::watch;
 
+use crate::consul::{ConsulLock, LockHolder};
 use crate::error::Error;
 use crate::exec::{
     self, Event, EventSink, Executor, Finish, GatePolicy, LiveCluster, Observer, Outcome,
@@ -75,15 +77,22 @@ async fn connect(selector: &Selector) -> Result<LiveCluster, Error> {
                 .as_ref()
                 .and_then(|pg| pg.password.as_ref())
                 .map(|password| password.expose().to_string()),
+            target
+                .consul
+                .as_ref()
+                .and_then(|consul| consul.token.as_ref())
+                .map(|token| token.expose().to_string()),
         ]
         .into_iter()
         .flatten(),
     );
+    let consul = crate::commands::consul_client(&target)?;
     Ok(LiveCluster {
         target,
         client,
         sql,
         ssh,
+        consul,
         masker,
     })
 }
@@ -134,6 +143,7 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
     let run_id = RunStore::new_run_id(&plan.runbook);
     // The lock before anything is shown: a refused second run prints one line.
     let _lock = store.lock(&plan.environment, &plan.cluster, &run_id)?;
+    let consul_lock = consul_lock(&world, &plan, &run_id, &policy.operator).await?;
     eprint!("{}", render::text(&plan, None));
     let mut journal = store.create(&run_id)?;
     let mut terminal = TerminalSink::new(std::io::stderr().is_terminal());
@@ -164,7 +174,7 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
                 &world,
                 &plan,
                 &ResumePoint::default(),
-                policy,
+                (policy, consul_lock.as_ref().map(ConsulLock::lost_flag)),
                 &run_id,
                 &mut sinks,
             )
@@ -178,7 +188,33 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
         finished(&mut sinks, &finish, started);
         finish
     };
+    if let Some(lock) = consul_lock {
+        lock.release().await;
+    }
     Ok(conclude(&run_id, &journal, &finish))
+}
+
+/// Where Consul is reachable for the cluster, the run also holds a lock there: two operators
+/// on two machines cannot run runbooks on one cluster at once.
+async fn consul_lock(
+    world: &LiveCluster,
+    plan: &Plan,
+    run_id: &str,
+    operator: &str,
+) -> Result<Option<ConsulLock>, Error> {
+    let Some(client) = &world.consul else {
+        return Ok(None);
+    };
+    let holder = LockHolder {
+        run_id: run_id.into(),
+        operator: operator.into(),
+        host: journal::hostname(),
+        pid: std::process::id(),
+        since: journal::now(),
+    };
+    let lock = ConsulLock::acquire(client, &plan.scope, &holder).await?;
+    tracing::info!("holding the Consul lock {}", lock.key());
+    Ok(Some(lock))
 }
 
 fn gate_policy(options: &RunOptions) -> GatePolicy {
@@ -194,7 +230,7 @@ async fn execute(
     world: &LiveCluster,
     plan: &Plan,
     point: &ResumePoint,
-    policy: GatePolicy,
+    (policy, lease): (GatePolicy, Option<Arc<AtomicBool>>),
     run_id: &str,
     sink: &mut dyn EventSink,
 ) -> Finish {
@@ -207,7 +243,8 @@ async fn execute(
         }
     });
     let mut executor = Executor::new(world, Arc::new(TerminalPrompt), policy, sink, interrupt)
-        .with_run_label(run_label);
+        .with_run_label(run_label)
+        .with_lease(lease);
     let finish = executor.run(plan, point).await;
     listener.abort();
     finish
@@ -251,6 +288,7 @@ pub async fn resume(
     let world = connect(&selector).await?;
     let policy = gate_policy(&options);
     let _lock = store.lock(&plan.environment, &plan.cluster, run_id)?;
+    let consul_lock = consul_lock(&world, &plan, run_id, &policy.operator).await?;
     let view = world.observe().await?;
     let stale: Vec<CheckedPrecheck> = exec::evaluate(&plan.assumes, &view)
         .into_iter()
@@ -290,10 +328,14 @@ pub async fn resume(
     let finish = {
         let mut sinks = Sinks(vec![&mut journal, &mut terminal]);
         sinks.emit(&resumed_event(&policy, new_plan.as_ref()));
-        let finish = execute(&world, &plan, &point, policy, run_id, &mut sinks).await;
+        let lease = consul_lock.as_ref().map(ConsulLock::lost_flag);
+        let finish = execute(&world, &plan, &point, (policy, lease), run_id, &mut sinks).await;
         finished(&mut sinks, &finish, started);
         finish
     };
+    if let Some(lock) = consul_lock {
+        lock.release().await;
+    }
     Ok(conclude(run_id, &journal, &finish))
 }
 

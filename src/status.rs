@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::observe::{ClusterView, MemberView, Warning};
+use crate::observe::{ClusterView, ConsulView, MemberView, Warning};
 use crate::patroni::model::{PendingChange, ScheduledSwitchover};
 use crate::patroni::{Lag, Lsn};
 use crate::ui::{human_bytes, table};
@@ -26,7 +26,36 @@ pub struct StatusDocument {
     pub scheduled_switchover: Option<ScheduledSwitchover>,
     pub observed_at: String,
     pub members: Vec<MemberDocument>,
+    /// Null when the cluster does not use Consul.
+    pub consul: Option<ConsulDocument>,
     pub warnings: Vec<Warning>,
+}
+
+/// What Consul says about the cluster as a whole.
+#[derive(Debug, Serialize)]
+pub struct ConsulDocument {
+    pub address: String,
+    pub service: String,
+    /// The cluster's KV prefix, with its trailing `/`.
+    pub prefix: String,
+    /// Null when Consul answered.
+    pub error: Option<String>,
+    /// Keys under `prefix`; null when they could not be read.
+    pub keys: Option<Vec<String>>,
+    /// Members found through `<tag>` with every check passing, as clients find them.
+    pub passing_primary: Vec<String>,
+    pub passing_replica: Vec<String>,
+}
+
+/// One member's registration in Consul.
+#[derive(Debug, Serialize)]
+pub struct MemberConsulDocument {
+    pub registered: bool,
+    pub service_id: Option<String>,
+    pub tags: Vec<String>,
+    /// The worst of the instance's checks (node checks included), as Consul counts it.
+    pub status: Option<&'static str>,
+    pub checks: Vec<crate::consul::Check>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,6 +84,8 @@ pub struct MemberDocument {
     pub tags: BTreeMap<String, Value>,
     pub patroni_version: Option<String>,
     pub postgres_version: Option<String>,
+    /// Null when the cluster does not use Consul or Consul did not answer.
+    pub consul: Option<MemberConsulDocument>,
 }
 
 impl StatusDocument {
@@ -69,14 +100,71 @@ impl StatusDocument {
             leader: view.leader.clone(),
             scheduled_switchover: view.scheduled_switchover.clone(),
             observed_at,
-            members: view.members.iter().map(MemberDocument::from_view).collect(),
+            members: view
+                .members
+                .iter()
+                .map(|member| MemberDocument::from_view(member, view))
+                .collect(),
+            consul: view.consul.as_ref().map(ConsulDocument::from_view),
             warnings: view.warnings.clone(),
         }
     }
 }
 
+impl ConsulDocument {
+    fn from_view(consul: &ConsulView) -> Self {
+        let names = |tag: &str| {
+            consul
+                .passing_with_tag(tag)
+                .iter()
+                .map(|instance| instance.id.clone())
+                .collect()
+        };
+        ConsulDocument {
+            address: consul.address.clone(),
+            service: consul.service.clone(),
+            prefix: consul.prefix.clone(),
+            error: consul.instances.as_ref().err().cloned(),
+            keys: consul.keys.as_ref().ok().cloned(),
+            passing_primary: names("primary"),
+            passing_replica: names("replica"),
+        }
+    }
+}
+
+impl MemberConsulDocument {
+    fn from_view(consul: &ConsulView, scope: &str, member: &str) -> Option<Self> {
+        consul.instances.as_ref().ok()?;
+        Some(match consul.instance(scope, member) {
+            Some(instance) => MemberConsulDocument {
+                registered: true,
+                service_id: Some(instance.id.clone()),
+                tags: instance.tags.clone(),
+                status: Some(instance.status().as_str()),
+                checks: instance.checks.clone(),
+            },
+            None => MemberConsulDocument {
+                registered: false,
+                service_id: None,
+                tags: Vec::new(),
+                status: None,
+                checks: Vec::new(),
+            },
+        })
+    }
+
+    /// The table cell: `primary,master passing`, or `-` when not registered.
+    fn cell(&self) -> String {
+        if self.registered {
+            format!("{} {}", self.tags.join(","), self.status.unwrap_or(""))
+        } else {
+            "-".to_string()
+        }
+    }
+}
+
 impl MemberDocument {
-    fn from_view(member: &MemberView) -> Self {
+    fn from_view(member: &MemberView, view: &ClusterView) -> Self {
         let (api, api_error) = match &member.status {
             Ok(_) => ("ok", None),
             Err(failure) if failure.unreachable => ("unreachable", Some(failure.message.clone())),
@@ -103,6 +191,9 @@ impl MemberDocument {
             tags: member.tags(),
             patroni_version: member.patroni_version().map(|version| version.to_string()),
             postgres_version: member.postgres_version(),
+            consul: view.consul.as_ref().and_then(|consul| {
+                MemberConsulDocument::from_view(consul, &view.scope, &member.name)
+            }),
         }
     }
 }
@@ -133,10 +224,29 @@ pub fn render_table(document: &StatusDocument) -> String {
         header.push("Tags");
     }
     header.push("Patroni");
+    let show_consul = document
+        .members
+        .iter()
+        .any(|member| member.consul.is_some());
+    if show_consul {
+        header.push("Consul");
+    }
     let rows = document
         .members
         .iter()
-        .map(|member| member_row(member, show_pending, show_tags))
+        .map(|member| {
+            let mut row = member_row(member, show_pending, show_tags);
+            if show_consul {
+                row.push(
+                    member
+                        .consul
+                        .as_ref()
+                        .map(MemberConsulDocument::cell)
+                        .unwrap_or_default(),
+                );
+            }
+            row
+        })
         .collect();
     let title = format!(
         "Cluster: {} ({})",
@@ -254,6 +364,9 @@ fn footer(document: &StatusDocument) -> String {
             lines.push(format!("                      to: {to}"));
         }
     }
+    if let Some(consul) = &document.consul {
+        lines.push(consul_line(consul));
+    }
     for warning in &document.warnings {
         lines.push(format!(" ! {}", warning.message()));
     }
@@ -262,6 +375,32 @@ fn footer(document: &StatusDocument) -> String {
         text.push('\n');
     }
     text
+}
+
+/// One line on Consul: where, which service, and what clients find through it right now.
+fn consul_line(consul: &ConsulDocument) -> String {
+    if consul.error.is_some() {
+        return format!(" Consul {}: not answering", consul.address);
+    }
+    let keys = consul.keys.as_ref().map_or_else(
+        || "keys unreadable".to_string(),
+        |keys| format!("{} keys", keys.len()),
+    );
+    let names = |ids: &[String]| {
+        if ids.is_empty() {
+            "none".to_string()
+        } else {
+            ids.join(", ")
+        }
+    };
+    format!(
+        " Consul {}: service {} (passing primary: {}; passing replica: {}), {keys} under {}",
+        consul.address,
+        consul.service,
+        names(&consul.passing_primary),
+        names(&consul.passing_replica),
+        consul.prefix
+    )
 }
 
 #[cfg(test)]
@@ -316,6 +455,27 @@ mod tests {
             &view,
             OBSERVED_AT.into()
         )));
+    }
+
+    #[test]
+    fn consul_column_and_line() {
+        let (target, observations) = healthy("4.1.5");
+        let mut view = merge(&target, observations).unwrap();
+        let mut consul = crate::observe::testing::registered(&view);
+        if let Ok(instances) = &mut consul.instances {
+            instances.remove(2);
+        }
+        crate::observe::consul::check(&mut view, &consul);
+        view.consul = Some(consul);
+        let document = StatusDocument::from_view(&view, OBSERVED_AT.into());
+        insta::assert_snapshot!(render_table(&document));
+        insta::assert_json_snapshot!(
+            document
+                .members
+                .iter()
+                .map(|member| &member.consul)
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

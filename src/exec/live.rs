@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Actuator, Observer};
 use crate::alerts::{AlertError, Alertmanager};
+use crate::consul::{ConsulClient, ConsulError};
 use crate::inventory::ClusterTarget;
 use crate::observe::{self, ClusterView, ObserveError};
 use crate::patroni::{
@@ -14,8 +15,8 @@ use crate::patroni::{
 };
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
-    Action, PatroniAction, PatroniCall, Plan, RemoteAction, SilenceAction, SqlAction, SqlStatement,
-    Verdict,
+    Action, ConsulAction, PatroniAction, PatroniCall, Plan, RemoteAction, SilenceAction, SqlAction,
+    SqlStatement, Verdict,
 };
 use crate::postgres::{BackupProgress, Sql, SqlError};
 use crate::remote::{CommandOutput, Local, Masker, Remote, RemoteError, Ssh, Transport};
@@ -27,13 +28,15 @@ pub struct LiveCluster {
     pub client: PatroniClient,
     pub sql: Option<Sql>,
     pub ssh: Ssh,
+    /// The agent, when Consul is the DCS.
+    pub consul: Option<ConsulClient>,
     /// The secrets of this target, masked in command output.
     pub masker: Masker,
 }
 
 impl Observer for LiveCluster {
     async fn observe(&self) -> Result<ClusterView, ObserveError> {
-        observe::observe(&self.target, &self.client).await
+        observe::observe(&self.target, &self.client, self.consul.as_ref()).await
     }
 
     async fn backup_progress(&self, host: &str) -> Option<BackupProgress> {
@@ -174,6 +177,18 @@ impl Actuator for LiveCluster {
         };
         match action.statement {
             SqlStatement::Checkpoint => sql.checkpoint(&action.host).await,
+        }
+    }
+
+    async fn consul(&self, action: &ConsulAction) -> Result<(), ConsulError> {
+        let consul = self.consul.as_ref().ok_or_else(|| {
+            ConsulError::Setup(format!(
+                "cluster {} has no Consul agent in the inventory (dcs.kind: consul)",
+                self.target.cluster
+            ))
+        })?;
+        match action {
+            ConsulAction::DeleteTree { prefix, .. } => consul.delete_tree(prefix).await,
         }
     }
 

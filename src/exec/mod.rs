@@ -11,6 +11,7 @@ mod live;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -21,12 +22,13 @@ pub use gate::{GatePolicy, Prompt, TerminalPrompt};
 pub use live::LiveCluster;
 
 use crate::alerts::AlertError;
+use crate::consul::ConsulError;
 use crate::observe::{ClusterView, ObserveError};
 use crate::patroni::{ActionResponse, PatroniError};
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
-    Action, Check, Idempotency, PatroniAction, Plan, Progress, RemoteAction, SilenceAction,
-    SqlAction, Step, Verdict, Wait,
+    Action, Check, ConsulAction, Idempotency, PatroniAction, Plan, Progress, RemoteAction,
+    SilenceAction, SqlAction, Step, Verdict, Wait,
 };
 use crate::postgres::{BackupProgress, SqlError};
 use crate::remote::{CommandOutput, RemoteError};
@@ -62,6 +64,7 @@ pub trait Actuator {
         comment: &str,
     ) -> Result<String, AlertError>;
     async fn expire_silence(&self, url: &str, id: &str) -> Result<(), AlertError>;
+    async fn consul(&self, action: &ConsulAction) -> Result<(), ConsulError>;
 }
 
 /// Where a run starts: nothing done (a new run), or what the journal says was done.
@@ -108,6 +111,8 @@ pub struct Executor<'a, W> {
     policy: GatePolicy,
     sink: &'a mut dyn EventSink,
     interrupt: watch::Receiver<bool>,
+    /// Set when the run's lock in Consul is lost: no further change may be made.
+    lease_lost: Option<Arc<AtomicBool>>,
 }
 
 /// How a step ended.
@@ -133,7 +138,15 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             policy,
             sink,
             interrupt,
+            lease_lost: None,
         }
+    }
+
+    /// Makes every change conditional on the run's Consul lock still being held.
+    #[must_use]
+    pub fn with_lease(mut self, lost: Option<Arc<AtomicBool>>) -> Self {
+        self.lease_lost = lost;
+        self
     }
 
     /// Names the run in what it leaves behind (silence comments).
@@ -224,6 +237,18 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         {
             return StepEnd::Stop(finish);
         }
+        if step.action.mutates()
+            && self
+                .lease_lost
+                .as_ref()
+                .is_some_and(|lost| lost.load(Ordering::SeqCst))
+        {
+            return StepEnd::Stop(self.fail(
+                step,
+                Outcome::Failed,
+                "the run's lock in Consul was lost (its session could not be renewed): stopped before this step, which was not started; `pgha resume` takes the lock again",
+            ));
+        }
         let started = Instant::now();
         self.sink.emit(&Event::StepStarted {
             step: step.id.clone(),
@@ -238,6 +263,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             },
             Action::Remote(action) => self.run_command(step, action).await,
             Action::Silence(action) => self.silence(step, action).await,
+            Action::Consul(action) => self.call_consul(step, action).await,
             Action::Wait(wait) => self.wait(step, wait).await,
         };
         let mut observed = match acted {
@@ -346,6 +372,21 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             }
             Err(error) if error.is_unreachable() => {
                 // Sent, perhaps received: the cluster will tell.
+                self.sink.emit(&Event::ActionLost {
+                    step: step.id.clone(),
+                    error: error.to_string(),
+                });
+                Ok(format!("no answer ({error}); verifying by observation"))
+            }
+            Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
+        }
+    }
+
+    /// One Consul write. A lost answer is settled by the step's verification, like a REST call.
+    async fn call_consul(&mut self, step: &Step, action: &ConsulAction) -> Result<String, Finish> {
+        match self.world.consul(action).await {
+            Ok(()) => Ok(format!("{}: done", action.request_line())),
+            Err(error @ ConsulError::Unreachable { .. }) => {
                 self.sink.emit(&Event::ActionLost {
                     step: step.id.clone(),
                     error: error.to_string(),

@@ -107,6 +107,14 @@ impl Actuator for FakeWorld {
         Ok(id)
     }
 
+    async fn consul(
+        &self,
+        action: &crate::plan::ConsulAction,
+    ) -> Result<(), crate::consul::ConsulError> {
+        self.calls.borrow_mut().push(action.request_line());
+        Ok(())
+    }
+
     async fn expire_silence(&self, _url: &str, id: &str) -> Result<(), AlertError> {
         self.calls.borrow_mut().push(format!("expire {id}"));
         self.silences
@@ -670,4 +678,33 @@ async fn a_failed_run_keeps_its_silence_and_says_so() {
         finish.detail
     );
     assert_eq!(world.silences.borrow()["silence-1"], "active");
+}
+
+#[tokio::test]
+async fn a_lost_consul_lock_stops_the_run_before_its_next_change() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
+    let world = FakeWorld::new(before.clone(), after, ok(200, "Successfully switched over"));
+    let plan = switchover_plan(&target, &before);
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut recorder = Recorder::default();
+    let (_interrupt, receiver) = watch::channel(false);
+    let finish = Executor::new(
+        &world,
+        Arc::new(yes()),
+        unattended(),
+        &mut recorder,
+        receiver,
+    )
+    .with_lease(Some(lost))
+    .run(&plan, &ResumePoint::default())
+    .await;
+    assert_eq!(finish.outcome, Outcome::Failed);
+    assert!(
+        finish.detail.contains("lock in Consul was lost"),
+        "{}",
+        finish.detail
+    );
+    assert!(world.calls.borrow().is_empty(), "nothing was sent");
+    assert!(finish.outcome.is_resumable());
 }

@@ -179,10 +179,22 @@ pub(crate) struct PostgresFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct DcsFile {
     pub kind: DcsKind,
-    /// `host:port` of the DCS endpoints (etcd client URLs or the Consul agent).
+    /// `host:port` (or a URL) of the DCS endpoints: etcd client URLs or the Consul agents.
+    /// Consul: none means `CONSUL_HTTP_ADDR`, else `127.0.0.1:8500`.
+    #[serde(default)]
     pub hosts: Vec<String>,
-    /// Consul: name of the environment variable holding the ACL token.
+    /// Consul: `http` or `https` for hosts given without a scheme.
+    pub scheme: Option<Scheme>,
+    /// Consul: name of the environment variable holding the ACL token (else `CONSUL_HTTP_TOKEN`).
     pub token_env: Option<String>,
+    /// Consul: a file holding the ACL token.
+    pub token_file: Option<PathBuf>,
+    /// Consul: TLS to the agent (else `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`).
+    pub tls: Option<TlsFile>,
+    /// Patroni's `namespace` (default `service`).
+    pub namespace: Option<String>,
+    /// Consul: the service Patroni registers (default: derived from the scope, as Patroni does).
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

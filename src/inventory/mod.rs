@@ -3,6 +3,7 @@
 //! `patroni.yml` (like `patronictl -c`), or one member's REST URL — and turns each into one
 //! validated `ClusterTarget`. Secrets are read here, at resolution, and only here.
 
+mod consul;
 mod error;
 mod file;
 mod patroni_config;
@@ -20,6 +21,9 @@ use file::{
     ServiceKind, SshFile,
 };
 
+pub use consul::patroni_service_name;
+
+use crate::consul::ConsulSettings;
 use crate::patroni::{BasicAuth, PatroniClient, RestSettings, TlsSettings};
 use crate::postgres::{PgSettings, SslMode};
 use crate::remote::ServiceControl;
@@ -67,6 +71,8 @@ pub struct ClusterTarget {
     pub service: Option<ServiceControl>,
     /// Where runbooks silence the alerts their work would raise.
     pub alertmanager: Option<AlertmanagerSettings>,
+    /// The Consul agent, when Consul is the DCS (or `CONSUL_HTTP_ADDR` names one).
+    pub consul: Option<ConsulSettings>,
     /// Where this came from, for messages: a file path or the `--api` URL.
     pub origin: String,
 }
@@ -142,10 +148,16 @@ pub async fn resolve(selector: &Selector) -> Result<ClusterTarget, InventoryErro
         return discover(seed).await;
     }
     if let Some(url) = &selector.api {
+        let rest = rest_settings_for_api(selector);
+        let timeouts = consul::Timeouts {
+            connect: rest.connect_timeout,
+            request: rest.request_timeout,
+        };
         let seed = Seed {
             url: url.trim_end_matches('/').to_string(),
             scope: None,
-            rest: rest_settings_for_api(selector),
+            rest,
+            consul: consul::from_environment(timeouts, &consul::process_env),
             origin: format!("--api {url}"),
         };
         return discover(seed).await;
@@ -440,6 +452,7 @@ fn select_cluster(
         runbook_timeouts: environment.timeouts.runbooks.clone(),
         service: service_control(&context, &base, &environment, cluster)?,
         alertmanager: alertmanager_settings(&context, &environment)?,
+        consul: consul_settings(&context, &base, &environment, cluster, selector)?,
         origin: path.display().to_string(),
         environment: environment_name,
         cluster: cluster_name,
@@ -747,6 +760,31 @@ fn service_control(
     }))
 }
 
+fn consul_settings(
+    context: &Context<'_>,
+    base: &Path,
+    environment: &EnvironmentFile,
+    cluster: &ClusterFile,
+    selector: &Selector,
+) -> Result<Option<ConsulSettings>, InventoryError> {
+    let timeouts = consul::Timeouts {
+        connect: selector
+            .connect_timeout
+            .or(environment.timeouts.connect)
+            .unwrap_or(Duration::from_secs(2)),
+        request: selector
+            .request_timeout
+            .or(environment.timeouts.request)
+            .unwrap_or(Duration::from_secs(4)),
+    };
+    match cluster.dcs.as_ref().or(environment.dcs.as_ref()) {
+        Some(dcs) if dcs.kind == DcsKind::Consul => {
+            consul::from_inventory(context, base, dcs, timeouts, &consul::process_env).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 fn dcs_settings(environment: &EnvironmentFile, cluster: &ClusterFile) -> Option<DcsSettings> {
     cluster
         .dcs
@@ -821,6 +859,7 @@ pub(crate) struct Seed {
     pub url: String,
     pub scope: Option<String>,
     pub rest: RestSettings,
+    pub consul: Option<ConsulSettings>,
     pub origin: String,
 }
 
@@ -869,6 +908,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         runbook_timeouts: BTreeMap::new(),
         service: None,
         alertmanager: None,
+        consul: seed.consul,
         origin: seed.origin,
     })
 }

@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{InventoryError, Seed, Selector, parse_yaml, resolve_path};
+use crate::consul::ConsulSettings;
 use crate::patroni::{BasicAuth, RestSettings, TlsSettings};
 use crate::secret::Secret;
 
 #[derive(Debug, Deserialize)]
 struct PatroniFile {
     scope: Option<String>,
+    namespace: Option<String>,
+    consul: Option<ConsulSection>,
     restapi: Option<RestApiSection>,
     #[serde(default)]
     ctl: CtlSection,
@@ -38,6 +41,53 @@ struct CtlSection {
     cacert: Option<PathBuf>,
     certfile: Option<PathBuf>,
     keyfile: Option<PathBuf>,
+}
+
+/// Patroni's `consul:` section, the fields that say how to reach the agent.
+#[derive(Debug, Deserialize)]
+struct ConsulSection {
+    host: Option<String>,
+    url: Option<String>,
+    port: Option<u16>,
+    scheme: Option<String>,
+    token: Option<String>,
+    verify: Option<bool>,
+    cacert: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+impl ConsulSection {
+    /// As Patroni reads it: `url`, else `scheme://host[:port]` (port 8500 by default).
+    fn settings(
+        self,
+        base: &Path,
+        namespace: Option<&str>,
+        timeouts: super::consul::Timeouts,
+    ) -> Result<ConsulSettings, String> {
+        let https = self.scheme.as_deref() == Some("https");
+        let host = self.host.unwrap_or_else(|| "127.0.0.1".into());
+        let host = if host.contains(':') {
+            host
+        } else {
+            format!("{host}:{}", self.port.unwrap_or(8500))
+        };
+        let address = super::consul::address(self.url.as_deref().unwrap_or(&host), https)?;
+        Ok(ConsulSettings {
+            addresses: vec![address],
+            token: self.token.map(Secret::new),
+            tls: TlsSettings {
+                ca_file: self.cacert.map(|file| resolve_path(base, &file)),
+                client_cert: self.cert.map(|file| resolve_path(base, &file)),
+                client_key: self.key.map(|file| resolve_path(base, &file)),
+                verify: self.verify.unwrap_or(true),
+            },
+            connect_timeout: timeouts.connect,
+            request_timeout: timeouts.request,
+            namespace: namespace.unwrap_or("service").trim_matches('/').to_string(),
+            service: None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,10 +152,23 @@ pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryEr
         request_timeout: selector.request_timeout.unwrap_or(defaults.request_timeout),
         write_timeout: defaults.write_timeout,
     };
+    let timeouts = super::consul::Timeouts {
+        connect: rest.connect_timeout,
+        request: rest.request_timeout,
+    };
+    let consul = match file.consul {
+        Some(section) => Some(
+            section
+                .settings(&base, file.namespace.as_deref(), timeouts)
+                .map_err(|reason| invalid("consul", &reason))?,
+        ),
+        None => super::consul::from_environment(timeouts, &super::consul::process_env),
+    };
     Ok(Seed {
         url: format!("{scheme}://{address}"),
         scope: file.scope,
         rest,
+        consul,
         origin: path.display().to_string(),
     })
 }

@@ -32,7 +32,7 @@ environments:
     dcs:
       kind: consul
       hosts: [127.0.0.1:8500]
-      token_env: CONSUL_HTTP_TOKEN
+      token_file: secrets/consul-token
     ssh:
       user: ops
       sudo: true
@@ -124,6 +124,8 @@ fn a_good_inventory_resolves_with_defaults_and_overrides() {
 #[test]
 fn tls_and_scheme_settings_build_https_urls_and_relative_paths() {
     let fixture = Fixture::new(GOOD);
+    std::fs::create_dir_all(fixture.dir.path().join("secrets")).unwrap();
+    std::fs::write(fixture.dir.path().join("secrets/consul-token"), "c0nsul\n").unwrap();
     let target = fixture
         .resolve(Some("production"), Some("main-db"))
         .unwrap();
@@ -142,6 +144,13 @@ fn tls_and_scheme_settings_build_https_urls_and_relative_paths() {
     );
     let dcs = target.dcs.unwrap();
     assert_eq!(dcs.kind, DcsKind::Consul);
+    let consul = target.consul.unwrap();
+    assert_eq!(consul.addresses, ["http://127.0.0.1:8500"]);
+    assert_eq!(
+        consul.token.unwrap().expose(),
+        "c0nsul",
+        "read from its file"
+    );
     let ssh = target.ssh.unwrap();
     assert!(ssh.sudo);
     assert_eq!(

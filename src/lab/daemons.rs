@@ -1,5 +1,5 @@
-//! The lab's daemons as `Daemon` definitions — etcd, sshd, one Patroni per member — and the
-//! PostgreSQL a paused or killed Patroni leaves behind, found by its `postmaster.pid`.
+//! The lab's daemons as `Daemon` definitions — etcd or the Consul double, sshd, Alertmanager,
+//! one Patroni per member — and the PostgreSQL a paused or killed Patroni leaves behind, found by its `postmaster.pid`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,42 @@ pub(super) fn etcd_daemon(layout: &Layout, spec: &LabSpec) -> Daemon {
         run_as: None,
         env: Vec::new(),
     }
+}
+
+/// pgha's Consul double, shipped beside the pgha binary (`PGHA_CONSUL_DOUBLE` overrides).
+pub(super) fn consul_daemon(layout: &Layout, spec: &LabSpec) -> Result<Daemon, LabError> {
+    let program = match std::env::var_os("PGHA_CONSUL_DOUBLE") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()
+            .map_err(|error| LabError::io("locate", Path::new("pgha"), &error))?
+            .with_file_name("pgha-consul-double"),
+    };
+    if !program.is_file() {
+        return Err(LabError::Missing {
+            what: format!("the Consul double at {}", program.display()),
+            hint: "build it with `cargo build --release` (it ships beside pgha) or set PGHA_CONSUL_DOUBLE".into(),
+        });
+    }
+    let dir = layout.consul();
+    let listen = format!("{}:{}", spec.infrastructure_address(), files::CONSUL_PORT);
+    Ok(Daemon {
+        name: "consul".into(),
+        program,
+        args: vec![
+            "--listen".into(),
+            listen.clone(),
+            "--node".into(),
+            "lab".into(),
+            "--datacenter".into(),
+            "lab".into(),
+        ],
+        pid_file: dir.join("consul.pid"),
+        log_file: dir.join("consul.log"),
+        working_dir: dir,
+        identity: listen,
+        run_as: None,
+        env: vec![("RUST_LOG".into(), "info".into())],
+    })
 }
 
 pub(super) fn sshd_daemon(layout: &Layout) -> Daemon {

@@ -11,13 +11,14 @@ use std::process::Command;
 
 use super::layout::{LabMember, Layout};
 use super::process::RunAs;
-use super::{LabError, LabSpec};
+use super::{LabDcs, LabError, LabSpec};
 
 pub(crate) const REST_USER: &str = "patroni";
 pub(crate) const SSH_PORT: u16 = 2222;
 pub(crate) const ETCD_CLIENT_PORT: u16 = 2379;
 pub(crate) const ETCD_PEER_PORT: u16 = 2380;
 pub(crate) const ALERTMANAGER_PORT: u16 = 9093;
+pub(crate) const CONSUL_PORT: u16 = 8500;
 /// The alert the lab's inventory silences while a replica catches up (seed 000).
 pub(crate) const LAG_ALERT: &str = "PostgresReplicationLagHigh";
 pub(crate) const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -309,7 +310,6 @@ pub(crate) fn patroni_config(
     let member_dir = layout.member(&member.name);
     let tls = layout.tls();
     let address = member.address;
-    let infrastructure = spec.infrastructure_address();
     let mut restapi_tls = String::new();
     let mut ctl = String::new();
     if spec.tls {
@@ -334,7 +334,7 @@ scope: {scope}\n\
 name: {name}\n\
 restapi:\n  listen: {address}:8008\n  connect_address: {address}:8008\n  authentication:\n    username: {rest_user}\n    password: {rest_password}\n{restapi_tls}\
 {ctl}\
-etcd3:\n  hosts: {infrastructure}:{etcd_port}\n\
+{dcs}\
 bootstrap:\n  dcs:\n    ttl: 20\n    loop_wait: 2\n    retry_timeout: 5\n    maximum_lag_on_failover: 1048576\n    postgresql:\n      use_pg_rewind: true\n      use_slots: true\n      parameters:\n        wal_level: replica\n        hot_standby: 'on'\n        wal_log_hints: 'on'\n        max_connections: 50\n        max_wal_senders: 10\n        max_replication_slots: 10\n        wal_keep_size: 256MB\n        shared_buffers: 64MB\n  initdb:\n  - encoding: UTF8\n  - data-checksums\n\
 postgresql:\n  listen: {address}:5432\n  connect_address: {address}:5432\n  data_dir: {data}\n  bin_dir: {bin}\n  pgpass: {member_dir}/pgpass\n  authentication:\n    superuser:\n      username: postgres\n      password: {superuser}\n    replication:\n      username: replicator\n      password: {replication}\n    rewind:\n      username: rewinder\n      password: {rewind}\n  parameters:\n    unix_socket_directories: {member_dir}\n  pg_hba:\n  - local all all trust\n  - host replication replicator 127.0.0.0/8 scram-sha-256\n  - host all all 127.0.0.0/8 scram-sha-256\n  basebackup:\n  - checkpoint: fast\n\
 tags:\n  nofailover: false\n  noloadbalance: false\n  clonefrom: false\n  nosync: false\n",
@@ -342,7 +342,7 @@ tags:\n  nofailover: false\n  noloadbalance: false\n  clonefrom: false\n  nosync
         name = member.name,
         rest_user = REST_USER,
         rest_password = passwords.rest,
-        etcd_port = ETCD_CLIENT_PORT,
+        dcs = dcs_config(spec),
         data = layout.member_data(&member.name).display(),
         bin = POSTGRES_BIN,
         member_dir = member_dir.display(),
@@ -350,6 +350,18 @@ tags:\n  nofailover: false\n  noloadbalance: false\n  clonefrom: false\n  nosync
         replication = passwords.replication,
         rewind = passwords.rewind,
     )
+}
+
+/// Patroni's DCS section. On Consul, Patroni registers each member as service `<scope>` with
+/// its role as tag and an HTTP check on its REST API, as GitLab's clusters do.
+fn dcs_config(spec: &LabSpec) -> String {
+    let infrastructure = spec.infrastructure_address();
+    match spec.dcs {
+        LabDcs::Etcd => format!("etcd3:\n  hosts: {infrastructure}:{ETCD_CLIENT_PORT}\n"),
+        LabDcs::Consul => {
+            format!("consul:\n  host: {infrastructure}:{CONSUL_PORT}\n  register_service: true\n")
+        }
+    }
 }
 
 /// The inventory for environment `lab`: paths are relative to the lab directory, passwords
@@ -385,9 +397,15 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
         format!("      pgha: {}", pgha.display()),
         format!("      dir: {}", layout.dir.display()),
         "    dcs:".to_string(),
-        "      kind: etcd".to_string(),
+        format!("      kind: {}", spec.dcs.as_str()),
         "      hosts:".to_string(),
-        format!("      - {infrastructure}:{ETCD_CLIENT_PORT}"),
+        format!(
+            "      - {infrastructure}:{}",
+            match spec.dcs {
+                LabDcs::Etcd => ETCD_CLIENT_PORT,
+                LabDcs::Consul => CONSUL_PORT,
+            }
+        ),
         "    ssh:".to_string(),
         format!("      user: {user}"),
         format!("      port: {SSH_PORT}"),

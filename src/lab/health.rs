@@ -8,6 +8,7 @@ use super::LabError;
 use super::daemons::member_daemon;
 use super::layout::{LabMember, LabState, Layout};
 use super::process::{self, Daemon, RunAs};
+use crate::consul::ConsulClient;
 use crate::inventory::{self, ClusterTarget, Selector};
 use crate::observe::{self, ClusterView};
 use crate::patroni::{MemberState, PatroniClient};
@@ -55,10 +56,16 @@ pub(super) async fn wait_until_healthy(
     });
     let client =
         PatroniClient::new(&target.rest).map_err(|error| LabError::Cluster(error.to_string()))?;
+    let consul = target
+        .consul
+        .as_ref()
+        .map(ConsulClient::new)
+        .transpose()
+        .map_err(|error| LabError::Cluster(error.to_string()))?;
     let started = Instant::now();
     let mut last_summary = String::new();
     loop {
-        let observation = observe::observe(&target, &client).await;
+        let observation = observe::observe(&target, &client, consul.as_ref()).await;
         let summary = match &observation {
             Ok(view) => summarize(view),
             Err(crate::observe::ObserveError::NoMemberAnswered { .. }) => {
@@ -117,7 +124,19 @@ pub(super) fn summarize(view: &ClusterView) -> String {
             let state = member
                 .state()
                 .map_or_else(|| "unreachable".to_string(), |state| state.to_string());
-            format!("{} {role} {state}", member.name)
+            let consul = view
+                .consul
+                .as_ref()
+                .map(|consul| match consul.instance(&view.scope, &member.name) {
+                    Some(instance) => format!(
+                        " (consul {} {})",
+                        instance.tags.join(","),
+                        instance.status().as_str()
+                    ),
+                    None => " (consul -)".to_string(),
+                })
+                .unwrap_or_default();
+            format!("{} {role} {state}{consul}", member.name)
         })
         .collect::<Vec<_>>()
         .join(" | ")
@@ -152,7 +171,30 @@ pub(super) fn is_healthy(view: &ClusterView) -> bool {
                     matches!(entry.state, MemberState::Running | MemberState::Streaming)
                 })
         });
-    Check::HealthyLeader.evaluate(view).passed && leader_serves_everyone && replicas_ready
+    Check::HealthyLeader.evaluate(view).passed
+        && leader_serves_everyone
+        && replicas_ready
+        && consul_routes_everyone(view)
+}
+
+/// On Consul, every member registered under its role and passing: what clients resolve.
+fn consul_routes_everyone(view: &ClusterView) -> bool {
+    if view.consul.is_none() {
+        return true;
+    }
+    view.members.iter().all(|member| {
+        let tag = if member.is_leader() {
+            "primary"
+        } else {
+            "replica"
+        };
+        Check::ConsulPassing {
+            member: member.name.clone(),
+            tag: tag.into(),
+        }
+        .evaluate(view)
+        .passed
+    })
 }
 
 /// Waits until a freshly started member's REST API answers, failing with its log if it dies.

@@ -46,6 +46,10 @@ impl Layout {
         self.dir.join("etcd")
     }
 
+    pub(super) fn consul(&self) -> PathBuf {
+        self.dir.join("consul")
+    }
+
     pub(super) fn ssh(&self) -> PathBuf {
         self.dir.join("ssh")
     }

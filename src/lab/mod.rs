@@ -24,7 +24,7 @@ use crate::exit::Exit;
 use crate::patroni::Version;
 use crate::ui::OutputFormat;
 use daemons::{
-    alertmanager_daemon, etcd_daemon, member_daemon, sshd_daemon, start_and_listen,
+    alertmanager_daemon, consul_daemon, etcd_daemon, member_daemon, sshd_daemon, start_and_listen,
     stop_orphaned_postgres,
 };
 use files::Passwords;
@@ -44,6 +44,27 @@ pub struct LabSpec {
     pub tls: bool,
     pub scope: String,
     pub first_address: Ipv4Addr,
+    /// Labs recorded before Consul existed ran on etcd.
+    #[serde(default)]
+    pub dcs: LabDcs,
+}
+
+/// The DCS the lab's Patroni runs on: real etcd, or pgha's Consul double.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabDcs {
+    #[default]
+    Etcd,
+    Consul,
+}
+
+impl LabDcs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabDcs::Etcd => "etcd",
+            LabDcs::Consul => "consul",
+        }
+    }
 }
 
 impl LabSpec {
@@ -64,6 +85,10 @@ impl LabSpec {
                 self.first_address,
                 self.members + self.spares
             ));
+        }
+        if self.tls && self.dcs == LabDcs::Consul {
+            // Consul's HTTP checks would need client certificates for a REST API that requires them.
+            return Err("--tls and --dcs consul together are not supported by the lab".into());
         }
         Ok(())
     }
@@ -210,12 +235,13 @@ fn check_prerequisites(spec: &LabSpec) -> Result<(), LabError> {
 
 fn describe(spec: &LabSpec) -> String {
     format!(
-        "{} members + {} spare, Patroni {}, scope {}, from {}{}",
+        "{} members + {} spare, Patroni {}, scope {}, from {}, {}{}",
         spec.members,
         spec.spares,
         spec.patroni_version,
         spec.scope,
         spec.first_address,
+        spec.dcs.as_str(),
         if spec.tls { ", TLS" } else { "" }
     )
 }
@@ -246,19 +272,18 @@ async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabE
     prepare_files(layout, &state, run_as)?;
 
     let mut started = Vec::new();
-    let etcd = etcd_daemon(layout, &spec);
-    if etcd.running_pid().is_none() {
+    let (dcs, port) = match spec.dcs {
+        LabDcs::Etcd => (etcd_daemon(layout, &spec), files::ETCD_CLIENT_PORT),
+        LabDcs::Consul => (consul_daemon(layout, &spec)?, files::CONSUL_PORT),
+    };
+    if dcs.running_pid().is_none() {
         eprintln!(
-            "lab: starting etcd on {}:{}",
+            "lab: starting {} on {}:{port}",
+            dcs.name,
             spec.infrastructure_address(),
-            files::ETCD_CLIENT_PORT
         );
-        start_and_listen(
-            &etcd,
-            (spec.infrastructure_address(), files::ETCD_CLIENT_PORT),
-        )
-        .await?;
-        started.push("etcd".to_string());
+        start_and_listen(&dcs, (spec.infrastructure_address(), port)).await?;
+        started.push(dcs.name.clone());
     }
     let sshd = sshd_daemon(layout);
     if sshd.running_pid().is_none() {
@@ -330,6 +355,7 @@ fn prepare_files(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(),
         files::ensure_tls(layout, spec, run_as)?;
     }
     files::create_dir(&layout.etcd(), 0o700)?;
+    files::create_dir(&layout.consul(), 0o700)?;
     files::create_dir(&layout.dir.join("members"), 0o755)?;
     for member in spec.all_members() {
         write_member_config(layout, spec, &member, &passwords, run_as)?;
@@ -378,6 +404,9 @@ fn down(layout: &Layout, wipe: bool) -> Result<Exit, LabError> {
     if let Some(state) = &state {
         infrastructure.push(alertmanager_daemon(layout, &state.spec));
         infrastructure.push(etcd_daemon(layout, &state.spec));
+        if let Ok(consul) = consul_daemon(layout, &state.spec) {
+            infrastructure.push(consul);
+        }
     }
     for daemon in infrastructure {
         if daemon.running_pid().is_some() {
@@ -504,6 +533,7 @@ mod tests {
             tls: false,
             scope: "demo".into(),
             first_address: first.parse().unwrap(),
+            dcs: LabDcs::Etcd,
         }
     }
 
@@ -599,5 +629,42 @@ mod tests {
         );
         assert_eq!(config["postgresql"]["basebackup"][0]["checkpoint"], "fast");
         assert!(config.get("ctl").is_none(), "no TLS, no ctl section");
+    }
+
+    #[test]
+    fn a_consul_lab_registers_services_and_names_the_agent_in_the_inventory() {
+        let layout = Layout::new(Path::new("/lab"));
+        let mut spec = spec(3, 1, "127.0.0.11");
+        spec.dcs = LabDcs::Consul;
+        let passwords = Passwords {
+            rest: "r".into(),
+            superuser: "s".into(),
+            replication: "p".into(),
+            rewind: "w".into(),
+        };
+        let config: serde_json::Value = serde_saphyr::from_str(&files::patroni_config(
+            &layout,
+            &spec,
+            &spec.all_members()[0],
+            &passwords,
+        ))
+        .unwrap();
+        assert_eq!(config["consul"]["host"], "127.0.0.10:8500");
+        assert_eq!(config["consul"]["register_service"], true);
+        assert!(config.get("etcd3").is_none());
+        let inventory: serde_json::Value = serde_saphyr::from_str(&files::inventory(
+            &layout,
+            &spec,
+            Path::new("/usr/bin/pgha"),
+        ))
+        .unwrap();
+        let dcs = &inventory["environments"]["lab"]["dcs"];
+        assert_eq!(dcs["kind"], "consul");
+        assert_eq!(dcs["hosts"][0], "127.0.0.10:8500");
+        spec.tls = true;
+        assert!(
+            spec.check().is_err(),
+            "TLS REST APIs cannot be checked by the double"
+        );
     }
 }

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::daemons::{
-    alertmanager_daemon, etcd_daemon, member_daemon, postmaster_pid, sshd_daemon,
+    alertmanager_daemon, consul_daemon, etcd_daemon, member_daemon, postmaster_pid, sshd_daemon,
 };
 use super::files;
 use super::layout::{LabState, Layout};
 use super::process::RunAs;
-use super::{LabError, LabSpec};
+use super::{LabDcs, LabError, LabSpec};
 use crate::exit::Exit;
 use crate::observe::ClusterView;
 use crate::patroni::Version;
@@ -42,11 +42,23 @@ pub(super) fn status(layout: &Layout, format: OutputFormat) -> Result<Exit, LabE
     let run_as = RunAs::detect()?;
     let spec = &state.spec;
     let infrastructure = spec.infrastructure_address();
+    let (dcs_name, dcs_port, dcs_pid) = match spec.dcs {
+        LabDcs::Etcd => (
+            "etcd",
+            files::ETCD_CLIENT_PORT,
+            etcd_daemon(layout, spec).running_pid(),
+        ),
+        LabDcs::Consul => (
+            "consul (double)",
+            files::CONSUL_PORT,
+            consul_daemon(layout, spec)?.running_pid(),
+        ),
+    };
     let mut components = vec![
         ComponentStatus {
-            name: "etcd".into(),
-            address: format!("{infrastructure}:{}", files::ETCD_CLIENT_PORT),
-            pid: etcd_daemon(layout, spec).running_pid(),
+            name: dcs_name.into(),
+            address: format!("{infrastructure}:{dcs_port}"),
+            pid: dcs_pid,
             running: false,
             patroni_version: None,
             postgres_pid: None,

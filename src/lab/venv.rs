@@ -27,7 +27,7 @@ pub(crate) fn patroni_binary(venv: &Path) -> PathBuf {
 
 /// The PyPI requirements for one Patroni release.
 pub(crate) fn requirements(version: Version) -> Vec<String> {
-    let mut requirements = vec![format!("patroni[etcd3]=={version}")];
+    let mut requirements = vec![format!("patroni[etcd3,consul]=={version}")];
     if version.major < 3 {
         requirements.push("psycopg2-binary".into());
     } else {
@@ -44,7 +44,8 @@ pub(crate) fn ensure(version: Version) -> Result<PathBuf, LabError> {
     let cache = cache_dir();
     std::fs::create_dir_all(&cache).map_err(|error| LabError::io("create", &cache, &error))?;
     let venv = cache.join(format!("patroni-{version}"));
-    if venv.join(COMPLETE_MARKER).is_file() {
+    let wanted = marker_text(version);
+    if marker(&venv).as_deref() == Some(wanted.as_str()) {
         return Ok(venv);
     }
     // Two labs (or two test processes) may ask for the same release at once: one installs.
@@ -53,8 +54,18 @@ pub(crate) fn ensure(version: Version) -> Result<PathBuf, LabError> {
         File::create(&lock_path).map_err(|error| LabError::io("create", &lock_path, &error))?;
     lock.lock()
         .map_err(|error| LabError::io("lock", &lock_path, &error))?;
-    if venv.join(COMPLETE_MARKER).is_file() {
-        return Ok(venv);
+    match marker(&venv) {
+        Some(text) if text == wanted => return Ok(venv),
+        // Built by an older pgha with fewer extras: add what is missing, keep the rest.
+        Some(_) => {
+            eprintln!(
+                "lab: adding requirements to Patroni {version} in {}",
+                venv.display()
+            );
+            pip_install(&venv, version)?;
+            return write_marker(&venv, &wanted);
+        }
+        None => {}
     }
     if !Path::new(SYSTEM_PYTHON).is_file() {
         return Err(LabError::Missing {
@@ -74,6 +85,26 @@ pub(crate) fn ensure(version: Version) -> Result<PathBuf, LabError> {
         Command::new(SYSTEM_PYTHON).args(["-m", "venv"]).arg(&venv),
         "create the virtualenv",
     )?;
+    pip_install(&venv, version)?;
+    write_marker(&venv, &wanted)
+}
+
+/// What the marker of a complete venv says: the requirements it was built with.
+fn marker_text(version: Version) -> String {
+    requirements(version).join("\n") + "\n"
+}
+
+fn marker(venv: &Path) -> Option<String> {
+    std::fs::read_to_string(venv.join(COMPLETE_MARKER)).ok()
+}
+
+fn write_marker(venv: &Path, text: &str) -> Result<PathBuf, LabError> {
+    std::fs::write(venv.join(COMPLETE_MARKER), text)
+        .map_err(|error| LabError::io("write", venv, &error))?;
+    Ok(venv.to_path_buf())
+}
+
+fn pip_install(venv: &Path, version: Version) -> Result<(), LabError> {
     run(
         Command::new(venv.join("bin").join("pip"))
             .args([
@@ -84,10 +115,7 @@ pub(crate) fn ensure(version: Version) -> Result<PathBuf, LabError> {
             ])
             .args(requirements(version)),
         &format!("pip install Patroni {version}"),
-    )?;
-    std::fs::write(venv.join(COMPLETE_MARKER), format!("{version}\n"))
-        .map_err(|error| LabError::io("write", &venv, &error))?;
-    Ok(venv)
+    )
 }
 
 fn run(command: &mut Command, what: &str) -> Result<(), LabError> {
@@ -116,15 +144,23 @@ mod tests {
     fn old_releases_get_the_drivers_they_support() {
         assert_eq!(
             requirements(Version::new(2, 1, 7)),
-            ["patroni[etcd3]==2.1.7", "psycopg2-binary", "ydiff==1.2"]
+            [
+                "patroni[etcd3,consul]==2.1.7",
+                "psycopg2-binary",
+                "ydiff==1.2"
+            ]
         );
         assert_eq!(
             requirements(Version::new(3, 0, 4)),
-            ["patroni[etcd3]==3.0.4", "psycopg[binary]", "ydiff==1.2"]
+            [
+                "patroni[etcd3,consul]==3.0.4",
+                "psycopg[binary]",
+                "ydiff==1.2"
+            ]
         );
         assert_eq!(
             requirements(Version::new(4, 1, 5)),
-            ["patroni[etcd3]==4.1.5", "psycopg[binary]"]
+            ["patroni[etcd3,consul]==4.1.5", "psycopg[binary]"]
         );
     }
 }

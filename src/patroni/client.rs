@@ -159,48 +159,7 @@ pub struct PatroniClient {
 
 impl PatroniClient {
     pub fn new(settings: &RestSettings) -> Result<Self, PatroniError> {
-        install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(settings.connect_timeout)
-            .user_agent(concat!("pgha/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca_file) = &settings.tls.ca_file {
-            let pem = read_pem(ca_file, "CA bundle")?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
-                PatroniError::Certificate {
-                    path: ca_file.clone(),
-                    reason: root_cause(&error),
-                }
-            })?;
-            builder = builder.tls_certs_only(certificates);
-        }
-        match (&settings.tls.client_cert, &settings.tls.client_key) {
-            (Some(cert), Some(key)) => {
-                let mut pem = read_pem(cert, "client certificate")?;
-                pem.push(b'\n');
-                pem.extend(read_pem(key, "client key")?);
-                let identity = reqwest::Identity::from_pem(&pem).map_err(|error| {
-                    PatroniError::Certificate {
-                        path: cert.clone(),
-                        reason: root_cause(&error),
-                    }
-                })?;
-                builder = builder.identity(identity);
-            }
-            (None, None) => {}
-            (Some(path), None) | (None, Some(path)) => {
-                return Err(PatroniError::Certificate {
-                    path: path.clone(),
-                    reason: "a client certificate needs both cert_file and key_file".into(),
-                });
-            }
-        }
-        if !settings.tls.verify {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        let http = builder
-            .build()
-            .map_err(|error| PatroniError::Setup(root_cause(&error)))?;
+        let http = http_client(&settings.tls, settings.connect_timeout)?;
         Ok(PatroniClient {
             http,
             auth: settings.auth.clone(),
@@ -394,6 +353,55 @@ impl PatroniClient {
             .await
             .map_err(|error| transport_error(url, &error, timeout))
     }
+}
+
+/// An HTTP client with pgha's defaults: no proxies, TLS verified unless said otherwise, the
+/// given CA bundle and client identity. Shared by the Patroni and Consul clients.
+pub(crate) fn http_client(
+    tls: &TlsSettings,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, PatroniError> {
+    install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!("pgha/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca_file) = &tls.ca_file {
+        let pem = read_pem(ca_file, "CA bundle")?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+            PatroniError::Certificate {
+                path: ca_file.clone(),
+                reason: root_cause(&error),
+            }
+        })?;
+        builder = builder.tls_certs_only(certificates);
+    }
+    match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => {
+            let mut pem = read_pem(cert, "client certificate")?;
+            pem.push(b'\n');
+            pem.extend(read_pem(key, "client key")?);
+            let identity =
+                reqwest::Identity::from_pem(&pem).map_err(|error| PatroniError::Certificate {
+                    path: cert.clone(),
+                    reason: root_cause(&error),
+                })?;
+            builder = builder.identity(identity);
+        }
+        (None, None) => {}
+        (Some(path), None) | (None, Some(path)) => {
+            return Err(PatroniError::Certificate {
+                path: path.clone(),
+                reason: "a client certificate needs both cert_file and key_file".into(),
+            });
+        }
+    }
+    if !tls.verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|error| PatroniError::Setup(root_cause(&error)))
 }
 
 pub(crate) fn install_crypto_provider() {

@@ -10,7 +10,7 @@ pub use client::{
     ActionResponse, BasicAuth, FailoverRequest, HealthCheck, PatroniClient, ReinitializeRequest,
     RestSettings, RestartRequest, SwitchoverRequest, TlsSettings,
 };
-pub(crate) use client::{install_crypto_provider, root_cause};
+pub(crate) use client::{http_client, install_crypto_provider, root_cause};
 pub use error::PatroniError;
 pub use model::{
     ClusterMember, ClusterRole, ClusterTopology, Lag, Lsn, MemberState, MemberStatus, PostgresRole,

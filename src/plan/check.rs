@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::observe::{ClusterView, MemberView};
+use crate::consul::CheckStatus;
+use crate::observe::{ClusterView, ConsulView, MemberView};
 use crate::patroni::{Lag, MemberState};
 use crate::ui::human_bytes;
 
@@ -48,6 +49,16 @@ pub enum Check {
     SwitchoverScheduled { to: String },
     /// No member reports a pending restart.
     NoPendingRestart { member: String },
+    /// The member is registered in Consul with `tag` and every check of it passing: what a
+    /// client resolving `<tag>.<service>` would find.
+    ConsulPassing { member: String, tag: String },
+    /// The member has no instance in Consul (Patroni deregisters when PostgreSQL stops).
+    ConsulDeregistered { member: String },
+    /// The instances passing with `tag` are exactly these members: no stale primary, no
+    /// missing replica.
+    ConsulServes { tag: String, members: Vec<String> },
+    /// No key is left under the cluster's Consul prefix.
+    ConsulTreeEmpty,
     /// At least one of these holds.
     Any { checks: Vec<Check> },
 }
@@ -171,6 +182,10 @@ impl Check {
                     },
                 )
             }),
+            Check::ConsulPassing { .. }
+            | Check::ConsulDeregistered { .. }
+            | Check::ConsulServes { .. }
+            | Check::ConsulTreeEmpty => with_consul(view, |consul| self.on_consul(view, consul)),
             Check::Any { checks } => {
                 let verdicts: Vec<Verdict> =
                     checks.iter().map(|check| check.evaluate(view)).collect();
@@ -181,6 +196,39 @@ impl Check {
                     .join("; ");
                 Verdict::new(verdicts.iter().any(|verdict| verdict.passed), observed)
             }
+        }
+    }
+}
+
+impl Check {
+    /// The checks on what Consul answered.
+    fn on_consul(&self, view: &ClusterView, consul: &ConsulView) -> Verdict {
+        match self {
+            Check::ConsulPassing { member, tag } => consul_passing(view, consul, member, tag),
+            Check::ConsulDeregistered { member } => match consul.instance(&view.scope, member) {
+                Some(instance) => Verdict::new(
+                    false,
+                    format!(
+                        "{} is still registered ({}, {})",
+                        instance.id,
+                        instance.tags.join(","),
+                        instance.status().as_str()
+                    ),
+                ),
+                None => Verdict::new(true, format!("{member} is not registered")),
+            },
+            Check::ConsulServes { tag, members } => consul_serves(view, consul, tag, members),
+            Check::ConsulTreeEmpty => match &consul.keys {
+                Ok(keys) if keys.is_empty() => {
+                    Verdict::new(true, format!("no key under {}", consul.prefix))
+                }
+                Ok(keys) => Verdict::new(
+                    false,
+                    format!("{} keys under {}", keys.len(), consul.prefix),
+                ),
+                Err(error) => Verdict::new(false, error.clone()),
+            },
+            _ => unreachable!("only Consul checks are judged on Consul"),
         }
     }
 }
@@ -298,6 +346,68 @@ fn switchover_scheduled(view: &ClusterView, to: &str) -> Verdict {
     }
 }
 
+/// Judges by what Consul answered; a check on Consul fails when Consul was not read.
+fn with_consul(view: &ClusterView, judge: impl FnOnce(&ConsulView) -> Verdict) -> Verdict {
+    match &view.consul {
+        None => Verdict::new(false, "Consul is not configured for this cluster"),
+        Some(consul) => match &consul.instances {
+            Err(error) => Verdict::new(false, format!("Consul did not answer: {error}")),
+            Ok(_) => judge(consul),
+        },
+    }
+}
+
+fn consul_passing(view: &ClusterView, consul: &ConsulView, member: &str, tag: &str) -> Verdict {
+    let Some(instance) = consul.instance(&view.scope, member) else {
+        return Verdict::new(
+            false,
+            format!("{member} is not registered in {}", consul.service),
+        );
+    };
+    let status = instance.status();
+    let observed = format!(
+        "{} is tagged {} and {}",
+        instance.id,
+        instance.tags.join(","),
+        status.as_str()
+    );
+    Verdict::new(
+        instance.has_tag(tag) && status == CheckStatus::Passing,
+        observed,
+    )
+}
+
+fn consul_serves(
+    view: &ClusterView,
+    consul: &ConsulView,
+    tag: &str,
+    members: &[String],
+) -> Verdict {
+    let mut serving: Vec<String> = consul
+        .passing_with_tag(tag)
+        .iter()
+        .map(|instance| {
+            instance
+                .id
+                .strip_prefix(&format!("{}/", view.scope))
+                .unwrap_or(&instance.id)
+                .to_string()
+        })
+        .collect();
+    serving.sort();
+    let mut expected = members.to_vec();
+    expected.sort();
+    let listed = if serving.is_empty() {
+        "none".to_string()
+    } else {
+        serving.join(", ")
+    };
+    Verdict::new(
+        serving == expected,
+        format!("{tag}.{} resolves to {listed}", consul.service),
+    )
+}
+
 fn with_member(
     view: &ClusterView,
     member: &str,
@@ -395,6 +505,22 @@ impl fmt::Display for Check {
             }
             Check::SwitchoverScheduled { to } => write!(f, "a switchover to {to} is scheduled"),
             Check::NoPendingRestart { member } => write!(f, "{member} has no pending restart"),
+            Check::ConsulPassing { member, tag } => {
+                write!(f, "{member} is registered in Consul as {tag} and passing")
+            }
+            Check::ConsulDeregistered { member } => {
+                write!(f, "{member} is not registered in Consul")
+            }
+            Check::ConsulServes { tag, members } => write!(
+                f,
+                "Consul's passing {tag} instances are exactly {}",
+                if members.is_empty() {
+                    "none".to_string()
+                } else {
+                    members.join(", ")
+                }
+            ),
+            Check::ConsulTreeEmpty => write!(f, "no key is left under the cluster's Consul prefix"),
             Check::Any { checks } => {
                 let parts: Vec<String> = checks.iter().map(ToString::to_string).collect();
                 write!(f, "{}", parts.join(", or "))

@@ -82,6 +82,8 @@ pub enum Action {
     Remote(RemoteAction),
     /// An Alertmanager silence: created, or expired.
     Silence(SilenceAction),
+    /// A write to Consul's KV store.
+    Consul(ConsulAction),
     /// Wait until checks hold.
     Wait(Wait),
 }
@@ -213,6 +215,31 @@ pub enum SilenceAction {
     },
     /// Expire the silence the step `created_by` created in this run.
     Expire { url: String, created_by: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "consul", rename_all = "snake_case")]
+pub enum ConsulAction {
+    /// `DELETE /v1/kv/<prefix>?recurse`. The prefix always ends with `/`: without it Consul
+    /// also deletes every key that merely starts with the same text (`service/geo2/…`).
+    DeleteTree {
+        /// The agent, for the reader.
+        address: String,
+        prefix: String,
+        /// The keys there when the plan was made: what the change request shows.
+        keys: Vec<String>,
+    },
+}
+
+impl ConsulAction {
+    /// `DELETE http://127.0.0.10:8500/v1/kv/service/demo/?recurse`: as an operator would type it.
+    pub fn request_line(&self) -> String {
+        match self {
+            ConsulAction::DeleteTree {
+                address, prefix, ..
+            } => format!("DELETE {address}/v1/kv/{prefix}?recurse"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

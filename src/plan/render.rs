@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Action, Check, Gate, Idempotency, Plan, Progress, Step, Verdict, Wait};
+use super::{Action, Check, ConsulAction, Gate, Idempotency, Plan, Progress, Step, Verdict, Wait};
 
 /// A pre-check with its result, when the plan was checked against the live cluster.
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +179,20 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
         Action::Silence(action) => {
             let _ = writeln!(out, "- **Alertmanager**: {}", describe_silence(action));
         }
+        Action::Consul(action) => {
+            let _ = writeln!(out, "- **Consul**: `{}`", action.request_line());
+            let ConsulAction::DeleteTree { keys, .. } = action;
+            let _ = writeln!(
+                out,
+                "- **Keys deleted** ({} when planned):
+\n  ```\n{}  ```\n",
+                keys.len(),
+                keys.iter().fold(String::new(), |mut lines, key| {
+                    let _ = writeln!(lines, "  {key}");
+                    lines
+                })
+            );
+        }
         Action::Wait(wait) => markdown_wait(out, "Wait", wait),
     }
     if let Some(verify) = &step.verify {
@@ -308,6 +322,13 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
             Action::Silence(action) => {
                 // The Markdown's code spans are noise on a terminal.
                 let _ = writeln!(out, "       {}", describe_silence(action).replace('`', ""));
+            }
+            Action::Consul(action) => {
+                let _ = writeln!(out, "       {}", action.request_line());
+                let ConsulAction::DeleteTree { keys, .. } = action;
+                for key in keys {
+                    let _ = writeln!(out, "         {key}");
+                }
             }
             Action::Wait(wait) => {
                 let _ = writeln!(

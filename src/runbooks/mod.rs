@@ -2,6 +2,7 @@
 //! cluster and the operator's parameters to a `Plan`. No I/O happens here: a reader sees the whole
 //! procedure as data, in the order it runs.
 
+mod consul;
 mod host;
 mod maintenance;
 mod reinit;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit::Exit;
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
-use crate::plan::{Action, Gate, Idempotency, Plan, SilenceAction, Step};
+use crate::plan::{Action, Check, Gate, Idempotency, Plan, SilenceAction, Step};
 
 /// The lag under which a replica counts as caught up, unless the operator says otherwise:
 /// Patroni's default `maximum_lag_on_failover`.
@@ -25,6 +26,11 @@ pub const DEFAULT_MAX_LAG_BYTES: u64 = 1024 * 1024;
 /// How long a silence outlives the deadline of the work it covers: the run's last steps (and an
 /// operator reading the outcome) need a few minutes after the wait.
 const SILENCE_MARGIN: Duration = Duration::from_mins(15);
+
+/// How long Consul may take to route to a member after Patroni registers it again: its check
+/// runs every 5 s, the first run staggered within that, and a re-registration keeps the old
+/// verdict until then (measured on the lab: all members passing ≈ 11 s after a switchover).
+const CONSUL_ROUTING_TIMEOUT: Duration = Duration::from_mins(1);
 
 pub use host::{BackupTool, HostOperation};
 
@@ -73,6 +79,10 @@ pub enum Params {
         #[serde(with = "optional_duration")]
         timeout: Option<Duration>,
     },
+    ConsulDeleteTree {
+        /// As the operator typed it; the plan refuses anything but the cluster's own prefix.
+        prefix: Option<String>,
+    },
 }
 
 impl Params {
@@ -91,7 +101,10 @@ impl Params {
             | Params::Service { timeout, .. } => {
                 *timeout = timeout.or(default);
             }
-            Params::Pause { .. } | Params::Resume { .. } | Params::Host { .. } => {}
+            Params::Pause { .. }
+            | Params::Resume { .. }
+            | Params::Host { .. }
+            | Params::ConsulDeleteTree { .. } => {}
         }
         self
     }
@@ -105,6 +118,7 @@ impl Params {
             Params::Restart { .. } => "restart",
             Params::Service { .. } => "service",
             Params::Host { .. } => "host",
+            Params::ConsulDeleteTree { .. } => "consul-delete-tree",
         }
     }
 }
@@ -145,6 +159,7 @@ pub fn plan(
         Params::Restart { .. } => restart::plan(target, view, params),
         Params::Service { .. } => service::plan(target, view, params),
         Params::Host { .. } => host::plan(target, view, params),
+        Params::ConsulDeleteTree { .. } => consul::plan(target, view, params),
     }
 }
 
@@ -170,6 +185,49 @@ fn new_plan(
         steps: Vec::new(),
         rollback: None,
     }
+}
+
+/// True when Patroni registers the members in Consul (`register_service`): then clients find
+/// them there, and a runbook is not done until Consul routes as the cluster now is.
+fn registers_services(view: &ClusterView) -> bool {
+    view.consul.as_ref().is_some_and(|consul| {
+        consul
+            .instances
+            .as_ref()
+            .is_ok_and(|found| !found.is_empty())
+    })
+}
+
+/// A wait until Consul agrees with the cluster (`until`), where Patroni registers services;
+/// nothing otherwise.
+fn consul_routing(view: &ClusterView, id: String, title: String, until: Vec<Check>) -> Vec<Step> {
+    if !registers_services(view) {
+        return Vec::new();
+    }
+    vec![Step::wait(
+        id,
+        title,
+        crate::plan::Wait {
+            until,
+            fail_if: Vec::new(),
+            timeout: CONSUL_ROUTING_TIMEOUT,
+            poll: Duration::from_millis(500),
+            progress: crate::plan::Progress::Checks,
+        },
+    )]
+}
+
+/// The wait until `member` is registered as a replica and passing again.
+fn consul_routes_replica(view: &ClusterView, member: &str) -> Vec<Step> {
+    consul_routing(
+        view,
+        format!("consul-replica-{member}"),
+        format!("Wait until Consul routes replica traffic to {member}"),
+        vec![Check::ConsulPassing {
+            member: member.into(),
+            tag: "replica".into(),
+        }],
+    )
 }
 
 /// The member by name, or the error listing the members there are.

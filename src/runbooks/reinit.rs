@@ -107,10 +107,13 @@ pub(super) fn plan(
         replica,
         &format!("rebuilt from {leader}"),
         timeout + SILENCE_MARGIN,
-        vec![
+        [
             reinitialize_step(name, &leader, &replica.api_url, from_leader, under_way),
             wait_streaming_step(name, &leader, leader_host, *max_lag, timeout),
-        ],
+        ]
+        .into_iter()
+        .chain(super::consul_routes_replica(view, name))
+        .collect(),
     );
     plan.rollback = Some(format!(
         "None needed: the data of {name} is rebuilt from {leader}. If the copy fails, fix the cause \

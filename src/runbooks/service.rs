@@ -58,25 +58,7 @@ pub(super) fn plan(
     }
     let command = command_step(control, *action, member_view)?;
     match action {
-        ServiceAction::Stop => {
-            plan.prechecks = vec![
-                Check::HealthyLeader,
-                Check::NotLeader {
-                    member: name.clone(),
-                },
-            ];
-            plan.steps.push(with_verification(
-                command,
-                vec![Check::NotLeader {
-                    member: name.clone(),
-                }],
-                vec![Check::Unreachable {
-                    member: name.clone(),
-                }],
-                Duration::from_mins(1),
-            ));
-            plan.rollback = Some(format!("`pgha service start --member {name}`"));
-        }
+        ServiceAction::Stop => plan_stop(&mut plan, view, name, command),
         ServiceAction::Start => {
             plan.prechecks = vec![Check::HealthyLeader];
             plan.steps.push(with_verification(
@@ -88,6 +70,7 @@ pub(super) fn plan(
                 Duration::from_mins(1),
             ));
             plan.steps.push(streaming_step(name, *max_lag, timeout));
+            plan.steps.extend(super::consul_routes_replica(view, name));
             plan.rollback = Some(format!("`pgha service stop --member {name}`"));
         }
         ServiceAction::Restart => {
@@ -115,12 +98,42 @@ pub(super) fn plan(
                 timeout,
             ));
             plan.steps.push(streaming_step(name, *max_lag, timeout));
+            plan.steps.extend(super::consul_routes_replica(view, name));
         }
         ServiceAction::Enable | ServiceAction::Disable => {
             plan.steps.push(command);
         }
     }
     Ok(plan)
+}
+
+/// Stop: never the leader; done when the REST API is gone (and Consul no longer lists it).
+fn plan_stop(plan: &mut Plan, view: &ClusterView, name: &String, command: Step) {
+    plan.prechecks = vec![
+        Check::HealthyLeader,
+        Check::NotLeader {
+            member: name.clone(),
+        },
+    ];
+    plan.steps.push(with_verification(
+        command,
+        vec![Check::NotLeader {
+            member: name.clone(),
+        }],
+        vec![Check::Unreachable {
+            member: name.clone(),
+        }],
+        Duration::from_mins(1),
+    ));
+    plan.steps.extend(super::consul_routing(
+        view,
+        format!("consul-deregistered-{name}"),
+        format!("Wait until Consul no longer lists {name}"),
+        vec![Check::ConsulDeregistered {
+            member: name.clone(),
+        }],
+    ));
+    plan.rollback = Some(format!("`pgha service start --member {name}`"));
 }
 
 fn capitalized(word: &str) -> String {

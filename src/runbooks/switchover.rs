@@ -99,6 +99,21 @@ pub(super) fn plan(
         .push(switchover_step(&switch, api, candidate_ready));
     if at.is_none() {
         plan.steps.push(rejoin_step(&leader, &candidate));
+        plan.steps.extend(super::consul_routing(
+            view,
+            "consul-routing".into(),
+            format!("Wait until Consul routes primary traffic to {candidate} only, and replica traffic to {leader}"),
+            vec![
+                Check::ConsulServes {
+                    tag: "primary".into(),
+                    members: vec![candidate.clone()],
+                },
+                Check::ConsulPassing {
+                    member: leader.clone(),
+                    tag: "replica".into(),
+                },
+            ],
+        ));
         plan.rollback = Some(format!(
             "Switch back: `pgha switchover --cluster {} --candidate {leader}`.",
             target.cluster

@@ -82,6 +82,44 @@ fn switchover(candidate: Option<&str>) -> Params {
 }
 
 /// Every runbook as committed in runbooks/, with the parameters the file is named after.
+/// The lab started with `--dcs consul`: Patroni registers every member, all passing.
+fn consul_lab() -> (ClusterTarget, ClusterView) {
+    let (mut target, mut view) = lab();
+    target.consul = Some(crate::consul::ConsulSettings {
+        addresses: vec!["http://127.0.0.10:8500".into()],
+        token: Some(Secret::new("not-in-any-plan")),
+        tls: crate::patroni::TlsSettings::default(),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+        namespace: "service".into(),
+        service: None,
+    });
+    let mut consul = crate::observe::testing::registered(&view);
+    consul.address = "http://127.0.0.10:8500".into();
+    consul.keys = Ok([
+        "config",
+        "failover",
+        "history",
+        "initialize",
+        "leader",
+        "members/node1",
+        "members/node2",
+        "members/node3",
+        "status",
+    ]
+    .iter()
+    .map(|key| format!("service/demo/{key}"))
+    .collect());
+    view.consul = Some(consul);
+    (target, view)
+}
+
+fn delete_tree(prefix: Option<&str>) -> Params {
+    Params::ConsulDeleteTree {
+        prefix: prefix.map(Into::into),
+    }
+}
+
 fn committed_runbooks() -> Vec<(&'static str, Params)> {
     vec![
         ("reinit", reinit("node3")),
@@ -161,11 +199,24 @@ fn committed_runbooks() -> Vec<(&'static str, Params)> {
 #[test]
 fn committed_runbooks_match_the_rendering_for_the_lab() {
     let (target, view) = lab();
+    let (consul_target, consul_view) = consul_lab();
     let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runbooks");
     let update = std::env::var_os("PGHA_UPDATE_RUNBOOKS").is_some();
     let mut stale = Vec::new();
-    for (name, params) in committed_runbooks() {
-        let rendered = render::markdown(&plan(&target, &view, &params).unwrap(), None);
+    let consul_runbooks = [
+        ("consul-delete-tree", delete_tree(None)),
+        ("consul-switchover", switchover(None)),
+    ];
+    let all = committed_runbooks()
+        .into_iter()
+        .map(|(name, params)| (name, params, &target, &view))
+        .chain(
+            consul_runbooks
+                .into_iter()
+                .map(|(name, params)| (name, params, &consul_target, &consul_view)),
+        );
+    for (name, params, target, view) in all {
+        let rendered = render::markdown(&plan(target, view, &params).unwrap(), None);
         let path = directory.join(format!("{name}.md"));
         if update {
             std::fs::create_dir_all(&directory).unwrap();
@@ -498,4 +549,87 @@ fn the_inventorys_runbook_timeouts_apply_unless_the_operator_gave_one() {
         unreachable!()
     };
     assert_eq!(timeout, None, "another runbook's default does not apply");
+}
+
+#[test]
+fn consul_delete_tree_takes_only_the_clusters_own_prefix_behind_its_name() {
+    let (target, view) = consul_lab();
+    for own in [None, Some("service/demo"), Some("service/demo/")] {
+        let plan = plan(&target, &view, &delete_tree(own)).unwrap();
+        let step = &plan.steps[0];
+        let Action::Consul(crate::plan::ConsulAction::DeleteTree { prefix, keys, .. }) =
+            &step.action
+        else {
+            panic!("a Consul delete: {:?}", step.action)
+        };
+        assert_eq!(prefix, "service/demo/", "always with the trailing slash");
+        assert_eq!(keys.len(), 9, "the change request lists the keys");
+        assert!(matches!(&step.gate, Gate::TypeToConfirm { expected, .. } if expected == "demo"));
+        assert_eq!(
+            plan.prechecks,
+            ["node1", "node2", "node3"]
+                .iter()
+                .map(|member| Check::Unreachable {
+                    member: (*member).into()
+                })
+                .collect::<Vec<_>>(),
+            "every Patroni must be stopped"
+        );
+    }
+    for foreign in [
+        "service/demo2",
+        "service/",
+        "service/dem",
+        "",
+        "service/other/",
+    ] {
+        let error = plan(&target, &view, &delete_tree(Some(foreign))).unwrap_err();
+        assert!(
+            matches!(&error, PlanError::Refused(reason) if reason.contains("is not cluster demo's own prefix")),
+            "{foreign}: {error}"
+        );
+    }
+    let (target, view) = lab();
+    let error = plan(&target, &view, &delete_tree(None)).unwrap_err();
+    assert!(error.to_string().contains("does not use Consul"), "{error}");
+}
+
+#[test]
+fn runbooks_wait_for_consul_routing_only_where_patroni_registers_services() {
+    let routed = |target: &ClusterTarget, view: &ClusterView, params: &Params| {
+        plan(target, view, params)
+            .unwrap()
+            .steps
+            .iter()
+            .filter(|step| step.id.starts_with("consul-"))
+            .map(|step| step.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let (target, view) = consul_lab();
+    assert_eq!(
+        routed(&target, &view, &switchover(Some("node2"))),
+        ["consul-routing"]
+    );
+    assert_eq!(
+        routed(&target, &view, &reinit("node3")),
+        ["consul-replica-node3"]
+    );
+    let (plain_target, plain_view) = lab();
+    assert!(routed(&plain_target, &plain_view, &switchover(Some("node2"))).is_empty());
+    let mut unregistered = view.clone();
+    if let Some(consul) = &mut unregistered.consul {
+        consul.instances = Ok(Vec::new());
+    }
+    assert!(
+        routed(&target, &unregistered, &reinit("node3")).is_empty(),
+        "register_service off: nothing to wait for"
+    );
+    let plan = plan(&target, &view, &switchover(Some("node2"))).unwrap();
+    let Action::Wait(wait) = &plan.steps.last().unwrap().action else {
+        panic!("a wait")
+    };
+    assert!(wait.until.contains(&Check::ConsulServes {
+        tag: "primary".into(),
+        members: vec!["node2".into()]
+    }));
 }

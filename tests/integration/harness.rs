@@ -181,6 +181,23 @@ impl Lab {
         }))
     }
 
+    /// A 3-member lab with Consul as its DCS (pgha's Consul double, Patroni registering its
+    /// services), on 127.0.0.61-63 with the double on 127.0.0.60:8500.
+    pub(crate) fn consul() -> &'static Lab {
+        static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
+        ready(LAB.get_or_init(|| Lab::start("consul", "127.0.0.61", &["--dcs", "consul"])))
+    }
+
+    /// The lab's Consul client and settings, as its inventory names them.
+    pub(crate) fn consul_client(
+        &self,
+    ) -> (pgha::consul::ConsulSettings, pgha::consul::ConsulClient) {
+        let (target, _) = self.client();
+        let settings = target.consul.expect("a Consul lab");
+        let client = pgha::consul::ConsulClient::new(&settings).unwrap();
+        (settings, client)
+    }
+
     /// Starts (or re-checks) a lab once per test process; a failure is remembered so that the
     /// other tests fail at once with the same message instead of each waiting for it again.
     fn start(

@@ -1,8 +1,9 @@
 //! pgha's integration tests: one test binary, driving the real `pgha` binary against real lab
-//! clusters (etcd, Patroni from PyPI, PostgreSQL 15, sshd) on loopback addresses. Run them
+//! clusters (etcd or pgha's Consul double, Patroni from PyPI, PostgreSQL 15, sshd) on loopback addresses. Run them
 //! with `scripts/test.sh`, which installs what the labs need.
 
 mod bad_input;
+mod consul;
 mod failures;
 mod harness;
 mod hosts;
