@@ -277,7 +277,10 @@ mod tests {
         assert_eq!(parse_nanos("."), invalid("."));
         assert_eq!(parse_nanos(".s"), invalid(".s"));
         assert_eq!(parse_nanos("3000000h"), invalid("3000000h"));
-        assert_eq!(parse_nanos("9223372036854775808ns"), invalid("9223372036854775808ns"));
+        assert_eq!(
+            parse_nanos("9223372036854775808ns"),
+            invalid("9223372036854775808ns")
+        );
         assert_eq!(
             parse_nanos("10"),
             Err(DurationError::MissingUnit("10".to_owned()))
@@ -296,10 +299,7 @@ mod tests {
     #[test]
     fn keeps_go_precision_for_long_fractions() {
         // More fraction digits than fit in 63 bits: Go drops the excess instead of failing.
-        assert_eq!(
-            parse_nanos("0.1234567890123456789012345s"),
-            Ok(123_456_789)
-        );
+        assert_eq!(parse_nanos("0.1234567890123456789012345s"), Ok(123_456_789));
     }
 
     #[test]
@@ -331,7 +331,14 @@ mod tests {
 
     #[test]
     fn formatting_round_trips_through_parsing() {
-        for nanos in [1, 1_100, 2_200_000, 1_803_259_134, 100_000_000_000, 86_400_000_000_000] {
+        for nanos in [
+            1,
+            1_100,
+            2_200_000,
+            1_803_259_134,
+            100_000_000_000,
+            86_400_000_000_000,
+        ] {
             assert_eq!(parse_nanos(&format_nanos(nanos)), Ok(nanos));
         }
     }

@@ -3,7 +3,12 @@
 //! read (`X-Consul-Index` on every KV answer, 404s included), ACL tokens, and the response
 //! shapes of Consul's documentation.
 
+// Handlers answer errors as ready responses: an error is built once per request, so the size
+// of `Response` in `Err` costs nothing that matters here.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,8 +28,8 @@ use crate::store::{
     SessionRequest, Status, Store,
 };
 
-const DEFAULT_WAIT: Duration = Duration::from_secs(300);
-const MAX_WAIT: Duration = Duration::from_secs(600);
+const DEFAULT_WAIT: Duration = Duration::from_mins(5);
+const MAX_WAIT: Duration = Duration::from_mins(10);
 
 /// Shared by the handlers and the background tasks.
 pub(crate) struct App {
@@ -37,7 +42,9 @@ pub(crate) struct App {
 
 impl App {
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Wakes every blocking query.
@@ -233,16 +240,18 @@ async fn kv_read(app: &Arc<App>, key: &str, query: &Query) -> Result<Response, R
 fn key_names(entries: &[KvEntry], prefix: &str, separator: Option<&str>) -> Vec<String> {
     let mut names: Vec<String> = entries
         .iter()
-        .map(|entry| match separator.filter(|separator| !separator.is_empty()) {
-            Some(separator) => {
-                let rest = &entry.key[prefix.len()..];
-                match rest.find(separator) {
-                    Some(at) => format!("{prefix}{}", &rest[..at + separator.len()]),
-                    None => entry.key.clone(),
+        .map(
+            |entry| match separator.filter(|separator| !separator.is_empty()) {
+                Some(separator) => {
+                    let rest = &entry.key[prefix.len()..];
+                    match rest.find(separator) {
+                        Some(at) => format!("{prefix}{}", &rest[..at + separator.len()]),
+                        None => entry.key.clone(),
+                    }
                 }
-            }
-            None => entry.key.clone(),
-        })
+                None => entry.key.clone(),
+            },
+        )
         .collect();
     names.dedup();
     names
@@ -324,7 +333,8 @@ async fn session(
 }
 
 fn session_request(body: &[u8]) -> Result<SessionRequest, Response> {
-    let decode = |error: crate::json::BodyError| bad_request(&format!("Request decode failed: {error}"));
+    let decode =
+        |error: crate::json::BodyError| bad_request(&format!("Request decode failed: {error}"));
     let value = parse_object(body).map_err(decode)?;
     let fields = Fields::of(&value).map_err(decode)?;
     let behavior = match fields.string("Behavior").map_err(decode)?.as_deref() {
@@ -352,7 +362,12 @@ fn session_request(body: &[u8]) -> Result<SessionRequest, Response> {
         ttl: fields.duration("TTL").map_err(decode)?,
         ttl_text,
         checks: if fields.contains("Checks") {
-            Some(fields.strings("Checks").map_err(decode)?.unwrap_or_default())
+            Some(
+                fields
+                    .strings("Checks")
+                    .map_err(decode)?
+                    .unwrap_or_default(),
+            )
         } else {
             None
         },
@@ -381,7 +396,10 @@ fn new_uuid() -> String {
     let _ = getrandom::fill(&mut bytes);
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let hex = bytes.iter().fold(String::new(), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    });
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
@@ -447,12 +465,17 @@ fn agent(app: &Arc<App>, method: &Method, rest: &str, body: &[u8]) -> Result<Res
             }),
             None,
         )),
-        _ => Err((StatusCode::NOT_FOUND, format!("no route for /v1/agent/{rest}")).into_response()),
+        _ => Err((
+            StatusCode::NOT_FOUND,
+            format!("no route for /v1/agent/{rest}"),
+        )
+            .into_response()),
     }
 }
 
 fn service_request(body: &[u8]) -> Result<ServiceRequest, Response> {
-    let decode = |error: crate::json::BodyError| bad_request(&format!("Request decode failed: {error}"));
+    let decode =
+        |error: crate::json::BodyError| bad_request(&format!("Request decode failed: {error}"));
     let value = parse_object(body).map_err(decode)?;
     let fields = Fields::of(&value).map_err(decode)?;
     let name = fields
@@ -464,7 +487,7 @@ fn service_request(body: &[u8]) -> Result<ServiceRequest, Response> {
     definitions.extend(fields.object("Check").map_err(decode)?);
     let checks = definitions
         .iter()
-        .map(|check| check_request(check).map_err(|reason| bad_request(&reason)))
+        .map(|check| check_request(*check).map_err(|reason| bad_request(&reason)))
         .collect::<Result<Vec<_>, _>>()?;
     let port = fields.u64("Port").map_err(decode)?.unwrap_or(0);
     Ok(ServiceRequest {
@@ -474,7 +497,10 @@ fn service_request(body: &[u8]) -> Result<ServiceRequest, Response> {
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| name.clone()),
         name,
-        address: fields.string("Address").map_err(decode)?.unwrap_or_default(),
+        address: fields
+            .string("Address")
+            .map_err(decode)?
+            .unwrap_or_default(),
         port: u16::try_from(port).map_err(|_| bad_request("Invalid Port"))?,
         tags: fields.strings("Tags").map_err(decode)?.unwrap_or_default(),
         meta: fields.string_map("Meta").map_err(decode)?,
@@ -486,7 +512,7 @@ fn service_request(body: &[u8]) -> Result<ServiceRequest, Response> {
     })
 }
 
-fn check_request(check: &Fields<'_>) -> Result<CheckRequest, String> {
+fn check_request(check: Fields<'_>) -> Result<CheckRequest, String> {
     let text = |error: crate::json::BodyError| format!("Request decode failed: {error}");
     let Some(http) = check.string("HTTP").map_err(text)? else {
         return Err(
@@ -548,7 +574,11 @@ async fn catalog(app: &Arc<App>, rest: &str, query: &Query) -> Result<Response, 
         return Ok(json_response(&json!([node]), Some(store.catalog_index())));
     }
     let Some(name) = rest.strip_prefix("service/") else {
-        return Err((StatusCode::NOT_FOUND, format!("no route for /v1/catalog/{rest}")).into_response());
+        return Err((
+            StatusCode::NOT_FOUND,
+            format!("no route for /v1/catalog/{rest}"),
+        )
+            .into_response());
     };
     let tags: Vec<String> = query.all("tag").into_iter().map(str::to_string).collect();
     let name = name.to_string();
@@ -597,7 +627,11 @@ async fn health(app: &Arc<App>, rest: &str, query: &Query) -> Result<Response, R
     .await?;
     match body {
         Some(body) => Ok(json_response(&body, Some(index))),
-        None => Err((StatusCode::NOT_FOUND, format!("no route for /v1/health/{rest}")).into_response()),
+        None => Err((
+            StatusCode::NOT_FOUND,
+            format!("no route for /v1/health/{rest}"),
+        )
+            .into_response()),
     }
 }
 
@@ -837,4 +871,179 @@ fn percent_decode(path: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What Patroni needs from the double, over real HTTP, in the shapes py-consul sends.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn serve() -> String {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (changes, _) = watch::channel(1);
+        let app = Arc::new(App {
+            store: Mutex::new(Store::new("node", "dc1", "127.0.0.1")),
+            changes,
+            token: None,
+            stagger: false,
+        });
+        let router = axum::Router::new().fallback(handle).with_state(app);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{address}")
+    }
+
+    async fn call(method: reqwest::Method, url: &str, body: &str) -> (u16, Option<u64>, String) {
+        let response = reqwest::Client::new()
+            .request(method, url)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let index = response
+            .headers()
+            .get("x-consul-index")
+            .and_then(|value| value.to_str().ok()?.parse().ok());
+        (
+            response.status().as_u16(),
+            index,
+            response.text().await.unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn patroni_s_session_and_leader_lock_over_http() {
+        let base = serve().await;
+        let (status, index, _) = call(
+            reqwest::Method::GET,
+            &format!("{base}/v1/kv/service/geo/?recurse=1"),
+            "",
+        )
+        .await;
+        assert_eq!(
+            (status, index.is_some()),
+            (404, true),
+            "X-Consul-Index on a 404"
+        );
+        // py-consul's lower-case keys and Go durations with fractions.
+        let body = r#"{"name":"geo-node1","checks":[],"lockdelay":"0.001s","behavior":"delete","ttl":"10.0s"}"#;
+        let (status, _, created) = call(
+            reqwest::Method::PUT,
+            &format!("{base}/v1/session/create"),
+            body,
+        )
+        .await;
+        assert_eq!(status, 200, "{created}");
+        let session: Value = serde_json::from_str(&created).unwrap();
+        let session = session["ID"].as_str().unwrap().to_string();
+        let leader = format!("{base}/v1/kv/service/geo/leader");
+        let (_, _, taken) = call(
+            reqwest::Method::PUT,
+            &format!("{leader}?acquire={session}"),
+            "node1",
+        )
+        .await;
+        assert_eq!(taken, "true");
+        let (_, index, listed) = call(
+            reqwest::Method::GET,
+            &format!("{base}/v1/kv/service/geo/?recurse"),
+            "",
+        )
+        .await;
+        let listed: Value = serde_json::from_str(&listed).unwrap();
+        assert_eq!(listed[0]["Session"], session.as_str());
+        assert_eq!(listed[0]["Value"], "bm9kZTE=");
+        // A replica's watch on the leader key wakes when the session ends.
+        let watch = tokio::spawn({
+            let url = format!("{leader}?index={}&wait=9.5s", index.unwrap());
+            async move { call(reqwest::Method::GET, &url, "").await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        call(
+            reqwest::Method::PUT,
+            &format!("{base}/v1/session/destroy/{session}"),
+            "",
+        )
+        .await;
+        let (status, woke_at, _) = watch.await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2), "woke at once");
+        assert_eq!(status, 404, "behavior delete took the key");
+        assert!(woke_at > index);
+        let (status, _, _) = call(
+            reqwest::Method::PUT,
+            &format!("{base}/v1/session/renew/{session}"),
+            "",
+        )
+        .await;
+        assert_eq!(
+            status, 404,
+            "renew of a gone session is 404, so Patroni makes a new one"
+        );
+        let (status, _, text) = call(
+            reqwest::Method::PUT,
+            &format!("{leader}?acquire={session}"),
+            "node1",
+        )
+        .await;
+        assert_eq!(
+            (status, text.as_str()),
+            (500, format!("invalid session \"{session}\"").as_str())
+        );
+        let (status, _, text) = call(
+            reqwest::Method::PUT,
+            &format!("{base}/v1/session/create"),
+            r#"{"ttl":"5s"}"#,
+        )
+        .await;
+        assert_eq!(status, 500);
+        assert!(text.starts_with("Invalid Session TTL"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn services_register_with_patroni_s_body_and_deregister_by_an_id_with_a_slash() {
+        let base = serve().await;
+        let body = r#"{"name":"geo","enabletagoverride":true,"id":"geo/node1","address":"127.0.0.31","port":5432,"tags":["primary","master"],"checks":[{"http":"http://127.0.0.1:9/primary","interval":"5s","DeregisterCriticalServiceAfter":"100.0s"}]}"#;
+        let (status, _, text) = call(
+            reqwest::Method::PUT,
+            &format!("{base}/v1/agent/service/register"),
+            body,
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        let (_, _, all) = call(
+            reqwest::Method::GET,
+            &format!("{base}/v1/health/service/geo?tag=primary"),
+            "",
+        )
+        .await;
+        let all: Value = serde_json::from_str(&all).unwrap();
+        assert_eq!(all[0]["Service"]["ID"], "geo/node1");
+        assert_eq!(
+            all[0]["Checks"][1]["Status"], "critical",
+            "a new check starts critical"
+        );
+        let (_, _, passing) = call(
+            reqwest::Method::GET,
+            &format!("{base}/v1/health/service/geo?passing"),
+            "",
+        )
+        .await;
+        assert_eq!(passing, "[]", "`?passing` by presence");
+        let (status, _, _) = call(
+            reqwest::Method::PUT,
+            &format!("{base}/v1/agent/service/deregister/geo/node1"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, _, _) = call(
+            reqwest::Method::PUT,
+            &format!("{base}/v1/agent/service/deregister/geo/node1"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 404);
+    }
 }

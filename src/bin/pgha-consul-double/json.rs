@@ -62,7 +62,7 @@ impl<'a> Fields<'a> {
 
     /// The value of `name`: an exact key wins, otherwise the first key equal to it once case and
     /// underscores are ignored. JSON `null` counts as absent, as it leaves a Go field untouched.
-    pub(crate) fn get(&self, name: &str) -> Option<&'a Value> {
+    pub(crate) fn get(self, name: &str) -> Option<&'a Value> {
         let found = self.object.get(name).or_else(|| {
             let wanted = normalise(name);
             self.object
@@ -75,12 +75,12 @@ impl<'a> Fields<'a> {
 
     /// Whether the key is present at all, even as `null` or an empty list (Consul tells
     /// "checks absent" from "checks: []").
-    pub(crate) fn contains(&self, name: &str) -> bool {
+    pub(crate) fn contains(self, name: &str) -> bool {
         let wanted = normalise(name);
         self.object.keys().any(|key| normalise(key) == wanted)
     }
 
-    pub(crate) fn string(&self, name: &str) -> Result<Option<String>, BodyError> {
+    pub(crate) fn string(self, name: &str) -> Result<Option<String>, BodyError> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone())),
@@ -88,7 +88,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub(crate) fn bool(&self, name: &str) -> Result<Option<bool>, BodyError> {
+    pub(crate) fn bool(self, name: &str) -> Result<Option<bool>, BodyError> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::Bool(flag)) => Ok(Some(*flag)),
@@ -96,7 +96,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub(crate) fn u64(&self, name: &str) -> Result<Option<u64>, BodyError> {
+    pub(crate) fn u64(self, name: &str) -> Result<Option<u64>, BodyError> {
         match self.get(name) {
             None => Ok(None),
             Some(value) => value
@@ -106,7 +106,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub(crate) fn strings(&self, name: &str) -> Result<Option<Vec<String>>, BodyError> {
+    pub(crate) fn strings(self, name: &str) -> Result<Option<Vec<String>>, BodyError> {
         let Some(value) = self.get(name) else {
             return Ok(None);
         };
@@ -125,7 +125,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A `map[string]string` such as `Meta`.
-    pub(crate) fn string_map(&self, name: &str) -> Result<BTreeMap<String, String>, BodyError> {
+    pub(crate) fn string_map(self, name: &str) -> Result<BTreeMap<String, String>, BodyError> {
         let Some(value) = self.get(name) else {
             return Ok(BTreeMap::new());
         };
@@ -141,7 +141,7 @@ impl<'a> Fields<'a> {
             .collect()
     }
 
-    pub(crate) fn object(&self, name: &str) -> Result<Option<Fields<'a>>, BodyError> {
+    pub(crate) fn object(self, name: &str) -> Result<Option<Fields<'a>>, BodyError> {
         match self.get(name) {
             None => Ok(None),
             Some(value) => Fields::of(value)
@@ -150,7 +150,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub(crate) fn objects(&self, name: &str) -> Result<Vec<Fields<'a>>, BodyError> {
+    pub(crate) fn objects(self, name: &str) -> Result<Vec<Fields<'a>>, BodyError> {
         let Some(value) = self.get(name) else {
             return Ok(Vec::new());
         };
@@ -164,16 +164,18 @@ impl<'a> Fields<'a> {
     }
 
     /// A duration given as a Go duration string or as integer nanoseconds.
-    pub(crate) fn duration(&self, name: &str) -> Result<Option<Duration>, BodyError> {
+    pub(crate) fn duration(self, name: &str) -> Result<Option<Duration>, BodyError> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::String(text)) if text.is_empty() => Ok(None),
-            Some(Value::String(text)) => duration::parse(text)
-                .map(Some)
-                .map_err(|source| BodyError::Duration {
-                    field: name.to_owned(),
-                    source,
-                }),
+            Some(Value::String(text)) => {
+                duration::parse(text)
+                    .map(Some)
+                    .map_err(|source| BodyError::Duration {
+                        field: name.to_owned(),
+                        source,
+                    })
+            }
             Some(value) => value
                 .as_u64()
                 .map(|nanos| Some(Duration::from_nanos(nanos)))
@@ -210,10 +212,15 @@ mod tests {
         assert_eq!(fields.string("Name").unwrap().as_deref(), Some("geo"));
         assert_eq!(fields.bool("EnableTagOverride").unwrap(), Some(true));
         assert_eq!(
-            fields.duration("deregister_critical_service_after").unwrap(),
+            fields
+                .duration("deregister_critical_service_after")
+                .unwrap(),
             Some(Duration::from_secs(100))
         );
-        assert_eq!(fields.string("tls_server_name").unwrap().as_deref(), Some("x"));
+        assert_eq!(
+            fields.string("tls_server_name").unwrap().as_deref(),
+            Some("x")
+        );
         assert_eq!(fields.string("missing").unwrap(), None);
     }
 

@@ -88,9 +88,7 @@ async fn serve(args: Args) -> Result<(), String> {
         stagger: !args.no_check_stagger,
     });
     tokio::spawn(checks::run(Arc::clone(&app), args.reap_interval));
-    let router = axum::Router::new()
-        .fallback(http::handle)
-        .with_state(app);
+    let router = axum::Router::new().fallback(http::handle).with_state(app);
     tracing::info!("serving the Consul API on {}", args.listen);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())
@@ -99,11 +97,11 @@ async fn serve(args: Args) -> Result<(), String> {
 }
 
 async fn shutdown() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending().await,
-        };
+    let Ok(mut terminate) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return std::future::pending().await;
+    };
     tokio::select! {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 pub(crate) const SERF_CHECK: &str = "serfHealth";
 /// Consul's bounds for a session TTL.
 const MIN_TTL: Duration = Duration::from_secs(10);
-const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+const MAX_TTL: Duration = Duration::from_hours(24);
 const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -548,17 +548,15 @@ impl Store {
                 }
             });
             let previous = self.checks.get(&id);
-            let (status, output, critical_since, check_create) = previous.map_or(
-                (Status::Critical, String::new(), Some(now), index),
-                |old| {
+            let (status, output, critical_since, check_create) =
+                previous.map_or((Status::Critical, String::new(), Some(now), index), |old| {
                     (
                         old.status,
                         old.output.clone(),
                         old.critical_since,
                         old.create_index,
                     )
-                },
-            );
+                });
             self.checks.insert(
                 id.clone(),
                 HealthCheck {
@@ -747,9 +745,17 @@ mod tests {
         assert!(!store.kv_put("service/geo/initialize", b"2".to_vec(), None, Some(0)));
         let (entry, _) = store.kv_get("service/geo/initialize");
         let index = entry.unwrap().modify_index;
-        assert!(!store.kv_put("service/geo/initialize", b"3".to_vec(), None, Some(index + 1)));
+        assert!(!store.kv_put(
+            "service/geo/initialize",
+            b"3".to_vec(),
+            None,
+            Some(index + 1)
+        ));
         assert!(store.kv_put("service/geo/initialize", b"3".to_vec(), None, Some(index)));
-        assert!(store.kv_delete("service/geo/missing", false, Some(7)), "missing + cas is true");
+        assert!(
+            store.kv_delete("service/geo/missing", false, Some(7)),
+            "missing + cas is true"
+        );
         let (entry, _) = store.kv_get("service/geo/initialize");
         let index = entry.unwrap().modify_index;
         assert!(!store.kv_delete("service/geo/initialize", false, Some(index - 1)));
@@ -770,7 +776,11 @@ mod tests {
         assert!(store.kv_put("k", b"w".to_vec(), None, None));
         let after = store.kv_get("k").0.unwrap();
         assert!(after.modify_index > before.modify_index);
-        assert_eq!(after.session.as_deref(), Some("s1"), "a plain PUT keeps the holder");
+        assert_eq!(
+            after.session.as_deref(),
+            Some("s1"),
+            "a plain PUT keeps the holder"
+        );
     }
 
     #[test]
@@ -780,7 +790,14 @@ mod tests {
         session(&mut store, "s1", Behavior::Delete, now);
         session(&mut store, "s2", Behavior::Delete, now);
         let acquire = |store: &mut Store, session: &str| {
-            store.kv_acquire("service/geo/leader", session, b"node1".to_vec(), None, None, now)
+            store.kv_acquire(
+                "service/geo/leader",
+                session,
+                b"node1".to_vec(),
+                None,
+                None,
+                now,
+            )
         };
         assert_eq!(acquire(&mut store, "s1"), Ok(true));
         assert_eq!(acquire(&mut store, "s2"), Ok(false), "held by another");
@@ -790,14 +807,24 @@ mod tests {
             acquire(&mut store, "nope").unwrap_err().to_string(),
             "invalid session \"nope\""
         );
-        assert_eq!(store.kv_release("service/geo/leader", "s2", Vec::new(), None), Ok(false));
+        assert_eq!(
+            store.kv_release("service/geo/leader", "s2", Vec::new(), None),
+            Ok(false)
+        );
         assert_eq!(
             store.kv_release("service/geo/leader", "s1", b"node1".to_vec(), None),
             Ok(true)
         );
         let later = now + Duration::from_millis(5);
         assert_eq!(
-            store.kv_acquire("service/geo/leader", "s2", b"node2".to_vec(), None, None, later),
+            store.kv_acquire(
+                "service/geo/leader",
+                "s2",
+                b"node2".to_vec(),
+                None,
+                None,
+                later
+            ),
             Ok(true)
         );
         assert_eq!(store.kv_get("service/geo/leader").0.unwrap().lock_index, 2);
@@ -809,21 +836,43 @@ mod tests {
         let mut store = store();
         session(&mut store, "s1", Behavior::Delete, now);
         store
-            .kv_acquire("service/geo/leader", "s1", b"node1".to_vec(), None, None, now)
+            .kv_acquire(
+                "service/geo/leader",
+                "s1",
+                b"node1".to_vec(),
+                None,
+                None,
+                now,
+            )
             .unwrap();
         store
-            .kv_acquire("service/geo/members/node1", "s1", b"{}".to_vec(), None, None, now)
+            .kv_acquire(
+                "service/geo/members/node1",
+                "s1",
+                b"{}".to_vec(),
+                None,
+                None,
+                now,
+            )
             .unwrap();
         let (_, watched) = store.kv_get("service/geo/leader");
         assert!(!store.expire_sessions(now + Duration::from_secs(19)));
-        store.session_renew("s1", now + Duration::from_secs(5)).unwrap();
-        assert!(!store.expire_sessions(now + Duration::from_secs(24)), "renewed at 5 s");
+        store
+            .session_renew("s1", now + Duration::from_secs(5))
+            .unwrap();
+        assert!(
+            !store.expire_sessions(now + Duration::from_secs(24)),
+            "renewed at 5 s"
+        );
         assert!(store.expire_sessions(now + Duration::from_secs(25)));
         let (entry, index) = store.kv_get("service/geo/leader");
         assert!(entry.is_none());
         assert!(index > watched, "the tombstone wakes a watch on the key");
         assert!(store.kv_list("service/geo/").0.is_empty());
-        assert!(store.session_renew("s1", now).is_none(), "renew of a gone session: 404");
+        assert!(
+            store.session_renew("s1", now).is_none(),
+            "renew of a gone session: 404"
+        );
         // Within the lock-delay nobody takes the key.
         session(&mut store, "s2", Behavior::Delete, now);
         let at = now + Duration::from_secs(25);
@@ -871,15 +920,30 @@ mod tests {
     #[test]
     fn a_recursive_delete_is_a_plain_string_prefix() {
         let mut store = store();
-        for key in ["service/geo/leader", "service/geo/config", "service/geo2/leader"] {
+        for key in [
+            "service/geo/leader",
+            "service/geo/config",
+            "service/geo2/leader",
+        ] {
             store.kv_put(key, b"x".to_vec(), None, None);
         }
         store.kv_delete("service/geo/", true, None);
-        assert_eq!(store.kv_list("service/").0.len(), 1, "the trailing slash spares geo2");
+        assert_eq!(
+            store.kv_list("service/").0.len(),
+            1,
+            "the trailing slash spares geo2"
+        );
         let (_, index) = store.kv_list("service/geo/");
-        assert_eq!(index, store.index(), "the prefix's index is its tombstones'");
+        assert_eq!(
+            index,
+            store.index(),
+            "the prefix's index is its tombstones'"
+        );
         store.kv_delete("service/geo", true, None);
-        assert!(store.kv_list("service/").0.is_empty(), "without it geo2 goes too");
+        assert!(
+            store.kv_list("service/").0.is_empty(),
+            "without it geo2 goes too"
+        );
     }
 
     fn patroni_service(role: &str) -> ServiceRequest {
@@ -908,14 +972,23 @@ mod tests {
         let mut store = store();
         store.register_service(patroni_service("replica"), now, |_| Duration::ZERO);
         let check = "service:geo/node1";
-        assert_eq!(store.service_checks("geo/node1")[0].status, Status::Critical);
+        assert_eq!(
+            store.service_checks("geo/node1")[0].status,
+            Status::Critical
+        );
         assert!(store.check_result(check, Status::Passing, "200 OK".into(), now));
         assert!(!store.check_result(check, Status::Passing, "200 OK again".into(), now));
         store.register_service(patroni_service("primary"), now, |_| Duration::ZERO);
         let checks = store.service_checks("geo/node1");
         assert_eq!(checks[0].status, Status::Passing, "the old verdict sticks");
-        assert_eq!(checks[0].http.as_deref(), Some("http://127.0.0.31:8008/primary"));
-        assert!(store.deregister_service("geo/node1", now), "an id with a slash");
+        assert_eq!(
+            checks[0].http.as_deref(),
+            Some("http://127.0.0.31:8008/primary")
+        );
+        assert!(
+            store.deregister_service("geo/node1", now),
+            "an id with a slash"
+        );
         assert!(!store.deregister_service("geo/node1", now));
         assert!(store.checks().is_empty());
     }
