@@ -4,13 +4,15 @@
 # (hyperfine), their ratios, and the peak RSS of each (GNU time, median of 10), as Markdown.
 #   bench/status.sh            # uses (and starts if needed) the default lab
 #   RUNS=50 bench/status.sh
+#   DCS=consul bench/status.sh # on a lab whose DCS is the Consul double (status also reads Consul)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-30}
 pgha=target/release/pgha
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked --quiet
-"$pgha" lab up >/dev/null 2>&1 || "$pgha" lab up
+dcs=(--dcs "${DCS:-etcd}")
+"$pgha" lab up "${dcs[@]}" >/dev/null 2>&1 || "$pgha" lab up "${dcs[@]}"
 
 lab=${PGHA_LAB_DIR:-/var/lib/pgha/lab}
 version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["spec"]["patroni_version"])' "$lab/lab.json")

@@ -130,6 +130,23 @@ enum RawCommand {
         #[command(flatten)]
         run: RawRunArgs,
     },
+    /// Add a replica: a member in the inventory, not yet in the cluster (GitLab's scale-up)
+    ScaleUp {
+        /// The new member, as the inventory names it
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        /// Deadline of the copy and catch-up [default: 8h, or the inventory's timeouts.runbooks.scale-up]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// The replica counts as caught up at this lag
+        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+        max_lag: u64,
+        /// Free space the new host needs [default: the leader's databases, measured]
+        #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+        need: Option<u64>,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
     /// Hand the leader role to a replica
     Switchover {
         /// The new leader [default: the sync standby, else the replica with the lowest lag]
@@ -642,6 +659,7 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
         | RawCommand::Service { .. }
         | RawCommand::Host { .. }
         | RawCommand::Consul { .. }
+        | RawCommand::ScaleUp { .. }
         | RawCommand::Resume { run_id: None, .. } => {
             unreachable!("runbook commands are converted by runbook_params")
         }
@@ -818,6 +836,21 @@ fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), Box<RawComman
         RawCommand::Consul {
             command: RawConsulCommand::DeleteTree { prefix, run },
         } => Ok((Params::ConsulDeleteTree { prefix }, run)),
+        RawCommand::ScaleUp {
+            member,
+            timeout,
+            max_lag,
+            need,
+            run,
+        } => Ok((
+            Params::ScaleUp {
+                member,
+                max_lag,
+                timeout,
+                need,
+            },
+            run,
+        )),
         other => Err(Box::new(other)),
     }
 }
@@ -839,6 +872,7 @@ fn runbook(params: Params, run: RawRunArgs) -> Result<Command, clap::Error> {
     let names = match &params {
         Params::Reinit { member, .. }
         | Params::Service { member, .. }
+        | Params::ScaleUp { member, .. }
         | Params::Host { member, .. } => {
             vec![("--member", Some(member))]
         }

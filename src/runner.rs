@@ -97,6 +97,44 @@ async fn connect(selector: &Selector) -> Result<LiveCluster, Error> {
     })
 }
 
+/// Fills in what a runbook needs measured before it can be planned (planners read no database):
+/// a scale-up's disk need is the leader's databases, when the operator gave none.
+async fn measured(world: &LiveCluster, params: Params) -> Result<Params, Error> {
+    let Params::ScaleUp {
+        member,
+        max_lag,
+        timeout,
+        need: None,
+    } = params
+    else {
+        return Ok(params);
+    };
+    let Some(sql) = &world.sql else {
+        return Ok(Params::ScaleUp {
+            member,
+            max_lag,
+            timeout,
+            need: None,
+        });
+    };
+    let view = world.observe().await?;
+    let leader = view
+        .leader
+        .as_deref()
+        .and_then(|leader| view.member(leader))
+        .ok_or_else(|| Error::Refused("the cluster has no leader: fix that first".into()))?;
+    let size = sql
+        .database_size(&leader.host)
+        .await
+        .map_err(|error| Error::BadInput(error.to_string()))?;
+    Ok(Params::ScaleUp {
+        member,
+        max_lag,
+        timeout,
+        need: Some(size),
+    })
+}
+
 /// Observes, plans and checks the plan's pre-conditions. Read-only by construction: it is
 /// given an `Observer`, which cannot change the cluster. A dry-run is exactly this.
 pub async fn prepare<O: Observer>(
@@ -114,6 +152,7 @@ pub async fn prepare<O: Observer>(
 pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Result<Exit, Error> {
     let world = connect(selector).await?;
     let params = params.with_default_timeout(&world.target.runbook_timeouts);
+    let params = measured(&world, params).await?;
     let (plan, checked) = prepare(&world, &world.target, &params).await?;
     if plan
         .steps

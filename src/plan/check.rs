@@ -26,6 +26,10 @@ pub enum Check {
     Unreachable { member: String },
     /// The member is registered in the DCS.
     Registered { member: String },
+    /// The member is not registered in the DCS (not yet a member of the cluster).
+    NotRegistered { member: String },
+    /// Every member that answers lists the same members and names the same leader.
+    TopologyAgreed,
     /// The member's state is one of these.
     StateIn { member: String, states: Vec<String> },
     /// The member streams from the leader (or runs as a replica with WAL received, on Patroni
@@ -134,6 +138,8 @@ impl Check {
                     },
                 )
             }),
+            Check::NotRegistered { member } => not_registered(view, member),
+            Check::TopologyAgreed => topology_agreed(view),
             Check::StateIn { member, states } => with_member(view, member, |view| {
                 let state = state_text(view);
                 Verdict::new(states.contains(&state), format!("{member} is {state}"))
@@ -230,6 +236,44 @@ impl Check {
             },
             _ => unreachable!("only Consul checks are judged on Consul"),
         }
+    }
+}
+
+fn not_registered(view: &ClusterView, member: &str) -> Verdict {
+    let registered = view.member(member).is_some_and(|view| view.dcs.is_some());
+    let observed = if registered {
+        format!("{member} is already registered in the DCS")
+    } else {
+        format!("{member} is not registered in the DCS")
+    };
+    Verdict::new(!registered, observed)
+}
+
+fn topology_agreed(view: &ClusterView) -> Verdict {
+    let disagreements: Vec<&str> = view
+        .warnings
+        .iter()
+        .filter(|warning| {
+            matches!(
+                warning,
+                crate::observe::Warning::LeaderDisagreement { .. }
+                    | crate::observe::Warning::MembershipDisagreement { .. }
+            )
+        })
+        .map(crate::observe::Warning::message)
+        .collect();
+    let answering = view
+        .members
+        .iter()
+        .filter(|member| member.is_reachable())
+        .count();
+    if disagreements.is_empty() {
+        Verdict::new(
+            true,
+            format!("the {answering} members that answer agree on the members and the leader"),
+        )
+    } else {
+        Verdict::new(false, disagreements.join("; "))
     }
 }
 
@@ -478,6 +522,13 @@ impl fmt::Display for Check {
             Check::Reachable { member } => write!(f, "{member}'s REST API answers"),
             Check::Unreachable { member } => write!(f, "{member}'s REST API does not answer"),
             Check::Registered { member } => write!(f, "{member} is registered in the DCS"),
+            Check::NotRegistered { member } => {
+                write!(f, "{member} is not yet registered in the DCS")
+            }
+            Check::TopologyAgreed => write!(
+                f,
+                "every member that answers lists the same members and the same leader"
+            ),
             Check::StateIn { member, states } => write!(f, "{member} is {}", states.join(" or ")),
             Check::Streaming { member } => write!(f, "{member} streams from the leader"),
             Check::LagAtMost { member, bytes } => {

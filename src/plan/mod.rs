@@ -84,15 +84,23 @@ pub enum Action {
     Silence(SilenceAction),
     /// A write to Consul's KV store.
     Consul(ConsulAction),
+    /// Something only a human does (provisioning, load balancing): shown, then confirmed.
+    Manual(ManualAction),
     /// Wait until checks hold.
     Wait(Wait),
 }
 
 impl Action {
-    /// True when the step changes the cluster (as opposed to waiting and looking).
+    /// True when the step changes the cluster (as opposed to waiting and looking, or asking).
     pub fn mutates(&self) -> bool {
-        !matches!(self, Action::Wait(_))
+        !matches!(self, Action::Wait(_) | Action::Manual(_))
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualAction {
+    /// What to do and what to check, one item per line.
+    pub instructions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -193,6 +193,12 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
                 })
             );
         }
+        Action::Manual(manual) => {
+            let _ = writeln!(out, "- **By hand**:");
+            for line in &manual.instructions {
+                let _ = writeln!(out, "  - {line}");
+            }
+        }
         Action::Wait(wait) => markdown_wait(out, "Wait", wait),
     }
     if let Some(verify) = &step.verify {
@@ -328,6 +334,11 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
                 let ConsulAction::DeleteTree { keys, .. } = action;
                 for key in keys {
                     let _ = writeln!(out, "         {key}");
+                }
+            }
+            Action::Manual(manual) => {
+                for line in &manual.instructions {
+                    let _ = writeln!(out, "       by hand: {line}");
                 }
             }
             Action::Wait(wait) => {

@@ -388,11 +388,25 @@ impl<'a> Host<'a> {
         )
     }
 
+    /// Passes when the host answers over SSH: the operator's access, checked before anything
+    /// depends on it.
+    pub(crate) fn reachable(&self) -> Result<Step, PlanError> {
+        self.step(
+            format!("ssh-{}", self.member.name),
+            format!("Check that {} answers over SSH", self.member.name),
+            "echo \"$(hostname) answers\"",
+            false,
+            Gate::None,
+        )
+    }
+
     /// Passes when the data directory's filesystem has at least `need` bytes available.
     pub(crate) fn free_space_at_least(&self, need: u64) -> Result<Step, PlanError> {
         let data_dir = self.data_dir()?;
+        // A new member has no data directory yet: measure the filesystem that will hold it.
         let script = format!(
-            "set -eu; available=$(df -P -B1 {d} | awk 'NR==2 {{print $4}}'); \
+            "set -eu; d={d}; while [ ! -e \"$d\" ]; do d=$(dirname \"$d\"); done; \
+             available=$(df -P -B1 \"$d\" | awk 'NR==2 {{print $4}}'); \
              echo \"$available bytes available on the filesystem of {d}, {need} needed\"; test \"$available\" -ge {need}",
             d = quote(&data_dir)
         );

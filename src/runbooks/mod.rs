@@ -7,6 +7,7 @@ mod host;
 mod maintenance;
 mod reinit;
 mod restart;
+mod scale_up;
 mod service;
 mod switchover;
 
@@ -83,6 +84,14 @@ pub enum Params {
         /// As the operator typed it; the plan refuses anything but the cluster's own prefix.
         prefix: Option<String>,
     },
+    ScaleUp {
+        member: String,
+        max_lag: u64,
+        #[serde(with = "optional_duration")]
+        timeout: Option<Duration>,
+        /// Free space the new host needs: given, or measured on the leader before planning.
+        need: Option<u64>,
+    },
 }
 
 impl Params {
@@ -98,7 +107,8 @@ impl Params {
             Params::Reinit { timeout, .. }
             | Params::Switchover { timeout, .. }
             | Params::Restart { timeout, .. }
-            | Params::Service { timeout, .. } => {
+            | Params::Service { timeout, .. }
+            | Params::ScaleUp { timeout, .. } => {
                 *timeout = timeout.or(default);
             }
             Params::Pause { .. }
@@ -119,6 +129,7 @@ impl Params {
             Params::Service { .. } => "service",
             Params::Host { .. } => "host",
             Params::ConsulDeleteTree { .. } => "consul-delete-tree",
+            Params::ScaleUp { .. } => "scale-up",
         }
     }
 }
@@ -160,6 +171,7 @@ pub fn plan(
         Params::Service { .. } => service::plan(target, view, params),
         Params::Host { .. } => host::plan(target, view, params),
         Params::ConsulDeleteTree { .. } => consul::plan(target, view, params),
+        Params::ScaleUp { .. } => scale_up::plan(target, view, params),
     }
 }
 

@@ -173,7 +173,7 @@ fn reinitialize_step(
 }
 
 /// The long wait: hours on a large database, with the bytes the leader has streamed.
-fn wait_streaming_step(
+pub(super) fn wait_streaming_step(
     name: &str,
     leader: &str,
     leader_host: String,

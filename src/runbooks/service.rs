@@ -161,7 +161,7 @@ fn summary(action: ServiceAction, name: &str) -> String {
 }
 
 /// The service command for `action` on the member, behind a confirmation.
-fn command_step(
+pub(super) fn command_step(
     control: &ServiceControl,
     action: ServiceAction,
     member: &MemberView,
@@ -189,7 +189,7 @@ fn command_step(
 }
 
 /// The step re-checks `prechecks`, and is done — and verified — when `done` holds.
-fn with_verification(
+pub(super) fn with_verification(
     step: Step,
     prechecks: Vec<Check>,
     done: Vec<Check>,

@@ -63,6 +63,45 @@ fn lab() -> (ClusterTarget, ClusterView) {
     (target, view)
 }
 
+/// The lab started with `--spare 1`: node4 (127.0.0.14) configured, Patroni not started.
+fn lab_with_spare() -> (ClusterTarget, ClusterView) {
+    let (mut target, _) = lab();
+    let spare = MemberTarget {
+        name: "node4".into(),
+        host: "127.0.0.14".into(),
+        api_url: "http://127.0.0.14:8008".into(),
+        data_dir: Some("/var/lib/pgha/lab/members/node4/data".into()),
+    };
+    target.members.push(spare.clone());
+    let (_, mut observations) = led_by("4.1.5", "node1", Some(1));
+    let relabel = |address: &str| address.replace("127.0.0.3", "127.0.0.1");
+    for observation in &mut observations {
+        observation.target = target.member(&observation.target.name).cloned().unwrap();
+        if let Ok(topology) = &mut observation.topology {
+            for member in &mut topology.members {
+                member.host = member.host.as_deref().map(relabel);
+                member.api_url = member.api_url.as_deref().map(relabel);
+            }
+        }
+    }
+    observations.push(crate::observe::MemberObservation {
+        target: spare,
+        status: Err(crate::observe::testing::refused("127.0.0.14")),
+        topology: Err(crate::observe::testing::refused("127.0.0.14")),
+    });
+    let view = merge(&target, observations).unwrap();
+    (target, view)
+}
+
+fn scale_up(member: &str) -> Params {
+    Params::ScaleUp {
+        member: member.into(),
+        max_lag: DEFAULT_MAX_LAG_BYTES,
+        timeout: None,
+        need: Some(770 * 1024 * 1024),
+    }
+}
+
 fn reinit(member: &str) -> Params {
     Params::Reinit {
         member: member.into(),
@@ -207,6 +246,7 @@ fn committed_runbooks_match_the_rendering_for_the_lab() {
         ("consul-delete-tree", delete_tree(None)),
         ("consul-switchover", switchover(None)),
     ];
+    let (spare_target, spare_view) = lab_with_spare();
     let all = committed_runbooks()
         .into_iter()
         .map(|(name, params)| (name, params, &target, &view))
@@ -214,7 +254,13 @@ fn committed_runbooks_match_the_rendering_for_the_lab() {
             consul_runbooks
                 .into_iter()
                 .map(|(name, params)| (name, params, &consul_target, &consul_view)),
-        );
+        )
+        .chain(std::iter::once((
+            "scale-up",
+            scale_up("node4"),
+            &spare_target,
+            &spare_view,
+        )));
     for (name, params, target, view) in all {
         let rendered = render::markdown(&plan(target, view, &params).unwrap(), None);
         let path = directory.join(format!("{name}.md"));
@@ -632,4 +678,78 @@ fn runbooks_wait_for_consul_routing_only_where_patroni_registers_services() {
         tag: "primary".into(),
         members: vec!["node2".into()]
     }));
+}
+
+#[test]
+fn scale_up_adds_only_a_new_member_and_follows_it_to_streaming() {
+    let (target, view) = lab_with_spare();
+    let plan = plan(&target, &view, &scale_up("node4")).unwrap();
+    let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "provisioned-node4",
+            "ssh-node4",
+            "disk-node4",
+            "silence-node4",
+            "enable-patroni-node4",
+            "start-patroni-node4",
+            "wait-streaming-node4",
+            "agreement-node4",
+            "expire-silence-node4",
+        ]
+    );
+    assert!(plan.prechecks.contains(&Check::NotRegistered {
+        member: "node4".into()
+    }));
+    assert!(plan.prechecks.contains(&Check::Unreachable {
+        member: "node4".into()
+    }));
+    let checked = crate::exec::evaluate(&plan.prechecks, &view);
+    assert!(
+        checked.iter().all(|check| check.verdict.passed),
+        "{checked:?}"
+    );
+    // A member that already runs fails its pre-checks; an unknown one is bad input.
+    let running = plan_checks(&target, &view, &scale_up("node2"));
+    assert!(
+        running
+            .iter()
+            .any(|(text, passed)| !passed && text.contains("node2 is not yet registered")),
+        "{running:?}"
+    );
+    assert!(matches!(
+        runbooks_plan(&target, &view, &scale_up("node9")),
+        Err(PlanError::UnknownMember { .. })
+    ));
+    let mut unmeasured = scale_up("node4");
+    if let Params::ScaleUp { need, .. } = &mut unmeasured {
+        *need = None;
+    }
+    assert!(
+        runbooks_plan(&target, &view, &unmeasured)
+            .unwrap_err()
+            .to_string()
+            .contains("--need")
+    );
+    let mut leaderless = view.clone();
+    leaderless.leader = None;
+    let checks = crate::exec::evaluate(&plan.prechecks, &leaderless);
+    assert!(!checks[0].verdict.passed, "no leader: refused");
+}
+
+fn runbooks_plan(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    params: &Params,
+) -> Result<Plan, PlanError> {
+    plan(target, view, params)
+}
+
+fn plan_checks(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Vec<(String, bool)> {
+    let plan = plan(target, view, params).unwrap();
+    crate::exec::evaluate(&plan.prechecks, view)
+        .into_iter()
+        .map(|check| (check.text, check.verdict.passed))
+        .collect()
 }

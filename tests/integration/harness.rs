@@ -188,6 +188,17 @@ impl Lab {
         ready(LAB.get_or_init(|| Lab::start("consul", "127.0.0.61", &["--dcs", "consul"])))
     }
 
+    /// A 2-member lab with a spare (node3, configured, not started) for scale-up, on
+    /// 127.0.0.71-73.
+    pub(crate) fn scale() -> &'static Lab {
+        static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
+        ready(
+            LAB.get_or_init(|| {
+                Lab::start("scale", "127.0.0.71", &["--members", "2", "--spare", "1"])
+            }),
+        )
+    }
+
     /// The lab's Consul client and settings, as its inventory names them.
     pub(crate) fn consul_client(
         &self,
@@ -532,4 +543,42 @@ pub(crate) fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
     path
+}
+
+/// Runs `command` (a runbook) and SIGKILLs it as soon as its journal in `runs` records the start
+/// of step `step`; returns the run id.
+pub(crate) fn killed_at_step(command: Pgha, runs: &Path, step: &str) -> String {
+    let child = command.spawn();
+    let wait_step = format!("\"step\":\"{step}\"");
+    let deadline = Instant::now() + Duration::from_mins(1);
+    let run_id = loop {
+        assert!(Instant::now() < deadline, "step {step} never started");
+        let started = std::fs::read_dir(runs).ok().and_then(|entries| {
+            entries.filter_map(Result::ok).find_map(|entry| {
+                let text = std::fs::read_to_string(entry.path()).ok()?;
+                let waiting = text.lines().any(|line| {
+                    line.contains("\"event\":\"step_started\"") && line.contains(&wait_step)
+                });
+                waiting.then(|| {
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .trim_end_matches(".jsonl")
+                        .to_string()
+                })
+            })
+        });
+        if let Some(run_id) = started {
+            break run_id;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&output.status),
+        Some(9)
+    );
+    run_id
 }

@@ -12,6 +12,7 @@ mod mixed;
 mod modes;
 mod remote;
 mod runbooks;
+mod scale_up;
 mod services;
 mod status;
 mod tls;

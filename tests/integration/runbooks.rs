@@ -3,7 +3,7 @@
 //! cluster lock and Ctrl-C at a gate. Each test keeps its own run store (PGHA_RUNS_DIR).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::{Lab, Pgha, block_on, entry, scratch, wait_until};
 
@@ -323,41 +323,9 @@ fn restart_of_one_replica_restarts_postgres_and_waits_for_streaming() {
 
 /// Starts a reinit and SIGKILLs pgha as soon as its journal records the start of the wait.
 fn reinit_killed_during_the_wait(lab: &Lab, runs: &Path, member: &str) -> String {
-    let child = runbook(lab, runs)
-        .args(["reinit", "--member", member, "--yes", "--confirm", member])
-        .spawn();
-    let wait_step = format!("\"step\":\"wait-streaming-{member}\"");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let run_id = loop {
-        assert!(Instant::now() < deadline, "the wait never started");
-        let started = std::fs::read_dir(runs).ok().and_then(|entries| {
-            entries.filter_map(Result::ok).find_map(|entry| {
-                let text = std::fs::read_to_string(entry.path()).ok()?;
-                let waiting = text.lines().any(|line| {
-                    line.contains("\"event\":\"step_started\"") && line.contains(&wait_step)
-                });
-                waiting.then(|| {
-                    entry
-                        .file_name()
-                        .to_string_lossy()
-                        .trim_end_matches(".jsonl")
-                        .to_string()
-                })
-            })
-        });
-        if let Some(run_id) = started {
-            break run_id;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let pid = rustix::process::Pid::from_child(&child);
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&output.status),
-        Some(9)
-    );
-    run_id
+    let command =
+        runbook(lab, runs).args(["reinit", "--member", member, "--yes", "--confirm", member]);
+    crate::harness::killed_at_step(command, runs, &format!("wait-streaming-{member}"))
 }
 
 #[test]

@@ -1,0 +1,181 @@
+//! `pgha scale-up --member M`: GitLab's "Scale Up Patroni" (seed 000) — add a replica that is
+//! in the inventory but not yet in the cluster. Provisioning is the operator's (Terraform,
+//! Chef): pgha shows what to check and waits for a yes. Then: SSH and disk space on the new
+//! host, a silence of its alerts, Patroni enabled and started through the environment's service
+//! control, the member followed from `creating replica` to `streaming` with the leader's
+//! base-backup progress, caught up, every member agreeing on the membership, and, where Patroni
+//! registers services in Consul, the member passing as a replica there.
+
+use std::time::Duration;
+
+use super::host::Host;
+use super::reinit::wait_streaming_step;
+use super::service::{command_step, with_verification};
+use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, silenced};
+use crate::inventory::ClusterTarget;
+use crate::observe::ClusterView;
+use crate::plan::{Action, Check, Gate, Idempotency, ManualAction, Plan, Step, Wait};
+use crate::remote::ServiceAction;
+use crate::ui::human_bytes;
+
+/// A base backup of a large database takes hours (the seed: "in the order of 6h").
+const DEFAULT_TIMEOUT: Duration = Duration::from_hours(8);
+/// Patroni registers within a loop or two of starting.
+const REGISTER_TIMEOUT: Duration = Duration::from_mins(2);
+
+pub(super) fn plan(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    params: &Params,
+) -> Result<Plan, PlanError> {
+    let Params::ScaleUp {
+        member: name,
+        max_lag,
+        timeout,
+        need,
+    } = params
+    else {
+        unreachable!("dispatched by runbook")
+    };
+    let new_member = member(view, name)?;
+    let leader = view
+        .leader
+        .clone()
+        .ok_or_else(|| PlanError::Refused("the cluster has no leader: fix that first".into()))?;
+    let leader_host = member(view, &leader)?.host.clone();
+    let need = need.ok_or_else(|| {
+        PlanError::Refused(format!(
+            "cannot size the copy: add a `postgres:` section to environment {} (pgha measures the leader's databases) or pass --need BYTES",
+            target.environment
+        ))
+    })?;
+    let control = target.service.as_ref().ok_or_else(|| {
+        PlanError::Refused(format!(
+            "{}: environment {} has no `service:` section: pgha does not know how to start Patroni there",
+            target.origin, target.environment
+        ))
+    })?;
+    let host = Host::new(target, view, name)?;
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut plan = new_plan(
+        target,
+        view,
+        params,
+        format!(
+            "Scale up cluster {}: add {name} as a replica",
+            target.cluster
+        ),
+        format!(
+            "Adds {name} ({}) to cluster {}: after provisioning, Patroni is enabled and started on it; it registers in the DCS, copies {} from {leader} with a base backup and streams from it. The run ends when {name} lags at most {} and every member lists it.",
+            new_member.host,
+            target.cluster,
+            human_bytes(need),
+            human_bytes(*max_lag)
+        ),
+    );
+    plan.prechecks = prechecks(view, name);
+    if let Some(identifier) = &view.system_identifier {
+        plan.assumes.push(Check::SystemIdentifier {
+            identifier: identifier.clone(),
+        });
+    }
+    plan.steps
+        .push(provisioning_step(target, name, &new_member.host));
+    plan.steps.push(host.reachable()?);
+    plan.steps.push(host.free_space_at_least(need)?);
+    let enable = command_step(control, ServiceAction::Enable, new_member)?;
+    let start = with_verification(
+        command_step(control, ServiceAction::Start, new_member)?,
+        vec![Check::HealthyLeader],
+        vec![Check::Registered {
+            member: name.clone(),
+        }],
+        REGISTER_TIMEOUT,
+    );
+    let mut joined = vec![
+        Step {
+            gate: Gate::None,
+            ..enable
+        },
+        start,
+        wait_streaming_step(name, &leader, leader_host, *max_lag, timeout),
+        agreement_step(name),
+    ];
+    joined.extend(super::consul_routes_replica(view, name));
+    plan.steps.extend(silenced(
+        target,
+        new_member,
+        "joining the cluster",
+        timeout + SILENCE_MARGIN,
+        joined,
+    ));
+    plan.rollback = Some(format!(
+        "`pgha service stop --member {name}` and `pgha service disable --member {name}`; its DCS key expires after `ttl` (or remove it with `patronictl remove` only for the whole cluster: never needed here)."
+    ));
+    Ok(plan)
+}
+
+/// A healthy leader, every other member answering and agreeing, and the new member known to
+/// the inventory but neither running Patroni nor registered.
+fn prechecks(view: &ClusterView, name: &str) -> Vec<Check> {
+    let mut checks = vec![Check::HealthyLeader, Check::TopologyAgreed];
+    checks.extend(
+        view.members
+            .iter()
+            .filter(|member| member.name != name && member.dcs.is_some())
+            .map(|member| Check::Reachable {
+                member: member.name.clone(),
+            }),
+    );
+    checks.push(Check::NotRegistered {
+        member: name.into(),
+    });
+    checks.push(Check::Unreachable {
+        member: name.into(),
+    });
+    checks
+}
+
+fn provisioning_step(target: &ClusterTarget, name: &str, host: &str) -> Step {
+    Step {
+        id: format!("provisioned-{name}"),
+        title: format!("Confirm that {name} is provisioned"),
+        action: Action::Manual(ManualAction {
+            instructions: vec![
+                format!("the host {host} exists (Terraform: the Patroni node count was raised and applied)"),
+                "configuration management converged on it (Chef): Patroni installed and configured, not started".into(),
+                format!(
+                    "its Patroni configuration names scope {} and the cluster's DCS",
+                    target.cluster
+                ),
+            ],
+        }),
+        gate: Gate::Confirm {
+            question: format!("Is {name} ({host}) provisioned and Patroni configured but not started?"),
+        },
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }
+}
+
+/// The seed's "the list is identical on all nodes": every member, the new one included, lists
+/// the same members and the same leader.
+fn agreement_step(name: &str) -> Step {
+    Step::wait(
+        format!("agreement-{name}"),
+        format!("Wait until every member lists {name}"),
+        Wait {
+            until: vec![
+                Check::Registered {
+                    member: name.into(),
+                },
+                Check::TopologyAgreed,
+            ],
+            fail_if: Vec::new(),
+            timeout: Duration::from_mins(1),
+            poll: Duration::from_millis(500),
+            progress: crate::plan::Progress::Checks,
+        },
+    )
+}

@@ -1,0 +1,118 @@
+//! `pgha scale-up` end to end on a lab with a spare member: the refusals first (a member that
+//! already runs, an unknown one, a host SSH cannot reach), then the spare joins — killed during
+//! its wait and finished by `resume` — and is taken out again for the next run.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Lab, Pgha, entry, killed_at_step, scratch, wait_until};
+
+const SPARE: &str = "node3";
+
+fn runbook(lab: &Lab, runs: &Path) -> Pgha {
+    Pgha::new().lab(lab).env("PGHA_RUNS_DIR", runs)
+}
+
+/// Puts the spare back as `lab up --spare 1` made it: Patroni stopped, no data, not registered.
+fn remove_spare(lab: &Lab) {
+    Pgha::new()
+        .args(["lab", "member", "stop", SPARE])
+        .lab(lab)
+        .run()
+        .success();
+    let data = lab.dir.join("members").join(SPARE).join("data");
+    if data.exists() {
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+    wait_until(
+        Duration::from_mins(1),
+        "the spare's DCS key expires",
+        || entry(&lab.status_json(), "members", SPARE)["in_dcs"] == false,
+    );
+}
+
+#[test]
+fn the_spare_joins_streams_and_survives_a_killed_pgha() {
+    let guard = Lab::scale().exclusive();
+    let lab = guard.lab;
+    if entry(&lab.status_json(), "members", SPARE)["in_dcs"] == true {
+        remove_spare(lab);
+    }
+    let runs = scratch();
+
+    // Refusals: nothing is started.
+    runbook(lab, runs.path())
+        .args(["scale-up", "--member", "node2", "--yes"])
+        .run()
+        .expect_code(4);
+    let unknown = runbook(lab, runs.path())
+        .args(["scale-up", "--member", "node9", "--yes"])
+        .run()
+        .expect_code(2);
+    assert!(unknown.one_error_line().contains("no member \"node9\""));
+    let inventory = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .replace("port: 2222", "port: 2299");
+    let path = crate::harness::write(&lab.dir, "pgha-no-ssh.yml", &inventory);
+    let failed = runbook(lab, runs.path())
+        .args(["scale-up", "--member", SPARE, "--yes", "-c"])
+        .arg_path(&path)
+        .run()
+        .expect_code(1);
+    assert!(
+        failed.stderr().contains("cannot connect over SSH"),
+        "{}",
+        failed.stderr()
+    );
+    assert_eq!(entry(&lab.status_json(), "members", SPARE)["in_dcs"], false);
+
+    // The join, killed while it waits for the copy, finished by resume.
+    let dry = runbook(lab, runs.path())
+        .args(["scale-up", "--member", SPARE, "--dry-run"])
+        .run()
+        .success();
+    assert!(
+        dry.stdout().contains("Confirm that node3 is provisioned"),
+        "{}",
+        dry.stdout()
+    );
+    let runs = scratch();
+    let started = Instant::now();
+    let run_id = killed_at_step(
+        runbook(lab, runs.path()).args(["scale-up", "--member", SPARE, "--yes"]),
+        runs.path(),
+        &format!("wait-streaming-{SPARE}"),
+    );
+    let resumed = runbook(lab, runs.path())
+        .args(["resume", &run_id, "--yes"])
+        .run()
+        .success();
+    eprintln!("scale-up with a kill and a resume: {:?}", started.elapsed());
+    assert!(
+        resumed.stderr().contains("pgha: resumed"),
+        "{}",
+        resumed.stderr()
+    );
+    let document = lab.status_json();
+    let record = entry(&document, "members", SPARE);
+    assert_eq!(record["state"], "streaming", "{record}");
+    assert!(
+        document["warnings"].as_array().unwrap().is_empty(),
+        "{document}"
+    );
+    remove_spare(lab);
+
+    // Uninterrupted, timed against the member's own start-to-streaming.
+    let runs = scratch();
+    let started = Instant::now();
+    let run = runbook(lab, runs.path())
+        .args(["scale-up", "--member", SPARE, "--yes"])
+        .run()
+        .success();
+    eprintln!("scale-up: {:?}\n{}", started.elapsed(), run.stderr());
+    assert_eq!(
+        entry(&lab.status_json(), "members", SPARE)["state"],
+        "streaming"
+    );
+    remove_spare(lab);
+}
