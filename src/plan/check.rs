@@ -65,6 +65,8 @@ pub enum Check {
     ConsulTreeEmpty,
     /// At least one of these holds.
     Any { checks: Vec<Check> },
+    /// Every one of these holds (for `fail_if`, where a list means "any").
+    All { checks: Vec<Check> },
 }
 
 /// The outcome of one check: whether it holds and what was seen.
@@ -192,16 +194,8 @@ impl Check {
             | Check::ConsulDeregistered { .. }
             | Check::ConsulServes { .. }
             | Check::ConsulTreeEmpty => with_consul(view, |consul| self.on_consul(view, consul)),
-            Check::Any { checks } => {
-                let verdicts: Vec<Verdict> =
-                    checks.iter().map(|check| check.evaluate(view)).collect();
-                let observed = verdicts
-                    .iter()
-                    .map(|verdict| verdict.observed.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                Verdict::new(verdicts.iter().any(|verdict| verdict.passed), observed)
-            }
+            Check::Any { checks } => combined(checks, view, false),
+            Check::All { checks } => combined(checks, view, true),
         }
     }
 }
@@ -237,6 +231,22 @@ impl Check {
             _ => unreachable!("only Consul checks are judged on Consul"),
         }
     }
+}
+
+/// `Any` (`every` false) or `All` (`every` true) of `checks`, with every observation.
+fn combined(checks: &[Check], view: &ClusterView, every: bool) -> Verdict {
+    let verdicts: Vec<Verdict> = checks.iter().map(|check| check.evaluate(view)).collect();
+    let observed = verdicts
+        .iter()
+        .map(|verdict| verdict.observed.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let passed = if every {
+        verdicts.iter().all(|verdict| verdict.passed)
+    } else {
+        verdicts.iter().any(|verdict| verdict.passed)
+    };
+    Verdict::new(passed, observed)
 }
 
 fn not_registered(view: &ClusterView, member: &str) -> Verdict {
@@ -575,6 +585,10 @@ impl fmt::Display for Check {
             Check::Any { checks } => {
                 let parts: Vec<String> = checks.iter().map(ToString::to_string).collect();
                 write!(f, "{}", parts.join(", or "))
+            }
+            Check::All { checks } => {
+                let parts: Vec<String> = checks.iter().map(ToString::to_string).collect();
+                write!(f, "{}", parts.join(", and "))
             }
         }
     }

@@ -172,6 +172,21 @@ fn reinitialize_step(
     }
 }
 
+/// The member's Patroni died: its API is gone and its DCS key expired (after `ttl`), so
+/// waiting longer cannot help. Both, so that one slow answer does not fail a copy of hours.
+fn gone(name: &str) -> Check {
+    Check::All {
+        checks: vec![
+            Check::Unreachable {
+                member: name.into(),
+            },
+            Check::NotRegistered {
+                member: name.into(),
+            },
+        ],
+    }
+}
+
 /// The long wait: hours on a large database, with the bytes the leader has streamed.
 pub(super) fn wait_streaming_step(
     name: &str,
@@ -185,7 +200,7 @@ pub(super) fn wait_streaming_step(
         format!("Wait until {name} streams from {leader}"),
         Wait {
             until: Check::caught_up(name, max_lag).into(),
-            fail_if: vec![Check::state_in(name, &FAILED)],
+            fail_if: vec![Check::state_in(name, &FAILED), gone(name)],
             timeout,
             poll: Duration::from_secs(1),
             progress: Progress::BaseBackup {

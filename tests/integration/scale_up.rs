@@ -116,3 +116,49 @@ fn the_spare_joins_streams_and_survives_a_killed_pgha() {
     );
     remove_spare(lab);
 }
+
+#[test]
+fn the_new_members_patroni_dying_during_the_copy_fails_clearly() {
+    let guard = Lab::scale().exclusive();
+    let lab = guard.lab;
+    if entry(&lab.status_json(), "members", SPARE)["in_dcs"] == true {
+        remove_spare(lab);
+    }
+    // A slow copy (pg_basebackup --max-rate), so that Patroni can be killed in the middle of it;
+    // the guard's `lab up` writes the configuration back.
+    let config = lab.member_config(SPARE);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let slowed = text.replace(
+        "  - checkpoint: fast\n",
+        "  - checkpoint: fast\n  - max-rate: 1M\n",
+    );
+    assert_ne!(text, slowed);
+    std::fs::write(&config, slowed).unwrap();
+    let runs = scratch();
+    let child = runbook(lab, runs.path())
+        .args(["scale-up", "--member", SPARE, "--yes"])
+        .spawn();
+    wait_until(Duration::from_mins(1), "the copy starts", || {
+        entry(&lab.status_json(), "members", SPARE)["state"] == "creating replica"
+    });
+    Pgha::new()
+        .args(["lab", "member", "kill", SPARE])
+        .lab(lab)
+        .run()
+        .success();
+    let killed = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("failed {:?} after the kill", killed.elapsed());
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        killed.elapsed() < Duration::from_mins(1),
+        "a dead member is a failure, not a hang"
+    );
+    assert!(
+        stderr.contains("node3's REST API does not answer")
+            && stderr.contains("node3 is not registered in the DCS"),
+        "{stderr}"
+    );
+    remove_spare(lab);
+}
