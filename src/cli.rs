@@ -147,6 +147,20 @@ enum RawCommand {
         #[command(flatten)]
         run: RawRunArgs,
     },
+    /// Remove a replica: drain it, stop and disable Patroni, wait until it left the cluster
+    ScaleDown {
+        /// The replica to remove (never the leader, never the last replica)
+        #[arg(long, value_name = "NAME")]
+        member: String,
+        /// Skip the drain step (no load balancer sends this member reads)
+        #[arg(long)]
+        no_drain: bool,
+        /// How long the drain may take [default: 10m]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        drain_timeout: Option<Duration>,
+        #[command(flatten)]
+        run: RawRunArgs,
+    },
     /// Hand the leader role to a replica
     Switchover {
         /// The new leader [default: the sync standby, else the replica with the lowest lag]
@@ -660,6 +674,7 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
         | RawCommand::Host { .. }
         | RawCommand::Consul { .. }
         | RawCommand::ScaleUp { .. }
+        | RawCommand::ScaleDown { .. }
         | RawCommand::Resume { run_id: None, .. } => {
             unreachable!("runbook commands are converted by runbook_params")
         }
@@ -836,13 +851,36 @@ fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), Box<RawComman
         RawCommand::Consul {
             command: RawConsulCommand::DeleteTree { prefix, run },
         } => Ok((Params::ConsulDeleteTree { prefix }, run)),
+        scale @ (RawCommand::ScaleDown { .. } | RawCommand::ScaleUp { .. }) => {
+            Ok(scale_params(scale))
+        }
+        other => Err(Box::new(other)),
+    }
+}
+
+/// `pgha scale-up` and `pgha scale-down` as runbook parameters.
+fn scale_params(raw: RawCommand) -> (Params, RawRunArgs) {
+    match raw {
+        RawCommand::ScaleDown {
+            member,
+            no_drain,
+            drain_timeout,
+            run,
+        } => (
+            Params::ScaleDown {
+                member,
+                drain: !no_drain,
+                drain_timeout,
+            },
+            run,
+        ),
         RawCommand::ScaleUp {
             member,
             timeout,
             max_lag,
             need,
             run,
-        } => Ok((
+        } => (
             Params::ScaleUp {
                 member,
                 max_lag,
@@ -850,8 +888,8 @@ fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), Box<RawComman
                 need,
             },
             run,
-        )),
-        other => Err(Box::new(other)),
+        ),
+        _ => unreachable!("only scale commands come here"),
     }
 }
 
@@ -873,6 +911,7 @@ fn runbook(params: Params, run: RawRunArgs) -> Result<Command, clap::Error> {
         Params::Reinit { member, .. }
         | Params::Service { member, .. }
         | Params::ScaleUp { member, .. }
+        | Params::ScaleDown { member, .. }
         | Params::Host { member, .. } => {
             vec![("--member", Some(member))]
         }

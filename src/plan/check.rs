@@ -39,6 +39,8 @@ pub enum Check {
     LagAtMost { member: String, bytes: u64 },
     /// The member does not carry this tag set to true (e.g. `nofailover`).
     NotTagged { member: String, tag: String },
+    /// The member carries this tag set to true (e.g. `noloadbalance` once drained).
+    Tagged { member: String, tag: String },
     /// Every member that answers reports maintenance mode on (or off).
     Paused { paused: bool },
     /// The DCS records maintenance mode on (or off), as the leader's `/cluster` shows it.
@@ -155,6 +157,10 @@ impl Check {
             Check::NotTagged { member, tag } => {
                 with_member(view, member, |view| not_tagged(member, view, tag))
             }
+            Check::Tagged { member, tag } => with_member(view, member, |view| {
+                let verdict = not_tagged(member, view, tag);
+                Verdict::new(!verdict.passed, verdict.observed)
+            }),
             Check::Paused { paused } => every_member_paused(view, *paused),
             Check::PauseRecorded { paused } => Verdict::new(
                 view.paused == *paused,
@@ -545,6 +551,7 @@ impl fmt::Display for Check {
                 write!(f, "{member} lags at most {}", human_bytes(*bytes))
             }
             Check::NotTagged { member, tag } => write!(f, "{member} is not tagged {tag}"),
+            Check::Tagged { member, tag } => write!(f, "{member} is tagged {tag}"),
             Check::Paused { paused: true } => write!(f, "every member reports maintenance mode on"),
             Check::Paused { paused: false } => {
                 write!(f, "every member reports maintenance mode off")

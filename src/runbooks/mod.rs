@@ -7,6 +7,7 @@ mod host;
 mod maintenance;
 mod reinit;
 mod restart;
+mod scale_down;
 mod scale_up;
 mod service;
 mod switchover;
@@ -92,6 +93,12 @@ pub enum Params {
         /// Free space the new host needs: given, or measured on the leader before planning.
         need: Option<u64>,
     },
+    ScaleDown {
+        member: String,
+        drain: bool,
+        #[serde(with = "optional_duration")]
+        drain_timeout: Option<Duration>,
+    },
 }
 
 impl Params {
@@ -114,7 +121,8 @@ impl Params {
             Params::Pause { .. }
             | Params::Resume { .. }
             | Params::Host { .. }
-            | Params::ConsulDeleteTree { .. } => {}
+            | Params::ConsulDeleteTree { .. }
+            | Params::ScaleDown { .. } => {}
         }
         self
     }
@@ -130,6 +138,7 @@ impl Params {
             Params::Host { .. } => "host",
             Params::ConsulDeleteTree { .. } => "consul-delete-tree",
             Params::ScaleUp { .. } => "scale-up",
+            Params::ScaleDown { .. } => "scale-down",
         }
     }
 }
@@ -172,6 +181,7 @@ pub fn plan(
         Params::Host { .. } => host::plan(target, view, params),
         Params::ConsulDeleteTree { .. } => consul::plan(target, view, params),
         Params::ScaleUp { .. } => scale_up::plan(target, view, params),
+        Params::ScaleDown { .. } => scale_down::plan(target, view, params),
     }
 }
 

@@ -102,6 +102,14 @@ fn scale_up(member: &str) -> Params {
     }
 }
 
+fn scale_down(member: &str) -> Params {
+    Params::ScaleDown {
+        member: member.into(),
+        drain: true,
+        drain_timeout: None,
+    }
+}
+
 fn reinit(member: &str) -> Params {
     Params::Reinit {
         member: member.into(),
@@ -255,12 +263,10 @@ fn committed_runbooks_match_the_rendering_for_the_lab() {
                 .into_iter()
                 .map(|(name, params)| (name, params, &consul_target, &consul_view)),
         )
-        .chain(std::iter::once((
-            "scale-up",
-            scale_up("node4"),
-            &spare_target,
-            &spare_view,
-        )));
+        .chain([
+            ("scale-up", scale_up("node4"), &spare_target, &spare_view),
+            ("scale-down", scale_down("node3"), &target, &view),
+        ]);
     for (name, params, target, view) in all {
         let rendered = render::markdown(&plan(target, view, &params).unwrap(), None);
         let path = directory.join(format!("{name}.md"));
@@ -683,8 +689,8 @@ fn runbooks_wait_for_consul_routing_only_where_patroni_registers_services() {
 #[test]
 fn scale_up_adds_only_a_new_member_and_follows_it_to_streaming() {
     let (target, view) = lab_with_spare();
-    let plan = plan(&target, &view, &scale_up("node4")).unwrap();
-    let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
+    let planned = plan(&target, &view, &scale_up("node4")).unwrap();
+    let ids: Vec<&str> = planned.steps.iter().map(|step| step.id.as_str()).collect();
     assert_eq!(
         ids,
         [
@@ -699,13 +705,13 @@ fn scale_up_adds_only_a_new_member_and_follows_it_to_streaming() {
             "expire-silence-node4",
         ]
     );
-    assert!(plan.prechecks.contains(&Check::NotRegistered {
+    assert!(planned.prechecks.contains(&Check::NotRegistered {
         member: "node4".into()
     }));
-    assert!(plan.prechecks.contains(&Check::Unreachable {
+    assert!(planned.prechecks.contains(&Check::Unreachable {
         member: "node4".into()
     }));
-    let checked = crate::exec::evaluate(&plan.prechecks, &view);
+    let checked = crate::exec::evaluate(&planned.prechecks, &view);
     assert!(
         checked.iter().all(|check| check.verdict.passed),
         "{checked:?}"
@@ -719,7 +725,7 @@ fn scale_up_adds_only_a_new_member_and_follows_it_to_streaming() {
         "{running:?}"
     );
     assert!(matches!(
-        runbooks_plan(&target, &view, &scale_up("node9")),
+        plan(&target, &view, &scale_up("node9")),
         Err(PlanError::UnknownMember { .. })
     ));
     let mut unmeasured = scale_up("node4");
@@ -727,23 +733,15 @@ fn scale_up_adds_only_a_new_member_and_follows_it_to_streaming() {
         *need = None;
     }
     assert!(
-        runbooks_plan(&target, &view, &unmeasured)
+        plan(&target, &view, &unmeasured)
             .unwrap_err()
             .to_string()
             .contains("--need")
     );
     let mut leaderless = view.clone();
     leaderless.leader = None;
-    let checks = crate::exec::evaluate(&plan.prechecks, &leaderless);
+    let checks = crate::exec::evaluate(&planned.prechecks, &leaderless);
     assert!(!checks[0].verdict.passed, "no leader: refused");
-}
-
-fn runbooks_plan(
-    target: &ClusterTarget,
-    view: &ClusterView,
-    params: &Params,
-) -> Result<Plan, PlanError> {
-    plan(target, view, params)
 }
 
 fn plan_checks(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Vec<(String, bool)> {
@@ -752,4 +750,53 @@ fn plan_checks(target: &ClusterTarget, view: &ClusterView, params: &Params) -> V
         .into_iter()
         .map(|check| (check.text, check.verdict.passed))
         .collect()
+}
+
+#[test]
+fn scale_down_drains_stops_and_waits_for_the_member_to_leave_never_the_leader_or_last_replica() {
+    let (target, view) = lab();
+    let planned = plan(&target, &view, &scale_down("node3")).unwrap();
+    let ids: Vec<&str> = planned.steps.iter().map(|step| step.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "drain-node3",
+            "silence-node3",
+            "stop-patroni-node3",
+            "disable-patroni-node3",
+            "left-node3",
+            "expire-silence-node3",
+        ]
+    );
+    assert!(
+        matches!(&planned.steps[2].gate, Gate::TypeToConfirm { expected, .. } if expected == "node3")
+    );
+    let checked = crate::exec::evaluate(&planned.prechecks, &view);
+    assert!(
+        checked.iter().all(|check| check.verdict.passed),
+        "{checked:?}"
+    );
+    let leader = plan_checks(&target, &view, &scale_down("node1"));
+    assert!(
+        leader
+            .iter()
+            .any(|(text, passed)| !passed && text == "node1 is not the leader"),
+        "{leader:?}"
+    );
+    // With node2 gone, node3 is the last replica.
+    let mut alone = view.clone();
+    alone.members.retain(|member| member.name != "node2");
+    let last = plan_checks(&target, &alone, &scale_down("node3"));
+    assert!(last.iter().any(|(_, passed)| !passed), "{last:?}");
+    let undrained = plan(
+        &target,
+        &view,
+        &Params::ScaleDown {
+            member: "node3".into(),
+            drain: false,
+            drain_timeout: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(undrained.steps[0].id, "silence-node3");
 }

@@ -114,6 +114,27 @@ fn the_spare_joins_streams_and_survives_a_killed_pgha() {
         entry(&lab.status_json(), "members", SPARE)["state"],
         "streaming"
     );
+
+    // And out again: drained by its tag (set by hand, as on a real host), then removed.
+    let config = lab.member_config(SPARE);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("noloadbalance: false", "noloadbalance: true"),
+    )
+    .unwrap();
+    let (target, client) = lab.client();
+    let url = target.member(SPARE).unwrap().api_url.clone();
+    crate::harness::block_on(client.reload(&url)).unwrap();
+    let started = Instant::now();
+    let run = runbook(lab, runs.path())
+        .args(["scale-down", "--member", SPARE, "--yes", "--confirm", SPARE])
+        .run()
+        .success();
+    eprintln!("scale-down: {:?}\n{}", started.elapsed(), run.stderr());
+    let document = lab.status_json();
+    assert_eq!(entry(&document, "members", SPARE)["in_dcs"], false);
+    assert_eq!(entry(&document, "members", SPARE)["api"], "unreachable");
     remove_spare(lab);
 }
 

@@ -1,0 +1,188 @@
+//! `pgha scale-down --member M`: the mirror of scale-up. A replica is drained (its Patroni
+//! tagged `noloadbalance`, so `/replica` answers 503 and load balancers and Consul clients stop
+//! sending it reads), its alerts silenced, Patroni stopped and disabled through the service
+//! control, and the run ends when the member has left the DCS, every member agrees, and Consul no
+//! longer lists it. Never the leader, never the last replica.
+
+use std::time::Duration;
+
+use super::service::{command_step, with_verification};
+use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, silenced};
+use crate::inventory::ClusterTarget;
+use crate::observe::ClusterView;
+use crate::plan::{Action, Check, Gate, Idempotency, ManualAction, Plan, Progress, Step, Wait};
+use crate::remote::ServiceAction;
+
+/// Reads drain within minutes; an operator can give longer.
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_mins(10);
+/// Patroni's member key expires `ttl` (30 s by default) after it stopped.
+const LEAVE_TIMEOUT: Duration = Duration::from_mins(2);
+const STOP_TIMEOUT: Duration = Duration::from_mins(1);
+
+pub(super) fn plan(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    params: &Params,
+) -> Result<Plan, PlanError> {
+    let Params::ScaleDown {
+        member: name,
+        drain,
+        drain_timeout,
+    } = params
+    else {
+        unreachable!("dispatched by runbook")
+    };
+    let leaving = member(view, name)?;
+    let control = target.service.as_ref().ok_or_else(|| {
+        PlanError::Refused(format!(
+            "{}: environment {} has no `service:` section: pgha does not know how to stop Patroni there",
+            target.origin, target.environment
+        ))
+    })?;
+    let drain_timeout = drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT);
+    let mut plan = new_plan(
+        target,
+        view,
+        params,
+        format!(
+            "Scale down cluster {}: remove the replica {name}",
+            target.cluster
+        ),
+        format!(
+            "Removes {name} ({}) from cluster {}: drained from load balancing, then Patroni is stopped and disabled on it; the run ends when it has left the DCS and every member agrees. Its data directory is kept.",
+            leaving.host, target.cluster
+        ),
+    );
+    plan.prechecks = prechecks(view, name);
+    if let Some(identifier) = &view.system_identifier {
+        plan.assumes.push(Check::SystemIdentifier {
+            identifier: identifier.clone(),
+        });
+    }
+    if *drain {
+        plan.steps.push(drain_step(name, drain_timeout));
+    }
+    let stop = Step {
+        gate: Gate::TypeToConfirm {
+            question: format!(
+                "Stop Patroni and PostgreSQL on {name} and remove it from the cluster?"
+            ),
+            expected: name.clone(),
+        },
+        ..with_verification(
+            command_step(control, ServiceAction::Stop, leaving)?,
+            vec![
+                Check::NotLeader {
+                    member: name.clone(),
+                },
+                Check::HealthyLeader,
+            ],
+            vec![Check::Unreachable {
+                member: name.clone(),
+            }],
+            STOP_TIMEOUT,
+        )
+    };
+    let disable = Step {
+        gate: Gate::None,
+        ..command_step(control, ServiceAction::Disable, leaving)?
+    };
+    let mut removal = vec![stop, disable, left_step(name)];
+    removal.extend(super::consul_routing(
+        view,
+        format!("consul-deregistered-{name}"),
+        format!("Wait until Consul no longer lists {name}"),
+        vec![Check::ConsulDeregistered {
+            member: name.clone(),
+        }],
+    ));
+    plan.steps.extend(silenced(
+        target,
+        leaving,
+        "leaving the cluster",
+        drain_timeout + LEAVE_TIMEOUT + SILENCE_MARGIN,
+        removal,
+    ));
+    plan.rollback = Some(format!(
+        "`pgha scale-up --member {name}`: its data directory was kept, so it rejoins without a full copy when its timeline still fits."
+    ));
+    Ok(plan)
+}
+
+/// A replica that answers, with at least one other replica streaming: the cluster keeps a
+/// failover target.
+fn prechecks(view: &ClusterView, name: &str) -> Vec<Check> {
+    let others: Vec<Check> = view
+        .members
+        .iter()
+        .filter(|member| member.name != name && !member.is_leader())
+        .map(|member| Check::Streaming {
+            member: member.name.clone(),
+        })
+        .collect();
+    vec![
+        Check::HealthyLeader,
+        Check::TopologyAgreed,
+        Check::NotLeader {
+            member: name.into(),
+        },
+        Check::Registered {
+            member: name.into(),
+        },
+        Check::Reachable {
+            member: name.into(),
+        },
+        Check::Any { checks: others },
+    ]
+}
+
+/// By hand, because tags live in each member's own configuration: set `noloadbalance`, reload.
+/// Verified by Patroni reporting the tag.
+fn drain_step(name: &str, timeout: Duration) -> Step {
+    let drained = vec![Check::Tagged {
+        member: name.into(),
+        tag: "noloadbalance".into(),
+    }];
+    Step {
+        id: format!("drain-{name}"),
+        title: format!("Drain {name} from load balancing"),
+        action: Action::Manual(ManualAction {
+            instructions: vec![
+                format!("set `tags: {{noloadbalance: true}}` in {name}'s Patroni configuration and reload Patroni (`systemctl reload patroni` or `POST /reload`)"),
+                "its `/replica` health check then answers 503: HAProxy, PgBouncer pools and Consul clients stop sending it reads".into(),
+                "wait until its client connections have drained (the load balancer's backend count at 0)".into(),
+            ],
+        }),
+        gate: Gate::Confirm {
+            question: format!("Is {name} drained (tagged noloadbalance, connections at 0)?"),
+        },
+        prechecks: Vec::new(),
+        verify: Some(Wait {
+            until: drained.clone(),
+            fail_if: Vec::new(),
+            timeout,
+            poll: Duration::from_secs(1),
+            progress: Progress::Checks,
+        }),
+        idempotency: Idempotency::CheckStateFirst { done_when: drained },
+    }
+}
+
+fn left_step(name: &str) -> Step {
+    Step::wait(
+        format!("left-{name}"),
+        format!("Wait until {name} has left the DCS"),
+        Wait {
+            until: vec![
+                Check::NotRegistered {
+                    member: name.into(),
+                },
+                Check::TopologyAgreed,
+            ],
+            fail_if: Vec::new(),
+            timeout: LEAVE_TIMEOUT,
+            poll: Duration::from_secs(1),
+            progress: Progress::Checks,
+        },
+    )
+}
