@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `pgha scale-up --yes` against the raw time the same join takes without pgha, on one lab in one
 # run: a 2-member lab with a spare, a database of SCALE pgbench units (default 20, ~300 MiB).
-# Raw: start the spare's Patroni and poll its REST API every 100 ms until it reports `streaming`.
+# Raw: start the spare's Patroni and poll its REST API every 100 ms until its replication state
+# is `streaming`.
 # Then the spare is taken out again (Patroni stopped, data removed, DCS key expired) and
 # `pgha scale-up` adds it, end to end. The overhead is pgha's total minus the raw join; the goal
 # is at most one poll interval of pgha's wait (1 s), plus the steps the raw join skips (SSH and
@@ -31,14 +32,19 @@ in_dcs() { "$pgha" status -o json | python3 -c "import json,sys; d=json.load(sys
 take_out() {
     "$pgha" lab member stop "$spare" >/dev/null
     rm -rf "$PGHA_LAB_DIR/members/$spare/data"
-    while [ "$(in_dcs)" = "True" ]; do sleep 1; done
+    for _ in $(seq 1 120); do [ "$(in_dcs)" = "True" ] || return 0; sleep 1; done
+    echo "the spare's DCS key did not expire" >&2; exit 1
 }
 
 raw=() tool=()
 for _ in $(seq 1 "$rounds"); do
     start=$(now)
     "$pgha" lab member start "$spare" >/dev/null
-    until curl -sf "$spare_api" 2>/dev/null | grep -q '"state": *"streaming"'; do sleep 0.1; done
+    deadline=$(( $(date +%s) + 600 ))
+    until curl -sf "$spare_api" 2>/dev/null | grep -q '"replication_state": *"streaming"'; do
+        [ "$(date +%s)" -lt "$deadline" ] || { echo "the spare did not stream within 600 s" >&2; exit 1; }
+        sleep 0.1
+    done
     raw+=("$(python3 -c "print($(now) - $start)")")
     take_out
     start=$(now)
