@@ -153,6 +153,36 @@ impl ServiceControl {
         }
     }
 
+    /// A command that succeeds when Patroni is installed for `member` (its systemd unit, its lab
+    /// configuration); `None` on Kubernetes, where the pod is the installation.
+    pub fn installed(
+        &self,
+        member: &str,
+    ) -> Result<Option<(Transport, HostCommand)>, ServiceError> {
+        let member = checked_name("member", member)?;
+        match self {
+            ServiceControl::Systemd { unit, sudo, .. } => {
+                let unit = checked_name("systemd unit", unit)?;
+                Ok(Some((
+                    Transport::Ssh,
+                    HostCommand::new("systemctl")
+                        .args(["cat".to_string(), unit])
+                        .sudo(*sudo),
+                )))
+            }
+            ServiceControl::Kubernetes { .. } => Ok(None),
+            ServiceControl::Lab { dir, .. } => {
+                let dir = checked_path("lab directory", &dir.to_string_lossy())?;
+                Ok(Some((
+                    Transport::Ssh,
+                    HostCommand::new("test")
+                        .arg("-f")
+                        .arg(format!("{dir}/members/{member}/patroni.yml")),
+                )))
+            }
+        }
+    }
+
     /// `program args…` run as the database's OS user on `member`'s host (or in its pod).
     pub fn as_db_user(
         &self,

@@ -82,6 +82,7 @@ pub(super) fn plan(
     plan.steps
         .push(provisioning_step(target, name, &new_member.host));
     plan.steps.push(host.reachable()?);
+    plan.steps.extend(installed_step(control, new_member)?);
     plan.steps.push(host.free_space_at_least(need)?);
     let enable = command_step(control, ServiceAction::Enable, new_member)?;
     let start = with_verification(
@@ -157,6 +158,31 @@ fn provisioning_step(target: &ClusterTarget, name: &str, host: &str) -> Step {
         verify: None,
         idempotency: Idempotency::SafeToRepeat,
     }
+}
+
+/// Patroni's unit (or the lab's configuration) is there, where the platform can tell.
+fn installed_step(
+    control: &crate::remote::ServiceControl,
+    member: &crate::observe::MemberView,
+) -> Result<Option<Step>, PlanError> {
+    let check = control
+        .installed(&member.name)
+        .map_err(|error| PlanError::Refused(error.to_string()))?;
+    Ok(check.map(|(transport, command)| Step {
+        id: format!("installed-{}", member.name),
+        title: format!("Check that Patroni is installed on {}", member.name),
+        action: Action::Remote(crate::plan::RemoteAction {
+            member: member.name.clone(),
+            host: member.host.clone(),
+            transport,
+            command,
+            timeout: Duration::from_mins(1),
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }))
 }
 
 /// The seed's "the list is identical on all nodes": every member, the new one included, lists

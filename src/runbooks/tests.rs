@@ -696,6 +696,7 @@ fn scale_up_adds_only_a_new_member_and_follows_it_to_streaming() {
         [
             "provisioned-node4",
             "ssh-node4",
+            "installed-node4",
             "disk-node4",
             "silence-node4",
             "enable-patroni-node4",
