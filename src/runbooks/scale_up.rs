@@ -110,6 +110,9 @@ pub(super) fn plan(
         timeout + SILENCE_MARGIN,
         joined,
     ));
+    if !super::registers_services(view) {
+        plan.steps.push(load_balancing_step(name));
+    }
     plan.rollback = Some(format!(
         "`pgha service stop --member {name}` and `pgha service disable --member {name}`; its DCS key expires after `ttl` (or remove it with `patronictl remove` only for the whole cluster: never needed here)."
     ));
@@ -183,6 +186,29 @@ fn installed_step(
         verify: None,
         idempotency: Idempotency::SafeToRepeat,
     }))
+}
+
+/// Without Consul service registration nothing routes reads to the new member by itself: the
+/// seed's last step, by hand ("added to load-balancing to start receiving requests").
+fn load_balancing_step(name: &str) -> Step {
+    Step {
+        id: format!("load-balancing-{name}"),
+        title: format!("Add {name} to load balancing"),
+        action: Action::Manual(ManualAction {
+            instructions: vec![
+                format!(
+                    "add {name} to the read pool (HAProxy backend, PgBouncer, the application's replica list)"
+                ),
+                format!("check that it receives queries (`pg_stat_activity` on {name})"),
+            ],
+        }),
+        gate: Gate::Confirm {
+            question: format!("Is {name} in the load balancing pool?"),
+        },
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }
 }
 
 /// The seed's "the list is identical on all nodes": every member, the new one included, lists

@@ -704,6 +704,7 @@ fn scale_up_adds_only_a_new_member_and_follows_it_to_streaming() {
             "wait-streaming-node4",
             "agreement-node4",
             "expire-silence-node4",
+            "load-balancing-node4",
         ]
     );
     assert!(planned.prechecks.contains(&Check::NotRegistered {
