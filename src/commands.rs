@@ -93,8 +93,20 @@ async fn connect(selector: &Selector) -> Result<(ClusterTarget, PatroniClient), 
 }
 
 /// The Consul client, when Consul is the cluster's DCS.
-pub(crate) fn consul_client(target: &ClusterTarget) -> Result<Option<ConsulClient>, Error> {
-    Ok(target.consul.as_ref().map(ConsulClient::new).transpose()?)
+pub(crate) fn consul_client(
+    target: &ClusterTarget,
+    patroni: &PatroniClient,
+) -> Result<Option<ConsulClient>, Error> {
+    let Some(settings) = &target.consul else {
+        return Ok(None);
+    };
+    let same_transport =
+        settings.tls == target.rest.tls && settings.connect_timeout == target.rest.connect_timeout;
+    Ok(Some(if same_transport {
+        ConsulClient::with_http(settings, patroni.http())?
+    } else {
+        ConsulClient::new(settings)?
+    }))
 }
 
 async fn status(
@@ -103,7 +115,7 @@ async fn status(
     watch: Option<Duration>,
 ) -> Result<Exit, Error> {
     let (target, client) = connect(selector).await?;
-    let consul = consul_client(&target)?;
+    let consul = consul_client(&target, &client)?;
     let consul = consul.as_ref();
     let Some(interval) = watch else {
         let (view, credentials) = tokio::join!(

@@ -86,7 +86,7 @@ async fn connect(selector: &Selector) -> Result<LiveCluster, Error> {
         .into_iter()
         .flatten(),
     );
-    let consul = crate::commands::consul_client(&target)?;
+    let consul = crate::commands::consul_client(&target, &client)?;
     Ok(LiveCluster {
         target,
         client,

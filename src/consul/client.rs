@@ -32,6 +32,14 @@ impl ConsulClient {
                 }
                 other => ConsulError::Setup(other.to_string()),
             })?;
+        Self::with_http(settings, http)
+    }
+
+    /// Over an existing HTTP client built with the same TLS settings and connect timeout.
+    pub fn with_http(
+        settings: &ConsulSettings,
+        http: reqwest::Client,
+    ) -> Result<Self, ConsulError> {
         if settings.addresses.is_empty() {
             return Err(ConsulError::Setup("no Consul address".into()));
         }

@@ -26,7 +26,7 @@ pub struct BasicAuth {
 }
 
 /// TLS settings for HTTPS REST APIs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSettings {
     /// PEM bundle of the CAs to trust instead of the system's.
     pub ca_file: Option<PathBuf>,
@@ -158,6 +158,12 @@ pub struct PatroniClient {
 }
 
 impl PatroniClient {
+    /// The HTTP client, for another API reached with the same TLS settings (Consul): building
+    /// one loads the system's trust store, a few milliseconds per command.
+    pub(crate) fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
     pub fn new(settings: &RestSettings) -> Result<Self, PatroniError> {
         let http = http_client(&settings.tls, settings.connect_timeout)?;
         Ok(PatroniClient {
