@@ -20,10 +20,14 @@ fn remove_spare(lab: &Lab) {
         .lab(lab)
         .run()
         .success();
+    // After a killed Patroni its pg_basebackup may still be writing: it stops at the first file
+    // it can no longer create, so delete until the directory stays gone.
     let data = lab.dir.join("members").join(SPARE).join("data");
-    if data.exists() {
-        std::fs::remove_dir_all(&data).unwrap();
-    }
+    wait_until(Duration::from_secs(30), "the spare's data is gone", || {
+        let _ = std::fs::remove_dir_all(&data);
+        std::thread::sleep(Duration::from_millis(500));
+        !data.exists()
+    });
     wait_until(
         Duration::from_mins(1),
         "the spare's DCS key expires",
