@@ -894,6 +894,14 @@ mod tests {
         format!("http://{address}")
     }
 
+    async fn get(url: &str) -> (u16, Option<u64>, String) {
+        call(reqwest::Method::GET, url, "").await
+    }
+
+    async fn put(url: &str, body: &str) -> (u16, Option<u64>, String) {
+        call(reqwest::Method::PUT, url, body).await
+    }
+
     async fn call(method: reqwest::Method, url: &str, body: &str) -> (u16, Option<u64>, String) {
         let response = reqwest::Client::new()
             .request(method, url)
@@ -915,12 +923,7 @@ mod tests {
     #[tokio::test]
     async fn patroni_s_session_and_leader_lock_over_http() {
         let base = serve().await;
-        let (status, index, _) = call(
-            reqwest::Method::GET,
-            &format!("{base}/v1/kv/service/geo/?recurse=1"),
-            "",
-        )
-        .await;
+        let (status, index, _) = get(&format!("{base}/v1/kv/service/geo/?recurse=1")).await;
         assert_eq!(
             (status, index.is_some()),
             (404, true),
@@ -928,75 +931,40 @@ mod tests {
         );
         // py-consul's lower-case keys and Go durations with fractions.
         let body = r#"{"name":"geo-node1","checks":[],"lockdelay":"0.001s","behavior":"delete","ttl":"10.0s"}"#;
-        let (status, _, created) = call(
-            reqwest::Method::PUT,
-            &format!("{base}/v1/session/create"),
-            body,
-        )
-        .await;
+        let (status, _, created) = put(&format!("{base}/v1/session/create"), body).await;
         assert_eq!(status, 200, "{created}");
         let session: Value = serde_json::from_str(&created).unwrap();
         let session = session["ID"].as_str().unwrap().to_string();
         let leader = format!("{base}/v1/kv/service/geo/leader");
-        let (_, _, taken) = call(
-            reqwest::Method::PUT,
-            &format!("{leader}?acquire={session}"),
-            "node1",
-        )
-        .await;
+        let (_, _, taken) = put(&format!("{leader}?acquire={session}"), "node1").await;
         assert_eq!(taken, "true");
-        let (_, index, listed) = call(
-            reqwest::Method::GET,
-            &format!("{base}/v1/kv/service/geo/?recurse"),
-            "",
-        )
-        .await;
+        let (_, index, listed) = get(&format!("{base}/v1/kv/service/geo/?recurse")).await;
         let listed: Value = serde_json::from_str(&listed).unwrap();
         assert_eq!(listed[0]["Session"], session.as_str());
         assert_eq!(listed[0]["Value"], "bm9kZTE=");
         // A replica's watch on the leader key wakes when the session ends.
         let watch = tokio::spawn({
             let url = format!("{leader}?index={}&wait=9.5s", index.unwrap());
-            async move { call(reqwest::Method::GET, &url, "").await }
+            async move { get(&url).await }
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         let started = std::time::Instant::now();
-        call(
-            reqwest::Method::PUT,
-            &format!("{base}/v1/session/destroy/{session}"),
-            "",
-        )
-        .await;
+        put(&format!("{base}/v1/session/destroy/{session}"), "").await;
         let (status, woke_at, _) = watch.await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(2), "woke at once");
         assert_eq!(status, 404, "behavior delete took the key");
         assert!(woke_at > index);
-        let (status, _, _) = call(
-            reqwest::Method::PUT,
-            &format!("{base}/v1/session/renew/{session}"),
-            "",
-        )
-        .await;
+        let (status, _, _) = put(&format!("{base}/v1/session/renew/{session}"), "").await;
         assert_eq!(
             status, 404,
             "renew of a gone session is 404, so Patroni makes a new one"
         );
-        let (status, _, text) = call(
-            reqwest::Method::PUT,
-            &format!("{leader}?acquire={session}"),
-            "node1",
-        )
-        .await;
+        let (status, _, text) = put(&format!("{leader}?acquire={session}"), "node1").await;
         assert_eq!(
             (status, text.as_str()),
             (500, format!("invalid session \"{session}\"").as_str())
         );
-        let (status, _, text) = call(
-            reqwest::Method::PUT,
-            &format!("{base}/v1/session/create"),
-            r#"{"ttl":"5s"}"#,
-        )
-        .await;
+        let (status, _, text) = put(&format!("{base}/v1/session/create"), r#"{"ttl":"5s"}"#).await;
         assert_eq!(status, 500);
         assert!(text.starts_with("Invalid Session TTL"), "{text}");
     }
@@ -1005,45 +973,22 @@ mod tests {
     async fn services_register_with_patroni_s_body_and_deregister_by_an_id_with_a_slash() {
         let base = serve().await;
         let body = r#"{"name":"geo","enabletagoverride":true,"id":"geo/node1","address":"127.0.0.31","port":5432,"tags":["primary","master"],"checks":[{"http":"http://127.0.0.1:9/primary","interval":"5s","DeregisterCriticalServiceAfter":"100.0s"}]}"#;
-        let (status, _, text) = call(
-            reqwest::Method::PUT,
-            &format!("{base}/v1/agent/service/register"),
-            body,
-        )
-        .await;
+        let (status, _, text) = put(&format!("{base}/v1/agent/service/register"), body).await;
         assert_eq!(status, 200, "{text}");
-        let (_, _, all) = call(
-            reqwest::Method::GET,
-            &format!("{base}/v1/health/service/geo?tag=primary"),
-            "",
-        )
-        .await;
+        let (_, _, all) = get(&format!("{base}/v1/health/service/geo?tag=primary")).await;
         let all: Value = serde_json::from_str(&all).unwrap();
         assert_eq!(all[0]["Service"]["ID"], "geo/node1");
         assert_eq!(
             all[0]["Checks"][1]["Status"], "critical",
             "a new check starts critical"
         );
-        let (_, _, passing) = call(
-            reqwest::Method::GET,
-            &format!("{base}/v1/health/service/geo?passing"),
-            "",
-        )
-        .await;
+        let (_, _, passing) = get(&format!("{base}/v1/health/service/geo?passing")).await;
         assert_eq!(passing, "[]", "`?passing` by presence");
-        let (status, _, _) = call(
-            reqwest::Method::PUT,
-            &format!("{base}/v1/agent/service/deregister/geo/node1"),
-            "",
-        )
-        .await;
+        let (status, _, _) =
+            put(&format!("{base}/v1/agent/service/deregister/geo/node1"), "").await;
         assert_eq!(status, 200);
-        let (status, _, _) = call(
-            reqwest::Method::PUT,
-            &format!("{base}/v1/agent/service/deregister/geo/node1"),
-            "",
-        )
-        .await;
+        let (status, _, _) =
+            put(&format!("{base}/v1/agent/service/deregister/geo/node1"), "").await;
         assert_eq!(status, 404);
     }
 }
