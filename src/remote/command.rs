@@ -1,6 +1,8 @@
 //! Commands for a host, as data: a program and its arguments, each argument validated where it
 //! comes from outside (names, paths) and shell-quoted when rendered. The rendered line is exactly
-//! what is sent, so a plan shows the very bytes that will run.
+//! what is sent, so a plan shows the very bytes that will run. Work that needs a shell (a loop,
+//! a guard, a pipe) is a `Script`: fixed text whose values arrive as positional parameters, so
+//! no value is ever part of the script's text and quoting happens exactly once, here.
 
 use std::fmt;
 
@@ -79,6 +81,48 @@ impl HostCommand {
 impl fmt::Display for HostCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.shell_line())
+    }
+}
+
+/// A shell script whose text is fixed at compile time and whose values arrive as positional
+/// parameters (`"$1"`, `"$@"`): `sh -c SCRIPT pgha VALUE…`. The text is built only from
+/// `&'static str` pieces, so a value from an inventory, a flag or the network cannot become
+/// shell syntax however it is spelt; each value is one quoted word of the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    text: Vec<&'static str>,
+    values: Vec<String>,
+}
+
+impl Script {
+    /// `pieces` are joined with `; ` (each a complete shell command or compound).
+    pub fn new(pieces: &[&'static str]) -> Self {
+        Script {
+            text: pieces.to_vec(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The next positional parameter.
+    #[must_use]
+    pub fn value(mut self, value: impl Into<String>) -> Self {
+        self.values.push(value.into());
+        self
+    }
+
+    #[must_use]
+    pub fn values<I: IntoIterator<Item = S>, S: Into<String>>(mut self, values: I) -> Self {
+        self.values.extend(values.into_iter().map(Into::into));
+        self
+    }
+
+    /// `sh -c TEXT pgha VALUES…`: `pgha` is `$0`, the name the shell gives its errors.
+    pub fn command(self) -> HostCommand {
+        HostCommand::new("sh")
+            .arg("-c")
+            .arg(self.text.join("; "))
+            .arg("pgha")
+            .args(self.values)
     }
 }
 
@@ -225,6 +269,25 @@ mod tests {
             assert_eq!(shell_echo(word), word);
         }
         assert!(!std::path::Path::new("/tmp/pgha-pwned").exists());
+    }
+
+    #[test]
+    fn script_values_are_positional_parameters_never_text() {
+        let script = Script::new(&["set -eu", r#"printf '%s|' "$@""#])
+            .value("$(touch /tmp/pgha-pwned-script)")
+            .values(["a b", "'"]);
+        let command = script.command();
+        assert_eq!(command.args[1], r#"set -eu; printf '%s|' "$@""#);
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command.shell_line())
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            "$(touch /tmp/pgha-pwned-script)|a b|'|"
+        );
+        assert!(!std::path::Path::new("/tmp/pgha-pwned-script").exists());
     }
 
     proptest! {

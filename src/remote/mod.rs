@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use command::{HostCommand, UnsafeValue, checked_name, checked_path, quote};
+pub use command::{HostCommand, Script, UnsafeValue, checked_name, checked_path, quote};
 pub use service::{ServiceAction, ServiceControl, ServiceError, Transport};
 
 use crate::exit::Exit;

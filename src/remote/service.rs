@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{HostCommand, UnsafeValue, checked_name, checked_path};
+use super::{HostCommand, Script, UnsafeValue, checked_name, checked_path};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -138,11 +138,13 @@ impl ServiceControl {
                     }
                     ServiceAction::Restart => Ok((
                         Transport::Ssh,
-                        HostCommand::new("sh").arg("-c").arg(format!(
-                            "{stop} && {start}",
-                            stop = lab.clone().args(["stop", member.as_str()]).shell_line(),
-                            start = lab.args(["start", member.as_str()]).shell_line()
-                        )),
+                        Script::new(&[
+                            "set -e; pgha=$1; dir=$2; member=$3",
+                            r#""$pgha" lab --dir "$dir" member stop "$member""#,
+                            r#""$pgha" lab --dir "$dir" member start "$member""#,
+                        ])
+                        .values([pgha, dir, member])
+                        .command(),
                     )),
                     // The lab has no boot-time enablement: nothing to do, said explicitly.
                     ServiceAction::Enable | ServiceAction::Disable => {

@@ -7,7 +7,6 @@
 //! is not the leader and its Patroni is stopped — and the command itself refuses if PostgreSQL
 //! still runs on that directory.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,8 @@ use super::{Params, PlanError, member, new_plan};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::plan::{Action, Check, Gate, Idempotency, Plan, RemoteAction, Step};
-use crate::remote::{HostCommand, ServiceControl, checked_name, checked_path, quote};
+use crate::remote::Script;
+use crate::remote::{ServiceControl, checked_name, checked_path};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_mins(10);
 
@@ -232,15 +232,11 @@ impl<'a> Host<'a> {
         &self,
         id: String,
         title: String,
-        script: &str,
+        script: Script,
         as_db_user: bool,
         gate: Gate,
     ) -> Result<Step, PlanError> {
-        // From `/`: the login's working directory (root's home) may be closed to the
-        // database's user, and `find` needs to return to where it started.
-        let command = HostCommand::new("sh")
-            .arg("-c")
-            .arg(format!("cd /; {script}"));
+        let command = script.command();
         let (transport, command) = if as_db_user {
             self.control
                 .as_db_user(&self.member.name, command)
@@ -269,18 +265,13 @@ impl<'a> Host<'a> {
     pub(crate) fn backup(&self, files: &[String], to: &str) -> Result<Step, PlanError> {
         let files = checked_files(files)?;
         let to = checked_path("backup directory", to).map_err(unsafe_value)?;
-        let mut script = format!("set -eu; mkdir -p {}", quote(&to));
-        for file in &files {
-            let copy = format!("{to}/{}", base_name(file));
-            let _ = write!(
-                script,
-                "; cp -p {} {}; cmp {} {}",
-                quote(file),
-                quote(&copy),
-                quote(file),
-                quote(&copy)
-            );
-        }
+        let script = host_script(&[
+            "to=$1; shift",
+            r#"mkdir -p -- "$to""#,
+            r#"for f do c="$to/${f##*/}"; cp -p -- "$f" "$c"; cmp -- "$f" "$c"; done"#,
+        ])
+        .value(&to)
+        .values(&files);
         let names: Vec<&str> = files.iter().map(|file| base_name(file)).collect();
         self.step(
             format!("backup-files-{}", self.member.name),
@@ -289,7 +280,7 @@ impl<'a> Host<'a> {
                 names.join(", "),
                 self.member.name
             ),
-            &script,
+            script,
             true,
             Gate::None,
         )
@@ -299,18 +290,12 @@ impl<'a> Host<'a> {
     pub(crate) fn restore(&self, files: &[String], from: &str) -> Result<Step, PlanError> {
         let files = checked_files(files)?;
         let from = checked_path("backup directory", from).map_err(unsafe_value)?;
-        let mut script = "set -eu".to_string();
-        for file in &files {
-            let copy = format!("{from}/{}", base_name(file));
-            let _ = write!(
-                script,
-                "; cp -p {} {}; cmp {} {}",
-                quote(&copy),
-                quote(file),
-                quote(&copy),
-                quote(file)
-            );
-        }
+        let script = host_script(&[
+            "from=$1; shift",
+            r#"for f do c="$from/${f##*/}"; cp -p -- "$c" "$f"; cmp -- "$c" "$f"; done"#,
+        ])
+        .value(&from)
+        .values(&files);
         let names: Vec<&str> = files.iter().map(|file| base_name(file)).collect();
         self.step(
             format!("restore-files-{}", self.member.name),
@@ -319,7 +304,7 @@ impl<'a> Host<'a> {
                 names.join(", "),
                 self.member.name
             ),
-            &script,
+            script,
             true,
             Gate::Confirm {
                 question: format!(
@@ -336,16 +321,18 @@ impl<'a> Host<'a> {
     pub(crate) fn wipe_data_directory(&self) -> Result<Step, PlanError> {
         let data_dir = self.data_dir()?;
         let name = &self.member.name;
-        let script = format!(
-            "set -eu; d={d}; test -d \"$d\"; {guard} \
-             find \"$d\" -mindepth 1 -delete; test -z \"$(ls -A \"$d\")\"",
-            d = quote(&data_dir),
-            guard = postmaster_guard("delete it"),
-        );
+        let script = host_script(&[
+            r#"d=$1; refusing="delete it""#,
+            r#"test -d "$d""#,
+            POSTMASTER_GUARD,
+            r#"find "$d" -mindepth 1 -delete"#,
+            r#"test -z "$(ls -A -- "$d")""#,
+        ])
+        .value(&data_dir);
         let mut step = self.step(
             format!("wipe-data-{name}"),
             format!("Delete everything in {data_dir} on {name}"),
-            &script,
+            script,
             true,
             Gate::TypeToConfirm {
                 question: format!("This deletes every file in {data_dir} on {name}."),
@@ -374,15 +361,18 @@ impl<'a> Host<'a> {
         let path = checked_path("directory", path).map_err(unsafe_value)?;
         let owner = checked_owner(owner)?;
         let mode = checked_mode(mode)?;
-        let script = format!(
-            "set -eu; mkdir -p {p}; chown {owner} {p}; chmod {mode} {p}; stat -c '%U:%G %a %n' {p}",
-            p = quote(&path),
-            owner = quote(&owner)
-        );
+        let script = host_script(&[
+            "p=$1; owner=$2; mode=$3",
+            r#"mkdir -p -- "$p""#,
+            r#"chown -- "$owner" "$p""#,
+            r#"chmod -- "$mode" "$p""#,
+            r#"stat -c '%U:%G %a %n' -- "$p""#,
+        ])
+        .values([&path, &owner, &mode]);
         self.step(
             format!("mkdir-{}", self.member.name),
             format!("Create {path} ({owner}, {mode}) on {}", self.member.name),
-            &script,
+            script,
             false,
             Gate::None,
         )
@@ -394,7 +384,7 @@ impl<'a> Host<'a> {
         self.step(
             format!("ssh-{}", self.member.name),
             format!("Check that {} answers over SSH", self.member.name),
-            "echo \"$(hostname) answers\"",
+            host_script(&[r#"echo "$(hostname) answers""#]),
             false,
             Gate::None,
         )
@@ -404,12 +394,16 @@ impl<'a> Host<'a> {
     pub(crate) fn free_space_at_least(&self, need: u64) -> Result<Step, PlanError> {
         let data_dir = self.data_dir()?;
         // A new member has no data directory yet: measure the filesystem that will hold it.
-        let script = format!(
-            "set -eu; d={d}; while [ ! -e \"$d\" ]; do d=$(dirname \"$d\"); done; \
-             available=$(df -P -B1 \"$d\" | awk 'NR==2 {{print $4}}'); \
-             echo \"$available bytes available on the filesystem of {d}, {need} needed\"; test \"$available\" -ge {need}",
-            d = quote(&data_dir)
-        );
+        let script = host_script(&[
+            "d=$1; need=$2",
+            r#"while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done"#,
+            r#"available=$(df -P -B1 -- "$d" | awk 'NR==2 {print $4}')"#,
+            // printf, not echo: dash's echo rewrites backslashes in the path.
+            r#"printf '%s bytes available on the filesystem of %s, %s needed\n' "$available" "$1" "$need""#,
+            r#"test "$available" -ge "$need""#,
+        ])
+        .value(&data_dir)
+        .value(need.to_string());
         self.step(
             format!("disk-{}", self.member.name),
             format!(
@@ -417,7 +411,7 @@ impl<'a> Host<'a> {
                 self.member.name,
                 crate::ui::human_bytes(need)
             ),
-            &script,
+            script,
             true,
             Gate::None,
         )
@@ -428,25 +422,28 @@ impl<'a> Host<'a> {
         let data_dir = self.data_dir()?;
         let config_option = |config: &Option<String>| match config {
             Some(path) => checked_path("backup tool config", path)
-                .map(|path| format!(" --config={}", quote(&path)))
+                .map(|path| vec![format!("--config={path}")])
                 .map_err(unsafe_value),
-            None => Ok(String::new()),
+            None => Ok(Vec::new()),
         };
-        let command = match tool {
+        // The tool's own options arrive as "$@" after the data directory ($1).
+        let (command, options) = match tool {
             BackupTool::Pgbackrest { stanza, config } => {
                 let stanza = checked_name("pgBackRest stanza", stanza).map_err(unsafe_value)?;
-                let config = config_option(config)?;
+                let mut options = config_option(config)?;
+                options.push(format!("--stanza={stanza}"));
                 // A member is restored to follow the leader: standby.signal, never a
                 // recovery that ends in a promotion. `--delta` lets an interrupted restore be
                 // run again (pgBackRest otherwise wants an empty directory).
-                format!(
-                    "pgbackrest{config} --stanza={} --pg1-path=\"$d\" --type=standby --delta restore",
-                    quote(&stanza),
+                (
+                    r#"pgbackrest "$@" --pg1-path="$d" --type=standby --delta restore"#,
+                    options,
                 )
             }
-            BackupTool::WalG { config } => {
-                format!("wal-g{} backup-fetch \"$d\" LATEST", config_option(config)?)
-            }
+            BackupTool::WalG { config } => (
+                r#"wal-g "$@" backup-fetch "$d" LATEST"#,
+                config_option(config)?,
+            ),
         };
         self.step(
             format!("restore-backup-{}", self.member.name),
@@ -454,11 +451,14 @@ impl<'a> Host<'a> {
                 "Restore the latest backup into {data_dir} on {}",
                 self.member.name
             ),
-            &format!(
-                "set -eu; d={d}; test -d \"$d\"; {guard} {command}",
-                d = quote(&data_dir),
-                guard = postmaster_guard("restore into it"),
-            ),
+            host_script(&[
+                r#"d=$1; shift; refusing="restore into it""#,
+                r#"test -d "$d""#,
+                POSTMASTER_GUARD,
+                command,
+            ])
+            .value(&data_dir)
+            .values(options),
             true,
             Gate::None,
         )
@@ -467,12 +467,13 @@ impl<'a> Host<'a> {
 }
 
 /// Shell that stops a script when a postmaster still runs on the data directory `$d`: the
-/// command refuses on its own, whatever the pre-checks saw.
-fn postmaster_guard(refusing_to: &str) -> String {
-    format!(
-        "if [ -f \"$d/postmaster.pid\" ] && kill -0 \"$(head -n 1 \"$d/postmaster.pid\")\" 2>/dev/null; then \
-         echo \"PostgreSQL still runs on $d: refusing to {refusing_to}\" >&2; exit 3; fi;"
-    )
+/// command refuses on its own, whatever the pre-checks saw. `$refusing` says what it refuses.
+const POSTMASTER_GUARD: &str = r#"if [ -f "$d/postmaster.pid" ] && kill -0 "$(head -n 1 -- "$d/postmaster.pid")" 2>/dev/null; then printf 'PostgreSQL still runs on %s: refusing to %s\n' "$d" "$refusing" >&2; exit 3; fi"#;
+
+/// A host script run from `/` (the login's working directory, root's home, may be closed to
+/// the database's user, and `find` returns to where it started), stopping at the first error.
+fn host_script(pieces: &[&'static str]) -> Script {
+    Script::new(&[&["cd /", "set -eu"], pieces].concat())
 }
 
 fn with_timeout(mut step: Step, timeout: Duration) -> Step {
@@ -557,26 +558,15 @@ mod tests {
     }
 
     #[test]
-    fn backups_copy_keep_modes_and_compare() {
+    fn commands_run_as_the_database_user_or_with_sudo() {
+        // What each command does with its values is proven in a real shell (shell_proof);
+        // here: who runs it.
         let (target, view) = target_with_service();
         let host = Host::new(&target, &view, "node1").unwrap();
-        let step = host
-            .backup(
-                &[
-                    "/var/lib/pg/data/pg_hba.conf".into(),
-                    "/var/lib/pg/data/pg ident.conf".into(),
-                ],
-                "/var/lib/pg/backup-20261123",
-            )
-            .unwrap();
-        assert_eq!(
-            line(&step),
-            "sudo -n -u postgres sh -c 'cd /; set -eu; mkdir -p /var/lib/pg/backup-20261123; \
-             cp -p /var/lib/pg/data/pg_hba.conf /var/lib/pg/backup-20261123/pg_hba.conf; \
-             cmp /var/lib/pg/data/pg_hba.conf /var/lib/pg/backup-20261123/pg_hba.conf; \
-             cp -p '\\''/var/lib/pg/data/pg ident.conf'\\'' '\\''/var/lib/pg/backup-20261123/pg ident.conf'\\''; \
-             cmp '\\''/var/lib/pg/data/pg ident.conf'\\'' '\\''/var/lib/pg/backup-20261123/pg ident.conf'\\'''"
-        );
+        let backup = host.backup(&["/d/pg_hba.conf".into()], "/b").unwrap();
+        assert!(line(&backup).starts_with("sudo -n -u postgres sh -c "));
+        let mkdir = host.create_directory("/srv/x", "postgres", "0700").unwrap();
+        assert!(line(&mkdir).starts_with("sudo -n sh -c "));
     }
 
     #[test]
@@ -591,7 +581,7 @@ mod tests {
         assert!(step.prechecks.contains(&Check::NotLeader {
             member: "node1".into()
         }));
-        assert!(line(&step).contains("find \"$d\" -mindepth 1 -delete"));
+        assert!(line(&step).ends_with(" pgha /var/lib/pgha/lab/members/node1/data"));
         for member in &mut target.members {
             member.data_dir = None;
         }
@@ -617,13 +607,6 @@ mod tests {
         );
         assert!(host.create_directory("/srv/x", "postgres", "0799").is_err());
         assert!(host.create_directory("/srv/x", "postgres", "7 0").is_err());
-        let ok = host
-            .create_directory("/srv/x", "postgres:postgres", "0700")
-            .unwrap();
-        assert_eq!(
-            line(&ok),
-            "sudo -n sh -c 'cd /; set -eu; mkdir -p /srv/x; chown postgres:postgres /srv/x; chmod 0700 /srv/x; stat -c '\\''%U:%G %a %n'\\'' /srv/x'"
-        );
     }
 
     #[test]
@@ -636,14 +619,9 @@ mod tests {
                 config: Some("/etc/pgbackrest/main.conf".into()),
             })
             .unwrap();
-        assert!(
-            line(&step).ends_with(
-                "refusing to restore into it\" >&2; exit 3; fi; pgbackrest --config=/etc/pgbackrest/main.conf --stanza=main --pg1-path=\"$d\" --type=standby --delta restore'"
-            ),
-            "{}",
-            line(&step)
-        );
-        assert!(line(&step).contains("d=/var/lib/pgha/lab/members/node1/data;"));
+        assert!(line(&step).ends_with(
+            " pgha /var/lib/pgha/lab/members/node1/data --config=/etc/pgbackrest/main.conf --stanza=main"
+        ));
         assert_eq!(
             step.action,
             Action::Remote(RemoteAction {
@@ -658,7 +636,7 @@ mod tests {
         let step = host
             .restore_from_backup(&BackupTool::WalG { config: None })
             .unwrap();
-        assert!(line(&step).contains("wal-g backup-fetch \"$d\" LATEST"));
+        assert!(line(&step).ends_with(" pgha /var/lib/pgha/lab/members/node1/data"));
         assert!(
             host.restore_from_backup(&BackupTool::Pgbackrest {
                 stanza: "a;b".into(),

@@ -10,6 +10,8 @@ mod restart;
 mod scale_down;
 mod scale_up;
 mod service;
+#[cfg(test)]
+mod shell_proof;
 mod switchover;
 
 use std::time::Duration;

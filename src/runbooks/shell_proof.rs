@@ -1,0 +1,479 @@
+//! Proof that every composed host command is inert to hostile values: each step builder and
+//! service template is run, as the exact line pgha would send, in real `sh` and `bash`, with
+//! values full of `$()`, backticks, quotes, backslashes, spaces, globs and leading dashes. Only
+//! the privilege wrappers (`sudo`, `runuser`, `kubectl exec`) and the tools pgha drives
+//! (`systemctl`, `pgbackrest`, `wal-g`, the lab's `pgha`) are stand-ins: the wrappers run the
+//! rest of their arguments as given, the tools record the arguments they received. The scripts
+//! do their real work (copy, compare, wipe, mkdir, df) on a scratch directory whose paths hold
+//! the hostile values; a canary file proves nothing else ran.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use proptest::prelude::*;
+
+use super::host::{BackupTool, Host};
+use crate::inventory::{ClusterTarget, SshSettings};
+use crate::observe::ClusterView;
+use crate::observe::testing::view_led_by;
+use crate::plan::{Action, Step};
+use crate::remote::{HostCommand, ServiceAction, ServiceControl};
+
+/// Words that would run, split or expand if a value ever became shell syntax. `CANARY` is
+/// replaced by the scratch directory's canary path.
+const HOSTILE: &[&str] = &[
+    "$(touch${IFS}CANARY)",
+    "`touch CANARY`",
+    ";touch CANARY;",
+    "&& touch CANARY",
+    "\"",
+    "'",
+    "\\",
+    "\\'",
+    " ",
+    "\t",
+    "*",
+    "?",
+    "[a]",
+    "-rf",
+    "--help",
+    "$HOME",
+    "${IFS}",
+    "$1",
+    "$@",
+    "~",
+    "#",
+    "!",
+    "%s",
+    "|",
+    ">x",
+    "ü",
+    "a",
+];
+
+const SHELLS: &[&str] = &["/bin/sh", "/bin/bash"];
+
+/// A scratch directory with stand-in tools on a private PATH.
+struct Scratch {
+    dir: tempfile::TempDir,
+    record: PathBuf,
+    path: String,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let record = dir.path().join("argv");
+        let tools = [
+            // Run the rest as given: the user switch is not what is being proven.
+            (
+                "sudo",
+                "[ \"$1\" = -n ] && shift\n[ \"$1\" = -u ] && shift 2\nexec \"$@\"",
+            ),
+            (
+                "runuser",
+                "[ \"$1\" = -u ] && shift 2\n[ \"$1\" = -- ] && shift\nexec \"$@\"",
+            ),
+            (
+                "kubectl",
+                "printf '%s\\0' kubectl \"$@\" >> \"$PGHA_RECORD\"; printf '\\036' >> \"$PGHA_RECORD\"\n\
+                 while [ $# -gt 0 ] && [ \"$1\" != -- ]; do shift; done\n\
+                 [ $# -gt 0 ] || exit 0\nshift\nexec \"$@\"",
+            ),
+            ("systemctl", RECORDER),
+            ("pgbackrest", RECORDER),
+            ("wal-g", RECORDER),
+        ];
+        for (name, body) in tools {
+            executable(&bin.join(name), body);
+        }
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Scratch { dir, record, path }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn canary(&self) -> PathBuf {
+        self.root().join("canary")
+    }
+
+    /// A path under the scratch directory spelt with hostile words.
+    fn hostile_path(&self, words: &str, leaf: &str) -> String {
+        let words = words.replace("CANARY", &self.canary().to_string_lossy());
+        format!("{}/{words}/{leaf}", self.root().display())
+    }
+
+    /// Runs the command's exact line in `shell`, as SSH would hand it to the login shell.
+    fn run(&self, shell: &str, command: &HostCommand) -> Output {
+        let _ = std::fs::remove_file(&self.record);
+        std::process::Command::new(shell)
+            .arg("-c")
+            .arg(command.shell_line())
+            .env("PATH", &self.path)
+            .env("PGHA_RECORD", &self.record)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// What the stand-in tools received: one argument vector per call (each argument ends
+    /// with NUL, each call with the record separator 0x1e).
+    fn recorded(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read(&self.record).unwrap_or_default();
+        text.split(|byte| *byte == 0x1e)
+            .filter(|call| !call.is_empty())
+            .map(|call| {
+                call.split(|byte| *byte == 0)
+                    .filter(|word| !word.is_empty())
+                    .map(|word| String::from_utf8_lossy(word).into_owned())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Records `$0` (its base name for the stand-ins on PATH, the full path otherwise) and its
+/// arguments.
+const RECORDER: &str = "name=$0\ncase $name in */bin/*) name=${name##*/};; esac\n\
+                        printf '%s\\0' \"$name\" \"$@\" >> \"$PGHA_RECORD\"; printf '\\036' >> \"$PGHA_RECORD\"";
+
+fn executable(path: &Path, body: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn line_of(step: &Step) -> &HostCommand {
+    match &step.action {
+        Action::Remote(action) => &action.command,
+        other => panic!("a command, not {other:?}"),
+    }
+}
+
+/// The three ways a command reaches a host as the database's user.
+fn controls(scratch: &Scratch, words: &str) -> Vec<ServiceControl> {
+    vec![
+        ServiceControl::Systemd {
+            unit: "patroni".into(),
+            sudo: true,
+            db_user: "postgres".into(),
+        },
+        ServiceControl::Lab {
+            pgha: scratch.hostile_path(words, "pgha tool").into(),
+            dir: scratch.hostile_path(words, "lab").into(),
+            db_user: "postgres".into(),
+        },
+        ServiceControl::Kubernetes {
+            namespace: "db".into(),
+            pod: "pg-{member}".into(),
+            context: Some("prod".into()),
+            db_user: "postgres".into(),
+        },
+    ]
+}
+
+fn cluster(control: ServiceControl, data_dir: &str) -> (ClusterTarget, ClusterView) {
+    let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
+    for member in &mut target.members {
+        member.data_dir = Some(data_dir.to_string());
+    }
+    target.service = Some(control);
+    target.ssh = Some(SshSettings {
+        user: None,
+        port: None,
+        jump_host: None,
+        identity_file: None,
+        known_hosts: None,
+        sudo: true,
+    });
+    (target, view)
+}
+
+#[track_caller]
+fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn write(path: &str, content: &str) {
+    std::fs::create_dir_all(Path::new(path).parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{path:?}: {error}"))
+}
+
+fn id(flag: &str) -> String {
+    let output = std::process::Command::new("id").arg(flag).output().unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// Every host step, on one control and one shell, with `words` in every path it takes.
+fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, words: &str) {
+    let data_dir = scratch.hostile_path(words, "data");
+    let (target, view) = cluster(control, &data_dir);
+    let host = Host::new(&target, &view, "node1").unwrap();
+
+    // Disk: the directory does not exist yet; the script walks up to its filesystem.
+    let said = succeeded(&scratch.run(shell, line_of(&host.free_space_at_least(1).unwrap())));
+    let (available, rest) = said.split_once(' ').unwrap();
+    assert!(available.parse::<u64>().is_ok(), "{said:?}");
+    assert_eq!(
+        rest,
+        format!("bytes available on the filesystem of {data_dir}, 1 needed\n")
+    );
+    let too_much = scratch.run(shell, line_of(&host.free_space_at_least(u64::MAX).unwrap()));
+    assert!(!too_much.status.success(), "{} bytes free?", u64::MAX);
+
+    // Backup and restore: real copies between hostile paths, compared byte for byte.
+    let files = [
+        format!("{data_dir}/pg_hba.conf"),
+        format!("{data_dir}/x{}", words.replace('/', "_")),
+    ];
+    for (index, file) in files.iter().enumerate() {
+        write(file, &format!("original {index}\n"));
+    }
+    let backup_dir = scratch.hostile_path(words, "backup dir");
+    succeeded(&scratch.run(shell, line_of(&host.backup(&files, &backup_dir).unwrap())));
+    for (index, file) in files.iter().enumerate() {
+        let copy = format!("{backup_dir}/{}", file.rsplit('/').next().unwrap());
+        assert_eq!(read(&copy), format!("original {index}\n"));
+        write(file, "changed\n");
+    }
+    succeeded(&scratch.run(shell, line_of(&host.restore(&files, &backup_dir).unwrap())));
+    for (index, file) in files.iter().enumerate() {
+        assert_eq!(read(file), format!("original {index}\n"));
+    }
+
+    // Mkdir with an owner and a mode.
+    let new_dir = scratch.hostile_path(words, "new dir");
+    let owner = format!("{}:{}", id("-un"), id("-gn"));
+    let made = succeeded(&scratch.run(
+        shell,
+        line_of(&host.create_directory(&new_dir, &owner, "0750").unwrap()),
+    ));
+    assert_eq!(made, format!("{owner} 750 {new_dir}\n"));
+    let permissions = std::fs::metadata(&new_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(permissions, 0o750);
+
+    // Backup tools receive their options and the data directory as single words.
+    let tool_config = scratch.hostile_path(words, "tool.conf");
+    let pgbackrest = host
+        .restore_from_backup(&BackupTool::Pgbackrest {
+            stanza: "main".into(),
+            config: Some(tool_config.clone()),
+        })
+        .unwrap();
+    succeeded(&scratch.run(shell, line_of(&pgbackrest)));
+    let restored = [
+        "pgbackrest".to_string(),
+        format!("--config={tool_config}"),
+        "--stanza=main".into(),
+        format!("--pg1-path={data_dir}"),
+        "--type=standby".into(),
+        "--delta".into(),
+        "restore".into(),
+    ];
+    assert_eq!(tool_calls(scratch), [restored.to_vec()]);
+    let wal_g = host
+        .restore_from_backup(&BackupTool::WalG {
+            config: Some(tool_config.clone()),
+        })
+        .unwrap();
+    succeeded(&scratch.run(shell, line_of(&wal_g)));
+    let fetched = [
+        "wal-g".to_string(),
+        format!("--config={tool_config}"),
+        "backup-fetch".into(),
+        data_dir.clone(),
+        "LATEST".into(),
+    ];
+    assert_eq!(tool_calls(scratch), [fetched.to_vec()]);
+
+    // Wipe: refused while a postmaster runs there, then exactly that directory is emptied.
+    let sibling = format!("{data_dir} sibling/keep");
+    write(&sibling, "kept\n");
+    write(&format!("{data_dir}/.hidden"), "x");
+    write(
+        &format!("{data_dir}/postmaster.pid"),
+        &format!("{}\n", std::process::id()),
+    );
+    let wipe = host.wipe_data_directory().unwrap();
+    let refused = scratch.run(shell, line_of(&wipe));
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "the postmaster guard refuses"
+    );
+    assert!(Path::new(&files[0]).exists());
+    std::fs::remove_file(format!("{data_dir}/postmaster.pid")).unwrap();
+    succeeded(&scratch.run(shell, line_of(&wipe)));
+    assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
+    assert_eq!(read(&sibling), "kept\n");
+
+    let reached = succeeded(&scratch.run(shell, line_of(&host.reachable().unwrap())));
+    assert!(reached.ends_with(" answers\n"), "{reached:?}");
+    std::fs::remove_dir_all(&data_dir).unwrap();
+}
+
+/// What the recorders saw, without the `kubectl exec` wrapper's own record.
+fn tool_calls(scratch: &Scratch) -> Vec<Vec<String>> {
+    scratch
+        .recorded()
+        .into_iter()
+        .filter(|call| !(call[0] == "kubectl" && call.contains(&"exec".to_string())))
+        .collect()
+}
+
+/// Every service template: what reaches `systemctl`, `kubectl` or the lab's `pgha`.
+fn prove_service_templates(scratch: &Scratch, control: &ServiceControl, shell: &str) {
+    let expected = |action: &str| -> Vec<String> {
+        match control {
+            ServiceControl::Systemd { .. } => {
+                vec!["systemctl".into(), action.into(), "patroni".into()]
+            }
+            ServiceControl::Kubernetes { .. } => [
+                "kubectl",
+                "--context",
+                "prod",
+                "-n",
+                "db",
+                "delete",
+                "pod",
+                "pg-node1",
+                "--wait=false",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ServiceControl::Lab { pgha, dir, .. } => vec![
+                pgha.to_string_lossy().into_owned(),
+                "lab".into(),
+                "--dir".into(),
+                dir.to_string_lossy().into_owned(),
+                "member".into(),
+                action.into(),
+                "node1".into(),
+            ],
+        }
+    };
+    for action in [
+        ServiceAction::Stop,
+        ServiceAction::Start,
+        ServiceAction::Restart,
+    ] {
+        let Ok((_, command)) = control.command(action, "node1") else {
+            assert!(matches!(control, ServiceControl::Kubernetes { .. }));
+            continue;
+        };
+        succeeded(&scratch.run(shell, &command));
+        let calls = scratch.recorded();
+        match (control, action) {
+            (ServiceControl::Lab { .. }, ServiceAction::Restart) => {
+                assert_eq!(calls, [expected("stop"), expected("start")]);
+            }
+            _ => assert_eq!(calls, [expected(action.word())]),
+        }
+    }
+    if let ServiceControl::Lab { dir, .. } = control {
+        let (_, installed) = control.installed("node1").unwrap().unwrap();
+        assert!(!scratch.run(shell, &installed).status.success());
+        write(
+            &format!("{}/members/node1/patroni.yml", dir.display()),
+            "scope: demo\n",
+        );
+        succeeded(&scratch.run(shell, &installed));
+        std::fs::remove_dir_all(dir.join("members")).unwrap();
+    }
+}
+
+fn prove(words: &str) {
+    let scratch = Scratch::new();
+    for control in controls(&scratch, words) {
+        if let ServiceControl::Lab { pgha, .. } = &control {
+            executable(pgha, RECORDER);
+        }
+        for shell in SHELLS {
+            prove_host_steps(&scratch, control.clone(), shell, words);
+            prove_service_templates(&scratch, &control, shell);
+        }
+    }
+    assert!(
+        !scratch.canary().exists(),
+        "a hostile value ran as a command: {words:?}"
+    );
+}
+
+/// Values that may only be names are refused before any command exists.
+fn names_are_refused(words: &str) {
+    let scratch = Scratch::new();
+    let (target, view) = cluster(controls(&scratch, words).remove(0), "/srv/data");
+    let host = Host::new(&target, &view, "node1").unwrap();
+    let stanza = BackupTool::Pgbackrest {
+        stanza: words.into(),
+        config: None,
+    };
+    assert!(host.restore_from_backup(&stanza).is_err());
+    assert!(host.create_directory("/srv/x", words, "0700").is_err());
+    assert!(host.create_directory("/srv/x", "postgres", words).is_err());
+    let unit = ServiceControl::Systemd {
+        unit: words.into(),
+        sudo: true,
+        db_user: "postgres".into(),
+    };
+    assert!(unit.command(ServiceAction::Stop, "node1").is_err());
+    assert!(unit.command(ServiceAction::Stop, words).is_err());
+}
+
+fn hostile_words() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(HOSTILE), 1..5).prop_map(|words| words.concat())
+}
+
+#[test]
+fn the_canary_would_fire_if_a_value_became_syntax() {
+    // The proof is only worth something if its canary works: run one value unquoted.
+    let scratch = Scratch::new();
+    let word = scratch.hostile_path("$(touch${IFS}CANARY)", "x");
+    let unquoted = HostCommand::new("true").arg("x");
+    let line = format!("{} {word}", unquoted.shell_line());
+    std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(line)
+        .output()
+        .unwrap();
+    assert!(scratch.canary().exists());
+}
+
+#[test]
+fn every_hostile_word_in_one_path_is_inert() {
+    prove(&HOSTILE.concat());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    #[test]
+    fn composed_scripts_see_exactly_the_values_given(words in hostile_words()) {
+        prove(&words);
+    }
+
+    #[test]
+    fn hostile_names_never_reach_a_command(words in hostile_words()) {
+        prop_assume!(crate::inventory::check_name(&words).is_err());
+        names_are_refused(&words);
+    }
+}
