@@ -12,6 +12,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::commands::Command;
 use crate::inventory::{self, Selector};
 use crate::lab::{LabCommand, LabSpec, MemberAction};
+use crate::observe::Severity;
 use crate::patroni::{TlsSettings, Version};
 use crate::remote::ServiceAction;
 use crate::runbooks::{BackupTool, HostOperation, Params};
@@ -41,7 +42,8 @@ pub enum Parsed {
     about = "Typed, rehearsable runbooks for PostgreSQL HA clusters (Patroni + etcd or Consul)",
     long_about = None,
     after_help = "Exit codes: 0 success, 1 failed, 2 bad input, 3 cluster unreachable, \
-                  4 pre-check refused, 5 aborted by operator, 6 lock held."
+                  4 pre-check refused, 5 aborted by operator, 6 lock held, \
+                  7 unhealthy (status --fail-on)."
 )]
 struct RawArgs {
     #[command(flatten)]
@@ -258,6 +260,9 @@ enum RawCommand {
         /// Refresh every INTERVAL until interrupted [default: 2s]
         #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_duration)]
         watch: Option<Duration>,
+        /// Exit 7 when a warning at or above this severity is found (for monitoring and scripts)
+        #[arg(long, value_enum, value_name = "SEVERITY", conflicts_with = "watch")]
+        fail_on: Option<RawSeverity>,
     },
     /// Show the cluster's timeline history (failovers and switchovers)
     History {
@@ -511,6 +516,17 @@ enum RawLabCommand {
         #[arg(long, value_parser = parse_version)]
         patroni_version: Option<Version>,
     },
+    /// Stop or start the lab's DCS (etcd or the Consul double), for outage drills
+    Dcs {
+        #[arg(value_enum)]
+        action: RawDcsAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RawDcsAction {
+    Stop,
+    Start,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -531,6 +547,23 @@ enum Format {
     Table,
     Json,
     Yaml,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RawSeverity {
+    Critical,
+    Warning,
+    Info,
+}
+
+impl From<RawSeverity> for Severity {
+    fn from(severity: RawSeverity) -> Self {
+        match severity {
+            RawSeverity::Critical => Severity::Critical,
+            RawSeverity::Warning => Severity::Warning,
+            RawSeverity::Info => Severity::Info,
+        }
+    }
 }
 
 impl From<RawServiceAction> for ServiceAction {
@@ -701,9 +734,14 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
                 run,
             } => resume_run(run_id, replan, run)?,
         },
-        RawCommand::Status { output, watch } => Command::Status {
+        RawCommand::Status {
+            output,
+            watch,
+            fail_on,
+        } => Command::Status {
             format: output.into(),
             watch,
+            fail_on: fail_on.map(Into::into),
         },
         RawCommand::History { output } => Command::History {
             format: output.into(),
@@ -975,6 +1013,9 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
             LabCommand::Up { spec, wait }
         }
         RawLabCommand::Down { wipe } => LabCommand::Down { wipe },
+        RawLabCommand::Dcs { action } => LabCommand::Dcs {
+            start: matches!(action, RawDcsAction::Start),
+        },
         RawLabCommand::Status { output } => LabCommand::Status {
             format: output.into(),
         },

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::exit::Exit;
 use crate::inventory::{self, ClusterTarget, Selector};
 use crate::lab::{self, LabCommand};
-use crate::observe::{self, ClusterView};
+use crate::observe::{self, ClusterView, Severity};
 use crate::patroni::{PatroniClient, PatroniError, TimelineSwitch};
 use crate::runbooks::Params;
 use crate::runner::{self, PlanFormat, RunOptions};
@@ -25,6 +25,8 @@ pub enum Command {
     Status {
         format: OutputFormat,
         watch: Option<Duration>,
+        /// Exit `Unhealthy` when a warning at or above this severity is found.
+        fail_on: Option<Severity>,
     },
     History {
         format: OutputFormat,
@@ -59,7 +61,11 @@ pub enum Command {
 
 pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Error> {
     match command {
-        Command::Status { format, watch } => status(selector, format, watch).await,
+        Command::Status {
+            format,
+            watch,
+            fail_on,
+        } => status(selector, format, watch, fail_on).await,
         Command::History { format } => history(selector, format).await,
         Command::ConfigShow { format } => config_show(selector, format).await,
         Command::Inventory { format } => {
@@ -113,6 +119,7 @@ async fn status(
     selector: &Selector,
     format: OutputFormat,
     watch: Option<Duration>,
+    fail_on: Option<Severity>,
 ) -> Result<Exit, Error> {
     let (target, client) = connect(selector).await?;
     let consul = consul_client(&target, &client)?;
@@ -131,8 +138,14 @@ async fn status(
             }
             Err(error) => return Err(error),
         }
-        print_status(&view, format, false)?;
-        return Ok(Exit::Success);
+        let worst = print_status(&view, format, false)?;
+        let unhealthy =
+            fail_on.is_some_and(|threshold| worst.is_some_and(|worst| worst >= threshold));
+        return Ok(if unhealthy {
+            Exit::Unhealthy
+        } else {
+            Exit::Success
+        });
     };
     let clear_screen = format == OutputFormat::Table && std::io::stdout().is_terminal();
     // One listener for the whole loop: a Ctrl-C that arrives mid-round is not lost.
@@ -192,7 +205,12 @@ async fn verify_credentials(
     }
 }
 
-fn print_status(view: &ClusterView, format: OutputFormat, compact: bool) -> Result<(), Error> {
+/// Prints the status; returns its most severe warning.
+fn print_status(
+    view: &ClusterView,
+    format: OutputFormat,
+    compact: bool,
+) -> Result<Option<Severity>, Error> {
     let observed_at = jiff::Timestamp::now()
         .round(jiff::Unit::Millisecond)
         .unwrap_or_else(|_| jiff::Timestamp::now());
@@ -206,7 +224,7 @@ fn print_status(view: &ClusterView, format: OutputFormat, compact: bool) -> Resu
         }
         other => ui::print_stdout(&ui::render_document(other, &document)?)?,
     }
-    Ok(())
+    Ok(document.worst())
 }
 
 /// The member to ask for cluster-wide facts: the leader if it answers, else anyone who does.

@@ -19,6 +19,8 @@ pub enum Exit {
     Aborted,
     /// Another run holds the cluster's lock.
     LockHeld,
+    /// `status --fail-on`: the cluster has a warning at or above the given severity.
+    Unhealthy,
 }
 
 impl Exit {
@@ -31,6 +33,7 @@ impl Exit {
             Exit::PrecheckRefused => 4,
             Exit::Aborted => 5,
             Exit::LockHeld => 6,
+            Exit::Unhealthy => 7,
         }
     }
 }
@@ -49,10 +52,11 @@ mod tests {
             Exit::PrecheckRefused,
             Exit::Aborted,
             Exit::LockHeld,
+            Exit::Unhealthy,
         ]
         .iter()
         .map(|exit| exit.as_code())
         .collect();
-        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(codes, vec![0, 1, 2, 3, 4, 5, 6, 7]);
     }
 }

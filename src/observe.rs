@@ -79,8 +79,16 @@ pub enum Warning {
     LeaderDisagreement { message: String },
     /// Members list different sets of members.
     MembershipDisagreement { message: String },
-    /// No member holds the leader key.
+    /// No member holds the leader key: the cluster takes no writes.
     NoLeader { message: String },
+    /// Members whose REST API answers cannot read the DCS (their `/cluster` fails).
+    DcsUnreachable {
+        members: Vec<String>,
+        message: String,
+        /// Critical when nobody can read the DCS or the leader cannot: writes stop at `ttl`.
+        #[serde(skip)]
+        critical: bool,
+    },
     /// In the inventory but not registered in the DCS.
     NotInCluster { member: String, message: String },
     /// Registered in the DCS but not in the inventory.
@@ -106,6 +114,7 @@ impl Warning {
             | Warning::LeaderDisagreement { message }
             | Warning::MembershipDisagreement { message }
             | Warning::NoLeader { message }
+            | Warning::DcsUnreachable { message, .. }
             | Warning::NotInCluster { message, .. }
             | Warning::NotInInventory { message, .. }
             | Warning::IdentityMismatch { message, .. }
@@ -114,6 +123,48 @@ impl Warning {
             | Warning::ConsulWrongTag { message, .. }
             | Warning::ConsulCheckFailing { message, .. }
             | Warning::ConsulNotMember { message, .. } => message,
+        }
+    }
+
+    /// How loud it is: critical takes writes away or risks data (no leader, the DCS unreadable,
+    /// two primaries, a member of another cluster); warning degrades the cluster or a runbook;
+    /// info is worth knowing.
+    pub fn severity(&self) -> Severity {
+        match self {
+            Warning::NoLeader { .. }
+            | Warning::LeaderDisagreement { .. }
+            | Warning::IdentityMismatch { .. }
+            | Warning::DcsUnreachable { critical: true, .. } => Severity::Critical,
+            Warning::MemberUnreachable { .. }
+            | Warning::MembershipDisagreement { .. }
+            | Warning::DcsUnreachable {
+                critical: false, ..
+            }
+            | Warning::NotInCluster { .. }
+            | Warning::ConsulUnreachable { .. }
+            | Warning::ConsulNotRegistered { .. }
+            | Warning::ConsulWrongTag { .. }
+            | Warning::ConsulCheckFailing { .. } => Severity::Warning,
+            Warning::NotInInventory { .. } | Warning::ConsulNotMember { .. } => Severity::Info,
+        }
+    }
+}
+
+/// How much a warning matters, from the least to the most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
         }
     }
 }
@@ -180,6 +231,7 @@ pub async fn observe(
     let mut view = merge_answers(target, observations);
     if let Some(consul_view) = consul_view {
         consul::check(&mut view, &consul_view);
+        order_warnings(&mut view.warnings);
         view.consul = Some(consul_view);
     }
     Ok(view)
@@ -202,6 +254,7 @@ fn merge_answers(target: &ClusterTarget, observations: Vec<MemberObservation>) -
     let leader = topology
         .and_then(ClusterTopology::leader)
         .map(|member| member.name.clone());
+    check_dcs_access(&observations, leader.as_deref(), &mut warnings);
     check_leader_agreement(&observations, leader.as_deref(), &mut warnings);
     check_membership_agreement(&observations, &mut warnings);
     let leader_position = leader_position(&observations);
@@ -225,6 +278,7 @@ fn merge_answers(target: &ClusterTarget, observations: Vec<MemberObservation>) -
         }
     }
     check_identity(target, &members, &mut warnings);
+    order_warnings(&mut warnings);
 
     let system_identifier = leader
         .as_deref()
@@ -256,6 +310,83 @@ fn merge_answers(target: &ClusterTarget, observations: Vec<MemberObservation>) -
         topology_from: reference.map(|(name, _)| name),
         consul: None,
     }
+}
+
+/// A member whose own API answers but whose `/cluster` fails cannot read the DCS (Patroni reads
+/// it live for `/cluster`): name every such member. With nobody able to read it, the leader
+/// demotes itself after `ttl` and no new one can be elected — say whether that already happened.
+fn check_dcs_access(
+    observations: &[MemberObservation],
+    leader: Option<&str>,
+    warnings: &mut Vec<Warning>,
+) {
+    let cut_off: Vec<&MemberObservation> = observations
+        .iter()
+        .filter(|observation| observation.status.is_ok() && observation.topology.is_err())
+        .collect();
+    if cut_off.is_empty() {
+        return;
+    }
+    let names: Vec<String> = cut_off
+        .iter()
+        .map(|observation| observation.target.name.clone())
+        .collect();
+    let last_contact = cut_off
+        .iter()
+        .filter_map(|observation| observation.status.as_ref().ok()?.dcs_last_seen)
+        .max()
+        .and_then(|seconds| jiff::Timestamp::from_second(seconds).ok())
+        .map_or_else(String::new, |at| {
+            format!("; last DCS contact {}", at.strftime("%H:%M:%S UTC"))
+        });
+    let nobody_reads_it = !observations
+        .iter()
+        .any(|observation| observation.topology.is_ok());
+    let primaries: Vec<&str> = cut_off
+        .iter()
+        .filter(|observation| {
+            observation
+                .status
+                .as_ref()
+                .is_ok_and(|status| status.role.is_leader())
+        })
+        .map(|observation| observation.target.name.as_str())
+        .collect();
+    let consequence = if !nobody_reads_it {
+        String::new()
+    } else if primaries.is_empty() {
+        ": no leader can be elected until it is back".to_string()
+    } else {
+        format!(
+            ": {} still runs as primary and demotes itself after ttl (unless failsafe_mode)",
+            primaries.join(", ")
+        )
+    };
+    if nobody_reads_it && primaries.is_empty() {
+        warnings.push(Warning::NoLeader {
+            message:
+                "no member runs as primary and the DCS cannot be read: the cluster takes no writes"
+                    .into(),
+        });
+    }
+    warnings.push(Warning::DcsUnreachable {
+        message: format!(
+            "{} cannot read the DCS (the REST API answers, /cluster fails{last_contact}){consequence}",
+            names.join(", ")
+        ),
+        critical: nobody_reads_it || leader.is_some_and(|leader| names.iter().any(|name| name == leader)),
+        members: names,
+    });
+}
+
+/// The loudest first, and "no leader" before everything: it is the news at 3 a.m.
+fn order_warnings(warnings: &mut [Warning]) {
+    warnings.sort_by_key(|warning| {
+        (
+            std::cmp::Reverse(warning.severity()),
+            !matches!(warning, Warning::NoLeader { .. }),
+        )
+    });
 }
 
 /// The WAL position of the member running as primary, as it answered.

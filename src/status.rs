@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::observe::{ClusterView, ConsulView, MemberView, Warning};
+use crate::observe::{ClusterView, ConsulView, MemberView, Severity, Warning};
 use crate::patroni::model::{PendingChange, ScheduledSwitchover};
 use crate::patroni::{Lag, Lsn};
 use crate::ui::{human_bytes, table};
@@ -28,7 +28,29 @@ pub struct StatusDocument {
     pub members: Vec<MemberDocument>,
     /// Null when the cluster does not use Consul.
     pub consul: Option<ConsulDocument>,
-    pub warnings: Vec<Warning>,
+    /// The loudest first; `no_leader` leads when present.
+    pub warnings: Vec<WarningDocument>,
+}
+
+/// A warning with its severity.
+#[derive(Debug, Serialize)]
+pub struct WarningDocument {
+    pub severity: Severity,
+    #[serde(flatten)]
+    pub warning: Warning,
+}
+
+impl StatusDocument {
+    /// The most severe warning, if any: what `--fail-on` compares.
+    pub fn worst(&self) -> Option<Severity> {
+        self.warnings.iter().map(|warning| warning.severity).max()
+    }
+
+    fn has_no_leader(&self) -> bool {
+        self.warnings
+            .iter()
+            .any(|warning| matches!(warning.warning, Warning::NoLeader { .. }))
+    }
 }
 
 /// What Consul says about the cluster as a whole.
@@ -106,7 +128,14 @@ impl StatusDocument {
                 .map(|member| MemberDocument::from_view(member, view))
                 .collect(),
             consul: view.consul.as_ref().map(ConsulDocument::from_view),
-            warnings: view.warnings.clone(),
+            warnings: view
+                .warnings
+                .iter()
+                .map(|warning| WarningDocument {
+                    severity: warning.severity(),
+                    warning: warning.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -231,11 +260,12 @@ pub fn render_table(document: &StatusDocument) -> String {
     if show_consul {
         header.push("Consul");
     }
+    let no_leader = document.has_no_leader();
     let rows = document
         .members
         .iter()
         .map(|member| {
-            let mut row = member_row(member, show_pending, show_tags);
+            let mut row = member_row(member, show_pending, show_tags, no_leader);
             if show_consul {
                 row.push(
                     member
@@ -256,19 +286,45 @@ pub fn render_table(document: &StatusDocument) -> String {
             .as_deref()
             .unwrap_or("system id unknown")
     );
-    let mut text = table(Some(&title), &header, rows, &[4, 5, 6, 7, 8]);
+    // What takes writes away is said first, above the table, not under it.
+    let mut text = banner(document);
+    text.push_str(&table(Some(&title), &header, rows, &[4, 5, 6, 7, 8]));
     text.push('\n');
     text.push_str(&footer(document));
     text
 }
 
-fn member_row(member: &MemberDocument, show_pending: bool, show_tags: bool) -> Vec<String> {
+/// The critical warnings, one line each, marked for the eye (in red on a terminal).
+fn banner(document: &StatusDocument) -> String {
+    let mut text = String::new();
+    for warning in &document.warnings {
+        if warning.severity == Severity::Critical {
+            text.push_str(&crate::ui::loud(&format!(
+                "CRITICAL: {}",
+                warning.warning.message()
+            )));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+fn member_row(
+    member: &MemberDocument,
+    show_pending: bool,
+    show_tags: bool,
+    no_leader: bool,
+) -> Vec<String> {
     let lag = |lag: Option<u64>, lsn: Option<Lsn>| match (lag, lsn) {
         (Some(bytes), _) => human_bytes(bytes),
         (None, Some(_)) => "unknown".to_string(),
         (None, None) => String::new(),
     };
     let state = match (member.api, &member.state, member.in_dcs) {
+        // A replica with no leader to follow replicates nothing that takes writes.
+        ("ok", Some(state), _) if no_leader && member.role.as_deref() != Some("leader") => {
+            format!("{state} (no leader)")
+        }
         ("ok", Some(state), _) => state.clone(),
         (_, Some(state), true) => format!("unreachable (DCS: {state})"),
         ("ok", None, _) => String::new(),
@@ -368,7 +424,13 @@ fn footer(document: &StatusDocument) -> String {
         lines.push(consul_line(consul));
     }
     for warning in &document.warnings {
-        lines.push(format!(" ! {}", warning.message()));
+        if warning.severity != Severity::Critical {
+            lines.push(format!(
+                " ! {}: {}",
+                warning.severity.as_str(),
+                warning.warning.message()
+            ));
+        }
     }
     let mut text = lines.join("\n");
     if !text.is_empty() {

@@ -96,10 +96,24 @@ impl LabSpec {
 
 #[derive(Debug)]
 pub enum LabCommand {
-    Up { spec: LabSpec, wait: Duration },
-    Down { wipe: bool },
-    Status { format: OutputFormat },
-    Member { action: MemberAction, name: String },
+    Up {
+        spec: LabSpec,
+        wait: Duration,
+    },
+    Down {
+        wipe: bool,
+    },
+    Status {
+        format: OutputFormat,
+    },
+    Member {
+        action: MemberAction,
+        name: String,
+    },
+    /// Start (`true`) or stop the DCS.
+    Dcs {
+        start: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -189,6 +203,7 @@ pub async fn execute(dir: &Path, command: LabCommand) -> Result<Exit, LabError> 
         LabCommand::Down { wipe } => down(&layout, wipe),
         LabCommand::Status { format } => status(&layout, format),
         LabCommand::Member { action, name } => member(&layout, action, &name).await,
+        LabCommand::Dcs { start } => dcs(&layout, start).await,
     }
 }
 
@@ -272,18 +287,8 @@ async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabE
     prepare_files(layout, &state, run_as)?;
 
     let mut started = Vec::new();
-    let (dcs, port) = match spec.dcs {
-        LabDcs::Etcd => (etcd_daemon(layout, &spec), files::ETCD_CLIENT_PORT),
-        LabDcs::Consul => (consul_daemon(layout, &spec)?, files::CONSUL_PORT),
-    };
-    if dcs.running_pid().is_none() {
-        eprintln!(
-            "lab: starting {} on {}:{port}",
-            dcs.name,
-            spec.infrastructure_address(),
-        );
-        start_and_listen(&dcs, (spec.infrastructure_address(), port)).await?;
-        started.push(dcs.name.clone());
+    if start_dcs(layout, &spec).await? {
+        started.push(spec.dcs.as_str().to_string());
     }
     let sshd = sshd_daemon(layout);
     if sshd.running_pid().is_none() {
@@ -333,6 +338,58 @@ async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabE
     }
     eprintln!("lab: try `pgha --env lab status`");
     print_view_summary(&view)?;
+    Ok(Exit::Success)
+}
+
+/// The DCS daemon and the port it listens on.
+fn dcs_daemon(layout: &Layout, spec: &LabSpec) -> Result<(Daemon, u16), LabError> {
+    Ok(match spec.dcs {
+        LabDcs::Etcd => (etcd_daemon(layout, spec), files::ETCD_CLIENT_PORT),
+        LabDcs::Consul => (consul_daemon(layout, spec)?, files::CONSUL_PORT),
+    })
+}
+
+/// Starts the DCS unless it runs; true when it was started.
+async fn start_dcs(layout: &Layout, spec: &LabSpec) -> Result<bool, LabError> {
+    let (daemon, port) = dcs_daemon(layout, spec)?;
+    if daemon.running_pid().is_some() {
+        return Ok(false);
+    }
+    eprintln!(
+        "lab: starting {} on {}:{port}",
+        daemon.name,
+        spec.infrastructure_address(),
+    );
+    start_and_listen(&daemon, (spec.infrastructure_address(), port)).await?;
+    Ok(true)
+}
+
+/// `pgha lab dcs stop|start`: takes the DCS away from Patroni (the leader demotes itself after
+/// `ttl`) and gives it back, for rehearsing an outage. Members are left as they are.
+async fn dcs(layout: &Layout, start: bool) -> Result<Exit, LabError> {
+    let _lock = lock(layout)?;
+    let state = LabState::load(layout)?.ok_or_else(|| LabError::NoLab {
+        dir: layout.dir.clone(),
+    })?;
+    let (daemon, _) = dcs_daemon(layout, &state.spec)?;
+    if start {
+        if !start_dcs(layout, &state.spec).await? {
+            eprintln!("lab: {} already runs", daemon.name);
+        }
+        return Ok(Exit::Success);
+    }
+    match daemon.running_pid() {
+        None => eprintln!("lab: {} is not running", daemon.name),
+        Some(pid) => {
+            if !daemon.stop(Duration::from_secs(20))? {
+                daemon.kill()?;
+            }
+            eprintln!(
+                "lab: stopped {} (pid {pid}); Patroni loses its DCS: the leader demotes itself after ttl",
+                daemon.name
+            );
+        }
+    }
     Ok(Exit::Success)
 }
 

@@ -283,3 +283,81 @@ fn an_unknown_lag_is_computed_from_positions_when_possible() {
         );
     }
 }
+
+/// What members answer once the DCS is gone and the leader has demoted itself: `/patroni` says
+/// replica, `/cluster` fails (Patroni reads the DCS for it).
+fn without_dcs(observations: &mut [MemberObservation], leader_demoted: bool) {
+    for observation in observations {
+        observation.topology = Err(PatroniError::Connect {
+            url: format!("{}/cluster", observation.target.api_url),
+            reason: "connection closed before message completed".into(),
+        });
+        if let Ok(status) = &mut observation.status
+            && leader_demoted
+        {
+            status.role = PostgresRole::Replica;
+            status.cluster_unlocked = true;
+        }
+    }
+}
+
+#[test]
+fn a_cluster_whose_dcs_nobody_can_read_has_no_leader_first_and_loudly() {
+    let (target, mut observations) = healthy("4.1.5");
+    without_dcs(&mut observations, true);
+    let view = merge(&target, observations).unwrap();
+    assert_eq!(view.leader, None);
+    let [no_leader, unreadable, ..] = view.warnings.as_slice() else {
+        panic!("{:?}", view.warnings)
+    };
+    assert!(
+        matches!(no_leader, Warning::NoLeader { .. }),
+        "{no_leader:?}"
+    );
+    assert_eq!(no_leader.severity(), Severity::Critical);
+    let Warning::DcsUnreachable { members, .. } = unreadable else {
+        panic!("{unreadable:?}")
+    };
+    assert_eq!(members.len(), target.members.len(), "every member named");
+    assert_eq!(unreadable.severity(), Severity::Critical);
+}
+
+#[test]
+fn a_primary_cut_off_from_the_dcs_is_named_before_it_demotes() {
+    let (target, mut observations) = healthy("4.1.5");
+    without_dcs(&mut observations, false);
+    let view = merge(&target, observations).unwrap();
+    let message = view.warnings[0].message();
+    assert!(
+        message.contains("still runs as primary and demotes itself after ttl"),
+        "{message}"
+    );
+    assert!(
+        !view
+            .warnings
+            .iter()
+            .any(|warning| matches!(warning, Warning::NoLeader { .. })),
+        "a primary still takes writes"
+    );
+}
+
+#[test]
+fn one_replica_that_cannot_read_the_dcs_is_a_warning() {
+    let (target, mut observations) = healthy("4.1.5");
+    let replica = first_replica(&mut observations);
+    replica.topology = Err(refused(&replica.target.name));
+    let name = replica.target.name.clone();
+    let view = merge(&target, observations).unwrap();
+    let unreadable: Vec<&Warning> = view
+        .warnings
+        .iter()
+        .filter(|warning| matches!(warning, Warning::DcsUnreachable { .. }))
+        .collect();
+    assert_eq!(unreadable.len(), 1, "{:?}", view.warnings);
+    assert_eq!(unreadable[0].severity(), Severity::Warning);
+    assert!(
+        unreadable[0]
+            .message()
+            .starts_with(&format!("{name} cannot read the DCS"))
+    );
+}

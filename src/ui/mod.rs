@@ -4,7 +4,7 @@
 
 pub mod progress;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 use tabled::builder::Builder;
@@ -84,6 +84,30 @@ pub fn render_document<T: Serialize>(
             Ok(text)
         }
         OutputFormat::Yaml => serde_saphyr::to_string(document).map_err(std::io::Error::other),
+    }
+}
+
+/// Whether to colour what goes to stdout: only a terminal, and never under `NO_COLOR`.
+pub fn colour_stdout() -> bool {
+    colour_allowed() && std::io::stdout().is_terminal()
+}
+
+/// Whether to colour what goes to stderr (logs, progress): only a terminal, never `NO_COLOR`.
+pub fn colour_stderr() -> bool {
+    colour_allowed() && std::io::stderr().is_terminal()
+}
+
+/// <https://no-color.org>: present and not empty means no colour.
+fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
+/// Text that must be seen: bold red on a terminal that takes colour, plain otherwise.
+pub fn loud(text: &str) -> String {
+    if colour_stdout() {
+        format!("\x1b[1;31m{text}\x1b[0m")
+    } else {
+        text.to_string()
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod consul;
+mod dcs_outage;
 mod failures;
 mod harness;
 mod hosts;
