@@ -1,11 +1,12 @@
 //! The run store: one append-only JSONL journal per run (mode 0600, each line flushed to disk
 //! before the next action), the per-cluster lock that keeps two runs off one cluster, and the
-//! reading back that `pgha runs` and `pgha resume` trust. A journal holds no secret: plans carry
-//! the REST user's name only.
+//! reading back that `pgha runs` and `pgha resume` trust. A record is a line with its newline:
+//! bytes after the last newline are a write cut by a crash, ignored when read and cut off before
+//! anything is appended. A journal holds no secret: plans carry the REST user's name only.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,15 @@ impl JournalError {
                 Exit::BadInput
             }
             _ => Exit::Failed,
+        }
+    }
+
+    /// The error for a row of `pgha runs list`, which names the run: one line, without the path.
+    fn listed(&self) -> String {
+        match self {
+            JournalError::Io { reason, .. } => reason.clone(),
+            JournalError::Corrupt { line, reason, .. } => format!("line {line}: {reason}"),
+            other => other.to_string(),
         }
     }
 }
@@ -120,7 +130,8 @@ pub struct RunSummary {
     pub cluster: String,
     pub started_at: String,
     pub operator: String,
-    /// The last outcome, or `running/unknown` when the run never recorded an end (killed).
+    /// The last outcome; `running or killed` when the run never recorded an end; `unreadable:
+    /// WHY` when its journal cannot be read (then the other fields are `?` where unknown).
     pub status: String,
 }
 
@@ -222,12 +233,16 @@ impl RunStore {
         })
     }
 
+    /// Opens a run's journal to append to it, first cutting a last line that a crash left
+    /// unfinished: the next record would be glued onto it and make the journal unreadable.
     pub fn reopen(&self, run_id: &str) -> Result<Journal, JournalError> {
         let path = self.path_of(run_id);
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|error| io("open", &path, &error))?;
+        cut_torn_tail(&mut file, &path)?;
         Ok(Journal {
             file,
             path,
@@ -249,30 +264,20 @@ impl RunStore {
             });
         }
         let path = self.path_of(run_id);
-        let file = File::open(&path).map_err(|_| JournalError::UnknownRun {
-            id: run_id.into(),
-            dir: self.dir.clone(),
-        })?;
-        let mut entries = Vec::new();
-        for (index, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|error| io("read", &path, &error))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Entry>(&line) {
-                Ok(entry) => entries.push(entry),
-                // A process killed mid-write leaves a truncated last line: it holds nothing
-                // that was acted upon (the line is written before the action), so skip it.
-                Err(_) if is_last_line(&path, index) => {}
-                Err(error) => {
-                    return Err(JournalError::Corrupt {
-                        path,
-                        line: index + 1,
-                        reason: error.to_string(),
-                    });
+        let bytes = std::fs::read(&path).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::NotFound {
+                JournalError::UnknownRun {
+                    id: run_id.into(),
+                    dir: self.dir.clone(),
                 }
+            } else {
+                io("read", &path, &error)
             }
-        }
+        })?;
+        // A process killed mid-write leaves a last line without its newline: it holds nothing
+        // that was acted upon (a record is flushed before its action), so it is not read.
+        let records = &bytes[..complete_len(&bytes)];
+        let entries = parse_records(&path, records)?;
         Ok(RecordedRun {
             id: run_id.into(),
             path,
@@ -280,10 +285,12 @@ impl RunStore {
         })
     }
 
-    /// Every run, newest first.
+    /// Every run, newest first; a run whose journal cannot be read is listed as such.
     pub fn list(&self) -> Result<Vec<RunSummary>, JournalError> {
-        let Ok(directory) = std::fs::read_dir(&self.dir) else {
-            return Ok(Vec::new());
+        let directory = match std::fs::read_dir(&self.dir) {
+            Ok(directory) => directory,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io("list", &self.dir, &error)),
         };
         let mut ids: Vec<String> = directory
             .filter_map(Result::ok)
@@ -296,22 +303,123 @@ impl RunStore {
             })
             .collect();
         ids.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(ids
-            .iter()
-            .filter_map(|id| self.read(id).ok())
-            .filter_map(|run| run.summary())
-            .collect())
+        Ok(ids.iter().map(|id| self.summary_of(id)).collect())
     }
+
+    fn summary_of(&self, id: &str) -> RunSummary {
+        let run = match self.read(id) {
+            Ok(run) => run,
+            Err(error) => return self.unreadable(id, &error.listed()),
+        };
+        run.summary().unwrap_or_else(|| {
+            let reason = if run.entries.is_empty() {
+                "no whole record (the run's start was never written)"
+            } else {
+                "the first record is not the run's start"
+            };
+            self.unreadable(id, reason)
+        })
+    }
+
+    /// A row for a run that cannot be read, with what its first line still tells.
+    fn unreadable(&self, id: &str, reason: &str) -> RunSummary {
+        let started = first_entry(&self.path_of(id));
+        let summary = started.as_ref().and_then(|entry| match &entry.event {
+            Event::RunStarted {
+                runbook,
+                environment,
+                cluster,
+                operator,
+                ..
+            } => Some(RunSummary {
+                id: id.into(),
+                runbook: runbook.clone(),
+                environment: environment.clone(),
+                cluster: cluster.clone(),
+                started_at: entry.at.clone(),
+                operator: operator.clone(),
+                status: String::new(),
+            }),
+            _ => None,
+        });
+        let unknown = || "?".to_string();
+        RunSummary {
+            status: format!("unreadable: {reason}"),
+            ..summary.unwrap_or_else(|| RunSummary {
+                id: id.into(),
+                runbook: unknown(),
+                environment: unknown(),
+                cluster: unknown(),
+                started_at: unknown(),
+                operator: unknown(),
+                status: String::new(),
+            })
+        }
+    }
+}
+
+/// The length of the complete records: up to and including the last newline.
+fn complete_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rposition(|byte| *byte == b'\n')
+        .map_or(0, |last| last + 1)
+}
+
+fn parse_records(path: &Path, records: &[u8]) -> Result<Vec<Entry>, JournalError> {
+    records
+        .split(|byte| *byte == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.trim_ascii().is_empty())
+        .map(|(index, line)| {
+            serde_json::from_slice(line).map_err(|error| JournalError::Corrupt {
+                path: path.to_path_buf(),
+                line: index + 1,
+                reason: error.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The journal's first record, if it can be read as one.
+fn first_entry(path: &Path) -> Option<Entry> {
+    let mut line = String::new();
+    BufReader::new(File::open(path).ok()?)
+        .read_line(&mut line)
+        .ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+/// Cuts what follows the last newline (see `reopen`), durably, before anything is appended.
+fn cut_torn_tail(file: &mut File, path: &Path) -> Result<(), JournalError> {
+    let length = file
+        .metadata()
+        .map_err(|error| io("read", path, &error))?
+        .len();
+    let mut bytes = Vec::new();
+    // No further than the length: a device (`/dev/full` in a test) reads without end.
+    Read::by_ref(file)
+        .take(length)
+        .read_to_end(&mut bytes)
+        .map_err(|error| io("read", path, &error))?;
+    let complete = complete_len(&bytes);
+    if complete == bytes.len() {
+        return Ok(());
+    }
+    tracing::warn!(
+        "{}: cutting {} bytes of a record left unfinished by a crash",
+        path.display(),
+        bytes.len() - complete
+    );
+    file.set_len(u64::try_from(complete).unwrap_or(length))
+        .and_then(|()| file.sync_data())
+        .map_err(|error| io("cut the unfinished last line of", path, &error))
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<(), JournalError> {
     std::fs::create_dir_all(dir).map_err(|error| io("create", dir, &error))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|error| io("set permissions on", dir, &error))
-}
-
-fn is_last_line(path: &Path, index: usize) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| text.lines().count() == index + 1)
 }
 
 impl RecordedRun {
@@ -536,6 +644,11 @@ mod tests {
         }
     }
 
+    fn append(path: &Path, bytes: &[u8]) {
+        let mut file = OpenOptions::new().append(true).open(path).unwrap();
+        file.write_all(bytes).unwrap();
+    }
+
     fn step_started(step: &str) -> Event {
         Event::StepStarted {
             step: step.into(),
@@ -633,6 +746,96 @@ mod tests {
             store.read("r1"),
             Err(JournalError::Corrupt { line: 1, .. })
         ));
+    }
+
+    /// Seed of the defect: `resume` appended to the cut line, and the journal became corrupt.
+    #[test]
+    fn a_journal_cut_by_a_crash_is_appended_to_after_its_last_whole_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan()));
+        journal.emit(&step_started("pause"));
+        let path = journal.path().to_path_buf();
+        drop(journal);
+        append(
+            &path,
+            b"{\"at\":\"2026-11-23T00:00:00.000Z\",\"event\":\"step_succ",
+        );
+
+        let mut journal = store.reopen("r1").unwrap();
+        journal.emit(&Event::StepSucceeded {
+            step: "pause".into(),
+            duration_ms: 5,
+            observed: "paused".into(),
+        });
+        journal.emit(&Event::RunFinished {
+            outcome: Outcome::Failed,
+            detail: "stopped".into(),
+            duration_ms: 6,
+        });
+        assert_eq!(journal.write_error, None);
+
+        let recorded = store.read("r1").unwrap();
+        assert_eq!(recorded.entries.len(), 4, "the cut line is gone");
+        let point = recorded.resume_point();
+        assert!(point.finished.contains("pause"));
+        assert_eq!(point.unfinished, None);
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, "failed");
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("}\n"));
+    }
+
+    #[test]
+    fn a_record_cut_inside_a_character_is_ignored_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan()));
+        let path = journal.path().to_path_buf();
+        // The first two bytes of "…": not UTF-8 on its own.
+        append(
+            &path,
+            b"{\"at\":\"2026-11-23T00:00:00.000Z\",\"detail\":\"\xe2\x80",
+        );
+        assert_eq!(store.read("r1").unwrap().entries.len(), 1);
+    }
+
+    #[test]
+    fn runs_that_cannot_be_read_are_listed_as_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let plan = plan();
+        store.create("r1").unwrap().emit(&started(&plan));
+        let mut corrupt = store.create("r2").unwrap();
+        corrupt.emit(&started(&plan));
+        append(corrupt.path(), b"garbage\n");
+        corrupt.emit(&step_started("pause"));
+        store.create("r3").unwrap();
+
+        let listed = store.list().unwrap();
+        let rows: Vec<(&str, &str, &str)> = listed
+            .iter()
+            .map(|run| (run.id.as_str(), run.runbook.as_str(), run.status.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "r3",
+                    "?",
+                    "unreadable: no whole record (the run's start was never written)"
+                ),
+                (
+                    "r2",
+                    plan.runbook.as_str(),
+                    "unreadable: line 2: expected value at line 1 column 1"
+                ),
+                ("r1", plan.runbook.as_str(), "running or killed"),
+            ]
+        );
+        assert_eq!(listed[1].cluster, plan.cluster, "its start is still read");
     }
 
     #[test]
