@@ -103,8 +103,9 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     pub run_id: String,
-    /// The first failure to write, reported once at the end: a run does not stop because its
-    /// record failed, but the operator must know.
+    /// The first failure to write or flush. Nothing is written after it (a record with a hole
+    /// would mislead `resume`); the executor stops before its next change (`healthy`) and the
+    /// runner reports it at the end.
     pub write_error: Option<String>,
 }
 
@@ -554,6 +555,13 @@ impl Journal {
 }
 
 impl EventSink for Journal {
+    fn healthy(&self) -> Result<(), String> {
+        match &self.write_error {
+            Some(error) => Err(format!("the journal could not be written ({error})")),
+            None => Ok(()),
+        }
+    }
+
     fn emit(&mut self, event: &Event) {
         if !event.is_journaled() || self.write_error.is_some() {
             return;

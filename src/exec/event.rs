@@ -1,6 +1,6 @@
 //! The executor's events: what happened, typed. The journal stores them (one JSON line each) and
 //! `resume` trusts them; the terminal renders them as lines or progress bars. The executor knows
-//! neither consumer.
+//! neither consumer: it only asks whether the record is still kept (`EventSink::healthy`).
 
 use serde::{Deserialize, Serialize};
 
@@ -151,6 +151,12 @@ impl Outcome {
 /// Something that consumes events: the journal, the terminal, a test's recorder.
 pub trait EventSink {
     fn emit(&mut self, event: &Event);
+
+    /// `Err(why)` once the sink has lost events it must keep (a journal that could not be
+    /// written): the executor then changes nothing more, since `resume` could not know of it.
+    fn healthy(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Several sinks, in order (the journal first: it is the record).
@@ -161,6 +167,11 @@ impl EventSink for Sinks<'_> {
         for sink in &mut self.0 {
             sink.emit(event);
         }
+    }
+
+    /// The first sink's failure, if any.
+    fn healthy(&self) -> Result<(), String> {
+        self.0.iter().try_for_each(|sink| sink.healthy())
     }
 }
 
