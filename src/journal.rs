@@ -2,7 +2,9 @@
 //! before the next action), the per-cluster lock that keeps two runs off one cluster, and the
 //! reading back that `pgha runs` and `pgha resume` trust. A record is a line with its newline:
 //! bytes after the last newline are a write cut by a crash, ignored when read and cut off before
-//! anything is appended. A journal holds no secret: plans carry the REST user's name only.
+//! anything is appended. Journals carry their format and the pgha version that wrote them, so
+//! that another version's journal is told apart from an edited one. A journal holds no secret:
+//! plans carry the REST user's name only.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -46,15 +48,38 @@ pub enum JournalError {
     AlreadySucceeded { id: String },
     #[error("{}: the plan does not match its recorded hash: the journal was edited", .path.display())]
     Tampered { path: PathBuf },
+    /// Plans serialise differently across versions: a hash mismatch proves no edit then.
+    #[error(
+        "{}: the plan was written by pgha {written_by}; this is pgha {ours}: resume it with pgha {written_by}, or start a new run",
+        .path.display()
+    )]
+    OtherVersion {
+        path: PathBuf,
+        written_by: String,
+        ours: &'static str,
+    },
+    #[error(
+        "{}: journal format {format}, written by pgha {written_by}; this is pgha {ours}, which reads formats up to {supported}: use pgha {written_by} or newer",
+        .path.display()
+    )]
+    NewerFormat {
+        path: PathBuf,
+        format: u64,
+        written_by: String,
+        ours: &'static str,
+        supported: u32,
+    },
 }
 
 impl JournalError {
     pub fn exit(&self) -> Exit {
         match self {
             JournalError::LockHeld { .. } => Exit::LockHeld,
-            JournalError::UnknownRun { .. } | JournalError::AlreadySucceeded { .. } => {
-                Exit::BadInput
-            }
+            // Nothing was done, and the operator's next move is another command or another pgha.
+            JournalError::UnknownRun { .. }
+            | JournalError::AlreadySucceeded { .. }
+            | JournalError::OtherVersion { .. }
+            | JournalError::NewerFormat { .. } => Exit::BadInput,
             _ => Exit::Failed,
         }
     }
@@ -64,10 +89,20 @@ impl JournalError {
         match self {
             JournalError::Io { reason, .. } => reason.clone(),
             JournalError::Corrupt { line, reason, .. } => format!("line {line}: {reason}"),
+            JournalError::NewerFormat {
+                format, written_by, ..
+            } => format!("journal format {format}, written by pgha {written_by}"),
             other => other.to_string(),
         }
     }
 }
+
+/// The journal layout this pgha writes, and the newest it reads. Raise it when a change would
+/// make an older pgha misread a journal (not for new optional fields, which older ones ignore).
+pub const FORMAT: u32 = 1;
+
+/// This binary's version, as journals record it.
+pub const PGHA_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// One journal line: the time, then the event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +313,7 @@ impl RunStore {
         // A process killed mid-write leaves a last line without its newline: it holds nothing
         // that was acted upon (a record is flushed before its action), so it is not read.
         let records = &bytes[..complete_len(&bytes)];
+        check_format(&path, records)?;
         let entries = parse_records(&path, records)?;
         Ok(RecordedRun {
             id: run_id.into(),
@@ -382,6 +418,39 @@ fn parse_records(path: &Path, records: &[u8]) -> Result<Vec<Entry>, JournalError
         .collect()
 }
 
+/// Refuses a journal in a format newer than this pgha's before its lines are read as this
+/// version's events, which they may not be. Only the start's fields are looked at, loosely.
+fn check_format(path: &Path, records: &[u8]) -> Result<(), JournalError> {
+    let Some(first) = records
+        .split(|byte| *byte == b'\n')
+        .find(|line| !line.trim_ascii().is_empty())
+    else {
+        return Ok(());
+    };
+    // Not JSON: reported as corrupt when the line is read as a record.
+    let Ok(first) = serde_json::from_slice::<serde_json::Value>(first) else {
+        return Ok(());
+    };
+    let format = first
+        .get("journal_format")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1);
+    if format <= u64::from(FORMAT) {
+        return Ok(());
+    }
+    let written_by = first
+        .get("pgha_version")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("unknown");
+    Err(JournalError::NewerFormat {
+        path: path.to_path_buf(),
+        format,
+        written_by: written_by.into(),
+        ours: PGHA_VERSION,
+        supported: FORMAT,
+    })
+}
+
 /// The journal's first record, if it can be read as one.
 fn first_entry(path: &Path) -> Option<Entry> {
     let mut line = String::new();
@@ -433,37 +502,66 @@ impl RecordedRun {
 
     /// The plan in force: the original, or the last one `--replan` made.
     pub fn plan(&self) -> Option<(Plan, String)> {
-        let mut current = None;
-        for entry in &self.entries {
-            match &entry.event {
-                Event::RunStarted {
-                    plan, plan_hash, ..
-                }
-                | Event::RunResumed {
-                    plan: Some(plan),
-                    plan_hash,
-                    ..
-                } => current = Some((plan.as_ref().clone(), plan_hash.clone())),
-                _ => {}
-            }
-        }
-        current
+        self.plan_in_force()
+            .map(|(plan, hash, _)| (plan.clone(), hash.to_string()))
     }
 
-    /// Verifies the plan against its recorded hash.
+    /// The plan in force, its hash, and the version of pgha that serialised both.
+    fn plan_in_force(&self) -> Option<(&Plan, &str, &str)> {
+        let started_by = match self.started() {
+            Some(Event::RunStarted { pgha_version, .. }) => pgha_version.as_str(),
+            _ => "unknown",
+        };
+        self.entries
+            .iter()
+            .rev()
+            .find_map(|entry| match &entry.event {
+                Event::RunStarted {
+                    plan,
+                    plan_hash,
+                    pgha_version,
+                    ..
+                } => Some((plan.as_ref(), plan_hash.as_str(), pgha_version.as_str())),
+                Event::RunResumed {
+                    plan: Some(plan),
+                    plan_hash,
+                    pgha_version,
+                    ..
+                } => {
+                    // Older journals recorded no version on resume: the start's is the best guess.
+                    let by = if pgha_version.is_empty() {
+                        started_by
+                    } else {
+                        pgha_version.as_str()
+                    };
+                    Some((plan.as_ref(), plan_hash.as_str(), by))
+                }
+                _ => None,
+            })
+    }
+
+    /// Verifies the plan against its recorded hash. Another version of pgha may serialise the
+    /// same plan differently, so a mismatch is called an edit only when this version wrote it.
     pub fn verified_plan(&self) -> Result<Plan, JournalError> {
         let corrupt = || JournalError::Corrupt {
             path: self.path.clone(),
             line: 1,
             reason: "no plan recorded".into(),
         };
-        let (plan, hash) = self.plan().ok_or_else(corrupt)?;
-        if plan.hash() != hash {
-            return Err(JournalError::Tampered {
+        let (plan, hash, written_by) = self.plan_in_force().ok_or_else(corrupt)?;
+        if plan.hash() == hash {
+            return Ok(plan.clone());
+        }
+        if written_by != PGHA_VERSION {
+            return Err(JournalError::OtherVersion {
                 path: self.path.clone(),
+                written_by: written_by.into(),
+                ours: PGHA_VERSION,
             });
         }
-        Ok(plan)
+        Err(JournalError::Tampered {
+            path: self.path.clone(),
+        })
     }
 
     /// The outcome recorded last, if the run's last record is its end (a killed run has none).
@@ -648,7 +746,40 @@ mod tests {
             operator: "tester".into(),
             host: "here".into(),
             pid: 1,
-            pgha_version: "0".into(),
+            pgha_version: PGHA_VERSION.into(),
+            journal_format: FORMAT,
+        }
+    }
+
+    /// The start of a run recorded by another pgha, in another journal format.
+    fn started_by(plan: &Plan, version: &str, format: u32) -> Event {
+        let Event::RunStarted {
+            run_id,
+            runbook,
+            environment,
+            cluster,
+            plan,
+            plan_hash,
+            operator,
+            host,
+            pid,
+            ..
+        } = started(plan)
+        else {
+            unreachable!("started() is a start")
+        };
+        Event::RunStarted {
+            run_id,
+            runbook,
+            environment,
+            cluster,
+            plan,
+            plan_hash,
+            operator,
+            host,
+            pid,
+            pgha_version: version.into(),
+            journal_format: format,
         }
     }
 
@@ -821,6 +952,10 @@ mod tests {
         append(corrupt.path(), b"garbage\n");
         corrupt.emit(&step_started("pause"));
         store.create("r3").unwrap();
+        store
+            .create("r4")
+            .unwrap()
+            .emit(&started_by(&plan, "9.9.9", FORMAT + 1));
 
         let listed = store.list().unwrap();
         let rows: Vec<(&str, &str, &str)> = listed
@@ -830,6 +965,11 @@ mod tests {
         assert_eq!(
             rows,
             [
+                (
+                    "r4",
+                    plan.runbook.as_str(),
+                    "unreadable: journal format 2, written by pgha 9.9.9"
+                ),
                 (
                     "r3",
                     "?",
@@ -843,7 +983,80 @@ mod tests {
                 ("r1", plan.runbook.as_str(), "running or killed"),
             ]
         );
-        assert_eq!(listed[1].cluster, plan.cluster, "its start is still read");
+        assert_eq!(listed[2].cluster, plan.cluster, "its start is still read");
+    }
+
+    #[test]
+    fn a_journal_in_a_newer_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started_by(&plan(), "9.9.9", FORMAT + 1));
+        let path = journal.path().to_path_buf();
+        let error = store.read("r1").unwrap_err();
+        assert!(
+            matches!(error, JournalError::NewerFormat { format: 2, .. }),
+            "{error}"
+        );
+        assert_eq!(error.exit(), Exit::BadInput);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}: journal format 2, written by pgha 9.9.9; this is pgha {PGHA_VERSION}, which reads formats up to 1: use pgha 9.9.9 or newer",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_journal_from_before_formats_reads_as_format_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let plan = plan();
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan));
+        journal.emit(&Event::RunResumed {
+            operator: "tester".into(),
+            host: "here".into(),
+            pid: 2,
+            plan: None,
+            plan_hash: String::new(),
+            pgha_version: PGHA_VERSION.into(),
+        });
+        let path = journal.path().to_path_buf();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (start, resume) = text.split_once('\n').unwrap();
+        let old_start = start.replace(",\"journal_format\":1", "");
+        let old_resume = resume.replace(&format!(",\"pgha_version\":\"{PGHA_VERSION}\""), "");
+        assert_ne!(old_start, start);
+        assert_ne!(old_resume, resume);
+        std::fs::write(&path, format!("{old_start}\n{old_resume}")).unwrap();
+        let recorded = store.read("r1").unwrap();
+        assert_eq!(recorded.entries.len(), 2);
+        assert_eq!(recorded.verified_plan().unwrap(), plan);
+    }
+
+    /// Another version may serialise the same plan differently: that is not an edit.
+    #[test]
+    fn a_plan_from_another_pgha_version_is_not_called_edited() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started_by(&plan(), "0.0.9", FORMAT));
+        let path = journal.path().to_path_buf();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("Turn maintenance mode on", "Serialised otherwise");
+        std::fs::write(&path, text).unwrap();
+        let error = store.read("r1").unwrap().verified_plan().unwrap_err();
+        assert_eq!(error.exit(), Exit::BadInput);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}: the plan was written by pgha 0.0.9; this is pgha {PGHA_VERSION}: resume it with pgha 0.0.9, or start a new run",
+                path.display()
+            )
+        );
     }
 
     #[test]

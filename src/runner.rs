@@ -200,7 +200,8 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
             operator: policy.operator.clone(),
             host: journal::hostname(),
             pid: std::process::id(),
-            pgha_version: env!("CARGO_PKG_VERSION").into(),
+            pgha_version: journal::PGHA_VERSION.into(),
+            journal_format: journal::FORMAT,
         });
         for check in &checked {
             sinks.emit(&Event::Precheck {
@@ -386,6 +387,7 @@ fn resumed_event(policy: &GatePolicy, plan: Option<&Plan>) -> Event {
         pid: std::process::id(),
         plan_hash: plan.map(Plan::hash).unwrap_or_default(),
         plan: plan.map(|plan| Box::new(plan.clone())),
+        pgha_version: journal::PGHA_VERSION.into(),
     }
 }
 

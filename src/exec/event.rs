@@ -21,6 +21,10 @@ pub enum Event {
         host: String,
         pid: u32,
         pgha_version: String,
+        /// How the journal is laid out (`journal::FORMAT` when written); journals from before
+        /// the field existed are format 1.
+        #[serde(default = "first_journal_format")]
+        journal_format: u32,
     },
     RunResumed {
         operator: String,
@@ -29,6 +33,10 @@ pub enum Event {
         /// Set when `--replan` made a new plan from the current cluster.
         plan: Option<Box<Plan>>,
         plan_hash: String,
+        /// The pgha that resumed, and serialised the new plan if any (empty in journals from
+        /// before the field existed).
+        #[serde(default)]
+        pgha_version: String,
     },
     Precheck {
         text: String,
@@ -110,6 +118,10 @@ pub enum Event {
         detail: String,
         duration_ms: u64,
     },
+}
+
+fn first_journal_format() -> u32 {
+    1
 }
 
 impl Event {
