@@ -1,11 +1,14 @@
 //! The run store: one append-only JSONL journal per run (mode 0600, each line flushed to disk
 //! before the next action), the per-cluster lock that keeps two runs off one cluster, and the
-//! reading back that `pgha runs` and `pgha resume` trust. A journal holds no secret: plans carry
-//! the REST user's name only.
+//! reading back that `pgha runs` and `pgha resume` trust. A record is a line with its newline:
+//! bytes after the last newline are a write cut by a crash, ignored when read and cut off before
+//! anything is appended. Journals carry their format and the pgha version that wrote them, so
+//! that another version's journal is told apart from an edited one. A journal holds no secret:
+//! plans carry the REST user's name only.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -45,19 +48,61 @@ pub enum JournalError {
     AlreadySucceeded { id: String },
     #[error("{}: the plan does not match its recorded hash: the journal was edited", .path.display())]
     Tampered { path: PathBuf },
+    /// Plans serialise differently across versions: a hash mismatch proves no edit then.
+    #[error(
+        "{}: the plan was written by pgha {written_by}; this is pgha {ours}: resume it with pgha {written_by}, or start a new run",
+        .path.display()
+    )]
+    OtherVersion {
+        path: PathBuf,
+        written_by: String,
+        ours: &'static str,
+    },
+    #[error(
+        "{}: journal format {format}, written by pgha {written_by}; this is pgha {ours}, which reads formats up to {supported}: use pgha {written_by} or newer",
+        .path.display()
+    )]
+    NewerFormat {
+        path: PathBuf,
+        format: u64,
+        written_by: String,
+        ours: &'static str,
+        supported: u32,
+    },
 }
 
 impl JournalError {
     pub fn exit(&self) -> Exit {
         match self {
             JournalError::LockHeld { .. } => Exit::LockHeld,
-            JournalError::UnknownRun { .. } | JournalError::AlreadySucceeded { .. } => {
-                Exit::BadInput
-            }
+            // Nothing was done, and the operator's next move is another command or another pgha.
+            JournalError::UnknownRun { .. }
+            | JournalError::AlreadySucceeded { .. }
+            | JournalError::OtherVersion { .. }
+            | JournalError::NewerFormat { .. } => Exit::BadInput,
             _ => Exit::Failed,
         }
     }
+
+    /// The error for a row of `pgha runs list`, which names the run: one line, without the path.
+    fn listed(&self) -> String {
+        match self {
+            JournalError::Io { reason, .. } => reason.clone(),
+            JournalError::Corrupt { line, reason, .. } => format!("line {line}: {reason}"),
+            JournalError::NewerFormat {
+                format, written_by, ..
+            } => format!("journal format {format}, written by pgha {written_by}"),
+            other => other.to_string(),
+        }
+    }
 }
+
+/// The journal layout this pgha writes, and the newest it reads. Raise it when a change would
+/// make an older pgha misread a journal (not for new optional fields, which older ones ignore).
+pub const FORMAT: u32 = 1;
+
+/// This binary's version, as journals record it.
+pub const PGHA_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// One journal line: the time, then the event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,8 +138,9 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     pub run_id: String,
-    /// The first failure to write, reported once at the end: a run does not stop because its
-    /// record failed, but the operator must know.
+    /// The first failure to write or flush. Nothing is written after it (a record with a hole
+    /// would mislead `resume`); the executor stops before its next change (`healthy`) and the
+    /// runner reports it at the end.
     pub write_error: Option<String>,
 }
 
@@ -120,7 +166,8 @@ pub struct RunSummary {
     pub cluster: String,
     pub started_at: String,
     pub operator: String,
-    /// The last outcome, or `running/unknown` when the run never recorded an end (killed).
+    /// The last outcome; `running or killed` when the run never recorded an end; `unreadable:
+    /// WHY` when its journal cannot be read (then the other fields are `?` where unknown).
     pub status: String,
 }
 
@@ -222,12 +269,16 @@ impl RunStore {
         })
     }
 
+    /// Opens a run's journal to append to it, first cutting a last line that a crash left
+    /// unfinished: the next record would be glued onto it and make the journal unreadable.
     pub fn reopen(&self, run_id: &str) -> Result<Journal, JournalError> {
         let path = self.path_of(run_id);
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|error| io("open", &path, &error))?;
+        cut_torn_tail(&mut file, &path)?;
         Ok(Journal {
             file,
             path,
@@ -249,30 +300,21 @@ impl RunStore {
             });
         }
         let path = self.path_of(run_id);
-        let file = File::open(&path).map_err(|_| JournalError::UnknownRun {
-            id: run_id.into(),
-            dir: self.dir.clone(),
-        })?;
-        let mut entries = Vec::new();
-        for (index, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|error| io("read", &path, &error))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Entry>(&line) {
-                Ok(entry) => entries.push(entry),
-                // A process killed mid-write leaves a truncated last line: it holds nothing
-                // that was acted upon (the line is written before the action), so skip it.
-                Err(_) if is_last_line(&path, index) => {}
-                Err(error) => {
-                    return Err(JournalError::Corrupt {
-                        path,
-                        line: index + 1,
-                        reason: error.to_string(),
-                    });
+        let bytes = std::fs::read(&path).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::NotFound {
+                JournalError::UnknownRun {
+                    id: run_id.into(),
+                    dir: self.dir.clone(),
                 }
+            } else {
+                io("read", &path, &error)
             }
-        }
+        })?;
+        // A process killed mid-write leaves a last line without its newline: it holds nothing
+        // that was acted upon (a record is flushed before its action), so it is not read.
+        let records = &bytes[..complete_len(&bytes)];
+        check_format(&path, records)?;
+        let entries = parse_records(&path, records)?;
         Ok(RecordedRun {
             id: run_id.into(),
             path,
@@ -280,10 +322,12 @@ impl RunStore {
         })
     }
 
-    /// Every run, newest first.
+    /// Every run, newest first; a run whose journal cannot be read is listed as such.
     pub fn list(&self) -> Result<Vec<RunSummary>, JournalError> {
-        let Ok(directory) = std::fs::read_dir(&self.dir) else {
-            return Ok(Vec::new());
+        let directory = match std::fs::read_dir(&self.dir) {
+            Ok(directory) => directory,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io("list", &self.dir, &error)),
         };
         let mut ids: Vec<String> = directory
             .filter_map(Result::ok)
@@ -296,22 +340,156 @@ impl RunStore {
             })
             .collect();
         ids.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(ids
-            .iter()
-            .filter_map(|id| self.read(id).ok())
-            .filter_map(|run| run.summary())
-            .collect())
+        Ok(ids.iter().map(|id| self.summary_of(id)).collect())
     }
+
+    fn summary_of(&self, id: &str) -> RunSummary {
+        let run = match self.read(id) {
+            Ok(run) => run,
+            Err(error) => return self.unreadable(id, &error.listed()),
+        };
+        run.summary().unwrap_or_else(|| {
+            let reason = if run.entries.is_empty() {
+                "no whole record (the run's start was never written)"
+            } else {
+                "the first record is not the run's start"
+            };
+            self.unreadable(id, reason)
+        })
+    }
+
+    /// A row for a run that cannot be read, with what its first line still tells.
+    fn unreadable(&self, id: &str, reason: &str) -> RunSummary {
+        let started = first_entry(&self.path_of(id));
+        let summary = started.as_ref().and_then(|entry| match &entry.event {
+            Event::RunStarted {
+                runbook,
+                environment,
+                cluster,
+                operator,
+                ..
+            } => Some(RunSummary {
+                id: id.into(),
+                runbook: runbook.clone(),
+                environment: environment.clone(),
+                cluster: cluster.clone(),
+                started_at: entry.at.clone(),
+                operator: operator.clone(),
+                status: String::new(),
+            }),
+            _ => None,
+        });
+        let unknown = || "?".to_string();
+        RunSummary {
+            status: format!("unreadable: {reason}"),
+            ..summary.unwrap_or_else(|| RunSummary {
+                id: id.into(),
+                runbook: unknown(),
+                environment: unknown(),
+                cluster: unknown(),
+                started_at: unknown(),
+                operator: unknown(),
+                status: String::new(),
+            })
+        }
+    }
+}
+
+/// The length of the complete records: up to and including the last newline.
+fn complete_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rposition(|byte| *byte == b'\n')
+        .map_or(0, |last| last + 1)
+}
+
+fn parse_records(path: &Path, records: &[u8]) -> Result<Vec<Entry>, JournalError> {
+    records
+        .split(|byte| *byte == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.trim_ascii().is_empty())
+        .map(|(index, line)| {
+            serde_json::from_slice(line).map_err(|error| JournalError::Corrupt {
+                path: path.to_path_buf(),
+                line: index + 1,
+                reason: error.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Refuses a journal in a format newer than this pgha's before its lines are read as this
+/// version's events, which they may not be. Only the start's fields are looked at, loosely.
+fn check_format(path: &Path, records: &[u8]) -> Result<(), JournalError> {
+    let Some(first) = records
+        .split(|byte| *byte == b'\n')
+        .find(|line| !line.trim_ascii().is_empty())
+    else {
+        return Ok(());
+    };
+    // Not JSON: reported as corrupt when the line is read as a record.
+    let Ok(first) = serde_json::from_slice::<serde_json::Value>(first) else {
+        return Ok(());
+    };
+    let format = first
+        .get("journal_format")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1);
+    if format <= u64::from(FORMAT) {
+        return Ok(());
+    }
+    let written_by = first
+        .get("pgha_version")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("unknown");
+    Err(JournalError::NewerFormat {
+        path: path.to_path_buf(),
+        format,
+        written_by: written_by.into(),
+        ours: PGHA_VERSION,
+        supported: FORMAT,
+    })
+}
+
+/// The journal's first record, if it can be read as one.
+fn first_entry(path: &Path) -> Option<Entry> {
+    let mut line = String::new();
+    BufReader::new(File::open(path).ok()?)
+        .read_line(&mut line)
+        .ok()?;
+    serde_json::from_str(&line).ok()
+}
+
+/// Cuts what follows the last newline (see `reopen`), durably, before anything is appended.
+fn cut_torn_tail(file: &mut File, path: &Path) -> Result<(), JournalError> {
+    let length = file
+        .metadata()
+        .map_err(|error| io("read", path, &error))?
+        .len();
+    let mut bytes = Vec::new();
+    // No further than the length: a device (`/dev/full` in a test) reads without end.
+    Read::by_ref(file)
+        .take(length)
+        .read_to_end(&mut bytes)
+        .map_err(|error| io("read", path, &error))?;
+    let complete = complete_len(&bytes);
+    if complete == bytes.len() {
+        return Ok(());
+    }
+    tracing::warn!(
+        "{}: cutting {} bytes of a record left unfinished by a crash",
+        path.display(),
+        bytes.len() - complete
+    );
+    file.set_len(u64::try_from(complete).unwrap_or(length))
+        .and_then(|()| file.sync_data())
+        .map_err(|error| io("cut the unfinished last line of", path, &error))
 }
 
 fn ensure_private_dir(dir: &Path) -> Result<(), JournalError> {
     std::fs::create_dir_all(dir).map_err(|error| io("create", dir, &error))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|error| io("set permissions on", dir, &error))
-}
-
-fn is_last_line(path: &Path, index: usize) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| text.lines().count() == index + 1)
 }
 
 impl RecordedRun {
@@ -324,37 +502,66 @@ impl RecordedRun {
 
     /// The plan in force: the original, or the last one `--replan` made.
     pub fn plan(&self) -> Option<(Plan, String)> {
-        let mut current = None;
-        for entry in &self.entries {
-            match &entry.event {
-                Event::RunStarted {
-                    plan, plan_hash, ..
-                }
-                | Event::RunResumed {
-                    plan: Some(plan),
-                    plan_hash,
-                    ..
-                } => current = Some((plan.as_ref().clone(), plan_hash.clone())),
-                _ => {}
-            }
-        }
-        current
+        self.plan_in_force()
+            .map(|(plan, hash, _)| (plan.clone(), hash.to_string()))
     }
 
-    /// Verifies the plan against its recorded hash.
+    /// The plan in force, its hash, and the version of pgha that serialised both.
+    fn plan_in_force(&self) -> Option<(&Plan, &str, &str)> {
+        let started_by = match self.started() {
+            Some(Event::RunStarted { pgha_version, .. }) => pgha_version.as_str(),
+            _ => "unknown",
+        };
+        self.entries
+            .iter()
+            .rev()
+            .find_map(|entry| match &entry.event {
+                Event::RunStarted {
+                    plan,
+                    plan_hash,
+                    pgha_version,
+                    ..
+                } => Some((plan.as_ref(), plan_hash.as_str(), pgha_version.as_str())),
+                Event::RunResumed {
+                    plan: Some(plan),
+                    plan_hash,
+                    pgha_version,
+                    ..
+                } => {
+                    // Older journals recorded no version on resume: the start's is the best guess.
+                    let by = if pgha_version.is_empty() {
+                        started_by
+                    } else {
+                        pgha_version.as_str()
+                    };
+                    Some((plan.as_ref(), plan_hash.as_str(), by))
+                }
+                _ => None,
+            })
+    }
+
+    /// Verifies the plan against its recorded hash. Another version of pgha may serialise the
+    /// same plan differently, so a mismatch is called an edit only when this version wrote it.
     pub fn verified_plan(&self) -> Result<Plan, JournalError> {
         let corrupt = || JournalError::Corrupt {
             path: self.path.clone(),
             line: 1,
             reason: "no plan recorded".into(),
         };
-        let (plan, hash) = self.plan().ok_or_else(corrupt)?;
-        if plan.hash() != hash {
-            return Err(JournalError::Tampered {
+        let (plan, hash, written_by) = self.plan_in_force().ok_or_else(corrupt)?;
+        if plan.hash() == hash {
+            return Ok(plan.clone());
+        }
+        if written_by != PGHA_VERSION {
+            return Err(JournalError::OtherVersion {
                 path: self.path.clone(),
+                written_by: written_by.into(),
+                ours: PGHA_VERSION,
             });
         }
-        Ok(plan)
+        Err(JournalError::Tampered {
+            path: self.path.clone(),
+        })
     }
 
     /// The outcome recorded last, if the run's last record is its end (a killed run has none).
@@ -446,6 +653,13 @@ impl Journal {
 }
 
 impl EventSink for Journal {
+    fn healthy(&self) -> Result<(), String> {
+        match &self.write_error {
+            Some(error) => Err(format!("the journal could not be written ({error})")),
+            None => Ok(()),
+        }
+    }
+
     fn emit(&mut self, event: &Event) {
         if !event.is_journaled() || self.write_error.is_some() {
             return;
@@ -532,8 +746,46 @@ mod tests {
             operator: "tester".into(),
             host: "here".into(),
             pid: 1,
-            pgha_version: "0".into(),
+            pgha_version: PGHA_VERSION.into(),
+            journal_format: FORMAT,
         }
+    }
+
+    /// The start of a run recorded by another pgha, in another journal format.
+    fn started_by(plan: &Plan, version: &str, format: u32) -> Event {
+        let Event::RunStarted {
+            run_id,
+            runbook,
+            environment,
+            cluster,
+            plan,
+            plan_hash,
+            operator,
+            host,
+            pid,
+            ..
+        } = started(plan)
+        else {
+            unreachable!("started() is a start")
+        };
+        Event::RunStarted {
+            run_id,
+            runbook,
+            environment,
+            cluster,
+            plan,
+            plan_hash,
+            operator,
+            host,
+            pid,
+            pgha_version: version.into(),
+            journal_format: format,
+        }
+    }
+
+    fn append(path: &Path, bytes: &[u8]) {
+        let mut file = OpenOptions::new().append(true).open(path).unwrap();
+        file.write_all(bytes).unwrap();
     }
 
     fn step_started(step: &str) -> Event {
@@ -633,6 +885,178 @@ mod tests {
             store.read("r1"),
             Err(JournalError::Corrupt { line: 1, .. })
         ));
+    }
+
+    /// Seed of the defect: `resume` appended to the cut line, and the journal became corrupt.
+    #[test]
+    fn a_journal_cut_by_a_crash_is_appended_to_after_its_last_whole_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan()));
+        journal.emit(&step_started("pause"));
+        let path = journal.path().to_path_buf();
+        drop(journal);
+        append(
+            &path,
+            b"{\"at\":\"2026-11-23T00:00:00.000Z\",\"event\":\"step_succ",
+        );
+
+        let mut journal = store.reopen("r1").unwrap();
+        journal.emit(&Event::StepSucceeded {
+            step: "pause".into(),
+            duration_ms: 5,
+            observed: "paused".into(),
+        });
+        journal.emit(&Event::RunFinished {
+            outcome: Outcome::Failed,
+            detail: "stopped".into(),
+            duration_ms: 6,
+        });
+        assert_eq!(journal.write_error, None);
+
+        let recorded = store.read("r1").unwrap();
+        assert_eq!(recorded.entries.len(), 4, "the cut line is gone");
+        let point = recorded.resume_point();
+        assert!(point.finished.contains("pause"));
+        assert_eq!(point.unfinished, None);
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, "failed");
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("}\n"));
+    }
+
+    #[test]
+    fn a_record_cut_inside_a_character_is_ignored_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan()));
+        let path = journal.path().to_path_buf();
+        // The first two bytes of "…": not UTF-8 on its own.
+        append(
+            &path,
+            b"{\"at\":\"2026-11-23T00:00:00.000Z\",\"detail\":\"\xe2\x80",
+        );
+        assert_eq!(store.read("r1").unwrap().entries.len(), 1);
+    }
+
+    #[test]
+    fn runs_that_cannot_be_read_are_listed_as_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let plan = plan();
+        store.create("r1").unwrap().emit(&started(&plan));
+        let mut corrupt = store.create("r2").unwrap();
+        corrupt.emit(&started(&plan));
+        append(corrupt.path(), b"garbage\n");
+        corrupt.emit(&step_started("pause"));
+        store.create("r3").unwrap();
+        store
+            .create("r4")
+            .unwrap()
+            .emit(&started_by(&plan, "9.9.9", FORMAT + 1));
+
+        let listed = store.list().unwrap();
+        let rows: Vec<(&str, &str, &str)> = listed
+            .iter()
+            .map(|run| (run.id.as_str(), run.runbook.as_str(), run.status.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "r4",
+                    plan.runbook.as_str(),
+                    "unreadable: journal format 2, written by pgha 9.9.9"
+                ),
+                (
+                    "r3",
+                    "?",
+                    "unreadable: no whole record (the run's start was never written)"
+                ),
+                (
+                    "r2",
+                    plan.runbook.as_str(),
+                    "unreadable: line 2: expected value at line 1 column 1"
+                ),
+                ("r1", plan.runbook.as_str(), "running or killed"),
+            ]
+        );
+        assert_eq!(listed[2].cluster, plan.cluster, "its start is still read");
+    }
+
+    #[test]
+    fn a_journal_in_a_newer_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started_by(&plan(), "9.9.9", FORMAT + 1));
+        let path = journal.path().to_path_buf();
+        let error = store.read("r1").unwrap_err();
+        assert!(
+            matches!(error, JournalError::NewerFormat { format: 2, .. }),
+            "{error}"
+        );
+        assert_eq!(error.exit(), Exit::BadInput);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}: journal format 2, written by pgha 9.9.9; this is pgha {PGHA_VERSION}, which reads formats up to 1: use pgha 9.9.9 or newer",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_journal_from_before_formats_reads_as_format_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let plan = plan();
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan));
+        journal.emit(&Event::RunResumed {
+            operator: "tester".into(),
+            host: "here".into(),
+            pid: 2,
+            plan: None,
+            plan_hash: String::new(),
+            pgha_version: PGHA_VERSION.into(),
+        });
+        let path = journal.path().to_path_buf();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (start, resume) = text.split_once('\n').unwrap();
+        let old_start = start.replace(",\"journal_format\":1", "");
+        let old_resume = resume.replace(&format!(",\"pgha_version\":\"{PGHA_VERSION}\""), "");
+        assert_ne!(old_start, start);
+        assert_ne!(old_resume, resume);
+        std::fs::write(&path, format!("{old_start}\n{old_resume}")).unwrap();
+        let recorded = store.read("r1").unwrap();
+        assert_eq!(recorded.entries.len(), 2);
+        assert_eq!(recorded.verified_plan().unwrap(), plan);
+    }
+
+    /// Another version may serialise the same plan differently: that is not an edit.
+    #[test]
+    fn a_plan_from_another_pgha_version_is_not_called_edited() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started_by(&plan(), "0.0.9", FORMAT));
+        let path = journal.path().to_path_buf();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("Turn maintenance mode on", "Serialised otherwise");
+        std::fs::write(&path, text).unwrap();
+        let error = store.read("r1").unwrap().verified_plan().unwrap_err();
+        assert_eq!(error.exit(), Exit::BadInput);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}: the plan was written by pgha 0.0.9; this is pgha {PGHA_VERSION}: resume it with pgha 0.0.9, or start a new run",
+                path.display()
+            )
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Running a runbook end to end: resolve the cluster, observe it, plan, then either render the
 //! plan with its pre-checks (`--dry-run`, which only ever holds a read-only `Observer`) or take
-//! the cluster's lock, open a journal and execute; and `resume` of a recorded run, with the
-//! stale-plan rule. The terminal shows the plan and the progress on stderr; stdout is data.
+//! the cluster's lock, open a journal and execute; `resume` of a recorded run, with the
+//! stale-plan rule; and `runs list` (every run, unreadable ones included) and `runs show`. The
+//! terminal shows the plan and the progress on stderr; stdout is data.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -18,7 +19,7 @@ use crate::exec::{
 };
 use crate::exit::Exit;
 use crate::inventory::{self, ClusterTarget, Selector};
-use crate::journal::{self, RunStore};
+use crate::journal::{self, RunStore, RunSummary};
 use crate::patroni::PatroniClient;
 use crate::plan::render::{self, CheckedPrecheck};
 use crate::plan::{Action, Plan};
@@ -199,7 +200,8 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
             operator: policy.operator.clone(),
             host: journal::hostname(),
             pid: std::process::id(),
-            pgha_version: env!("CARGO_PKG_VERSION").into(),
+            pgha_version: journal::PGHA_VERSION.into(),
+            journal_format: journal::FORMAT,
         });
         for check in &checked {
             sinks.emit(&Event::Precheck {
@@ -385,6 +387,7 @@ fn resumed_event(policy: &GatePolicy, plan: Option<&Plan>) -> Event {
         pid: std::process::id(),
         plan_hash: plan.map(Plan::hash).unwrap_or_default(),
         plan: plan.map(|plan| Box::new(plan.clone())),
+        pgha_version: journal::PGHA_VERSION.into(),
     }
 }
 
@@ -403,31 +406,36 @@ pub fn list_runs(format: crate::ui::OutputFormat) -> Result<Exit, Error> {
     let store = RunStore::new(journal::default_dir());
     let runs = store.list()?;
     if format == crate::ui::OutputFormat::Table {
-        let rows = runs
-            .iter()
-            .map(|run| {
-                vec![
-                    run.id.clone(),
-                    run.runbook.clone(),
-                    format!("{}/{}", run.environment, run.cluster),
-                    run.started_at.clone(),
-                    run.operator.clone(),
-                    run.status.clone(),
-                ]
-            })
-            .collect();
-        let mut text = crate::ui::table(
-            None,
-            &["Run", "Runbook", "Cluster", "Started", "Operator", "Status"],
-            rows,
-            &[],
-        );
-        text.push('\n');
-        crate::ui::print_stdout(&text)?;
+        crate::ui::print_stdout(&runs_table(&runs))?;
     } else {
         crate::ui::write_document(format, &runs)?;
     }
     Ok(Exit::Success)
+}
+
+/// One row a run, unreadable ones included (their status says why).
+fn runs_table(runs: &[RunSummary]) -> String {
+    let rows = runs
+        .iter()
+        .map(|run| {
+            vec![
+                run.id.clone(),
+                run.runbook.clone(),
+                format!("{}/{}", run.environment, run.cluster),
+                run.started_at.clone(),
+                run.operator.clone(),
+                run.status.clone(),
+            ]
+        })
+        .collect();
+    let mut text = crate::ui::table(
+        None,
+        &["Run", "Runbook", "Cluster", "Started", "Operator", "Status"],
+        rows,
+        &[],
+    );
+    text.push('\n');
+    text
 }
 
 /// `pgha runs show ID`.
@@ -538,5 +546,24 @@ fn describe(event: &Event) -> String {
         Event::RunFinished {
             outcome, detail, ..
         } => format!("finished, {outcome:?}: {detail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_list_shows_a_run_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r1.jsonl"), "garbage\n").unwrap();
+        let runs = RunStore::new(dir.path().to_path_buf()).list().unwrap();
+        let table = runs_table(&runs);
+        let row = table.lines().find(|line| line.contains("r1"));
+        assert!(
+            row.is_some_and(|row| row.contains("?/?")
+                && row.contains("unreadable: line 1: expected value at line 1 column 1")),
+            "{table}"
+        );
     }
 }

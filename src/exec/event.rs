@@ -1,6 +1,6 @@
 //! The executor's events: what happened, typed. The journal stores them (one JSON line each) and
 //! `resume` trusts them; the terminal renders them as lines or progress bars. The executor knows
-//! neither consumer.
+//! neither consumer: it only asks whether the record is still kept (`EventSink::healthy`).
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,10 @@ pub enum Event {
         host: String,
         pid: u32,
         pgha_version: String,
+        /// How the journal is laid out (`journal::FORMAT` when written); journals from before
+        /// the field existed are format 1.
+        #[serde(default = "first_journal_format")]
+        journal_format: u32,
     },
     RunResumed {
         operator: String,
@@ -29,6 +33,10 @@ pub enum Event {
         /// Set when `--replan` made a new plan from the current cluster.
         plan: Option<Box<Plan>>,
         plan_hash: String,
+        /// The pgha that resumed, and serialised the new plan if any (empty in journals from
+        /// before the field existed).
+        #[serde(default)]
+        pgha_version: String,
     },
     Precheck {
         text: String,
@@ -112,6 +120,10 @@ pub enum Event {
     },
 }
 
+fn first_journal_format() -> u32 {
+    1
+}
+
 impl Event {
     /// Progress ticks are for eyes, not for the record.
     pub fn is_journaled(&self) -> bool {
@@ -151,6 +163,12 @@ impl Outcome {
 /// Something that consumes events: the journal, the terminal, a test's recorder.
 pub trait EventSink {
     fn emit(&mut self, event: &Event);
+
+    /// `Err(why)` once the sink has lost events it must keep (a journal that could not be
+    /// written): the executor then changes nothing more, since `resume` could not know of it.
+    fn healthy(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Several sinks, in order (the journal first: it is the record).
@@ -161,6 +179,11 @@ impl EventSink for Sinks<'_> {
         for sink in &mut self.0 {
             sink.emit(event);
         }
+    }
+
+    /// The first sink's failure, if any.
+    fn healthy(&self) -> Result<(), String> {
+        self.0.iter().try_for_each(|sink| sink.healthy())
     }
 }
 

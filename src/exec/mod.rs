@@ -3,7 +3,8 @@
 //! is only ever given an `Observer`, cannot mutate by construction. Every step: skip if its
 //! effect is already observed (check-state-first steps), answer its gate, re-observe and re-check
 //! its pre-conditions, record that it starts, act once (never retried), then verify the outcome
-//! by observing the cluster within a deadline. Everything that happens is an `Event`.
+//! by observing the cluster within a deadline. Everything that happens is an `Event`; once the
+//! record cannot be kept (a journal write failed), no further step that changes anything starts.
 
 mod event;
 mod gate;
@@ -255,6 +256,17 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             index: index + 1,
             title: format!("[{}/{total}] {}", index + 1, step.title),
         });
+        // Checked after the step's start was to be recorded: that record is what tells `resume`
+        // the step may have acted, so nothing is changed without it.
+        if step.action.mutates()
+            && let Err(lost) = self.sink.healthy()
+        {
+            return StepEnd::Stop(self.fail(
+                step,
+                Outcome::Failed,
+                format!("{lost}: stopped before this step changed anything; `pgha resume` continues once that is fixed"),
+            ));
+        }
         let acted = match &step.action {
             Action::Patroni(action) => self.call_patroni(step, action).await,
             Action::Sql(action) => match self.world.sql(action).await {

@@ -708,3 +708,54 @@ async fn a_lost_consul_lock_stops_the_run_before_its_next_change() {
     assert!(world.calls.borrow().is_empty(), "nothing was sent");
     assert!(finish.outcome.is_resumable());
 }
+
+/// A journal that cannot be written (`/dev/full` fails every write with ENOSPC, like a full
+/// disk) stops the run before its next change, resumable; a step that only looks still runs.
+#[tokio::test(start_paused = true)]
+async fn a_journal_that_cannot_be_written_stops_the_run_before_its_next_change() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
+    let world = FakeWorld::new(before.clone(), after, ok(200, "Successfully switched over"));
+    let mut plan = switchover_plan(&target, &before);
+    let leads = Check::LeaderIs {
+        member: "node3".into(),
+    };
+    let look = wait_step(leads, Duration::from_secs(10), Duration::from_secs(1));
+    plan.steps.insert(0, look);
+    let runs = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/full", runs.path().join("r1.jsonl")).unwrap();
+    let mut journal = crate::journal::RunStore::new(runs.path().to_path_buf())
+        .reopen("r1")
+        .unwrap();
+    let journal_path = journal.path().display().to_string();
+    let mut recorder = Recorder::default();
+    let (_interrupt, receiver) = watch::channel(false);
+    let finish = {
+        let mut sinks = Sinks(vec![&mut journal, &mut recorder]);
+        Executor::new(&world, Arc::new(yes()), unattended(), &mut sinks, receiver)
+            .run(&plan, &ResumePoint::default())
+            .await
+    };
+    assert!(world.calls.borrow().is_empty(), "nothing was sent");
+    assert_eq!(finish.outcome, Outcome::Failed);
+    assert!(finish.outcome.is_resumable());
+    assert!(
+        finish.detail.contains(&format!(
+            "the journal could not be written ({journal_path}: No space left on device"
+        )) && finish
+            .detail
+            .contains("stopped before this step changed anything"),
+        "{}",
+        finish.detail
+    );
+    let ends: Vec<(&str, &str)> = recorder
+        .0
+        .iter()
+        .filter_map(|event| match event {
+            Event::StepSucceeded { step, .. } => Some((step.as_str(), "succeeded")),
+            Event::StepFailed { step, .. } => Some((step.as_str(), "failed")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, [("wait", "succeeded"), ("switchover", "failed")]);
+}
