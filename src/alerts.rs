@@ -107,9 +107,11 @@ impl Alertmanager {
         comment: &str,
     ) -> Result<String, AlertError> {
         let now = jiff::Timestamp::now();
-        let until = now
-            + jiff::SignedDuration::try_from(duration)
-                .unwrap_or(jiff::SignedDuration::from_hours(1));
+        // Never longer than pgha's longest duration: a silence must end by itself.
+        let until = jiff::SignedDuration::try_from(duration.min(crate::duration::MAX))
+            .ok()
+            .and_then(|span| now.checked_add(span).ok())
+            .unwrap_or(now);
         let body = NewSilence {
             matchers: Self::matchers(labels),
             starts_at: now.to_string(),

@@ -599,8 +599,7 @@ impl From<Format> for OutputFormat {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|error| format!("{text:?} is not a duration like 2s or 500ms: {error}"))
+    crate::duration::parse(text)
 }
 
 /// `1MiB`, `512kB`, `1048576`: sizes as operators write them (KiB/MiB/GiB are 1024-based,
@@ -1118,6 +1117,21 @@ mod tests {
             .find_subcommand_mut("up")
             .unwrap();
         insta::assert_snapshot!("lab_up_help", lab.render_help().to_string());
+    }
+
+    #[test]
+    fn durations_past_a_week_are_refused_naming_the_flag() {
+        for (flag, command) in [("--timeout", "reinit"), ("--request-timeout", "status")] {
+            let mut args = vec!["pgha", command, flag, "9000y"];
+            if command == "reinit" {
+                args.extend(["--member", "node1"]);
+            }
+            let error = parse(args).unwrap_err().to_string();
+            assert!(
+                error.contains(flag) && error.contains("longer than 7days"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

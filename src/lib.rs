@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod cli;
 pub mod commands;
 pub mod consul;
+pub mod duration;
 pub mod error;
 pub mod exec;
 pub mod exit;

@@ -540,7 +540,10 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     /// the deadline, or when interrupted (the run is then resumable).
     async fn wait(&mut self, step: &Step, wait: &Wait) -> Result<String, Finish> {
         let started = Instant::now();
-        let deadline = started + wait.timeout;
+        // Durations are capped when parsed; far past any real deadline all the same.
+        let deadline = started
+            .checked_add(wait.timeout)
+            .unwrap_or_else(|| started + crate::duration::MAX);
         let mut last_observed = String::new();
         let mut backup_total: Option<u64> = None;
         loop {

@@ -223,13 +223,9 @@ fn human_durations<'de, D: Deserializer<'de>>(
     texts
         .into_iter()
         .map(|(name, text)| {
-            humantime::parse_duration(&text)
+            crate::duration::parse(&text)
+                .map_err(|reason| serde::de::Error::custom(format!("runbooks.{name}: {reason}")))
                 .map(|duration| (name, duration))
-                .map_err(|error| {
-                    serde::de::Error::custom(format!(
-                        "{text:?} is not a duration like 30m or 2h: {error}"
-                    ))
-                })
         })
         .collect()
 }
@@ -238,9 +234,7 @@ fn human_duration<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map(Some).map_err(|error| {
-        serde::de::Error::custom(format!(
-            "{text:?} is not a duration like 2s or 500ms: {error}"
-        ))
-    })
+    crate::duration::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }

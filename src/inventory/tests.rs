@@ -262,6 +262,14 @@ fn validation_names_the_field() {
             "\"soon\" is not a duration",
         ),
         (
+            GOOD.replace("connect: 1s", "connect: 9000y"),
+            "\"9000y\" is longer than 7days, the longest duration pgha accepts",
+        ),
+        (
+            GOOD.replace("connect: 1s", "connect: 1s\n      runbooks: {reinit: 200d}"),
+            "runbooks.reinit: \"200d\" is longer than 7days",
+        ),
+        (
             GOOD.replace(
                 "    timeouts:\n      connect: 1s",
                 "    alertmanager:\n      url: http://am:9093\n      matchers: {fqdn: \"{hostname}\"}\n    timeouts:\n      connect: 1s",

@@ -195,7 +195,7 @@ pub struct RemoteAction {
     pub host: String,
     pub transport: Transport,
     pub command: HostCommand,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::duration::text")]
     pub timeout: Duration,
 }
 
@@ -217,7 +217,7 @@ pub enum SilenceAction {
     Create {
         url: String,
         labels: BTreeMap<String, String>,
-        #[serde(with = "humantime_serde_compat")]
+        #[serde(with = "crate::duration::text")]
         duration: Duration,
         comment: String,
     },
@@ -278,9 +278,9 @@ pub struct Wait {
     pub until: Vec<Check>,
     #[serde(default)]
     pub fail_if: Vec<Check>,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::duration::text")]
     pub timeout: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::duration::text")]
     pub poll: Duration,
     pub progress: Progress,
 }
@@ -389,26 +389,5 @@ impl Plan {
                 _ => None,
             })
             .collect()
-    }
-}
-
-/// Durations in plans and journals as `"30s"`, `"2h"`: readable in a change request.
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(
-        duration: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&humantime::format_duration(*duration))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 }

@@ -45,7 +45,7 @@ pub use host::{BackupTool, HostOperation};
 pub enum Params {
     Reinit {
         member: String,
-        #[serde(with = "optional_duration")]
+        #[serde(with = "crate::duration::optional_text")]
         timeout: Option<Duration>,
         max_lag: u64,
     },
@@ -55,7 +55,7 @@ pub enum Params {
         at: Option<String>,
         checkpoint: bool,
         max_lag: u64,
-        #[serde(with = "optional_duration")]
+        #[serde(with = "crate::duration::optional_text")]
         timeout: Option<Duration>,
     },
     Pause {
@@ -68,7 +68,7 @@ pub enum Params {
         member: Option<String>,
         pending_only: bool,
         max_lag: u64,
-        #[serde(with = "optional_duration")]
+        #[serde(with = "crate::duration::optional_text")]
         timeout: Option<Duration>,
     },
     Host {
@@ -80,7 +80,7 @@ pub enum Params {
         action: crate::remote::ServiceAction,
         member: String,
         max_lag: u64,
-        #[serde(with = "optional_duration")]
+        #[serde(with = "crate::duration::optional_text")]
         timeout: Option<Duration>,
     },
     ConsulDeleteTree {
@@ -90,7 +90,7 @@ pub enum Params {
     ScaleUp {
         member: String,
         max_lag: u64,
-        #[serde(with = "optional_duration")]
+        #[serde(with = "crate::duration::optional_text")]
         timeout: Option<Duration>,
         /// Free space the new host needs: given, or measured on the leader before planning.
         need: Option<u64>,
@@ -98,7 +98,7 @@ pub enum Params {
     ScaleDown {
         member: String,
         drain: bool,
-        #[serde(with = "optional_duration")]
+        #[serde(with = "crate::duration::optional_text")]
         drain_timeout: Option<Duration>,
     },
 }
@@ -285,31 +285,6 @@ fn started_at(member: &MemberView) -> String {
         .ok()
         .and_then(|status| status.postmaster_start_time.clone())
         .unwrap_or_else(|| "unknown".into())
-}
-
-mod optional_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    #[allow(clippy::ref_option)] // serde's `with` hands us a reference to the field
-    pub(super) fn serialize<S: Serializer>(
-        duration: &Option<Duration>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match duration {
-            Some(duration) => serializer.collect_str(&humantime::format_duration(*duration)),
-            None => serializer.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        Option::<String>::deserialize(deserializer)?
-            .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }
 
 #[cfg(test)]

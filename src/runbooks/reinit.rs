@@ -106,7 +106,7 @@ pub(super) fn plan(
         target,
         replica,
         &format!("rebuilt from {leader}"),
-        timeout + SILENCE_MARGIN,
+        timeout.saturating_add(SILENCE_MARGIN),
         [
             reinitialize_step(name, &leader, &replica.api_url, from_leader, under_way),
             wait_streaming_step(name, &leader, leader_host, *max_lag, timeout),

@@ -100,7 +100,9 @@ pub(super) fn plan(
         target,
         leaving,
         "leaving the cluster",
-        drain_timeout + LEAVE_TIMEOUT + SILENCE_MARGIN,
+        drain_timeout
+            .saturating_add(LEAVE_TIMEOUT)
+            .saturating_add(SILENCE_MARGIN),
         removal,
     ));
     plan.rollback = Some(format!(

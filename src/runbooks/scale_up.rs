@@ -107,7 +107,7 @@ pub(super) fn plan(
         target,
         new_member,
         "joining the cluster",
-        timeout + SILENCE_MARGIN,
+        timeout.saturating_add(SILENCE_MARGIN),
         joined,
     ));
     if !super::registers_services(view) {
