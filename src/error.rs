@@ -8,6 +8,7 @@ use crate::journal::JournalError;
 use crate::lab::LabError;
 use crate::observe::ObserveError;
 use crate::patroni::PatroniError;
+use crate::postgres::SqlError;
 use crate::runbooks::PlanError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,8 @@ pub enum Error {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Consul(#[from] ConsulError),
+    #[error(transparent)]
+    Sql(#[from] SqlError),
     /// The invocation cannot be carried out as given; nothing was done.
     #[error("{0}")]
     BadInput(String),
@@ -46,6 +49,7 @@ impl Error {
             Error::Plan(error) => error.exit(),
             Error::Journal(error) => error.exit(),
             Error::Consul(error) => error.exit(),
+            Error::Sql(error) => error.exit(),
             Error::BadInput(_) => Exit::BadInput,
             Error::Refused(_) => Exit::PrecheckRefused,
             Error::Output(_) => Exit::Failed,

@@ -50,6 +50,17 @@ pub enum SqlError {
     Certificate { path: PathBuf, reason: String },
 }
 
+impl SqlError {
+    /// A server that cannot be reached is unreachable; a certificate is the user's to fix.
+    pub fn exit(&self) -> crate::exit::Exit {
+        match self {
+            SqlError::Connect { .. } => crate::exit::Exit::Unreachable,
+            SqlError::Statement { .. } => crate::exit::Exit::Failed,
+            SqlError::Certificate { .. } => crate::exit::Exit::BadInput,
+        }
+    }
+}
+
 /// A base backup as the leader reports it while it streams one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BackupProgress {

@@ -124,10 +124,7 @@ async fn measured(world: &LiveCluster, params: Params) -> Result<Params, Error> 
         .as_deref()
         .and_then(|leader| view.member(leader))
         .ok_or_else(|| Error::Refused("the cluster has no leader: fix that first".into()))?;
-    let size = sql
-        .database_size(&leader.host)
-        .await
-        .map_err(|error| Error::BadInput(error.to_string()))?;
+    let size = sql.database_size(&leader.host).await?;
     Ok(Params::ScaleUp {
         member,
         max_lag,

@@ -143,6 +143,8 @@ pub enum Outcome {
     Aborted,
     /// Ctrl-C during a wait: resumable.
     Interrupted,
+    /// A step could not reach its target (SSH, PostgreSQL): nothing was sent; resumable.
+    Unreachable,
 }
 
 impl Outcome {
@@ -152,6 +154,7 @@ impl Outcome {
             Outcome::Failed => Exit::Failed,
             Outcome::Refused => Exit::PrecheckRefused,
             Outcome::Aborted | Outcome::Interrupted => Exit::Aborted,
+            Outcome::Unreachable => Exit::Unreachable,
         }
     }
 

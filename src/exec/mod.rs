@@ -24,6 +24,7 @@ pub use live::LiveCluster;
 
 use crate::alerts::AlertError;
 use crate::consul::ConsulError;
+use crate::exit::Exit;
 use crate::observe::{ClusterView, ObserveError};
 use crate::patroni::{ActionResponse, PatroniError};
 use crate::plan::render::CheckedPrecheck;
@@ -271,7 +272,10 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             Action::Patroni(action) => self.call_patroni(step, action).await,
             Action::Sql(action) => match self.world.sql(action).await {
                 Ok(()) => Ok(String::from("done")),
-                Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
+                Err(error) => {
+                    let outcome = outcome_of(error.exit());
+                    Err(self.fail(step, outcome, error.to_string()))
+                }
             },
             Action::Remote(action) => self.run_command(step, action).await,
             Action::Silence(action) => self.silence(step, action).await,
@@ -532,7 +536,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 });
                 Ok(format!("{error}; verifying by observation"))
             }
-            Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
+            Err(error) => Err(self.fail(step, outcome_of(error.exit()), error.to_string())),
         }
     }
 
@@ -647,6 +651,15 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             reason: reason.clone(),
         });
         Finish::new(outcome, format!("{}: {reason}", step.title))
+    }
+}
+
+/// A step that could not reach its target ends the run as unreachable (exit 3), not failed.
+fn outcome_of(exit: Exit) -> Outcome {
+    if exit == Exit::Unreachable {
+        Outcome::Unreachable
+    } else {
+        Outcome::Failed
     }
 }
 

@@ -25,6 +25,9 @@ struct FakeWorld {
     observations: Cell<usize>,
     /// Silences by id, with their state.
     silences: RefCell<BTreeMap<String, String>>,
+    /// What SSH and PostgreSQL say instead of running (a host or server that cannot be reached).
+    remote_failure: Option<RemoteError>,
+    sql_failure: Option<SqlError>,
 }
 
 impl FakeWorld {
@@ -40,6 +43,8 @@ impl FakeWorld {
             calls: RefCell::new(Vec::new()),
             observations: Cell::new(0),
             silences: RefCell::new(BTreeMap::new()),
+            remote_failure: None,
+            sql_failure: None,
         }
     }
 }
@@ -76,11 +81,17 @@ impl Actuator for FakeWorld {
     }
 
     async fn sql(&self, action: &SqlAction) -> Result<(), SqlError> {
+        if let Some(failure) = &self.sql_failure {
+            return Err(failure.clone());
+        }
         self.calls.borrow_mut().push(action.statement.text().into());
         Ok(())
     }
 
     async fn remote(&self, action: &RemoteAction) -> Result<CommandOutput, RemoteError> {
+        if let Some(failure) = &self.remote_failure {
+            return Err(failure.clone());
+        }
         self.calls.borrow_mut().push(action.command.shell_line());
         Ok(CommandOutput {
             status: 0,
@@ -758,4 +769,88 @@ async fn a_journal_that_cannot_be_written_stops_the_run_before_its_next_change()
         })
         .collect();
     assert_eq!(ends, [("wait", "succeeded"), ("switchover", "failed")]);
+}
+
+/// A host or a server that cannot be reached ends the run as unreachable (exit 3), resumable,
+/// with nothing sent; not as bad input, and not as a failed change.
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_host_or_server_ends_the_run_as_unreachable() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
+    let mut world = FakeWorld::new(before.clone(), after, ok(200, "Successfully switched over"));
+    world.sql_failure = Some(SqlError::Connect {
+        host: "127.0.0.33".into(),
+        port: 5432,
+        reason: "Connection refused (os error 111)".into(),
+    });
+    let mut plan = switchover_plan(&target, &before);
+    plan.steps.insert(0, plan_with_checkpoint(&target, &before));
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Unreachable, "{}", finish.detail);
+    assert_eq!(finish.outcome.exit(), Exit::Unreachable);
+    assert!(finish.outcome.is_resumable());
+    assert!(world.calls.borrow().is_empty(), "nothing was sent");
+
+    let mut world = FakeWorld::new(before.clone(), before.clone(), ok(200, ""));
+    world.remote_failure = Some(RemoteError::Connect {
+        host: "127.0.0.31".into(),
+        reason: "Connection refused".into(),
+    });
+    let plan = Plan {
+        steps: vec![remote_step("true")],
+        ..switchover_plan(&target, &before)
+    };
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Unreachable, "{}", finish.detail);
+    assert!(
+        finish.detail.contains("cannot connect over SSH"),
+        "{}",
+        finish.detail
+    );
+
+    world.remote_failure = Some(RemoteError::HostKey {
+        host: "127.0.0.31".into(),
+    });
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(
+        finish.outcome,
+        Outcome::Failed,
+        "a changed host key is no outage: {}",
+        finish.detail
+    );
+}
+
+/// The switchover plan's CHECKPOINT step (`--checkpoint`).
+fn plan_with_checkpoint(target: &ClusterTarget, view: &ClusterView) -> Step {
+    let params = Params::Switchover {
+        candidate: Some("node1".into()),
+        at: None,
+        checkpoint: true,
+        max_lag: runbooks::DEFAULT_MAX_LAG_BYTES,
+        timeout: Some(Duration::from_secs(30)),
+    };
+    runbooks::plan(target, view, &params)
+        .unwrap()
+        .steps
+        .into_iter()
+        .find(|step| matches!(step.action, Action::Sql(_)))
+        .expect("a CHECKPOINT step")
+}
+
+fn remote_step(program: &str) -> Step {
+    Step {
+        id: "command".into(),
+        title: format!("Run {program}"),
+        action: Action::Remote(RemoteAction {
+            member: "node1".into(),
+            host: "127.0.0.31".into(),
+            transport: crate::remote::Transport::Ssh,
+            command: crate::remote::HostCommand::new(program),
+            timeout: Duration::from_secs(10),
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }
 }

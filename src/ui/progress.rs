@@ -202,6 +202,7 @@ fn outcome_word(outcome: Outcome) -> &'static str {
         Outcome::Refused => "refused",
         Outcome::Aborted => "aborted",
         Outcome::Interrupted => "interrupted",
+        Outcome::Unreachable => "unreachable",
     }
 }
 

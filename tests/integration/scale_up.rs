@@ -44,31 +44,7 @@ fn the_spare_joins_streams_and_survives_a_killed_pgha() {
     }
     let runs = scratch();
 
-    // Refusals: nothing is started.
-    runbook(lab, runs.path())
-        .args(["scale-up", "--member", "node2", "--yes"])
-        .run()
-        .expect_code(4);
-    let unknown = runbook(lab, runs.path())
-        .args(["scale-up", "--member", "node9", "--yes"])
-        .run()
-        .expect_code(2);
-    assert!(unknown.one_error_line().contains("no member \"node9\""));
-    let inventory = std::fs::read_to_string(lab.inventory())
-        .unwrap()
-        .replace("port: 2222", "port: 2299");
-    let path = crate::harness::write(&lab.dir, "pgha-no-ssh.yml", &inventory);
-    let failed = runbook(lab, runs.path())
-        .args(["scale-up", "--member", SPARE, "--yes", "-c"])
-        .arg_path(&path)
-        .run()
-        .expect_code(1);
-    assert!(
-        failed.stderr().contains("cannot connect over SSH"),
-        "{}",
-        failed.stderr()
-    );
-    assert_eq!(entry(&lab.status_json(), "members", SPARE)["in_dcs"], false);
+    refusals_start_nothing(lab, runs.path());
 
     // The join, killed while it waits for the copy, finished by resume.
     let dry = runbook(lab, runs.path())
@@ -186,4 +162,50 @@ fn the_new_members_patroni_dying_during_the_copy_fails_clearly() {
         "{stderr}"
     );
     remove_spare(lab);
+}
+
+/// Refusals before the join: a member already in the cluster, an unknown one, SSH or
+/// PostgreSQL that cannot be reached. Nothing is started.
+fn refusals_start_nothing(lab: &Lab, runs: &Path) {
+    runbook(lab, runs)
+        .args(["scale-up", "--member", "node2", "--yes"])
+        .run()
+        .expect_code(4);
+    let unknown = runbook(lab, runs)
+        .args(["scale-up", "--member", "node9", "--yes"])
+        .run()
+        .expect_code(2);
+    assert!(unknown.one_error_line().contains("no member \"node9\""));
+    let inventory = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .replace("port: 2222", "port: 2299");
+    let path = crate::harness::write(&lab.dir, "pgha-no-ssh.yml", &inventory);
+    // A host or a server that cannot be reached is unreachable (3): not bad input, not a failure.
+    let failed = runbook(lab, runs)
+        .args(["scale-up", "--member", SPARE, "--yes", "-c"])
+        .arg_path(&path)
+        .run()
+        .expect_code(3);
+    assert!(
+        failed.stderr().contains("cannot connect over SSH"),
+        "{}",
+        failed.stderr()
+    );
+    let inventory = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .replace("sslmode: disable", "sslmode: disable\n      port: 5499");
+    let path = crate::harness::write(&lab.dir, "pgha-no-postgres.yml", &inventory);
+    let unreachable = runbook(lab, runs)
+        .args(["scale-up", "--member", SPARE, "--yes", "-c"])
+        .arg_path(&path)
+        .run()
+        .expect_code(3);
+    assert!(
+        unreachable
+            .one_error_line()
+            .contains(":5499: cannot connect"),
+        "{}",
+        unreachable.stderr()
+    );
+    assert_eq!(entry(&lab.status_json(), "members", SPARE)["in_dcs"], false);
 }
