@@ -1,11 +1,14 @@
 //! Alertmanager silences (API v2): created while a runbook's work would raise alerts (a
 //! replica catching up, seed 000), checked active, expired when the work is done — or when the
-//! run is aborted. The silence's id goes to the journal, so `resume` and cleanup find it.
+//! run is aborted. The silence's id goes to the journal, so `resume` and cleanup find it. The
+//! client follows no redirects (`web`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::web::Redirect;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AlertError {
@@ -16,6 +19,14 @@ pub enum AlertError {
         url: String,
         status: u16,
         body: String,
+    },
+    #[error(
+        "{url} answered HTTP {status} redirecting to {location}: pgha does not follow redirects; set alertmanager.url to Alertmanager's own address"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
     },
 }
 
@@ -69,11 +80,8 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn new(url: &str, timeout: Duration) -> Result<Self, AlertError> {
-        crate::patroni::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        let http = crate::web::client_builder()
             .timeout(timeout)
-            .user_agent(concat!("pgha/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| AlertError::Unreachable {
                 url: url.into(),
@@ -118,13 +126,7 @@ impl Alertmanager {
             comment,
         };
         let url = format!("{}/api/v2/silences", self.url);
-        let response = self
-            .http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|error| unreachable(&url, &error))?;
+        let response = send(self.http.post(&url).json(&body), &url).await?;
         let created: Created = ok_json(&url, response).await?;
         Ok(created.silence_id)
     }
@@ -153,12 +155,7 @@ impl Alertmanager {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, AlertError> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|error| unreachable(url, &error))?;
+        let response = send(self.http.get(url), url).await?;
         ok_json(url, response).await
     }
 
@@ -170,12 +167,7 @@ impl Alertmanager {
 
     pub async fn expire(&self, id: &str) -> Result<(), AlertError> {
         let url = format!("{}/api/v2/silence/{}", self.url, path_segment(id));
-        let response = self
-            .http
-            .delete(&url)
-            .send()
-            .await
-            .map_err(|error| unreachable(&url, &error))?;
+        let response = send(self.http.delete(&url), &url).await?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -191,10 +183,25 @@ fn path_segment(id: &str) -> String {
         .collect()
 }
 
-fn unreachable(url: &str, error: &reqwest::Error) -> AlertError {
-    AlertError::Unreachable {
-        url: url.into(),
-        reason: crate::patroni::root_cause(error),
+/// Sends once; a redirect is an error (the client follows none).
+async fn send(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<reqwest::Response, AlertError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|error| AlertError::Unreachable {
+            url: url.into(),
+            reason: crate::patroni::root_cause(&error),
+        })?;
+    match Redirect::of(&response) {
+        Some(redirect) => Err(AlertError::Redirect {
+            url: url.into(),
+            status: redirect.status,
+            location: redirect.location,
+        }),
+        None => Ok(response),
     }
 }
 
@@ -270,6 +277,50 @@ mod tests {
         assert_eq!(id, "0b1f-42");
         assert_eq!(alertmanager.state(&id).await.unwrap(), "active");
         alertmanager.expire(&id).await.unwrap();
+    }
+
+    /// A followed 307/308 would re-send the silence (and any credentials) to another host.
+    #[tokio::test]
+    async fn a_redirect_is_an_error_and_nothing_reaches_the_other_host() {
+        let other = MockServer::start().await;
+        let alertmanager = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/status"))
+            .respond_with(
+                ResponseTemplate::new(307)
+                    .insert_header("Location", format!("{}/api/v2/status", other.uri())),
+            )
+            .mount(&alertmanager)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/v2/silences"))
+            .respond_with(ResponseTemplate::new(308).insert_header("Location", "/elsewhere"))
+            .mount(&alertmanager)
+            .await;
+        let client = Alertmanager::new(&alertmanager.uri(), Duration::from_secs(2)).unwrap();
+        let error = client.version().await.unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!(
+                "{}/api/v2/status answered HTTP 307 redirecting to {}/api/v2/status: pgha does not follow redirects",
+                alertmanager.uri(),
+                other.uri()
+            )),
+            "{error}"
+        );
+        let labels = BTreeMap::from([("alertname".to_string(), "Lag".to_string())]);
+        let error = client
+            .create(&labels, Duration::from_hours(1), "pgha", "reinit node3")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(&format!(
+                "{0}/api/v2/silences answered HTTP 308 redirecting to {0}/elsewhere: pgha does not follow redirects",
+                alertmanager.uri()
+            )),
+            "a relative Location is shown resolved: {error}"
+        );
+        assert!(other.received_requests().await.unwrap().is_empty());
     }
 
     #[test]
