@@ -1,7 +1,8 @@
 //! The inventory: which clusters exist, where their members are and how to reach them. It owns
 //! the three ways of naming a cluster — an inventory file with named environments, Patroni's own
 //! `patroni.yml` (like `patronictl -c`), or one member's REST URL — and turns each into one
-//! validated `ClusterTarget`. Secrets are read here, at resolution, and only here.
+//! validated `ClusterTarget`. Secrets are read here, at resolution, and only here; a URL that
+//! carries credentials (`user:password@`) is refused, wherever it comes from.
 
 mod consul;
 mod error;
@@ -157,7 +158,7 @@ pub async fn resolve(selector: &Selector) -> Result<ClusterTarget, InventoryErro
             url: url.trim_end_matches('/').to_string(),
             scope: None,
             rest,
-            consul: consul::from_environment(timeouts, &consul::process_env),
+            consul: consul::from_environment(timeouts, &consul::process_env)?,
             origin: format!("--api {url}"),
         };
         return discover(seed).await;
@@ -309,7 +310,33 @@ fn validate(path: &Path, inventory: &InventoryFile) -> Result<(), InventoryError
             validate_members(&cluster.members).map_err(|(member_field, reason)| {
                 invalid(format!("{field}.{member_field}"), reason)
             })?;
+            validate_dcs_hosts(cluster.dcs.as_ref()).map_err(|(hosts_field, reason)| {
+                invalid(format!("{field}.{hosts_field}"), reason)
+            })?;
         }
+        validate_dcs_hosts(environment.dcs.as_ref())
+            .map_err(|(hosts_field, reason)| invalid(format!("{field}.{hosts_field}"), reason))?;
+    }
+    Ok(())
+}
+
+/// Where REST credentials belong, for a URL refused because it carries some.
+const REST_CREDENTIALS: &str =
+    "the REST credentials belong in rest.username and rest.password_env or rest.password_file";
+
+/// DCS hosts carry no credentials: Consul's token has its own fields, and pgha only shows
+/// etcd's hosts.
+fn validate_dcs_hosts(dcs: Option<&file::DcsFile>) -> Result<(), (String, String)> {
+    let Some(dcs) = dcs else {
+        return Ok(());
+    };
+    let instead = match dcs.kind {
+        DcsKind::Consul => consul::INVENTORY_TOKEN,
+        DcsKind::Etcd => "pgha only shows etcd's hosts: remove them",
+    };
+    for (index, host) in dcs.hosts.iter().enumerate() {
+        crate::web::refuse_userinfo(host, instead)
+            .map_err(|reason| (format!("dcs.hosts[{index}]"), reason))?;
     }
     Ok(())
 }
@@ -342,7 +369,8 @@ fn validate_members(members: &[MemberFile]) -> Result<(), (String, String)> {
         }
         check_host(&member.host).map_err(|reason| (format!("{field}.host"), reason))?;
         if let Some(url) = &member.api_url {
-            check_api_url(url).map_err(|reason| (format!("{field}.api_url"), reason))?;
+            check_api_url(url, REST_CREDENTIALS)
+                .map_err(|reason| (format!("{field}.api_url"), reason))?;
         }
     }
     Ok(())
@@ -378,7 +406,10 @@ fn check_host(host: &str) -> Result<(), String> {
     }
 }
 
-fn check_api_url(text: &str) -> Result<(), String> {
+/// An http(s) URL with a host and no credentials; `instead` says where credentials belong.
+fn check_api_url(text: &str, instead: &str) -> Result<(), String> {
+    // First: the messages below show the text.
+    crate::web::refuse_userinfo(text, instead)?;
     let url = url::Url::parse(text).map_err(|error| format!("{text:?} is not a URL: {error}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
@@ -644,7 +675,7 @@ fn alertmanager_settings(
         ),
         reason,
     };
-    check_api_url(&alertmanager.url).map_err(|reason| invalid("url", reason))?;
+    check_api_url(&alertmanager.url, "remove them").map_err(|reason| invalid("url", reason))?;
     if alertmanager.matchers.is_empty() {
         return Err(invalid(
             "matchers",
