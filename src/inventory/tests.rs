@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use super::*;
+use crate::alerts::AlertmanagerAuth;
 
 const GOOD: &str = "\
 environments:
@@ -404,6 +405,121 @@ async fn discovered_members_never_carry_credentials_in_their_urls() {
     };
     let target = resolve(&selector).await.unwrap();
     assert_eq!(target.members[0].api_url, server.uri());
+}
+
+/// GOOD's staging environment with an Alertmanager whose section ends with `credentials`.
+fn with_alertmanager(credentials: &str) -> String {
+    GOOD.replace(
+        "    timeouts:\n      connect: 1s",
+        &format!(
+            "    alertmanager:\n      url: http://am.example:9093/\n      matchers: {{alertname: Lag}}\n{credentials}    timeouts:\n      connect: 1s"
+        ),
+    )
+}
+
+#[test]
+fn alertmanager_credentials_come_from_a_variable_or_a_file() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    unsafe_set_env("PGHA_TEST_AM_PASSWORD", "am-s3cret");
+    let fixture = Fixture::new(&with_alertmanager(
+        "      username: pgha\n      password_env: PGHA_TEST_AM_PASSWORD\n",
+    ));
+    let target = fixture.resolve(Some("staging"), None).unwrap();
+    let expected = AlertmanagerAuth::Basic {
+        username: "pgha".into(),
+        password: Secret::new("am-s3cret"),
+    };
+    assert_eq!(
+        target.alertmanager.as_ref().unwrap().auth,
+        Some(expected.clone())
+    );
+    assert!(!format!("{target:?}").contains("am-s3cret"));
+    // Looked up by the plan's URL at call time; another URL gets nothing.
+    assert_eq!(
+        target.alertmanager_auth("http://am.example:9093"),
+        Some(expected)
+    );
+    assert_eq!(target.alertmanager_auth("http://elsewhere:9093"), None);
+
+    let fixture = Fixture::new(&with_alertmanager("      token_file: secrets/am\n"));
+    std::fs::create_dir(fixture.dir.path().join("secrets")).unwrap();
+    std::fs::write(fixture.dir.path().join("secrets/am"), "t0ken\n").unwrap();
+    let target = fixture.resolve(Some("staging"), None).unwrap();
+    assert_eq!(
+        target.alertmanager.unwrap().auth,
+        Some(AlertmanagerAuth::Bearer(Secret::new("t0ken")))
+    );
+}
+
+#[test]
+fn alertmanager_credentials_are_one_way_and_named_never_inline() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let cases = [
+        (
+            "      username: pgha\n      password_env: A\n      password_file: b\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: password_env and password_file are both set: keep one",
+        ),
+        (
+            "      token_env: A\n      token_file: b\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: token_env and token_file are both set: keep one",
+        ),
+        (
+            "      username: pgha\n      password_env: A\n      token_env: B\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: basic auth (username, password_env or password_file) and a bearer token (token_env or token_file) are both set: keep one",
+        ),
+        (
+            "      username: pgha\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: username is set but no password_env or password_file",
+        ),
+        (
+            "      password_file: b\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: a password source is set but no username",
+        ),
+        (
+            "      token_env: PGHA_TEST_UNSET_AM_TOKEN\n",
+            "DIR/pgha.yml: environments.staging.alertmanager.token_env: environment variable PGHA_TEST_UNSET_AM_TOKEN is not set",
+        ),
+        (
+            "      token_file: missing\n",
+            "DIR/pgha.yml: environments.staging.alertmanager.token_file: cannot read DIR/missing",
+        ),
+        ("      password: hunter2\n", "unknown field `password`"),
+        ("      token: hunter2\n", "unknown field `token`"),
+    ];
+    for (credentials, expected) in cases {
+        let message = Fixture::new(&with_alertmanager(credentials)).error(Some("staging"), None);
+        assert!(
+            message.contains(expected),
+            "{message}\n  expected: {expected}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
+
+#[test]
+fn the_summary_shows_alertmanager_credentials_by_source() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    unsafe_set_env("PGHA_TEST_AM_SUMMARY_PASSWORD", "am-s3cret");
+    let fixture = Fixture::new(&with_alertmanager(
+        "      username: pgha\n      password_env: PGHA_TEST_AM_SUMMARY_PASSWORD\n",
+    ));
+    let summary = summarize(&fixture.selector(None, None)).unwrap();
+    let alertmanager = summary.environments["staging"]["main-db"]
+        .alertmanager
+        .as_ref()
+        .unwrap();
+    assert_eq!(alertmanager.url, "http://am.example:9093");
+    assert_eq!(alertmanager.username.as_deref(), Some("pgha"));
+    assert_eq!(
+        alertmanager.password_from.as_deref(),
+        Some("env:PGHA_TEST_AM_SUMMARY_PASSWORD")
+    );
+    assert_eq!(alertmanager.token_from, None);
+    assert!(
+        !serde_json::to_string(&summary)
+            .unwrap()
+            .contains("am-s3cret")
+    );
 }
 
 #[test]
