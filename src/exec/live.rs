@@ -1,5 +1,6 @@
-//! The real world for the executor: the cluster's members through the Patroni client, and
-//! PostgreSQL where the inventory says how to reach it.
+//! The real world for the executor: the cluster's members through the Patroni client,
+//! PostgreSQL where the inventory says how to reach it, hosts over SSH, Consul, and the
+//! Alertmanager a plan names, with the credentials the inventory gives it (plans hold URLs only).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
