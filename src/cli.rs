@@ -1052,6 +1052,12 @@ fn validate_names(selector: &Selector) -> Result<(), clap::Error> {
         }
     }
     if let Some(api) = &selector.api {
+        // First: the message below shows the URL.
+        crate::web::refuse_userinfo(
+            api,
+            "set PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD instead",
+        )
+        .map_err(|reason| one_line_error(&format!("--api: {reason}")))?;
         let valid = url::Url::parse(api)
             .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some());
         if !valid {
@@ -1065,6 +1071,15 @@ fn validate_names(selector: &Selector) -> Result<(), clap::Error> {
 
 fn usage_error(message: &str) -> clap::Error {
     RawArgs::command().error(clap::error::ErrorKind::ValueValidation, message)
+}
+
+/// A bad value whose message says it all: `error: MESSAGE`, without the usage that would make
+/// it several lines.
+fn one_line_error(message: &str) -> clap::Error {
+    clap::Error::raw(
+        clap::error::ErrorKind::ValueValidation,
+        format!("{message}\n"),
+    )
 }
 
 /// `./pgha.yml`, then `$XDG_CONFIG_HOME/pgha/pgha.yml` (or `~/.config/pgha/pgha.yml`).
@@ -1103,6 +1118,23 @@ mod tests {
             let result = parse(["pgha", "--cluster", name, "status"]);
             assert!(result.is_err(), "{name:?} was accepted");
         }
+    }
+
+    #[test]
+    fn credentials_in_the_api_url_are_refused_in_one_line_without_the_password() {
+        let Err(error) = parse(["pgha", "--api", "http://u:secret@127.0.0.1:8008", "status"])
+        else {
+            panic!("--api with credentials was accepted");
+        };
+        let message = error.to_string();
+        assert!(
+            message
+                .starts_with("error: --api: \"http://***@127.0.0.1:8008\": no credentials in URLs"),
+            "{message}"
+        );
+        assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+        assert!(!message.contains("secret"), "{message}");
+        assert!(error.use_stderr(), "an error, exit 2");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! once → one `ClusterView`), `status` (the status document and table), `plan` (steps, checks,
 //! renderers), `runbooks` (pure planners), `exec` (the executor, gates, waits, events),
 //! `journal` (runs, locks, resume's record), `runner` (a runbook end to end), `lab` (a real local
-//! cluster), `ui` (renderers' helpers), `commands` (glue), `error` and `exit`.
+//! cluster), `ui` (renderers' helpers), `web` (the rules of every HTTP client: no proxies, no
+//! redirects), `commands` (glue), `error` and `exit`.
 
 pub mod alerts;
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod runner;
 pub mod secret;
 pub mod status;
 pub mod ui;
+pub mod web;
 
 use std::ffi::OsString;
 

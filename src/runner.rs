@@ -83,6 +83,11 @@ async fn connect(selector: &Selector) -> Result<LiveCluster, Error> {
                 .as_ref()
                 .and_then(|consul| consul.token.as_ref())
                 .map(|token| token.expose().to_string()),
+            target
+                .alertmanager
+                .as_ref()
+                .and_then(|alertmanager| alertmanager.auth.as_ref())
+                .map(|auth| auth.secret().expose().to_string()),
         ]
         .into_iter()
         .flatten(),

@@ -1,7 +1,8 @@
 //! The Consul HTTP client: health with `?passing`, KV reads, a guarded tree delete, sessions
-//! and `acquire` for locks. One reqwest client, no proxies, TLS verified unless the settings
-//! say otherwise, the token in `X-Consul-Token`. A write is never retried: the next agent is
-//! tried only when the previous one refused the connection (nothing was sent).
+//! and `acquire` for locks. One reqwest client, no proxies, no redirects (reqwest would carry
+//! `X-Consul-Token` along), TLS verified unless the settings say otherwise, the token in
+//! `X-Consul-Token`. A write is never retried: the next agent is tried only when the previous
+//! one refused the connection (nothing was sent).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use super::model::{HealthEntryWire, KvWire, SessionCreated};
 use super::{ConsulError, ConsulSettings, KvEntry, ServiceInstance};
 use crate::patroni::{PatroniError, http_client, root_cause};
 use crate::secret::Secret;
+use crate::web::Redirect;
 
 #[derive(Debug, Clone)]
 pub struct ConsulClient {
@@ -209,7 +211,16 @@ impl ConsulClient {
                 request = request.body(body.clone());
             }
             match request.send().await {
-                Ok(response) => return denied(&url, response).await,
+                Ok(response) => {
+                    if let Some(redirect) = Redirect::of(&response) {
+                        return Err(ConsulError::Redirect {
+                            url,
+                            status: redirect.status,
+                            location: redirect.location,
+                        });
+                    }
+                    return denied(&url, response).await;
+                }
                 Err(error) if error.is_connect() => {
                     last = Some(ConsulError::Unreachable {
                         url,
@@ -443,6 +454,65 @@ mod tests {
         assert_eq!(leader.text(), "node1");
         assert_eq!(leader.session.as_deref(), Some("6f1c"));
         assert_eq!(client.get("service/demo/sync").await.unwrap(), None);
+    }
+
+    /// reqwest strips `Authorization` on a cross-host redirect but not `X-Consul-Token`: a
+    /// followed redirect would hand the token (and a write's body) to the host the answer names.
+    #[tokio::test]
+    async fn a_redirect_is_an_error_and_neither_request_nor_token_reaches_the_other_host() {
+        let other = MockServer::start().await;
+        let agent = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/kv/service/demo/"))
+            .respond_with(ResponseTemplate::new(307).insert_header(
+                "Location",
+                format!("{}/v1/kv/service/demo/?keys", other.uri()),
+            ))
+            .mount(&agent)
+            .await;
+        // Consul's writes are PUTs: the body is what a 307/308 would re-send.
+        Mock::given(method("PUT"))
+            .and(path("/v1/session/create"))
+            .respond_with(
+                ResponseTemplate::new(308)
+                    .insert_header("Location", format!("{}/v1/session/create", other.uri())),
+            )
+            .mount(&agent)
+            .await;
+        let client = ConsulClient::new(&settings(vec![agent.uri()])).unwrap();
+        let error = client.keys("service/demo/").await.unwrap_err();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "{}/v1/kv/service/demo/?keys answered HTTP 307 redirecting to {}/v1/kv/service/demo/?keys: pgha does not follow redirects",
+                agent.uri(),
+                other.uri()
+            )),
+            "{error}"
+        );
+        assert_eq!(error.exit(), crate::exit::Exit::BadInput);
+        let error = client
+            .create_session("pgha", Duration::from_secs(15))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "{}/v1/session/create answered HTTP 308 redirecting to {}/v1/session/create: pgha does not follow redirects",
+                agent.uri(),
+                other.uri()
+            )),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("s3cret"));
+        let heard = other.received_requests().await.unwrap();
+        assert!(
+            heard.is_empty(),
+            "the other host received {} request(s), token: {:?}",
+            heard.len(),
+            heard
+                .iter()
+                .map(|request| request.headers.contains_key("x-consul-token"))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -68,6 +68,14 @@ pub enum ConsulError {
         status: u16,
         body: String,
     },
+    #[error(
+        "{url} answered HTTP {status} redirecting to {location}: pgha does not follow redirects; give it the agent's own address (dcs.hosts or CONSUL_HTTP_ADDR)"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
     #[error("{url}: not Consul's answer: {reason}")]
     Invalid { url: String, reason: String },
     #[error("refusing to delete {prefix:?}: {reason}")]
@@ -83,7 +91,10 @@ impl ConsulError {
         match self {
             ConsulError::Unreachable { .. } => Exit::Unreachable,
             ConsulError::LockHeld { .. } => Exit::LockHeld,
-            ConsulError::Denied { .. } | ConsulError::UnsafePrefix { .. } => Exit::BadInput,
+            // A redirect means the address pgha was given is not the agent's own.
+            ConsulError::Denied { .. }
+            | ConsulError::UnsafePrefix { .. }
+            | ConsulError::Redirect { .. } => Exit::BadInput,
             ConsulError::Setup(_) | ConsulError::Status { .. } | ConsulError::Invalid { .. } => {
                 Exit::Failed
             }

@@ -1,5 +1,6 @@
-//! The real world for the executor: the cluster's members through the Patroni client, and
-//! PostgreSQL where the inventory says how to reach it.
+//! The real world for the executor: the cluster's members through the Patroni client,
+//! PostgreSQL where the inventory says how to reach it, hosts over SSH, Consul, and the
+//! Alertmanager a plan names, with the credentials the inventory gives it (plans hold URLs only).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -50,14 +51,14 @@ impl Observer for LiveCluster {
     }
 
     async fn silence_state(&self, url: &str, id: &str) -> Option<String> {
-        let alertmanager = Alertmanager::new(url, ALERTMANAGER_TIMEOUT).ok()?;
+        let alertmanager = self.alertmanager(url).ok()?;
         alertmanager.state(id).await.ok()
     }
 
     async fn access(&self, plan: &Plan, view: &ClusterView) -> Vec<CheckedPrecheck> {
         let mut probes: Vec<CheckedPrecheck> = self.credentials(view).await.into_iter().collect();
         for url in silenced_through(plan) {
-            let verdict = match Alertmanager::new(&url, ALERTMANAGER_TIMEOUT) {
+            let verdict = match self.alertmanager(&url) {
                 Ok(alertmanager) => match alertmanager.version().await {
                     Ok(version) => Verdict {
                         passed: true,
@@ -94,6 +95,13 @@ fn silenced_through(plan: &Plan) -> BTreeSet<String> {
 }
 
 impl LiveCluster {
+    /// A client for the Alertmanager at `url` (from the plan), with the credentials the
+    /// inventory gives that URL: plans and journals never hold them.
+    fn alertmanager(&self, url: &str) -> Result<Alertmanager, AlertError> {
+        Ok(Alertmanager::new(url, ALERTMANAGER_TIMEOUT)?
+            .with_auth(self.target.alertmanager_auth(url)))
+    }
+
     /// Whether the REST credentials are accepted; `None` when none are configured.
     async fn credentials(&self, view: &ClusterView) -> Option<CheckedPrecheck> {
         self.target.rest.auth.as_ref()?;
@@ -219,14 +227,12 @@ impl Actuator for LiveCluster {
         duration: Duration,
         comment: &str,
     ) -> Result<String, AlertError> {
-        Alertmanager::new(url, ALERTMANAGER_TIMEOUT)?
+        self.alertmanager(url)?
             .create(labels, duration, "pgha", comment)
             .await
     }
 
     async fn expire_silence(&self, url: &str, id: &str) -> Result<(), AlertError> {
-        Alertmanager::new(url, ALERTMANAGER_TIMEOUT)?
-            .expire(id)
-            .await
+        self.alertmanager(url)?.expire(id).await
     }
 }

@@ -578,6 +578,7 @@ fn silenced_reinit() -> (ClusterView, Plan) {
     target.alertmanager = Some(crate::inventory::AlertmanagerSettings {
         url: "http://127.0.0.10:9093".into(),
         matchers: BTreeMap::from([("alertname".into(), "Lag".into())]),
+        auth: None,
     });
     let params = Params::Reinit {
         member: "node1".into(),

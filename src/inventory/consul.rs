@@ -2,7 +2,8 @@
 //! variables the `consul` CLI reads (`CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN`,
 //! `CONSUL_HTTP_TOKEN_FILE`, `CONSUL_HTTP_SSL`, `CONSUL_HTTP_SSL_VERIFY`, `CONSUL_CACERT`,
 //! `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`), then the agent's defaults. The token is read
-//! here and nowhere else, and only its source is ever shown.
+//! here and nowhere else, and only its source is ever shown; an address carrying credentials
+//! (`user:password@`) is refused.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,11 @@ pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub(super) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
 }
+
+/// Where the token belongs, for an address refused because it carries credentials.
+pub(super) const INVENTORY_TOKEN: &str = "the token belongs in dcs.token_env or dcs.token_file";
+const ENV_TOKEN: &str = "the token belongs in CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE";
+pub(super) const PATRONI_TOKEN: &str = "the token belongs in consul.token";
 
 /// The timeouts the REST API uses, reused for the agent.
 #[derive(Debug, Clone, Copy)]
@@ -45,16 +51,17 @@ pub(super) fn from_inventory(
         Some(scheme) => scheme == Scheme::Https,
         None => env_https(env),
     };
-    let hosts = if dcs.hosts.is_empty() {
-        vec![env("CONSUL_HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8500".into())]
+    let (hosts, hosts_field, instead) = if dcs.hosts.is_empty() {
+        let host = env("CONSUL_HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8500".into());
+        (vec![host], "hosts (empty: CONSUL_HTTP_ADDR)", ENV_TOKEN)
     } else {
-        dcs.hosts.clone()
+        (dcs.hosts.clone(), "hosts", INVENTORY_TOKEN)
     };
     let addresses = hosts
         .iter()
-        .map(|host| address(host, https))
+        .map(|host| address(host, https, instead))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|reason| invalid("hosts", reason))?;
+        .map_err(|reason| invalid(hosts_field, reason))?;
     if dcs.token_env.is_some() && dcs.token_file.is_some() {
         return Err(invalid(
             "token_env",
@@ -108,27 +115,43 @@ pub(super) fn from_inventory(
 }
 
 /// Consul from the environment alone (`--api`, `--patroni-config` without a `consul:`
-/// section): only when `CONSUL_HTTP_ADDR` says where the agent is.
-pub(super) fn from_environment(timeouts: Timeouts, env: Env<'_>) -> Option<ConsulSettings> {
-    let host = env("CONSUL_HTTP_ADDR")?;
-    Some(ConsulSettings {
-        addresses: vec![address(&host, env_https(env)).ok()?],
+/// section): only when `CONSUL_HTTP_ADDR` says where the agent is. An address pgha cannot use
+/// (a unix socket, for the `consul` CLI) leaves Consul out; one carrying credentials is refused.
+pub(super) fn from_environment(
+    timeouts: Timeouts,
+    env: Env<'_>,
+) -> Result<Option<ConsulSettings>, InventoryError> {
+    let Some(host) = env("CONSUL_HTTP_ADDR") else {
+        return Ok(None);
+    };
+    crate::web::refuse_userinfo(&host, ENV_TOKEN).map_err(|reason| InventoryError::Variable {
+        variable: "CONSUL_HTTP_ADDR",
+        reason,
+    })?;
+    let Ok(address) = address(&host, env_https(env), ENV_TOKEN) else {
+        return Ok(None);
+    };
+    Ok(Some(ConsulSettings {
+        addresses: vec![address],
         token: env_token(env).ok().flatten(),
         tls: env_tls(env),
         connect_timeout: timeouts.connect,
         request_timeout: timeouts.request,
         namespace: "service".into(),
         service: None,
-    })
+    }))
 }
 
-/// `host:port` or a URL, as an `http(s)://host:port` base URL.
-pub(super) fn address(host: &str, https: bool) -> Result<String, String> {
+/// `host:port` or a URL, as an `http(s)://host:port` base URL; `instead` says where the token
+/// belongs if the address carries credentials.
+pub(super) fn address(host: &str, https: bool, instead: &str) -> Result<String, String> {
     let url = if host.contains("://") {
         host.to_string()
     } else {
         format!("{}://{host}", if https { "https" } else { "http" })
     };
+    // First: the messages below show the address.
+    crate::web::refuse_userinfo(&url, instead)?;
     let parsed =
         url::Url::parse(&url).map_err(|error| format!("{host:?} is not an address: {error}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -287,10 +310,31 @@ mod tests {
     }
 
     #[test]
+    fn credentials_in_consul_http_addr_are_refused_and_never_shown() {
+        let env = env_of(&[("CONSUL_HTTP_ADDR", "http://acl:s3cret@10.9.9.9:8500")]);
+        let message = resolve(&dcs(&[]), &env).unwrap_err().to_string();
+        assert!(
+            message.contains("dcs.hosts (empty: CONSUL_HTTP_ADDR): \"http://***@10.9.9.9:8500\""),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+        let message = from_environment(TIMEOUTS, &env).unwrap_err().to_string();
+        assert!(
+            message.starts_with(
+                "CONSUL_HTTP_ADDR: \"http://***@10.9.9.9:8500\": no credentials in URLs"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[test]
     fn only_consul_http_addr_turns_consul_on_without_an_inventory() {
-        assert!(from_environment(TIMEOUTS, &env_of(&[])).is_none());
+        assert!(from_environment(TIMEOUTS, &env_of(&[])).unwrap().is_none());
         let settings =
-            from_environment(TIMEOUTS, &env_of(&[("CONSUL_HTTP_ADDR", "https://c:8501")])).unwrap();
+            from_environment(TIMEOUTS, &env_of(&[("CONSUL_HTTP_ADDR", "https://c:8501")]))
+                .unwrap()
+                .unwrap();
         assert_eq!(settings.addresses, ["https://c:8501"]);
     }
 

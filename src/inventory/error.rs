@@ -59,6 +59,11 @@ pub enum InventoryError {
         secret_path: PathBuf,
         reason: String,
     },
+    #[error("{variable}: {reason}")]
+    Variable {
+        variable: &'static str,
+        reason: String,
+    },
     #[error("--{flag} conflicts with --{other}: use one way to name the cluster")]
     ConflictingModes {
         flag: &'static str,

@@ -29,7 +29,9 @@ pub(crate) struct EnvironmentFile {
     pub clusters: BTreeMap<String, ClusterFile>,
 }
 
-/// Where to silence alerts while a runbook works, and which alerts.
+/// Where to silence alerts while a runbook works, which alerts, and how to prove who we are:
+/// basic auth (`username` with `password_env` or `password_file`) or a bearer token
+/// (`token_env` or `token_file`), for an Alertmanager behind `--web.config.file` or a proxy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AlertmanagerFile {
@@ -37,6 +39,15 @@ pub(crate) struct AlertmanagerFile {
     /// Label matchers of the alerts to silence for a member; `{member}`, `{host}` and
     /// `{cluster}` in a value are replaced by the member's name and host and the cluster's name.
     pub matchers: BTreeMap<String, String>,
+    pub username: Option<String>,
+    /// Name of an environment variable holding the basic-auth password.
+    pub password_env: Option<String>,
+    /// Path of a file holding the basic-auth password (relative: to the inventory's directory).
+    pub password_file: Option<PathBuf>,
+    /// Name of an environment variable holding the bearer token.
+    pub token_env: Option<String>,
+    /// Path of a file holding the bearer token (relative: to the inventory's directory).
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

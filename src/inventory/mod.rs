@@ -1,7 +1,8 @@
 //! The inventory: which clusters exist, where their members are and how to reach them. It owns
 //! the three ways of naming a cluster — an inventory file with named environments, Patroni's own
 //! `patroni.yml` (like `patronictl -c`), or one member's REST URL — and turns each into one
-//! validated `ClusterTarget`. Secrets are read here, at resolution, and only here.
+//! validated `ClusterTarget`. Secrets are read here, at resolution, and only here; a URL that
+//! carries credentials (`user:password@`) is refused, wherever it comes from.
 
 mod consul;
 mod error;
@@ -17,12 +18,13 @@ use serde::Serialize;
 pub use error::InventoryError;
 pub use file::DcsKind;
 use file::{
-    ClusterFile, EnvironmentFile, InventoryFile, MemberFile, RestFile, Scheme, ServiceFile,
-    ServiceKind, SshFile,
+    AlertmanagerFile, ClusterFile, EnvironmentFile, InventoryFile, MemberFile, RestFile, Scheme,
+    ServiceFile, ServiceKind, SshFile,
 };
 
 pub use consul::patroni_service_name;
 
+use crate::alerts::AlertmanagerAuth;
 use crate::consul::ConsulSettings;
 use crate::patroni::{BasicAuth, PatroniClient, RestSettings, TlsSettings};
 use crate::postgres::{PgSettings, SslMode};
@@ -81,6 +83,16 @@ impl ClusterTarget {
     pub fn member(&self, name: &str) -> Option<&MemberTarget> {
         self.members.iter().find(|member| member.name == name)
     }
+
+    /// The credentials for the Alertmanager at `url` (a URL from a plan). Plans and journals
+    /// hold URLs only, so credentials are looked up at call time, and only the inventory's own
+    /// Alertmanager gets them: a URL from another plan gets none.
+    pub fn alertmanager_auth(&self, url: &str) -> Option<AlertmanagerAuth> {
+        self.alertmanager
+            .as_ref()
+            .filter(|alertmanager| alertmanager.url == url)
+            .and_then(|alertmanager| alertmanager.auth.clone())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,10 +113,12 @@ pub struct DcsSettings {
     pub token_env: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertmanagerSettings {
     pub url: String,
     pub matchers: BTreeMap<String, String>,
+    /// Read at resolution; never in a plan (see `ClusterTarget::alertmanager_auth`).
+    pub auth: Option<AlertmanagerAuth>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,6 +146,17 @@ pub struct ClusterSummary {
     pub rest_password_from: Option<String>,
     pub dcs: Option<DcsSettings>,
     pub ssh: Option<SshSettings>,
+    pub alertmanager: Option<AlertmanagerSummary>,
+}
+
+/// The environment's Alertmanager, its credentials by source (`env:NAME`, `file:PATH`).
+#[derive(Debug, Serialize)]
+pub struct AlertmanagerSummary {
+    pub url: String,
+    pub matchers: BTreeMap<String, String>,
+    pub username: Option<String>,
+    pub password_from: Option<String>,
+    pub token_from: Option<String>,
 }
 
 /// Resolves the selector into one cluster, discovering members over REST where the mode
@@ -157,7 +182,7 @@ pub async fn resolve(selector: &Selector) -> Result<ClusterTarget, InventoryErro
             url: url.trim_end_matches('/').to_string(),
             scope: None,
             rest,
-            consul: consul::from_environment(timeouts, &consul::process_env),
+            consul: consul::from_environment(timeouts, &consul::process_env)?,
             origin: format!("--api {url}"),
         };
         return discover(seed).await;
@@ -185,23 +210,48 @@ pub fn summarize(selector: &Selector) -> Result<InventorySummary, InventoryError
                         .unwrap_or_else(|| cluster_name.clone()),
                     members: members(&context, cluster, &rest)?,
                     rest_username: rest.username.clone(),
-                    rest_password_from: rest
-                        .password_env
-                        .as_ref()
-                        .map(|variable| format!("env:{variable}"))
-                        .or_else(|| {
-                            rest.password_file
-                                .as_ref()
-                                .map(|file| format!("file:{}", resolve_path(&base, file).display()))
-                        }),
+                    rest_password_from: secret_source(
+                        &base,
+                        rest.password_env.as_ref(),
+                        rest.password_file.as_ref(),
+                    ),
                     dcs: dcs_settings(environment, cluster),
                     ssh: ssh_settings(&base, environment, cluster),
+                    alertmanager: environment
+                        .alertmanager
+                        .as_ref()
+                        .map(|alertmanager| alertmanager_summary(&base, alertmanager)),
                 },
             );
         }
         environments.insert(environment_name.clone(), clusters);
     }
     Ok(InventorySummary { path, environments })
+}
+
+/// Where a secret comes from, for showing: `env:NAME` or `file:PATH`, never its value.
+fn secret_source(base: &Path, variable: Option<&String>, file: Option<&PathBuf>) -> Option<String> {
+    variable
+        .map(|variable| format!("env:{variable}"))
+        .or_else(|| file.map(|file| format!("file:{}", resolve_path(base, file).display())))
+}
+
+fn alertmanager_summary(base: &Path, alertmanager: &AlertmanagerFile) -> AlertmanagerSummary {
+    AlertmanagerSummary {
+        url: alertmanager.url.trim_end_matches('/').to_string(),
+        matchers: alertmanager.matchers.clone(),
+        username: alertmanager.username.clone(),
+        password_from: secret_source(
+            base,
+            alertmanager.password_env.as_ref(),
+            alertmanager.password_file.as_ref(),
+        ),
+        token_from: secret_source(
+            base,
+            alertmanager.token_env.as_ref(),
+            alertmanager.token_file.as_ref(),
+        ),
+    }
 }
 
 /// Which file to read, and its parsed content. The lab's inventory stands in for the `lab`
@@ -295,6 +345,10 @@ fn validate(path: &Path, inventory: &InventoryFile) -> Result<(), InventoryError
         check_name(environment_name).map_err(|reason| invalid(field.clone(), reason))?;
         validate_rest(&environment.rest)
             .map_err(|reason| invalid(format!("{field}.rest"), reason))?;
+        if let Some(alertmanager) = &environment.alertmanager {
+            validate_alertmanager(alertmanager)
+                .map_err(|(name, reason)| invalid(format!("{field}.alertmanager{name}"), reason))?;
+        }
         if environment.clusters.is_empty() {
             return Err(invalid(
                 format!("{field}.clusters"),
@@ -309,21 +363,117 @@ fn validate(path: &Path, inventory: &InventoryFile) -> Result<(), InventoryError
             validate_members(&cluster.members).map_err(|(member_field, reason)| {
                 invalid(format!("{field}.{member_field}"), reason)
             })?;
+            validate_dcs_hosts(cluster.dcs.as_ref()).map_err(|(hosts_field, reason)| {
+                invalid(format!("{field}.{hosts_field}"), reason)
+            })?;
         }
+        validate_dcs_hosts(environment.dcs.as_ref())
+            .map_err(|(hosts_field, reason)| invalid(format!("{field}.{hosts_field}"), reason))?;
+    }
+    Ok(())
+}
+
+/// Where REST credentials belong, for a URL refused because it carries some.
+const REST_CREDENTIALS: &str =
+    "the REST credentials belong in rest.username and rest.password_env or rest.password_file";
+
+/// Where Alertmanager's credentials belong, for a URL refused because it carries some.
+const ALERTMANAGER_CREDENTIALS: &str = "the credentials belong in alertmanager.username with password_env or password_file, or in token_env or token_file";
+
+/// DCS hosts carry no credentials: Consul's token has its own fields, and pgha only shows
+/// etcd's hosts.
+fn validate_dcs_hosts(dcs: Option<&file::DcsFile>) -> Result<(), (String, String)> {
+    let Some(dcs) = dcs else {
+        return Ok(());
+    };
+    let instead = match dcs.kind {
+        DcsKind::Consul => consul::INVENTORY_TOKEN,
+        DcsKind::Etcd => "pgha only shows etcd's hosts: remove them",
+    };
+    for (index, host) in dcs.hosts.iter().enumerate() {
+        crate::web::refuse_userinfo(host, instead)
+            .map_err(|reason| (format!("dcs.hosts[{index}]"), reason))?;
     }
     Ok(())
 }
 
 fn validate_rest(rest: &RestFile) -> Result<(), String> {
-    if rest.password_env.is_some() && rest.password_file.is_some() {
+    validate_basic_auth(
+        rest.username.as_ref(),
+        rest.password_env.as_ref(),
+        rest.password_file.as_ref(),
+    )
+}
+
+/// A username goes with exactly one password source, and a password source with a username.
+fn validate_basic_auth(
+    username: Option<&String>,
+    password_env: Option<&String>,
+    password_file: Option<&PathBuf>,
+) -> Result<(), String> {
+    if password_env.is_some() && password_file.is_some() {
         return Err("password_env and password_file are both set: keep one".into());
     }
-    let has_password = rest.password_env.is_some() || rest.password_file.is_some();
-    match (&rest.username, has_password) {
+    let has_password = password_env.is_some() || password_file.is_some();
+    match (username, has_password) {
         (Some(_), false) => Err("username is set but no password_env or password_file".into()),
         (None, true) => Err("a password source is set but no username".into()),
         _ => Ok(()),
     }
+}
+
+/// The `alertmanager:` section: a URL without credentials, matchers Alertmanager accepts, and
+/// at most one way to authenticate. Errors name the field after `alertmanager` (`.url`, or
+/// nothing for the section as a whole).
+fn validate_alertmanager(alertmanager: &AlertmanagerFile) -> Result<(), (&'static str, String)> {
+    check_api_url(&alertmanager.url, ALERTMANAGER_CREDENTIALS)
+        .map_err(|reason| (".url", reason))?;
+    validate_matchers(&alertmanager.matchers).map_err(|reason| (".matchers", reason))?;
+    validate_basic_auth(
+        alertmanager.username.as_ref(),
+        alertmanager.password_env.as_ref(),
+        alertmanager.password_file.as_ref(),
+    )
+    .map_err(|reason| ("", reason))?;
+    if alertmanager.token_env.is_some() && alertmanager.token_file.is_some() {
+        return Err(("", "token_env and token_file are both set: keep one".into()));
+    }
+    let has_token = alertmanager.token_env.is_some() || alertmanager.token_file.is_some();
+    if has_token && alertmanager.username.is_some() {
+        return Err((
+            "",
+            "basic auth (username, password_env or password_file) and a bearer token (token_env or token_file) are both set: keep one".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_matchers(matchers: &BTreeMap<String, String>) -> Result<(), String> {
+    if matchers.is_empty() {
+        return Err("name at least one label to match".into());
+    }
+    for name in matchers.keys() {
+        let label = !name.is_empty()
+            && !name.starts_with(|character: char| character.is_ascii_digit())
+            && name
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric() || character == '_');
+        if !label {
+            return Err(format!("{name:?} is not a label name"));
+        }
+    }
+    for value in matchers.values() {
+        let unknown = value
+            .replace("{member}", "")
+            .replace("{host}", "")
+            .replace("{cluster}", "");
+        if unknown.contains(['{', '}']) {
+            return Err(format!(
+                "{value:?}: the placeholders are {{member}}, {{host}} and {{cluster}}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_members(members: &[MemberFile]) -> Result<(), (String, String)> {
@@ -342,7 +492,8 @@ fn validate_members(members: &[MemberFile]) -> Result<(), (String, String)> {
         }
         check_host(&member.host).map_err(|reason| (format!("{field}.host"), reason))?;
         if let Some(url) = &member.api_url {
-            check_api_url(url).map_err(|reason| (format!("{field}.api_url"), reason))?;
+            check_api_url(url, REST_CREDENTIALS)
+                .map_err(|reason| (format!("{field}.api_url"), reason))?;
         }
     }
     Ok(())
@@ -378,7 +529,10 @@ fn check_host(host: &str) -> Result<(), String> {
     }
 }
 
-fn check_api_url(text: &str) -> Result<(), String> {
+/// An http(s) URL with a host and no credentials; `instead` says where credentials belong.
+fn check_api_url(text: &str, instead: &str) -> Result<(), String> {
+    // First: the messages below show the text.
+    crate::web::refuse_userinfo(text, instead)?;
     let url = url::Url::parse(text).map_err(|error| format!("{text:?} is not a URL: {error}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
@@ -451,7 +605,7 @@ fn select_cluster(
         postgres: postgres_settings(&context, &base, &environment, cluster)?,
         runbook_timeouts: environment.timeouts.runbooks.clone(),
         service: service_control(&context, &base, &environment, cluster)?,
-        alertmanager: alertmanager_settings(&context, &environment)?,
+        alertmanager: alertmanager_settings(&context, &base, &environment)?,
         consul: consul_settings(&context, &base, &environment, cluster, selector)?,
         origin: path.display().to_string(),
         environment: environment_name,
@@ -471,6 +625,13 @@ impl<'a> Context<'a> {
             path,
             field: format!("environments.{environment}.clusters.{cluster}"),
         }
+    }
+
+    /// `environments.NAME`, for sections that belong to the environment.
+    fn environment_field(&self) -> &str {
+        self.field
+            .split_once(".clusters.")
+            .map_or(self.field.as_str(), |(environment, _)| environment)
     }
 }
 
@@ -555,39 +716,43 @@ fn read_password(
     rest: &RestFile,
 ) -> Result<Secret, InventoryError> {
     read_secret(
-        context,
+        context.path,
         base,
-        "rest",
+        &format!("{}.rest", context.field),
+        "password",
         rest.password_env.as_deref(),
         rest.password_file.as_deref(),
     )
 }
 
 /// A secret named by an environment variable or a file (relative paths: to the inventory).
+/// `section` is the YAML path of the fields naming it, `<kind>_env` and `<kind>_file`, for
+/// messages.
 fn read_secret(
-    context: &Context<'_>,
+    path: &Path,
     base: &Path,
     section: &str,
+    kind: &str,
     variable: Option<&str>,
     file: Option<&Path>,
 ) -> Result<Secret, InventoryError> {
     if let Some(variable) = variable {
         return std::env::var(variable).map(Secret::new).map_err(|_| {
             InventoryError::SecretVariableMissing {
-                path: context.path.to_path_buf(),
-                field: format!("{}.{section}.password_env", context.field),
+                path: path.to_path_buf(),
+                field: format!("{section}.{kind}_env"),
                 variable: variable.to_string(),
             }
         });
     }
-    let file = file.expect("validated: a password source is present");
+    let file = file.expect("validated: a secret source is present");
     let secret_path = resolve_path(base, file);
     std::fs::read_to_string(&secret_path)
-        // Files written by editors and `echo` end with a newline that is not part of the password.
+        // Files written by editors and `echo` end with a newline that is not part of the secret.
         .map(|text| Secret::new(text.trim_end_matches(['\r', '\n'])))
         .map_err(|error| InventoryError::SecretFile {
-            path: context.path.to_path_buf(),
-            field: format!("{}.{section}.password_file", context.field),
+            path: path.to_path_buf(),
+            field: format!("{section}.{kind}_file"),
             secret_path,
             reason: error.to_string(),
         })
@@ -605,9 +770,10 @@ fn postgres_settings(
     let password = match (&postgres.password_env, &postgres.password_file) {
         (None, None) => None,
         (variable, file) => Some(read_secret(
-            context,
+            context.path,
             base,
-            "postgres",
+            &format!("{}.postgres", context.field),
+            "password",
             variable.as_deref(),
             file.as_deref(),
         )?),
@@ -629,53 +795,44 @@ fn postgres_settings(
     }))
 }
 
+/// The environment's Alertmanager (validated with the file), its credentials read.
 fn alertmanager_settings(
     context: &Context<'_>,
+    base: &Path,
     environment: &EnvironmentFile,
 ) -> Result<Option<AlertmanagerSettings>, InventoryError> {
     let Some(alertmanager) = &environment.alertmanager else {
         return Ok(None);
     };
-    let invalid = |field: &str, reason: String| InventoryError::Invalid {
-        path: context.path.to_path_buf(),
-        field: format!(
-            "{}.alertmanager.{field}",
-            context.field.split(".clusters.").next().unwrap_or("")
-        ),
-        reason,
+    let section = format!("{}.alertmanager", context.environment_field());
+    let auth = if let Some(username) = &alertmanager.username {
+        Some(AlertmanagerAuth::Basic {
+            username: username.clone(),
+            password: read_secret(
+                context.path,
+                base,
+                &section,
+                "password",
+                alertmanager.password_env.as_deref(),
+                alertmanager.password_file.as_deref(),
+            )?,
+        })
+    } else if alertmanager.token_env.is_some() || alertmanager.token_file.is_some() {
+        Some(AlertmanagerAuth::Bearer(read_secret(
+            context.path,
+            base,
+            &section,
+            "token",
+            alertmanager.token_env.as_deref(),
+            alertmanager.token_file.as_deref(),
+        )?))
+    } else {
+        None
     };
-    check_api_url(&alertmanager.url).map_err(|reason| invalid("url", reason))?;
-    if alertmanager.matchers.is_empty() {
-        return Err(invalid(
-            "matchers",
-            "name at least one label to match".into(),
-        ));
-    }
-    for name in alertmanager.matchers.keys() {
-        let label = !name.is_empty()
-            && !name.starts_with(|character: char| character.is_ascii_digit())
-            && name
-                .chars()
-                .all(|character| character.is_ascii_alphanumeric() || character == '_');
-        if !label {
-            return Err(invalid("matchers", format!("{name:?} is not a label name")));
-        }
-    }
-    for value in alertmanager.matchers.values() {
-        let unknown = value
-            .replace("{member}", "")
-            .replace("{host}", "")
-            .replace("{cluster}", "");
-        if unknown.contains(['{', '}']) {
-            return Err(invalid(
-                "matchers",
-                format!("{value:?}: the placeholders are {{member}}, {{host}} and {{cluster}}"),
-            ));
-        }
-    }
     Ok(Some(AlertmanagerSettings {
         url: alertmanager.url.trim_end_matches('/').to_string(),
         matchers: alertmanager.matchers.clone(),
+        auth,
     }))
 }
 

@@ -3,7 +3,8 @@
 //! `restapi.authentication`; the CA from `ctl.cacert`, else `restapi.cafile`; a client
 //! certificate from `ctl.certfile`/`ctl.keyfile`; `ctl.insecure` turns verification off only
 //! without a client certificate, as in patronictl. Patroni's file has many sections pgha does not
-//! need, so unknown keys are allowed here (but the file must still be valid YAML).
+//! need, so unknown keys are allowed here (but the file must still be valid YAML). Addresses
+//! carrying credentials (`user:password@`) are refused: Patroni has its own fields for them.
 
 use std::path::{Path, PathBuf};
 
@@ -72,7 +73,11 @@ impl ConsulSection {
         } else {
             format!("{host}:{}", self.port.unwrap_or(8500))
         };
-        let address = super::consul::address(self.url.as_deref().unwrap_or(&host), https)?;
+        let address = super::consul::address(
+            self.url.as_deref().unwrap_or(&host),
+            https,
+            super::consul::PATRONI_TOKEN,
+        )?;
         Ok(ConsulSettings {
             addresses: vec![address],
             token: self.token.map(Secret::new),
@@ -110,22 +115,28 @@ pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryEr
     let restapi = file
         .restapi
         .ok_or_else(|| invalid("restapi", "missing: pgha needs the REST API's address"))?;
-    let address = restapi
-        .connect_address
-        .clone()
-        .or_else(|| {
-            restapi
-                .listen
-                .clone()
-                .map(|listen| wildcard_to_loopback(&listen))
-        })
-        .ok_or_else(|| invalid("restapi.connect_address", "missing (and no restapi.listen)"))?;
+    let (address_field, address) = match (&restapi.connect_address, &restapi.listen) {
+        (Some(address), _) => ("restapi.connect_address", address.clone()),
+        (None, Some(listen)) => ("restapi.listen", wildcard_to_loopback(listen)),
+        (None, None) => {
+            return Err(invalid(
+                "restapi.connect_address",
+                "missing (and no restapi.listen)",
+            ));
+        }
+    };
     let base = super::base_dir(path);
     let scheme = if restapi.certfile.is_some() {
         "https"
     } else {
         "http"
     };
+    let url = format!("{scheme}://{address}");
+    crate::web::refuse_userinfo(
+        &url,
+        "Patroni's REST credentials belong in restapi.authentication or ctl.authentication",
+    )
+    .map_err(|reason| invalid(address_field, &reason))?;
     let auth = file
         .ctl
         .authentication
@@ -157,15 +168,22 @@ pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryEr
         request: rest.request_timeout,
     };
     let consul = match file.consul {
-        Some(section) => Some(
-            section
-                .settings(&base, file.namespace.as_deref(), timeouts)
-                .map_err(|reason| invalid("consul", &reason))?,
-        ),
-        None => super::consul::from_environment(timeouts, &super::consul::process_env),
+        Some(section) => {
+            let field = if section.url.is_some() {
+                "consul.url"
+            } else {
+                "consul.host"
+            };
+            Some(
+                section
+                    .settings(&base, file.namespace.as_deref(), timeouts)
+                    .map_err(|reason| invalid(field, &reason))?,
+            )
+        }
+        None => super::consul::from_environment(timeouts, &super::consul::process_env)?,
     };
     Ok(Seed {
-        url: format!("{scheme}://{address}"),
+        url,
         scope: file.scope,
         rest,
         consul,

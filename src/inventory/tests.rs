@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use super::*;
+use crate::alerts::AlertmanagerAuth;
 
 const GOOD: &str = "\
 environments:
@@ -291,6 +292,242 @@ fn validation_names_the_field() {
             "{message}\n  expected: {expected}"
         );
     }
+}
+
+/// `user:password@` in a URL would be copied into plans, journals and messages: every URL field
+/// refuses it, naming the field and hiding the credentials.
+#[test]
+fn credentials_in_urls_are_refused_naming_the_field_and_hiding_them() {
+    let alertmanager = |url: &str| {
+        GOOD.replace(
+            "    timeouts:\n      connect: 1s",
+            &format!(
+                "    alertmanager:\n      url: {url}\n      matchers: {{alertname: Lag}}\n    timeouts:\n      connect: 1s"
+            ),
+        )
+    };
+    let cases = [
+        (
+            GOOD.replace(
+                "api_url: https://db2.example:8443/",
+                "api_url: https://patroni:s3cret@db2.example:8443/",
+            ),
+            "DIR/pgha.yml: environments.staging.clusters.main-db.members[1].api_url: \"https://***@db2.example:8443/\"",
+        ),
+        (
+            GOOD.replace(
+                "api_url: https://db2.example:8443/",
+                "api_url: \"https://patroni:s3cret@db2.example:port/\"",
+            ),
+            "members[1].api_url: \"https://***@db2.example:port/\"",
+        ),
+        (
+            alertmanager("http://admin:s3cret@am.example:9093"),
+            "DIR/pgha.yml: environments.staging.alertmanager.url: \"http://***@am.example:9093\"",
+        ),
+        (
+            GOOD.replace(
+                "    timeouts:\n      connect: 1s",
+                "    dcs: {kind: consul, hosts: [\"10.0.0.8:8500\", \"acl:s3cret@10.0.0.9:8500\"]}\n    timeouts:\n      connect: 1s",
+            ),
+            "DIR/pgha.yml: environments.staging.dcs.hosts[1]: \"***@10.0.0.9:8500\"",
+        ),
+        (
+            GOOD.replace(
+                "        scope: pg-main\n",
+                "        scope: pg-main\n        dcs: {kind: etcd, hosts: [\"http://root:s3cret@10.0.0.9:2379\"]}\n",
+            ),
+            "DIR/pgha.yml: environments.staging.clusters.main-db.dcs.hosts[0]: \"http://***@10.0.0.9:2379\"",
+        ),
+    ];
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret-rest");
+    for (text, expected) in cases {
+        let message = Fixture::new(&text).error(Some("staging"), None);
+        assert!(
+            message.contains(expected),
+            "{message}\n  expected: {expected}"
+        );
+        assert!(message.contains("no credentials in URLs"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+}
+
+#[test]
+fn patroni_config_mode_refuses_credentials_in_its_addresses() {
+    let cases = [
+        (
+            "restapi:\n  connect_address: api:s3cret@10.0.0.1:8008\n",
+            "patroni.yml: restapi.connect_address: \"http://***@10.0.0.1:8008\"",
+        ),
+        (
+            "restapi:\n  listen: api:s3cret@10.0.0.1:8008\n",
+            "patroni.yml: restapi.listen: \"http://***@10.0.0.1:8008\"",
+        ),
+        (
+            "restapi:\n  connect_address: 10.0.0.1:8008\nconsul:\n  url: http://acl:s3cret@10.0.0.9:8500\n",
+            "patroni.yml: consul.url: \"http://***@10.0.0.9:8500\"",
+        ),
+        (
+            "restapi:\n  connect_address: 10.0.0.1:8008\nconsul:\n  host: acl:s3cret@10.0.0.9:8500\n",
+            "patroni.yml: consul.host: \"http://***@10.0.0.9:8500\"",
+        ),
+    ];
+    for (text, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("patroni.yml");
+        std::fs::write(&path, format!("scope: demo\n{text}")).unwrap();
+        let Err(error) = patroni_config::load(&path, &Selector::default()) else {
+            panic!("accepted {text}");
+        };
+        assert_eq!(error.exit(), crate::exit::Exit::BadInput);
+        let message = error.to_string();
+        assert!(
+            message.contains(expected),
+            "{message}\n  expected: {expected}"
+        );
+        assert!(message.contains("no credentials in URLs"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+}
+
+/// In `--api` mode the members' URLs come from the network (`/cluster`): credentials in them
+/// are dropped, never sent or shown; pgha uses its own REST credentials.
+#[tokio::test]
+async fn discovered_members_never_carry_credentials_in_their_urls() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    let published = server.uri().replace("http://", "http://api:s3cret@");
+    Mock::given(path("/cluster"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "scope": "demo",
+            "members": [{"name": "node1", "role": "leader", "state": "running",
+                         "host": "127.0.0.1", "api_url": format!("{published}/patroni")}]
+        })))
+        .mount(&server)
+        .await;
+    let selector = Selector {
+        api: Some(server.uri()),
+        ..Selector::default()
+    };
+    let target = resolve(&selector).await.unwrap();
+    assert_eq!(target.members[0].api_url, server.uri());
+}
+
+/// GOOD's staging environment with an Alertmanager whose section ends with `credentials`.
+fn with_alertmanager(credentials: &str) -> String {
+    GOOD.replace(
+        "    timeouts:\n      connect: 1s",
+        &format!(
+            "    alertmanager:\n      url: http://am.example:9093/\n      matchers: {{alertname: Lag}}\n{credentials}    timeouts:\n      connect: 1s"
+        ),
+    )
+}
+
+#[test]
+fn alertmanager_credentials_come_from_a_variable_or_a_file() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    unsafe_set_env("PGHA_TEST_AM_PASSWORD", "am-s3cret");
+    let fixture = Fixture::new(&with_alertmanager(
+        "      username: pgha\n      password_env: PGHA_TEST_AM_PASSWORD\n",
+    ));
+    let target = fixture.resolve(Some("staging"), None).unwrap();
+    let expected = AlertmanagerAuth::Basic {
+        username: "pgha".into(),
+        password: Secret::new("am-s3cret"),
+    };
+    assert_eq!(
+        target.alertmanager.as_ref().unwrap().auth,
+        Some(expected.clone())
+    );
+    assert!(!format!("{target:?}").contains("am-s3cret"));
+    // Looked up by the plan's URL at call time; another URL gets nothing.
+    assert_eq!(
+        target.alertmanager_auth("http://am.example:9093"),
+        Some(expected)
+    );
+    assert_eq!(target.alertmanager_auth("http://elsewhere:9093"), None);
+
+    let fixture = Fixture::new(&with_alertmanager("      token_file: secrets/am\n"));
+    std::fs::create_dir(fixture.dir.path().join("secrets")).unwrap();
+    std::fs::write(fixture.dir.path().join("secrets/am"), "t0ken\n").unwrap();
+    let target = fixture.resolve(Some("staging"), None).unwrap();
+    assert_eq!(
+        target.alertmanager.unwrap().auth,
+        Some(AlertmanagerAuth::Bearer(Secret::new("t0ken")))
+    );
+}
+
+#[test]
+fn alertmanager_credentials_are_one_way_and_named_never_inline() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let cases = [
+        (
+            "      username: pgha\n      password_env: A\n      password_file: b\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: password_env and password_file are both set: keep one",
+        ),
+        (
+            "      token_env: A\n      token_file: b\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: token_env and token_file are both set: keep one",
+        ),
+        (
+            "      username: pgha\n      password_env: A\n      token_env: B\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: basic auth (username, password_env or password_file) and a bearer token (token_env or token_file) are both set: keep one",
+        ),
+        (
+            "      username: pgha\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: username is set but no password_env or password_file",
+        ),
+        (
+            "      password_file: b\n",
+            "DIR/pgha.yml: environments.staging.alertmanager: a password source is set but no username",
+        ),
+        (
+            "      token_env: PGHA_TEST_UNSET_AM_TOKEN\n",
+            "DIR/pgha.yml: environments.staging.alertmanager.token_env: environment variable PGHA_TEST_UNSET_AM_TOKEN is not set",
+        ),
+        (
+            "      token_file: missing\n",
+            "DIR/pgha.yml: environments.staging.alertmanager.token_file: cannot read DIR/missing",
+        ),
+        ("      password: hunter2\n", "unknown field `password`"),
+        ("      token: hunter2\n", "unknown field `token`"),
+    ];
+    for (credentials, expected) in cases {
+        let message = Fixture::new(&with_alertmanager(credentials)).error(Some("staging"), None);
+        assert!(
+            message.contains(expected),
+            "{message}\n  expected: {expected}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
+
+#[test]
+fn the_summary_shows_alertmanager_credentials_by_source() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    unsafe_set_env("PGHA_TEST_AM_SUMMARY_PASSWORD", "am-s3cret");
+    let fixture = Fixture::new(&with_alertmanager(
+        "      username: pgha\n      password_env: PGHA_TEST_AM_SUMMARY_PASSWORD\n",
+    ));
+    let summary = summarize(&fixture.selector(None, None)).unwrap();
+    let alertmanager = summary.environments["staging"]["main-db"]
+        .alertmanager
+        .as_ref()
+        .unwrap();
+    assert_eq!(alertmanager.url, "http://am.example:9093");
+    assert_eq!(alertmanager.username.as_deref(), Some("pgha"));
+    assert_eq!(
+        alertmanager.password_from.as_deref(),
+        Some("env:PGHA_TEST_AM_SUMMARY_PASSWORD")
+    );
+    assert_eq!(alertmanager.token_from, None);
+    assert!(
+        !serde_json::to_string(&summary)
+            .unwrap()
+            .contains("am-s3cret")
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The asynchronous Patroni REST client: one reqwest client per cluster (connection reuse, no
-//! proxies, TLS verification on unless an inventory says otherwise), one method per endpoint.
+//! proxies, no redirects, TLS verification on unless an inventory says otherwise), one method
+//! per endpoint.
 //! Reads return the normalised model; writes return the raw answer, because only the caller,
 //! after observing the cluster, can decide what a 503 "status unknown" meant. Nothing here ever
 //! retries a request.
@@ -17,6 +18,7 @@ use super::error::PatroniError;
 use super::model::{ClusterTopology, MemberStatus, TimelineSwitch, history_from_rows};
 use super::wire::{ClusterWire, StatusWire};
 use crate::secret::Secret;
+use crate::web::Redirect;
 
 /// Username and password for Patroni's `restapi.authentication`.
 #[derive(Debug, Clone)]
@@ -347,31 +349,37 @@ impl PatroniClient {
         }
     }
 
+    /// Sends once; a redirect is an error, whatever the method (the client follows none).
     async fn send(
         &self,
         request: RequestBuilder,
         url: &str,
         timeout: Duration,
     ) -> Result<reqwest::Response, PatroniError> {
-        request
+        let response = request
             .timeout(timeout)
             .send()
             .await
-            .map_err(|error| transport_error(url, &error, timeout))
+            .map_err(|error| transport_error(url, &error, timeout))?;
+        match Redirect::of(&response) {
+            Some(redirect) => Err(PatroniError::Redirect {
+                url: url.to_string(),
+                status: redirect.status,
+                location: redirect.location,
+            }),
+            None => Ok(response),
+        }
     }
 }
 
-/// An HTTP client with pgha's defaults: no proxies, TLS verified unless said otherwise, the
-/// given CA bundle and client identity. Shared by the Patroni and Consul clients.
+/// An HTTP client with pgha's defaults (`web::client_builder`: no proxies, no redirects), TLS
+/// verified unless said otherwise, the given CA bundle and client identity. Shared by the
+/// Patroni and Consul clients.
 pub(crate) fn http_client(
     tls: &TlsSettings,
     connect_timeout: Duration,
 ) -> Result<reqwest::Client, PatroniError> {
-    install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(connect_timeout)
-        .user_agent(concat!("pgha/", env!("CARGO_PKG_VERSION")));
+    let mut builder = crate::web::client_builder().connect_timeout(connect_timeout);
     if let Some(ca_file) = &tls.ca_file {
         let pem = read_pem(ca_file, "CA bundle")?;
         let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {

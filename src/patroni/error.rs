@@ -33,6 +33,14 @@ pub enum PatroniError {
     },
     #[error("{url}: {reason}")]
     Decode { url: String, reason: String },
+    #[error(
+        "{url} answered HTTP {status} redirecting to {location}: pgha does not follow redirects; give it the member's own REST API address"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
 }
 
 impl PatroniError {
@@ -43,7 +51,9 @@ impl PatroniError {
             PatroniError::Certificate { .. }
             | PatroniError::Tls { .. }
             | PatroniError::Unauthorized { .. }
-            | PatroniError::Forbidden { .. } => Exit::BadInput,
+            | PatroniError::Forbidden { .. }
+            // The URL pgha was given is not the API's own: a configuration mistake.
+            | PatroniError::Redirect { .. } => Exit::BadInput,
             PatroniError::Setup(_) => Exit::Failed,
             PatroniError::Connect { .. }
             | PatroniError::Timeout { .. }

@@ -571,10 +571,9 @@ impl From<ClusterMemberWire> for ClusterMember {
 /// Patroni publishes `http://host:8008/patroni`; requests go to the base.
 pub fn api_base_url(published: &str) -> String {
     let trimmed = published.trim_end_matches('/');
-    trimmed
-        .strip_suffix("/patroni")
-        .unwrap_or(trimmed)
-        .to_string()
+    // Credentials in a published URL (from `restapi.connect_address`) are nobody's to send or
+    // show: pgha uses the REST credentials of its own settings.
+    crate::web::strip_userinfo(trimmed.strip_suffix("/patroni").unwrap_or(trimmed))
 }
 
 fn lag(value: NumberOrText) -> Lag {
@@ -676,6 +675,14 @@ mod tests {
             "http://127.0.0.11:8008"
         );
         assert_eq!(api_base_url("https://db1:8008/"), "https://db1:8008");
+    }
+
+    #[test]
+    fn published_api_urls_lose_any_credentials() {
+        assert_eq!(
+            api_base_url("http://api:s3cret@127.0.0.11:8008/patroni"),
+            "http://127.0.0.11:8008"
+        );
     }
 
     #[test]

@@ -452,6 +452,62 @@ mod client {
         );
     }
 
+    /// A 307/308 would have reqwest re-send the request, its body and its headers to the host
+    /// the answer names: it is an error naming both URLs, and the other host hears nothing.
+    #[tokio::test]
+    async fn a_redirect_is_an_error_and_nothing_reaches_the_other_host() {
+        let other = MockServer::start().await;
+        let member = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/cluster"))
+            .respond_with(
+                ResponseTemplate::new(307)
+                    .insert_header("Location", format!("{}/cluster", other.uri())),
+            )
+            .mount(&member)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/switchover"))
+            .respond_with(
+                ResponseTemplate::new(308)
+                    .insert_header("Location", format!("{}/switchover", other.uri())),
+            )
+            .mount(&member)
+            .await;
+        let client = client(Duration::from_secs(2));
+        let error = client.cluster(&member.uri()).await.unwrap_err();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "{}/cluster answered HTTP 307 redirecting to {}/cluster: pgha does not follow redirects",
+                member.uri(),
+                other.uri()
+            )),
+            "{error}"
+        );
+        assert_eq!(error.exit(), crate::exit::Exit::BadInput);
+        let request = SwitchoverRequest {
+            leader: "node1".into(),
+            candidate: None,
+            scheduled_at: None,
+        };
+        let error = client
+            .switchover(&member.uri(), &request)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "{}/switchover answered HTTP 308 redirecting to {}/switchover: pgha does not follow redirects",
+                member.uri(),
+                other.uri()
+            )),
+            "{error}"
+        );
+        assert!(
+            other.received_requests().await.unwrap().is_empty(),
+            "the other host received nothing"
+        );
+    }
+
     #[test]
     fn a_missing_ca_file_is_refused_before_any_request() {
         let mut settings = RestSettings::default();

@@ -37,6 +37,7 @@ fn lab() -> (ClusterTarget, ClusterView) {
         .into_iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect(),
+        auth: None,
     });
     let relabel = |address: &str| address.replace("127.0.0.3", "127.0.0.1");
     target.members = target
@@ -382,6 +383,39 @@ fn reinit_silences_the_member_alerts_around_the_copy_when_there_is_an_alertmanag
     target.alertmanager = None;
     let bare = plan(&target, &view, &reinit("node3")).unwrap();
     assert_eq!(bare.steps.len(), 2);
+}
+
+/// Credentials for Alertmanager stay in the inventory: a plan that silences holds its URL only,
+/// in every rendering and in the JSON a journal records.
+#[test]
+fn silence_plans_carry_no_alertmanager_credentials() {
+    use crate::alerts::AlertmanagerAuth;
+
+    for auth in [
+        AlertmanagerAuth::Basic {
+            username: "pgha".into(),
+            password: Secret::new("am-password-not-in-any-plan"),
+        },
+        AlertmanagerAuth::Bearer(Secret::new("am-token-not-in-any-plan")),
+    ] {
+        let (mut target, view) = lab();
+        let secret = auth.secret().expose().to_string();
+        target.alertmanager.as_mut().unwrap().auth = Some(auth);
+        let plan = plan(&target, &view, &reinit("node3")).unwrap();
+        assert!(matches!(
+            plan.steps[0].action,
+            Action::Silence(SilenceAction::Create { .. })
+        ));
+        for rendered in [
+            render::text(&plan, None),
+            render::markdown(&plan, None),
+            render::json(&plan, None),
+            serde_json::to_string(&plan).unwrap(),
+        ] {
+            assert!(rendered.contains("http://127.0.0.10:9093"));
+            assert!(!rendered.contains(&secret), "{rendered}");
+        }
+    }
 }
 
 #[test]

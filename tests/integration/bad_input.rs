@@ -202,6 +202,22 @@ fn an_api_flag_that_is_not_a_url_is_refused() {
     );
 }
 
+/// Needs no lab: the flag is refused before anything is asked.
+#[test]
+fn credentials_in_the_api_url_are_refused_without_showing_them() {
+    let run = Pgha::new()
+        .args(["--api", "http://u:secret@127.0.0.1:8008", "status"])
+        .run()
+        .expect_code(BAD_INPUT);
+    let line = run.one_error_line();
+    assert!(
+        line.starts_with("error: --api: \"http://***@127.0.0.1:8008\": no credentials in URLs"),
+        "{line}"
+    );
+    assert!(!run.stderr().contains("secret"), "{}", run.stderr());
+    assert!(run.stdout().is_empty());
+}
+
 #[test]
 fn an_unknown_lab_member_lists_the_members() {
     let guard = Lab::shared().read();

@@ -1,7 +1,8 @@
 //! The double's background work: HTTP health checks run on their interval (GET, Consul's
-//! headers and verdicts), sessions expired at 2 × TTL, and the reaper removing services critical
-//! for longer than `DeregisterCriticalServiceAfter`. One ticker drives it all; each probe runs in
-//! its own task so a slow member never delays another's check or a session's expiry.
+//! headers and verdicts, redirects not followed), sessions expired at 2 × TTL, and the reaper
+//! removing services critical for longer than `DeregisterCriticalServiceAfter`. One ticker
+//! drives it all; each probe runs in its own task so a slow member never delays another's check
+//! or a session's expiry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ const TICK: Duration = Duration::from_millis(100);
 const OUTPUT_LIMIT: usize = 4096;
 
 pub(crate) async fn run(app: Arc<App>, reap_interval: Duration) {
-    let client = match reqwest::Client::builder().no_proxy().build() {
+    let client = match check_client() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!("cannot build the HTTP client for checks: {error}");
@@ -45,6 +46,16 @@ pub(crate) async fn run(app: Arc<App>, reap_interval: Duration) {
             tokio::spawn(probe(Arc::clone(&app), client.clone(), id, url, timeout));
         }
     }
+}
+
+/// The checks' HTTP client. Like every HTTP client pgha ships, it follows no redirects: the
+/// double behaves like a Consul check with `disable_redirects: true`, for which a 3xx is
+/// critical like any answer outside 2xx and 429.
+fn check_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
 }
 
 async fn probe(app: Arc<App>, client: reqwest::Client, id: String, url: String, timeout: Duration) {
@@ -89,4 +100,37 @@ async fn http_check(client: &reqwest::Client, url: &str, timeout: Duration) -> (
         &body[..cut]
     );
     (status, output)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::{Status, check_client, http_check};
+
+    #[tokio::test]
+    async fn a_redirecting_check_is_critical_and_the_other_host_hears_nothing() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let other = MockServer::start().await;
+        let member = MockServer::start().await;
+        Mock::given(path("/primary"))
+            .respond_with(
+                ResponseTemplate::new(307)
+                    .insert_header("Location", format!("{}/primary", other.uri())),
+            )
+            .mount(&member)
+            .await;
+        let url = format!("{}/primary", member.uri());
+        let (status, output) =
+            http_check(&check_client().unwrap(), &url, Duration::from_secs(2)).await;
+        assert_eq!(status, Status::Critical, "{output}");
+        assert!(
+            output.starts_with(&format!("HTTP GET {url}: 307")),
+            "{output}"
+        );
+        assert!(other.received_requests().await.unwrap().is_empty());
+    }
 }
