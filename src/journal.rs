@@ -13,6 +13,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::exec::{Event, EventSink, Outcome, ResumePoint};
 use crate::exit::Exit;
@@ -155,6 +156,37 @@ struct LockHolder {
     host: String,
     pid: u32,
     since: String,
+    /// Which cluster the lock is for, for whoever reads the file.
+    cluster: ClusterIdentity,
+}
+
+/// What a cluster is, whatever name or route reached it (an inventory's environment and
+/// cluster, `--api`, `--patroni-config`): its Patroni scope and its database system identifier.
+/// The run lock is keyed on it, so one cluster has one lock however it is named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterIdentity {
+    pub scope: String,
+    /// Unknown only when no member answered with it (every Patroni stopped).
+    pub system_identifier: Option<String>,
+}
+
+impl ClusterIdentity {
+    /// A digest, not a joined name: `a--b` + `c` and `a` + `b--c` must not meet, and a scope
+    /// from the network must never become a path.
+    fn lock_file_name(&self) -> String {
+        let mut digest = Sha256::new();
+        digest.update(self.scope.as_bytes());
+        digest.update([0]);
+        digest.update(self.system_identifier.as_deref().unwrap_or("").as_bytes());
+        let hex = digest.finalize()[..10]
+            .iter()
+            .fold(String::new(), |mut hex, byte| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            });
+        format!("cluster-{hex}.lock")
+    }
 }
 
 /// What `pgha runs list` shows of a run.
@@ -188,16 +220,17 @@ impl RunStore {
         &self.dir
     }
 
-    /// Takes the cluster's lock, or says who holds it.
+    /// Takes the lock of the cluster `identity` names, or says who holds it. `cluster` is the
+    /// name this invocation knows it by, for the message.
     pub fn lock(
         &self,
-        environment: &str,
+        identity: &ClusterIdentity,
         cluster: &str,
         run_id: &str,
     ) -> Result<ClusterLock, JournalError> {
         let dir = self.dir.join("locks");
         ensure_private_dir(&dir)?;
-        let path = dir.join(format!("{environment}--{cluster}.lock"));
+        let path = dir.join(identity.lock_file_name());
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -215,6 +248,7 @@ impl RunStore {
                 host: "unknown".into(),
                 pid: 0,
                 since: "unknown".into(),
+                cluster: identity.clone(),
             });
             return Err(JournalError::LockHeld {
                 cluster: cluster.into(),
@@ -229,6 +263,7 @@ impl RunStore {
             host: hostname(),
             pid: std::process::id(),
             since: now(),
+            cluster: identity.clone(),
         };
         file.set_len(0)
             .map_err(|error| io("write", &path, &error))?;
@@ -564,6 +599,16 @@ impl RecordedRun {
         })
     }
 
+    /// The cluster's system identifier when the run started, if it was known and recorded.
+    pub fn system_identifier(&self) -> Option<String> {
+        match self.started()? {
+            Event::RunStarted {
+                system_identifier, ..
+            } => system_identifier.clone(),
+            _ => None,
+        }
+    }
+
     /// The outcome recorded last, if the run's last record is its end (a killed run has none).
     pub fn last_outcome(&self) -> Option<Outcome> {
         match self.entries.last().map(|entry| &entry.event) {
@@ -748,6 +793,7 @@ mod tests {
             pid: 1,
             pgha_version: PGHA_VERSION.into(),
             journal_format: FORMAT,
+            system_identifier: None,
         }
     }
 
@@ -780,6 +826,7 @@ mod tests {
             pid,
             pgha_version: version.into(),
             journal_format: format,
+            system_identifier: None,
         }
     }
 
@@ -1080,23 +1127,52 @@ mod tests {
     fn the_lock_names_its_holder_and_is_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let store = RunStore::new(dir.path().to_path_buf());
-        let held = store.lock("lab", "demo", "run-a").unwrap();
-        let Err(error) = store.lock("lab", "demo", "run-b") else {
+        let demo = identity("demo", "7711");
+        let held = store.lock(&demo, "demo", "run-a").unwrap();
+        // The same cluster under another name (`--api`, `--patroni-config`, another inventory).
+        let Err(error) = store.lock(&demo, "pg-ha-cluster", "run-b") else {
             panic!("a second lock on the same cluster was granted");
         };
         assert_eq!(error.exit(), Exit::LockHeld);
         let message = error.to_string();
         assert!(
             message.starts_with(&format!(
-                "cluster demo is locked by run run-a on {} (pid {}",
+                "cluster pg-ha-cluster is locked by run run-a on {} (pid {}",
                 hostname(),
                 std::process::id()
             )),
             "{message}"
         );
-        let _other_cluster = store.lock("lab", "other", "run-c").unwrap();
+        let _other_cluster = store
+            .lock(&identity("other", "7711"), "demo", "run-c")
+            .unwrap();
+        let _same_scope_other_database = store
+            .lock(&identity("demo", "9999"), "demo", "run-d")
+            .unwrap();
         drop(held);
-        store.lock("lab", "demo", "run-b").unwrap();
+        store.lock(&demo, "demo", "run-b").unwrap();
+    }
+
+    #[test]
+    fn lock_names_of_different_clusters_never_meet() {
+        // Joined names would collide: `a--b` + `c` and `a` + `b--c`.
+        let first = identity("a--b", "c");
+        let second = identity("a", "b--c");
+        assert_ne!(first.lock_file_name(), second.lock_file_name());
+        let hostile = identity("../../etc/passwd", "x");
+        let name = hostile.lock_file_name();
+        let hex = name
+            .strip_prefix("cluster-")
+            .and_then(|rest| rest.strip_suffix(".lock"))
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(hex.chars().all(|digit| digit.is_ascii_hexdigit()), "{name}");
+    }
+
+    fn identity(scope: &str, system_identifier: &str) -> ClusterIdentity {
+        ClusterIdentity {
+            scope: scope.into(),
+            system_identifier: Some(system_identifier.into()),
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@ use crate::exec::{
 };
 use crate::exit::Exit;
 use crate::inventory::{self, ClusterTarget, Selector};
-use crate::journal::{self, RunStore, RunSummary};
+use crate::journal::{self, ClusterIdentity, RunStore, RunSummary};
+use crate::observe::ClusterView;
 use crate::patroni::PatroniClient;
 use crate::plan::render::{self, CheckedPrecheck};
 use crate::plan::{Action, Plan};
@@ -138,25 +139,47 @@ async fn measured(world: &LiveCluster, params: Params) -> Result<Params, Error> 
     })
 }
 
+/// A plan, its checked pre-conditions, and what the cluster is (for the run lock).
+pub struct Prepared {
+    pub plan: Plan,
+    pub checked: Vec<CheckedPrecheck>,
+    pub identity: ClusterIdentity,
+}
+
 /// Observes, plans and checks the plan's pre-conditions. Read-only by construction: it is
 /// given an `Observer`, which cannot change the cluster. A dry-run is exactly this.
 pub async fn prepare<O: Observer>(
     observer: &O,
     target: &ClusterTarget,
     params: &Params,
-) -> Result<(Plan, Vec<CheckedPrecheck>), Error> {
+) -> Result<Prepared, Error> {
     let view = observer.observe().await?;
     let plan = runbooks::plan(target, &view, params)?;
     let mut checked = exec::evaluate(&plan.prechecks, &view);
     checked.extend(observer.access(&plan, &view).await);
-    Ok((plan, checked))
+    Ok(Prepared {
+        plan,
+        checked,
+        identity: identity_of(&view),
+    })
+}
+
+fn identity_of(view: &ClusterView) -> ClusterIdentity {
+    ClusterIdentity {
+        scope: view.scope.clone(),
+        system_identifier: view.system_identifier.clone(),
+    }
 }
 
 pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Result<Exit, Error> {
     let world = connect(selector).await?;
     let params = params.with_default_timeout(&world.target.runbook_timeouts);
     let params = measured(&world, params).await?;
-    let (plan, checked) = prepare(&world, &world.target, &params).await?;
+    let Prepared {
+        plan,
+        checked,
+        identity,
+    } = prepare(&world, &world.target, &params).await?;
     if plan
         .steps
         .iter()
@@ -184,7 +207,7 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
     let store = RunStore::new(journal::default_dir());
     let run_id = RunStore::new_run_id(&plan.runbook);
     // The lock before anything is shown: a refused second run prints one line.
-    let _lock = store.lock(&plan.environment, &plan.cluster, &run_id)?;
+    let _lock = store.lock(&identity, &plan.cluster, &run_id)?;
     let consul_lock = consul_lock(&world, &plan, &run_id, &policy.operator).await?;
     eprint!("{}", render::text(&plan, None));
     let mut journal = store.create(&run_id)?;
@@ -204,6 +227,7 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
             pid: std::process::id(),
             pgha_version: journal::PGHA_VERSION.into(),
             journal_format: journal::FORMAT,
+            system_identifier: identity.system_identifier.clone(),
         });
         for check in &checked {
             sinks.emit(&Event::Precheck {
@@ -330,7 +354,13 @@ pub async fn resume(
     let selector = selector_for(selector, &plan);
     let world = connect(&selector).await?;
     let policy = gate_policy(&options);
-    let _lock = store.lock(&plan.environment, &plan.cluster, run_id)?;
+    // The identity the run started with: the same lock as the original run, even when the
+    // cluster's members no longer answer with their system identifier.
+    let identity = ClusterIdentity {
+        scope: plan.scope.clone(),
+        system_identifier: recorded.system_identifier(),
+    };
+    let _lock = store.lock(&identity, &plan.cluster, run_id)?;
     let consul_lock = consul_lock(&world, &plan, run_id, &policy.operator).await?;
     let view = world.observe().await?;
     let stale: Vec<CheckedPrecheck> = exec::evaluate(&plan.assumes, &view)

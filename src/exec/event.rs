@@ -25,6 +25,10 @@ pub enum Event {
         /// the field existed are format 1.
         #[serde(default = "first_journal_format")]
         journal_format: u32,
+        /// The cluster's database system identifier when the run started: with the plan's
+        /// scope, what the run lock is keyed on, also on resume (when Patroni may be stopped).
+        #[serde(default)]
+        system_identifier: Option<String>,
     },
     RunResumed {
         operator: String,

@@ -484,6 +484,25 @@ fn ctrl_c_at_a_gate_aborts_and_a_second_run_meets_the_lock() {
         line.contains(&format!("cluster demo is locked by run {run_id} on ")),
         "{line}"
     );
+    // The same cluster reached another way is the same cluster: the same lock.
+    let by_api = runbook(lab, runs.path())
+        .args(["--api", &lab.api_url("node2"), "resume", "--yes"])
+        .env("PATRONI_RESTAPI_USERNAME", "patroni")
+        .env("PATRONI_RESTAPI_PASSWORD", lab.rest_password())
+        .run()
+        .expect_code(6);
+    assert!(
+        by_api
+            .one_error_line()
+            .contains(&format!("locked by run {run_id} on ")),
+        "{}",
+        by_api.stderr()
+    );
+    runbook(lab, runs.path())
+        .arg_flag_path("--patroni-config", &lab.member_config("node3"))
+        .args(["resume", "--yes"])
+        .run()
+        .expect_code(6);
 
     session.send_control('c').unwrap();
     let status = session.process().wait().unwrap();
