@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `pgha scale-up --yes` against the raw time the same join takes without pgha, on one lab in one
+# `pgha scale-up --yes --done provisioning --done load-balancing` against the raw time the same join takes without pgha, on one lab in one
 # run: a 2-member lab with a spare, a database of SCALE pgbench units (default 20, ~300 MiB).
 # Raw: start the spare's Patroni and poll its REST API every 100 ms until its replication state
 # is `streaming`.
@@ -48,7 +48,7 @@ for _ in $(seq 1 "$rounds"); do
     raw+=("$(python3 -c "print($(now) - $start)")")
     take_out
     start=$(now)
-    "$pgha" scale-up --member "$spare" --yes >/dev/null 2>&1
+    "$pgha" scale-up --member "$spare" --yes --done provisioning --done load-balancing >/dev/null 2>&1
     tool+=("$(python3 -c "print($(now) - $start)")")
     take_out
 done

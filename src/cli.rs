@@ -154,10 +154,10 @@ enum RawCommand {
         /// The replica to remove (never the leader, never the last replica)
         #[arg(long, value_name = "NAME")]
         member: String,
-        /// Skip the drain step (no load balancer sends this member reads)
+        /// Skip the drain (no load balancer sends this member reads)
         #[arg(long)]
         no_drain: bool,
-        /// How long the drain may take [default: 10m]
+        /// How long a drain by hand may take to show [default: 10m]
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         drain_timeout: Option<Duration>,
         #[command(flatten)]
@@ -306,6 +306,9 @@ struct RawRunArgs {
     /// Confirm a destructive step by the name it asks for (a member or cluster name)
     #[arg(long, value_name = "NAME")]
     confirm: Option<String>,
+    /// A step done by hand (drain, provisioning, load-balancing) is done: repeat for each
+    #[arg(long, value_name = "STEP")]
+    done: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -771,8 +774,7 @@ fn host_operation(raw: RawHostOperation) -> (String, HostOperation, RawRunArgs) 
             to,
             run,
         } => {
-            // The backup directory's name records when it was asked for; planners read no clock.
-            let label = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+            let label = request_label();
             (member, HostOperation::Backup { files, to, label }, run)
         }
         RawHostOperation::Restore {
@@ -895,6 +897,11 @@ fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), Box<RawComman
     }
 }
 
+/// When a command was asked for, naming the copies it keeps; planners read no clock.
+fn request_label() -> String {
+    jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string()
+}
+
 /// `pgha scale-up` and `pgha scale-down` as runbook parameters.
 fn scale_params(raw: RawCommand) -> (Params, RawRunArgs) {
     match raw {
@@ -908,6 +915,7 @@ fn scale_params(raw: RawCommand) -> (Params, RawRunArgs) {
                 member,
                 drain: !no_drain,
                 drain_timeout,
+                label: request_label(),
             },
             run,
         ),
@@ -935,11 +943,15 @@ fn run_options(run: RawRunArgs) -> Result<RunOptions, clap::Error> {
         inventory::check_name(name)
             .map_err(|reason| usage_error(&format!("--confirm: {reason}")))?;
     }
+    for name in &run.done {
+        inventory::check_name(name).map_err(|reason| usage_error(&format!("--done: {reason}")))?;
+    }
     Ok(RunOptions {
         dry_run: run.dry_run,
         format: run.output.into(),
         assume_yes: run.yes,
         confirm: run.confirm,
+        done: run.done,
     })
 }
 

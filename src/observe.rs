@@ -850,6 +850,7 @@ pub(crate) mod testing {
                     host: format!("127.0.0.{}", 31 + index),
                     api_url: format!("http://127.0.0.{}:8008", 31 + index),
                     data_dir: Some(format!("/var/lib/pgha/lab/members/{name}/data")),
+                    patroni_config: None,
                 })
                 .collect(),
             rest: RestSettings::default(),

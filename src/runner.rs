@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub format: PlanFormat,
     pub assume_yes: bool,
     pub confirm: Option<String>,
+    /// By-hand steps done outside pgha (`--done NAME`).
+    pub done: Vec<String>,
 }
 
 pub fn render(plan: &Plan, checked: Option<&[CheckedPrecheck]>, format: PlanFormat) -> String {
@@ -288,6 +290,7 @@ fn gate_policy(options: &RunOptions) -> GatePolicy {
     GatePolicy {
         assume_yes: options.assume_yes,
         confirm: options.confirm.clone(),
+        done: options.done.clone(),
         interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
         operator: journal::operator(),
     }
@@ -392,7 +395,7 @@ pub async fn resume(
             reasons.join("; ")
         )));
     };
-    if let Some(reason) = policy.refusal(&plan) {
+    if let Some(reason) = policy.refusal_on_resume(&plan, &point.finished) {
         return Err(Error::BadInput(reason));
     }
     let mut journal = store.reopen(run_id)?;

@@ -1,8 +1,11 @@
 //! Gates: who may say yes to a step. `--yes` answers `Confirm` gates only; a destructive
 //! `TypeToConfirm` gate needs the name typed at the terminal, or `--confirm NAME` with the very
-//! name. Without a terminal and without `--yes`, the runner refuses before anything starts
-//! (see `GatePolicy::refusal`). Prompts run on a blocking thread raced against Ctrl-C.
+//! name; a `ByHand` step (work only a human does) is confirmed at the terminal or named with
+//! `--done NAME` — `--yes` never answers it. Without a terminal and without what the plan's
+//! gates need, the runner refuses before anything starts, saying which flag is missing (see
+//! `GatePolicy::refusal`). Prompts run on a blocking thread raced against Ctrl-C.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -44,6 +47,8 @@ impl Prompt for TerminalPrompt {
 pub struct GatePolicy {
     pub assume_yes: bool,
     pub confirm: Option<String>,
+    /// By-hand steps the operator says are done (`--done NAME`).
+    pub done: Vec<String>,
     pub interactive: bool,
     /// Who answers at the terminal, for the journal.
     pub operator: String,
@@ -52,6 +57,11 @@ pub struct GatePolicy {
 impl GatePolicy {
     /// Why the plan cannot run unattended as asked, checked before anything starts.
     pub fn refusal(&self, plan: &Plan) -> Option<String> {
+        self.refusal_on_resume(plan, &BTreeSet::new())
+    }
+
+    /// The same for a resumed run, whose `finished` steps ask for nothing more.
+    pub fn refusal_on_resume(&self, plan: &Plan, finished: &BTreeSet<String>) -> Option<String> {
         if !self.interactive && !self.assume_yes {
             return Some("no terminal to ask for confirmation: pass --yes to confirm the steps (and --confirm NAME for destructive ones), or run from a terminal".into());
         }
@@ -78,7 +88,48 @@ impl GatePolicy {
                 "a destructive step must be confirmed by name: type it at a terminal or pass --confirm {name} (--yes is not enough)"
             ));
         }
-        None
+        self.by_hand_refusal(plan, finished)
+    }
+
+    /// `--done` names no step of the plan, or a by-hand step still to come that nobody can
+    /// confirm.
+    fn by_hand_refusal(&self, plan: &Plan, finished: &BTreeSet<String>) -> Option<String> {
+        let by_hand = plan.by_hand();
+        if let Some(unknown) = self
+            .done
+            .iter()
+            .find(|done| !by_hand.iter().any(|(name, _)| name == done))
+        {
+            let known: Vec<&str> = by_hand.iter().map(|(name, _)| *name).collect();
+            return Some(if known.is_empty() {
+                format!("--done {unknown}: this plan has no step done by hand")
+            } else {
+                format!(
+                    "--done {unknown}: this plan's steps done by hand are {}",
+                    known.join(", ")
+                )
+            });
+        }
+        if self.interactive {
+            return None;
+        }
+        let (name, skip_flag) = plan
+            .steps
+            .iter()
+            .filter(|step| !finished.contains(&step.id))
+            .find_map(|step| match &step.gate {
+                Gate::ByHand {
+                    name, skip_flag, ..
+                } if !self.done.iter().any(|done| done == name) => {
+                    Some((name.as_str(), skip_flag.as_deref()))
+                }
+                _ => None,
+            })?;
+        let skip =
+            skip_flag.map_or_else(String::new, |flag| format!(", or leave it out with {flag}"));
+        Some(format!(
+            "the step `{name}` is done by hand and --yes does not answer it: do it, then pass --done {name}{skip}; or run from a terminal"
+        ))
     }
 }
 
@@ -109,6 +160,28 @@ pub(super) async fn answer(
                     "a confirmation is needed and there is no terminal (pass --yes)".into(),
                 );
             }
+            let (prompt, question) = (Arc::clone(prompt), question.clone());
+            ask(
+                interrupt,
+                move || prompt.confirm(&question),
+                |yes| yes,
+                &policy.operator,
+            )
+            .await
+        }
+        Gate::ByHand { question, name, .. } => {
+            if policy.done.iter().any(|done| done == name) {
+                return Answer::Given {
+                    yes: true,
+                    by: format!("--done {name} by {}", policy.operator),
+                };
+            }
+            if !policy.interactive {
+                return Answer::Refused(format!(
+                    "the step `{name}` is done by hand: pass --done {name} once it is done, or run from a terminal"
+                ));
+            }
+            // Asked even under --yes: only a human knows the work was done.
             let (prompt, question) = (Arc::clone(prompt), question.clone());
             ask(
                 interrupt,

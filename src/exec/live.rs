@@ -165,6 +165,7 @@ impl Actuator for LiveCluster {
                         message: "dynamic configuration updated".into(),
                     })
             }
+            PatroniCall::Reload => self.client.reload(url).await,
             PatroniCall::Restart { restart_pending } => {
                 let request = RestartRequest {
                     restart_pending: *restart_pending,
@@ -218,6 +219,25 @@ impl Actuator for LiveCluster {
             stdout: self.masker.mask(&output.stdout),
             stderr: self.masker.mask(&output.stderr),
         })
+    }
+
+    async fn remote_private(
+        &self,
+        action: &RemoteAction,
+        input: Option<&[u8]>,
+    ) -> Result<CommandOutput, RemoteError> {
+        match action.transport {
+            Transport::Ssh => {
+                self.ssh
+                    .run_with_input(&action.host, &action.command, input, action.timeout)
+                    .await
+            }
+            Transport::Local => {
+                Local
+                    .run_with_input(&action.host, &action.command, input, action.timeout)
+                    .await
+            }
+        }
     }
 
     async fn create_silence(

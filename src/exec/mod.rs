@@ -26,11 +26,12 @@ use crate::alerts::AlertError;
 use crate::consul::ConsulError;
 use crate::exit::Exit;
 use crate::observe::{ClusterView, ObserveError};
+use crate::patroni::config_file;
 use crate::patroni::{ActionResponse, PatroniError};
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
     Action, Check, ConsulAction, Idempotency, PatroniAction, Plan, Progress, RemoteAction,
-    SilenceAction, SqlAction, Step, Verdict, Wait,
+    SilenceAction, SqlAction, Step, TagAction, Verdict, Wait,
 };
 use crate::postgres::{BackupProgress, SqlError};
 use crate::remote::{CommandOutput, RemoteError};
@@ -57,6 +58,13 @@ pub trait Actuator {
     async fn sql(&self, action: &SqlAction) -> Result<(), SqlError>;
     /// Runs a command; the output has its secrets masked.
     async fn remote(&self, action: &RemoteAction) -> Result<CommandOutput, RemoteError>;
+    /// Runs a command whose input and output are data pgha keeps to itself (a configuration
+    /// file holding passwords): `input` on its stdin, the output unmasked, neither recorded.
+    async fn remote_private(
+        &self,
+        action: &RemoteAction,
+        input: Option<&[u8]>,
+    ) -> Result<CommandOutput, RemoteError>;
     /// Creates a silence; returns its id.
     async fn create_silence(
         &self,
@@ -278,6 +286,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 }
             },
             Action::Remote(action) => self.run_command(step, action).await,
+            Action::Tag(action) => self.tag(step, action).await,
             Action::Silence(action) => self.silence(step, action).await,
             Action::Consul(action) => self.call_consul(step, action).await,
             // The gate was the operator saying it is done.
@@ -540,6 +549,77 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         }
     }
 
+    /// Sets a tag in a member's Patroni configuration file: read, edited in memory (the
+    /// smallest change, proven by parsing), written back only if unchanged meanwhile. What the
+    /// file says is never recorded: only that it was read and written.
+    async fn tag(&mut self, step: &Step, action: &TagAction) -> Result<String, Finish> {
+        let over_ssh = |command| RemoteAction {
+            member: action.member.clone(),
+            host: action.host.clone(),
+            transport: crate::remote::Transport::Ssh,
+            command,
+            timeout: action.timeout,
+        };
+        let read = over_ssh(action.read_command());
+        let original = self.private_command(step, &read, None).await?;
+        let edited = match config_file::set_tag(&original, &action.tag, action.value) {
+            Ok(None) => {
+                return Ok(format!(
+                    "tags.{} is already {} in {}",
+                    action.tag, action.value, action.path
+                ));
+            }
+            Ok(Some(edited)) => edited,
+            Err(error) => {
+                return Err(self.fail(
+                    step,
+                    Outcome::Failed,
+                    format!("{} on {}: {error}", action.path, action.host),
+                ));
+            }
+        };
+        let write = over_ssh(action.write_command(&sha256_hex(original.as_bytes())));
+        self.private_command(step, &write, Some(edited.as_bytes()))
+            .await?;
+        Ok(format!("set {}", action.describe()))
+    }
+
+    /// One command of a private exchange: recorded with its status and errors, never with
+    /// its stdout (the data) or its input; the stdout is returned.
+    async fn private_command(
+        &mut self,
+        step: &Step,
+        action: &RemoteAction,
+        input: Option<&[u8]>,
+    ) -> Result<String, Finish> {
+        match self.world.remote_private(action, input).await {
+            Ok(output) => {
+                self.sink.emit(&Event::CommandRan {
+                    step: step.id.clone(),
+                    command: action.describe(),
+                    status: output.status,
+                    stdout: "(not recorded: Patroni's configuration holds passwords)".into(),
+                    stderr: clip(&output.stderr),
+                });
+                if output.success() {
+                    return Ok(output.stdout);
+                }
+                Err(self.fail(
+                    step,
+                    Outcome::Failed,
+                    format!(
+                        "`{}` on {} exited {}: {}",
+                        action.command,
+                        action.host,
+                        output.status,
+                        last_line(&output.stderr).unwrap_or("no output")
+                    ),
+                ))
+            }
+            Err(error) => Err(self.fail(step, outcome_of(error.exit()), error.to_string())),
+        }
+    }
+
     /// Polls until every `until` check holds, failing at once when a `fail_if` check holds, at
     /// the deadline, or when interrupted (the run is then resumable).
     async fn wait(&mut self, step: &Step, wait: &Wait) -> Result<String, Finish> {
@@ -652,6 +732,17 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         });
         Finish::new(outcome, format!("{}: {reason}", step.title))
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 /// A step that could not reach its target ends the run as unreachable (exit 3), not failed.

@@ -28,6 +28,8 @@ struct FakeWorld {
     /// What SSH and PostgreSQL say instead of running (a host or server that cannot be reached).
     remote_failure: Option<RemoteError>,
     sql_failure: Option<SqlError>,
+    /// Files on the hosts, by path, for private commands (`cat`, and the tag's write).
+    files: RefCell<BTreeMap<String, String>>,
 }
 
 impl FakeWorld {
@@ -45,6 +47,7 @@ impl FakeWorld {
             silences: RefCell::new(BTreeMap::new()),
             remote_failure: None,
             sql_failure: None,
+            files: RefCell::new(BTreeMap::new()),
         }
     }
 }
@@ -98,6 +101,37 @@ impl Actuator for FakeWorld {
             stdout: String::new(),
             stderr: String::new(),
         })
+    }
+
+    /// `sh -c SCRIPT pgha VALUES…`: a read (`cat`) returns the file; a write checks the
+    /// expected checksum (the second value) and stores its input.
+    async fn remote_private(
+        &self,
+        action: &RemoteAction,
+        input: Option<&[u8]>,
+    ) -> Result<CommandOutput, RemoteError> {
+        if let Some(failure) = &self.remote_failure {
+            return Err(failure.clone());
+        }
+        let values = &action.command.args[3..];
+        let path = values[0].clone();
+        let mut files = self.files.borrow_mut();
+        let current = files.get(&path).cloned().unwrap_or_default();
+        let output = |status: i32, stdout: String| CommandOutput {
+            status,
+            stdout,
+            stderr: String::new(),
+        };
+        let Some(input) = input else {
+            self.calls.borrow_mut().push(format!("read {path}"));
+            return Ok(output(0, current));
+        };
+        if values[1] != sha256_hex(current.as_bytes()) {
+            return Ok(output(3, String::new()));
+        }
+        self.calls.borrow_mut().push(format!("write {path}"));
+        files.insert(path, String::from_utf8(input.to_vec()).unwrap());
+        Ok(output(0, String::new()))
     }
 
     async fn create_silence(
@@ -162,6 +196,7 @@ fn unattended() -> GatePolicy {
     GatePolicy {
         assume_yes: true,
         confirm: None,
+        done: Vec::new(),
         interactive: false,
         operator: "test".into(),
     }
@@ -854,4 +889,134 @@ fn remote_step(program: &str) -> Step {
         verify: None,
         idempotency: Idempotency::SafeToRepeat,
     }
+}
+
+/// The switchover plan with a drain done by hand in front.
+fn plan_with_a_step_by_hand(target: &ClusterTarget, view: &ClusterView) -> Plan {
+    let mut plan = switchover_plan(target, view);
+    plan.steps.insert(
+        0,
+        Step {
+            id: "drain-node1".into(),
+            title: "Drain node1".into(),
+            action: Action::Manual(crate::plan::ManualAction {
+                instructions: vec!["tag it noloadbalance".into()],
+            }),
+            gate: Gate::ByHand {
+                question: "Is node1 drained?".into(),
+                name: "drain".into(),
+                skip_flag: Some("--no-drain".into()),
+            },
+            prechecks: Vec::new(),
+            verify: None,
+            idempotency: Idempotency::SafeToRepeat,
+        },
+    );
+    plan
+}
+
+#[tokio::test(start_paused = true)]
+async fn yes_never_answers_a_step_done_by_hand() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, after) = view_led_by("4.1.5", "node1", Some(2));
+    let plan = plan_with_a_step_by_hand(&target, &before);
+
+    let refusal = unattended()
+        .refusal(&plan)
+        .expect("refused before anything starts");
+    assert!(
+        refusal.contains("--done drain") && refusal.contains("--no-drain"),
+        "{refusal}"
+    );
+    let misspelt = GatePolicy {
+        done: vec!["drane".into()],
+        ..unattended()
+    };
+    assert!(
+        misspelt
+            .refusal(&plan)
+            .is_some_and(|reason| reason.contains("steps done by hand are drain"))
+    );
+
+    // At a terminal, --yes still asks: the operator says no, nothing is sent.
+    let world = FakeWorld::new(before.clone(), after.clone(), ok(200, "ok"));
+    let asked = GatePolicy {
+        assume_yes: true,
+        ..interactive()
+    };
+    let no = Answers {
+        confirm: false,
+        typed: "",
+    };
+    let (finish, _) = run(&world, &plan, asked, no).await;
+    assert_eq!(finish.outcome, Outcome::Aborted, "{}", finish.detail);
+    assert!(world.calls.borrow().is_empty());
+
+    // Named with --done: the run goes on, and the journal says who said so.
+    let done = GatePolicy {
+        done: vec!["drain".into()],
+        ..unattended()
+    };
+    assert_eq!(done.refusal(&plan), None);
+    let world = FakeWorld::new(before, after, ok(200, "ok"));
+    let (finish, events) = run(&world, &plan, done, yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert!(events.iter().any(|event| matches!(
+        event,
+        Event::GateAnswered { step, by, .. } if step == "drain-node1" && by.starts_with("--done drain")
+    )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tag_is_written_once_and_nothing_of_the_file_is_recorded() {
+    const PATH: &str = "/etc/patroni/patroni.yml";
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let world = FakeWorld::new(view.clone(), view.clone(), ok(200, "ok"));
+    world.files.borrow_mut().insert(
+        PATH.into(),
+        "scope: demo\nrestapi:\n  authentication:\n    password: s3cret-rest\ntags:\n  noloadbalance: false # drained by pgha\n".into(),
+    );
+    let tag = Step {
+        id: "tag-noloadbalance-node1".into(),
+        title: "Tag node1".into(),
+        action: Action::Tag(TagAction {
+            member: "node1".into(),
+            host: "127.0.0.31".into(),
+            path: PATH.into(),
+            backup: format!("{PATH}.pgha-1"),
+            tag: "noloadbalance".into(),
+            value: true,
+            sudo: true,
+            timeout: Duration::from_mins(1),
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    };
+    let plan = Plan {
+        steps: vec![tag],
+        ..switchover_plan(&target, &view)
+    };
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    let file = world.files.borrow()[PATH].clone();
+    assert!(
+        file.contains("  noloadbalance: true # drained by pgha\n"),
+        "{file}"
+    );
+    assert!(
+        file.contains("password: s3cret-rest"),
+        "the rest is the operator's"
+    );
+    let recorded = serde_json::to_string(&events).unwrap();
+    assert!(!recorded.contains("s3cret"), "{recorded}");
+    assert_eq!(
+        *world.calls.borrow(),
+        [format!("read {PATH}"), format!("write {PATH}")]
+    );
+
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert!(finish.detail.contains("1 step done"), "{}", finish.detail);
+    assert_eq!(world.calls.borrow().len(), 3, "read again, nothing written");
 }

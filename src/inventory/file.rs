@@ -64,6 +64,9 @@ pub(crate) struct ClusterFile {
     pub service: Option<ServiceFile>,
     /// The members' PostgreSQL data directory, unless a member names its own.
     pub data_dir: Option<String>,
+    /// The members' Patroni configuration file, unless a member names its own: where pgha sets
+    /// a tag (the drain of a scale-down).
+    pub patroni_config: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +77,7 @@ pub(crate) struct MemberFile {
     pub host: String,
     pub api_url: Option<String>,
     pub data_dir: Option<String>,
+    pub patroni_config: Option<String>,
 }
 
 /// REST API access. Every field may be set per environment and overridden per cluster.

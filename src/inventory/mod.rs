@@ -103,6 +103,8 @@ pub struct MemberTarget {
     pub api_url: String,
     /// PostgreSQL's data directory on the host, where the inventory says.
     pub data_dir: Option<String>,
+    /// Patroni's configuration file on the host, where the inventory says.
+    pub patroni_config: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -669,6 +671,10 @@ fn members(
                 host: member.host.clone(),
                 api_url: api_url.trim_end_matches('/').to_string(),
                 data_dir: member.data_dir.clone().or_else(|| cluster.data_dir.clone()),
+                patroni_config: member
+                    .patroni_config
+                    .clone()
+                    .or_else(|| cluster.patroni_config.clone()),
             })
         })
         .collect()
@@ -1037,6 +1043,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
                 host: member.host.clone().unwrap_or_else(|| host_of(&api_url)),
                 api_url,
                 data_dir: None,
+                patroni_config: None,
             })
         })
         .collect();

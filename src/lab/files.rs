@@ -422,10 +422,11 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
     for member in spec.all_members() {
         let _ = writeln!(
             text,
-            "        - name: {}\n          host: {}\n          data_dir: {}",
+            "        - name: {}\n          host: {}\n          data_dir: {}\n          patroni_config: {}",
             member.name,
             member.address,
-            layout.member_data(&member.name).display()
+            layout.member_data(&member.name).display(),
+            layout.member_config(&member.name).display()
         );
     }
     text

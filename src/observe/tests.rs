@@ -70,6 +70,7 @@ fn a_member_missing_from_the_dcs_is_one_warning() {
         host: "127.0.0.34".into(),
         api_url: "http://127.0.0.34:8008".into(),
         data_dir: None,
+        patroni_config: None,
     });
     observations.push(MemberObservation {
         target: target.members[3].clone(),

@@ -1,7 +1,9 @@
-//! Patroni: the REST client (`client`), the raw response shapes (`wire`) and the model normalised
-//! across Patroni 2.x–4.x (`model`). Everything else in pgha speaks the model.
+//! Patroni: the REST client (`client`), the raw response shapes (`wire`), the model normalised
+//! across Patroni 2.x–4.x (`model`), and the one edit pgha makes to a member's configuration
+//! file (`config_file`). Everything else in pgha speaks the model.
 
 mod client;
+pub mod config_file;
 mod error;
 pub mod model;
 mod wire;

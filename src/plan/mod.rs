@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 pub use check::{Check, Verdict, cluster_timeline};
 
 use crate::patroni::{ReinitializeRequest, RestartRequest, SwitchoverRequest};
-use crate::remote::{HostCommand, Transport};
+use crate::remote::{HostCommand, Script, Transport};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -86,6 +86,9 @@ pub enum Action {
     Consul(ConsulAction),
     /// Something only a human does (provisioning, load balancing): shown, then confirmed.
     Manual(ManualAction),
+    /// A tag set in a member's Patroni configuration file, over SSH: read, edited, written
+    /// back with a backup (Patroni applies it on `POST /reload`).
+    Tag(TagAction),
     /// Wait until checks hold.
     Wait(Wait),
 }
@@ -101,6 +104,61 @@ impl Action {
 pub struct ManualAction {
     /// What to do and what to check, one item per line.
     pub instructions: Vec<String>,
+}
+
+/// `tags.<tag>: <value>` in the Patroni configuration file at `path` on the member's host.
+/// The file is read, edited with the smallest textual change (proven by parsing: see
+/// `patroni::config_file`), and written back only if it did not change meanwhile, after a copy
+/// to `backup`. Its content never reaches a command line, a log or the journal: it holds
+/// passwords.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagAction {
+    pub member: String,
+    pub host: String,
+    pub path: String,
+    pub backup: String,
+    pub tag: String,
+    pub value: bool,
+    /// Through `sudo -n`: root owns Patroni's configuration on most hosts.
+    pub sudo: bool,
+    #[serde(with = "crate::duration::text")]
+    pub timeout: Duration,
+}
+
+impl TagAction {
+    /// `cat` of the file: its output is kept by pgha, never shown.
+    pub fn read_command(&self) -> HostCommand {
+        Script::new(&[r#"cat -- "$1""#])
+            .value(&self.path)
+            .command()
+            .sudo(self.sudo)
+    }
+
+    /// Writes stdin over the file, atomically and keeping its owner and mode, only when the
+    /// file's SHA-256 is still `expected` (it was not changed since it was read); the original
+    /// is copied to the backup first.
+    pub fn write_command(&self, expected: &str) -> HostCommand {
+        Script::new(&[
+            "set -eu; f=$1; expected=$2; backup=$3",
+            r#"now=$(sha256sum < "$f"); now=${now%% *}"#,
+            r#"if [ "$now" != "$expected" ]; then printf '%s changed since pgha read it: nothing written\n' "$f" >&2; exit 3; fi"#,
+            r#"cp -p -- "$f" "$backup""#,
+            r#"cp -p -- "$f" "$f.pgha-new""#,
+            r#"cat > "$f.pgha-new""#,
+            r#"mv -f -- "$f.pgha-new" "$f""#,
+        ])
+        .values([self.path.as_str(), expected, self.backup.as_str()])
+        .command()
+        .sudo(self.sudo)
+    }
+
+    /// `tags.noloadbalance: true in /etc/patroni/patroni.yml on 10.0.0.3`.
+    pub fn describe(&self) -> String {
+        format!(
+            "tags.{}: {} in {} on {} (the original kept as {})",
+            self.tag, self.value, self.path, self.host, self.backup
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +199,8 @@ pub enum PatroniCall {
     Restart {
         restart_pending: Option<bool>,
     },
+    /// Re-read the configuration file (tags among it).
+    Reload,
 }
 
 impl PatroniCall {
@@ -157,6 +217,7 @@ impl PatroniCall {
             PatroniCall::Switchover { .. } => "/switchover",
             PatroniCall::PatchConfig { .. } => "/config",
             PatroniCall::Restart { .. } => "/restart",
+            PatroniCall::Reload => "/reload",
         }
     }
 
@@ -183,6 +244,7 @@ impl PatroniCall {
                 restart_pending: *restart_pending,
                 ..RestartRequest::default()
             }),
+            PatroniCall::Reload => Ok(Value::Null),
         };
         value.unwrap_or(Value::Null)
     }
@@ -342,6 +404,15 @@ pub enum Gate {
         question: String,
         expected: String,
     },
+    /// Work a human does by hand: confirmed at the terminal, or named with `--done NAME`
+    /// before the run. `--yes` never answers it: it cannot know the work was done.
+    ByHand {
+        question: String,
+        /// What `--done` names it by: `drain`, `provisioning`, `load-balancing`.
+        name: String,
+        /// The runbook's flag that leaves the step out, if it has one (`--no-drain`).
+        skip_flag: Option<String>,
+    },
 }
 
 impl Plan {
@@ -386,6 +457,19 @@ impl Plan {
             .iter()
             .filter_map(|step| match &step.gate {
                 Gate::TypeToConfirm { expected, .. } => Some(expected.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The steps done by hand: their `--done` name, and the flag that skips each, if any.
+    pub fn by_hand(&self) -> Vec<(&str, Option<&str>)> {
+        self.steps
+            .iter()
+            .filter_map(|step| match &step.gate {
+                Gate::ByHand {
+                    name, skip_flag, ..
+                } => Some((name.as_str(), skip_flag.as_deref())),
                 _ => None,
             })
             .collect()

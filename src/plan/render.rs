@@ -118,7 +118,27 @@ pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
 
 fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
     let _ = writeln!(out, "### {}. {}\n", index + 1, step.title);
-    match &step.gate {
+    markdown_gate(out, &step.gate);
+    if !step.prechecks.is_empty() {
+        let _ = writeln!(
+            out,
+            "- **Re-checked just before**: {}",
+            join(&step.prechecks)
+        );
+    }
+    markdown_action(out, plan, &step.action);
+    if let Some(verify) = &step.verify {
+        markdown_wait(out, "Verify", verify);
+    }
+    let _ = writeln!(
+        out,
+        "- **If interrupted**: {}",
+        describe_idempotency(&step.idempotency)
+    );
+}
+
+fn markdown_gate(out: &mut String, gate: &Gate) {
+    match gate {
         Gate::None => {}
         Gate::Confirm { question } => {
             let _ = writeln!(out, "- **Gate**: confirm (y/N): {question}");
@@ -129,15 +149,17 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
                 "- **Gate** (destructive): {question} Type `{expected}` to proceed."
             );
         }
+        Gate::ByHand { question, name, .. } => {
+            let _ = writeln!(
+                out,
+                "- **Gate** (by hand): {question} Confirm at the terminal, or pass `--done {name}` once it is done (`--yes` does not answer it)."
+            );
+        }
     }
-    if !step.prechecks.is_empty() {
-        let _ = writeln!(
-            out,
-            "- **Re-checked just before**: {}",
-            join(&step.prechecks)
-        );
-    }
-    match &step.action {
+}
+
+fn markdown_action(out: &mut String, plan: &Plan, action: &Action) {
+    match action {
         Action::Patroni(action) => {
             let auth = plan
                 .rest_user
@@ -149,7 +171,10 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
                 action.request_line(),
                 action.member
             );
-            let _ = writeln!(out, "\n  ```json\n  {}\n  ```\n", action.call.body());
+            let body = action.call.body();
+            if !body.is_null() {
+                let _ = writeln!(out, "\n  ```json\n  {body}\n  ```\n");
+            }
         }
         Action::Sql(action) => {
             let _ = writeln!(
@@ -199,16 +224,18 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
                 let _ = writeln!(out, "  - {line}");
             }
         }
+        Action::Tag(action) => {
+            let _ = writeln!(
+                out,
+                "- **Patroni configuration**: set {}; the file is read, changed in that one line, checked by parsing, and written back only if it did not change meanwhile, within {}:\n\n  ```sh\n  {}\n  {} < edited file\n  ```\n",
+                action.describe(),
+                humantime::format_duration(action.timeout),
+                action.read_command(),
+                action.write_command("SHA256-OF-WHAT-WAS-READ")
+            );
+        }
         Action::Wait(wait) => markdown_wait(out, "Wait", wait),
     }
-    if let Some(verify) = &step.verify {
-        markdown_wait(out, "Verify", verify);
-    }
-    let _ = writeln!(
-        out,
-        "- **If interrupted**: {}",
-        describe_idempotency(&step.idempotency)
-    );
 }
 
 fn markdown_wait(out: &mut String, label: &str, wait: &Wait) {
@@ -303,16 +330,18 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
             Gate::None => String::new(),
             Gate::Confirm { .. } => " [confirm]".into(),
             Gate::TypeToConfirm { expected, .. } => format!(" [type {expected}]"),
+            Gate::ByHand { name, .. } => format!(" [by hand: --done {name}]"),
         };
         let _ = writeln!(out, "  {}. {}{gate}", index + 1, step.title);
         match &step.action {
             Action::Patroni(action) => {
-                let _ = writeln!(
-                    out,
-                    "       {} {}",
-                    action.request_line(),
-                    action.call.body()
-                );
+                let body = action.call.body();
+                let body = if body.is_null() {
+                    String::new()
+                } else {
+                    format!(" {body}")
+                };
+                let _ = writeln!(out, "       {}{body}", action.request_line());
             }
             Action::Sql(action) => {
                 let _ = writeln!(
@@ -340,6 +369,9 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
                 for line in &manual.instructions {
                     let _ = writeln!(out, "       by hand: {line}");
                 }
+            }
+            Action::Tag(action) => {
+                let _ = writeln!(out, "       ssh {}: set {}", action.host, action.describe());
             }
             Action::Wait(wait) => {
                 let _ = writeln!(

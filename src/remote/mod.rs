@@ -77,12 +77,24 @@ impl RemoteError {
 /// Runs commands on hosts. One call per invocation; never retried.
 #[allow(async_fn_in_trait)]
 pub trait Remote {
+    /// Runs `command` with `input` on its stdin (none: stdin is empty). Input is how data that
+    /// must not show in a process list or a command line (a configuration file) reaches a host.
+    async fn run_with_input(
+        &self,
+        host: &str,
+        command: &HostCommand,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<CommandOutput, RemoteError>;
+
     async fn run(
         &self,
         host: &str,
         command: &HostCommand,
         timeout: Duration,
-    ) -> Result<CommandOutput, RemoteError>;
+    ) -> Result<CommandOutput, RemoteError> {
+        self.run_with_input(host, command, None, timeout).await
+    }
 }
 
 /// SSH through the system's OpenSSH client, one multiplexed master connection per host and run.
@@ -186,10 +198,11 @@ fn connect_error(host: &str, error: &openssh::Error) -> RemoteError {
 }
 
 impl Remote for Ssh {
-    async fn run(
+    async fn run_with_input(
         &self,
         host: &str,
         command: &HostCommand,
+        input: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<CommandOutput, RemoteError> {
         let line = command.shell_line();
@@ -197,7 +210,7 @@ impl Remote for Ssh {
         // stretch a step past what its plan says (ssh's ConnectTimeout bounds the TCP connect).
         let exchange = async {
             let session = self.session(host).await?;
-            Ok::<_, RemoteError>(session.raw_command(&line).output().await)
+            Ok::<_, RemoteError>(exchange(&session, &line, input).await)
         };
         let output = match tokio::time::timeout(timeout, exchange).await {
             Ok(Err(error)) => return Err(error),
@@ -234,23 +247,65 @@ impl Remote for Ssh {
     }
 }
 
+/// One command over an open session, `input` written to its stdin and closed before its
+/// output is read (inputs are small: a configuration file, not a stream).
+async fn exchange(
+    session: &openssh::Session,
+    line: &str,
+    input: Option<&[u8]>,
+) -> Result<std::process::Output, openssh::Error> {
+    let mut command = session.raw_command(line);
+    let Some(input) = input else {
+        return command.output().await;
+    };
+    let mut child = command
+        .stdin(openssh::Stdio::piped())
+        .stdout(openssh::Stdio::piped())
+        .stderr(openssh::Stdio::piped())
+        .spawn()
+        .await?;
+    if let Some(mut stdin) = child.stdin().take() {
+        use tokio::io::AsyncWriteExt as _;
+        stdin
+            .write_all(input)
+            .await
+            .map_err(openssh::Error::ChildIo)?;
+        stdin.shutdown().await.map_err(openssh::Error::ChildIo)?;
+    }
+    child.wait_with_output().await
+}
+
 /// Commands on the operator's machine, through `sh -c` with the same line SSH would send.
 pub struct Local;
 
 impl Remote for Local {
-    async fn run(
+    async fn run_with_input(
         &self,
         host: &str,
         command: &HostCommand,
+        input: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<CommandOutput, RemoteError> {
         let line = command.shell_line();
-        let child = tokio::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&line)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
+        let child = async {
+            let mut child = tokio::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&line)
+                .stdin(if input.is_some() {
+                    std::process::Stdio::piped()
+                } else {
+                    std::process::Stdio::null()
+                })
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+                use tokio::io::AsyncWriteExt as _;
+                stdin.write_all(input).await?;
+            }
+            child.wait_with_output().await
+        };
         match tokio::time::timeout(timeout, child).await {
             Err(_) => Err(RemoteError::Timeout {
                 host: host.into(),
@@ -311,6 +366,21 @@ mod tests {
             .unwrap();
         assert!(output.success());
         assert_eq!(output.stdout, "a b|it's");
+    }
+
+    #[tokio::test]
+    async fn input_reaches_the_command_on_its_stdin() {
+        let command = HostCommand::new("cat");
+        let output = Local
+            .run_with_input(
+                "localhost",
+                &command,
+                Some(b"it's $(private)\n"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(output.stdout, "it's $(private)\n");
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{Params, PlanError, member, new_plan};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
-use crate::plan::{Action, Check, Gate, Idempotency, Plan, RemoteAction, Step};
+use crate::plan::{Action, Check, Gate, Idempotency, Plan, RemoteAction, Step, TagAction};
 use crate::remote::Script;
 use crate::remote::{ServiceControl, checked_name, checked_path};
 
@@ -168,6 +168,7 @@ pub(crate) struct Host<'a> {
     member: &'a MemberView,
     control: &'a ServiceControl,
     data_dir: Option<String>,
+    patroni_config: Option<String>,
     sudo: bool,
 }
 
@@ -190,8 +191,55 @@ impl<'a> Host<'a> {
             data_dir: target
                 .member(name)
                 .and_then(|target| target.data_dir.clone()),
+            patroni_config: target
+                .member(name)
+                .and_then(|target| target.patroni_config.clone()),
             sudo: target.ssh.as_ref().is_some_and(|ssh| ssh.sudo),
         })
+    }
+
+    /// Sets `tags.<tag>: <value>` in the member's Patroni configuration file over SSH, the
+    /// original kept beside it as `<file>.pgha-<label>`; `None` where pgha cannot: the inventory
+    /// names no `patroni_config` for the member, or it runs on Kubernetes (its configuration
+    /// lives in the pod's manifest). Patroni applies it on `POST /reload`.
+    pub(crate) fn set_tag(
+        &self,
+        tag: &str,
+        value: bool,
+        label: &str,
+    ) -> Result<Option<Step>, PlanError> {
+        if matches!(self.control, ServiceControl::Kubernetes { .. }) {
+            return Ok(None);
+        }
+        let Some(path) = &self.patroni_config else {
+            return Ok(None);
+        };
+        let path = checked_path("Patroni configuration", path).map_err(unsafe_value)?;
+        let name = &self.member.name;
+        let backup = format!("{path}.pgha-{label}");
+        Ok(Some(Step {
+            id: format!("tag-{tag}-{name}"),
+            title: format!("Set tags.{tag}: {value} in {name}'s Patroni configuration"),
+            action: Action::Tag(TagAction {
+                member: name.clone(),
+                host: self.member.host.clone(),
+                path: path.clone(),
+                backup: backup.clone(),
+                tag: tag.into(),
+                value,
+                sudo: self.sudo,
+                timeout: Duration::from_mins(1),
+            }),
+            gate: Gate::Confirm {
+                question: format!(
+                    "Set tags.{tag}: {value} in {path} on {name} (the original kept as {backup})?"
+                ),
+            },
+            prechecks: Vec::new(),
+            verify: None,
+            // The edit reads the file first and writes nothing when the tag is already set.
+            idempotency: Idempotency::SafeToRepeat,
+        }))
     }
 
     fn data_dir(&self) -> Result<String, PlanError> {

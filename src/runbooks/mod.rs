@@ -100,6 +100,10 @@ pub enum Params {
         drain: bool,
         #[serde(with = "crate::duration::optional_text")]
         drain_timeout: Option<Duration>,
+        /// When it was asked for (`20261203-041500`): names the copy of the Patroni
+        /// configuration the drain edits (planners read no clock).
+        #[serde(default)]
+        label: String,
     },
 }
 

@@ -1,16 +1,21 @@
 //! `pgha scale-down --member M`: the mirror of scale-up. A replica is drained (its Patroni
 //! tagged `noloadbalance`, so `/replica` answers 503 and load balancers and Consul clients stop
-//! sending it reads), its alerts silenced, Patroni stopped and disabled through the service
-//! control, and the run ends when the member has left the DCS, every member agrees, and Consul no
-//! longer lists it. Never the leader, never the last replica.
+//! sending it reads) — by pgha over SSH where the inventory names the member's Patroni
+//! configuration, else by hand — its alerts silenced, Patroni stopped and disabled through the
+//! service control, and the run ends when the member has left the DCS, every member agrees, and
+//! Consul no longer lists it. Never the leader, never the last replica.
 
 use std::time::Duration;
 
+use super::host::Host;
 use super::service::{command_step, with_verification};
 use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, silenced};
 use crate::inventory::ClusterTarget;
-use crate::observe::ClusterView;
-use crate::plan::{Action, Check, Gate, Idempotency, ManualAction, Plan, Progress, Step, Wait};
+use crate::observe::{ClusterView, MemberView};
+use crate::plan::{
+    Action, Check, Gate, Idempotency, ManualAction, PatroniAction, PatroniCall, Plan, Progress,
+    Step, Wait,
+};
 use crate::remote::ServiceAction;
 
 /// Reads drain within minutes; an operator can give longer.
@@ -28,6 +33,7 @@ pub(super) fn plan(
         member: name,
         drain,
         drain_timeout,
+        label,
     } = params
     else {
         unreachable!("dispatched by runbook")
@@ -60,7 +66,12 @@ pub(super) fn plan(
         });
     }
     if *drain {
-        plan.steps.push(drain_step(name, drain_timeout));
+        let host = Host::new(target, view, name)?;
+        let label = if label.is_empty() { "drain" } else { label };
+        match host.set_tag("noloadbalance", true, label)? {
+            Some(tag) => plan.steps.extend([tag, reload_step(leaving)]),
+            None => plan.steps.push(drain_by_hand(name, drain_timeout)),
+        }
     }
     let stop = Step {
         gate: Gate::TypeToConfirm {
@@ -138,9 +149,39 @@ fn prechecks(view: &ClusterView, name: &str) -> Vec<Check> {
     ]
 }
 
-/// By hand, because tags live in each member's own configuration: set `noloadbalance`, reload.
+/// `POST /reload`: Patroni reads its configuration again and reports the new tag.
+fn reload_step(member: &MemberView) -> Step {
+    let tagged = vec![Check::Tagged {
+        member: member.name.clone(),
+        tag: "noloadbalance".into(),
+    }];
+    Step {
+        id: format!("reload-{}", member.name),
+        title: format!(
+            "Reload {}'s Patroni so that it applies the tag",
+            member.name
+        ),
+        action: Action::Patroni(PatroniAction {
+            member: member.name.clone(),
+            api_url: member.api_url.clone(),
+            call: PatroniCall::Reload,
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: Some(Wait {
+            until: tagged.clone(),
+            fail_if: Vec::new(),
+            timeout: Duration::from_mins(1),
+            poll: Duration::from_secs(1),
+            progress: Progress::Checks,
+        }),
+        idempotency: Idempotency::CheckStateFirst { done_when: tagged },
+    }
+}
+
+/// By hand where pgha cannot edit the member's configuration: set `noloadbalance`, reload.
 /// Verified by Patroni reporting the tag.
-fn drain_step(name: &str, timeout: Duration) -> Step {
+fn drain_by_hand(name: &str, timeout: Duration) -> Step {
     let drained = vec![Check::Tagged {
         member: name.into(),
         tag: "noloadbalance".into(),
@@ -155,8 +196,10 @@ fn drain_step(name: &str, timeout: Duration) -> Step {
                 "wait until its client connections have drained (the load balancer's backend count at 0)".into(),
             ],
         }),
-        gate: Gate::Confirm {
+        gate: Gate::ByHand {
             question: format!("Is {name} drained (tagged noloadbalance, connections at 0)?"),
+            name: "drain".into(),
+            skip_flag: Some("--no-drain".into()),
         },
         prechecks: Vec::new(),
         verify: Some(Wait {

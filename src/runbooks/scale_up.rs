@@ -154,8 +154,10 @@ fn provisioning_step(target: &ClusterTarget, name: &str, host: &str) -> Step {
                 ),
             ],
         }),
-        gate: Gate::Confirm {
+        gate: Gate::ByHand {
             question: format!("Is {name} ({host}) provisioned and Patroni configured but not started?"),
+            name: "provisioning".into(),
+            skip_flag: None,
         },
         prechecks: Vec::new(),
         verify: None,
@@ -202,8 +204,10 @@ fn load_balancing_step(name: &str) -> Step {
                 format!("check that it receives queries (`pg_stat_activity` on {name})"),
             ],
         }),
-        gate: Gate::Confirm {
+        gate: Gate::ByHand {
             question: format!("Is {name} in the load balancing pool?"),
+            name: "load-balancing".into(),
+            skip_flag: None,
         },
         prechecks: Vec::new(),
         verify: None,

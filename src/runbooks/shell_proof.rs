@@ -17,7 +17,7 @@ use super::host::{BackupTool, Host};
 use crate::inventory::{ClusterTarget, SshSettings};
 use crate::observe::ClusterView;
 use crate::observe::testing::view_led_by;
-use crate::plan::{Action, Step};
+use crate::plan::{Action, Step, TagAction};
 use crate::remote::{HostCommand, ServiceAction, ServiceControl};
 
 /// Words that would run, split or expand if a value ever became shell syntax. `CANARY` is
@@ -125,6 +125,27 @@ impl Scratch {
             .unwrap()
     }
 
+    /// The same, with `input` on the command's stdin.
+    fn run_with_input(&self, shell: &str, command: &HostCommand, input: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(shell)
+            .arg("-c")
+            .arg(command.shell_line())
+            .env("PATH", &self.path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     /// What the stand-in tools received: one argument vector per call (each argument ends
     /// with NUL, each call with the record separator 0x1e).
     fn recorded(&self) -> Vec<Vec<String>> {
@@ -215,7 +236,7 @@ fn write(path: &str, content: &str) {
     std::fs::write(path, content).unwrap();
 }
 
-fn read(path: &str) -> String {
+fn read_file(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{path:?}: {error}"))
 }
 
@@ -253,12 +274,12 @@ fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, wor
     succeeded(&scratch.run(shell, line_of(&host.backup(&files, &backup_dir).unwrap())));
     for (index, file) in files.iter().enumerate() {
         let copy = format!("{backup_dir}/{}", file.rsplit('/').next().unwrap());
-        assert_eq!(read(&copy), format!("original {index}\n"));
+        assert_eq!(read_file(&copy), format!("original {index}\n"));
         write(file, "changed\n");
     }
     succeeded(&scratch.run(shell, line_of(&host.restore(&files, &backup_dir).unwrap())));
     for (index, file) in files.iter().enumerate() {
-        assert_eq!(read(file), format!("original {index}\n"));
+        assert_eq!(read_file(file), format!("original {index}\n"));
     }
 
     // Mkdir with an owner and a mode.
@@ -325,7 +346,7 @@ fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, wor
     std::fs::remove_file(format!("{data_dir}/postmaster.pid")).unwrap();
     succeeded(&scratch.run(shell, line_of(&wipe)));
     assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
-    assert_eq!(read(&sibling), "kept\n");
+    assert_eq!(read_file(&sibling), "kept\n");
 
     let reached = succeeded(&scratch.run(shell, line_of(&host.reachable().unwrap())));
     assert!(reached.ends_with(" answers\n"), "{reached:?}");
@@ -402,8 +423,58 @@ fn prove_service_templates(scratch: &Scratch, control: &ServiceControl, shell: &
     }
 }
 
+/// A tag's read and write of a Patroni configuration at a hostile path: the file read whole,
+/// replaced by exactly what stdin carried (owner and mode kept, the original backed up), and
+/// refused untouched when it changed since it was read.
+fn prove_tag_commands(scratch: &Scratch, shell: &str, words: &str) {
+    let path = scratch.hostile_path(words, "patroni.yml");
+    let original = "scope: demo\nrestapi:\n  authentication:\n    password: \"it's $(x)\"\n";
+    write(&path, original);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let action = TagAction {
+        member: "node1".into(),
+        host: "127.0.0.31".into(),
+        path: path.clone(),
+        backup: format!("{path}.pgha-backup"),
+        tag: "noloadbalance".into(),
+        value: true,
+        sudo: true,
+        timeout: std::time::Duration::from_mins(1),
+    };
+    let read = scratch.run(shell, &action.read_command());
+    assert_eq!(succeeded(&read), original);
+    let digest = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(original.as_bytes())
+            .iter()
+            .fold(String::new(), |mut hex, byte| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            })
+    };
+    let edited = format!("{original}tags:\n  noloadbalance: true\n");
+    let stale = scratch.run_with_input(shell, &action.write_command(&"0".repeat(64)), &edited);
+    assert_eq!(
+        stale.status.code(),
+        Some(3),
+        "a file changed since it was read"
+    );
+    assert_eq!(read_file(&path), original);
+    assert!(!Path::new(&action.backup).exists());
+    succeeded(&scratch.run_with_input(shell, &action.write_command(&digest), &edited));
+    assert_eq!(read_file(&path), edited);
+    assert_eq!(read_file(&action.backup), original);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "the file keeps its mode");
+    std::fs::remove_file(&action.backup).unwrap();
+}
+
 fn prove(words: &str) {
     let scratch = Scratch::new();
+    for shell in SHELLS {
+        prove_tag_commands(&scratch, shell, words);
+    }
     for control in controls(&scratch, words) {
         if let ServiceControl::Lab { pgha, .. } = &control {
             executable(pgha, RECORDER);

@@ -48,6 +48,10 @@ fn lab() -> (ClusterTarget, ClusterView) {
             host: relabel(&member.host),
             api_url: relabel(&member.api_url),
             data_dir: member.data_dir.clone(),
+            patroni_config: Some(format!(
+                "/var/lib/pgha/lab/members/{}/patroni.yml",
+                member.name
+            )),
         })
         .collect();
     for observation in &mut observations {
@@ -72,6 +76,7 @@ fn lab_with_spare() -> (ClusterTarget, ClusterView) {
         host: "127.0.0.14".into(),
         api_url: "http://127.0.0.14:8008".into(),
         data_dir: Some("/var/lib/pgha/lab/members/node4/data".into()),
+        patroni_config: Some("/var/lib/pgha/lab/members/node4/patroni.yml".into()),
     };
     target.members.push(spare.clone());
     let (_, mut observations) = led_by("4.1.5", "node1", Some(1));
@@ -108,6 +113,7 @@ fn scale_down(member: &str) -> Params {
         member: member.into(),
         drain: true,
         drain_timeout: None,
+        label: "20261203-041500".into(),
     }
 }
 
@@ -796,7 +802,8 @@ fn scale_down_drains_stops_and_waits_for_the_member_to_leave_never_the_leader_or
     assert_eq!(
         ids,
         [
-            "drain-node3",
+            "tag-noloadbalance-node3",
+            "reload-node3",
             "silence-node3",
             "stop-patroni-node3",
             "disable-patroni-node3",
@@ -805,8 +812,17 @@ fn scale_down_drains_stops_and_waits_for_the_member_to_leave_never_the_leader_or
         ]
     );
     assert!(
-        matches!(&planned.steps[2].gate, Gate::TypeToConfirm { expected, .. } if expected == "node3")
+        matches!(&planned.steps[3].gate, Gate::TypeToConfirm { expected, .. } if expected == "node3")
     );
+    // Where the inventory does not say where Patroni's configuration is: a drain by hand,
+    // which --yes does not answer.
+    let mut unknown = target.clone();
+    for member in &mut unknown.members {
+        member.patroni_config = None;
+    }
+    let by_hand = plan(&unknown, &view, &scale_down("node3")).unwrap();
+    assert_eq!(by_hand.steps[0].id, "drain-node3");
+    assert_eq!(by_hand.by_hand(), [("drain", Some("--no-drain"))]);
     let checked = crate::exec::evaluate(&planned.prechecks, &view);
     assert!(
         checked.iter().all(|check| check.verdict.passed),
@@ -831,6 +847,7 @@ fn scale_down_drains_stops_and_waits_for_the_member_to_leave_never_the_leader_or
             member: "node3".into(),
             drain: false,
             drain_timeout: None,
+            label: "20261203-041500".into(),
         },
     )
     .unwrap();

@@ -9,6 +9,9 @@ use crate::harness::{Lab, Pgha, entry, killed_at_step, scratch, wait_until};
 
 const SPARE: &str = "node3";
 
+/// The by-hand steps of a scale-up, named as done: unattended, `--yes` does not answer them.
+const DONE_BY_HAND: [&str; 4] = ["--done", "provisioning", "--done", "load-balancing"];
+
 fn runbook(lab: &Lab, runs: &Path) -> Pgha {
     Pgha::new().lab(lab).env("PGHA_RUNS_DIR", runs)
 }
@@ -59,12 +62,14 @@ fn the_spare_joins_streams_and_survives_a_killed_pgha() {
     let runs = scratch();
     let started = Instant::now();
     let run_id = killed_at_step(
-        runbook(lab, runs.path()).args(["scale-up", "--member", SPARE, "--yes"]),
+        runbook(lab, runs.path())
+            .args(["scale-up", "--member", SPARE, "--yes"])
+            .args(DONE_BY_HAND),
         runs.path(),
         &format!("wait-streaming-{SPARE}"),
     );
     let resumed = runbook(lab, runs.path())
-        .args(["resume", &run_id, "--yes"])
+        .args(["resume", &run_id, "--yes", "--done", "load-balancing"])
         .run()
         .success();
     eprintln!("scale-up with a kill and a resume: {:?}", started.elapsed());
@@ -87,6 +92,7 @@ fn the_spare_joins_streams_and_survives_a_killed_pgha() {
     let started = Instant::now();
     let run = runbook(lab, runs.path())
         .args(["scale-up", "--member", SPARE, "--yes"])
+        .args(DONE_BY_HAND)
         .run()
         .success();
     eprintln!("scale-up: {:?}\n{}", started.elapsed(), run.stderr());
@@ -95,17 +101,10 @@ fn the_spare_joins_streams_and_survives_a_killed_pgha() {
         "streaming"
     );
 
-    // And out again: drained by its tag (set by hand, as on a real host), then removed.
+    // And out again: drained by pgha (the tag set in its Patroni configuration over SSH, the
+    // original kept, Patroni reloaded), then removed.
     let config = lab.member_config(SPARE);
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace("noloadbalance: false", "noloadbalance: true"),
-    )
-    .unwrap();
-    let (target, client) = lab.client();
-    let url = target.member(SPARE).unwrap().api_url.clone();
-    crate::harness::block_on(client.reload(&url)).unwrap();
+    let original = std::fs::read_to_string(&config).unwrap();
     let started = Instant::now();
     let run = runbook(lab, runs.path())
         .args(["scale-down", "--member", SPARE, "--yes", "--confirm", SPARE])
@@ -115,6 +114,20 @@ fn the_spare_joins_streams_and_survives_a_killed_pgha() {
     let document = lab.status_json();
     assert_eq!(entry(&document, "members", SPARE)["in_dcs"], false);
     assert_eq!(entry(&document, "members", SPARE)["api"], "unreachable");
+    let drained = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        drained,
+        original.replace("  noloadbalance: false\n", "  noloadbalance: true\n"),
+        "one line changed"
+    );
+    let backups: Vec<std::path::PathBuf> = std::fs::read_dir(config.parent().unwrap())
+        .unwrap()
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| path.to_string_lossy().contains("patroni.yml.pgha-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), original);
+    std::fs::remove_file(&backups[0]).unwrap();
     remove_spare(lab);
 }
 
@@ -138,6 +151,7 @@ fn the_new_members_patroni_dying_during_the_copy_fails_clearly() {
     let runs = scratch();
     let child = runbook(lab, runs.path())
         .args(["scale-up", "--member", SPARE, "--yes"])
+        .args(DONE_BY_HAND)
         .spawn();
     wait_until(Duration::from_mins(1), "the copy starts", || {
         entry(&lab.status_json(), "members", SPARE)["state"] == "creating replica"
@@ -167,12 +181,52 @@ fn the_new_members_patroni_dying_during_the_copy_fails_clearly() {
 /// Refusals before the join: a member already in the cluster, an unknown one, SSH or
 /// PostgreSQL that cannot be reached. Nothing is started.
 fn refusals_start_nothing(lab: &Lab, runs: &Path) {
+    // --yes does not say that a host was provisioned.
+    let by_hand = runbook(lab, runs)
+        .args(["scale-up", "--member", SPARE, "--yes"])
+        .run()
+        .expect_code(2);
+    assert!(
+        by_hand
+            .one_error_line()
+            .contains("the step `provisioning` is done by hand and --yes does not answer it"),
+        "{}",
+        by_hand.stderr()
+    );
+    // Where the inventory does not say where Patroni's configuration is, the drain is by hand.
+    let inventory = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .lines()
+        .filter(|line| !line.contains("patroni_config:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = crate::harness::write(&lab.dir, "pgha-no-config.yml", &inventory);
+    let drain = runbook(lab, runs)
+        .args([
+            "scale-down",
+            "--member",
+            "node2",
+            "--yes",
+            "--confirm",
+            "node2",
+            "-c",
+        ])
+        .arg_path(&path)
+        .run()
+        .expect_code(2);
+    let line = drain.one_error_line();
+    assert!(
+        line.contains("pass --done drain") && line.contains("--no-drain"),
+        "{line}"
+    );
     runbook(lab, runs)
         .args(["scale-up", "--member", "node2", "--yes"])
+        .args(DONE_BY_HAND)
         .run()
         .expect_code(4);
     let unknown = runbook(lab, runs)
         .args(["scale-up", "--member", "node9", "--yes"])
+        .args(DONE_BY_HAND)
         .run()
         .expect_code(2);
     assert!(unknown.one_error_line().contains("no member \"node9\""));
@@ -182,7 +236,9 @@ fn refusals_start_nothing(lab: &Lab, runs: &Path) {
     let path = crate::harness::write(&lab.dir, "pgha-no-ssh.yml", &inventory);
     // A host or a server that cannot be reached is unreachable (3): not bad input, not a failure.
     let failed = runbook(lab, runs)
-        .args(["scale-up", "--member", SPARE, "--yes", "-c"])
+        .args(["scale-up", "--member", SPARE, "--yes"])
+        .args(DONE_BY_HAND)
+        .args(["-c"])
         .arg_path(&path)
         .run()
         .expect_code(3);
@@ -196,7 +252,9 @@ fn refusals_start_nothing(lab: &Lab, runs: &Path) {
         .replace("sslmode: disable", "sslmode: disable\n      port: 5499");
     let path = crate::harness::write(&lab.dir, "pgha-no-postgres.yml", &inventory);
     let unreachable = runbook(lab, runs)
-        .args(["scale-up", "--member", SPARE, "--yes", "-c"])
+        .args(["scale-up", "--member", SPARE, "--yes"])
+        .args(DONE_BY_HAND)
+        .args(["-c"])
         .arg_path(&path)
         .run()
         .expect_code(3);
