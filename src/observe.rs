@@ -861,6 +861,7 @@ pub(crate) mod testing {
             alertmanager: None,
             consul: None,
             origin: "test inventory".into(),
+            members_from: crate::inventory::MemberSource::Inventory,
         }
     }
 

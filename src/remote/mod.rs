@@ -49,6 +49,13 @@ pub enum RemoteError {
     },
     #[error("{host}: the connection dropped while `{command}` ran: its outcome is unknown")]
     Dropped { host: String, command: String },
+    /// The executor's check of a plan's command: the member or its host is not the inventory's.
+    #[error("refusing to run a command for {member} on {host}: {reason}")]
+    NotATarget {
+        member: String,
+        host: String,
+        reason: String,
+    },
     #[error("cannot run `{command}` on {host}: {reason}")]
     Spawn {
         host: String,
@@ -60,7 +67,7 @@ pub enum RemoteError {
 impl RemoteError {
     pub fn exit(&self) -> Exit {
         match self {
-            RemoteError::HostKey { .. } => Exit::BadInput,
+            RemoteError::HostKey { .. } | RemoteError::NotATarget { .. } => Exit::BadInput,
             _ => Exit::Unreachable,
         }
     }
