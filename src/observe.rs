@@ -862,6 +862,7 @@ pub(crate) mod testing {
             alertmanager: None,
             consul: None,
             origin: "test inventory".into(),
+            members_from: crate::inventory::MemberSource::Inventory,
         }
     }
 

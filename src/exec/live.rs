@@ -1,6 +1,7 @@
 //! The real world for the executor: the cluster's members through the Patroni client,
-//! PostgreSQL where the inventory says how to reach it, hosts over SSH, Consul, and the
-//! Alertmanager a plan names, with the credentials the inventory gives it (plans hold URLs only).
+//! PostgreSQL where the inventory says how to reach it, hosts over SSH (only the inventory's, at
+//! the hosts it gives, whatever the plan says), Consul, and the Alertmanager a plan names, with
+//! the credentials the inventory gives it (plans hold URLs only).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -100,6 +101,28 @@ impl LiveCluster {
     fn alertmanager(&self, url: &str) -> Result<Alertmanager, AlertError> {
         Ok(Alertmanager::new(url, ALERTMANAGER_TIMEOUT)?
             .with_auth(self.target.alertmanager_auth(url)))
+    }
+
+    /// A plan is data (resumed from a journal, planned against an older inventory): before a
+    /// command leaves, its member must be one the inventory lists and its host the one the
+    /// inventory gives that member — for local service control too, which acts on the member.
+    fn check_remote_target(&self, action: &RemoteAction) -> Result<(), RemoteError> {
+        let refuse = |reason: String| RemoteError::NotATarget {
+            member: action.member.clone(),
+            host: action.host.clone(),
+            reason,
+        };
+        let host = self
+            .target
+            .remote_host(&action.member)
+            .map_err(|error| refuse(error.to_string()))?;
+        if host != action.host {
+            return Err(refuse(format!(
+                "{} gives {} the host {host}: plan the run again from the inventory",
+                self.target.origin, action.member
+            )));
+        }
+        Ok(())
     }
 
     /// Whether the REST credentials are accepted; `None` when none are configured.
@@ -202,6 +225,7 @@ impl Actuator for LiveCluster {
     }
 
     async fn remote(&self, action: &RemoteAction) -> Result<CommandOutput, RemoteError> {
+        self.check_remote_target(action)?;
         let output = match action.transport {
             Transport::Ssh => {
                 self.ssh
@@ -254,5 +278,59 @@ impl Actuator for LiveCluster {
 
     async fn expire_silence(&self, url: &str, id: &str) -> Result<(), AlertError> {
         self.alertmanager(url)?.expire(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::observe::testing::target;
+    use crate::patroni::RestSettings;
+    use crate::remote::HostCommand;
+
+    fn live(target: ClusterTarget) -> LiveCluster {
+        LiveCluster {
+            ssh: Ssh::new(target.ssh.clone(), Duration::from_secs(5)).unwrap(),
+            client: PatroniClient::new(&RestSettings::default()).unwrap(),
+            target,
+            sql: None,
+            consul: None,
+            masker: Masker::default(),
+        }
+    }
+
+    fn touching(member: &str, host: &str, canary: &std::path::Path) -> RemoteAction {
+        RemoteAction {
+            member: member.into(),
+            host: host.into(),
+            transport: Transport::Local,
+            command: HostCommand::new("touch").arg(canary.display().to_string()),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Defect 9, behind the planner: whatever a plan says (one resumed from a journal, one
+    /// planned against an older inventory), a command goes only to an inventory member, at the
+    /// host the inventory gives it — through SSH or local service control alike.
+    #[tokio::test]
+    async fn commands_go_only_to_members_the_inventory_lists_at_its_hosts() {
+        let world = live(target(&["node1", "node2"]));
+        let scratch = tempfile::tempdir().unwrap();
+        let canary = scratch.path().join("ran");
+        for (member, host) in [("node9", "10.66.0.9"), ("node1", "10.66.0.9")] {
+            let error = world
+                .remote(&touching(member, host, &canary))
+                .await
+                .expect_err(member);
+            assert_eq!(error.exit(), crate::exit::Exit::BadInput, "{error}");
+            assert!(!canary.exists(), "{member} at {host}: the command ran");
+        }
+        world
+            .remote(&touching("node1", "127.0.0.31", &canary))
+            .await
+            .unwrap();
+        assert!(canary.exists());
     }
 }

@@ -2,7 +2,9 @@
 //! the three ways of naming a cluster — an inventory file with named environments, Patroni's own
 //! `patroni.yml` (like `patronictl -c`), or one member's REST URL — and turns each into one
 //! validated `ClusterTarget`. Secrets are read here, at resolution, and only here; a URL that
-//! carries credentials (`user:password@`) is refused, wherever it comes from.
+//! carries credentials (`user:password@`) is refused, wherever it comes from. Commands run only
+//! on hosts an inventory file names (`ClusterTarget::remote_host`), never on ones discovered from
+//! the DCS; hosts, `ssh.user` and `ssh.jump_host` are checked when the file is read.
 
 mod consul;
 mod error;
@@ -77,11 +79,65 @@ pub struct ClusterTarget {
     pub consul: Option<ConsulSettings>,
     /// Where this came from, for messages: a file path or the `--api` URL.
     pub origin: String,
+    /// Whose word the members' names and hosts are.
+    pub members_from: MemberSource,
+}
+
+/// Where a target's members come from. Commands run only on hosts an inventory names: the DCS
+/// is written by every member (and by whoever holds its credentials), so a host read from
+/// `/cluster` is fine for showing and for REST calls, never for choosing where pgha connects
+/// over SSH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberSource {
+    /// An inventory file (the operator's or the lab's), validated when read.
+    Inventory,
+    /// One member's `/cluster` answer (`--api`, `--patroni-config`).
+    Discovered,
+}
+
+/// Why pgha will not run a command on a member's host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteTargetError {
+    #[error(
+        "{member} is not a member of cluster {cluster} in {origin}: pgha runs commands only on hosts an inventory names, never on one the DCS reports; add {member} under the cluster's `members:` there"
+    )]
+    NotInInventory {
+        member: String,
+        cluster: String,
+        origin: String,
+    },
+    #[error(
+        "{member}: the members of cluster {cluster} come from the DCS ({origin}): pgha runs commands only on hosts an inventory names; select the cluster from an inventory (--config, --env) that lists {member}"
+    )]
+    Discovered {
+        member: String,
+        cluster: String,
+        origin: String,
+    },
 }
 
 impl ClusterTarget {
     pub fn member(&self, name: &str) -> Option<&MemberTarget> {
         self.members.iter().find(|member| member.name == name)
+    }
+
+    /// The host commands for `member` go to: the inventory's, and only for a member it lists.
+    /// Planners ask before building a remote step; the executor asks again before sending one.
+    pub fn remote_host(&self, member: &str) -> Result<&str, RemoteTargetError> {
+        if self.members_from == MemberSource::Discovered {
+            return Err(RemoteTargetError::Discovered {
+                member: member.into(),
+                cluster: self.cluster.clone(),
+                origin: self.origin.clone(),
+            });
+        }
+        self.member(member)
+            .map(|listed| listed.host.as_str())
+            .ok_or_else(|| RemoteTargetError::NotInInventory {
+                member: member.into(),
+                cluster: self.cluster.clone(),
+                origin: self.origin.clone(),
+            })
     }
 
     /// The credentials for the Alertmanager at `url` (a URL from a plan). Plans and journals
@@ -347,6 +403,10 @@ fn validate(path: &Path, inventory: &InventoryFile) -> Result<(), InventoryError
         check_name(environment_name).map_err(|reason| invalid(field.clone(), reason))?;
         validate_rest(&environment.rest)
             .map_err(|reason| invalid(format!("{field}.rest"), reason))?;
+        if let Some(ssh) = &environment.ssh {
+            validate_ssh(ssh)
+                .map_err(|(name, reason)| invalid(format!("{field}.ssh{name}"), reason))?;
+        }
         if let Some(alertmanager) = &environment.alertmanager {
             validate_alertmanager(alertmanager)
                 .map_err(|(name, reason)| invalid(format!("{field}.alertmanager{name}"), reason))?;
@@ -362,6 +422,10 @@ fn validate(path: &Path, inventory: &InventoryFile) -> Result<(), InventoryError
             check_name(cluster_name).map_err(|reason| invalid(field.clone(), reason))?;
             validate_rest(&cluster.rest.over(&environment.rest))
                 .map_err(|reason| invalid(format!("{field}.rest"), reason))?;
+            if let Some(ssh) = &cluster.ssh {
+                validate_ssh(ssh)
+                    .map_err(|(name, reason)| invalid(format!("{field}.ssh{name}"), reason))?;
+            }
             validate_members(&cluster.members).map_err(|(member_field, reason)| {
                 invalid(format!("{field}.{member_field}"), reason)
             })?;
@@ -518,7 +582,15 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn check_host(host: &str) -> Result<(), String> {
+/// A member's host: a DNS name or an IP address. It is ssh's destination argument, a URL's host
+/// and PostgreSQL's, so no spaces or shell metacharacters, and no leading `-`: ssh reads an
+/// argument starting with one as an option (`-oProxyCommand=…` runs a local command).
+pub fn check_host(host: &str) -> Result<(), String> {
+    if host.starts_with('-') {
+        return Err(format!(
+            "{host:?} starts with '-': ssh would read it as an option"
+        ));
+    }
     let valid = !host.is_empty()
         && host.len() <= 253
         && host
@@ -529,6 +601,86 @@ fn check_host(host: &str) -> Result<(), String> {
     } else {
         Err(format!("{host:?} is not a host name or IP address"))
     }
+}
+
+/// A login name for `ssh -l`. ssh expands it into `%r` of the operator's `ssh_config`
+/// (`ProxyCommand`, `Match exec`, run by a shell), so only the plain alphabet.
+pub fn check_ssh_user(user: &str) -> Result<(), String> {
+    let valid = !user.is_empty()
+        && user.len() <= 128
+        && !user.starts_with('-')
+        && user
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{user:?} is not a user name (letters, digits, '.', '_' and '-'; not starting with '-')"
+        ))
+    }
+}
+
+/// ssh's `-J`: `[user@]host[:port]`, or several such hops separated by commas. OpenSSH turns it
+/// into a `ProxyCommand` that a shell runs, so each part keeps to its plain alphabet.
+pub fn check_jump_host(jump: &str) -> Result<(), String> {
+    let refuse = |detail: String| format!("{jump:?} is not [user@]host[:port]: {detail}");
+    if jump.is_empty() {
+        return Err(refuse("it is empty".into()));
+    }
+    for hop in jump.split(',') {
+        let (user, address) = match hop.split_once('@') {
+            Some((user, address)) => (Some(user), address),
+            None => (None, hop),
+        };
+        if let Some(user) = user {
+            check_ssh_user(user).map_err(refuse)?;
+        }
+        let (host, port) = split_port(address).map_err(refuse)?;
+        check_host(host).map_err(refuse)?;
+        if let Some(port) = port {
+            let valid = !port.is_empty()
+                && port.chars().all(|digit| digit.is_ascii_digit())
+                && port.parse::<u16>().is_ok_and(|port| port > 0);
+            if !valid {
+                return Err(refuse(format!("{port:?} is not a port")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; a bare IPv6 address is ambiguous with a port.
+fn split_port(address: &str) -> Result<(&str, Option<&str>), String> {
+    if let Some(bracketed) = address.strip_prefix('[') {
+        let (host, rest) = bracketed
+            .split_once(']')
+            .ok_or_else(|| format!("{address:?} opens a '[' it does not close"))?;
+        return match rest {
+            "" => Ok((host, None)),
+            _ => match rest.strip_prefix(':') {
+                Some(port) => Ok((host, Some(port))),
+                None => Err(format!("{rest:?} follows ']'")),
+            },
+        };
+    }
+    if address.matches(':').count() > 1 {
+        return Err(format!("write the IPv6 address {address:?} in brackets"));
+    }
+    Ok(address
+        .split_once(':')
+        .map_or((address, None), |(host, port)| (host, Some(port))))
+}
+
+/// The `ssh:` section: what reaches ssh's command line is checked here, at load.
+fn validate_ssh(ssh: &SshFile) -> Result<(), (&'static str, String)> {
+    if let Some(user) = &ssh.user {
+        check_ssh_user(user).map_err(|reason| (".user", reason))?;
+    }
+    if let Some(jump) = &ssh.jump_host {
+        check_jump_host(jump).map_err(|reason| (".jump_host", reason))?;
+    }
+    Ok(())
 }
 
 /// An http(s) URL with a host and no credentials; `instead` says where credentials belong.
@@ -610,6 +762,7 @@ fn select_cluster(
         alertmanager: alertmanager_settings(&context, &base, &environment)?,
         consul: consul_settings(&context, &base, &environment, cluster, selector)?,
         origin: path.display().to_string(),
+        members_from: MemberSource::Inventory,
         environment: environment_name,
         cluster: cluster_name,
     })
@@ -1074,6 +1227,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         alertmanager: None,
         consul: seed.consul,
         origin: seed.origin,
+        members_from: MemberSource::Discovered,
     })
 }
 

@@ -251,6 +251,39 @@ fn validation_names_the_field() {
             "environments.staging.clusters.main-db.members[0].host: \"10.0.0.1 && x\" is not a host name or IP address",
         ),
         (
+            GOOD.replace("host: 10.0.0.2", "host: -Jevil.example"),
+            "environments.staging.clusters.main-db.members[1].host: \"-Jevil.example\" starts with '-': ssh would read it as an option",
+        ),
+        (
+            GOOD.replace("    timeouts:\n", "    ssh:\n      user: -oProxyCommand=id\n    timeouts:\n"),
+            "environments.staging.ssh.user: \"-oProxyCommand=id\" is not a user name (letters, digits, '.', '_' and '-'; not starting with '-')",
+        ),
+        (
+            GOOD.replace("    timeouts:\n", "    ssh:\n      user: \"ops;id\"\n    timeouts:\n"),
+            "environments.staging.ssh.user: \"ops;id\" is not a user name",
+        ),
+        (
+            GOOD.replace(
+                "        scope: pg-main\n",
+                "        scope: pg-main\n        ssh:\n          jump_host: -oProxyCommand=id\n",
+            ),
+            "environments.staging.clusters.main-db.ssh.jump_host: \"-oProxyCommand=id\" is not [user@]host[:port]",
+        ),
+        (
+            GOOD.replace(
+                "        scope: pg-main\n",
+                "        scope: pg-main\n        ssh:\n          jump_host: \"bastion;touch x\"\n",
+            ),
+            "environments.staging.clusters.main-db.ssh.jump_host: \"bastion;touch x\" is not [user@]host[:port]",
+        ),
+        (
+            GOOD.replace(
+                "        scope: pg-main\n",
+                "        scope: pg-main\n        ssh:\n          jump_host: \"$(id)@bastion\"\n",
+            ),
+            "environments.staging.clusters.main-db.ssh.jump_host: \"$(id)@bastion\" is not [user@]host[:port]",
+        ),
+        (
             GOOD.replace("api_url: https://db2.example:8443/", "api_url: ftp://x"),
             "members[1].api_url: \"ftp://x\" must be an http:// or https:// URL",
         ),
@@ -653,6 +686,113 @@ fn names_are_checked_for_shell_safety() {
     for good in ["node1", "patroni-01-db-dr.c.gitlab-dr.internal", "main_db"] {
         assert!(check_name(good).is_ok(), "{good:?} refused");
     }
+}
+
+/// What reaches ssh's command line as `-l` and `-J`: the plain alphabets, never a leading `-`.
+#[test]
+fn ssh_users_and_jump_hosts_are_checked() {
+    for good in ["ops", "gitlab-psql", "first.last", "_svc", "u1"] {
+        assert!(check_ssh_user(good).is_ok(), "{good:?} refused");
+    }
+    for bad in [
+        "",
+        "-oProxyCommand=x",
+        "-l",
+        "a b",
+        "ops;id",
+        "$(id)",
+        "%r",
+        "a@b",
+        "ä",
+    ] {
+        assert!(check_ssh_user(bad).is_err(), "{bad:?} accepted");
+    }
+    for good in [
+        "bastion",
+        "bastion.example:2222",
+        "ops@bastion.example",
+        "ops@10.0.0.9:22",
+        "[2001:db8::1]",
+        "ops@[2001:db8::1]:2222",
+        "jump1,ops@jump2:2200",
+    ] {
+        assert!(check_jump_host(good).is_ok(), "{good:?} refused");
+    }
+    for bad in [
+        "",
+        "-oProxyCommand=x",
+        "bastion -oProxyCommand=x",
+        "-J",
+        "ops@-bastion",
+        "-ops@bastion",
+        "bastion;id",
+        "bastion:22;id",
+        "bastion:0",
+        "bastion:99999",
+        "bastion:ssh",
+        "2001:db8::1",
+        "[2001:db8::1",
+        "[::1]x",
+        "jump1,,jump2",
+        "ssh://bastion",
+        "bastion\nProxyCommand x",
+    ] {
+        assert!(check_jump_host(bad).is_err(), "{bad:?} accepted");
+    }
+    let error = check_jump_host("ops@bastion:22;id").unwrap_err();
+    assert_eq!(
+        error,
+        "\"ops@bastion:22;id\" is not [user@]host[:port]: \"22;id\" is not a port"
+    );
+}
+
+/// A valid `ssh:` section, per environment or per cluster, resolves as written.
+#[test]
+fn a_cluster_ssh_section_with_a_jump_host_resolves() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let text = GOOD.replace(
+        "        scope: pg-main\n",
+        "        scope: pg-main\n        ssh:\n          user: gitlab-psql\n          jump_host: ops@bastion.example:2222\n",
+    );
+    let target = Fixture::new(&text).resolve(Some("staging"), None).unwrap();
+    let ssh = target.ssh.as_ref().unwrap();
+    assert_eq!(ssh.user.as_deref(), Some("gitlab-psql"));
+    assert_eq!(ssh.jump_host.as_deref(), Some("ops@bastion.example:2222"));
+    assert_eq!(target.members_from, MemberSource::Inventory);
+    assert_eq!(target.remote_host("db2"), Ok("10.0.0.2"));
+}
+
+/// In `--api` mode the members and their hosts are whatever `/cluster` says (here a host ssh
+/// would read as an option): fine for showing and for REST, never a place to run commands.
+#[tokio::test]
+async fn discovered_members_are_never_where_commands_run() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    Mock::given(path("/cluster"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "scope": "demo",
+            "members": [{"name": "node1", "role": "leader", "state": "running",
+                         "host": "-oProxyCommand=id", "api_url": format!("{}/patroni", server.uri())}]
+        })))
+        .mount(&server)
+        .await;
+    let selector = Selector {
+        api: Some(server.uri()),
+        ..Selector::default()
+    };
+    let target = resolve(&selector).await.unwrap();
+    assert_eq!(target.members[0].host, "-oProxyCommand=id");
+    assert_eq!(target.members_from, MemberSource::Discovered);
+    let error = target.remote_host("node1").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "node1: the members of cluster demo come from the DCS (--api {}): pgha runs commands only on hosts an inventory names; select the cluster from an inventory (--config, --env) that lists node1",
+            server.uri()
+        )
+    );
 }
 
 #[test]

@@ -1,12 +1,16 @@
-//! Running commands on members' hosts: through the system OpenSSH (the `openssh` crate with its
-//! native multiplexing, so `~/.ssh/config`, ProxyJump, the agent and known_hosts work as in the
-//! operator's terminal; host keys always checked strictly), or locally (`kubectl`, the lab).
-//! Both send the exact line `HostCommand::shell_line` renders. Nothing here retries.
+//! Running commands on members' hosts: through the system OpenSSH (`~/.ssh/config`, ProxyJump,
+//! the agent and known_hosts work as in the operator's terminal; host keys always checked
+//! strictly), or locally (`kubectl`, the lab). pgha starts one ssh master per host with the
+//! destination after `--`, refusing any host ssh could read as an option before ssh starts, and
+//! sends commands through it with the `openssh` crate's native multiplexing. Both transports
+//! send the exact line `HostCommand::shell_line` renders. Nothing here retries.
 
 mod command;
 mod service;
 
 use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +53,16 @@ pub enum RemoteError {
     },
     #[error("{host}: the connection dropped while `{command}` ran: its outcome is unknown")]
     Dropped { host: String, command: String },
+    /// The executor's check of a plan's command: the member or its host is not the inventory's.
+    #[error("refusing to run a command for {member} on {host}: {reason}")]
+    NotATarget {
+        member: String,
+        host: String,
+        reason: String,
+    },
+    /// A destination ssh would misread (an option, a shell word): refused before ssh starts.
+    #[error("refusing to start ssh: {reason}")]
+    Destination { host: String, reason: String },
     #[error("cannot run `{command}` on {host}: {reason}")]
     Spawn {
         host: String,
@@ -60,7 +74,9 @@ pub enum RemoteError {
 impl RemoteError {
     pub fn exit(&self) -> Exit {
         match self {
-            RemoteError::HostKey { .. } => Exit::BadInput,
+            RemoteError::HostKey { .. }
+            | RemoteError::NotATarget { .. }
+            | RemoteError::Destination { .. } => Exit::BadInput,
             _ => Exit::Unreachable,
         }
     }
@@ -99,10 +115,29 @@ pub trait Remote {
 
 /// SSH through the system's OpenSSH client, one multiplexed master connection per host and run.
 pub struct Ssh {
+    /// Declared before `control_directory`, so dropped first: a master is asked to stop
+    /// through its socket, which must still exist (else the master outlives pgha).
+    masters: tokio::sync::Mutex<HashMap<String, Arc<Master>>>,
     settings: Option<SshSettings>,
     connect_timeout: Duration,
     control_directory: tempfile::TempDir,
-    sessions: tokio::sync::Mutex<HashMap<String, Arc<openssh::Session>>>,
+    /// The ssh client: `ssh` from PATH (tests put a recorder in its place).
+    program: PathBuf,
+}
+
+/// A master connection pgha started, and the directory holding its socket and log.
+struct Master {
+    session: openssh::Session,
+    socket: PathBuf,
+    _directory: tempfile::TempDir,
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        // openssh leaves a master it did not start running when its session is dropped: ask
+        // it to stop, as openssh does for its own. A master already gone has nothing to stop.
+        let _ = openssh_mux_client::shutdown_mux_master(&self.socket);
+    }
 }
 
 impl Ssh {
@@ -120,74 +155,153 @@ impl Ssh {
                 reason: format!("cannot create a control directory: {error}"),
             })?;
         Ok(Ssh {
+            masters: tokio::sync::Mutex::new(HashMap::new()),
             settings,
             connect_timeout,
             control_directory,
-            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            program: PathBuf::from("ssh"),
         })
     }
 
-    fn builder(&self) -> openssh::SessionBuilder {
-        let mut builder = openssh::SessionBuilder::default();
-        builder
-            // Never accept an unknown or changed host key silently.
-            .known_hosts_check(openssh::KnownHosts::Strict)
-            .connect_timeout(self.connect_timeout)
-            .server_alive_interval(Duration::from_secs(5))
-            .control_directory(self.control_directory.path());
-        if let Some(settings) = &self.settings {
-            if let Some(user) = &settings.user {
-                builder.user(user.clone());
-            }
-            if let Some(port) = settings.port {
-                builder.port(port);
-            }
-            if let Some(identity) = &settings.identity_file {
-                builder.keyfile(identity);
-            }
-            if let Some(known_hosts) = &settings.known_hosts {
-                builder.user_known_hosts_file(known_hosts);
-            }
-            if let Some(jump) = &settings.jump_host {
-                builder.jump_hosts([jump.as_str()]);
-            }
-        }
-        builder
+    /// The same, running `program` instead of `ssh`.
+    #[cfg(test)]
+    fn with_program(mut self, program: PathBuf) -> Self {
+        self.program = program;
+        self
     }
 
     /// How many master connections are open (one per host used in this run).
     pub async fn open_connections(&self) -> usize {
-        self.sessions.lock().await.len()
+        self.masters.lock().await.len()
     }
 
-    async fn session(&self, host: &str) -> Result<Arc<openssh::Session>, RemoteError> {
-        let mut sessions = self.sessions.lock().await;
-        if let Some(session) = sessions.get(host)
-            && session.check().await.is_ok()
-        {
-            return Ok(Arc::clone(session));
+    /// ssh's arguments for a master connection to `host`: the options openssh's own builder
+    /// gives (host keys checked strictly, never a prompt), then `--` and the destination, so
+    /// that nothing in a host name can be read as an option. openssh puts the destination
+    /// last but without `--`, which is why pgha starts the master itself.
+    fn master_arguments(&self, host: &str, socket: &Path, log: &Path) -> Vec<OsString> {
+        let mut arguments: Vec<OsString> =
+            vec!["-E".into(), log.into(), "-S".into(), socket.into()];
+        arguments.extend(
+            [
+                "-M",
+                "-f",
+                "-N",
+                "-o",
+                "ControlPersist=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                // Never accept an unknown or changed host key silently.
+                "StrictHostKeyChecking=yes",
+            ]
+            .map(OsString::from),
+        );
+        let mut option = |name: &str, value: OsString| {
+            arguments.push(name.into());
+            arguments.push(value);
+        };
+        option(
+            "-o",
+            format!("ConnectTimeout={}", self.connect_timeout.as_secs()).into(),
+        );
+        option("-o", "ServerAliveInterval=5".into());
+        if let Some(settings) = &self.settings {
+            if let Some(port) = settings.port {
+                option("-p", port.to_string().into());
+            }
+            if let Some(user) = &settings.user {
+                option("-l", user.into());
+            }
+            if let Some(identity) = &settings.identity_file {
+                // The named key only, not every key the agent offers.
+                option("-o", "IdentitiesOnly=yes".into());
+                option("-i", identity.into());
+            }
+            if let Some(jump) = &settings.jump_host {
+                option("-J", jump.into());
+            }
+            if let Some(known_hosts) = &settings.known_hosts {
+                let mut value = OsString::from("UserKnownHostsFile=");
+                value.push(known_hosts);
+                option("-o", value);
+            }
         }
-        let session = self
-            .builder()
-            .connect_mux(host)
+        arguments.push("--".into());
+        arguments.push(host.into());
+        arguments
+    }
+
+    /// Starts a master connection to `host` (ssh authenticates, then goes to the background)
+    /// and attaches to it.
+    async fn launch_master(&self, host: &str) -> Result<Master, RemoteError> {
+        let spawn_error = |reason: String| RemoteError::Spawn {
+            host: host.into(),
+            command: "ssh".into(),
+            reason,
+        };
+        let directory = tempfile::Builder::new()
+            .prefix("master-")
+            .tempdir_in(self.control_directory.path())
+            .map_err(|error| spawn_error(format!("cannot create a control directory: {error}")))?;
+        let socket = directory.path().join("socket");
+        let log = directory.path().join("log");
+        let status = tokio::process::Command::new(&self.program)
+            .args(self.master_arguments(host, &socket, &log))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            // A handshake cut off by the step's deadline does not linger.
+            .kill_on_drop(true)
+            .status()
             .await
-            .map_err(|error| connect_error(host, &error))?;
-        let session = Arc::new(session);
-        sessions.insert(host.to_string(), Arc::clone(&session));
-        Ok(session)
+            .map_err(|error| spawn_error(error.to_string()))?;
+        if !status.success() {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            let said = if said.trim().is_empty() {
+                format!("ssh {status}")
+            } else {
+                said
+            };
+            return Err(connect_failure(host, &said));
+        }
+        Ok(Master {
+            session: openssh::Session::resume_mux(
+                socket.clone().into_boxed_path(),
+                Some(log.into_boxed_path()),
+            ),
+            socket,
+            _directory: directory,
+        })
+    }
+
+    async fn master(&self, host: &str) -> Result<Arc<Master>, RemoteError> {
+        let mut masters = self.masters.lock().await;
+        if let Some(master) = masters.get(host)
+            && master.session.check().await.is_ok()
+        {
+            return Ok(Arc::clone(master));
+        }
+        let master = Arc::new(self.launch_master(host).await?);
+        masters.insert(host.to_string(), Arc::clone(&master));
+        Ok(master)
     }
 }
 
 fn connect_error(host: &str, error: &openssh::Error) -> RemoteError {
-    let reason = crate::patroni::root_cause(error);
-    if reason.contains("Host key verification failed")
-        || reason.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+    connect_failure(host, &crate::patroni::root_cause(error))
+}
+
+/// What ssh said when it could not connect: a host key problem (bad input), or its last line.
+fn connect_failure(host: &str, said: &str) -> RemoteError {
+    if said.contains("Host key verification failed")
+        || said.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
     {
         RemoteError::HostKey { host: host.into() }
     } else {
         RemoteError::Connect {
             host: host.into(),
-            reason: reason
+            reason: said
                 .lines()
                 .map(str::trim)
                 .rfind(|line| !line.is_empty())
@@ -205,12 +319,18 @@ impl Remote for Ssh {
         input: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<CommandOutput, RemoteError> {
+        // Before anything starts: a destination ssh would read as an option never reaches it,
+        // whoever built the plan (the inventory refuses such hosts when it is read).
+        crate::inventory::check_host(host).map_err(|reason| RemoteError::Destination {
+            host: host.into(),
+            reason,
+        })?;
         let line = command.shell_line();
         // The deadline covers connecting too: a host that hangs during the handshake cannot
         // stretch a step past what its plan says (ssh's ConnectTimeout bounds the TCP connect).
         let exchange = async {
-            let session = self.session(host).await?;
-            Ok::<_, RemoteError>(exchange(&session, &line, input).await)
+            let master = self.master(host).await?;
+            Ok::<_, RemoteError>(exchange(&master.session, &line, input).await)
         };
         let output = match tokio::time::timeout(timeout, exchange).await {
             Ok(Err(error)) => return Err(error),
@@ -225,7 +345,7 @@ impl Remote for Ssh {
             }),
             Ok(Err(openssh::Error::RemoteProcessTerminated | openssh::Error::Disconnected)) => {
                 // The master may be gone: the next command reconnects.
-                self.sessions.lock().await.remove(host);
+                self.masters.lock().await.remove(host);
                 Err(RemoteError::Dropped {
                     host: host.into(),
                     command: line,
@@ -408,6 +528,110 @@ mod tests {
             error.to_string(),
             "localhost: `sleep 5` did not finish within 200ms: its outcome is unknown"
         );
+    }
+
+    /// Defect 9, at the last step before ssh: a destination that ssh would read as an option
+    /// (`-oProxyCommand=…` runs a command on the operator's machine) is refused as bad input,
+    /// whoever built the plan.
+    #[tokio::test]
+    async fn a_host_ssh_would_read_as_an_option_is_refused() {
+        let ssh = Ssh::new(None, Duration::from_secs(2)).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let canary = scratch.path().join("x");
+        let hostile = format!("-oProxyCommand=touch {}", canary.display());
+        let error = ssh
+            .run(&hostile, &HostCommand::new("true"), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(error.exit(), Exit::BadInput, "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "refusing to start ssh: {hostile:?} starts with '-': ssh would read it as an option"
+            )
+        );
+        assert!(!canary.exists());
+        assert_eq!(ssh.open_connections().await, 0);
+    }
+
+    /// An `ssh` that records its arguments and fails the way ssh does: its message in the log
+    /// file named by `-E`, exit status 255.
+    fn recording_ssh(directory: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let program = directory.join("ssh");
+        std::fs::write(
+            &program,
+            "#!/bin/sh\n\
+             printf '%s\\n' \"$@\" > \"$(dirname \"$0\")/arguments\"\n\
+             printf 'ssh: connect to host db1.example port 2222: Connection refused\\r\\n' > \"$2\"\n\
+             exit 255\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        program
+    }
+
+    fn settings() -> SshSettings {
+        SshSettings {
+            user: Some("ops".into()),
+            port: Some(2222),
+            jump_host: Some("admin@bastion.example:22".into()),
+            identity_file: Some("/keys/id".into()),
+            known_hosts: Some("/keys/known_hosts".into()),
+            sudo: false,
+        }
+    }
+
+    /// Defect 9: no host reaches ssh where it could be read as an option. A hostile one is
+    /// refused before any process starts; a valid one comes last, after `--`.
+    #[tokio::test]
+    async fn the_destination_reaches_ssh_only_after_a_double_dash() {
+        let scratch = tempfile::tempdir().unwrap();
+        let recorded = scratch.path().join("arguments");
+        let ssh = Ssh::new(Some(settings()), Duration::from_secs(3))
+            .unwrap()
+            .with_program(recording_ssh(scratch.path()));
+        for hostile in [
+            "-oProxyCommand=touch /tmp/x",
+            "-oProxyCommand=touch${IFS}/tmp/x",
+            "-J",
+            "db1 -oProxyCommand=x",
+            "ssh://-oProxyCommand=x",
+        ] {
+            let error = ssh
+                .run(hostile, &HostCommand::new("true"), Duration::from_secs(5))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, RemoteError::Destination { .. }),
+                "{hostile}: {error}"
+            );
+            assert!(!recorded.exists(), "{hostile}: ssh started");
+        }
+        let error = ssh
+            .run(
+                "db1.example",
+                &HostCommand::new("true"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "db1.example: cannot connect over SSH: ssh: connect to host db1.example port 2222: Connection refused"
+        );
+        let arguments = std::fs::read_to_string(&recorded).unwrap();
+        let arguments: Vec<&str> = arguments.lines().collect();
+        assert_eq!(arguments[arguments.len() - 2..], ["--", "db1.example"]);
+        let options = arguments[4..arguments.len() - 2].join(" ");
+        assert_eq!(
+            options,
+            "-M -f -N -o ControlPersist=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+             -o ConnectTimeout=3 -o ServerAliveInterval=5 -p 2222 -l ops \
+             -o IdentitiesOnly=yes -i /keys/id -J admin@bastion.example:22 \
+             -o UserKnownHostsFile=/keys/known_hosts"
+        );
+        assert_eq!(ssh.open_connections().await, 0);
     }
 
     #[test]

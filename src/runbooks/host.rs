@@ -2,18 +2,19 @@
 //! `pgha host backup|restore|wipe|mkdir|disk` to run one at a time. Each is one command whose
 //! own exit status is its verification (`set -e`, `cmp` after copying, a checked `df`), run as
 //! the database's OS user (or with sudo where root is needed) through the environment's service
-//! control. Wiping a data directory is the one destructive step: it names the member's configured
-//! data directory and nothing else, needs the member's name typed, and refuses unless the member
-//! is not the leader and its Patroni is stopped — and the command itself refuses if PostgreSQL
-//! still runs on that directory.
+//! control, only on a member the inventory lists and at the host it gives. Wiping a data
+//! directory is the one destructive step: it names the member's configured data directory and
+//! nothing else, needs the member's name typed, and refuses unless the member is not the leader
+//! and its Patroni is stopped — and the command itself refuses if PostgreSQL still runs on that
+//! directory.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Params, PlanError, member, new_plan};
+use super::{Params, PlanError, new_plan, remote_host};
 use crate::inventory::ClusterTarget;
-use crate::observe::{ClusterView, MemberView};
+use crate::observe::ClusterView;
 use crate::plan::{Action, Check, Gate, Idempotency, Plan, RemoteAction, Step, TagAction};
 use crate::remote::Script;
 use crate::remote::{ServiceControl, checked_name, checked_path};
@@ -163,9 +164,11 @@ pub(super) fn plan(
     Ok(plan)
 }
 
-/// One member's host, with what commands on it need to know.
+/// One inventory member's host, with what commands on it need to know.
 pub(crate) struct Host<'a> {
-    member: &'a MemberView,
+    name: String,
+    /// The inventory's host for the member, never the DCS's.
+    address: &'a str,
     control: &'a ServiceControl,
     data_dir: Option<String>,
     patroni_config: Option<String>,
@@ -175,10 +178,10 @@ pub(crate) struct Host<'a> {
 impl<'a> Host<'a> {
     pub(crate) fn new(
         target: &'a ClusterTarget,
-        view: &'a ClusterView,
+        view: &ClusterView,
         name: &str,
     ) -> Result<Self, PlanError> {
-        let member = member(view, name)?;
+        let address = remote_host(target, view, name)?;
         let control = target.service.as_ref().ok_or_else(|| {
             PlanError::Refused(format!(
                 "{}: environment {} has no `service:` section: pgha does not know how to run commands as the database's user there",
@@ -186,7 +189,8 @@ impl<'a> Host<'a> {
             ))
         })?;
         Ok(Host {
-            member,
+            name: name.to_string(),
+            address,
             control,
             data_dir: target
                 .member(name)
@@ -215,14 +219,14 @@ impl<'a> Host<'a> {
             return Ok(None);
         };
         let path = checked_path("Patroni configuration", path).map_err(unsafe_value)?;
-        let name = &self.member.name;
+        let name = &self.name;
         let backup = format!("{path}.pgha-{label}");
         Ok(Some(Step {
             id: format!("tag-{tag}-{name}"),
             title: format!("Set tags.{tag}: {value} in {name}'s Patroni configuration"),
             action: Action::Tag(TagAction {
                 member: name.clone(),
-                host: self.member.host.clone(),
+                host: self.address.to_string(),
                 path: path.clone(),
                 backup: backup.clone(),
                 tag: tag.into(),
@@ -246,7 +250,7 @@ impl<'a> Host<'a> {
         let configured = self.data_dir.as_deref().ok_or_else(|| {
             PlanError::Refused(format!(
                 "the inventory names no data directory for {} (set `data_dir` for the cluster or the member)",
-                self.member.name
+                self.name
             ))
         })?;
         checked_path("data directory", configured).map_err(unsafe_value)
@@ -287,7 +291,7 @@ impl<'a> Host<'a> {
         let command = script.command();
         let (transport, command) = if as_db_user {
             self.control
-                .as_db_user(&self.member.name, command)
+                .as_db_user(&self.name, command)
                 .map_err(|error| PlanError::Refused(error.to_string()))?
         } else {
             (crate::remote::Transport::Ssh, command.sudo(self.sudo))
@@ -296,8 +300,8 @@ impl<'a> Host<'a> {
             id,
             title,
             action: Action::Remote(RemoteAction {
-                member: self.member.name.clone(),
-                host: self.member.host.clone(),
+                member: self.name.clone(),
+                host: self.address.to_string(),
                 transport,
                 command,
                 timeout: COMMAND_TIMEOUT,
@@ -322,12 +326,8 @@ impl<'a> Host<'a> {
         .values(&files);
         let names: Vec<&str> = files.iter().map(|file| base_name(file)).collect();
         self.step(
-            format!("backup-files-{}", self.member.name),
-            format!(
-                "Back up {} of {} to {to}",
-                names.join(", "),
-                self.member.name
-            ),
+            format!("backup-files-{}", self.name),
+            format!("Back up {} of {} to {to}", names.join(", "), self.name),
             script,
             true,
             Gate::None,
@@ -346,19 +346,15 @@ impl<'a> Host<'a> {
         .values(&files);
         let names: Vec<&str> = files.iter().map(|file| base_name(file)).collect();
         self.step(
-            format!("restore-files-{}", self.member.name),
-            format!(
-                "Restore {} of {} from {from}",
-                names.join(", "),
-                self.member.name
-            ),
+            format!("restore-files-{}", self.name),
+            format!("Restore {} of {} from {from}", names.join(", "), self.name),
             script,
             true,
             Gate::Confirm {
                 question: format!(
                     "Overwrite {} on {} with the copies in {from}?",
                     names.join(", "),
-                    self.member.name
+                    self.name
                 ),
             },
         )
@@ -368,7 +364,7 @@ impl<'a> Host<'a> {
     /// and re-checked before acting): not the leader, Patroni stopped there.
     pub(crate) fn wipe_data_directory(&self) -> Result<Step, PlanError> {
         let data_dir = self.data_dir()?;
-        let name = &self.member.name;
+        let name = &self.name;
         let script = host_script(&[
             r#"d=$1; refusing="delete it""#,
             r#"test -d "$d""#,
@@ -418,8 +414,8 @@ impl<'a> Host<'a> {
         ])
         .values([&path, &owner, &mode]);
         self.step(
-            format!("mkdir-{}", self.member.name),
-            format!("Create {path} ({owner}, {mode}) on {}", self.member.name),
+            format!("mkdir-{}", self.name),
+            format!("Create {path} ({owner}, {mode}) on {}", self.name),
             script,
             false,
             Gate::None,
@@ -430,8 +426,8 @@ impl<'a> Host<'a> {
     /// depends on it.
     pub(crate) fn reachable(&self) -> Result<Step, PlanError> {
         self.step(
-            format!("ssh-{}", self.member.name),
-            format!("Check that {} answers over SSH", self.member.name),
+            format!("ssh-{}", self.name),
+            format!("Check that {} answers over SSH", self.name),
             host_script(&[r#"echo "$(hostname) answers""#]),
             false,
             Gate::None,
@@ -453,10 +449,10 @@ impl<'a> Host<'a> {
         .value(&data_dir)
         .value(need.to_string());
         self.step(
-            format!("disk-{}", self.member.name),
+            format!("disk-{}", self.name),
             format!(
                 "Check that {} has {} free for {data_dir}",
-                self.member.name,
+                self.name,
                 crate::ui::human_bytes(need)
             ),
             script,
@@ -494,11 +490,8 @@ impl<'a> Host<'a> {
             ),
         };
         self.step(
-            format!("restore-backup-{}", self.member.name),
-            format!(
-                "Restore the latest backup into {data_dir} on {}",
-                self.member.name
-            ),
+            format!("restore-backup-{}", self.name),
+            format!("Restore the latest backup into {data_dir} on {}", self.name),
             host_script(&[
                 r#"d=$1; shift; refusing="restore into it""#,
                 r#"test -d "$d""#,

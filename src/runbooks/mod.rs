@@ -159,6 +159,10 @@ pub enum PlanError {
     },
     #[error("no member can take over from {leader}: {reasons}")]
     NoCandidate { leader: String, reasons: String },
+    /// A remote step for a member the inventory does not list: like an unknown member, the
+    /// operator's input (the inventory, or the way the cluster was named) is what must change.
+    #[error(transparent)]
+    NotARemoteTarget(#[from] crate::inventory::RemoteTargetError),
     #[error("{0}")]
     Refused(String),
 }
@@ -166,7 +170,7 @@ pub enum PlanError {
 impl PlanError {
     pub fn exit(&self) -> Exit {
         match self {
-            PlanError::UnknownMember { .. } => Exit::BadInput,
+            PlanError::UnknownMember { .. } | PlanError::NotARemoteTarget(_) => Exit::BadInput,
             PlanError::NoCandidate { .. } | PlanError::Refused(_) => Exit::PrecheckRefused,
         }
     }
@@ -269,6 +273,17 @@ fn member<'a>(view: &'a ClusterView, name: &str) -> Result<&'a MemberView, PlanE
             .map(|member| member.name.clone())
             .collect(),
     })
+}
+
+/// The host a remote step on `name` runs on: the inventory's, for a member it lists (see
+/// `ClusterTarget::remote_host`). A member unknown to the cluster is reported as such first.
+fn remote_host<'a>(
+    target: &'a ClusterTarget,
+    view: &ClusterView,
+    name: &str,
+) -> Result<&'a str, PlanError> {
+    member(view, name)?;
+    Ok(target.remote_host(name)?)
 }
 
 /// Where to send cluster-wide calls (`PATCH /config`, `POST /switchover`): the leader when it

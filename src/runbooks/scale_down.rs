@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::host::Host;
 use super::service::{command_step, with_verification};
-use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, silenced};
+use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, remote_host, silenced};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::plan::{
@@ -39,6 +39,7 @@ pub(super) fn plan(
         unreachable!("dispatched by runbook")
     };
     let leaving = member(view, name)?;
+    let host = remote_host(target, view, name)?;
     let control = target.service.as_ref().ok_or_else(|| {
         PlanError::Refused(format!(
             "{}: environment {} has no `service:` section: pgha does not know how to stop Patroni there",
@@ -56,7 +57,7 @@ pub(super) fn plan(
         ),
         format!(
             "Removes {name} ({}) from cluster {}: drained from load balancing, then Patroni is stopped and disabled on it; the run ends when it has left the DCS and every member agrees. Its data directory is kept.",
-            leaving.host, target.cluster
+            host, target.cluster
         ),
     );
     plan.prechecks = prechecks(view, name);
@@ -81,7 +82,7 @@ pub(super) fn plan(
             expected: name.clone(),
         },
         ..with_verification(
-            command_step(control, ServiceAction::Stop, leaving)?,
+            command_step(target, control, ServiceAction::Stop, name)?,
             vec![
                 Check::NotLeader {
                     member: name.clone(),
@@ -96,7 +97,7 @@ pub(super) fn plan(
     };
     let disable = Step {
         gate: Gate::None,
-        ..command_step(control, ServiceAction::Disable, leaving)?
+        ..command_step(target, control, ServiceAction::Disable, name)?
     };
     let mut removal = vec![stop, disable, left_step(name)];
     removal.extend(super::consul_routing(

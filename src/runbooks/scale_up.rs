@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::host::Host;
 use super::reinit::wait_streaming_step;
 use super::service::{command_step, with_verification};
-use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, silenced};
+use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, remote_host, silenced};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::plan::{Action, Check, Gate, Idempotency, ManualAction, Plan, Step, Wait};
@@ -38,6 +38,7 @@ pub(super) fn plan(
         unreachable!("dispatched by runbook")
     };
     let new_member = member(view, name)?;
+    let new_host = remote_host(target, view, name)?;
     let leader = view
         .leader
         .clone()
@@ -67,7 +68,7 @@ pub(super) fn plan(
         ),
         format!(
             "Adds {name} ({}) to cluster {}: after provisioning, Patroni is enabled and started on it; it registers in the DCS, copies {} from {leader} with a base backup and streams from it. The run ends when {name} lags at most {} and every member lists it.",
-            new_member.host,
+            new_host,
             target.cluster,
             human_bytes(need),
             human_bytes(*max_lag)
@@ -79,14 +80,13 @@ pub(super) fn plan(
             identifier: identifier.clone(),
         });
     }
-    plan.steps
-        .push(provisioning_step(target, name, &new_member.host));
+    plan.steps.push(provisioning_step(target, name, new_host));
     plan.steps.push(host.reachable()?);
-    plan.steps.extend(installed_step(control, new_member)?);
+    plan.steps.extend(installed_step(control, name, new_host)?);
     plan.steps.push(host.free_space_at_least(need)?);
-    let enable = command_step(control, ServiceAction::Enable, new_member)?;
+    let enable = command_step(target, control, ServiceAction::Enable, name)?;
     let start = with_verification(
-        command_step(control, ServiceAction::Start, new_member)?,
+        command_step(target, control, ServiceAction::Start, name)?,
         vec![Check::HealthyLeader],
         vec![Check::Registered {
             member: name.clone(),
@@ -165,20 +165,22 @@ fn provisioning_step(target: &ClusterTarget, name: &str, host: &str) -> Step {
     }
 }
 
-/// Patroni's unit (or the lab's configuration) is there, where the platform can tell.
+/// Patroni's unit (or the lab's configuration) is there, where the platform can tell. `host`
+/// is the inventory's (see `remote_host`).
 fn installed_step(
     control: &crate::remote::ServiceControl,
-    member: &crate::observe::MemberView,
+    name: &str,
+    host: &str,
 ) -> Result<Option<Step>, PlanError> {
     let check = control
-        .installed(&member.name)
+        .installed(name)
         .map_err(|error| PlanError::Refused(error.to_string()))?;
     Ok(check.map(|(transport, command)| Step {
-        id: format!("installed-{}", member.name),
-        title: format!("Check that Patroni is installed on {}", member.name),
+        id: format!("installed-{name}"),
+        title: format!("Check that Patroni is installed on {name}"),
         action: Action::Remote(crate::plan::RemoteAction {
-            member: member.name.clone(),
-            host: member.host.clone(),
+            member: name.into(),
+            host: host.into(),
             transport,
             command,
             timeout: Duration::from_mins(1),

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use super::{Params, PlanError, member, new_plan, started_at};
+use super::{Params, PlanError, member, new_plan, remote_host, started_at};
 use crate::inventory::ClusterTarget;
-use crate::observe::{ClusterView, MemberView};
+use crate::observe::ClusterView;
 use crate::plan::{Action, Check, Gate, Idempotency, Plan, Progress, RemoteAction, Step, Wait};
 use crate::remote::{ServiceAction, ServiceControl};
 
@@ -30,13 +30,14 @@ pub(super) fn plan(
     else {
         unreachable!("dispatched by runbook")
     };
+    let member_view = member(view, name)?;
+    remote_host(target, view, name)?;
     let control = target.service.as_ref().ok_or_else(|| {
         PlanError::Refused(format!(
             "{}: environment {} has no `service:` section: pgha does not know how to stop or start Patroni there",
             target.origin, target.environment
         ))
     })?;
-    let member_view = member(view, name)?;
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let word = action.word();
     let mut plan = new_plan(
@@ -56,7 +57,7 @@ pub(super) fn plan(
             identifier: identifier.clone(),
         });
     }
-    let command = command_step(control, *action, member_view)?;
+    let command = command_step(target, control, *action, name)?;
     match action {
         ServiceAction::Stop => plan_stop(&mut plan, view, name, command),
         ServiceAction::Start => {
@@ -160,27 +161,30 @@ fn summary(action: ServiceAction, name: &str) -> String {
     }
 }
 
-/// The service command for `action` on the member, behind a confirmation.
+/// The service command for `action` on the inventory member `name`, at the inventory's host,
+/// behind a confirmation.
 pub(super) fn command_step(
+    target: &ClusterTarget,
     control: &ServiceControl,
     action: ServiceAction,
-    member: &MemberView,
+    name: &str,
 ) -> Result<Step, PlanError> {
+    let host = target.remote_host(name)?;
     let (transport, command) = control
-        .command(action, &member.name)
+        .command(action, name)
         .map_err(|error| PlanError::Refused(error.to_string()))?;
     Ok(Step {
-        id: format!("{}-patroni-{}", action.word(), member.name),
-        title: format!("{} Patroni on {}", capitalized(action.word()), member.name),
+        id: format!("{}-patroni-{name}", action.word()),
+        title: format!("{} Patroni on {name}", capitalized(action.word())),
         action: Action::Remote(RemoteAction {
-            member: member.name.clone(),
-            host: member.host.clone(),
+            member: name.into(),
+            host: host.into(),
             transport,
             command,
             timeout: COMMAND_TIMEOUT,
         }),
         gate: Gate::Confirm {
-            question: format!("{} Patroni on {}?", capitalized(action.word()), member.name),
+            question: format!("{} Patroni on {name}?", capitalized(action.word())),
         },
         prechecks: Vec::new(),
         verify: None,

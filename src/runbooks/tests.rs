@@ -16,6 +16,13 @@ use crate::secret::Secret;
 /// The lab as `pgha lab up` starts it: node1..3 on 127.0.0.11-13, node1 leading, REST user
 /// `patroni`, environment `lab`. Built from responses recorded from a real 4.1.5 cluster.
 fn lab() -> (ClusterTarget, ClusterView) {
+    let (target, observations) = lab_observed();
+    let view = merge(&target, observations).unwrap();
+    (target, view)
+}
+
+/// The lab's inventory and what its members answered, before merging.
+fn lab_observed() -> (ClusterTarget, Vec<crate::observe::MemberObservation>) {
     let (mut target, mut observations) = led_by("4.1.5", "node1", Some(1));
     target.environment = "lab".into();
     target.origin = "/var/lib/pgha/lab/pgha.yml".into();
@@ -64,9 +71,30 @@ fn lab() -> (ClusterTarget, ClusterView) {
             }
         }
     }
+    (target, observations)
+}
+
+/// The lab with `dropped` left out of the inventory: the DCS still lists it, with a host only
+/// the DCS names, so the view shows it as a member the inventory does not know.
+fn lab_without(dropped: &str) -> (ClusterTarget, ClusterView) {
+    let (mut target, mut observations) = lab_observed();
+    target.members.retain(|member| member.name != dropped);
+    observations.retain(|observation| observation.target.name != dropped);
+    for observation in &mut observations {
+        if let Ok(topology) = &mut observation.topology {
+            for member in &mut topology.members {
+                if member.name == dropped {
+                    member.host = Some(DCS_ONLY_HOST.into());
+                }
+            }
+        }
+    }
     let view = merge(&target, observations).unwrap();
     (target, view)
 }
+
+/// The host a member outside the inventory published in the DCS.
+const DCS_ONLY_HOST: &str = "10.66.0.3";
 
 /// The lab started with `--spare 1`: node4 (127.0.0.14) configured, Patroni not started.
 fn lab_with_spare() -> (ClusterTarget, ClusterView) {
@@ -852,4 +880,107 @@ fn scale_down_drains_stops_and_waits_for_the_member_to_leave_never_the_leader_or
     )
     .unwrap();
     assert_eq!(undrained.steps[0].id, "silence-node3");
+}
+
+fn service(action: crate::remote::ServiceAction, member: &str) -> Params {
+    Params::Service {
+        action,
+        member: member.into(),
+        max_lag: DEFAULT_MAX_LAG_BYTES,
+        timeout: None,
+    }
+}
+
+fn remote_actions(plan: &Plan) -> Vec<&crate::plan::RemoteAction> {
+    plan.steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::Remote(action) => Some(action),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Defect 9: a member only the DCS lists gets no command, over SSH or through local service
+/// control: its host is the DCS's word (whoever can write there chooses where pgha connects).
+/// Refused while planning, as bad input naming the member and the inventory to add it to.
+#[test]
+fn remote_steps_refuse_a_member_only_the_dcs_lists() {
+    use crate::remote::ServiceAction;
+    let (target, view) = lab_without("node3");
+    let unlisted = view.member("node3").expect("shown from the DCS");
+    assert!(!unlisted.in_inventory);
+    assert_eq!(unlisted.host, DCS_ONLY_HOST);
+    let host_operation = |operation| Params::Host {
+        member: "node3".into(),
+        operation,
+    };
+    for params in [
+        service(ServiceAction::Stop, "node3"),
+        service(ServiceAction::Start, "node3"),
+        service(ServiceAction::Restart, "node3"),
+        service(ServiceAction::Disable, "node3"),
+        host_operation(HostOperation::Wipe),
+        host_operation(HostOperation::Disk { need: 1 }),
+        host_operation(HostOperation::Backup {
+            files: Vec::new(),
+            to: None,
+            label: "x".into(),
+        }),
+        scale_down("node3"),
+    ] {
+        let error = plan(&target, &view, &params).expect_err(params.runbook());
+        assert_eq!(error.exit(), Exit::BadInput, "{error}");
+        assert_eq!(
+            error.to_string(),
+            "node3 is not a member of cluster demo in /var/lib/pgha/lab/pgha.yml: pgha runs commands only on hosts an inventory names, never on one the DCS reports; add node3 under the cluster's `members:` there"
+        );
+    }
+    // Commands on the members the inventory lists still plan.
+    assert!(plan(&target, &view, &service(ServiceAction::Stop, "node2")).is_ok());
+}
+
+/// Defect 9: the host a remote step connects to is the inventory's, whatever the view says.
+#[test]
+fn remote_steps_take_the_host_from_the_inventory_never_the_view() {
+    use crate::remote::ServiceAction;
+    let (target, mut view) = lab();
+    member_mut(&mut view, "node3").host = DCS_ONLY_HOST.into();
+    for params in [
+        service(ServiceAction::Stop, "node3"),
+        Params::Host {
+            member: "node3".into(),
+            operation: HostOperation::Wipe,
+        },
+    ] {
+        let planned = plan(&target, &view, &params).unwrap();
+        let actions = remote_actions(&planned);
+        assert!(!actions.is_empty());
+        for action in actions {
+            assert_eq!(action.host, "127.0.0.13", "{}", params.runbook());
+        }
+    }
+    let (target, mut view) = lab_with_spare();
+    member_mut(&mut view, "node4").host = DCS_ONLY_HOST.into();
+    let planned = plan(&target, &view, &scale_up("node4")).unwrap();
+    for action in remote_actions(&planned) {
+        assert_eq!(action.host, "127.0.0.14", "{}", action.describe());
+    }
+    assert!(!render::markdown(&planned, None).contains(DCS_ONLY_HOST));
+}
+
+/// `--api` and `--patroni-config` take the members from `/cluster`: every host there is the
+/// DCS's word, so no remote step is planned at all.
+#[test]
+fn remote_steps_refuse_members_discovered_from_the_dcs() {
+    use crate::remote::ServiceAction;
+    let (mut target, view) = lab();
+    target.members_from = crate::inventory::MemberSource::Discovered;
+    target.origin = "--api http://127.0.0.11:8008".into();
+    let error = plan(&target, &view, &service(ServiceAction::Stop, "node3")).unwrap_err();
+    assert_eq!(error.exit(), Exit::BadInput);
+    assert_eq!(
+        error.to_string(),
+        "node3: the members of cluster demo come from the DCS (--api http://127.0.0.11:8008): pgha runs commands only on hosts an inventory names; select the cluster from an inventory (--config, --env) that lists node3"
+    );
 }
