@@ -1,9 +1,10 @@
 //! Presentation helpers shared by every command: output formats, the patronictl-like table
-//! style, human-readable sizes, and writing documents to stdout. stdout carries data only;
-//! logs, progress and prompts go to stderr.
+//! style, human-readable sizes, writing documents to stdout, and when to colour. stdout carries
+//! data only; logs, progress and prompts go to stderr.
 
 pub mod progress;
 
+use std::ffi::OsStr;
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
@@ -87,19 +88,35 @@ pub fn render_document<T: Serialize>(
     }
 }
 
-/// Whether to colour what goes to stdout: only a terminal, and never under `NO_COLOR`.
+/// Whether to colour what goes to stdout: only a terminal, never under `NO_COLOR` or `TERM=dumb`.
 pub fn colour_stdout() -> bool {
     colour_allowed() && std::io::stdout().is_terminal()
 }
 
-/// Whether to colour what goes to stderr (logs, progress): only a terminal, never `NO_COLOR`.
+/// Whether to colour what goes to stderr (logs, progress, prompts): the same rule as stdout's.
 pub fn colour_stderr() -> bool {
     colour_allowed() && std::io::stderr().is_terminal()
 }
 
-/// <https://no-color.org>: present and not empty means no colour.
+/// Makes `console`, which draws indicatif's bars and dialoguer's prompts, colour exactly when
+/// pgha does. On its own it decides otherwise in corners: an empty `NO_COLOR` turns its colour
+/// off, and `CLICOLOR_FORCE` turns it on even into a pipe.
+pub fn init_colour() {
+    dialoguer::console::set_colors_enabled(colour_stdout());
+    dialoguer::console::set_colors_enabled_stderr(colour_stderr());
+}
+
 fn colour_allowed() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+    colour_allowed_by(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("TERM").as_deref(),
+    )
+}
+
+/// <https://no-color.org>: `NO_COLOR` present and not empty means no colour. A `dumb` terminal
+/// (an editor's shell buffer) would show the escape codes as text.
+fn colour_allowed_by(no_color: Option<&OsStr>, term: Option<&OsStr>) -> bool {
+    no_color.is_none_or(OsStr::is_empty) && term.is_none_or(|term| term != "dumb")
 }
 
 /// Text that must be seen: bold red on a terminal that takes colour, plain otherwise.
@@ -125,7 +142,21 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use std::ffi::OsStr;
+
+    use super::{colour_allowed_by, human_bytes};
+
+    #[test]
+    fn colour_unless_no_color_is_set_or_the_terminal_is_dumb() {
+        let os = |text: &'static str| Some(OsStr::new(text));
+        assert!(colour_allowed_by(None, os("xterm-256color")));
+        assert!(
+            colour_allowed_by(os(""), None),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour_allowed_by(os("1"), os("xterm")));
+        assert!(!colour_allowed_by(None, os("dumb")));
+    }
 
     #[test]
     fn bytes_read_like_an_operator_writes_them() {
