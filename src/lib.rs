@@ -84,7 +84,8 @@ where
     let exit = match runtime.block_on(commands::execute(&selector, command)) {
         Ok(exit) => exit,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Errors quote servers and hosts (an HTTP body, a command's last line).
+            eprintln!("error: {}", ui::printable_lines(&error.to_string()));
             error.exit()
         }
     };

@@ -1,8 +1,12 @@
 //! Presentation helpers shared by every command: output formats, the patronictl-like table
-//! style, human-readable sizes, writing documents to stdout, and when to colour. stdout carries
-//! data only; logs, progress and prompts go to stderr.
+//! style, human-readable sizes, writing documents to stdout, when to colour, and text from
+//! outside made printable (`printable`). stdout carries data only; logs, progress and prompts
+//! go to stderr.
 
+mod printable;
 pub mod progress;
+
+pub use printable::{printable, printable_lines};
 
 use std::ffi::OsStr;
 use std::io::{IsTerminal, Write};
@@ -38,7 +42,8 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// A table in `patronictl list`'s style, with `title` written into the top border.
+/// A table in `patronictl list`'s style, with `title` written into the top border. Cells and
+/// title are made printable: they carry names and words from the cluster.
 pub fn table(
     title: Option<&str>,
     header: &[&str],
@@ -48,7 +53,7 @@ pub fn table(
     let mut builder = Builder::default();
     builder.push_record(header.iter().map(|cell| (*cell).to_string()));
     for row in rows {
-        builder.push_record(row);
+        builder.push_record(row.iter().map(|cell| printable(cell).into_owned()));
     }
     let mut table = builder.build();
     // patronictl's look: a frame and one rule under the header, no rule between rows.
@@ -61,7 +66,10 @@ pub fn table(
         table.with(Modify::new(Columns::one(*column).not(Rows::first())).with(Alignment::right()));
     }
     if let Some(title) = title {
-        table.with(LineText::new(format!("+ {title} "), Rows::first()));
+        table.with(LineText::new(
+            format!("+ {} ", printable(title)),
+            Rows::first(),
+        ));
     }
     table.to_string()
 }
@@ -144,7 +152,29 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
 mod tests {
     use std::ffi::OsStr;
 
-    use super::{colour_allowed_by, human_bytes};
+    use super::{colour_allowed_by, human_bytes, table};
+
+    #[test]
+    fn table_cells_and_title_are_printable() {
+        let text = table(
+            Some("Cluster: demo\x1b]0;pwned\x07"),
+            &["TL", "Reason", "New Leader"],
+            vec![vec![
+                "2".into(),
+                "no recovery\ttarget\r\x1b[2J".into(),
+                "node9\x1b[31m\u{9b}5m".into(),
+            ]],
+            &[0],
+        );
+        assert!(
+            !text
+                .chars()
+                .any(|character| character.is_control() && character != '\n'),
+            "{text}"
+        );
+        assert!(text.starts_with("+ Cluster: demo -"), "{text}");
+        assert!(text.contains("| no recovery target | node9 "), "{text}");
+    }
 
     #[test]
     fn colour_unless_no_color_is_set_or_the_terminal_is_dumb() {
