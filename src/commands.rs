@@ -161,7 +161,7 @@ async fn status(
                     }
                     print_status(&view, format, true)?;
                 }
-                Err(error) => eprintln!("pgha: {error}"),
+                Err(error) => eprintln!("pgha: {}", ui::printable(&error.to_string())),
             }
             tokio::time::sleep(interval).await;
             Ok::<(), Error>(())

@@ -65,6 +65,7 @@ where
             };
         }
     };
+    ui::init_colour();
     init_logging(invocation.verbosity);
     // One thread: pgha's work is waiting on sockets, and a single-threaded runtime starts fast.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -83,7 +84,8 @@ where
     let exit = match runtime.block_on(commands::execute(&selector, command)) {
         Ok(exit) => exit,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Errors quote servers and hosts (an HTTP body, a command's last line).
+            eprintln!("error: {}", ui::printable_lines(&error.to_string()));
             error.exit()
         }
     };
@@ -107,6 +109,9 @@ fn init_logging(verbosity: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes in a log file or a CI log are noise; tracing's own default only asks
+        // for `NO_COLOR`, not whether stderr is a terminal.
+        .with_ansi(ui::colour_stderr())
         .with_target(false)
         .try_init();
 }

@@ -477,7 +477,15 @@ fn runs_table(runs: &[RunSummary]) -> String {
 pub fn show_run(run_id: &str, format: PlanFormat) -> Result<Exit, Error> {
     let store = RunStore::new(journal::default_dir());
     let recorded = store.read(run_id)?;
-    let text = match format {
+    crate::ui::print_stdout(&render_run(&recorded, format)?)?;
+    Ok(Exit::Success)
+}
+
+/// A recorded run as `runs show` prints it: the journal's events as they were (JSON), or one
+/// line an event (text, or a Markdown table under the plan).
+fn render_run(recorded: &journal::RecordedRun, format: PlanFormat) -> Result<String, Error> {
+    let run_id = &recorded.id;
+    Ok(match format {
         PlanFormat::Json => {
             let mut text =
                 serde_json::to_string_pretty(&recorded.entries).map_err(std::io::Error::other)?;
@@ -495,7 +503,7 @@ pub fn show_run(run_id: &str, format: PlanFormat) -> Result<Exit, Error> {
                 let _ = writeln!(
                     text,
                     "| {} | {} |",
-                    entry.at,
+                    crate::ui::printable(&entry.at),
                     describe(&entry.event).replace('|', "\\|")
                 );
             }
@@ -505,16 +513,24 @@ pub fn show_run(run_id: &str, format: PlanFormat) -> Result<Exit, Error> {
             .entries
             .iter()
             .fold(String::new(), |mut text, entry| {
-                let _ = writeln!(text, "{}  {}", entry.at, describe(&entry.event));
+                let _ = writeln!(
+                    text,
+                    "{}  {}",
+                    crate::ui::printable(&entry.at),
+                    describe(&entry.event)
+                );
                 text
             }),
-    };
-    crate::ui::print_stdout(&text)?;
-    Ok(Exit::Success)
+    })
 }
 
-/// One line for one event, for `runs show`.
+/// One line for one event, for `runs show`, made printable: events quote Patroni's answers,
+/// command output and observed states exactly as they came.
 fn describe(event: &Event) -> String {
+    crate::ui::printable(&event_text(event)).into_owned()
+}
+
+fn event_text(event: &Event) -> String {
     match event {
         Event::RunStarted {
             plan,
@@ -587,6 +603,85 @@ fn describe(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A paused run whose journal quotes a hostile cluster: a member name from the DCS in a
+    /// step's title, Patroni's answer, a command's output, the failure they led to.
+    fn hostile_run() -> journal::RecordedRun {
+        let (target, view) = crate::observe::testing::view_led_by("4.1.5", "node3", Some(1));
+        let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: true }).unwrap();
+        plan.steps[0].title = "Pause node9\x1b[2J\x1b[31m".into();
+        let step = || plan.steps[0].id.clone();
+        let events = vec![
+            Event::RunStarted {
+                run_id: "r1".into(),
+                runbook: plan.runbook.clone(),
+                environment: plan.environment.clone(),
+                cluster: plan.cluster.clone(),
+                plan: Box::new(plan.clone()),
+                plan_hash: plan.hash(),
+                operator: "tester".into(),
+                host: "here".into(),
+                pid: 1,
+                pgha_version: journal::PGHA_VERSION.into(),
+                journal_format: journal::FORMAT,
+            },
+            Event::ActionAnswered {
+                step: step(),
+                status: 200,
+                message: "paused\n\x1b[1A\rforged line\x07".into(),
+            },
+            Event::CommandRan {
+                step: step(),
+                command: "systemctl status patroni".into(),
+                status: 3,
+                stdout: String::new(),
+                stderr: "inactive\x1b]0;pwned\x07 (dead)\u{9b}2J\n".into(),
+            },
+            Event::StepFailed {
+                step: step(),
+                reason: "node9\x1b[2J: \x08\x08boom".into(),
+            },
+        ];
+        journal::RecordedRun {
+            id: "r1".into(),
+            path: "r1.jsonl".into(),
+            entries: events
+                .into_iter()
+                .map(|event| journal::Entry {
+                    at: "2026-11-23T20:00:00.000Z".into(),
+                    event,
+                })
+                .collect(),
+        }
+    }
+
+    fn controls(text: &str) -> Vec<char> {
+        text.chars()
+            .filter(|character| character.is_control() && *character != '\n')
+            .collect()
+    }
+
+    #[test]
+    fn runs_show_prints_no_control_characters_from_the_cluster() {
+        let run = hostile_run();
+        let text = render_run(&run, PlanFormat::Text).unwrap();
+        assert_eq!(controls(&text), Vec::<char>::new(), "{text}");
+        assert_eq!(
+            text.lines().count(),
+            run.entries.len(),
+            "one line an event:\n{text}"
+        );
+        for shown in [
+            "Patroni answered HTTP 200 paused forged line",
+            "exited 3: inactive (dead)",
+            "FAILED: node9: boom",
+        ] {
+            assert!(text.contains(shown), "{shown:?} in\n{text}");
+        }
+        let markdown = render_run(&run, PlanFormat::Markdown).unwrap();
+        assert_eq!(controls(&markdown), Vec::<char>::new(), "{markdown}");
+        assert!(markdown.contains("Pause node9\n"), "{markdown}");
+    }
 
     #[test]
     fn runs_list_shows_a_run_it_cannot_read() {

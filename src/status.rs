@@ -1,6 +1,7 @@
 //! The status report: the stable, documented document that `pgha status -o json|yaml` prints
 //! (schema version 1, see docs/status.md), and the patronictl-like table. Both are renderings
-//! of one `ClusterView`; neither asks the cluster anything.
+//! of one `ClusterView`; neither asks the cluster anything. The document keeps the cluster's
+//! words exactly; the table prints them without control characters.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use serde_json::Value;
 use crate::observe::{ClusterView, ConsulView, MemberView, Severity, Warning};
 use crate::patroni::model::{PendingChange, ScheduledSwitchover};
 use crate::patroni::{Lag, Lsn};
-use crate::ui::{human_bytes, table};
+use crate::ui::{human_bytes, printable, table};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -299,10 +300,11 @@ fn banner(document: &StatusDocument) -> String {
     let mut text = String::new();
     for warning in &document.warnings {
         if warning.severity == Severity::Critical {
-            text.push_str(&crate::ui::loud(&format!(
+            // Warnings quote members' names and answers: only pgha's own red may reach the screen.
+            text.push_str(&crate::ui::loud(&printable(&format!(
                 "CRITICAL: {}",
                 warning.warning.message()
-            )));
+            ))));
             text.push('\n');
         }
     }
@@ -432,7 +434,12 @@ fn footer(document: &StatusDocument) -> String {
             ));
         }
     }
-    let mut text = lines.join("\n");
+    // Every line quotes the cluster or Consul (names, times, addresses, warnings).
+    let mut text = lines
+        .iter()
+        .map(|line| printable(line))
+        .collect::<Vec<_>>()
+        .join("\n");
     if !text.is_empty() {
         text.push('\n');
     }
@@ -538,6 +545,50 @@ mod tests {
                 .map(|member| &member.consul)
                 .collect::<Vec<_>>()
         );
+    }
+
+    /// What a terminal would act on; the table and its lines keep only their newlines.
+    fn controls(text: &str) -> Vec<char> {
+        text.chars()
+            .filter(|character| character.is_control() && *character != '\n')
+            .collect()
+    }
+
+    #[test]
+    fn the_table_prints_no_control_characters_from_the_cluster() {
+        use crate::patroni::{ClusterRole, MemberState, PatroniError};
+        let (target, mut observations) = healthy("4.1.5");
+        for observation in &mut observations {
+            if let Ok(topology) = &mut observation.topology {
+                topology.scope = Some("demo\x1b]0;pwned\x07".into());
+                let mut stranger = topology.members[0].clone();
+                stranger.name = "node9\x1b[2J\x1b[31m".into();
+                stranger.role = ClusterRole::parse("replica\r");
+                stranger.state = MemberState::parse("streaming\u{9b}5m");
+                stranger
+                    .tags
+                    .insert("zone\x08".into(), Value::String("a\x1b[8mb".into()));
+                topology.members.push(stranger);
+            }
+        }
+        crate::observe::testing::first_replica(&mut observations).status =
+            Err(PatroniError::Status {
+                url: "http://127.0.0.32:8008/patroni".into(),
+                status: 500,
+                body: "boom\x1b[2J\rall is well\x07".into(),
+            });
+        let view = merge(&target, observations).unwrap();
+        let table = render_table(&StatusDocument::from_view(&view, OBSERVED_AT.into()));
+        assert_eq!(controls(&table), Vec::<char>::new(), "{table}");
+        for shown in [
+            "node9",
+            "Cluster: demo ",
+            "streaming",
+            "zone: ab",
+            "boomall is well",
+        ] {
+            assert!(table.contains(shown), "{shown:?} in\n{table}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{ConsulClient, ConsulError};
+use crate::ui::printable;
 
 /// Renewed every TTL/2; Consul ends the session 2 × TTL after the last renewal.
 pub const LOCK_TTL: Duration = Duration::from_secs(15);
@@ -104,8 +105,9 @@ impl ConsulLock {
         self.renewer.abort();
         if let Err(error) = self.client.destroy_session(&self.session).await {
             tracing::warn!(
-                "could not release the Consul lock {} ({error}); it ends by itself within {}",
+                "could not release the Consul lock {} ({}); it ends by itself within {}",
                 self.key,
+                printable(&error.to_string()),
                 humantime::format_duration(LOCK_TTL * 2)
             );
         }
@@ -127,12 +129,18 @@ async fn renew(client: ConsulClient, session: String, lost: Arc<AtomicBool>) {
         match client.renew_session(&session).await {
             Ok(true) => last_renewed = tokio::time::Instant::now(),
             Ok(false) => {
-                tracing::warn!("the run's Consul session {session} is gone: the lock is lost");
+                tracing::warn!(
+                    "the run's Consul session {} is gone: the lock is lost",
+                    printable(&session)
+                );
                 lost.store(true, Ordering::SeqCst);
                 return;
             }
             Err(error) => {
-                tracing::warn!("cannot renew the run's Consul lock: {error}");
+                tracing::warn!(
+                    "cannot renew the run's Consul lock: {}",
+                    printable(&error.to_string())
+                );
                 if last_renewed.elapsed() >= LOCK_TTL * 2 {
                     lost.store(true, Ordering::SeqCst);
                     return;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::plan::{Gate, Plan};
+use crate::ui::printable;
 
 /// Asks the operator. Blocking; called from a blocking thread.
 pub trait Prompt: Send + Sync {
@@ -22,10 +23,11 @@ pub trait Prompt: Send + Sync {
 /// Prompts on the terminal (stderr), with dialoguer.
 pub struct TerminalPrompt;
 
+// Questions name members as the DCS does: only printable text reaches the prompt.
 impl Prompt for TerminalPrompt {
     fn confirm(&self, question: &str) -> std::io::Result<bool> {
         dialoguer::Confirm::new()
-            .with_prompt(question)
+            .with_prompt(printable(question))
             .default(false)
             .interact_on(&dialoguer::console::Term::stderr())
             .map_err(|dialoguer::Error::IO(error)| error)
@@ -34,7 +36,9 @@ impl Prompt for TerminalPrompt {
     fn type_to_confirm(&self, question: &str, expected: &str) -> std::io::Result<String> {
         dialoguer::Input::<String>::new()
             .with_prompt(format!(
-                "{question}\nType {expected} to proceed (anything else cancels)"
+                "{}\nType {} to proceed (anything else cancels)",
+                printable(question),
+                printable(expected)
             ))
             .allow_empty(true)
             .interact_text_on(&dialoguer::console::Term::stderr())

@@ -74,7 +74,11 @@ pub(super) async fn wait_until_healthy(
             Err(error) => error.to_string(),
         };
         if summary != last_summary {
-            eprintln!("lab: [{:>4.1}s] {summary}", started.elapsed().as_secs_f64());
+            eprintln!(
+                "lab: [{:>4.1}s] {}",
+                started.elapsed().as_secs_f64(),
+                crate::ui::printable(&summary)
+            );
             last_summary.clone_from(&summary);
         }
         if let Ok(view) = observation

@@ -1,7 +1,8 @@
 //! Renderings of a plan: Markdown for a change request, plain text for the terminal, JSON for
 //! machines. Each shows every step with its exact call (method, URL, body; the REST password as
 //! `***`), its gate, its checks, its deadline and how it is verified. With pre-check results
-//! (a dry-run), each check also shows what was observed.
+//! (a dry-run), each check also shows what was observed. Markdown and text are printable (no
+//! control characters from the cluster); JSON keeps the exact text (serde_json escapes C0).
 
 use std::fmt::Write as _;
 
@@ -113,7 +114,8 @@ pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
     if let Some(rollback) = &plan.rollback {
         let _ = writeln!(out, "\n## Rollback\n\n{rollback}");
     }
-    out
+    // A plan names members as the DCS does, and quotes what checks observed.
+    crate::ui::printable_lines(&out).into_owned()
 }
 
 fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
@@ -383,5 +385,6 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
             }
         }
     }
-    out
+    // A plan names members as the DCS does, and quotes what checks observed.
+    crate::ui::printable_lines(&out).into_owned()
 }

@@ -1,9 +1,14 @@
 //! Presentation helpers shared by every command: output formats, the patronictl-like table
-//! style, human-readable sizes, and writing documents to stdout. stdout carries data only;
-//! logs, progress and prompts go to stderr.
+//! style, human-readable sizes, writing documents to stdout, when to colour, and text from
+//! outside made printable (`printable`). stdout carries data only; logs, progress and prompts
+//! go to stderr.
 
+mod printable;
 pub mod progress;
 
+pub use printable::{printable, printable_lines};
+
+use std::ffi::OsStr;
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
@@ -37,7 +42,8 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// A table in `patronictl list`'s style, with `title` written into the top border.
+/// A table in `patronictl list`'s style, with `title` written into the top border. Cells and
+/// title are made printable: they carry names and words from the cluster.
 pub fn table(
     title: Option<&str>,
     header: &[&str],
@@ -47,7 +53,7 @@ pub fn table(
     let mut builder = Builder::default();
     builder.push_record(header.iter().map(|cell| (*cell).to_string()));
     for row in rows {
-        builder.push_record(row);
+        builder.push_record(row.iter().map(|cell| printable(cell).into_owned()));
     }
     let mut table = builder.build();
     // patronictl's look: a frame and one rule under the header, no rule between rows.
@@ -60,7 +66,10 @@ pub fn table(
         table.with(Modify::new(Columns::one(*column).not(Rows::first())).with(Alignment::right()));
     }
     if let Some(title) = title {
-        table.with(LineText::new(format!("+ {title} "), Rows::first()));
+        table.with(LineText::new(
+            format!("+ {} ", printable(title)),
+            Rows::first(),
+        ));
     }
     table.to_string()
 }
@@ -87,19 +96,35 @@ pub fn render_document<T: Serialize>(
     }
 }
 
-/// Whether to colour what goes to stdout: only a terminal, and never under `NO_COLOR`.
+/// Whether to colour what goes to stdout: only a terminal, never under `NO_COLOR` or `TERM=dumb`.
 pub fn colour_stdout() -> bool {
     colour_allowed() && std::io::stdout().is_terminal()
 }
 
-/// Whether to colour what goes to stderr (logs, progress): only a terminal, never `NO_COLOR`.
+/// Whether to colour what goes to stderr (logs, progress, prompts): the same rule as stdout's.
 pub fn colour_stderr() -> bool {
     colour_allowed() && std::io::stderr().is_terminal()
 }
 
-/// <https://no-color.org>: present and not empty means no colour.
+/// Makes `console`, which draws indicatif's bars and dialoguer's prompts, colour exactly when
+/// pgha does. On its own it decides otherwise in corners: an empty `NO_COLOR` turns its colour
+/// off, and `CLICOLOR_FORCE` turns it on even into a pipe.
+pub fn init_colour() {
+    dialoguer::console::set_colors_enabled(colour_stdout());
+    dialoguer::console::set_colors_enabled_stderr(colour_stderr());
+}
+
 fn colour_allowed() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+    colour_allowed_by(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("TERM").as_deref(),
+    )
+}
+
+/// <https://no-color.org>: `NO_COLOR` present and not empty means no colour. A `dumb` terminal
+/// (an editor's shell buffer) would show the escape codes as text.
+fn colour_allowed_by(no_color: Option<&OsStr>, term: Option<&OsStr>) -> bool {
+    no_color.is_none_or(OsStr::is_empty) && term.is_none_or(|term| term != "dumb")
 }
 
 /// Text that must be seen: bold red on a terminal that takes colour, plain otherwise.
@@ -125,7 +150,43 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use std::ffi::OsStr;
+
+    use super::{colour_allowed_by, human_bytes, table};
+
+    #[test]
+    fn table_cells_and_title_are_printable() {
+        let text = table(
+            Some("Cluster: demo\x1b]0;pwned\x07"),
+            &["TL", "Reason", "New Leader"],
+            vec![vec![
+                "2".into(),
+                "no recovery\ttarget\r\x1b[2J".into(),
+                "node9\x1b[31m\u{9b}5m".into(),
+            ]],
+            &[0],
+        );
+        assert!(
+            !text
+                .chars()
+                .any(|character| character.is_control() && character != '\n'),
+            "{text}"
+        );
+        assert!(text.starts_with("+ Cluster: demo -"), "{text}");
+        assert!(text.contains("| no recovery target | node9 "), "{text}");
+    }
+
+    #[test]
+    fn colour_unless_no_color_is_set_or_the_terminal_is_dumb() {
+        let os = |text: &'static str| Some(OsStr::new(text));
+        assert!(colour_allowed_by(None, os("xterm-256color")));
+        assert!(
+            colour_allowed_by(os(""), None),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour_allowed_by(os("1"), os("xterm")));
+        assert!(!colour_allowed_by(None, os("dumb")));
+    }
 
     #[test]
     fn bytes_read_like_an_operator_writes_them() {

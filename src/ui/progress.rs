@@ -1,15 +1,20 @@
 //! The terminal's view of a run: executor events rendered on stderr — progress bars on a
 //! terminal (bytes of a base backup, or a spinner with the deadline), plain lines elsewhere
-//! (CI logs, pipes), each state change once.
+//! (CI logs, pipes), each state change once. Events quote the cluster and hosts (Patroni's
+//! answers, command output, observed states): every line and bar message is made printable.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::exec::{Event, EventSink, Outcome};
+use crate::ui::printable;
 
 pub struct TerminalSink {
     tty: bool,
+    /// Where lines go while no bar is drawn: stderr, or a buffer in tests.
+    out: Box<dyn Write>,
     bar: Option<ProgressBar>,
     bar_has_length: bool,
     last_plain_progress: Option<Instant>,
@@ -17,18 +22,28 @@ pub struct TerminalSink {
 
 impl TerminalSink {
     pub fn new(tty: bool) -> Self {
+        Self::writing_to(tty, Box::new(std::io::stderr()))
+    }
+
+    fn writing_to(tty: bool, out: Box<dyn Write>) -> Self {
         TerminalSink {
             tty,
+            out,
             bar: None,
             bar_has_length: false,
             last_plain_progress: None,
         }
     }
 
-    fn line(&self, text: &str) {
+    /// One line, above the bar when one is drawn. A line that cannot be written is lost: the
+    /// journal, not the terminal, is the run's record.
+    fn line(&mut self, text: &str) {
+        let text = printable(text);
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            None => {
+                let _ = writeln!(self.out, "{text}");
+            }
         }
     }
 
@@ -60,11 +75,11 @@ impl TerminalSink {
                 .is_none_or(|last| last.elapsed() >= every);
             if due {
                 self.last_plain_progress = Some(Instant::now());
-                eprintln!(
+                self.line(&format!(
                     "      … {}s of {}s: {detail}",
                     elapsed_ms / 1000,
                     timeout_ms / 1000
-                );
+                ));
             }
             return;
         }
@@ -92,7 +107,7 @@ impl TerminalSink {
             "deadline in {}s",
             timeout_ms.saturating_sub(elapsed_ms) / 1000
         );
-        bar.set_message(format!("{detail} ({deadline})"));
+        bar.set_message(printable(&format!("{detail} ({deadline})")).into_owned());
     }
 }
 
@@ -157,10 +172,10 @@ impl EventSink for TerminalSink {
             Event::Observed { observed, .. } => {
                 if self.tty {
                     if let Some(bar) = &self.bar {
-                        bar.set_message(observed.clone());
+                        bar.set_message(printable(observed).into_owned());
                     }
                 } else {
-                    eprintln!("      {observed}");
+                    self.line(&format!("      {observed}"));
                 }
             }
             Event::Progress {
@@ -212,5 +227,71 @@ fn first_line(text: &str) -> &str {
         &line[..line.floor_char_boundary(160)]
     } else {
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::io::Write;
+    use std::rc::Rc;
+
+    use super::TerminalSink;
+    use crate::exec::{Event, EventSink};
+
+    /// A stderr the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn plain_lines_quote_the_cluster_without_control_characters() {
+        let captured = Captured::default();
+        let mut sink = TerminalSink::writing_to(false, Box::new(captured.clone()));
+        let step = || "switchover".to_string();
+        sink.emit(&Event::ActionAnswered {
+            step: step(),
+            status: 200,
+            message: "Successfully switched over to \"node9\x1b[2J\x1b[1A\rforged\"".into(),
+        });
+        sink.emit(&Event::CommandRan {
+            step: step(),
+            command: "systemctl restart patroni".into(),
+            status: 1,
+            stdout: String::new(),
+            stderr: "starting\nfailed\x1b]0;pwned\x07: disk\u{9b}2J full\r\n".into(),
+        });
+        sink.emit(&Event::Observed {
+            step: step(),
+            observed: "node9\x1b[31m is running\x08\x08".into(),
+        });
+        sink.emit(&Event::StepFailed {
+            step: step(),
+            reason: "node9\x1b[2J refused the call: HTTP 412 \x07no".into(),
+        });
+        let printed = String::from_utf8(captured.0.borrow().clone()).unwrap();
+        let controls: Vec<char> = printed
+            .chars()
+            .filter(|character| character.is_control() && *character != '\n')
+            .collect();
+        assert_eq!(controls, Vec::<char>::new(), "{printed}");
+        for shown in [
+            "Patroni answered HTTP 200: Successfully switched over to \"node9forged\"",
+            "systemctl restart patroni: exit 1 (failed: disk full)",
+            "      node9 is running\n",
+            "FAILED: node9 refused the call: HTTP 412 no",
+        ] {
+            assert!(printed.contains(shown), "{shown:?} in\n{printed}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! pgha's integration tests: one test binary, driving the real `pgha` binary against real lab
 //! clusters (etcd or pgha's Consul double, Patroni from PyPI, PostgreSQL 15, sshd) on loopback addresses. Run them
-//! with `scripts/test.sh`, which installs what the labs need.
+//! with `scripts/test.sh`, which installs what the labs need. `terminal` needs no lab:
+//! `cargo test --test integration terminal::` runs it alone.
 
 mod bad_input;
 mod consul;
@@ -16,4 +17,5 @@ mod runbooks;
 mod scale_up;
 mod services;
 mod status;
+mod terminal;
 mod tls;
