@@ -624,6 +624,7 @@ mod tests {
                 pid: 1,
                 pgha_version: journal::PGHA_VERSION.into(),
                 journal_format: journal::FORMAT,
+                system_identifier: None,
             },
             Event::ActionAnswered {
                 step: step(),
