@@ -1,7 +1,9 @@
 //! The few things pgha asks PostgreSQL itself rather than Patroni: a CHECKPOINT on the leader
 //! before a switchover, and the progress of a base backup (`pg_stat_progress_basebackup` on the
-//! leader) while a replica is being rebuilt. Connections are short-lived, bounded by a timeout,
-//! and verify the server's certificate unless the inventory says `sslmode: disable`.
+//! leader) while a replica is being rebuilt. Connections are short-lived and verify the server's
+//! certificate unless the inventory says `sslmode: disable`. Every statement is bounded twice:
+//! by the server (`statement_timeout`, sent with the connection) and by pgha's own clock, for a
+//! server or a network that stops answering altogether.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +23,18 @@ pub struct PgSettings {
     pub sslmode: SslMode,
     pub ca_file: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// For statements that read (`timeouts.statement`).
+    pub statement_timeout: Duration,
 }
+
+/// Reads (sizes, progress) unless the inventory's `timeouts.statement` says otherwise.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A CHECKPOINT writes every dirty buffer: minutes on a large, busy server, never hours.
+pub const CHECKPOINT_TIMEOUT: Duration = Duration::from_mins(10);
+
+/// How long pgha waits past the server's own `statement_timeout` before giving up on it.
+const CLIENT_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -46,6 +59,12 @@ pub enum SqlError {
         statement: String,
         reason: String,
     },
+    #[error("PostgreSQL on {host}: {statement} got no answer within {}: its outcome is unknown", humantime::format_duration(*after))]
+    NoAnswer {
+        host: String,
+        statement: String,
+        after: Duration,
+    },
     #[error("{}: {reason}", .path.display())]
     Certificate { path: PathBuf, reason: String },
 }
@@ -55,7 +74,7 @@ impl SqlError {
     pub fn exit(&self) -> crate::exit::Exit {
         match self {
             SqlError::Connect { .. } => crate::exit::Exit::Unreachable,
-            SqlError::Statement { .. } => crate::exit::Exit::Failed,
+            SqlError::Statement { .. } | SqlError::NoAnswer { .. } => crate::exit::Exit::Failed,
             SqlError::Certificate { .. } => crate::exit::Exit::BadInput,
         }
     }
@@ -80,11 +99,14 @@ impl Sql {
     }
 
     pub async fn checkpoint(&self, host: &str) -> Result<(), SqlError> {
-        let client = self.connect(host).await?;
-        client
-            .batch_execute("CHECKPOINT")
-            .await
-            .map_err(|error| statement_error(host, "CHECKPOINT", &error))
+        let client = self.connect(host, CHECKPOINT_TIMEOUT).await?;
+        bounded(
+            host,
+            "CHECKPOINT",
+            CHECKPOINT_TIMEOUT,
+            client.batch_execute("CHECKPOINT"),
+        )
+        .await
     }
 
     /// The base backups the server at `host` is streaming now; `None` when there is none.
@@ -94,11 +116,14 @@ impl Sql {
     ) -> Result<Option<BackupProgress>, SqlError> {
         const QUERY: &str = "SELECT coalesce(sum(backup_streamed), 0)::int8, sum(backup_total)::int8, count(*)::int8 \
                              FROM pg_stat_progress_basebackup";
-        let client = self.connect(host).await?;
-        let row = client
-            .query_one(QUERY, &[])
-            .await
-            .map_err(|error| statement_error(host, "pg_stat_progress_basebackup", &error))?;
+        let client = self.connect(host, self.settings.statement_timeout).await?;
+        let row = bounded(
+            host,
+            "pg_stat_progress_basebackup",
+            self.settings.statement_timeout,
+            client.query_one(QUERY, &[]),
+        )
+        .await?;
         let streamed: i64 = row.get(0);
         let total: Option<i64> = row.get(1);
         let backups: i64 = row.get(2);
@@ -110,19 +135,27 @@ impl Sql {
 
     /// The size of all databases at `host`: what a base backup will copy, roughly.
     pub async fn database_size(&self, host: &str) -> Result<u64, SqlError> {
-        let client = self.connect(host).await?;
-        let row = client
-            .query_one(
+        let client = self.connect(host, self.settings.statement_timeout).await?;
+        let row = bounded(
+            host,
+            "pg_database_size",
+            self.settings.statement_timeout,
+            client.query_one(
                 "SELECT sum(pg_database_size(oid))::int8 FROM pg_database",
                 &[],
-            )
-            .await
-            .map_err(|error| statement_error(host, "pg_database_size", &error))?;
+            ),
+        )
+        .await?;
         let size: i64 = row.get(0);
         Ok(u64::try_from(size).unwrap_or(0))
     }
 
-    async fn connect(&self, host: &str) -> Result<tokio_postgres::Client, SqlError> {
+    /// A connection whose statements the server cancels after `statement_timeout`.
+    async fn connect(
+        &self,
+        host: &str,
+        statement_timeout: Duration,
+    ) -> Result<tokio_postgres::Client, SqlError> {
         let settings = &self.settings;
         let mut config = tokio_postgres::Config::new();
         config
@@ -131,6 +164,10 @@ impl Sql {
             .user(&settings.user)
             .dbname(&settings.dbname)
             .application_name("pgha")
+            .options(format!(
+                "-c statement_timeout={}",
+                statement_timeout.as_millis().max(1)
+            ))
             .connect_timeout(settings.connect_timeout);
         if let Some(password) = &settings.password {
             config.password(password.expose());
@@ -204,6 +241,24 @@ impl Sql {
     }
 }
 
+/// `query`, given up `CLIENT_GRACE` after the server should have cancelled it itself.
+async fn bounded<T>(
+    host: &str,
+    statement: &str,
+    timeout: Duration,
+    query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, SqlError> {
+    let after = timeout.saturating_add(CLIENT_GRACE);
+    match tokio::time::timeout(after, query).await {
+        Ok(result) => result.map_err(|error| statement_error(host, statement, &error)),
+        Err(_) => Err(SqlError::NoAnswer {
+            host: host.into(),
+            statement: statement.into(),
+            after,
+        }),
+    }
+}
+
 fn statement_error(host: &str, statement: &str, error: &tokio_postgres::Error) -> SqlError {
     SqlError::Statement {
         host: host.into(),
@@ -218,4 +273,68 @@ fn cause(error: &tokio_postgres::Error) -> String {
         || crate::patroni::root_cause(error),
         |db| db.message().to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A server that lets a client in, then never answers a statement: what a hung server or
+    /// a dead network looks like from pgha. Returns its port and what the client asked for.
+    async fn silent_server() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (startup_sender, startup) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let length = socket.read_u32().await.unwrap() as usize;
+            let mut packet = vec![0; length - 4];
+            socket.read_exact(&mut packet).await.unwrap();
+            let _ = startup_sender.send(String::from_utf8_lossy(&packet).replace('\0', " "));
+            // AuthenticationOk, then ReadyForQuery (idle).
+            socket
+                .write_all(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I")
+                .await
+                .unwrap();
+            let mut ignored = [0; 1024];
+            while socket.read(&mut ignored).await.is_ok_and(|read| read > 0) {}
+        });
+        (port, startup)
+    }
+
+    #[tokio::test]
+    async fn a_statement_nobody_answers_ends_at_its_bound() {
+        let (port, startup) = silent_server().await;
+        let sql = Sql::new(PgSettings {
+            user: "pgha".into(),
+            password: None,
+            port,
+            dbname: "postgres".into(),
+            sslmode: SslMode::Disable,
+            ca_file: None,
+            connect_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_millis(200),
+        });
+        let started = Instant::now();
+        let error = sql.database_size("127.0.0.1").await.unwrap_err();
+        assert!(
+            matches!(&error, SqlError::NoAnswer { statement, .. } if statement == "pg_database_size"),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(error.exit(), crate::exit::Exit::Failed);
+        let startup = startup.await.unwrap();
+        assert!(
+            startup.contains("-c statement_timeout=200"),
+            "the server is told to cancel it itself: {startup}"
+        );
+    }
 }

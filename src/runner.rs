@@ -306,10 +306,22 @@ async fn execute(
 ) -> Finish {
     let run_label = format!("pgha run {run_id} by {}", policy.operator);
     let (interrupt_sender, interrupt) = watch::channel(false);
-    // One listener for the whole run: Ctrl-C at a gate aborts, during a wait it interrupts.
+    // One listener for the whole run. A first Ctrl-C is said at once and stops the run after
+    // the action in flight (a call, a command, a statement: each bounded by its own deadline);
+    // at a gate it aborts, during a wait it interrupts. A second one exits at once: the
+    // journal then shows the step started, and `resume` treats it by its idempotency class.
+    let resume_hint = format!("pgha resume {run_id}");
     let listener = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        eprintln!(
+            "pgha: Ctrl-C: stopping after the current action (Ctrl-C again to exit at once); the run stays resumable"
+        );
+        let _ = interrupt_sender.send(true);
         if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = interrupt_sender.send(true);
+            eprintln!("pgha: exiting at once; continue with `{resume_hint}`");
+            std::process::exit(i32::from(Exit::Aborted.as_code()));
         }
     });
     let mut executor = Executor::new(world, Arc::new(TerminalPrompt), policy, sink, interrupt)

@@ -220,6 +220,16 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         step: &Step,
         interrupted_here: bool,
     ) -> StepEnd {
+        // Ctrl-C during the previous step: stop here, before this one starts.
+        if *self.interrupt.borrow() {
+            return StepEnd::Stop(Finish::new(
+                Outcome::Interrupted,
+                format!(
+                    "stopped before {:?} at the operator's request (Ctrl-C)",
+                    step.title
+                ),
+            ));
+        }
         // Look first: a step whose effect is visible is not done twice.
         if let Idempotency::CheckStateFirst { done_when } = &step.idempotency
             && let Ok(view) = self.world.observe().await
@@ -631,32 +641,19 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         let mut last_observed = String::new();
         let mut backup_total: Option<u64> = None;
         loop {
-            let observation = self.world.observe().await;
-            let (observed, done, failed) = match &observation {
-                Ok(view) => {
-                    let verdicts: Vec<(&Check, Verdict)> = wait
-                        .until
-                        .iter()
-                        .map(|check| (check, check.evaluate(view)))
-                        .collect();
-                    let failed = wait
-                        .fail_if
-                        .iter()
-                        .map(|check| (check, check.evaluate(view)))
-                        .find(|(_, verdict)| verdict.passed);
-                    let observed = verdicts
-                        .iter()
-                        .map(|(_, verdict)| verdict.observed.clone())
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    (
-                        observed,
-                        verdicts.iter().all(|(_, verdict)| verdict.passed),
-                        failed.map(|(check, verdict)| (check.to_string(), verdict.observed)),
-                    )
-                }
-                Err(error) => (format!("cannot observe: {error}"), false, None),
+            // A look never holds the wait past its deadline (a member slow to answer, SQL
+            // that hangs): it is cut there, and the deadline decides.
+            let look_until = deadline.max(Instant::now() + MINIMUM_LOOK);
+            let observation = match tokio::time::timeout_at(look_until, self.world.observe()).await
+            {
+                Ok(observation) => observation.map_err(|error| error.to_string()),
+                Err(_) => Err("no answer before the deadline".to_string()),
             };
+            let Judgement {
+                observed,
+                done,
+                failed,
+            } = judge(wait, observation.as_ref());
             if observed != last_observed {
                 self.sink.emit(&Event::Observed {
                     step: step.id.clone(),
@@ -674,8 +671,12 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             if done {
                 return Ok(observed);
             }
-            let (done_bytes, total_bytes) =
-                self.progress_bytes(&wait.progress, &mut backup_total).await;
+            let (done_bytes, total_bytes) = tokio::time::timeout_at(
+                deadline,
+                self.progress_bytes(&wait.progress, &mut backup_total),
+            )
+            .await
+            .unwrap_or((backup_total, backup_total));
             self.sink.emit(&Event::Progress {
                 step: step.id.clone(),
                 elapsed_ms: millis(started.elapsed()),
@@ -751,6 +752,50 @@ fn outcome_of(exit: Exit) -> Outcome {
         Outcome::Unreachable
     } else {
         Outcome::Failed
+    }
+}
+
+/// How long a wait's last look may take even at its deadline: one REST round on loopback.
+const MINIMUM_LOOK: Duration = Duration::from_millis(100);
+
+/// What one look at the cluster says about a wait.
+struct Judgement {
+    observed: String,
+    done: bool,
+    /// A `fail_if` check that holds, and what was seen.
+    failed: Option<(String, String)>,
+}
+
+fn judge(wait: &Wait, observation: Result<&ClusterView, &String>) -> Judgement {
+    let view = match observation {
+        Ok(view) => view,
+        Err(error) => {
+            return Judgement {
+                observed: format!("cannot observe: {error}"),
+                done: false,
+                failed: None,
+            };
+        }
+    };
+    let verdicts: Vec<Verdict> = wait
+        .until
+        .iter()
+        .map(|check| check.evaluate(view))
+        .collect();
+    let failed = wait
+        .fail_if
+        .iter()
+        .map(|check| (check, check.evaluate(view)))
+        .find(|(_, verdict)| verdict.passed)
+        .map(|(check, verdict)| (check.to_string(), verdict.observed));
+    Judgement {
+        observed: verdicts
+            .iter()
+            .map(|verdict| verdict.observed.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+        done: verdicts.iter().all(|verdict| verdict.passed),
+        failed,
     }
 }
 

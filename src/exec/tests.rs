@@ -30,6 +30,10 @@ struct FakeWorld {
     sql_failure: Option<SqlError>,
     /// Files on the hosts, by path, for private commands (`cat`, and the tag's write).
     files: RefCell<BTreeMap<String, String>>,
+    /// How long each look at the cluster takes (a member slow to answer).
+    observe_delay: Duration,
+    /// Pressed while a Patroni call is in flight: the operator's Ctrl-C.
+    ctrl_c_during_call: Option<watch::Sender<bool>>,
 }
 
 impl FakeWorld {
@@ -48,12 +52,15 @@ impl FakeWorld {
             remote_failure: None,
             sql_failure: None,
             files: RefCell::new(BTreeMap::new()),
+            observe_delay: Duration::ZERO,
+            ctrl_c_during_call: None,
         }
     }
 }
 
 impl Observer for FakeWorld {
     async fn observe(&self) -> Result<ClusterView, ObserveError> {
+        tokio::time::sleep(self.observe_delay).await;
         self.observations.set(self.observations.get() + 1);
         Ok(if self.calls.borrow().is_empty() {
             self.before.clone()
@@ -77,6 +84,11 @@ impl Observer for FakeWorld {
 
 impl Actuator for FakeWorld {
     async fn patroni(&self, action: &PatroniAction) -> Result<ActionResponse, PatroniError> {
+        if let Some(ctrl_c) = &self.ctrl_c_during_call {
+            let _ = ctrl_c.send(true);
+            // The call goes on after the keypress, and completes.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         self.calls
             .borrow_mut()
             .push(format!("{} {}", action.call.method(), action.call.path()));
@@ -94,6 +106,10 @@ impl Actuator for FakeWorld {
     async fn remote(&self, action: &RemoteAction) -> Result<CommandOutput, RemoteError> {
         if let Some(failure) = &self.remote_failure {
             return Err(failure.clone());
+        }
+        if let Some(ctrl_c) = &self.ctrl_c_during_call {
+            let _ = ctrl_c.send(true);
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
         self.calls.borrow_mut().push(action.command.shell_line());
         Ok(CommandOutput {
@@ -875,7 +891,7 @@ fn plan_with_checkpoint(target: &ClusterTarget, view: &ClusterView) -> Step {
 
 fn remote_step(program: &str) -> Step {
     Step {
-        id: "command".into(),
+        id: format!("run-{program}"),
         title: format!("Run {program}"),
         action: Action::Remote(RemoteAction {
             member: "node1".into(),
@@ -1019,4 +1035,66 @@ async fn a_tag_is_written_once_and_nothing_of_the_file_is_recorded() {
     let (finish, _) = run(&world, &plan, unattended(), yes()).await;
     assert!(finish.detail.contains("1 step done"), "{}", finish.detail);
     assert_eq!(world.calls.borrow().len(), 3, "read again, nothing written");
+}
+
+/// A member that takes a minute to answer does not hold a 10 s wait past its deadline.
+#[tokio::test(start_paused = true)]
+async fn a_slow_look_never_holds_a_wait_past_its_deadline() {
+    let (mut world, plan) = {
+        let (view, plan) = waiting_for_nothing(Duration::from_secs(10), Duration::from_secs(1));
+        (FakeWorld::new(view.clone(), view, ok(200, "")), plan)
+    };
+    world.observe_delay = Duration::from_mins(1);
+    let started = Instant::now();
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);
+    assert!(
+        finish.detail.contains("no answer before the deadline"),
+        "{}",
+        finish.detail
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(10) + MINIMUM_LOOK,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Ctrl-C while a command is in flight: the command completes (nothing is cut half-way), the
+/// run stops after it instead of going on to the next step, and it can be resumed from there.
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_during_an_action_stops_the_run_after_it() {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let mut world = FakeWorld::new(view.clone(), view.clone(), ok(200, ""));
+    let (ctrl_c, interrupt) = watch::channel(false);
+    world.ctrl_c_during_call = Some(ctrl_c);
+    let plan = Plan {
+        steps: vec![remote_step("first"), remote_step("second")],
+        ..switchover_plan(&target, &view)
+    };
+    let mut recorder = Recorder::default();
+    let finish = Executor::new(
+        &world,
+        Arc::new(yes()),
+        unattended(),
+        &mut recorder,
+        interrupt,
+    )
+    .run(&plan, &ResumePoint::default())
+    .await;
+    assert_eq!(finish.outcome, Outcome::Interrupted, "{}", finish.detail);
+    assert!(
+        finish.detail.contains("stopped before \"Run second\""),
+        "{}",
+        finish.detail
+    );
+    assert_eq!(
+        *world.calls.borrow(),
+        ["first"],
+        "the command completed; the next step never started"
+    );
+    assert!(recorder.0.iter().any(|event| matches!(
+        event,
+        Event::StepSucceeded { step, .. } if step == "run-first"
+    )));
 }

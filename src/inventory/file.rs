@@ -140,6 +140,9 @@ pub(crate) struct TimeoutsFile {
     pub request: Option<Duration>,
     #[serde(default, deserialize_with = "human_duration")]
     pub write: Option<Duration>,
+    /// SQL statements that read (sizes, base-backup progress).
+    #[serde(default, deserialize_with = "human_duration")]
+    pub statement: Option<Duration>,
     /// Default deadlines of runbooks' long waits, by runbook name (`reinit: 4h`).
     #[serde(default, deserialize_with = "human_durations")]
     pub runbooks: BTreeMap<String, Duration>,

@@ -951,6 +951,10 @@ fn postgres_settings(
             .timeouts
             .connect
             .unwrap_or(Duration::from_secs(2)),
+        statement_timeout: environment
+            .timeouts
+            .statement
+            .unwrap_or(crate::postgres::READ_TIMEOUT),
     }))
 }
 

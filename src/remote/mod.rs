@@ -253,6 +253,8 @@ impl Ssh {
             .stderr(std::process::Stdio::null())
             // A handshake cut off by the step's deadline does not linger.
             .kill_on_drop(true)
+            // The terminal's Ctrl-C is pgha's to handle, not ssh's.
+            .process_group(0)
             .status()
             .await
             .map_err(|error| spawn_error(error.to_string()))?;
@@ -419,6 +421,8 @@ impl Remote for Local {
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .kill_on_drop(true)
+                // The terminal's Ctrl-C stops pgha after this command, not the command.
+                .process_group(0)
                 .spawn()?;
             if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
                 use tokio::io::AsyncWriteExt as _;

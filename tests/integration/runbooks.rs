@@ -613,3 +613,68 @@ fn an_unreachable_alertmanager_fails_the_dry_run() {
         run.stdout()
     );
 }
+
+/// Ctrl-C while an SSH command runs: said at once, the command is not cut half-way (Patroni
+/// comes back), the run stops before its next step (exit 5), and `resume` finishes it.
+#[test]
+fn ctrl_c_during_an_ssh_command_stops_after_it_and_resume_finishes() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let replica = lab.replica();
+    let mut session = at_a_terminal(
+        lab,
+        runs.path(),
+        &["service", "restart", "--member", &replica, "--yes"],
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "the restart command starts",
+        || {
+            std::fs::read_dir(runs.path()).is_ok_and(|mut entries| {
+                entries.any(|entry| {
+                    entry.is_ok_and(|entry| {
+                        std::fs::read_to_string(entry.path())
+                            .is_ok_and(|text| text.contains("\"event\":\"step_started\""))
+                    })
+                })
+            })
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let pressed = std::time::Instant::now();
+    session.send_control('c').unwrap();
+    session
+        .exp_string("stopping after the current action")
+        .unwrap();
+    assert!(pressed.elapsed() < Duration::from_secs(1), "said at once");
+    let status = session.process().wait().unwrap();
+    assert!(
+        format!("{status:?}").ends_with(", 5)"),
+        "exit code 5 (interrupted): {status:?}"
+    );
+    let run_id = only_run(runs.path());
+    let events = journal(runs.path(), &run_id);
+    let command = events
+        .iter()
+        .find(|event| event["event"] == "command_ran")
+        .expect("the command ran to its end");
+    assert_eq!(command["status"], 0);
+    let end = last_event(&events);
+    assert_eq!(end["outcome"], "interrupted");
+    assert!(
+        end["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at the operator's request (Ctrl-C)"),
+        "{end}"
+    );
+    runbook(lab, runs.path())
+        .args(["resume", &run_id, "--yes"])
+        .run()
+        .success();
+    assert_eq!(
+        entry(&lab.status_json(), "members", &replica)["state"],
+        "streaming"
+    );
+}
