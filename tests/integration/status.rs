@@ -193,12 +193,30 @@ fn inventory_shows_sources_of_secrets_never_values() {
 
 #[test]
 fn watch_refreshes_until_interrupted() {
+    use std::io::BufRead as _;
     let guard = Lab::shared().read();
     let mut child = Pgha::new()
         .args(["status", "-o", "json", "--watch", "200ms"])
         .lab(guard.lab)
         .spawn();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Read documents as they come, whatever the machine's speed: three refreshes, then Ctrl-C.
+    let (lines, documents) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut snapshots: Vec<serde_json::Value> = Vec::new();
+    while snapshots.len() < 3 {
+        let line = documents
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a refresh within 30 s");
+        snapshots.push(serde_json::from_str(&line).expect("one JSON document per line"));
+    }
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),
         rustix::process::Signal::INT,
@@ -212,19 +230,16 @@ fn watch_refreshes_until_interrupted() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "Ctrl-C ends --watch cleanly: {output:?}"
-    );
-    let snapshots: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("one JSON document per line"))
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "Ctrl-C ends --watch cleanly: {status:?}");
+    let times: Vec<&str> = snapshots
+        .iter()
+        .map(|snapshot| snapshot["observed_at"].as_str().unwrap())
         .collect();
     assert!(
-        snapshots.len() >= 3,
-        "{} snapshots in 1.5 s at 200 ms",
-        snapshots.len()
+        times.windows(2).all(|pair| pair[0] < pair[1]),
+        "each document is a new observation: {times:?}"
     );
     assert!(
         snapshots
