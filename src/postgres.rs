@@ -67,6 +67,11 @@ pub enum SqlError {
     },
     #[error("{}: {reason}", .path.display())]
     Certificate { path: PathBuf, reason: String },
+    /// The host is not one of the members pgha was given: its password does not go there.
+    #[error(
+        "{host} is not the host of a member pgha was given: pgha sends its PostgreSQL password only there"
+    )]
+    Unlisted { host: String },
 }
 
 impl SqlError {
@@ -75,7 +80,7 @@ impl SqlError {
         match self {
             SqlError::Connect { .. } => crate::exit::Exit::Unreachable,
             SqlError::Statement { .. } | SqlError::NoAnswer { .. } => crate::exit::Exit::Failed,
-            SqlError::Certificate { .. } => crate::exit::Exit::BadInput,
+            SqlError::Certificate { .. } | SqlError::Unlisted { .. } => crate::exit::Exit::BadInput,
         }
     }
 }

@@ -43,6 +43,9 @@ impl Observer for LiveCluster {
 
     async fn backup_progress(&self, host: &str) -> Option<BackupProgress> {
         // Progress is a nicety: without SQL access the wait still shows the member's state.
+        if !self.target.lists_host(host) {
+            return None;
+        }
         self.sql
             .as_ref()?
             .basebackup_progress(host)
@@ -155,6 +158,10 @@ impl LiveCluster {
 impl Actuator for LiveCluster {
     async fn patroni(&self, action: &PatroniAction) -> Result<ActionResponse, PatroniError> {
         let url = action.api_url.as_str();
+        // A plan is data: whatever it says, the credentials go only to a member pgha was given.
+        if !self.target.lists_api(url) {
+            return Err(PatroniError::Unlisted { url: url.into() });
+        }
         match &action.call {
             PatroniCall::Reinitialize { force, from_leader } => {
                 self.client
@@ -200,6 +207,11 @@ impl Actuator for LiveCluster {
     }
 
     async fn sql(&self, action: &SqlAction) -> Result<(), SqlError> {
+        if !self.target.lists_host(&action.host) {
+            return Err(SqlError::Unlisted {
+                host: action.host.clone(),
+            });
+        }
         let Some(sql) = &self.sql else {
             return Err(SqlError::Connect {
                 host: action.host.clone(),
@@ -332,5 +344,34 @@ mod tests {
             .await
             .unwrap();
         assert!(canary.exists());
+    }
+
+    /// Whatever a plan says, REST writes and SQL go only to members pgha was given: no
+    /// request leaves for another address (none listens there, so a sent one would fail to
+    /// connect instead).
+    #[tokio::test]
+    async fn credentials_go_only_to_members_pgha_was_given() {
+        let world = live(target(&["node1", "node2"]));
+        let reload = |api_url: &str| PatroniAction {
+            member: "node9".into(),
+            api_url: api_url.into(),
+            call: PatroniCall::Reload,
+        };
+        let error = world
+            .patroni(&reload("http://127.0.0.99:8008"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PatroniError::Unlisted { .. }), "{error}");
+        assert_eq!(error.exit(), crate::exit::Exit::BadInput);
+        let error = world
+            .sql(&SqlAction {
+                member: "node9".into(),
+                host: "127.0.0.99".into(),
+                statement: SqlStatement::Checkpoint,
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SqlError::Unlisted { .. }), "{error}");
+        assert_eq!(world.backup_progress("127.0.0.99").await, None);
     }
 }

@@ -114,6 +114,14 @@ pub enum RemoteTargetError {
         cluster: String,
         origin: String,
     },
+    #[error(
+        "{member} is registered in the DCS but is not a member of cluster {cluster} in {origin}: pgha sends its credentials only to members it was given; add {member} under the cluster's `members:` there"
+    )]
+    Unlisted {
+        member: String,
+        cluster: String,
+        origin: String,
+    },
 }
 
 impl ClusterTarget {
@@ -138,6 +146,28 @@ impl ClusterTarget {
                 cluster: self.cluster.clone(),
                 origin: self.origin.clone(),
             })
+    }
+
+    /// A member pgha may send its credentials to (REST writes, SQL): one it was given — by the
+    /// inventory, or discovered through `--api` when it resolved the cluster — never one that
+    /// only the DCS names now.
+    pub fn listed_member(&self, member: &str) -> Result<&MemberTarget, RemoteTargetError> {
+        self.member(member)
+            .ok_or_else(|| RemoteTargetError::Unlisted {
+                member: member.into(),
+                cluster: self.cluster.clone(),
+                origin: self.origin.clone(),
+            })
+    }
+
+    /// Whether `api_url` is the REST API of a member pgha was given.
+    pub fn lists_api(&self, api_url: &str) -> bool {
+        self.members.iter().any(|member| member.api_url == api_url)
+    }
+
+    /// Whether `host` is the host of a member pgha was given.
+    pub fn lists_host(&self, host: &str) -> bool {
+        self.members.iter().any(|member| member.host == host)
     }
 
     /// The credentials for the Alertmanager at `url` (a URL from a plan). Plans and journals

@@ -41,6 +41,12 @@ pub enum PatroniError {
         status: u16,
         location: String,
     },
+    /// A write addressed to a REST API that is not one of the members pgha was given (an
+    /// address only the DCS published): pgha's credentials do not go there.
+    #[error(
+        "{url} is not the REST API of a member pgha was given: pgha sends its credentials only there; plan the run again from the inventory"
+    )]
+    Unlisted { url: String },
 }
 
 impl PatroniError {
@@ -53,7 +59,8 @@ impl PatroniError {
             | PatroniError::Unauthorized { .. }
             | PatroniError::Forbidden { .. }
             // The URL pgha was given is not the API's own: a configuration mistake.
-            | PatroniError::Redirect { .. } => Exit::BadInput,
+            | PatroniError::Redirect { .. }
+            | PatroniError::Unlisted { .. } => Exit::BadInput,
             PatroniError::Setup(_) => Exit::Failed,
             PatroniError::Connect { .. }
             | PatroniError::Timeout { .. }

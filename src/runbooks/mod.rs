@@ -286,6 +286,18 @@ fn remote_host<'a>(
     Ok(target.remote_host(name)?)
 }
 
+/// A member the plan sends credentials to (REST writes): one pgha was given, never one only
+/// the DCS lists. A member unknown to the cluster is reported as such first.
+fn listed<'a>(
+    target: &ClusterTarget,
+    view: &'a ClusterView,
+    name: &str,
+) -> Result<&'a MemberView, PlanError> {
+    let member = member(view, name)?;
+    target.listed_member(name)?;
+    Ok(member)
+}
+
 /// Where to send cluster-wide calls (`PATCH /config`, `POST /switchover`): the leader when it
 /// answers, else the first member that does.
 fn cluster_api(view: &ClusterView) -> Result<&MemberView, PlanError> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, silenced, started_at};
+use super::{Params, PlanError, SILENCE_MARGIN, listed, new_plan, silenced, started_at};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::patroni::{MemberState, Version};
@@ -44,7 +44,7 @@ pub(super) fn plan(
     else {
         unreachable!("dispatched by runbook")
     };
-    let replica = member(view, name)?;
+    let replica = listed(target, view, name)?;
     let leader = view.leader.clone().unwrap_or_else(|| "none".into());
     let leader_host = view
         .member(&leader)

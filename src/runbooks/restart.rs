@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Params, PlanError, member, new_plan, started_at};
+use super::{Params, PlanError, listed, new_plan, started_at};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::plan::{
@@ -30,12 +30,13 @@ pub(super) fn plan(
     };
     let leader = view.leader.clone().unwrap_or_default();
     let mut members: Vec<&MemberView> = match only {
-        Some(name) => vec![member(view, name)?],
+        Some(name) => vec![listed(target, view, name)?],
         None => view
             .members
             .iter()
             .filter(|member| member.dcs.is_some())
-            .collect(),
+            .map(|member| listed(target, view, &member.name))
+            .collect::<Result<_, _>>()?,
     };
     if *pending_only {
         members.retain(|member| member.pending_restart());

@@ -940,6 +940,38 @@ fn remote_steps_refuse_a_member_only_the_dcs_lists() {
     assert!(plan(&target, &view, &service(ServiceAction::Stop, "node2")).is_ok());
 }
 
+/// The REST password goes only to members pgha was given: a reinit or restart of a member
+/// only the DCS lists is refused while planning (the executor refuses such a call again).
+#[test]
+fn credentials_never_go_to_a_member_only_the_dcs_lists() {
+    let (target, view) = lab_without("node3");
+    for params in [
+        reinit("node3"),
+        Params::Restart {
+            member: Some("node3".into()),
+            pending_only: false,
+            max_lag: DEFAULT_MAX_LAG_BYTES,
+            timeout: None,
+        },
+        Params::Restart {
+            member: None,
+            pending_only: false,
+            max_lag: DEFAULT_MAX_LAG_BYTES,
+            timeout: None,
+        },
+    ] {
+        let error = plan(&target, &view, &params).expect_err(params.runbook());
+        assert_eq!(error.exit(), Exit::BadInput, "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("node3 is registered in the DCS but is not a member of cluster demo"),
+            "{error}"
+        );
+    }
+    assert!(plan(&target, &view, &reinit("node2")).is_ok());
+}
+
 /// Defect 9: the host a remote step connects to is the inventory's, whatever the view says.
 #[test]
 fn remote_steps_take_the_host_from_the_inventory_never_the_view() {
