@@ -218,7 +218,7 @@ fn print_status(
     match format {
         OutputFormat::Table => ui::print_stdout(&render_table(&document))?,
         OutputFormat::Json if compact => {
-            let mut line = serde_json::to_string(&document).map_err(std::io::Error::other)?;
+            let mut line = ui::json::compact(&document)?;
             line.push('\n');
             ui::print_stdout(&line)?;
         }

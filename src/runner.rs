@@ -499,8 +499,7 @@ fn render_run(recorded: &journal::RecordedRun, format: PlanFormat) -> Result<Str
     let run_id = &recorded.id;
     Ok(match format {
         PlanFormat::Json => {
-            let mut text =
-                serde_json::to_string_pretty(&recorded.entries).map_err(std::io::Error::other)?;
+            let mut text = crate::ui::json::pretty(&recorded.entries)?;
             text.push('\n');
             text
         }

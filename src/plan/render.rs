@@ -55,7 +55,7 @@ pub fn json(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
         plan_hash: plan.hash(),
         prechecks: checked,
     };
-    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    let mut text = crate::ui::json::pretty(&document).unwrap_or_default();
     text.push('\n');
     text
 }

@@ -3,6 +3,7 @@
 //! outside made printable (`printable`). stdout carries data only; logs, progress and prompts
 //! go to stderr.
 
+pub mod json;
 mod printable;
 pub mod progress;
 
@@ -88,7 +89,7 @@ pub fn render_document<T: Serialize>(
 ) -> std::io::Result<String> {
     match format {
         OutputFormat::Json | OutputFormat::Table => {
-            let mut text = serde_json::to_string_pretty(document).map_err(std::io::Error::other)?;
+            let mut text = json::pretty(document)?;
             text.push('\n');
             Ok(text)
         }
