@@ -388,13 +388,26 @@ async fn exchange(
         .await?;
     if let Some(mut stdin) = child.stdin().take() {
         use tokio::io::AsyncWriteExt as _;
-        stdin
-            .write_all(input)
+        let written = async {
+            stdin.write_all(input).await?;
+            stdin.shutdown().await
+        };
+        written
             .await
+            .or_else(unread)
             .map_err(openssh::Error::ChildIo)?;
-        stdin.shutdown().await.map_err(openssh::Error::ChildIo)?;
     }
     child.wait_with_output().await
+}
+
+/// A command may end without reading its input (a script that refuses first): the broken pipe
+/// is no error of pgha's; its exit status says what happened.
+fn unread(error: std::io::Error) -> std::io::Result<()> {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(error)
+    }
 }
 
 /// Commands on the operator's machine, through `sh -c` with the same line SSH would send.
@@ -426,7 +439,7 @@ impl Remote for Local {
                 .spawn()?;
             if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
                 use tokio::io::AsyncWriteExt as _;
-                stdin.write_all(input).await?;
+                stdin.write_all(input).await.or_else(unread)?;
             }
             child.wait_with_output().await
         };
@@ -505,6 +518,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(output.stdout, "it's $(private)\n");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_ends_without_reading_its_input_reports_its_exit() {
+        let command = HostCommand::new("sh")
+            .arg("-c")
+            .arg("echo refused >&2; exit 3");
+        // Far more than a pipe holds: the write meets the closed pipe every time.
+        let input = vec![b'x'; 1 << 20];
+        let output = Local
+            .run_with_input("localhost", &command, Some(&input), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((output.status, output.stderr.as_str()), (3, "refused\n"));
     }
 
     #[tokio::test]
