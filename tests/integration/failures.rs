@@ -55,7 +55,7 @@ fn a_killed_patroni_shows_unreachable_then_leaves_the_cluster() {
     let table = guard.lab.status_table();
     assert!(table.contains("unreachable (DCS: streaming)"), "{table}");
     assert!(
-        table.contains(&format!(" ! {victim}: REST API failed")),
+        table.contains(&format!(" ! warning: {victim}: REST API failed")),
         "{table}"
     );
 

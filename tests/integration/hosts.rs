@@ -306,7 +306,8 @@ fn a_member_restored_from_a_pgbackrest_backup_follows_the_leader() {
     wipe(lab, runs.path(), &member).success();
     let run = restore(&member).success();
     assert!(
-        run.stderr().contains("pgbackrest --config="),
+        run.stderr().contains(r#"pgbackrest "$@" --pg1-path="$d""#)
+            && run.stderr().contains(" --config="),
         "{}",
         run.stderr()
     );

@@ -101,12 +101,16 @@ fn a_dry_run_shows_the_exact_command_line() {
         .run()
         .success()
         .stdout();
-    let expected = format!(
-        "{} lab --dir {} member stop {member}",
+    let values = format!(
+        "' pgha {} {} {member}",
         env!("CARGO_BIN_EXE_pgha"),
         guard.lab.dir.display()
     );
-    assert!(markdown.contains(&expected), "{markdown}");
+    assert!(
+        markdown.contains(r#""$pgha" lab --dir "$dir" member stop "$member""#)
+            && markdown.contains(&values),
+        "{markdown}"
+    );
     assert!(markdown.contains("- **Command** on "), "{markdown}");
 }
 
