@@ -13,7 +13,6 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::exec::{Event, EventSink, Outcome, ResumePoint};
 use crate::exit::Exit;
@@ -174,17 +173,10 @@ impl ClusterIdentity {
     /// A digest, not a joined name: `a--b` + `c` and `a` + `b--c` must not meet, and a scope
     /// from the network must never become a path.
     fn lock_file_name(&self) -> String {
-        let mut digest = Sha256::new();
-        digest.update(self.scope.as_bytes());
-        digest.update([0]);
-        digest.update(self.system_identifier.as_deref().unwrap_or("").as_bytes());
-        let hex = digest.finalize()[..10]
-            .iter()
-            .fold(String::new(), |mut hex, byte| {
-                use std::fmt::Write as _;
-                let _ = write!(hex, "{byte:02x}");
-                hex
-            });
+        let mut identity = self.scope.clone().into_bytes();
+        identity.push(0);
+        identity.extend(self.system_identifier.as_deref().unwrap_or("").bytes());
+        let hex = &crate::plan::sha256_hex(&identity)[..20];
         format!("cluster-{hex}.lock")
     }
 }

@@ -164,14 +164,7 @@ pub(super) async fn answer(
                     "a confirmation is needed and there is no terminal (pass --yes)".into(),
                 );
             }
-            let (prompt, question) = (Arc::clone(prompt), question.clone());
-            ask(
-                interrupt,
-                move || prompt.confirm(&question),
-                |yes| yes,
-                &policy.operator,
-            )
-            .await
+            confirm(prompt, question, interrupt, &policy.operator).await
         }
         Gate::ByHand { question, name, .. } => {
             if policy.done.iter().any(|done| done == name) {
@@ -186,14 +179,7 @@ pub(super) async fn answer(
                 ));
             }
             // Asked even under --yes: only a human knows the work was done.
-            let (prompt, question) = (Arc::clone(prompt), question.clone());
-            ask(
-                interrupt,
-                move || prompt.confirm(&question),
-                |yes| yes,
-                &policy.operator,
-            )
-            .await
+            confirm(prompt, question, interrupt, &policy.operator).await
         }
         Gate::TypeToConfirm { question, expected } => {
             if policy.confirm.as_deref() == Some(expected.as_str()) {
@@ -219,6 +205,23 @@ pub(super) async fn answer(
             .await
         }
     }
+}
+
+/// y/N at the terminal.
+async fn confirm(
+    prompt: &Arc<dyn Prompt>,
+    question: &str,
+    interrupt: &mut watch::Receiver<bool>,
+    operator: &str,
+) -> Answer {
+    let (prompt, question) = (Arc::clone(prompt), question.to_string());
+    ask(
+        interrupt,
+        move || prompt.confirm(&question),
+        |yes| yes,
+        operator,
+    )
+    .await
 }
 
 async fn ask<T: Send + 'static>(

@@ -530,22 +530,8 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 if output.success() {
                     Ok(format!("{} exited 0", action.command.program))
                 } else {
-                    let said = output
-                        .stderr
-                        .lines()
-                        .chain(output.stdout.lines())
-                        .rfind(|line| !line.trim().is_empty());
-                    Err(self.fail(
-                        step,
-                        Outcome::Failed,
-                        format!(
-                            "`{}` on {} exited {}: {}",
-                            action.command,
-                            action.host,
-                            output.status,
-                            said.unwrap_or("no output")
-                        ),
-                    ))
+                    let said = last_line(&output.stderr).or_else(|| last_line(&output.stdout));
+                    Err(self.fail(step, Outcome::Failed, command_failed(action, &output, said)))
                 }
             }
             Err(error) if error.outcome_unknown() => {
@@ -588,7 +574,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 ));
             }
         };
-        let write = over_ssh(action.write_command(&sha256_hex(original.as_bytes())));
+        let write = over_ssh(action.write_command(&crate::plan::sha256_hex(original.as_bytes())));
         self.private_command(step, &write, Some(edited.as_bytes()))
             .await?;
         Ok(format!("set {}", action.describe()))
@@ -614,17 +600,9 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 if output.success() {
                     return Ok(output.stdout);
                 }
-                Err(self.fail(
-                    step,
-                    Outcome::Failed,
-                    format!(
-                        "`{}` on {} exited {}: {}",
-                        action.command,
-                        action.host,
-                        output.status,
-                        last_line(&output.stderr).unwrap_or("no output")
-                    ),
-                ))
+                // Only stderr: the stdout of a private command is the data kept to itself.
+                let said = last_line(&output.stderr);
+                Err(self.fail(step, Outcome::Failed, command_failed(action, &output, said)))
             }
             Err(error) => Err(self.fail(step, outcome_of(error.exit()), error.to_string())),
         }
@@ -735,15 +713,15 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
+/// "`COMMAND` on HOST exited STATUS: what it said last".
+fn command_failed(action: &RemoteAction, output: &CommandOutput, said: Option<&str>) -> String {
+    format!(
+        "`{}` on {} exited {}: {}",
+        action.command,
+        action.host,
+        output.status,
+        said.unwrap_or("no output")
+    )
 }
 
 /// A step that could not reach its target ends the run as unreachable (exit 3), not failed.

@@ -142,7 +142,7 @@ impl Actuator for FakeWorld {
             self.calls.borrow_mut().push(format!("read {path}"));
             return Ok(output(0, current));
         };
-        if values[1] != sha256_hex(current.as_bytes()) {
+        if values[1] != crate::plan::sha256_hex(current.as_bytes()) {
             return Ok(output(3, String::new()));
         }
         self.calls.borrow_mut().push(format!("write {path}"));

@@ -595,15 +595,20 @@ fn validate_members(members: &[MemberFile]) -> Result<(), (String, String)> {
     Ok(())
 }
 
+/// Letters, digits, `.`, `_` and `-`, at most 128 of them, not starting with `-` (a command
+/// would read it as an option).
+fn plain_word(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 128
+        && !text.starts_with('-')
+        && text
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character))
+}
+
 /// Names end up in URLs, file names and shell commands: keep them to a safe alphabet.
 pub fn check_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with(['-', '.'])
-        && name
-            .chars()
-            .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character));
-    if valid {
+    if plain_word(name) && !name.starts_with('.') {
         Ok(())
     } else {
         Err(format!(
@@ -636,13 +641,7 @@ pub fn check_host(host: &str) -> Result<(), String> {
 /// A login name for `ssh -l`. ssh expands it into `%r` of the operator's `ssh_config`
 /// (`ProxyCommand`, `Match exec`, run by a shell), so only the plain alphabet.
 pub fn check_ssh_user(user: &str) -> Result<(), String> {
-    let valid = !user.is_empty()
-        && user.len() <= 128
-        && !user.starts_with('-')
-        && user
-            .chars()
-            .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character));
-    if valid {
+    if plain_word(user) {
         Ok(())
     } else {
         Err(format!(

@@ -70,6 +70,17 @@ impl Step {
     }
 }
 
+/// SHA-256 in lower-case hex, as `sha256sum` prints it: plan hashes, file checksums.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
 /// What a step does. A closed set: adding a kind of step means adding an arm here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -418,15 +429,7 @@ pub enum Gate {
 impl Plan {
     /// SHA-256 of the plan's canonical JSON: what the journal records and `resume` verifies.
     pub fn hash(&self) -> String {
-        let text = serde_json::to_string(self).unwrap_or_default();
-        let digest = Sha256::digest(text.as_bytes());
-        digest
-            .iter()
-            .fold(String::with_capacity(64), |mut hex, byte| {
-                use std::fmt::Write as _;
-                let _ = write!(hex, "{byte:02x}");
-                hex
-            })
+        sha256_hex(serde_json::to_string(self).unwrap_or_default().as_bytes())
     }
 
     pub fn step(&self, id: &str) -> Option<&Step> {

@@ -442,16 +442,7 @@ fn prove_tag_commands(scratch: &Scratch, shell: &str, words: &str) {
     };
     let read = scratch.run(shell, &action.read_command());
     assert_eq!(succeeded(&read), original);
-    let digest = {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(original.as_bytes())
-            .iter()
-            .fold(String::new(), |mut hex, byte| {
-                use std::fmt::Write as _;
-                let _ = write!(hex, "{byte:02x}");
-                hex
-            })
-    };
+    let digest = crate::plan::sha256_hex(original.as_bytes());
     let edited = format!("{original}tags:\n  noloadbalance: true\n");
     let stale = scratch.run_with_input(shell, &action.write_command(&"0".repeat(64)), &edited);
     assert_eq!(

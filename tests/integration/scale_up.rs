@@ -230,34 +230,31 @@ fn refusals_start_nothing(lab: &Lab, runs: &Path) {
         .run()
         .expect_code(2);
     assert!(unknown.one_error_line().contains("no member \"node9\""));
-    let inventory = std::fs::read_to_string(lab.inventory())
-        .unwrap()
-        .replace("port: 2222", "port: 2299");
-    let path = crate::harness::write(&lab.dir, "pgha-no-ssh.yml", &inventory);
     // A host or a server that cannot be reached is unreachable (3): not bad input, not a failure.
-    let failed = runbook(lab, runs)
-        .args(["scale-up", "--member", SPARE, "--yes"])
-        .args(DONE_BY_HAND)
-        .args(["-c"])
-        .arg_path(&path)
-        .run()
-        .expect_code(3);
+    let scale_up_with = |name: &str, from: &str, to: &str| {
+        let inventory = std::fs::read_to_string(lab.inventory())
+            .unwrap()
+            .replace(from, to);
+        let path = crate::harness::write(&lab.dir, name, &inventory);
+        runbook(lab, runs)
+            .args(["scale-up", "--member", SPARE, "--yes"])
+            .args(DONE_BY_HAND)
+            .args(["-c"])
+            .arg_path(&path)
+            .run()
+            .expect_code(3)
+    };
+    let failed = scale_up_with("pgha-no-ssh.yml", "port: 2222", "port: 2299");
     assert!(
         failed.stderr().contains("cannot connect over SSH"),
         "{}",
         failed.stderr()
     );
-    let inventory = std::fs::read_to_string(lab.inventory())
-        .unwrap()
-        .replace("sslmode: disable", "sslmode: disable\n      port: 5499");
-    let path = crate::harness::write(&lab.dir, "pgha-no-postgres.yml", &inventory);
-    let unreachable = runbook(lab, runs)
-        .args(["scale-up", "--member", SPARE, "--yes"])
-        .args(DONE_BY_HAND)
-        .args(["-c"])
-        .arg_path(&path)
-        .run()
-        .expect_code(3);
+    let unreachable = scale_up_with(
+        "pgha-no-postgres.yml",
+        "sslmode: disable",
+        "sslmode: disable\n      port: 5499",
+    );
     assert!(
         unreachable
             .one_error_line()
