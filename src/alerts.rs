@@ -115,7 +115,7 @@ impl Alertmanager {
             .build()
             .map_err(|error| AlertError::Unreachable {
                 url: url.into(),
-                reason: crate::patroni::root_cause(&error),
+                reason: crate::ui::root_cause(&error),
             })?;
         Ok(Alertmanager {
             http,
@@ -244,7 +244,7 @@ async fn send(
         .await
         .map_err(|error| AlertError::Unreachable {
             url: url.into(),
-            reason: crate::patroni::root_cause(&error),
+            reason: crate::ui::root_cause(&error),
         })?;
     match Redirect::of(&response) {
         Some(redirect) => Err(AlertError::Redirect {
@@ -268,10 +268,7 @@ async fn ok_json<T: serde::de::DeserializeOwned>(
         .await
         .map_err(|error| AlertError::Unreachable {
             url: url.into(),
-            reason: format!(
-                "not Alertmanager's JSON: {}",
-                crate::patroni::root_cause(&error)
-            ),
+            reason: format!("not Alertmanager's JSON: {}", crate::ui::root_cause(&error)),
         })
 }
 

@@ -724,7 +724,7 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
                 format: output.into(),
             },
             RawRunsCommand::Show { run_id, output } => {
-                inventory::check_name(&run_id).map_err(|reason| usage_error(&reason))?;
+                crate::names::check_name(&run_id).map_err(|reason| usage_error(&reason))?;
                 Command::RunsShow {
                     run_id,
                     format: output.into(),
@@ -940,11 +940,12 @@ fn scale_params(raw: RawCommand) -> (Params, RawRunArgs) {
 
 fn run_options(run: RawRunArgs) -> Result<RunOptions, clap::Error> {
     if let Some(name) = &run.confirm {
-        inventory::check_name(name)
+        crate::names::check_name(name)
             .map_err(|reason| usage_error(&format!("--confirm: {reason}")))?;
     }
     for name in &run.done {
-        inventory::check_name(name).map_err(|reason| usage_error(&format!("--done: {reason}")))?;
+        crate::names::check_name(name)
+            .map_err(|reason| usage_error(&format!("--done: {reason}")))?;
     }
     Ok(RunOptions {
         dry_run: run.dry_run,
@@ -972,7 +973,7 @@ fn runbook(params: Params, run: RawRunArgs) -> Result<Command, clap::Error> {
     };
     for (flag, name) in names {
         if let Some(name) = name {
-            inventory::check_name(name)
+            crate::names::check_name(name)
                 .map_err(|reason| usage_error(&format!("{flag}: {reason}")))?;
         }
     }
@@ -983,7 +984,8 @@ fn runbook(params: Params, run: RawRunArgs) -> Result<Command, clap::Error> {
 }
 
 fn resume_run(run_id: String, replan: bool, run: RawRunArgs) -> Result<Command, clap::Error> {
-    inventory::check_name(&run_id).map_err(|reason| usage_error(&format!("RUN_ID: {reason}")))?;
+    crate::names::check_name(&run_id)
+        .map_err(|reason| usage_error(&format!("RUN_ID: {reason}")))?;
     if run.dry_run {
         return Err(usage_error("--dry-run does not go with resuming a run"));
     }
@@ -1006,7 +1008,7 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
             dcs,
             wait,
         } => {
-            inventory::check_name(&scope)
+            crate::names::check_name(&scope)
                 .map_err(|reason| usage_error(&format!("--scope: {reason}")))?;
             let spec = LabSpec {
                 members,
@@ -1035,7 +1037,7 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
             name,
             patroni_version,
         } => {
-            inventory::check_name(&name).map_err(|reason| usage_error(&reason))?;
+            crate::names::check_name(&name).map_err(|reason| usage_error(&reason))?;
             let action = match (action, patroni_version) {
                 (RawMemberAction::Start, version) => MemberAction::Start {
                     patroni_version: version,
@@ -1059,7 +1061,7 @@ fn validate_names(selector: &Selector) -> Result<(), clap::Error> {
         ("--cluster", &selector.cluster),
     ] {
         if let Some(value) = value {
-            inventory::check_name(value)
+            crate::names::check_name(value)
                 .map_err(|reason| usage_error(&format!("{flag}: {reason}")))?;
         }
     }

@@ -320,7 +320,7 @@ impl RunStore {
 
     pub fn read(&self, run_id: &str) -> Result<RecordedRun, JournalError> {
         // Run ids are file names: accept nothing that could leave the directory.
-        if crate::inventory::check_name(run_id).is_err() {
+        if crate::names::check_name(run_id).is_err() {
             return Err(JournalError::UnknownRun {
                 id: run_id.into(),
                 dir: self.dir.clone(),

@@ -275,7 +275,7 @@ fn statement_error(host: &str, statement: &str, error: &tokio_postgres::Error) -
 /// PostgreSQL's own message where there is one ("password authentication failed for user …").
 fn cause(error: &tokio_postgres::Error) -> String {
     error.as_db_error().map_or_else(
-        || crate::patroni::root_cause(error),
+        || crate::ui::root_cause(error),
         |db| db.message().to_string(),
     )
 }

@@ -26,8 +26,8 @@ use crate::plan::render::{self, CheckedPrecheck};
 use crate::plan::{Action, Plan};
 use crate::postgres::Sql;
 use crate::remote::{Masker, Ssh};
+use crate::report::terminal::TerminalSink;
 use crate::runbooks::{self, Params};
-use crate::ui::progress::TerminalSink;
 
 /// How the plan is printed by `--dry-run` and `runs show`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -515,7 +515,7 @@ fn render_run(recorded: &journal::RecordedRun, format: PlanFormat) -> Result<Str
                     text,
                     "| {} | {} |",
                     crate::ui::printable(&entry.at),
-                    describe(&entry.event).replace('|', "\\|")
+                    crate::report::line(&entry.event).replace('|', "\\|")
                 );
             }
             text
@@ -528,7 +528,7 @@ fn render_run(recorded: &journal::RecordedRun, format: PlanFormat) -> Result<Str
                     text,
                     "{}  {}",
                     crate::ui::printable(&entry.at),
-                    describe(&entry.event)
+                    crate::report::line(&entry.event)
                 );
                 text
             }),
@@ -537,80 +537,6 @@ fn render_run(recorded: &journal::RecordedRun, format: PlanFormat) -> Result<Str
 
 /// One line for one event, for `runs show`, made printable: events quote Patroni's answers,
 /// command output and observed states exactly as they came.
-fn describe(event: &Event) -> String {
-    crate::ui::printable(&event_text(event)).into_owned()
-}
-
-fn event_text(event: &Event) -> String {
-    match event {
-        Event::RunStarted {
-            plan,
-            operator,
-            host,
-            ..
-        } => format!("started by {operator} on {host}: {}", plan.title),
-        Event::RunResumed {
-            operator,
-            host,
-            plan,
-            ..
-        } => {
-            format!(
-                "resumed by {operator} on {host}{}",
-                if plan.is_some() {
-                    " with a new plan"
-                } else {
-                    ""
-                }
-            )
-        }
-        Event::Precheck {
-            text,
-            passed,
-            observed,
-        } => format!(
-            "pre-check {}: {text} ({observed})",
-            if *passed { "ok" } else { "FAILED" }
-        ),
-        Event::GateAnswered { step, answer, by } => format!(
-            "gate of {step}: {} by {by}",
-            if *answer { "yes" } else { "no" }
-        ),
-        Event::StepSkipped { step, reason } => format!("{step} skipped: {reason}"),
-        Event::StepStarted { title, .. } => format!("started {title}"),
-        Event::ActionAnswered {
-            step,
-            status,
-            message,
-        } => format!("{step}: Patroni answered HTTP {status} {message}"),
-        Event::ActionLost { step, error } => format!("{step}: no answer ({error})"),
-        Event::SilenceCreated { step, id, url } => format!("{step}: silence {id} created in {url}"),
-        Event::SilenceExpired { step, id } => format!("{step}: silence {id} expired"),
-        Event::CommandRan {
-            step,
-            command,
-            status,
-            stderr,
-            ..
-        } => {
-            let said =
-                crate::exec::last_line(stderr).map_or(String::new(), |line| format!(": {line}"));
-            format!("{step}: `{command}` exited {status}{said}")
-        }
-        Event::Observed { step, observed } => format!("{step}: {observed}"),
-        Event::Progress { detail, .. } => detail.clone(),
-        Event::StepSucceeded {
-            step,
-            duration_ms,
-            observed,
-        } => format!("{step} succeeded in {duration_ms} ms: {observed}"),
-        Event::StepFailed { step, reason } => format!("{step} FAILED: {reason}"),
-        Event::RunFinished {
-            outcome, detail, ..
-        } => format!("finished, {outcome:?}: {detail}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -684,8 +610,8 @@ mod tests {
             "one line an event:\n{text}"
         );
         for shown in [
-            "Patroni answered HTTP 200 paused forged line",
-            "exited 3: inactive (dead)",
+            "Patroni answered HTTP 200: paused",
+            "exit 3 (inactive (dead))",
             "FAILED: node9: boom",
         ] {
             assert!(text.contains(shown), "{shown:?} in\n{text}");

@@ -10,7 +10,7 @@ use reqwest::header::LOCATION;
 /// A reqwest client builder with pgha's defaults: no proxies, no redirects, pgha's user agent.
 /// Callers add their timeouts and TLS settings.
 pub(crate) fn client_builder() -> reqwest::ClientBuilder {
-    crate::patroni::install_crypto_provider();
+    install_crypto_provider();
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -100,6 +100,16 @@ fn shorten(text: &str) -> String {
     } else {
         format!("{}…", text.chars().take(LIMIT).collect::<String>())
     }
+}
+
+/// rustls's process-wide crypto provider (ring), installed once: every TLS client (REST,
+/// Consul, Alertmanager, PostgreSQL) needs one.
+pub(crate) fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only if another provider is installed already, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 
 use super::model::{HealthEntryWire, KvWire, SessionCreated};
 use super::{ConsulError, ConsulSettings, KvEntry, ServiceInstance};
-use crate::patroni::{PatroniError, http_client, root_cause};
+use crate::patroni::{PatroniError, http_client};
 use crate::secret::Secret;
+use crate::ui::root_cause;
 use crate::web::Redirect;
 
 #[derive(Debug, Clone)]

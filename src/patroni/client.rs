@@ -6,7 +6,6 @@
 //! retries a request.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -18,6 +17,7 @@ use super::error::PatroniError;
 use super::model::{ClusterTopology, MemberStatus, TimelineSwitch, history_from_rows};
 use super::wire::{ClusterWire, StatusWire};
 use crate::secret::Secret;
+use crate::ui::root_cause;
 use crate::web::Redirect;
 
 /// Username and password for Patroni's `restapi.authentication`.
@@ -418,14 +418,6 @@ pub(crate) fn http_client(
         .map_err(|error| PatroniError::Setup(root_cause(&error)))
 }
 
-pub(crate) fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // Fails only if another provider is installed already, which is just as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, PatroniError> {
     std::fs::read(path).map_err(|error| PatroniError::Certificate {
         path: path.to_path_buf(),
@@ -542,16 +534,6 @@ fn rustls_inside(io: &std::io::Error) -> Option<&rustls::Error> {
     inner
         .downcast_ref::<std::io::Error>()
         .and_then(rustls_inside)
-}
-
-/// The innermost cause of an error chain: "Connection refused (os error 111)" rather than
-/// "error sending request for url (…)".
-pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]

@@ -169,7 +169,7 @@ pub fn checked_path(what: &'static str, path: &str) -> Result<String, UnsafeValu
 
 /// A systemd unit, Kubernetes object, OS user or member name: the safe name alphabet.
 pub fn checked_name(what: &'static str, name: &str) -> Result<String, UnsafeValue> {
-    crate::inventory::check_name(name).map_err(|_| UnsafeValue::Rejected {
+    crate::names::check_name(name).map_err(|_| UnsafeValue::Rejected {
         what,
         value: name.into(),
         reason: "only letters, digits, '.', '_' and '-' are allowed",

@@ -20,7 +20,17 @@ pub use command::{HostCommand, Script, UnsafeValue, checked_name, checked_path, 
 pub use service::{ServiceAction, ServiceControl, ServiceError, Transport};
 
 use crate::exit::Exit;
-use crate::inventory::SshSettings;
+
+/// How to reach members' hosts over SSH (an environment's `ssh:` section).
+#[derive(Debug, Clone, Serialize)]
+pub struct SshSettings {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub jump_host: Option<String>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub sudo: bool,
+}
 
 /// What a command printed and how it ended. A non-zero exit is not an error here: the step
 /// that ran it decides what the status means.
@@ -291,7 +301,7 @@ impl Ssh {
 }
 
 fn connect_error(host: &str, error: &openssh::Error) -> RemoteError {
-    connect_failure(host, &crate::patroni::root_cause(error))
+    connect_failure(host, &crate::ui::root_cause(error))
 }
 
 /// What ssh said when it could not connect: a host key problem (bad input), or its last line.
@@ -323,7 +333,7 @@ impl Remote for Ssh {
     ) -> Result<CommandOutput, RemoteError> {
         // Before anything starts: a destination ssh would read as an option never reaches it,
         // whoever built the plan (the inventory refuses such hosts when it is read).
-        crate::inventory::check_host(host).map_err(|reason| RemoteError::Destination {
+        crate::names::check_host(host).map_err(|reason| RemoteError::Destination {
             host: host.into(),
             reason,
         })?;

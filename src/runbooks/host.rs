@@ -580,7 +580,7 @@ mod tests {
             sudo: true,
             db_user: "postgres".into(),
         });
-        target.ssh = Some(crate::inventory::SshSettings {
+        target.ssh = Some(crate::remote::SshSettings {
             user: Some("ops".into()),
             port: None,
             jump_host: None,

@@ -534,7 +534,7 @@ proptest! {
 
     #[test]
     fn hostile_names_never_reach_a_command(words in hostile_words()) {
-        prop_assume!(crate::inventory::check_name(&words).is_err());
+        prop_assume!(crate::names::check_name(&words).is_err());
         names_are_refused(&words);
     }
 }

@@ -5,7 +5,6 @@
 
 pub mod json;
 mod printable;
-pub mod progress;
 
 pub use printable::{printable, printable_lines};
 
@@ -147,6 +146,16 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
+}
+
+/// The innermost cause of an error chain: "Connection refused (os error 111)" rather than
+/// "error sending request for url (…)".
+pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 #[cfg(test)]

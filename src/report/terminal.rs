@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::exec::{Event, EventSink, Outcome};
+use super::{Depth, depth, line};
+use crate::exec::{Event, EventSink};
 use crate::ui::printable;
 
 pub struct TerminalSink {
@@ -114,68 +115,9 @@ impl TerminalSink {
 impl EventSink for TerminalSink {
     fn emit(&mut self, event: &Event) {
         match event {
-            Event::RunStarted { run_id, plan, .. } => {
-                self.line(&format!("pgha: run {run_id}: {}", plan.title));
-            }
-            Event::RunResumed { plan, .. } => {
-                let what = if plan.is_some() {
-                    "resumed with a new plan"
-                } else {
-                    "resumed"
-                };
-                self.line(&format!("pgha: {what}"));
-            }
-            Event::Precheck {
-                text,
-                passed,
-                observed,
-            } => {
-                let mark = if *passed { "ok  " } else { "FAIL" };
-                self.line(&format!("  [{mark}] {text} ({observed})"));
-            }
-            Event::GateAnswered { answer, by, .. } => {
-                self.line(&format!(
-                    "      gate: {} ({by})",
-                    if *answer { "yes" } else { "no" }
-                ));
-            }
-            Event::StepSkipped { step, reason } => self.line(&format!("  skip {step}: {reason}")),
-            Event::StepStarted { title, .. } => {
-                self.finish_bar();
-                self.line(&format!("  {title}"));
-            }
-            Event::ActionAnswered {
-                status, message, ..
-            } => {
-                self.line(&format!(
-                    "      Patroni answered HTTP {status}: {}",
-                    first_line(message)
-                ));
-            }
-            Event::CommandRan {
-                command,
-                status,
-                stderr,
-                ..
-            } => {
-                let said = crate::exec::last_line(stderr)
-                    .map_or(String::new(), |line| format!(" ({line})"));
-                self.line(&format!("      {command}: exit {status}{said}"));
-            }
-            Event::SilenceCreated { id, url, .. } => {
-                self.line(&format!("      silence {id} created in {url}"));
-            }
-            Event::SilenceExpired { id, .. } => self.line(&format!("      silence {id} expired")),
-            Event::ActionLost { error, .. } => self.line(&format!(
-                "      no answer ({error}); verifying by observation"
-            )),
-            Event::Observed { observed, .. } => {
-                if self.tty {
-                    if let Some(bar) = &self.bar {
-                        bar.set_message(printable(observed).into_owned());
-                    }
-                } else {
-                    self.line(&format!("      {observed}"));
+            Event::Observed { observed, .. } if self.tty => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(printable(observed).into_owned());
                 }
             }
             Event::Progress {
@@ -186,47 +128,24 @@ impl EventSink for TerminalSink {
                 total_bytes,
                 ..
             } => self.progress(detail, *elapsed_ms, *timeout_ms, *done_bytes, *total_bytes),
-            Event::StepSucceeded {
-                duration_ms,
-                observed,
-                ..
-            } => {
-                self.finish_bar();
-                #[allow(clippy::cast_precision_loss)] // a duration for humans
-                let seconds = *duration_ms as f64 / 1000.0;
-                self.line(&format!("      done in {seconds:.1}s: {observed}"));
-            }
-            Event::StepFailed { reason, .. } => {
-                self.finish_bar();
-                self.line(&format!("      FAILED: {reason}"));
-            }
-            Event::RunFinished {
-                outcome, detail, ..
-            } => {
-                self.finish_bar();
-                self.line(&format!("pgha: {}: {detail}", outcome_word(*outcome)));
+            _ => {
+                if matches!(
+                    event,
+                    Event::StepStarted { .. }
+                        | Event::StepSucceeded { .. }
+                        | Event::StepFailed { .. }
+                        | Event::RunFinished { .. }
+                ) {
+                    self.finish_bar();
+                }
+                let indent = match depth(event) {
+                    Depth::Run => "pgha: ",
+                    Depth::Step => "  ",
+                    Depth::WithinStep => "      ",
+                };
+                self.line(&format!("{indent}{}", line(event)));
             }
         }
-    }
-}
-
-fn outcome_word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed => "failed",
-        Outcome::Refused => "refused",
-        Outcome::Aborted => "aborted",
-        Outcome::Interrupted => "interrupted",
-        Outcome::Unreachable => "unreachable",
-    }
-}
-
-fn first_line(text: &str) -> &str {
-    let line = text.lines().next().unwrap_or("");
-    if line.len() > 160 {
-        &line[..line.floor_char_boundary(160)]
-    } else {
-        line
     }
 }
 
@@ -288,8 +207,8 @@ mod tests {
         for shown in [
             "Patroni answered HTTP 200: Successfully switched over to \"node9forged\"",
             "systemctl restart patroni: exit 1 (failed: disk full)",
-            "      node9 is running\n",
-            "FAILED: node9 refused the call: HTTP 412 no",
+            "      switchover: node9 is running\n",
+            "switchover FAILED: node9 refused the call: HTTP 412 no",
         ] {
             assert!(printed.contains(shown), "{shown:?} in\n{printed}");
         }
