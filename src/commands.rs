@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::consul::ConsulClient;
+use crate::cluster::Connection;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::inventory::{self, ClusterTarget, Selector};
@@ -16,6 +16,7 @@ use crate::observe::{self, ClusterView, Severity};
 use crate::patroni::{PatroniClient, PatroniError, TimelineSwitch};
 use crate::runbooks::Params;
 use crate::runner::{self, PlanFormat, RunOptions};
+use crate::runs;
 use crate::status::{StatusDocument, render_table};
 use crate::ui::{self, OutputFormat};
 
@@ -86,33 +87,10 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
             run_id,
             replan,
             options,
-        } => runner::resume(selector, &run_id, replan, options).await,
-        Command::RunsList { format } => runner::list_runs(format),
-        Command::RunsShow { run_id, format } => runner::show_run(&run_id, format),
+        } => runs::resume(selector, &run_id, replan, options).await,
+        Command::RunsList { format } => runs::list_runs(format),
+        Command::RunsShow { run_id, format } => runs::show_run(&run_id, format),
     }
-}
-
-async fn connect(selector: &Selector) -> Result<(ClusterTarget, PatroniClient), Error> {
-    let target = inventory::resolve(selector).await?;
-    let client = PatroniClient::new(&target.rest)?;
-    Ok((target, client))
-}
-
-/// The Consul client, when Consul is the cluster's DCS.
-pub(crate) fn consul_client(
-    target: &ClusterTarget,
-    patroni: &PatroniClient,
-) -> Result<Option<ConsulClient>, Error> {
-    let Some(settings) = &target.consul else {
-        return Ok(None);
-    };
-    let same_transport =
-        settings.tls == target.rest.tls && settings.connect_timeout == target.rest.connect_timeout;
-    Ok(Some(if same_transport {
-        ConsulClient::with_http(settings, patroni.http())?
-    } else {
-        ConsulClient::new(settings)?
-    }))
 }
 
 async fn status(
@@ -121,20 +99,19 @@ async fn status(
     watch: Option<Duration>,
     fail_on: Option<Severity>,
 ) -> Result<Exit, Error> {
-    let (target, client) = connect(selector).await?;
-    let consul = consul_client(&target, &client)?;
-    let consul = consul.as_ref();
+    let connection = Connection::open(selector).await?;
+    let (target, client) = (&connection.target, &connection.client);
     let Some(interval) = watch else {
         let (view, credentials) = tokio::join!(
-            observe::observe(&target, &client, consul),
-            verify_credentials(&target, &client, None)
+            connection.observe(),
+            verify_credentials(target, client, None)
         );
         let view = view?;
         match credentials {
             Ok(true) => {}
             // The member probed first did not answer: ask one that did.
             Ok(false) => {
-                verify_credentials(&target, &client, Some(&view)).await?;
+                verify_credentials(target, client, Some(&view)).await?;
             }
             Err(error) => return Err(error),
         }
@@ -154,7 +131,7 @@ async fn status(
     loop {
         let round = async {
             // A failed round is shown and retried: `--watch` is for watching an incident.
-            match observe::observe(&target, &client, consul).await {
+            match connection.observe().await {
                 Ok(view) => {
                     if clear_screen {
                         ui::print_stdout("\x1b[H\x1b[2J")?;
@@ -269,7 +246,7 @@ struct HistoryDocument<'a> {
 }
 
 async fn history(selector: &Selector, format: OutputFormat) -> Result<Exit, Error> {
-    let (target, client) = connect(selector).await?;
+    let Connection { target, client, .. } = Connection::open(selector).await?;
     let source = cluster_wide_source(&target, &client).await?;
     let timelines = client.history(&source).await?;
     if format == OutputFormat::Table {
@@ -308,7 +285,7 @@ async fn history(selector: &Selector, format: OutputFormat) -> Result<Exit, Erro
 }
 
 async fn config_show(selector: &Selector, format: OutputFormat) -> Result<Exit, Error> {
-    let (target, client) = connect(selector).await?;
+    let Connection { target, client, .. } = Connection::open(selector).await?;
     let source = cluster_wide_source(&target, &client).await?;
     let config = client.config(&source).await?;
     let format = if format == OutputFormat::Table {

@@ -1,16 +1,24 @@
 //! pgha: typed, rehearsable runbooks for PostgreSQL high-availability clusters run by Patroni.
 //!
-//! The binary is a thin shell over [`run`]. Module map: `cli` (flags → validated `Invocation`),
-//! `inventory` (which clusters exist and how to reach them), `patroni` (REST client and the
-//! version-normalised model), `postgres` (the little SQL pgha needs), `observe` (all members at
-//! once → one `ClusterView`), `status` (the status document and table), `plan` (steps, checks,
-//! renderers), `runbooks` (pure planners), `exec` (the executor, gates, waits, events),
-//! `journal` (runs, locks, resume's record), `runner` (a runbook end to end), `lab` (a real local
-//! cluster), `ui` (renderers' helpers), `web` (the rules of every HTTP client: no proxies, no
-//! redirects), `commands` (glue), `error` and `exit`.
+//! The binary is a thin shell over [`run`]. Modules, from the leaves up (no module imports one
+//! above it):
+//! - leaves: `names` (safe alphabets), `duration`, `secret`, `web` (the rules of every HTTP
+//!   client: no proxies, no redirects), `ui` (tables, printable text, JSON), `exit`;
+//! - the systems pgha talks to: `patroni` (REST client and the version-normalised model),
+//!   `consul`, `postgres`, `alerts` (Alertmanager), `remote` (SSH, local commands, service
+//!   control);
+//! - `inventory` (which clusters exist and how to reach them), `observe` (all members at once →
+//!   one `ClusterView`), `status` (the status document and table);
+//! - `plan` (steps, checks, renderers), `runbooks` (pure planners), `exec` (the executor,
+//!   gates, waits, events), `journal` (runs, locks, resume's record), `report` (events as text:
+//!   the terminal and `runs show`);
+//! - `cluster` (a selection → the clients and the live world), `runner` (a runbook end to end),
+//!   `runs` (list, show, resume), `lab` (a real local cluster), `commands` and `cli` (glue),
+//!   `error`.
 
 pub mod alerts;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod consul;
 pub mod duration;
@@ -29,6 +37,7 @@ pub mod remote;
 pub mod report;
 pub mod runbooks;
 pub mod runner;
+pub mod runs;
 pub mod secret;
 pub mod status;
 pub mod ui;
