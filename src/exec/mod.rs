@@ -676,7 +676,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             tokio::select! {
                 () = tokio::time::sleep(wait.poll.min(deadline.saturating_duration_since(Instant::now()))) => {}
                 _ = self.interrupt.wait_for(|interrupted| *interrupted) => {
-                    return Err(Finish::new(Outcome::Interrupted, format!("interrupted while waiting: {}", step.title)));
+                    return Err(Finish::new(Outcome::Interrupted, format!("interrupted at the operator's request (Ctrl-C) while waiting: {}", step.title)));
                 }
             }
         }
