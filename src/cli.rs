@@ -14,8 +14,7 @@ use crate::inventory::{self, Selector};
 use crate::lab::{LabCommand, LabSpec, MemberAction};
 use crate::observe::Severity;
 use crate::patroni::{TlsSettings, Version};
-use crate::remote::ServiceAction;
-use crate::runbooks::{BackupTool, HostOperation, Params};
+use crate::runbooks::{Params, PlanOutput, ResumeParams, RunFlags, RunbookCommand};
 use crate::runner::{PlanFormat, RunOptions};
 use crate::ui::OutputFormat;
 
@@ -108,146 +107,18 @@ struct SelectionArgs {
     key: Option<PathBuf>,
 
     /// Connect timeout for REST calls, e.g. 2s
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::flags::duration)]
     connect_timeout: Option<Duration>,
 
     /// Request timeout for REST reads, e.g. 4s
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::flags::duration)]
     request_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
 enum RawCommand {
-    /// Rebuild one replica from the leader (deletes its data directory)
-    Reinit {
-        /// The member to rebuild (never the leader)
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        /// Deadline of the wait for streaming [default: 2h, or the inventory's timeouts.runbooks.reinit]
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Option<Duration>,
-        /// A replica lagging more counts as not caught up
-        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
-        max_lag: u64,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Add a replica: a member in the inventory, not yet in the cluster (GitLab's scale-up)
-    ScaleUp {
-        /// The new member, as the inventory names it
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        /// Deadline of the copy and catch-up [default: 8h, or the inventory's timeouts.runbooks.scale-up]
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Option<Duration>,
-        /// The replica counts as caught up at this lag
-        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
-        max_lag: u64,
-        /// Free space the new host needs [default: the leader's databases, measured]
-        #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
-        need: Option<u64>,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Remove a replica: drain it, stop and disable Patroni, wait until it left the cluster
-    ScaleDown {
-        /// The replica to remove (never the leader, never the last replica)
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        /// Skip the drain (no load balancer sends this member reads)
-        #[arg(long)]
-        no_drain: bool,
-        /// How long a drain by hand may take to show [default: 10m]
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        drain_timeout: Option<Duration>,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Hand the leader role to a replica
-    Switchover {
-        /// The new leader [default: the sync standby, else the replica with the lowest lag]
-        #[arg(long, value_name = "NAME")]
-        candidate: Option<String>,
-        /// Schedule it (RFC 3339 with a time zone, e.g. 2026-11-24T02:00:00+00:00)
-        #[arg(long, value_name = "TIME", value_parser = parse_future_time)]
-        at: Option<String>,
-        /// Run CHECKPOINT on the leader first, so its shutdown checkpoint is short
-        #[arg(long)]
-        checkpoint: bool,
-        /// Refuse a candidate lagging more than this
-        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
-        max_lag: u64,
-        /// Deadline for the new leader to run [default: 90s]
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Option<Duration>,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Turn maintenance mode on: Patroni stops managing the cluster (no automatic failover)
-    Pause {
-        /// Also wait until every member reports it (not only the DCS)
-        #[arg(long)]
-        wait: bool,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Turn maintenance mode off; with a RUN_ID, continue that recorded run instead
-    Resume {
-        /// A run to continue (see `pgha runs list`)
-        #[arg(value_name = "RUN_ID")]
-        run_id: Option<String>,
-        /// Also wait until every member reports it (not only the DCS)
-        #[arg(long)]
-        wait: bool,
-        /// With RUN_ID: when the cluster changed, plan again from the cluster as it is
-        #[arg(long, requires = "run_id")]
-        replan: bool,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Restart PostgreSQL, one member at a time, replicas first, each healthy before the next
-    Restart {
-        /// Only this member
-        #[arg(long, value_name = "NAME")]
-        member: Option<String>,
-        /// Only members with a pending restart
-        #[arg(long)]
-        pending_only: bool,
-        /// A replica lagging more counts as not healthy again
-        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
-        max_lag: u64,
-        /// Deadline per member [default: 10m]
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Option<Duration>,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Stop, start or restart Patroni on one member through the environment's service control
-    Service {
-        #[arg(value_enum)]
-        action: RawServiceAction,
-        /// The member (never the leader, to stop or restart)
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        /// A started member lagging more counts as not caught up
-        #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_bytes)]
-        max_lag: u64,
-        /// Deadline for the member to stream again [default: 10m]
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Option<Duration>,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Work on a member's host: back up and restore files, wipe the data directory, mkdir, disk space
-    Host {
-        #[command(subcommand)]
-        operation: RawHostOperation,
-    },
-    /// Consul, when it is the cluster's DCS: delete the cluster's key tree
-    Consul {
-        #[command(subcommand)]
-        command: RawConsulCommand,
-    },
+    #[command(flatten)]
+    Runbook(RunbookCommand),
     /// Recorded runs: list, show, resume
     Runs {
         #[command(subcommand)]
@@ -258,7 +129,7 @@ enum RawCommand {
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
         /// Refresh every INTERVAL until interrupted [default: 2s]
-        #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_duration)]
+        #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = crate::flags::duration)]
         watch: Option<Duration>,
         /// Exit 7 when a warning at or above this severity is found (for monitoring and scripts)
         #[arg(long, value_enum, value_name = "SEVERITY", conflicts_with = "watch")]
@@ -291,136 +162,6 @@ enum RawCommand {
     Man,
 }
 
-/// What every runbook command accepts.
-#[derive(Debug, Args)]
-struct RawRunArgs {
-    /// Print the plan and check its pre-conditions against the cluster; change nothing
-    #[arg(long)]
-    dry_run: bool,
-    /// How --dry-run prints the plan
-    #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
-    output: PlanOutput,
-    /// Answer yes to confirmations (not to destructive steps: see --confirm)
-    #[arg(short = 'y', long)]
-    yes: bool,
-    /// Confirm a destructive step by the name it asks for (a member or cluster name)
-    #[arg(long, value_name = "NAME")]
-    confirm: Option<String>,
-    /// A step done by hand (drain, provisioning, load-balancing) is done: repeat for each
-    #[arg(long, value_name = "STEP")]
-    done: Vec<String>,
-}
-
-#[derive(Debug, Subcommand)]
-enum RawHostOperation {
-    /// Copy files (default: the data directory's pg_hba.conf and pg_ident.conf) to a directory
-    Backup {
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        /// A file to copy (absolute path; repeat for more)
-        #[arg(long = "file", value_name = "PATH")]
-        files: Vec<String>,
-        /// Where to copy them [default: pgha-backup-TIME beside the data directory]
-        #[arg(long, value_name = "DIR")]
-        to: Option<String>,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Copy files back from a backup directory to their original paths
-    Restore {
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        /// The backup directory
-        #[arg(long, value_name = "DIR")]
-        from: String,
-        /// A file to restore, by its original path (default: pg_hba.conf and pg_ident.conf)
-        #[arg(long = "file", value_name = "PATH")]
-        files: Vec<String>,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Delete everything in the member's data directory (Patroni stopped, never the leader)
-    Wipe {
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Create a directory with an owner and a mode
-    Mkdir {
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        #[arg(long, value_name = "DIR")]
-        path: String,
-        /// USER or USER:GROUP
-        #[arg(long, default_value = "postgres:postgres")]
-        owner: String,
-        #[arg(long, default_value = "0700")]
-        mode: String,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Restore the latest backup into the member's (empty) data directory with a backup tool
-    RestoreBackup {
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        #[arg(long, value_enum)]
-        tool: RawBackupTool,
-        /// pgBackRest's stanza
-        #[arg(long, required_if_eq("tool", "pgbackrest"))]
-        stanza: Option<String>,
-        /// The tool's configuration file on the host, when not its default
-        #[arg(long, value_name = "FILE")]
-        tool_config: Option<String>,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-    /// Check that the data directory's filesystem has enough free space
-    Disk {
-        #[arg(long, value_name = "NAME")]
-        member: String,
-        /// The space needed
-        #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
-        need: u64,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum RawBackupTool {
-    Pgbackrest,
-    WalG,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum RawServiceAction {
-    Stop,
-    Start,
-    Restart,
-    Enable,
-    Disable,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PlanOutput {
-    Text,
-    Markdown,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-enum RawConsulCommand {
-    /// Delete every key under the cluster's prefix (service/<scope>/), with Patroni stopped everywhere
-    DeleteTree {
-        /// The prefix, if you want it checked: only the cluster's own is accepted
-        #[arg(long, value_name = "PREFIX")]
-        prefix: Option<String>,
-        #[command(flatten)]
-        run: RawRunArgs,
-    },
-}
-
 #[derive(Debug, Subcommand)]
 enum RawRunsCommand {
     /// Every recorded run, newest first
@@ -430,18 +171,20 @@ enum RawRunsCommand {
     },
     /// One run: its plan and what happened
     Show {
+        #[arg(value_parser = crate::flags::name)]
         run_id: String,
         #[arg(short, long, value_enum, default_value_t = PlanOutput::Text)]
         output: PlanOutput,
     },
     /// Continue a run that was interrupted, killed or failed
     Resume {
+        #[arg(value_parser = crate::flags::name)]
         run_id: String,
         /// When the cluster changed, plan again from the cluster as it is
         #[arg(long)]
         replan: bool,
         #[command(flatten)]
-        run: RawRunArgs,
+        run: RunFlags,
     },
 }
 
@@ -496,7 +239,7 @@ enum RawLabCommand {
         #[arg(long, value_enum, default_value_t = RawDcs::Etcd)]
         dcs: RawDcs,
         /// How long to wait for the cluster to become healthy
-        #[arg(long, default_value = "180s", value_parser = parse_duration)]
+        #[arg(long, default_value = "180s", value_parser = crate::flags::duration)]
         wait: Duration,
     },
     /// Stop every lab process (PostgreSQL included); --wipe also deletes the lab directory
@@ -569,18 +312,6 @@ impl From<RawSeverity> for Severity {
     }
 }
 
-impl From<RawServiceAction> for ServiceAction {
-    fn from(action: RawServiceAction) -> Self {
-        match action {
-            RawServiceAction::Stop => ServiceAction::Stop,
-            RawServiceAction::Start => ServiceAction::Start,
-            RawServiceAction::Restart => ServiceAction::Restart,
-            RawServiceAction::Enable => ServiceAction::Enable,
-            RawServiceAction::Disable => ServiceAction::Disable,
-        }
-    }
-}
-
 impl From<PlanOutput> for PlanFormat {
     fn from(format: PlanOutput) -> Self {
         match format {
@@ -599,53 +330,6 @@ impl From<Format> for OutputFormat {
             Format::Yaml => OutputFormat::Yaml,
         }
     }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text)
-}
-
-/// `1MiB`, `512kB`, `1048576`: sizes as operators write them (KiB/MiB/GiB are 1024-based,
-/// kB/MB/GB 1000-based, a bare number is bytes).
-fn parse_bytes(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|character: char| !character.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 1MiB or 500kB"))?;
-    let factor: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "kB" | "KB" => 1000,
-        "KiB" => 1024,
-        "MB" => 1000 * 1000,
-        "MiB" => 1024 * 1024,
-        "GB" => 1000 * 1000 * 1000,
-        "GiB" => 1024 * 1024 * 1024,
-        other => {
-            return Err(format!(
-                "{other:?} is not a unit (B, kB, KiB, MB, MiB, GB, GiB)"
-            ));
-        }
-    };
-    number
-        .checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-/// A switchover time: RFC 3339 with a zone (Patroni refuses naive times), in the future.
-fn parse_future_time(text: &str) -> Result<String, String> {
-    let at: jiff::Timestamp = text.parse().map_err(|error| {
-        format!(
-            "{text:?} is not an RFC 3339 time with a zone, like 2026-11-24T02:00:00+00:00 ({error})"
-        )
-    })?;
-    if at <= jiff::Timestamp::now() {
-        return Err(format!("{text:?} is in the past"));
-    }
-    Ok(at.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string())
 }
 
 fn parse_version(text: &str) -> Result<Version, String> {
@@ -696,40 +380,16 @@ where
 
 /// The validated command, or text clap should print instead (completions, the manual).
 fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>, clap::Error> {
-    let raw = match runbook_params(raw) {
-        Ok((params, run)) => return Ok(Ok(runbook(params, run)?)),
-        Err(raw) => *raw,
-    };
     Ok(Ok(match raw {
-        RawCommand::Reinit { .. }
-        | RawCommand::Switchover { .. }
-        | RawCommand::Pause { .. }
-        | RawCommand::Restart { .. }
-        | RawCommand::Service { .. }
-        | RawCommand::Host { .. }
-        | RawCommand::Consul { .. }
-        | RawCommand::ScaleUp { .. }
-        | RawCommand::ScaleDown { .. }
-        | RawCommand::Resume { run_id: None, .. } => {
-            unreachable!("runbook commands are converted by runbook_params")
-        }
-        RawCommand::Resume {
-            run_id: Some(run_id),
-            replan,
-            run,
-            ..
-        } => resume_run(run_id, replan, run)?,
+        RawCommand::Runbook(command) => runbook(command)?,
         RawCommand::Runs { command } => match command {
             RawRunsCommand::List { output } => Command::RunsList {
                 format: output.into(),
             },
-            RawRunsCommand::Show { run_id, output } => {
-                crate::names::check_name(&run_id).map_err(|reason| usage_error(&reason))?;
-                Command::RunsShow {
-                    run_id,
-                    format: output.into(),
-                }
-            }
+            RawRunsCommand::Show { run_id, output } => Command::RunsShow {
+                run_id,
+                format: output.into(),
+            },
             RawRunsCommand::Resume {
                 run_id,
                 replan,
@@ -765,234 +425,43 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
     }))
 }
 
-/// `pgha host …` as the member, the operation and the run options.
-fn host_operation(raw: RawHostOperation) -> (String, HostOperation, RawRunArgs) {
-    match raw {
-        RawHostOperation::Backup {
-            member,
-            files,
-            to,
-            run,
-        } => {
-            let label = request_label();
-            (member, HostOperation::Backup { files, to, label }, run)
-        }
-        RawHostOperation::Restore {
-            member,
-            from,
-            files,
-            run,
-        } => (member, HostOperation::Restore { files, from }, run),
-        RawHostOperation::Wipe { member, run } => (member, HostOperation::Wipe, run),
-        RawHostOperation::Mkdir {
-            member,
-            path,
-            owner,
-            mode,
-            run,
-        } => (member, HostOperation::Mkdir { path, owner, mode }, run),
-        RawHostOperation::Disk { member, need, run } => (member, HostOperation::Disk { need }, run),
-        RawHostOperation::RestoreBackup {
-            member,
-            tool,
-            stanza,
-            tool_config,
-            run,
-        } => {
-            let tool = match tool {
-                RawBackupTool::Pgbackrest => BackupTool::Pgbackrest {
-                    stanza: stanza.unwrap_or_default(),
-                    config: tool_config,
-                },
-                RawBackupTool::WalG => BackupTool::WalG {
-                    config: tool_config,
-                },
-            };
-            (member, HostOperation::RestoreBackup { tool }, run)
-        }
-    }
-}
-
-/// A runbook command's parameters and run options; any other command back unchanged.
-fn runbook_params(raw: RawCommand) -> Result<(Params, RawRunArgs), Box<RawCommand>> {
-    match raw {
-        RawCommand::Reinit {
-            member,
-            timeout,
-            max_lag,
-            run,
-        } => Ok((
-            Params::Reinit {
-                member,
-                timeout,
-                max_lag,
-            },
-            run,
-        )),
-        RawCommand::Switchover {
-            candidate,
-            at,
-            checkpoint,
-            max_lag,
-            timeout,
-            run,
-        } => Ok((
-            Params::Switchover {
-                candidate,
-                at,
-                checkpoint,
-                max_lag,
-                timeout,
-            },
-            run,
-        )),
-        RawCommand::Pause { wait, run } => Ok((Params::Pause { wait }, run)),
-        RawCommand::Restart {
-            member,
-            pending_only,
-            max_lag,
-            timeout,
-            run,
-        } => Ok((
-            Params::Restart {
-                member,
-                pending_only,
-                max_lag,
-                timeout,
-            },
-            run,
-        )),
-        RawCommand::Service {
-            action,
-            member,
-            max_lag,
-            timeout,
-            run,
-        } => Ok((
-            Params::Service {
-                action: action.into(),
-                member,
-                max_lag,
-                timeout,
-            },
-            run,
-        )),
-        RawCommand::Resume {
-            run_id: None,
-            wait,
-            run,
-            ..
-        } => Ok((Params::Resume { wait }, run)),
-        RawCommand::Host { operation } => {
-            let (member, operation, run) = host_operation(operation);
-            Ok((Params::Host { member, operation }, run))
-        }
-        RawCommand::Consul {
-            command: RawConsulCommand::DeleteTree { prefix, run },
-        } => Ok((Params::ConsulDeleteTree { prefix }, run)),
-        scale @ (RawCommand::ScaleDown { .. } | RawCommand::ScaleUp { .. }) => {
-            Ok(scale_params(scale))
-        }
-        other => Err(Box::new(other)),
-    }
-}
-
-/// When a command was asked for, naming the copies it keeps; planners read no clock.
-fn request_label() -> String {
-    jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string()
-}
-
-/// `pgha scale-up` and `pgha scale-down` as runbook parameters.
-fn scale_params(raw: RawCommand) -> (Params, RawRunArgs) {
-    match raw {
-        RawCommand::ScaleDown {
-            member,
-            no_drain,
-            drain_timeout,
-            run,
-        } => (
-            Params::ScaleDown {
-                member,
-                drain: !no_drain,
-                drain_timeout,
-                label: request_label(),
-            },
-            run,
-        ),
-        RawCommand::ScaleUp {
-            member,
-            timeout,
-            max_lag,
-            need,
-            run,
-        } => (
-            Params::ScaleUp {
-                member,
-                max_lag,
-                timeout,
-                need,
-            },
-            run,
-        ),
-        _ => unreachable!("only scale commands come here"),
-    }
-}
-
-fn run_options(run: RawRunArgs) -> Result<RunOptions, clap::Error> {
-    if let Some(name) = &run.confirm {
-        crate::names::check_name(name)
-            .map_err(|reason| usage_error(&format!("--confirm: {reason}")))?;
-    }
-    for name in &run.done {
-        crate::names::check_name(name)
-            .map_err(|reason| usage_error(&format!("--done: {reason}")))?;
-    }
-    Ok(RunOptions {
+fn run_options(run: RunFlags) -> RunOptions {
+    RunOptions {
         dry_run: run.dry_run,
         format: run.output.into(),
         assume_yes: run.yes,
         confirm: run.confirm,
         done: run.done,
-    })
-}
-
-fn runbook(params: Params, run: RawRunArgs) -> Result<Command, clap::Error> {
-    let names = match &params {
-        Params::Reinit { member, .. }
-        | Params::Service { member, .. }
-        | Params::ScaleUp { member, .. }
-        | Params::ScaleDown { member, .. }
-        | Params::Host { member, .. } => {
-            vec![("--member", Some(member))]
-        }
-        Params::Switchover { candidate, .. } => vec![("--candidate", candidate.as_ref())],
-        Params::Restart { member, .. } => vec![("--member", member.as_ref())],
-        Params::Pause { .. } | Params::Resume { .. } | Params::ConsulDeleteTree { .. } => {
-            Vec::new()
-        }
-    };
-    for (flag, name) in names {
-        if let Some(name) = name {
-            crate::names::check_name(name)
-                .map_err(|reason| usage_error(&format!("{flag}: {reason}")))?;
-        }
     }
-    Ok(Command::Runbook {
-        params,
-        options: run_options(run)?,
-    })
 }
 
-fn resume_run(run_id: String, replan: bool, run: RawRunArgs) -> Result<Command, clap::Error> {
-    crate::names::check_name(&run_id)
-        .map_err(|reason| usage_error(&format!("RUN_ID: {reason}")))?;
+/// A runbook's command: a run of it, or, for `pgha resume RUN_ID`, the continuation of a
+/// recorded run.
+fn runbook(command: RunbookCommand) -> Result<Command, clap::Error> {
+    match command.into_parts() {
+        (
+            Params::Resume(ResumeParams {
+                run_id: Some(run_id),
+                replan,
+                ..
+            }),
+            run,
+        ) => resume_run(run_id, replan, run),
+        (params, run) => Ok(Command::Runbook {
+            params,
+            options: run_options(run),
+        }),
+    }
+}
+
+fn resume_run(run_id: String, replan: bool, run: RunFlags) -> Result<Command, clap::Error> {
     if run.dry_run {
         return Err(usage_error("--dry-run does not go with resuming a run"));
     }
     Ok(Command::ResumeRun {
         run_id,
         replan,
-        options: run_options(run)?,
+        options: run_options(run),
     })
 }
 

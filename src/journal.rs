@@ -769,7 +769,12 @@ mod tests {
 
     fn plan() -> Plan {
         let (target, view) = view_led_by("4.1.5", "node3", Some(1));
-        runbooks::plan(&target, &view, &Params::Pause { wait: true }).unwrap()
+        runbooks::plan(
+            &target,
+            &view,
+            &Params::Pause(crate::runbooks::pause::Params { wait: true }),
+        )
+        .unwrap()
     }
 
     fn started(plan: &Plan) -> Event {

@@ -25,6 +25,7 @@ pub mod duration;
 pub mod error;
 pub mod exec;
 pub mod exit;
+pub mod flags;
 pub mod inventory;
 pub mod journal;
 pub mod lab;

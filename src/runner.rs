@@ -53,39 +53,14 @@ pub fn render(plan: &Plan, checked: Option<&[CheckedPrecheck]>, format: PlanForm
     }
 }
 
-/// Fills in what a runbook needs measured before it can be planned (planners read no database):
-/// a scale-up's disk need is the leader's databases, when the operator gave none.
-async fn measured(world: &LiveCluster, params: Params) -> Result<Params, Error> {
-    let Params::ScaleUp {
-        member,
-        max_lag,
-        timeout,
-        need: None,
-    } = params
-    else {
-        return Ok(params);
-    };
-    let Some(sql) = &world.sql else {
-        return Ok(Params::ScaleUp {
-            member,
-            max_lag,
-            timeout,
-            need: None,
-        });
-    };
-    let view = world.observe().await?;
-    let leader = view
-        .leader
-        .as_deref()
-        .and_then(|leader| view.member(leader))
-        .ok_or_else(|| Error::Refused("the cluster has no leader: fix that first".into()))?;
-    let size = sql.database_size(&leader.host).await?;
-    Ok(Params::ScaleUp {
-        member,
-        max_lag,
-        timeout,
-        need: Some(size),
-    })
+/// What runbooks may measure before planning, read from the live cluster.
+impl runbooks::Probe for LiveCluster {
+    async fn database_size(&self, host: &str) -> Option<Result<u64, crate::postgres::SqlError>> {
+        match &self.sql {
+            Some(sql) => Some(sql.database_size(host).await),
+            None => None,
+        }
+    }
 }
 
 /// A plan, its checked pre-conditions, and what the cluster is (for the run lock).
@@ -103,6 +78,16 @@ pub async fn prepare<O: Observer>(
     params: &Params,
 ) -> Result<Prepared, Error> {
     let view = observer.observe().await?;
+    prepare_from(observer, view, target, params).await
+}
+
+/// `prepare` for a view already observed.
+async fn prepare_from<O: Observer>(
+    observer: &O,
+    view: ClusterView,
+    target: &ClusterTarget,
+    params: &Params,
+) -> Result<Prepared, Error> {
     let plan = runbooks::plan(target, &view, params)?;
     let mut checked = exec::evaluate(&plan.prechecks, &view);
     checked.extend(observer.access(&plan, &view).await);
@@ -124,12 +109,14 @@ fn identity_of(view: &ClusterView) -> ClusterIdentity {
 pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Result<Exit, Error> {
     let world = Connection::open(selector).await?.into_live()?;
     let params = params.with_default_timeout(&world.target.runbook_timeouts);
-    let params = measured(&world, params).await?;
+    // One observation serves the measure (read only) and the plan.
+    let view = world.observe().await?;
+    let params = params.measured(&view, &world).await?;
     let Prepared {
         plan,
         checked,
         identity,
-    } = prepare(&world, &world.target, &params).await?;
+    } = prepare_from(&world, view, &world.target, &params).await?;
     refuse_sql_without_access(&world, &plan)?;
     let all_passed = checked.iter().all(|check| check.verdict.passed);
     if options.dry_run {

@@ -202,7 +202,12 @@ mod tests {
     /// step's title, Patroni's answer, a command's output, the failure they led to.
     fn hostile_run() -> journal::RecordedRun {
         let (target, view) = crate::observe::testing::view_led_by("4.1.5", "node3", Some(1));
-        let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: true }).unwrap();
+        let mut plan = runbooks::plan(
+            &target,
+            &view,
+            &Params::Pause(crate::runbooks::pause::Params { wait: true }),
+        )
+        .unwrap();
         plan.steps[0].title = "Pause node9\x1b[2J\x1b[31m".into();
         let step = || plan.steps[0].id.clone();
         let events = vec![

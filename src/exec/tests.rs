@@ -228,13 +228,13 @@ fn interactive() -> GatePolicy {
 
 /// The recorded 4.1.5 cluster led by node3; a switchover to node1 is the classic plan.
 fn switchover_plan(target: &ClusterTarget, view: &ClusterView) -> Plan {
-    let params = Params::Switchover {
+    let params = Params::Switchover(crate::runbooks::switchover::Params {
         candidate: Some("node1".into()),
         at: None,
         checkpoint: false,
         max_lag: runbooks::DEFAULT_MAX_LAG_BYTES,
         timeout: Some(Duration::from_secs(30)),
-    };
+    });
     runbooks::plan(target, view, &params).unwrap()
 }
 
@@ -404,11 +404,11 @@ async fn a_declined_gate_stops_before_any_call() {
 #[tokio::test(start_paused = true)]
 async fn a_wrong_name_typed_at_a_destructive_gate_cancels() {
     let (target, before) = view_led_by("4.1.5", "node3", Some(1));
-    let params = Params::Reinit {
+    let params = Params::Reinit(crate::runbooks::reinit::Params {
         member: "node1".into(),
         timeout: None,
         max_lag: runbooks::DEFAULT_MAX_LAG_BYTES,
-    };
+    });
     let plan = runbooks::plan(&target, &before, &params).unwrap();
     let world = FakeWorld::new(before.clone(), before, ok(200, ""));
     let (finish, _) = run(
@@ -462,7 +462,12 @@ async fn a_step_whose_effect_is_visible_is_skipped() {
             crate::observe::merge(&target, observations).unwrap(),
         )
     };
-    let plan = runbooks::plan(&target, &view, &Params::Pause { wait: true }).unwrap();
+    let plan = runbooks::plan(
+        &target,
+        &view,
+        &Params::Pause(crate::runbooks::pause::Params { wait: true }),
+    )
+    .unwrap();
     let world = FakeWorld::new(paused.clone(), paused, ok(200, ""));
     let (finish, events) = run(&world, &plan, unattended(), yes()).await;
     assert_eq!(finish.outcome, Outcome::Succeeded);
@@ -549,11 +554,11 @@ fn unattended_runs_need_yes_and_destructive_ones_the_name() {
     let reinit = runbooks::plan(
         &target,
         &view,
-        &Params::Reinit {
+        &Params::Reinit(crate::runbooks::reinit::Params {
             member: "node1".into(),
             timeout: None,
             max_lag: 1,
-        },
+        }),
     )
     .unwrap();
     let no_terminal = GatePolicy::default();
@@ -596,7 +601,12 @@ fn unattended_runs_need_yes_and_destructive_ones_the_name() {
 /// A plan of one wait, for something that never happens.
 fn waiting_for_nothing(timeout: Duration, poll: Duration) -> (ClusterView, Plan) {
     let (target, view) = view_led_by("4.1.5", "node3", Some(1));
-    let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: false }).unwrap();
+    let mut plan = runbooks::plan(
+        &target,
+        &view,
+        &Params::Pause(crate::runbooks::pause::Params { wait: false }),
+    )
+    .unwrap();
     let never = Check::LeaderIs {
         member: "node9".into(),
     };
@@ -631,11 +641,11 @@ fn silenced_reinit() -> (ClusterView, Plan) {
         matchers: BTreeMap::from([("alertname".into(), "Lag".into())]),
         auth: None,
     });
-    let params = Params::Reinit {
+    let params = Params::Reinit(crate::runbooks::reinit::Params {
         member: "node1".into(),
         timeout: None,
         max_lag: 1,
-    };
+    });
     let plan = runbooks::plan(&target, &view, &params).unwrap();
     (view, plan)
 }
@@ -874,13 +884,13 @@ async fn an_unreachable_host_or_server_ends_the_run_as_unreachable() {
 
 /// The switchover plan's CHECKPOINT step (`--checkpoint`).
 fn plan_with_checkpoint(target: &ClusterTarget, view: &ClusterView) -> Step {
-    let params = Params::Switchover {
+    let params = Params::Switchover(crate::runbooks::switchover::Params {
         candidate: Some("node1".into()),
         at: None,
         checkpoint: true,
         max_lag: runbooks::DEFAULT_MAX_LAG_BYTES,
         timeout: Some(Duration::from_secs(30)),
-    };
+    });
     runbooks::plan(target, view, &params)
         .unwrap()
         .steps

@@ -1,92 +1,252 @@
-//! Host steps — the seeds' work on the machines themselves — as step builders for runbooks, and
-//! `pgha host backup|restore|wipe|mkdir|disk` to run one at a time. Each is one command whose
-//! own exit status is its verification (`set -e`, `cmp` after copying, a checked `df`), run as
-//! the database's OS user (or with sudo where root is needed) through the environment's service
-//! control, only on a member the inventory lists and at the host it gives. Wiping a data
-//! directory is the one destructive step: it names the member's configured data directory and
-//! nothing else, needs the member's name typed, and refuses unless the member is not the leader
-//! and its Patroni is stopped — and the command itself refuses if PostgreSQL still runs on that
-//! directory.
-
-use std::time::Duration;
+//! `pgha host backup|restore|wipe|mkdir|disk|restore-backup --member M`: one host step at a
+//! time on a member's host (the step library's `Host` builds them), for an operator working by
+//! hand — and for rehearsing what the larger runbooks do on hosts. Wiping a data directory is
+//! the one destructive operation: behind the member's name, never on the leader, only with its
+//! Patroni stopped.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Params, PlanError, new_plan, remote_host};
+use super::steps::{BackupTool, Host as HostSteps, frame};
+use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
-use crate::plan::{Action, Check, Gate, Idempotency, Plan, RemoteAction, Step, TagAction};
-use crate::remote::Script;
-use crate::remote::{ServiceControl, checked_name, checked_path};
+use crate::plan::{Check, Plan};
 
-const COMMAND_TIMEOUT: Duration = Duration::from_mins(10);
+/// `pgha host`.
+pub struct Host;
 
-/// Restoring a large database takes hours (the seeds speak of six).
-const RESTORE_TIMEOUT: Duration = Duration::from_hours(6);
+// The operation, each with its member: the journal records them flat, tagged by operation.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    #[command(subcommand)]
+    #[serde(flatten)]
+    pub operation: HostOperation,
+}
 
 /// What `pgha host` does on one member's host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand, Serialize, Deserialize)]
 #[serde(tag = "operation", rename_all = "snake_case")]
 pub enum HostOperation {
-    /// Copy files into `to` (created), keeping modes; verified with `cmp`. No files: the data
-    /// directory's pg_hba.conf and pg_ident.conf. No `to`: `pgha-backup-LABEL` beside the data
-    /// directory. `label` is the time of the request (the planner reads no clock).
+    /// Copy files (default: the data directory's pg_hba.conf and pg_ident.conf) to a directory
     Backup {
+        /// The member whose host to work on
+        #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+        member: String,
+        /// A file to copy (absolute path; repeat for more)
+        #[arg(long = "file", value_name = "PATH")]
         files: Vec<String>,
+        /// Where to copy them [default: pgha-backup-TIME beside the data directory]
+        #[arg(long, value_name = "DIR")]
         to: Option<String>,
+        /// When it was asked for: names the default directory (planners read no clock).
+        #[arg(skip = crate::flags::request_label())]
         label: String,
     },
-    /// Copy files back from `from` to their original paths; verified with `cmp`.
-    Restore { files: Vec<String>, from: String },
-    /// Empty the member's data directory (kept, with its owner and mode).
-    Wipe,
-    /// Create a directory with an owner and a mode.
+    /// Copy files back from a backup directory to their original paths
+    Restore {
+        /// The member whose host to work on
+        #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+        member: String,
+        /// The backup directory
+        #[arg(long, value_name = "DIR")]
+        from: String,
+        /// A file to restore, by its original path (default: pg_hba.conf and pg_ident.conf)
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<String>,
+    },
+    /// Delete everything in the member's data directory (Patroni stopped, never the leader)
+    Wipe {
+        /// The member whose host to work on
+        #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+        member: String,
+    },
+    /// Create a directory with an owner and a mode
     Mkdir {
+        /// The member whose host to work on
+        #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+        member: String,
+        #[arg(long, value_name = "DIR")]
         path: String,
+        /// USER or USER:GROUP
+        #[arg(long, default_value = "postgres:postgres")]
         owner: String,
+        #[arg(long, default_value = "0700")]
         mode: String,
     },
-    /// Check that the data directory's filesystem has at least `need` bytes free.
-    Disk { need: u64 },
-    /// Restore the latest backup into the (empty) data directory with a backup tool.
+    /// Restore the latest backup into the member's (empty) data directory with a backup tool
     RestoreBackup {
-        #[serde(flatten)]
-        tool: BackupTool,
+        /// The member whose host to work on
+        #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+        member: String,
+        #[arg(long, value_enum)]
+        tool: Tool,
+        /// pgBackRest's stanza
+        #[arg(long, required_if_eq("tool", "pgbackrest"))]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stanza: Option<String>,
+        /// The tool's configuration file on the host, when not its default
+        #[arg(long, value_name = "FILE")]
+        #[serde(rename = "config", default, skip_serializing_if = "Option::is_none")]
+        tool_config: Option<String>,
+    },
+    /// Check that the data directory's filesystem has enough free space
+    Disk {
+        /// The member whose host to work on
+        #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+        member: String,
+        /// The space needed
+        #[arg(long, value_name = "BYTES", value_parser = crate::flags::bytes)]
+        need: u64,
     },
 }
 
-/// A backup tool's restore into the member's data directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "tool", rename_all = "snake_case")]
-pub enum BackupTool {
-    Pgbackrest {
-        stanza: String,
-        /// pgBackRest's configuration file, when not its default.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        config: Option<String>,
-    },
-    WalG {
-        /// WAL-G's configuration file, when not its default.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        config: Option<String>,
-    },
+/// The backup tool a restore uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tool {
+    Pgbackrest,
+    WalG,
+}
+
+impl HostOperation {
+    /// The member whose host it works on.
+    pub fn member(&self) -> &str {
+        match self {
+            HostOperation::Backup { member, .. }
+            | HostOperation::Restore { member, .. }
+            | HostOperation::Wipe { member }
+            | HostOperation::Mkdir { member, .. }
+            | HostOperation::RestoreBackup { member, .. }
+            | HostOperation::Disk { member, .. } => member,
+        }
+    }
+}
+
+impl Runbook for Host {
+    const NAME: &'static str = "host";
+    const ABOUT: &'static str = "Work on a member's host: back up and restore files, wipe the data directory, mkdir, disk space";
+    type Params = Params;
+
+    fn plan(
+        target: &ClusterTarget,
+        view: &ClusterView,
+        params: &Params,
+    ) -> Result<Plan, PlanError> {
+        plan(target, view, &params.operation)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        let on_node3 = |operation| Example {
+            file: "",
+            params: Params { operation },
+            lab: ExampleLab::Lab,
+        };
+        let member = || "node3".to_string();
+        vec![
+            Example {
+                file: "host-backup",
+                ..on_node3(HostOperation::Backup {
+                    member: member(),
+                    files: Vec::new(),
+                    to: None,
+                    label: "20261123T200000Z".into(),
+                })
+            },
+            Example {
+                file: "host-wipe",
+                ..on_node3(HostOperation::Wipe { member: member() })
+            },
+            Example {
+                file: "host-restore-backup",
+                ..on_node3(HostOperation::RestoreBackup {
+                    member: member(),
+                    tool: Tool::Pgbackrest,
+                    stanza: Some("demo".into()),
+                    tool_config: None,
+                })
+            },
+        ]
+    }
 }
 
 /// The plan for one `pgha host` operation.
-pub(super) fn plan(
+fn plan(
     target: &ClusterTarget,
     view: &ClusterView,
-    params: &Params,
+    operation: &HostOperation,
 ) -> Result<Plan, PlanError> {
-    let Params::Host {
-        member: name,
-        operation,
-    } = params
-    else {
-        unreachable!("dispatched by runbook")
+    let name = operation.member();
+    let host = HostSteps::new(target, view, name)?;
+    let (title, summary) = describe(operation);
+    let mut plan = frame(target, view, title, summary);
+    plan.prechecks = vec![Check::Registered {
+        member: name.into(),
+    }];
+    let stopped_replica = vec![
+        Check::NotLeader {
+            member: name.into(),
+        },
+        Check::Unreachable {
+            member: name.into(),
+        },
+    ];
+    let step = match operation {
+        HostOperation::Wipe { .. } => {
+            plan.prechecks = stopped_replica;
+            plan.prechecks.push(Check::HealthyLeader);
+            host.wipe_data_directory()?
+        }
+        HostOperation::RestoreBackup {
+            tool,
+            stanza,
+            tool_config,
+            ..
+        } => {
+            plan.prechecks = stopped_replica;
+            let mut step = host.restore_from_backup(&backup_tool(
+                *tool,
+                stanza.as_ref(),
+                tool_config.as_ref(),
+            ))?;
+            step.prechecks.clone_from(&plan.prechecks);
+            step
+        }
+        HostOperation::Backup {
+            files, to, label, ..
+        } => {
+            let to = match to {
+                Some(to) => to.clone(),
+                None => host.beside_data_directory(&format!("pgha-backup-{label}"))?,
+            };
+            host.backup(&host.files_or_config(files)?, &to)?
+        }
+        HostOperation::Restore { files, from, .. } => {
+            host.restore(&host.files_or_config(files)?, from)?
+        }
+        HostOperation::Mkdir {
+            path, owner, mode, ..
+        } => host.create_directory(path, owner, mode)?,
+        HostOperation::Disk { need, .. } => host.free_space_at_least(*need)?,
     };
-    let host = Host::new(target, view, name)?;
-    let (title, summary) = match operation {
+    plan.steps.push(step);
+    Ok(plan)
+}
+
+fn backup_tool(tool: Tool, stanza: Option<&String>, config: Option<&String>) -> BackupTool {
+    match tool {
+        Tool::Pgbackrest => BackupTool::Pgbackrest {
+            stanza: stanza.cloned().unwrap_or_default(),
+            config: config.cloned(),
+        },
+        Tool::WalG => BackupTool::WalG {
+            config: config.cloned(),
+        },
+    }
+}
+
+fn describe(operation: &HostOperation) -> (String, String) {
+    let name = operation.member();
+    match operation {
         HostOperation::Backup { .. } => (
             format!("Back up files of {name}"),
             "Copies named files, keeping their modes, and compares each copy.".to_string(),
@@ -95,7 +255,7 @@ pub(super) fn plan(
             format!("Restore files of {name} from {from}"),
             "Copies files back to their original paths and compares each.".to_string(),
         ),
-        HostOperation::Wipe => (
+        HostOperation::Wipe { .. } => (
             format!("Wipe the data directory of {name}"),
             format!(
                 "Deletes everything in {name}'s data directory. Only for a member whose Patroni is stopped and that is not the leader, before a restore or a rebuild."
@@ -115,582 +275,5 @@ pub(super) fn plan(
                 "A backup tool restores the latest backup into {name}'s data directory, for a member whose Patroni is stopped."
             ),
         ),
-    };
-    let mut plan = new_plan(target, view, params, title, summary);
-    plan.prechecks = vec![Check::Registered {
-        member: name.clone(),
-    }];
-    let step = match operation {
-        HostOperation::Backup { files, to, label } => {
-            let files = host.files_or_config(files)?;
-            let to = match to {
-                Some(to) => to.clone(),
-                None => host.beside_data_directory(&format!("pgha-backup-{label}"))?,
-            };
-            host.backup(&files, &to)?
-        }
-        HostOperation::Restore { files, from } => {
-            host.restore(&host.files_or_config(files)?, from)?
-        }
-        HostOperation::Wipe => {
-            plan.prechecks = vec![
-                Check::NotLeader {
-                    member: name.clone(),
-                },
-                Check::Unreachable {
-                    member: name.clone(),
-                },
-                Check::HealthyLeader,
-            ];
-            host.wipe_data_directory()?
-        }
-        HostOperation::Mkdir { path, owner, mode } => host.create_directory(path, owner, mode)?,
-        HostOperation::Disk { need } => host.free_space_at_least(*need)?,
-        HostOperation::RestoreBackup { tool } => {
-            plan.prechecks = vec![
-                Check::NotLeader {
-                    member: name.clone(),
-                },
-                Check::Unreachable {
-                    member: name.clone(),
-                },
-            ];
-            let mut step = host.restore_from_backup(tool)?;
-            step.prechecks.clone_from(&plan.prechecks);
-            step
-        }
-    };
-    plan.steps.push(step);
-    Ok(plan)
-}
-
-/// One inventory member's host, with what commands on it need to know.
-pub(crate) struct Host<'a> {
-    name: String,
-    /// The inventory's host for the member, never the DCS's.
-    address: &'a str,
-    control: &'a ServiceControl,
-    data_dir: Option<String>,
-    patroni_config: Option<String>,
-    sudo: bool,
-}
-
-impl<'a> Host<'a> {
-    pub(crate) fn new(
-        target: &'a ClusterTarget,
-        view: &ClusterView,
-        name: &str,
-    ) -> Result<Self, PlanError> {
-        let address = remote_host(target, view, name)?;
-        let control = target.service.as_ref().ok_or_else(|| {
-            PlanError::Refused(format!(
-                "{}: environment {} has no `service:` section: pgha does not know how to run commands as the database's user there",
-                target.origin, target.environment
-            ))
-        })?;
-        Ok(Host {
-            name: name.to_string(),
-            address,
-            control,
-            data_dir: target
-                .member(name)
-                .and_then(|target| target.data_dir.clone()),
-            patroni_config: target
-                .member(name)
-                .and_then(|target| target.patroni_config.clone()),
-            sudo: target.ssh.as_ref().is_some_and(|ssh| ssh.sudo),
-        })
-    }
-
-    /// Sets `tags.<tag>: <value>` in the member's Patroni configuration file over SSH, the
-    /// original kept beside it as `<file>.pgha-<label>`; `None` where pgha cannot: the inventory
-    /// names no `patroni_config` for the member, or it runs on Kubernetes (its configuration
-    /// lives in the pod's manifest). Patroni applies it on `POST /reload`.
-    pub(crate) fn set_tag(
-        &self,
-        tag: &str,
-        value: bool,
-        label: &str,
-    ) -> Result<Option<Step>, PlanError> {
-        if matches!(self.control, ServiceControl::Kubernetes { .. }) {
-            return Ok(None);
-        }
-        let Some(path) = &self.patroni_config else {
-            return Ok(None);
-        };
-        let path = checked_path("Patroni configuration", path).map_err(unsafe_value)?;
-        let name = &self.name;
-        let backup = format!("{path}.pgha-{label}");
-        Ok(Some(Step {
-            id: format!("tag-{tag}-{name}"),
-            title: format!("Set tags.{tag}: {value} in {name}'s Patroni configuration"),
-            action: Action::Tag(TagAction {
-                member: name.clone(),
-                host: self.address.to_string(),
-                path: path.clone(),
-                backup: backup.clone(),
-                tag: tag.into(),
-                value,
-                sudo: self.sudo,
-                timeout: Duration::from_mins(1),
-            }),
-            gate: Gate::Confirm {
-                question: format!(
-                    "Set tags.{tag}: {value} in {path} on {name} (the original kept as {backup})?"
-                ),
-            },
-            prechecks: Vec::new(),
-            verify: None,
-            // The edit reads the file first and writes nothing when the tag is already set.
-            idempotency: Idempotency::SafeToRepeat,
-        }))
-    }
-
-    fn data_dir(&self) -> Result<String, PlanError> {
-        let configured = self.data_dir.as_deref().ok_or_else(|| {
-            PlanError::Refused(format!(
-                "the inventory names no data directory for {} (set `data_dir` for the cluster or the member)",
-                self.name
-            ))
-        })?;
-        checked_path("data directory", configured).map_err(unsafe_value)
-    }
-
-    /// The files asked for, or the seed's: pg_hba.conf and pg_ident.conf of the data directory.
-    fn files_or_config(&self, files: &[String]) -> Result<Vec<String>, PlanError> {
-        if !files.is_empty() {
-            return Ok(files.to_vec());
-        }
-        let data_dir = self.data_dir()?;
-        Ok(vec![
-            format!("{data_dir}/pg_hba.conf"),
-            format!("{data_dir}/pg_ident.conf"),
-        ])
-    }
-
-    /// A path next to the data directory (where the seed keeps its copies).
-    fn beside_data_directory(&self, name: &str) -> Result<String, PlanError> {
-        let data_dir = self.data_dir()?;
-        let parent = data_dir.rsplit_once('/').map_or("", |(parent, _)| parent);
-        if parent.is_empty() {
-            return Err(PlanError::Refused(format!(
-                "{data_dir} has no parent directory to keep copies in: pass --to"
-            )));
-        }
-        Ok(format!("{parent}/{name}"))
-    }
-
-    fn step(
-        &self,
-        id: String,
-        title: String,
-        script: Script,
-        as_db_user: bool,
-        gate: Gate,
-    ) -> Result<Step, PlanError> {
-        let command = script.command();
-        let (transport, command) = if as_db_user {
-            self.control
-                .as_db_user(&self.name, command)
-                .map_err(|error| PlanError::Refused(error.to_string()))?
-        } else {
-            (crate::remote::Transport::Ssh, command.sudo(self.sudo))
-        };
-        Ok(Step {
-            id,
-            title,
-            action: Action::Remote(RemoteAction {
-                member: self.name.clone(),
-                host: self.address.to_string(),
-                transport,
-                command,
-                timeout: COMMAND_TIMEOUT,
-            }),
-            gate,
-            prechecks: Vec::new(),
-            verify: None,
-            idempotency: Idempotency::SafeToRepeat,
-        })
-    }
-
-    /// Copies `files` into `to`, keeping modes, then compares each copy with its original.
-    pub(crate) fn backup(&self, files: &[String], to: &str) -> Result<Step, PlanError> {
-        let files = checked_files(files)?;
-        let to = checked_path("backup directory", to).map_err(unsafe_value)?;
-        let script = host_script(&[
-            "to=$1; shift",
-            r#"mkdir -p -- "$to""#,
-            r#"for f do c="$to/${f##*/}"; cp -p -- "$f" "$c"; cmp -- "$f" "$c"; done"#,
-        ])
-        .value(&to)
-        .values(&files);
-        let names: Vec<&str> = files.iter().map(|file| base_name(file)).collect();
-        self.step(
-            format!("backup-files-{}", self.name),
-            format!("Back up {} of {} to {to}", names.join(", "), self.name),
-            script,
-            true,
-            Gate::None,
-        )
-    }
-
-    /// Copies each file back from `from` to its original path, then compares.
-    pub(crate) fn restore(&self, files: &[String], from: &str) -> Result<Step, PlanError> {
-        let files = checked_files(files)?;
-        let from = checked_path("backup directory", from).map_err(unsafe_value)?;
-        let script = host_script(&[
-            "from=$1; shift",
-            r#"for f do c="$from/${f##*/}"; cp -p -- "$c" "$f"; cmp -- "$c" "$f"; done"#,
-        ])
-        .value(&from)
-        .values(&files);
-        let names: Vec<&str> = files.iter().map(|file| base_name(file)).collect();
-        self.step(
-            format!("restore-files-{}", self.name),
-            format!("Restore {} of {} from {from}", names.join(", "), self.name),
-            script,
-            true,
-            Gate::Confirm {
-                question: format!(
-                    "Overwrite {} on {} with the copies in {from}?",
-                    names.join(", "),
-                    self.name
-                ),
-            },
-        )
-    }
-
-    /// Empties the member's configured data directory. Pre-checks (added by the caller's plan
-    /// and re-checked before acting): not the leader, Patroni stopped there.
-    pub(crate) fn wipe_data_directory(&self) -> Result<Step, PlanError> {
-        let data_dir = self.data_dir()?;
-        let name = &self.name;
-        let script = host_script(&[
-            r#"d=$1; refusing="delete it""#,
-            r#"test -d "$d""#,
-            POSTMASTER_GUARD,
-            r#"find "$d" -mindepth 1 -delete"#,
-            r#"test -z "$(ls -A -- "$d")""#,
-        ])
-        .value(&data_dir);
-        let mut step = self.step(
-            format!("wipe-data-{name}"),
-            format!("Delete everything in {data_dir} on {name}"),
-            script,
-            true,
-            Gate::TypeToConfirm {
-                question: format!("This deletes every file in {data_dir} on {name}."),
-                expected: name.clone(),
-            },
-        )?;
-        step.prechecks = vec![
-            Check::NotLeader {
-                member: name.clone(),
-            },
-            Check::Unreachable {
-                member: name.clone(),
-            },
-        ];
-        step.idempotency = Idempotency::SafeToRepeat;
-        Ok(step)
-    }
-
-    /// `mkdir -p` with an owner (`user` or `user:group`) and an octal mode, as root.
-    pub(crate) fn create_directory(
-        &self,
-        path: &str,
-        owner: &str,
-        mode: &str,
-    ) -> Result<Step, PlanError> {
-        let path = checked_path("directory", path).map_err(unsafe_value)?;
-        let owner = checked_owner(owner)?;
-        let mode = checked_mode(mode)?;
-        let script = host_script(&[
-            "p=$1; owner=$2; mode=$3",
-            r#"mkdir -p -- "$p""#,
-            r#"chown -- "$owner" "$p""#,
-            r#"chmod -- "$mode" "$p""#,
-            r#"stat -c '%U:%G %a %n' -- "$p""#,
-        ])
-        .values([&path, &owner, &mode]);
-        self.step(
-            format!("mkdir-{}", self.name),
-            format!("Create {path} ({owner}, {mode}) on {}", self.name),
-            script,
-            false,
-            Gate::None,
-        )
-    }
-
-    /// Passes when the host answers over SSH: the operator's access, checked before anything
-    /// depends on it.
-    pub(crate) fn reachable(&self) -> Result<Step, PlanError> {
-        self.step(
-            format!("ssh-{}", self.name),
-            format!("Check that {} answers over SSH", self.name),
-            host_script(&[r#"echo "$(hostname) answers""#]),
-            false,
-            Gate::None,
-        )
-    }
-
-    /// Passes when the data directory's filesystem has at least `need` bytes available.
-    pub(crate) fn free_space_at_least(&self, need: u64) -> Result<Step, PlanError> {
-        let data_dir = self.data_dir()?;
-        // A new member has no data directory yet: measure the filesystem that will hold it.
-        let script = host_script(&[
-            "d=$1; need=$2",
-            r#"while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done"#,
-            r#"available=$(df -P -B1 -- "$d" | awk 'NR==2 {print $4}')"#,
-            // printf, not echo: dash's echo rewrites backslashes in the path.
-            r#"printf '%s bytes available on the filesystem of %s, %s needed\n' "$available" "$1" "$need""#,
-            r#"test "$available" -ge "$need""#,
-        ])
-        .value(&data_dir)
-        .value(need.to_string());
-        self.step(
-            format!("disk-{}", self.name),
-            format!(
-                "Check that {} has {} free for {data_dir}",
-                self.name,
-                crate::ui::human_bytes(need)
-            ),
-            script,
-            true,
-            Gate::None,
-        )
-    }
-
-    /// A backup tool's restore into the member's data directory, as the database's user.
-    pub(crate) fn restore_from_backup(&self, tool: &BackupTool) -> Result<Step, PlanError> {
-        let data_dir = self.data_dir()?;
-        let config_option = |config: &Option<String>| match config {
-            Some(path) => checked_path("backup tool config", path)
-                .map(|path| vec![format!("--config={path}")])
-                .map_err(unsafe_value),
-            None => Ok(Vec::new()),
-        };
-        // The tool's own options arrive as "$@" after the data directory ($1).
-        let (command, options) = match tool {
-            BackupTool::Pgbackrest { stanza, config } => {
-                let stanza = checked_name("pgBackRest stanza", stanza).map_err(unsafe_value)?;
-                let mut options = config_option(config)?;
-                options.push(format!("--stanza={stanza}"));
-                // A member is restored to follow the leader: standby.signal, never a
-                // recovery that ends in a promotion. `--delta` lets an interrupted restore be
-                // run again (pgBackRest otherwise wants an empty directory).
-                (
-                    r#"pgbackrest "$@" --pg1-path="$d" --type=standby --delta restore"#,
-                    options,
-                )
-            }
-            BackupTool::WalG { config } => (
-                r#"wal-g "$@" backup-fetch "$d" LATEST"#,
-                config_option(config)?,
-            ),
-        };
-        self.step(
-            format!("restore-backup-{}", self.name),
-            format!("Restore the latest backup into {data_dir} on {}", self.name),
-            host_script(&[
-                r#"d=$1; shift; refusing="restore into it""#,
-                r#"test -d "$d""#,
-                POSTMASTER_GUARD,
-                command,
-            ])
-            .value(&data_dir)
-            .values(options),
-            true,
-            Gate::None,
-        )
-        .map(|step| with_timeout(step, RESTORE_TIMEOUT))
-    }
-}
-
-/// Shell that stops a script when a postmaster still runs on the data directory `$d`: the
-/// command refuses on its own, whatever the pre-checks saw. `$refusing` says what it refuses.
-const POSTMASTER_GUARD: &str = r#"if [ -f "$d/postmaster.pid" ] && kill -0 "$(head -n 1 -- "$d/postmaster.pid")" 2>/dev/null; then printf 'PostgreSQL still runs on %s: refusing to %s\n' "$d" "$refusing" >&2; exit 3; fi"#;
-
-/// A host script run from `/` (the login's working directory, root's home, may be closed to
-/// the database's user, and `find` returns to where it started), stopping at the first error.
-fn host_script(pieces: &[&'static str]) -> Script {
-    Script::new(&[&["cd /", "set -eu"], pieces].concat())
-}
-
-fn with_timeout(mut step: Step, timeout: Duration) -> Step {
-    if let Action::Remote(action) = &mut step.action {
-        action.timeout = timeout;
-    }
-    step
-}
-
-#[allow(clippy::needless_pass_by_value)] // used as `map_err(unsafe_value)`
-fn unsafe_value(error: crate::remote::UnsafeValue) -> PlanError {
-    PlanError::Refused(error.to_string())
-}
-
-fn checked_files(files: &[String]) -> Result<Vec<String>, PlanError> {
-    if files.is_empty() {
-        return Err(PlanError::Refused("no file named".into()));
-    }
-    files
-        .iter()
-        .map(|file| checked_path("file", file).map_err(unsafe_value))
-        .collect()
-}
-
-fn base_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-fn checked_owner(owner: &str) -> Result<String, PlanError> {
-    let parts: Vec<&str> = owner.split(':').collect();
-    if parts.is_empty() || parts.len() > 2 {
-        return Err(PlanError::Refused(format!(
-            "owner {owner:?} must be USER or USER:GROUP"
-        )));
-    }
-    for part in &parts {
-        checked_name("owner", part).map_err(unsafe_value)?;
-    }
-    Ok(owner.into())
-}
-
-fn checked_mode(mode: &str) -> Result<String, PlanError> {
-    let valid =
-        (3..=4).contains(&mode.len()) && mode.chars().all(|digit| ('0'..='7').contains(&digit));
-    if valid {
-        Ok(mode.into())
-    } else {
-        Err(PlanError::Refused(format!(
-            "mode {mode:?} must be octal, like 0700"
-        )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::observe::testing::view_led_by;
-
-    fn target_with_service() -> (ClusterTarget, ClusterView) {
-        let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
-        target.service = Some(ServiceControl::Systemd {
-            unit: "patroni".into(),
-            sudo: true,
-            db_user: "postgres".into(),
-        });
-        target.ssh = Some(crate::remote::SshSettings {
-            user: Some("ops".into()),
-            port: None,
-            jump_host: None,
-            identity_file: None,
-            known_hosts: None,
-            sudo: true,
-        });
-        (target, view)
-    }
-
-    fn line(step: &Step) -> String {
-        let Action::Remote(action) = &step.action else {
-            panic!("a command")
-        };
-        action.command.shell_line()
-    }
-
-    #[test]
-    fn commands_run_as_the_database_user_or_with_sudo() {
-        // What each command does with its values is proven in a real shell (shell_proof);
-        // here: who runs it.
-        let (target, view) = target_with_service();
-        let host = Host::new(&target, &view, "node1").unwrap();
-        let backup = host.backup(&["/d/pg_hba.conf".into()], "/b").unwrap();
-        assert!(line(&backup).starts_with("sudo -n -u postgres sh -c "));
-        let mkdir = host.create_directory("/srv/x", "postgres", "0700").unwrap();
-        assert!(line(&mkdir).starts_with("sudo -n sh -c "));
-    }
-
-    #[test]
-    fn wiping_needs_the_configured_data_directory_and_the_name() {
-        let (mut target, view) = target_with_service();
-        let host = Host::new(&target, &view, "node1").unwrap();
-        let step = host.wipe_data_directory().unwrap();
-        assert!(matches!(&step.gate, Gate::TypeToConfirm { expected, .. } if expected == "node1"));
-        assert!(step.prechecks.contains(&Check::Unreachable {
-            member: "node1".into()
-        }));
-        assert!(step.prechecks.contains(&Check::NotLeader {
-            member: "node1".into()
-        }));
-        assert!(line(&step).ends_with(" pgha /var/lib/pgha/lab/members/node1/data"));
-        for member in &mut target.members {
-            member.data_dir = None;
-        }
-        let host = Host::new(&target, &view, "node1").unwrap();
-        let error = host.wipe_data_directory().unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("names no data directory for node1"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn hostile_paths_owners_and_modes_are_refused() {
-        let (target, view) = target_with_service();
-        let host = Host::new(&target, &view, "node1").unwrap();
-        assert!(host.backup(&["relative".into()], "/b").is_err());
-        assert!(host.backup(&["/a/../etc/shadow".into()], "/b").is_err());
-        assert!(
-            host.create_directory("/srv/x", "postgres; id", "0700")
-                .is_err()
-        );
-        assert!(host.create_directory("/srv/x", "postgres", "0799").is_err());
-        assert!(host.create_directory("/srv/x", "postgres", "7 0").is_err());
-    }
-
-    #[test]
-    fn backup_tools_restore_into_the_data_directory() {
-        let (target, view) = target_with_service();
-        let host = Host::new(&target, &view, "node1").unwrap();
-        let step = host
-            .restore_from_backup(&BackupTool::Pgbackrest {
-                stanza: "main".into(),
-                config: Some("/etc/pgbackrest/main.conf".into()),
-            })
-            .unwrap();
-        assert!(line(&step).ends_with(
-            " pgha /var/lib/pgha/lab/members/node1/data --config=/etc/pgbackrest/main.conf --stanza=main"
-        ));
-        assert_eq!(
-            step.action,
-            Action::Remote(RemoteAction {
-                timeout: Duration::from_hours(6),
-                ..match &step.action {
-                    Action::Remote(action) => action.clone(),
-                    _ => unreachable!(),
-                }
-            }),
-            "hours, not the 10 minutes of a file copy"
-        );
-        let step = host
-            .restore_from_backup(&BackupTool::WalG { config: None })
-            .unwrap();
-        assert!(line(&step).ends_with(" pgha /var/lib/pgha/lab/members/node1/data"));
-        assert!(
-            host.restore_from_backup(&BackupTool::Pgbackrest {
-                stanza: "a;b".into(),
-                config: None,
-            })
-            .is_err()
-        );
-        assert!(
-            host.restore_from_backup(&BackupTool::Pgbackrest {
-                stanza: "main".into(),
-                config: Some("relative.conf".into()),
-            })
-            .is_err()
-        );
     }
 }

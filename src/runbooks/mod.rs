@@ -1,152 +1,113 @@
-//! The runbooks: one file each, each a pure function from the inventory's target, the observed
-//! cluster and the operator's parameters to a `Plan`. No I/O happens here: a reader sees the whole
-//! procedure as data, in the order it runs.
+//! The runbooks, and the contract each follows. A runbook is one file here that owns, side by
+//! side: its parameters (the flags with their help, validated by their parsers into a plain
+//! struct that is also what the journal records), what it must measure before it can plan (read
+//! only), its pure `plan()`, and its default deadline. `registry.rs` lists them once; dispatch,
+//! help, completions, the man page and the committed `runbooks/*.md` all come from that list.
+//! What several runbooks share lives in `steps`, never in a sibling runbook.
 
-mod consul;
-mod host;
-mod maintenance;
-mod reinit;
-mod restart;
-mod scale_down;
-mod scale_up;
-mod service;
+mod registry;
+pub mod steps;
 #[cfg(test)]
-mod shell_proof;
-mod switchover;
+mod tests;
 
+use std::fmt::Debug;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use host::HostOperation;
+pub use registry::{PlanOutput, RunFlags};
+pub use resume::Params as ResumeParams;
+pub use steps::{BackupTool, DEFAULT_MAX_LAG_BYTES};
 
 use crate::exit::Exit;
 use crate::inventory::ClusterTarget;
-use crate::observe::{ClusterView, MemberView};
-use crate::plan::{Action, Check, Gate, Idempotency, Plan, SilenceAction, Step};
+use crate::observe::ClusterView;
+use crate::plan::Plan;
+use crate::postgres::SqlError;
 
-/// The lag under which a replica counts as caught up, unless the operator says otherwise:
-/// Patroni's default `maximum_lag_on_failover`.
-pub const DEFAULT_MAX_LAG_BYTES: u64 = 1024 * 1024;
-
-/// How long a silence outlives the deadline of the work it covers: the run's last steps (and an
-/// operator reading the outcome) need a few minutes after the wait.
-const SILENCE_MARGIN: Duration = Duration::from_mins(15);
-
-/// How long Consul may take to route to a member after Patroni registers it again: its check
-/// runs every 5 s, the first run staggered within that, and a re-registration keeps the old
-/// verdict until then (measured on the lab: all members passing ≈ 11 s after a switchover).
-const CONSUL_ROUTING_TIMEOUT: Duration = Duration::from_mins(1);
-
-pub use host::{BackupTool, HostOperation};
-
-/// What the operator asked for. Stored in the plan (and so in the journal) so that a resumed run
-/// can be planned again from the same request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "runbook", rename_all = "snake_case")]
-pub enum Params {
-    Reinit {
-        member: String,
-        #[serde(with = "crate::duration::optional_text")]
-        timeout: Option<Duration>,
-        max_lag: u64,
-    },
-    Switchover {
-        candidate: Option<String>,
-        /// RFC 3339 with a time zone.
-        at: Option<String>,
-        checkpoint: bool,
-        max_lag: u64,
-        #[serde(with = "crate::duration::optional_text")]
-        timeout: Option<Duration>,
-    },
-    Pause {
-        wait: bool,
-    },
-    Resume {
-        wait: bool,
-    },
-    Restart {
-        member: Option<String>,
-        pending_only: bool,
-        max_lag: u64,
-        #[serde(with = "crate::duration::optional_text")]
-        timeout: Option<Duration>,
-    },
-    Host {
-        member: String,
-        #[serde(flatten)]
-        operation: HostOperation,
-    },
-    Service {
-        action: crate::remote::ServiceAction,
-        member: String,
-        max_lag: u64,
-        #[serde(with = "crate::duration::optional_text")]
-        timeout: Option<Duration>,
-    },
-    ConsulDeleteTree {
-        /// As the operator typed it; the plan refuses anything but the cluster's own prefix.
-        prefix: Option<String>,
-    },
-    ScaleUp {
-        member: String,
-        max_lag: u64,
-        #[serde(with = "crate::duration::optional_text")]
-        timeout: Option<Duration>,
-        /// Free space the new host needs: given, or measured on the leader before planning.
-        need: Option<u64>,
-    },
-    ScaleDown {
-        member: String,
-        drain: bool,
-        #[serde(with = "crate::duration::optional_text")]
-        drain_timeout: Option<Duration>,
-        /// When it was asked for (`20261203-041500`): names the copy of the Patroni
-        /// configuration the drain edits (planners read no clock).
-        #[serde(default)]
-        label: String,
-    },
+// The one list of runbooks: `Variant in module`. Each line declares the runbook's module and
+// makes `Variant` its subcommand, its `Params` variant and its dispatch (see `registry`).
+registry::registry! {
+    Reinit in reinit,
+    ScaleUp in scale_up,
+    ScaleDown in scale_down,
+    Switchover in switchover,
+    Pause in pause,
+    Resume in resume,
+    Restart in restart,
+    Reload in reload,
+    Service in service,
+    Host in host,
+    #[command(name = "consul")]
+    ConsulDeleteTree in consul_delete_tree,
 }
 
-impl Params {
-    /// The parameters with the environment's default deadline where the operator gave none:
-    /// `--timeout` wins, then the inventory's `timeouts.runbooks.<runbook>`, then the runbook's.
-    #[must_use]
-    pub fn with_default_timeout(
-        mut self,
-        defaults: &std::collections::BTreeMap<String, Duration>,
-    ) -> Self {
-        let default = defaults.get(self.runbook()).copied();
-        match &mut self {
-            Params::Reinit { timeout, .. }
-            | Params::Switchover { timeout, .. }
-            | Params::Restart { timeout, .. }
-            | Params::Service { timeout, .. }
-            | Params::ScaleUp { timeout, .. } => {
-                *timeout = timeout.or(default);
-            }
-            Params::Pause { .. }
-            | Params::Resume { .. }
-            | Params::Host { .. }
-            | Params::ConsulDeleteTree { .. }
-            | Params::ScaleDown { .. } => {}
-        }
-        self
+/// What every runbook is. Implemented by a unit struct in the runbook's file.
+#[allow(async_fn_in_trait)] // dispatched statically by the registry, never as a trait object
+pub trait Runbook {
+    /// The command (`reinit`, `scale-up`): also the plan's `runbook` and the key of the
+    /// inventory's `timeouts.runbooks`.
+    const NAME: &'static str;
+    /// One line for `pgha --help`.
+    const ABOUT: &'static str;
+    /// The flags (clap derives them, each with its help and parser) and what the journal keeps.
+    type Params: clap::Args + Serialize + DeserializeOwned + Clone + Debug + PartialEq;
+
+    /// The operator's deadline for the runbook's long wait, for the inventory's
+    /// `timeouts.runbooks.<name>` to fill when the operator gave none.
+    fn deadline(_params: &mut Self::Params) -> Option<&mut Option<Duration>> {
+        None
     }
 
-    pub fn runbook(&self) -> &'static str {
-        match self {
-            Params::Reinit { .. } => "reinit",
-            Params::Switchover { .. } => "switchover",
-            Params::Pause { .. } => "pause",
-            Params::Resume { .. } => "resume",
-            Params::Restart { .. } => "restart",
-            Params::Service { .. } => "service",
-            Params::Host { .. } => "host",
-            Params::ConsulDeleteTree { .. } => "consul-delete-tree",
-            Params::ScaleUp { .. } => "scale-up",
-            Params::ScaleDown { .. } => "scale-down",
-        }
+    /// What the plan needs that the cluster's view does not hold (a database's size), read
+    /// before planning: planners read no database.
+    async fn measure(
+        params: Self::Params,
+        _view: &ClusterView,
+        _probe: &impl Probe,
+    ) -> Result<Self::Params, PlanError> {
+        Ok(params)
     }
+
+    /// The plan. Pure: the same inputs give the same plan.
+    fn plan(
+        target: &ClusterTarget,
+        view: &ClusterView,
+        params: &Self::Params,
+    ) -> Result<Plan, PlanError>;
+
+    /// The plans committed in `runbooks/*.md`, each planned against a lab of a known shape.
+    fn examples() -> Vec<Example<Self::Params>> {
+        Vec::new()
+    }
+}
+
+/// Reads a runbook may need before planning. Never changes anything.
+#[allow(async_fn_in_trait)]
+pub trait Probe {
+    /// The size of every database on the server at `host`; `None` without SQL access.
+    async fn database_size(&self, host: &str) -> Option<Result<u64, SqlError>>;
+}
+
+/// A committed plan: `runbooks/<file>.md`, planned with `params` against `lab`.
+pub struct Example<P> {
+    pub file: &'static str,
+    pub params: P,
+    pub lab: ExampleLab,
+}
+
+/// The clusters the committed plans are rendered for (the tests build each from recorded
+/// answers of a real lab).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExampleLab {
+    /// `pgha lab up`: three members on etcd.
+    Lab,
+    /// `pgha lab up --spare 1`: node4 configured, not started.
+    LabWithSpare,
+    /// `pgha lab up --dcs consul`: Patroni registering its services in Consul.
+    ConsulLab,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +124,9 @@ pub enum PlanError {
     /// operator's input (the inventory, or the way the cluster was named) is what must change.
     #[error(transparent)]
     NotARemoteTarget(#[from] crate::inventory::RemoteTargetError),
+    /// A measurement before planning could not be made.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
     #[error("{0}")]
     Refused(String),
 }
@@ -172,6 +136,7 @@ impl PlanError {
         match self {
             PlanError::UnknownMember { .. } | PlanError::NotARemoteTarget(_) => Exit::BadInput,
             PlanError::NoCandidate { .. } | PlanError::Refused(_) => Exit::PrecheckRefused,
+            PlanError::Sql(error) => error.exit(),
         }
     }
 }
@@ -182,203 +147,8 @@ pub fn plan(
     view: &ClusterView,
     params: &Params,
 ) -> Result<Plan, PlanError> {
-    match params {
-        Params::Reinit { .. } => reinit::plan(target, view, params),
-        Params::Switchover { .. } => switchover::plan(target, view, params),
-        Params::Pause { .. } | Params::Resume { .. } => maintenance::plan(target, view, params),
-        Params::Restart { .. } => restart::plan(target, view, params),
-        Params::Service { .. } => service::plan(target, view, params),
-        Params::Host { .. } => host::plan(target, view, params),
-        Params::ConsulDeleteTree { .. } => consul::plan(target, view, params),
-        Params::ScaleUp { .. } => scale_up::plan(target, view, params),
-        Params::ScaleDown { .. } => scale_down::plan(target, view, params),
-    }
-}
-
-/// The frame every plan shares: where, who, with which parameters.
-fn new_plan(
-    target: &ClusterTarget,
-    view: &ClusterView,
-    params: &Params,
-    title: String,
-    summary: String,
-) -> Plan {
-    Plan {
-        runbook: params.runbook().into(),
-        title,
-        summary,
-        environment: target.environment.clone(),
-        cluster: target.cluster.clone(),
-        scope: view.scope.clone(),
-        params: serde_json::to_value(params).unwrap_or_default(),
-        rest_user: target.rest.auth.as_ref().map(|auth| auth.username.clone()),
-        prechecks: Vec::new(),
-        assumes: Vec::new(),
-        steps: Vec::new(),
-        rollback: None,
-    }
-}
-
-/// True when Patroni registers the members in Consul (`register_service`): then clients find
-/// them there, and a runbook is not done until Consul routes as the cluster now is.
-fn registers_services(view: &ClusterView) -> bool {
-    view.consul.as_ref().is_some_and(|consul| {
-        consul
-            .instances
-            .as_ref()
-            .is_ok_and(|found| !found.is_empty())
-    })
-}
-
-/// A wait until Consul agrees with the cluster (`until`), where Patroni registers services;
-/// nothing otherwise.
-fn consul_routing(view: &ClusterView, id: String, title: String, until: Vec<Check>) -> Vec<Step> {
-    if !registers_services(view) {
-        return Vec::new();
-    }
-    vec![Step::wait(
-        id,
-        title,
-        crate::plan::Wait {
-            until,
-            fail_if: Vec::new(),
-            timeout: CONSUL_ROUTING_TIMEOUT,
-            poll: Duration::from_millis(500),
-            progress: crate::plan::Progress::Checks,
-        },
-    )]
-}
-
-/// The wait until `member` is registered as a replica and passing again.
-fn consul_routes_replica(view: &ClusterView, member: &str) -> Vec<Step> {
-    consul_routing(
-        view,
-        format!("consul-replica-{member}"),
-        format!("Wait until Consul routes replica traffic to {member}"),
-        vec![Check::ConsulPassing {
-            member: member.into(),
-            tag: "replica".into(),
-        }],
-    )
-}
-
-/// The member by name, or the error listing the members there are.
-fn member<'a>(view: &'a ClusterView, name: &str) -> Result<&'a MemberView, PlanError> {
-    view.member(name).ok_or_else(|| PlanError::UnknownMember {
-        cluster: view.cluster.clone(),
-        member: name.into(),
-        known: view
-            .members
-            .iter()
-            .map(|member| member.name.clone())
-            .collect(),
-    })
-}
-
-/// The host a remote step on `name` runs on: the inventory's, for a member it lists (see
-/// `ClusterTarget::remote_host`). A member unknown to the cluster is reported as such first.
-fn remote_host<'a>(
-    target: &'a ClusterTarget,
-    view: &ClusterView,
-    name: &str,
-) -> Result<&'a str, PlanError> {
-    member(view, name)?;
-    Ok(target.remote_host(name)?)
-}
-
-/// A member the plan sends credentials to (REST writes): one pgha was given, never one only
-/// the DCS lists. A member unknown to the cluster is reported as such first.
-fn listed<'a>(
-    target: &ClusterTarget,
-    view: &'a ClusterView,
-    name: &str,
-) -> Result<&'a MemberView, PlanError> {
-    let member = member(view, name)?;
-    target.listed_member(name)?;
-    Ok(member)
-}
-
-/// Where to send cluster-wide calls (`PATCH /config`, `POST /switchover`): the leader when it
-/// answers, else the first member that does.
-fn cluster_api(view: &ClusterView) -> Result<&MemberView, PlanError> {
-    view.leader
-        .as_deref()
-        .and_then(|leader| view.member(leader))
-        .filter(|leader| leader.is_reachable())
-        .or_else(|| view.members.iter().find(|member| member.is_reachable()))
-        .ok_or_else(|| PlanError::Refused("no member's REST API answers".into()))
-}
-
-fn started_at(member: &MemberView) -> String {
-    member
-        .status
-        .as_ref()
-        .ok()
-        .and_then(|status| status.postmaster_start_time.clone())
-        .unwrap_or_else(|| "unknown".into())
+    params.plan(target, view)
 }
 
 #[cfg(test)]
-mod tests;
-
-/// Wraps `steps` that make `member` raise alerts (lag, down) in a silence of the inventory's
-/// matchers, created first and expired last. A run that is aborted expires it too; one that dies
-/// leaves it to end by itself after `duration`, so nothing stays muted for good. Without an
-/// Alertmanager in the inventory, the steps alone.
-fn silenced(
-    target: &ClusterTarget,
-    member: &MemberView,
-    why: &str,
-    duration: Duration,
-    steps: Vec<Step>,
-) -> Vec<Step> {
-    let Some(alertmanager) = &target.alertmanager else {
-        return steps;
-    };
-    let host = target
-        .member(&member.name)
-        .map_or(member.host.as_str(), |configured| configured.host.as_str());
-    let labels = alertmanager
-        .matchers
-        .iter()
-        .map(|(name, value)| {
-            let value = value
-                .replace("{member}", &member.name)
-                .replace("{host}", host)
-                .replace("{cluster}", &target.cluster);
-            (name.clone(), value)
-        })
-        .collect();
-    let create_id = format!("silence-{}", member.name);
-    let create = Step {
-        id: create_id.clone(),
-        title: format!("Silence alerts for {} while it is {why}", member.name),
-        action: Action::Silence(SilenceAction::Create {
-            url: alertmanager.url.clone(),
-            labels,
-            duration,
-            comment: format!("pgha: {} is {why}", member.name),
-        }),
-        gate: Gate::None,
-        prechecks: Vec::new(),
-        verify: None,
-        // The journal holds the id: a resumed run does not create a second one.
-        idempotency: Idempotency::SafeToRepeat,
-    };
-    let expire = Step {
-        id: format!("expire-silence-{}", member.name),
-        title: format!("Expire the silence for {}", member.name),
-        action: Action::Silence(SilenceAction::Expire {
-            url: alertmanager.url.clone(),
-            created_by: create_id,
-        }),
-        gate: Gate::None,
-        prechecks: Vec::new(),
-        verify: None,
-        idempotency: Idempotency::SafeToRepeat,
-    };
-    std::iter::once(create)
-        .chain(steps)
-        .chain(std::iter::once(expire))
-        .collect()
-}
+mod shell_proof;

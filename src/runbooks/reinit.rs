@@ -4,7 +4,13 @@
 
 use std::time::Duration;
 
-use super::{Params, PlanError, SILENCE_MARGIN, listed, new_plan, silenced, started_at};
+use serde::{Deserialize, Serialize};
+
+use super::steps::{
+    DEFAULT_MAX_LAG_BYTES, SILENCE_MARGIN, consul_routes_replica, frame, listed, silenced,
+    started_at, wait_streaming_step,
+};
+use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::patroni::{MemberState, Version};
@@ -23,27 +29,60 @@ const REINIT_UNDER_WAY: [MemberState; 4] = [
     MemberState::Starting,
 ];
 
-/// States from which waiting longer cannot help.
-const FAILED: [MemberState; 4] = [
-    MemberState::StartFailed,
-    MemberState::Crashed,
-    MemberState::StopFailed,
-    MemberState::RestartFailed,
-];
+/// `pgha reinit`.
+pub struct Reinit;
 
-pub(super) fn plan(
-    target: &ClusterTarget,
-    view: &ClusterView,
-    params: &Params,
-) -> Result<Plan, PlanError> {
-    let Params::Reinit {
+// Which replica, how long the copy may take, when it counts as caught up.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    /// The member to rebuild (never the leader)
+    #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+    pub member: String,
+    /// Deadline of the wait for streaming [default: 2h, or the inventory's timeouts.runbooks.reinit]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    #[serde(with = "crate::duration::optional_text")]
+    pub timeout: Option<Duration>,
+    /// A replica lagging more counts as not caught up
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = crate::flags::bytes)]
+    pub max_lag: u64,
+}
+
+impl Runbook for Reinit {
+    const NAME: &'static str = "reinit";
+    const ABOUT: &'static str = "Rebuild one replica from the leader (deletes its data directory)";
+    type Params = Params;
+
+    fn deadline(params: &mut Params) -> Option<&mut Option<Duration>> {
+        Some(&mut params.timeout)
+    }
+
+    fn plan(
+        target: &ClusterTarget,
+        view: &ClusterView,
+        params: &Params,
+    ) -> Result<Plan, PlanError> {
+        plan(target, view, params)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        vec![Example {
+            file: "reinit",
+            params: Params {
+                member: "node3".into(),
+                timeout: None,
+                max_lag: DEFAULT_MAX_LAG_BYTES,
+            },
+            lab: ExampleLab::Lab,
+        }]
+    }
+}
+
+fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+    let Params {
         member: name,
         timeout,
         max_lag,
-    } = params
-    else {
-        unreachable!("dispatched by runbook")
-    };
+    } = params;
     let replica = listed(target, view, name)?;
     let leader = view.leader.clone().unwrap_or_else(|| "none".into());
     let leader_host = view
@@ -58,10 +97,9 @@ pub(super) fn plan(
         .filter(|version| *version >= Version::new(4, 0, 0))
         .map(|_| true);
 
-    let mut plan = new_plan(
+    let mut plan = frame(
         target,
         view,
-        params,
         format!(
             "Reinitialize {name} from the leader in cluster {}",
             target.cluster
@@ -112,7 +150,7 @@ pub(super) fn plan(
             wait_streaming_step(name, &leader, leader_host, *max_lag, timeout),
         ]
         .into_iter()
-        .chain(super::consul_routes_replica(view, name))
+        .chain(consul_routes_replica(view, name))
         .collect(),
     );
     plan.rollback = Some(format!(
@@ -170,44 +208,4 @@ fn reinitialize_step(
             done_when: vec![under_way],
         },
     }
-}
-
-/// The member's Patroni died: its API is gone and its DCS key expired (after `ttl`), so
-/// waiting longer cannot help. Both, so that one slow answer does not fail a copy of hours.
-fn gone(name: &str) -> Check {
-    Check::All {
-        checks: vec![
-            Check::Unreachable {
-                member: name.into(),
-            },
-            Check::NotRegistered {
-                member: name.into(),
-            },
-        ],
-    }
-}
-
-/// The long wait: hours on a large database, with the bytes the leader has streamed.
-pub(super) fn wait_streaming_step(
-    name: &str,
-    leader: &str,
-    leader_host: String,
-    max_lag: u64,
-    timeout: Duration,
-) -> Step {
-    Step::wait(
-        format!("wait-streaming-{name}"),
-        format!("Wait until {name} streams from {leader}"),
-        Wait {
-            until: Check::caught_up(name, max_lag).into(),
-            fail_if: vec![Check::state_in(name, &FAILED), gone(name)],
-            timeout,
-            poll: Duration::from_secs(1),
-            progress: Progress::BaseBackup {
-                member: name.into(),
-                leader: leader.into(),
-                leader_host,
-            },
-        },
-    )
 }

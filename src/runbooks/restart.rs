@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use super::{Params, PlanError, listed, new_plan, started_at};
+use serde::{Deserialize, Serialize};
+
+use super::steps::{DEFAULT_MAX_LAG_BYTES, assume_identity, frame, listed, started_at};
+use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::plan::{
@@ -14,20 +17,66 @@ use crate::plan::{
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_mins(10);
 
-pub(super) fn plan(
-    target: &ClusterTarget,
-    view: &ClusterView,
-    params: &Params,
-) -> Result<Plan, PlanError> {
-    let Params::Restart {
+/// `pgha restart`.
+pub struct Restart;
+
+// Which members, and when each counts as healthy again.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    /// Only this member
+    #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+    pub member: Option<String>,
+    /// Only members with a pending restart
+    #[arg(long)]
+    pub pending_only: bool,
+    /// A replica lagging more counts as not healthy again
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = crate::flags::bytes)]
+    pub max_lag: u64,
+    /// Deadline per member [default: 10m]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    #[serde(with = "crate::duration::optional_text")]
+    pub timeout: Option<Duration>,
+}
+
+impl Runbook for Restart {
+    const NAME: &'static str = "restart";
+    const ABOUT: &'static str =
+        "Restart PostgreSQL, one member at a time, replicas first, each healthy before the next";
+    type Params = Params;
+
+    fn deadline(params: &mut Params) -> Option<&mut Option<Duration>> {
+        Some(&mut params.timeout)
+    }
+
+    fn plan(
+        target: &ClusterTarget,
+        view: &ClusterView,
+        params: &Params,
+    ) -> Result<Plan, PlanError> {
+        plan(target, view, params)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        vec![Example {
+            file: "restart",
+            params: Params {
+                member: None,
+                pending_only: false,
+                max_lag: DEFAULT_MAX_LAG_BYTES,
+                timeout: None,
+            },
+            lab: ExampleLab::Lab,
+        }]
+    }
+}
+
+fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+    let Params {
         member: only,
         pending_only,
         max_lag,
         timeout,
-    } = params
-    else {
-        unreachable!("dispatched by runbook")
-    };
+    } = params;
     let leader = view.leader.clone().unwrap_or_default();
     let mut members: Vec<&MemberView> = match only {
         Some(name) => vec![listed(target, view, name)?],
@@ -51,10 +100,9 @@ pub(super) fn plan(
         }));
     }
     let names: Vec<&str> = members.iter().map(|member| member.name.as_str()).collect();
-    let mut plan = new_plan(
+    let mut plan = frame(
         target,
         view,
-        params,
         format!(
             "Restart PostgreSQL on {} in cluster {}",
             names.join(", "),
@@ -75,11 +123,7 @@ pub(super) fn plan(
     plan.assumes = vec![Check::LeaderIs {
         member: leader.clone(),
     }];
-    if let Some(identifier) = &view.system_identifier {
-        plan.assumes.push(Check::SystemIdentifier {
-            identifier: identifier.clone(),
-        });
-    }
+    assume_identity(&mut plan, view);
     for member in members {
         plan.steps.extend(restart_steps(
             member,

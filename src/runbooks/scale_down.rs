@@ -7,9 +7,13 @@
 
 use std::time::Duration;
 
-use super::host::Host;
-use super::service::{command_step, with_verification};
-use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, remote_host, silenced};
+use serde::{Deserialize, Serialize};
+
+use super::steps::{
+    Host, SILENCE_MARGIN, assume_identity, command_step, consul_routing, frame, member,
+    remote_host, service_control, silenced, with_verification,
+};
+use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::plan::{
@@ -24,33 +28,71 @@ const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_mins(10);
 const LEAVE_TIMEOUT: Duration = Duration::from_mins(2);
 const STOP_TIMEOUT: Duration = Duration::from_mins(1);
 
-pub(super) fn plan(
-    target: &ClusterTarget,
-    view: &ClusterView,
-    params: &Params,
-) -> Result<Plan, PlanError> {
-    let Params::ScaleDown {
+/// `pgha scale-down`.
+pub struct ScaleDown;
+
+// Which replica leaves, and whether its reads are drained first.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    /// The replica to remove (never the leader, never the last replica)
+    #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+    pub member: String,
+    /// Skip the drain (no load balancer sends this member reads)
+    #[arg(long = "no-drain", action = clap::ArgAction::SetFalse)]
+    pub drain: bool,
+    /// How long a drain by hand may take to show [default: 10m]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    #[serde(with = "crate::duration::optional_text")]
+    pub drain_timeout: Option<Duration>,
+    /// When it was asked for (`20261203-041500`): names the copy of the Patroni configuration
+    /// the drain edits (planners read no clock).
+    #[arg(skip = crate::flags::request_label())]
+    #[serde(default)]
+    pub label: String,
+}
+
+impl Runbook for ScaleDown {
+    const NAME: &'static str = "scale-down";
+    const ABOUT: &'static str =
+        "Remove a replica: drain it, stop and disable Patroni, wait until it left the cluster";
+    type Params = Params;
+
+    fn plan(
+        target: &ClusterTarget,
+        view: &ClusterView,
+        params: &Params,
+    ) -> Result<Plan, PlanError> {
+        plan(target, view, params)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        vec![Example {
+            file: "scale-down",
+            params: Params {
+                member: "node3".into(),
+                drain: true,
+                drain_timeout: None,
+                label: "20261203-041500".into(),
+            },
+            lab: ExampleLab::Lab,
+        }]
+    }
+}
+
+fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+    let Params {
         member: name,
         drain,
         drain_timeout,
         label,
-    } = params
-    else {
-        unreachable!("dispatched by runbook")
-    };
+    } = params;
     let leaving = member(view, name)?;
     let host = remote_host(target, view, name)?;
-    let control = target.service.as_ref().ok_or_else(|| {
-        PlanError::Refused(format!(
-            "{}: environment {} has no `service:` section: pgha does not know how to stop Patroni there",
-            target.origin, target.environment
-        ))
-    })?;
+    let control = service_control(target, "stop Patroni")?;
     let drain_timeout = drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT);
-    let mut plan = new_plan(
+    let mut plan = frame(
         target,
         view,
-        params,
         format!(
             "Scale down cluster {}: remove the replica {name}",
             target.cluster
@@ -61,11 +103,7 @@ pub(super) fn plan(
         ),
     );
     plan.prechecks = prechecks(view, name);
-    if let Some(identifier) = &view.system_identifier {
-        plan.assumes.push(Check::SystemIdentifier {
-            identifier: identifier.clone(),
-        });
-    }
+    assume_identity(&mut plan, view);
     if *drain {
         let host = Host::new(target, view, name)?;
         let label = if label.is_empty() { "drain" } else { label };
@@ -100,7 +138,7 @@ pub(super) fn plan(
         ..command_step(target, control, ServiceAction::Disable, name)?
     };
     let mut removal = vec![stop, disable, left_step(name)];
-    removal.extend(super::consul_routing(
+    removal.extend(consul_routing(
         view,
         format!("consul-deregistered-{name}"),
         format!("Wait until Consul no longer lists {name}"),

@@ -8,10 +8,14 @@
 
 use std::time::Duration;
 
-use super::host::Host;
-use super::reinit::wait_streaming_step;
-use super::service::{command_step, with_verification};
-use super::{Params, PlanError, SILENCE_MARGIN, member, new_plan, remote_host, silenced};
+use serde::{Deserialize, Serialize};
+
+use super::steps::{
+    DEFAULT_MAX_LAG_BYTES, Host, SILENCE_MARGIN, assume_identity, command_step,
+    consul_routes_replica, frame, member, registers_services, remote_host, service_control,
+    silenced, wait_streaming_step, with_verification,
+};
+use super::{Example, ExampleLab, PlanError, Probe, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::plan::{Action, Check, Gate, Idempotency, ManualAction, Plan, Step, Wait};
@@ -23,20 +27,89 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_hours(8);
 /// Patroni registers within a loop or two of starting.
 const REGISTER_TIMEOUT: Duration = Duration::from_mins(2);
 
-pub(super) fn plan(
-    target: &ClusterTarget,
-    view: &ClusterView,
-    params: &Params,
-) -> Result<Plan, PlanError> {
-    let Params::ScaleUp {
+/// `pgha scale-up`.
+pub struct ScaleUp;
+
+// Which member joins, how long its copy may take, and how much room it needs.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    /// The new member, as the inventory names it
+    #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+    pub member: String,
+    /// The replica counts as caught up at this lag
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = crate::flags::bytes)]
+    pub max_lag: u64,
+    /// Deadline of the copy and catch-up [default: 8h, or the inventory's timeouts.runbooks.scale-up]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    #[serde(with = "crate::duration::optional_text")]
+    pub timeout: Option<Duration>,
+    /// Free space the new host needs [default: the leader's databases, measured]
+    #[arg(long, value_name = "BYTES", value_parser = crate::flags::bytes)]
+    pub need: Option<u64>,
+}
+
+impl Runbook for ScaleUp {
+    const NAME: &'static str = "scale-up";
+    const ABOUT: &'static str =
+        "Add a replica: a member in the inventory, not yet in the cluster (GitLab's scale-up)";
+    type Params = Params;
+
+    fn deadline(params: &mut Params) -> Option<&mut Option<Duration>> {
+        Some(&mut params.timeout)
+    }
+
+    /// The copy's size when the operator gave none: the leader's databases, where pgha has
+    /// SQL access.
+    async fn measure(
+        mut params: Params,
+        view: &ClusterView,
+        probe: &impl Probe,
+    ) -> Result<Params, PlanError> {
+        if params.need.is_some() {
+            return Ok(params);
+        }
+        let leader = view
+            .leader
+            .as_deref()
+            .and_then(|leader| view.member(leader))
+            .ok_or_else(|| {
+                PlanError::Refused("the cluster has no leader: fix that first".into())
+            })?;
+        if let Some(size) = probe.database_size(&leader.host).await {
+            params.need = Some(size?);
+        }
+        Ok(params)
+    }
+
+    fn plan(
+        target: &ClusterTarget,
+        view: &ClusterView,
+        params: &Params,
+    ) -> Result<Plan, PlanError> {
+        plan(target, view, params)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        vec![Example {
+            file: "scale-up",
+            params: Params {
+                member: "node4".into(),
+                max_lag: DEFAULT_MAX_LAG_BYTES,
+                timeout: None,
+                need: Some(770 * 1024 * 1024),
+            },
+            lab: ExampleLab::LabWithSpare,
+        }]
+    }
+}
+
+fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+    let Params {
         member: name,
         max_lag,
         timeout,
         need,
-    } = params
-    else {
-        unreachable!("dispatched by runbook")
-    };
+    } = params;
     let new_member = member(view, name)?;
     let new_host = remote_host(target, view, name)?;
     let leader = view
@@ -50,18 +123,12 @@ pub(super) fn plan(
             target.environment
         ))
     })?;
-    let control = target.service.as_ref().ok_or_else(|| {
-        PlanError::Refused(format!(
-            "{}: environment {} has no `service:` section: pgha does not know how to start Patroni there",
-            target.origin, target.environment
-        ))
-    })?;
+    let control = service_control(target, "start Patroni")?;
     let host = Host::new(target, view, name)?;
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let mut plan = new_plan(
+    let mut plan = frame(
         target,
         view,
-        params,
         format!(
             "Scale up cluster {}: add {name} as a replica",
             target.cluster
@@ -75,11 +142,7 @@ pub(super) fn plan(
         ),
     );
     plan.prechecks = prechecks(view, name);
-    if let Some(identifier) = &view.system_identifier {
-        plan.assumes.push(Check::SystemIdentifier {
-            identifier: identifier.clone(),
-        });
-    }
+    assume_identity(&mut plan, view);
     plan.steps.push(provisioning_step(target, name, new_host));
     plan.steps.push(host.reachable()?);
     plan.steps.extend(installed_step(control, name, new_host)?);
@@ -102,7 +165,7 @@ pub(super) fn plan(
         wait_streaming_step(name, &leader, leader_host, *max_lag, timeout),
         agreement_step(name),
     ];
-    joined.extend(super::consul_routes_replica(view, name));
+    joined.extend(consul_routes_replica(view, name));
     plan.steps.extend(silenced(
         target,
         new_member,
@@ -110,7 +173,7 @@ pub(super) fn plan(
         timeout.saturating_add(SILENCE_MARGIN),
         joined,
     ));
-    if !super::registers_services(view) {
+    if !registers_services(view) {
         plan.steps.push(load_balancing_step(name));
     }
     plan.rollback = Some(format!(

@@ -5,45 +5,120 @@
 
 use std::time::Duration;
 
-use super::{Params, PlanError, member, new_plan, remote_host, started_at};
+use serde::{Deserialize, Serialize};
+
+use super::steps::{
+    DEFAULT_MAX_LAG_BYTES, assume_identity, capitalized, command_step, consul_routes_replica,
+    consul_routing, frame, member, remote_host, service_control, started_at, with_verification,
+};
+use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
-use crate::plan::{Action, Check, Gate, Idempotency, Plan, Progress, RemoteAction, Step, Wait};
-use crate::remote::{ServiceAction, ServiceControl};
+use crate::plan::{Check, Plan, Step, Wait};
+use crate::remote::ServiceAction;
 
 /// A member catching up after a start: minutes on a busy database.
 const DEFAULT_TIMEOUT: Duration = Duration::from_mins(10);
-/// systemctl, kubectl and the lab answer within seconds; a hung one is cut off.
-const COMMAND_TIMEOUT: Duration = Duration::from_mins(2);
 
-pub(super) fn plan(
-    target: &ClusterTarget,
-    view: &ClusterView,
-    params: &Params,
-) -> Result<Plan, PlanError> {
-    let Params::Service {
+/// `pgha service`.
+pub struct Service;
+
+// What to do to Patroni, on which member, and when a started member counts as caught up.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    #[arg(value_enum)]
+    pub action: Verb,
+    /// The member (never the leader, to stop or restart)
+    #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+    pub member: String,
+    /// A started member lagging more counts as not caught up
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = crate::flags::bytes)]
+    pub max_lag: u64,
+    /// Deadline for the member to stream again [default: 10m]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    #[serde(with = "crate::duration::optional_text")]
+    pub timeout: Option<Duration>,
+}
+
+/// What the operator asks of Patroni on the member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verb {
+    Stop,
+    Start,
+    Restart,
+    Enable,
+    Disable,
+}
+
+impl From<Verb> for ServiceAction {
+    fn from(action: Verb) -> Self {
+        match action {
+            Verb::Stop => ServiceAction::Stop,
+            Verb::Start => ServiceAction::Start,
+            Verb::Restart => ServiceAction::Restart,
+            Verb::Enable => ServiceAction::Enable,
+            Verb::Disable => ServiceAction::Disable,
+        }
+    }
+}
+
+impl Runbook for Service {
+    const NAME: &'static str = "service";
+    const ABOUT: &'static str =
+        "Stop, start or restart Patroni on one member through the environment's service control";
+    type Params = Params;
+
+    fn deadline(params: &mut Params) -> Option<&mut Option<Duration>> {
+        Some(&mut params.timeout)
+    }
+
+    fn plan(
+        target: &ClusterTarget,
+        view: &ClusterView,
+        params: &Params,
+    ) -> Result<Plan, PlanError> {
+        plan(target, view, params)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        let on_node3 = |action| Params {
+            action,
+            member: "node3".into(),
+            max_lag: DEFAULT_MAX_LAG_BYTES,
+            timeout: None,
+        };
+        vec![
+            Example {
+                file: "service-stop",
+                params: on_node3(Verb::Stop),
+                lab: ExampleLab::Lab,
+            },
+            Example {
+                file: "service-start",
+                params: on_node3(Verb::Start),
+                lab: ExampleLab::Lab,
+            },
+        ]
+    }
+}
+
+fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+    let Params {
         action,
         member: name,
         max_lag,
         timeout,
-    } = params
-    else {
-        unreachable!("dispatched by runbook")
-    };
+    } = params;
     let member_view = member(view, name)?;
     remote_host(target, view, name)?;
-    let control = target.service.as_ref().ok_or_else(|| {
-        PlanError::Refused(format!(
-            "{}: environment {} has no `service:` section: pgha does not know how to stop or start Patroni there",
-            target.origin, target.environment
-        ))
-    })?;
+    let control = service_control(target, "stop or start Patroni")?;
+    let action = &ServiceAction::from(*action);
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let word = action.word();
-    let mut plan = new_plan(
+    let mut plan = frame(
         target,
         view,
-        params,
         format!(
             "{} Patroni on {name} in cluster {} ({})",
             capitalized(word),
@@ -52,11 +127,7 @@ pub(super) fn plan(
         ),
         summary(*action, name),
     );
-    if let Some(identifier) = &view.system_identifier {
-        plan.assumes.push(Check::SystemIdentifier {
-            identifier: identifier.clone(),
-        });
-    }
+    assume_identity(&mut plan, view);
     let command = command_step(target, control, *action, name)?;
     match action {
         ServiceAction::Stop => plan_stop(&mut plan, view, name, command),
@@ -71,7 +142,7 @@ pub(super) fn plan(
                 Duration::from_mins(1),
             ));
             plan.steps.push(streaming_step(name, *max_lag, timeout));
-            plan.steps.extend(super::consul_routes_replica(view, name));
+            plan.steps.extend(consul_routes_replica(view, name));
             plan.rollback = Some(format!("`pgha service stop --member {name}`"));
         }
         ServiceAction::Restart => {
@@ -99,7 +170,7 @@ pub(super) fn plan(
                 timeout,
             ));
             plan.steps.push(streaming_step(name, *max_lag, timeout));
-            plan.steps.extend(super::consul_routes_replica(view, name));
+            plan.steps.extend(consul_routes_replica(view, name));
         }
         ServiceAction::Enable | ServiceAction::Disable => {
             plan.steps.push(command);
@@ -126,7 +197,7 @@ fn plan_stop(plan: &mut Plan, view: &ClusterView, name: &String, command: Step) 
         }],
         Duration::from_mins(1),
     ));
-    plan.steps.extend(super::consul_routing(
+    plan.steps.extend(consul_routing(
         view,
         format!("consul-deregistered-{name}"),
         format!("Wait until Consul no longer lists {name}"),
@@ -135,13 +206,6 @@ fn plan_stop(plan: &mut Plan, view: &ClusterView, name: &String, command: Step) 
         }],
     ));
     plan.rollback = Some(format!("`pgha service start --member {name}`"));
-}
-
-fn capitalized(word: &str) -> String {
-    let mut characters = word.chars();
-    characters.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(characters).collect()
-    })
 }
 
 fn summary(action: ServiceAction, name: &str) -> String {
@@ -158,62 +222,6 @@ fn summary(action: ServiceAction, name: &str) -> String {
         ),
         ServiceAction::Enable => format!("Patroni on {name} is enabled to start at boot."),
         ServiceAction::Disable => format!("Patroni on {name} is kept from starting at boot."),
-    }
-}
-
-/// The service command for `action` on the inventory member `name`, at the inventory's host,
-/// behind a confirmation.
-pub(super) fn command_step(
-    target: &ClusterTarget,
-    control: &ServiceControl,
-    action: ServiceAction,
-    name: &str,
-) -> Result<Step, PlanError> {
-    let host = target.remote_host(name)?;
-    let (transport, command) = control
-        .command(action, name)
-        .map_err(|error| PlanError::Refused(error.to_string()))?;
-    Ok(Step {
-        id: format!("{}-patroni-{name}", action.word()),
-        title: format!("{} Patroni on {name}", capitalized(action.word())),
-        action: Action::Remote(RemoteAction {
-            member: name.into(),
-            host: host.into(),
-            transport,
-            command,
-            timeout: COMMAND_TIMEOUT,
-        }),
-        gate: Gate::Confirm {
-            question: format!("{} Patroni on {name}?", capitalized(action.word())),
-        },
-        prechecks: Vec::new(),
-        verify: None,
-        idempotency: Idempotency::SafeToRepeat,
-    })
-}
-
-/// The step re-checks `prechecks`, and is done — and verified — when `done` holds.
-pub(super) fn with_verification(
-    step: Step,
-    prechecks: Vec<Check>,
-    done: Vec<Check>,
-    timeout: Duration,
-) -> Step {
-    let member = match &step.action {
-        Action::Remote(action) => action.member.clone(),
-        _ => String::new(),
-    };
-    Step {
-        prechecks,
-        verify: Some(Wait {
-            until: done.clone(),
-            fail_if: Vec::new(),
-            timeout,
-            poll: Duration::from_millis(500),
-            progress: Progress::MemberState { member },
-        }),
-        idempotency: Idempotency::CheckStateFirst { done_when: done },
-        ..step
     }
 }
 

@@ -13,7 +13,7 @@ use std::process::Output;
 
 use proptest::prelude::*;
 
-use super::host::{BackupTool, Host};
+use super::steps::{BackupTool, Host};
 use crate::inventory::{ClusterTarget, SshSettings};
 use crate::observe::ClusterView;
 use crate::observe::testing::view_led_by;

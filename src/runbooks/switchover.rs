@@ -7,7 +7,10 @@
 
 use std::time::Duration;
 
-use super::{Params, PlanError, cluster_api, member, new_plan};
+use serde::{Deserialize, Serialize};
+
+use super::steps::{DEFAULT_MAX_LAG_BYTES, cluster_api, consul_routing, frame, member};
+use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::patroni::{ClusterRole, Lag};
@@ -20,21 +23,89 @@ use crate::plan::{
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(90);
 const NO_FAILOVER: &str = "nofailover";
 
-pub(super) fn plan(
-    target: &ClusterTarget,
-    view: &ClusterView,
-    params: &Params,
-) -> Result<Plan, PlanError> {
-    let Params::Switchover {
+/// `pgha switchover`.
+pub struct Switchover;
+
+// Which replica, when, whether to CHECKPOINT first, and what counts as caught up.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    /// The new leader [default: the sync standby, else the replica with the lowest lag]
+    #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+    pub candidate: Option<String>,
+    /// Schedule it (RFC 3339 with a time zone, e.g. 2026-11-24T02:00:00+00:00)
+    #[arg(long, value_name = "TIME", value_parser = crate::flags::future_time)]
+    pub at: Option<String>,
+    /// Run CHECKPOINT on the leader first, so its shutdown checkpoint is short
+    #[arg(long)]
+    pub checkpoint: bool,
+    /// Refuse a candidate lagging more than this
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = crate::flags::bytes)]
+    pub max_lag: u64,
+    /// Deadline for the new leader to run [default: 90s]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    #[serde(with = "crate::duration::optional_text")]
+    pub timeout: Option<Duration>,
+}
+
+impl Runbook for Switchover {
+    const NAME: &'static str = "switchover";
+    const ABOUT: &'static str = "Hand the leader role to a replica";
+    type Params = Params;
+
+    fn deadline(params: &mut Params) -> Option<&mut Option<Duration>> {
+        Some(&mut params.timeout)
+    }
+
+    fn plan(
+        target: &ClusterTarget,
+        view: &ClusterView,
+        params: &Params,
+    ) -> Result<Plan, PlanError> {
+        plan(target, view, params)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        let now = Params {
+            candidate: None,
+            at: None,
+            checkpoint: false,
+            max_lag: DEFAULT_MAX_LAG_BYTES,
+            timeout: None,
+        };
+        let scheduled = Params {
+            candidate: Some("node2".into()),
+            at: Some("2026-11-24T02:00:00+00:00".into()),
+            checkpoint: true,
+            ..now.clone()
+        };
+        vec![
+            Example {
+                file: "switchover",
+                params: now.clone(),
+                lab: ExampleLab::Lab,
+            },
+            Example {
+                file: "switchover-scheduled",
+                params: scheduled,
+                lab: ExampleLab::Lab,
+            },
+            Example {
+                file: "consul-switchover",
+                params: now,
+                lab: ExampleLab::ConsulLab,
+            },
+        ]
+    }
+}
+
+fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+    let Params {
         candidate,
         at,
         checkpoint,
         max_lag,
         timeout,
-    } = params
-    else {
-        unreachable!("dispatched by runbook")
-    };
+    } = params;
     let leader = view.leader.clone().ok_or_else(|| {
         PlanError::Refused("no member holds the leader key: nothing to switch over from".into())
     })?;
@@ -48,10 +119,9 @@ pub(super) fn plan(
         .as_ref()
         .map_or_else(|| "now".to_string(), |at| format!("at {at}"));
 
-    let mut plan = new_plan(
+    let mut plan = frame(
         target,
         view,
-        params,
         format!(
             "Switch over cluster {} from {leader} to {candidate} {when}",
             target.cluster
@@ -99,7 +169,7 @@ pub(super) fn plan(
         .push(switchover_step(&switch, api, candidate_ready));
     if at.is_none() {
         plan.steps.push(rejoin_step(&leader, &candidate));
-        plan.steps.extend(super::consul_routing(
+        plan.steps.extend(consul_routing(
             view,
             "consul-routing".into(),
             format!("Wait until Consul routes primary traffic to {candidate} only, and replica traffic to {leader}"),

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::service::Verb;
 use super::*;
 use crate::inventory::MemberTarget;
 use crate::observe::testing::led_by;
@@ -15,7 +16,7 @@ use crate::secret::Secret;
 
 /// The lab as `pgha lab up` starts it: node1..3 on 127.0.0.11-13, node1 leading, REST user
 /// `patroni`, environment `lab`. Built from responses recorded from a real 4.1.5 cluster.
-fn lab() -> (ClusterTarget, ClusterView) {
+pub(super) fn lab() -> (ClusterTarget, ClusterView) {
     let (target, observations) = lab_observed();
     let view = merge(&target, observations).unwrap();
     (target, view)
@@ -76,7 +77,7 @@ fn lab_observed() -> (ClusterTarget, Vec<crate::observe::MemberObservation>) {
 
 /// The lab with `dropped` left out of the inventory: the DCS still lists it, with a host only
 /// the DCS names, so the view shows it as a member the inventory does not know.
-fn lab_without(dropped: &str) -> (ClusterTarget, ClusterView) {
+pub(super) fn lab_without(dropped: &str) -> (ClusterTarget, ClusterView) {
     let (mut target, mut observations) = lab_observed();
     target.members.retain(|member| member.name != dropped);
     observations.retain(|observation| observation.target.name != dropped);
@@ -97,7 +98,7 @@ fn lab_without(dropped: &str) -> (ClusterTarget, ClusterView) {
 const DCS_ONLY_HOST: &str = "10.66.0.3";
 
 /// The lab started with `--spare 1`: node4 (127.0.0.14) configured, Patroni not started.
-fn lab_with_spare() -> (ClusterTarget, ClusterView) {
+pub(super) fn lab_with_spare() -> (ClusterTarget, ClusterView) {
     let (mut target, _) = lab();
     let spare = MemberTarget {
         name: "node4".into(),
@@ -128,39 +129,39 @@ fn lab_with_spare() -> (ClusterTarget, ClusterView) {
 }
 
 fn scale_up(member: &str) -> Params {
-    Params::ScaleUp {
+    Params::ScaleUp(scale_up::Params {
         member: member.into(),
         max_lag: DEFAULT_MAX_LAG_BYTES,
         timeout: None,
         need: Some(770 * 1024 * 1024),
-    }
+    })
 }
 
 fn scale_down(member: &str) -> Params {
-    Params::ScaleDown {
+    Params::ScaleDown(scale_down::Params {
         member: member.into(),
         drain: true,
         drain_timeout: None,
         label: "20261203-041500".into(),
-    }
+    })
 }
 
 fn reinit(member: &str) -> Params {
-    Params::Reinit {
+    Params::Reinit(reinit::Params {
         member: member.into(),
         timeout: None,
         max_lag: DEFAULT_MAX_LAG_BYTES,
-    }
+    })
 }
 
 fn switchover(candidate: Option<&str>) -> Params {
-    Params::Switchover {
+    Params::Switchover(switchover::Params {
         candidate: candidate.map(str::to_string),
         at: None,
         checkpoint: false,
         max_lag: DEFAULT_MAX_LAG_BYTES,
         timeout: None,
-    }
+    })
 }
 
 /// Every runbook as committed in runbooks/, with the parameters the file is named after.
@@ -197,113 +198,37 @@ fn consul_lab() -> (ClusterTarget, ClusterView) {
 }
 
 fn delete_tree(prefix: Option<&str>) -> Params {
-    Params::ConsulDeleteTree {
-        prefix: prefix.map(Into::into),
-    }
+    Params::ConsulDeleteTree(consul_delete_tree::Params {
+        command: consul_delete_tree::Command::DeleteTree {
+            prefix: prefix.map(Into::into),
+        },
+    })
 }
 
-fn committed_runbooks() -> Vec<(&'static str, Params)> {
-    vec![
-        ("reinit", reinit("node3")),
-        ("switchover", switchover(None)),
-        (
-            "switchover-scheduled",
-            Params::Switchover {
-                candidate: Some("node2".into()),
-                at: Some("2026-11-24T02:00:00+00:00".into()),
-                checkpoint: true,
-                max_lag: DEFAULT_MAX_LAG_BYTES,
-                timeout: None,
-            },
-        ),
-        ("pause", Params::Pause { wait: true }),
-        (
-            "service-stop",
-            Params::Service {
-                action: crate::remote::ServiceAction::Stop,
-                member: "node3".into(),
-                max_lag: DEFAULT_MAX_LAG_BYTES,
-                timeout: None,
-            },
-        ),
-        (
-            "service-start",
-            Params::Service {
-                action: crate::remote::ServiceAction::Start,
-                member: "node3".into(),
-                max_lag: DEFAULT_MAX_LAG_BYTES,
-                timeout: None,
-            },
-        ),
-        (
-            "host-backup",
-            Params::Host {
-                member: "node3".into(),
-                operation: HostOperation::Backup {
-                    files: Vec::new(),
-                    to: None,
-                    label: "20261123T200000Z".into(),
-                },
-            },
-        ),
-        (
-            "host-wipe",
-            Params::Host {
-                member: "node3".into(),
-                operation: HostOperation::Wipe,
-            },
-        ),
-        (
-            "host-restore-backup",
-            Params::Host {
-                member: "node3".into(),
-                operation: HostOperation::RestoreBackup {
-                    tool: BackupTool::Pgbackrest {
-                        stanza: "demo".into(),
-                        config: None,
-                    },
-                },
-            },
-        ),
-        ("resume", Params::Resume { wait: true }),
-        (
-            "restart",
-            Params::Restart {
-                member: None,
-                pending_only: false,
-                max_lag: DEFAULT_MAX_LAG_BYTES,
-                timeout: None,
-            },
-        ),
-    ]
+/// Every committed example with the lab it is planned against.
+fn examples_on_their_labs() -> Vec<(&'static str, Params, ClusterTarget, ClusterView)> {
+    examples()
+        .into_iter()
+        .map(|(name, params, shape)| {
+            let (target, view) = match shape {
+                ExampleLab::Lab => lab(),
+                ExampleLab::LabWithSpare => lab_with_spare(),
+                ExampleLab::ConsulLab => consul_lab(),
+            };
+            (name, params, target, view)
+        })
+        .collect()
 }
 
 #[test]
 fn committed_runbooks_match_the_rendering_for_the_lab() {
-    let (target, view) = lab();
-    let (consul_target, consul_view) = consul_lab();
     let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runbooks");
     let update = std::env::var_os("PGHA_UPDATE_RUNBOOKS").is_some();
     let mut stale = Vec::new();
-    let consul_runbooks = [
-        ("consul-delete-tree", delete_tree(None)),
-        ("consul-switchover", switchover(None)),
-    ];
-    let (spare_target, spare_view) = lab_with_spare();
-    let all = committed_runbooks()
-        .into_iter()
-        .map(|(name, params)| (name, params, &target, &view))
-        .chain(
-            consul_runbooks
-                .into_iter()
-                .map(|(name, params)| (name, params, &consul_target, &consul_view)),
-        )
-        .chain([
-            ("scale-up", scale_up("node4"), &spare_target, &spare_view),
-            ("scale-down", scale_down("node3"), &target, &view),
-        ]);
-    for (name, params, target, view) in all {
-        let rendered = render::markdown(&plan(target, view, &params).unwrap(), None);
+    let examples = examples_on_their_labs();
+    assert!(examples.len() >= 15, "every runbook has its committed plan");
+    for (name, params, target, view) in examples {
+        let rendered = render::markdown(&plan(&target, &view, &params).unwrap(), None);
         let path = directory.join(format!("{name}.md"));
         if update {
             std::fs::create_dir_all(&directory).unwrap();
@@ -319,10 +244,28 @@ fn committed_runbooks_match_the_rendering_for_the_lab() {
     );
 }
 
+/// No file in runbooks/ is left over from a runbook or example that no longer exists.
+#[test]
+fn every_committed_runbook_file_is_an_example() {
+    let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let names: std::collections::BTreeSet<String> = examples()
+        .into_iter()
+        .map(|(name, ..)| format!("{name}.md"))
+        .collect();
+    for entry in std::fs::read_dir(&directory).unwrap() {
+        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            !file.to_ascii_lowercase().ends_with(".md")
+                || file == "README.md"
+                || names.contains(&file),
+            "runbooks/{file} is no runbook's example"
+        );
+    }
+}
+
 #[test]
 fn no_plan_carries_a_secret() {
-    let (target, view) = lab();
-    for (name, params) in committed_runbooks() {
+    for (name, params, target, view) in examples_on_their_labs() {
         let plan = plan(&target, &view, &params).unwrap();
         let json = serde_json::to_string(&plan).unwrap();
         assert!(!json.contains("not-in-any-plan"), "{name}");
@@ -600,12 +543,12 @@ fn a_named_candidate_over_the_threshold_fails_its_prechecks() {
 #[test]
 fn restart_goes_replicas_first_and_asks_the_leaders_name() {
     let (target, view) = lab();
-    let params = Params::Restart {
+    let params = Params::Restart(restart::Params {
         member: None,
         pending_only: false,
         max_lag: DEFAULT_MAX_LAG_BYTES,
         timeout: None,
-    };
+    });
     let plan = plan(&target, &view, &params).unwrap();
     let order: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
     assert_eq!(
@@ -628,19 +571,19 @@ fn restart_goes_replicas_first_and_asks_the_leaders_name() {
 #[test]
 fn restart_pending_only_plans_nothing_when_nothing_is_pending() {
     let (target, view) = lab();
-    let params = Params::Restart {
+    let params = Params::Restart(restart::Params {
         member: None,
         pending_only: true,
         max_lag: DEFAULT_MAX_LAG_BYTES,
         timeout: None,
-    };
+    });
     let error = plan(&target, &view, &params).unwrap_err();
     assert_eq!(error.to_string(), "no member has a pending restart");
 }
 
 #[test]
 fn params_round_trip_through_the_journal() {
-    for (_, params) in committed_runbooks() {
+    for (_, params, ..) in examples_on_their_labs() {
         let value = serde_json::to_value(&params).unwrap();
         let back: Params = serde_json::from_value(value).unwrap();
         assert_eq!(back, params);
@@ -651,20 +594,24 @@ fn params_round_trip_through_the_journal() {
 fn the_inventorys_runbook_timeouts_apply_unless_the_operator_gave_one() {
     let defaults =
         std::collections::BTreeMap::from([("reinit".to_string(), Duration::from_hours(6))]);
-    let Params::Reinit { timeout, .. } = reinit("node3").with_default_timeout(&defaults) else {
+    let Params::Reinit(reinit::Params { timeout, .. }) =
+        reinit("node3").with_default_timeout(&defaults)
+    else {
         unreachable!()
     };
     assert_eq!(timeout, Some(Duration::from_hours(6)));
-    let explicit = Params::Reinit {
+    let explicit = Params::Reinit(reinit::Params {
         member: "node3".into(),
         timeout: Some(Duration::from_mins(5)),
         max_lag: 1,
-    };
-    let Params::Reinit { timeout, .. } = explicit.with_default_timeout(&defaults) else {
+    });
+    let Params::Reinit(reinit::Params { timeout, .. }) = explicit.with_default_timeout(&defaults)
+    else {
         unreachable!()
     };
     assert_eq!(timeout, Some(Duration::from_mins(5)));
-    let Params::Switchover { timeout, .. } = switchover(None).with_default_timeout(&defaults)
+    let Params::Switchover(switchover::Params { timeout, .. }) =
+        switchover(None).with_default_timeout(&defaults)
     else {
         unreachable!()
     };
@@ -799,8 +746,8 @@ fn scale_up_adds_only_a_new_member_and_follows_it_to_streaming() {
         Err(PlanError::UnknownMember { .. })
     ));
     let mut unmeasured = scale_up("node4");
-    if let Params::ScaleUp { need, .. } = &mut unmeasured {
-        *need = None;
+    if let Params::ScaleUp(params) = &mut unmeasured {
+        params.need = None;
     }
     assert!(
         plan(&target, &view, &unmeasured)
@@ -871,24 +818,24 @@ fn scale_down_drains_stops_and_waits_for_the_member_to_leave_never_the_leader_or
     let undrained = plan(
         &target,
         &view,
-        &Params::ScaleDown {
+        &Params::ScaleDown(scale_down::Params {
             member: "node3".into(),
             drain: false,
             drain_timeout: None,
             label: "20261203-041500".into(),
-        },
+        }),
     )
     .unwrap();
     assert_eq!(undrained.steps[0].id, "silence-node3");
 }
 
-fn service(action: crate::remote::ServiceAction, member: &str) -> Params {
-    Params::Service {
+fn service(action: Verb, member: &str) -> Params {
+    Params::Service(service::Params {
         action,
         member: member.into(),
         max_lag: DEFAULT_MAX_LAG_BYTES,
         timeout: None,
-    }
+    })
 }
 
 fn remote_actions(plan: &Plan) -> Vec<&crate::plan::RemoteAction> {
@@ -906,23 +853,24 @@ fn remote_actions(plan: &Plan) -> Vec<&crate::plan::RemoteAction> {
 /// Refused while planning, as bad input naming the member and the inventory to add it to.
 #[test]
 fn remote_steps_refuse_a_member_only_the_dcs_lists() {
-    use crate::remote::ServiceAction;
     let (target, view) = lab_without("node3");
     let unlisted = view.member("node3").expect("shown from the DCS");
     assert!(!unlisted.in_inventory);
     assert_eq!(unlisted.host, DCS_ONLY_HOST);
-    let host_operation = |operation| Params::Host {
-        member: "node3".into(),
-        operation,
-    };
+    let host_operation = |operation| Params::Host(host::Params { operation });
+    let member = || "node3".to_string();
     for params in [
-        service(ServiceAction::Stop, "node3"),
-        service(ServiceAction::Start, "node3"),
-        service(ServiceAction::Restart, "node3"),
-        service(ServiceAction::Disable, "node3"),
-        host_operation(HostOperation::Wipe),
-        host_operation(HostOperation::Disk { need: 1 }),
+        service(Verb::Stop, "node3"),
+        service(Verb::Start, "node3"),
+        service(Verb::Restart, "node3"),
+        service(Verb::Disable, "node3"),
+        host_operation(HostOperation::Wipe { member: member() }),
+        host_operation(HostOperation::Disk {
+            member: member(),
+            need: 1,
+        }),
         host_operation(HostOperation::Backup {
+            member: member(),
             files: Vec::new(),
             to: None,
             label: "x".into(),
@@ -937,7 +885,7 @@ fn remote_steps_refuse_a_member_only_the_dcs_lists() {
         );
     }
     // Commands on the members the inventory lists still plan.
-    assert!(plan(&target, &view, &service(ServiceAction::Stop, "node2")).is_ok());
+    assert!(plan(&target, &view, &service(Verb::Stop, "node2")).is_ok());
 }
 
 /// The REST password goes only to members pgha was given: a reinit or restart of a member
@@ -947,18 +895,18 @@ fn credentials_never_go_to_a_member_only_the_dcs_lists() {
     let (target, view) = lab_without("node3");
     for params in [
         reinit("node3"),
-        Params::Restart {
+        Params::Restart(restart::Params {
             member: Some("node3".into()),
             pending_only: false,
             max_lag: DEFAULT_MAX_LAG_BYTES,
             timeout: None,
-        },
-        Params::Restart {
+        }),
+        Params::Restart(restart::Params {
             member: None,
             pending_only: false,
             max_lag: DEFAULT_MAX_LAG_BYTES,
             timeout: None,
-        },
+        }),
     ] {
         let error = plan(&target, &view, &params).expect_err(params.runbook());
         assert_eq!(error.exit(), Exit::BadInput, "{error}");
@@ -975,15 +923,15 @@ fn credentials_never_go_to_a_member_only_the_dcs_lists() {
 /// Defect 9: the host a remote step connects to is the inventory's, whatever the view says.
 #[test]
 fn remote_steps_take_the_host_from_the_inventory_never_the_view() {
-    use crate::remote::ServiceAction;
     let (target, mut view) = lab();
     member_mut(&mut view, "node3").host = DCS_ONLY_HOST.into();
     for params in [
-        service(ServiceAction::Stop, "node3"),
-        Params::Host {
-            member: "node3".into(),
-            operation: HostOperation::Wipe,
-        },
+        service(Verb::Stop, "node3"),
+        Params::Host(host::Params {
+            operation: HostOperation::Wipe {
+                member: "node3".into(),
+            },
+        }),
     ] {
         let planned = plan(&target, &view, &params).unwrap();
         let actions = remote_actions(&planned);
@@ -1005,11 +953,10 @@ fn remote_steps_take_the_host_from_the_inventory_never_the_view() {
 /// DCS's word, so no remote step is planned at all.
 #[test]
 fn remote_steps_refuse_members_discovered_from_the_dcs() {
-    use crate::remote::ServiceAction;
     let (mut target, view) = lab();
     target.members_from = crate::inventory::MemberSource::Discovered;
     target.origin = "--api http://127.0.0.11:8008".into();
-    let error = plan(&target, &view, &service(ServiceAction::Stop, "node3")).unwrap_err();
+    let error = plan(&target, &view, &service(Verb::Stop, "node3")).unwrap_err();
     assert_eq!(error.exit(), Exit::BadInput);
     assert_eq!(
         error.to_string(),

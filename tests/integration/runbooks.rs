@@ -268,6 +268,42 @@ fn pause_and_resume_verify_every_member() {
     assert_eq!(statuses, [("resume", "succeeded"), ("pause", "succeeded")]);
 }
 
+/// The runbook written to show the contract (its file, its registry line, its plan in
+/// runbooks/, its tests): every member accepts `POST /reload` (202: Patroni schedules it for
+/// its next loop) and serves again, and a reload restarts nothing.
+#[test]
+fn reload_reaches_every_member_and_restarts_nothing() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let before = fingerprint(lab);
+    runbook(lab, runs.path())
+        .args(["reload", "--yes"])
+        .run()
+        .success();
+    let events = journal(runs.path(), &only_run(runs.path()));
+    let answered: Vec<(&str, u64)> = events
+        .iter()
+        .filter(|event| event["event"] == "action_answered")
+        .map(|event| {
+            (
+                event["step"].as_str().unwrap(),
+                event["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            ("reload-node1", 202),
+            ("reload-node2", 202),
+            ("reload-node3", 202)
+        ]
+    );
+    assert_eq!(last_event(&events)["outcome"], "succeeded");
+    assert_eq!(fingerprint(lab), before, "a reload restarts nothing");
+}
+
 #[test]
 fn switchover_with_checkpoint_changes_the_leader_and_the_timeline() {
     let guard = Lab::shared().exclusive();

@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use super::{Params, PlanError, new_plan};
+use serde::{Deserialize, Serialize};
+
+use super::steps::frame;
+use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::plan::{Action, Check, ConsulAction, Gate, Idempotency, Plan, Progress, Step, Wait};
@@ -14,14 +17,57 @@ use crate::plan::{Action, Check, ConsulAction, Gate, Idempotency, Plan, Progress
 /// Consul applies a delete before it answers; the wait only has to see it.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(super) fn plan(
-    target: &ClusterTarget,
-    view: &ClusterView,
-    params: &Params,
-) -> Result<Plan, PlanError> {
-    let Params::ConsulDeleteTree { prefix: asked } = params else {
-        unreachable!("dispatched by runbook")
-    };
+/// `pgha consul delete-tree`.
+pub struct ConsulDeleteTree;
+
+// `delete-tree` is the one thing `pgha consul` does; the journal records only its prefix.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    #[command(subcommand)]
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, clap::Subcommand, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    /// Delete every key under the cluster's prefix (service/<scope>/), with Patroni stopped everywhere
+    DeleteTree {
+        /// The prefix, if you want it checked: only the cluster's own is accepted
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+    },
+}
+
+impl Runbook for ConsulDeleteTree {
+    const NAME: &'static str = "consul-delete-tree";
+    const ABOUT: &'static str =
+        "Consul, when it is the cluster's DCS: delete the cluster's key tree";
+    type Params = Params;
+
+    fn plan(
+        target: &ClusterTarget,
+        view: &ClusterView,
+        params: &Params,
+    ) -> Result<Plan, PlanError> {
+        plan(target, view, params)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        vec![Example {
+            file: "consul-delete-tree",
+            params: Params {
+                command: Command::DeleteTree { prefix: None },
+            },
+            lab: ExampleLab::ConsulLab,
+        }]
+    }
+}
+
+fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+    let Params {
+        command: Command::DeleteTree { prefix: asked },
+    } = params;
     let consul = view.consul.as_ref().ok_or_else(|| {
         PlanError::Refused(format!(
             "{}: cluster {} does not use Consul (its environment's dcs.kind is not consul)",
@@ -40,10 +86,9 @@ pub(super) fn plan(
     let keys = consul.keys.clone().map_err(|error| {
         PlanError::Refused(format!("cannot list the keys under {prefix}: {error}"))
     })?;
-    let mut plan = new_plan(
+    let mut plan = frame(
         target,
         view,
-        params,
         format!(
             "Delete cluster {}'s keys under {prefix} in Consul",
             target.cluster

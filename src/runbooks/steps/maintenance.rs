@@ -1,28 +1,26 @@
-//! `pgha pause` and `pgha resume`: maintenance mode on and off (`PATCH /config {"pause": …}`).
-//! Paused, Patroni stops managing the cluster: no automatic failover until resumed. The change
-//! is verified by observation: in the DCS, and with `--wait` on every member's own status.
+//! Maintenance mode as a plan: `PATCH /config {"pause": …}`, verified in the DCS and, when
+//! asked, on every member's own status. Paused, Patroni stops managing the cluster: no
+//! automatic failover until resumed.
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Params, PlanError, cluster_api, new_plan};
+use super::{PlanError, assume_identity, cluster_api, frame};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::plan::{
     Action, Check, Gate, Idempotency, PatroniAction, PatroniCall, Plan, Progress, Step, Wait,
 };
 
-pub(super) fn plan(
+/// The plan that turns maintenance mode on (`pause`) or off; with `wait`, done when every
+/// member says so itself, else when the DCS does.
+pub(crate) fn maintenance(
     target: &ClusterTarget,
     view: &ClusterView,
-    params: &Params,
+    pause: bool,
+    wait: bool,
 ) -> Result<Plan, PlanError> {
-    let (pause, wait) = match params {
-        Params::Pause { wait } => (true, *wait),
-        Params::Resume { wait } => (false, *wait),
-        _ => unreachable!("dispatched by runbook"),
-    };
     let api = cluster_api(view)?;
     let (title, summary, question, rollback) =
         if pause {
@@ -42,15 +40,11 @@ pub(super) fn plan(
                 format!("`pgha pause --cluster {}`", target.cluster),
             )
         };
-    let mut plan = new_plan(target, view, params, title, summary);
+    let mut plan = frame(target, view, title, summary);
     plan.prechecks = vec![Check::Reachable {
         member: api.name.clone(),
     }];
-    if let Some(identifier) = &view.system_identifier {
-        plan.assumes.push(Check::SystemIdentifier {
-            identifier: identifier.clone(),
-        });
-    }
+    assume_identity(&mut plan, view);
     // Without --wait the DCS's word is enough; with it, every member must say so itself.
     let until = if wait {
         vec![
