@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 runs=${RUNS:-30}
 pgha=target/release/pgha
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked --quiet
+cargo build --release --locked --workspace --quiet   # pgha and the Consul double (DCS=consul)
 dcs=(--dcs "${DCS:-etcd}")
 "$pgha" lab up "${dcs[@]}" >/dev/null 2>&1 || "$pgha" lab up "${dcs[@]}"
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/install-deps.sh
-cargo build --release --locked --quiet
+cargo build --release --locked --workspace --quiet   # pgha and the Consul double beside it
 pgha=target/release/pgha
 
 "$pgha" lab up

@@ -18,6 +18,9 @@ teardown() {
 }
 trap teardown EXIT
 
+# The workspace: pgha and the Consul double (crates/pgha-consul-double). The double is built
+# first: pgha's lab tests start it from beside target/debug/pgha.
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets --quiet -- -D warnings
-cargo test --locked --quiet
+cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
+cargo build --locked --workspace --quiet
+cargo test --locked --workspace --quiet

@@ -48,7 +48,8 @@ pub(super) fn etcd_daemon(layout: &Layout, spec: &LabSpec) -> Daemon {
     }
 }
 
-/// pgha's Consul double, shipped beside the pgha binary (`PGHA_CONSUL_DOUBLE` overrides).
+/// pgha's Consul double (its own crate in pgha's workspace), shipped beside the pgha binary
+/// (`PGHA_CONSUL_DOUBLE` overrides).
 pub(super) fn consul_daemon(layout: &Layout, spec: &LabSpec) -> Result<Daemon, LabError> {
     let program = match std::env::var_os("PGHA_CONSUL_DOUBLE") {
         Some(path) => PathBuf::from(path),
@@ -59,7 +60,7 @@ pub(super) fn consul_daemon(layout: &Layout, spec: &LabSpec) -> Result<Daemon, L
     if !program.is_file() {
         return Err(LabError::Missing {
             what: format!("the Consul double at {}", program.display()),
-            hint: "build it with `cargo build --release` (it ships beside pgha) or set PGHA_CONSUL_DOUBLE".into(),
+            hint: "build it with `cargo build --release` at the workspace root (it ships beside pgha) or set PGHA_CONSUL_DOUBLE".into(),
         });
     }
     let dir = layout.consul();

@@ -147,6 +147,22 @@ fn lab_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("/var/lib/pgha/test-labs"), PathBuf::from)
 }
 
+/// `pgha lab` starts the Consul double from beside the pgha binary. The double is its own crate
+/// in the workspace: `cargo build` or `cargo test` at the root builds it there (scripts/test.sh
+/// builds the workspace first), `cargo test -p pgha` alone does not.
+fn consul_double_built() -> Result<(), String> {
+    let double = Path::new(env!("CARGO_BIN_EXE_pgha")).with_file_name("pgha-consul-double");
+    if double.is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the Consul double is not built at {}: run `cargo build --workspace` first \
+             (`cargo test -p pgha` alone does not build it)",
+            double.display()
+        ))
+    }
+}
+
 /// A lab cluster for tests: its directory, addresses and members.
 pub(crate) struct Lab {
     pub dir: PathBuf,
@@ -185,7 +201,10 @@ impl Lab {
     /// services), on 127.0.0.61-63 with the double on 127.0.0.60:8500.
     pub(crate) fn consul() -> &'static Lab {
         static LAB: OnceLock<Result<Lab, String>> = OnceLock::new();
-        ready(LAB.get_or_init(|| Lab::start("consul", "127.0.0.61", &["--dcs", "consul"])))
+        ready(LAB.get_or_init(|| {
+            consul_double_built()?;
+            Lab::start("consul", "127.0.0.61", &["--dcs", "consul"])
+        }))
     }
 
     /// A 2-member lab with a spare (node3, configured, not started) for scale-up, on

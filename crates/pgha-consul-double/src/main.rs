@@ -9,6 +9,8 @@ mod http;
 mod json;
 mod store;
 
+use std::ffi::OsStr;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -46,7 +48,7 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // The lab sends this to a log file: colour codes only on a terminal.
-        .with_ansi(pgha::ui::colour_stderr())
+        .with_ansi(colour_stderr())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -62,6 +64,17 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Colour on stderr as pgha decides it (a test double does not depend on the product, so these
+/// lines are copied): a terminal, `NO_COLOR` absent or empty (<https://no-color.org>), and not a
+/// `dumb` terminal.
+fn colour_stderr() -> bool {
+    let no_color = std::env::var_os("NO_COLOR");
+    let term = std::env::var_os("TERM");
+    no_color.as_deref().is_none_or(OsStr::is_empty)
+        && term.as_deref().is_none_or(|term| term != "dumb")
+        && std::io::stderr().is_terminal()
 }
 
 async fn serve(args: Args) -> Result<(), String> {
