@@ -303,9 +303,9 @@ struct RawRunArgs {
     /// Answer yes to confirmations (not to destructive steps: see --confirm)
     #[arg(short = 'y', long)]
     yes: bool,
-    /// Confirm a destructive step by the name it asks for (a member or cluster name)
+    /// Confirm a destructive step by the name it asks for (a member or cluster name): repeat for each
     #[arg(long, value_name = "NAME")]
-    confirm: Option<String>,
+    confirm: Vec<String>,
     /// A step done by hand (drain, provisioning, load-balancing) is done: repeat for each
     #[arg(long, value_name = "STEP")]
     done: Vec<String>,
@@ -939,7 +939,7 @@ fn scale_params(raw: RawCommand) -> (Params, RawRunArgs) {
 }
 
 fn run_options(run: RawRunArgs) -> Result<RunOptions, clap::Error> {
-    if let Some(name) = &run.confirm {
+    for name in &run.confirm {
         crate::names::check_name(name)
             .map_err(|reason| usage_error(&format!("--confirm: {reason}")))?;
     }

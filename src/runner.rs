@@ -40,7 +40,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub format: PlanFormat,
     pub assume_yes: bool,
-    pub confirm: Option<String>,
+    /// Names of destructive steps confirmed ahead (`--confirm NAME`, repeatable).
+    pub confirm: Vec<String>,
     /// By-hand steps done outside pgha (`--done NAME`).
     pub done: Vec<String>,
 }

@@ -211,7 +211,7 @@ fn ok(status: u16, message: &str) -> Result<ActionResponse, PatroniError> {
 fn unattended() -> GatePolicy {
     GatePolicy {
         assume_yes: true,
-        confirm: None,
+        confirm: Vec::new(),
         done: Vec::new(),
         interactive: false,
         operator: "test".into(),
@@ -571,12 +571,12 @@ fn unattended_runs_need_yes_and_destructive_ones_the_name() {
             .contains("pass --confirm node1 (--yes is not enough)")
     );
     let named = GatePolicy {
-        confirm: Some("node1".into()),
+        confirm: vec!["node1".into()],
         ..unattended()
     };
     assert_eq!(named.refusal(&reinit), None);
     let wrong = GatePolicy {
-        confirm: Some("node2".into()),
+        confirm: vec!["node2".into()],
         ..unattended()
     };
     assert!(
@@ -1096,5 +1096,117 @@ async fn ctrl_c_during_an_action_stops_the_run_after_it() {
     assert!(recorder.0.iter().any(|event| matches!(
         event,
         Event::StepSucceeded { step, .. } if step == "run-first"
+    )));
+}
+
+/// A command on `member` behind a destructive gate that asks for the member's name.
+fn wipe_step(member: &str) -> Step {
+    Step {
+        id: format!("wipe-{member}"),
+        title: format!("Wipe {member}"),
+        gate: Gate::TypeToConfirm {
+            question: format!("Wipe {member}?"),
+            expected: member.into(),
+        },
+        ..remote_step(&format!("wipe-{member}"))
+    }
+}
+
+/// Two destructive gates, each asking for its own member's name.
+fn two_wipes() -> (FakeWorld, Plan) {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let plan = Plan {
+        steps: vec![wipe_step("node1"), wipe_step("node2")],
+        ..switchover_plan(&target, &view)
+    };
+    (FakeWorld::new(view.clone(), view, ok(200, "")), plan)
+}
+
+fn confirming(names: &[&str]) -> GatePolicy {
+    GatePolicy {
+        confirm: names.iter().map(|name| (*name).to_string()).collect(),
+        ..unattended()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_asking_for_two_names_runs_unattended_only_with_both() {
+    let (world, plan) = two_wipes();
+    let both = confirming(&["node2", "node1"]);
+    assert_eq!(both.refusal(&plan), None);
+    let (finish, events) = run(&world, &plan, both, yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(*world.calls.borrow(), ["wipe-node1", "wipe-node2"]);
+    let answered: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::GateAnswered { step, by, .. } => Some((step.as_str(), by.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            ("wipe-node1", "--confirm node1"),
+            ("wipe-node2", "--confirm node2")
+        ],
+        "each gate checked against its own name"
+    );
+}
+
+#[test]
+fn one_name_of_two_is_refused_naming_the_other() {
+    let (_, plan) = two_wipes();
+    let refusal = confirming(&["node1"]).refusal(&plan).unwrap();
+    assert!(
+        refusal.contains("pass --confirm node2 (--yes is not enough)")
+            && !refusal.contains("--confirm node1"),
+        "{refusal}"
+    );
+    let refusal = confirming(&[]).refusal(&plan).unwrap();
+    assert!(
+        refusal.contains("pass --confirm node1 --confirm node2 (--yes is not enough)"),
+        "{refusal}"
+    );
+    let refusal = confirming(&["node1", "node2", "node3"])
+        .refusal(&plan)
+        .unwrap();
+    assert!(
+        refusal.contains(
+            "--confirm node3 does not match what the destructive steps ask for (node1, node2)"
+        ),
+        "{refusal}"
+    );
+}
+
+/// Past the up-front check (a resumed run's, say), a gate whose name was not given refuses at
+/// that gate: the name given for another gate does not answer it.
+#[tokio::test(start_paused = true)]
+async fn a_name_given_for_one_gate_never_answers_another() {
+    let (world, plan) = two_wipes();
+    let (finish, _) = run(&world, &plan, confirming(&["node1"]), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Refused, "{}", finish.detail);
+    assert!(
+        finish.detail.contains("pass --confirm node2"),
+        "{}",
+        finish.detail
+    );
+    assert_eq!(*world.calls.borrow(), ["wipe-node1"]);
+
+    // At a terminal, the name not given is typed there.
+    let (world, plan) = two_wipes();
+    let at_a_terminal = GatePolicy {
+        confirm: vec!["node1".into()],
+        ..interactive()
+    };
+    let typed = Answers {
+        confirm: true,
+        typed: "node2",
+    };
+    let (finish, events) = run(&world, &plan, at_a_terminal, typed).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert!(events.iter().any(|event| matches!(
+        event,
+        Event::GateAnswered { step, by, .. } if step == "wipe-node2" && by == "test at the terminal"
     )));
 }
