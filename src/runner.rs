@@ -202,7 +202,7 @@ fn started_event(
         host: journal::hostname(),
         pid: std::process::id(),
         pgha_version: journal::PGHA_VERSION.into(),
-        journal_format: journal::FORMAT,
+        journal_format: journal::format_for(plan),
         system_identifier: identity.system_identifier.clone(),
     }
 }

@@ -3,7 +3,7 @@
 //! refusals, gates and interruption, in virtual time.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -701,8 +701,18 @@ async fn an_aborted_run_expires_the_silence_it_created() {
         "no REST call, and the silence is gone"
     );
     assert!(events.iter().any(
-        |event| matches!(event, Event::SilenceExpired { step, id } if step == "silence-node1" && id == "silence-1")
+        |event| matches!(event, Event::Compensating { step, after, .. } if step == "undo-silence-node1" && after == "silence-node1")
     ));
+    assert!(events.iter().any(
+        |event| matches!(event, Event::SilenceExpired { step, id } if step == "undo-silence-node1" && id == "silence-1")
+    ));
+    assert!(
+        finish
+            .detail
+            .ends_with("; undone: Expire the silence for node1"),
+        "{}",
+        finish.detail
+    );
 }
 
 /// The journal has the silence's id: a resumed run does not create a second one, and its
@@ -717,7 +727,7 @@ async fn a_resumed_run_reuses_the_silence_in_the_journal() {
         .borrow_mut()
         .insert("from-before".into(), "active".into());
     let point = ResumePoint {
-        unfinished: Some("silence-node1".into()),
+        unfinished: BTreeSet::from(["silence-node1".into()]),
         silences: BTreeMap::from([("silence-node1".into(), "from-before".into())]),
         ..ResumePoint::default()
     };
@@ -731,16 +741,22 @@ async fn a_resumed_run_reuses_the_silence_in_the_journal() {
 async fn a_failed_run_keeps_its_silence_and_says_so() {
     let (view, plan) = silenced_wait_for_leader("node9");
     let world = FakeWorld::new(view.clone(), view, ok(200, ""));
-    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
     assert_eq!(finish.outcome, Outcome::Failed);
     assert!(
-        finish
-            .detail
-            .ends_with("; silence silence-1 stays until it ends (`pgha resume` expires it)"),
+        finish.detail.ends_with(
+            "; left as it is for `pgha resume` to finish (not undone automatically): Expire the silence for node1"
+        ),
         "{}",
         finish.detail
     );
     assert_eq!(world.silences.borrow()["silence-1"], "active");
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::Compensating { .. })),
+        "nothing compensated"
+    );
 }
 
 #[tokio::test]

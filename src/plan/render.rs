@@ -111,6 +111,9 @@ pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
         out.push('\n');
         markdown_step(&mut out, plan, index, step);
     }
+    if !plan.compensations.is_empty() {
+        markdown_compensations(&mut out, plan);
+    }
     if let Some(rollback) = &plan.rollback {
         let _ = writeln!(out, "\n## Rollback\n\n{rollback}");
     }
@@ -120,6 +123,12 @@ pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
 
 fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
     let _ = writeln!(out, "### {}. {}\n", index + 1, step.title);
+    if let Some(peers) = parallel_peers(plan, index) {
+        let _ = writeln!(
+            out,
+            "- **Runs in parallel** with {peers} (the group's gates are answered first, in order; then its steps run at once)"
+        );
+    }
     markdown_gate(out, &step.gate);
     if !step.prechecks.is_empty() {
         let _ = writeln!(
@@ -137,6 +146,78 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
         "- **If interrupted**: {}",
         describe_idempotency(&step.idempotency)
     );
+}
+
+/// What the run undoes if it stops part-way: each compensation, from which step it is armed.
+fn markdown_compensations(out: &mut String, plan: &Plan) {
+    let _ = writeln!(out, "\n## If it stops here");
+    let _ = writeln!(
+        out,
+        "\nIf the run is aborted at a gate or refused by a check once the step named below has started, pgha undoes it at once, the latest first, without asking. If it fails or is interrupted, nothing is undone automatically: `pgha resume` finishes the run."
+    );
+    for compensation in &plan.compensations {
+        let _ = writeln!(
+            out,
+            "\n### From {}: {}\n",
+            armed_by(plan, &compensation.after),
+            compensation.step.title
+        );
+        if !compensation.step.prechecks.is_empty() {
+            let _ = writeln!(
+                out,
+                "- **Re-checked just before**: {}",
+                join(&compensation.step.prechecks)
+            );
+        }
+        markdown_action(out, plan, &compensation.step.action);
+        if let Some(verify) = &compensation.step.verify {
+            markdown_wait(out, "Verify", verify);
+        }
+    }
+}
+
+/// `step 1 (Silence alerts for node3 …)`: the step that arms a compensation.
+fn armed_by(plan: &Plan, after: &str) -> String {
+    match plan.steps.iter().position(|step| step.id == after) {
+        Some(index) => format!("step {} ({})", index + 1, plan.steps[index].title),
+        None => format!("step `{after}`"),
+    }
+}
+
+/// `steps 3–5`: the other steps of the parallel group the step at `index` belongs to.
+fn parallel_peers(plan: &Plan, index: usize) -> Option<String> {
+    let batch = plan
+        .batches()
+        .into_iter()
+        .find(|batch| batch.contains(&index) && batch.len() > 1)?;
+    let others: Vec<usize> = batch
+        .filter(|other| *other != index)
+        .map(|other| other + 1)
+        .collect();
+    Some(step_numbers(&others))
+}
+
+/// `step 3`, `steps 3–5`, `steps 2, 4–5`: ascending step numbers, runs collapsed.
+fn step_numbers(numbers: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &number in numbers {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == number => *last = number,
+            _ => runs.push((number, number)),
+        }
+    }
+    let text: Vec<String> = runs
+        .iter()
+        .map(|&(first, last)| {
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first}–{last}")
+            }
+        })
+        .collect();
+    let noun = if numbers.len() == 1 { "step" } else { "steps" };
+    format!("{noun} {}", text.join(", "))
 }
 
 fn markdown_gate(out: &mut String, gate: &Gate) {
@@ -334,57 +415,80 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
             Gate::TypeToConfirm { expected, .. } => format!(" [type {expected}]"),
             Gate::ByHand { name, .. } => format!(" [by hand: --done {name}]"),
         };
-        let _ = writeln!(out, "  {}. {}{gate}", index + 1, step.title);
-        match &step.action {
-            Action::Patroni(action) => {
-                let body = action.call.body();
-                let body = if body.is_null() {
-                    String::new()
-                } else {
-                    format!(" {body}")
-                };
-                let _ = writeln!(out, "       {}{body}", action.request_line());
-            }
-            Action::Sql(action) => {
-                let _ = writeln!(
-                    out,
-                    "       SQL on {}: {}",
-                    action.host,
-                    action.statement.text()
-                );
-            }
-            Action::Remote(action) => {
-                let _ = writeln!(out, "       {}", action.describe());
-            }
-            Action::Silence(action) => {
-                // The Markdown's code spans are noise on a terminal.
-                let _ = writeln!(out, "       {}", describe_silence(action).replace('`', ""));
-            }
-            Action::Consul(action) => {
-                let _ = writeln!(out, "       {}", action.request_line());
-                let ConsulAction::DeleteTree { keys, .. } = action;
-                for key in keys {
-                    let _ = writeln!(out, "         {key}");
-                }
-            }
-            Action::Manual(manual) => {
-                for line in &manual.instructions {
-                    let _ = writeln!(out, "       by hand: {line}");
-                }
-            }
-            Action::Tag(action) => {
-                let _ = writeln!(out, "       ssh {}: set {}", action.host, action.describe());
-            }
-            Action::Wait(wait) => {
-                let _ = writeln!(
-                    out,
-                    "       wait up to {}: {}",
-                    humantime::format_duration(wait.timeout),
-                    join(&wait.until)
-                );
-            }
+        let parallel = parallel_peers(plan, index).map_or_else(String::new, |peers| {
+            format!(" (runs in parallel with {peers})")
+        });
+        let _ = writeln!(out, "  {}. {}{gate}{parallel}", index + 1, step.title);
+        text_action(&mut out, &step.action);
+    }
+    if !plan.compensations.is_empty() {
+        let _ = writeln!(
+            out,
+            "If it stops here (aborted at a gate or refused by a check; a failed run is left for pgha resume), pgha undoes, the latest first:"
+        );
+        for compensation in &plan.compensations {
+            let _ = writeln!(
+                out,
+                "  from {}: {}",
+                armed_by(plan, &compensation.after),
+                compensation.step.title
+            );
+            text_action(&mut out, &compensation.step.action);
         }
     }
     // A plan names members as the DCS does, and quotes what checks observed.
     crate::ui::printable_lines(&out).into_owned()
+}
+
+/// The lines under a step on the terminal: its exact call or command.
+fn text_action(out: &mut String, action: &Action) {
+    match action {
+        Action::Patroni(action) => {
+            let body = action.call.body();
+            let body = if body.is_null() {
+                String::new()
+            } else {
+                format!(" {body}")
+            };
+            let _ = writeln!(out, "       {}{body}", action.request_line());
+        }
+        Action::Sql(action) => {
+            let _ = writeln!(
+                out,
+                "       SQL on {}: {}",
+                action.host,
+                action.statement.text()
+            );
+        }
+        Action::Remote(action) => {
+            let _ = writeln!(out, "       {}", action.describe());
+        }
+        Action::Silence(action) => {
+            // The Markdown's code spans are noise on a terminal.
+            let _ = writeln!(out, "       {}", describe_silence(action).replace('`', ""));
+        }
+        Action::Consul(action) => {
+            let _ = writeln!(out, "       {}", action.request_line());
+            let ConsulAction::DeleteTree { keys, .. } = action;
+            for key in keys {
+                let _ = writeln!(out, "         {key}");
+            }
+        }
+        Action::Manual(manual) => {
+            for line in &manual.instructions {
+                let _ = writeln!(out, "       by hand: {line}");
+            }
+        }
+        Action::Tag(action) => {
+            let _ = writeln!(out, "       ssh {}: set {}", action.host, action.describe());
+        }
+        Action::Wait(wait) => {
+            let _ = writeln!(
+                out,
+                "       wait up to {}: {}",
+                humantime::format_duration(wait.timeout),
+                join(&wait.until)
+            );
+        }
+    }
 }

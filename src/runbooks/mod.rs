@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit::Exit;
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
-use crate::plan::{Action, Check, Gate, Idempotency, Plan, SilenceAction, Step};
+use crate::plan::{Action, Check, Compensation, Gate, Idempotency, Plan, SilenceAction, Step};
 
 /// The lag under which a replica counts as caught up, unless the operator says otherwise:
 /// Patroni's default `maximum_lag_on_failover`.
@@ -216,6 +216,8 @@ fn new_plan(
         assumes: Vec::new(),
         steps: Vec::new(),
         rollback: None,
+        parallel: Vec::new(),
+        compensations: Vec::new(),
     }
 }
 
@@ -321,19 +323,22 @@ fn started_at(member: &MemberView) -> String {
 #[cfg(test)]
 mod tests;
 
-/// Wraps `steps` that make `member` raise alerts (lag, down) in a silence of the inventory's
-/// matchers, created first and expired last. A run that is aborted expires it too; one that dies
-/// leaves it to end by itself after `duration`, so nothing stays muted for good. Without an
-/// Alertmanager in the inventory, the steps alone.
+/// Appends `steps` that make `member` raise alerts (lag, down) to the plan, wrapped in a silence
+/// of the inventory's matchers, created first and expired last. A run aborted or refused once the
+/// silence was created expires it too (a compensation); one that fails or dies leaves it to end
+/// by itself after `duration`, so nothing stays muted for good. Without an Alertmanager in the
+/// inventory, the steps alone.
 fn silenced(
+    plan: &mut Plan,
     target: &ClusterTarget,
     member: &MemberView,
     why: &str,
     duration: Duration,
     steps: Vec<Step>,
-) -> Vec<Step> {
+) {
     let Some(alertmanager) = &target.alertmanager else {
-        return steps;
+        plan.steps.extend(steps);
+        return;
     };
     let host = target
         .member(&member.name)
@@ -377,8 +382,14 @@ fn silenced(
         verify: None,
         idempotency: Idempotency::SafeToRepeat,
     };
-    std::iter::once(create)
-        .chain(steps)
-        .chain(std::iter::once(expire))
-        .collect()
+    plan.compensations.push(Compensation {
+        after: create.id.clone(),
+        step: Step {
+            id: format!("undo-silence-{}", member.name),
+            ..expire.clone()
+        },
+    });
+    plan.steps.push(create);
+    plan.steps.extend(steps);
+    plan.steps.push(expire);
 }

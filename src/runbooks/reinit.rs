@@ -102,7 +102,8 @@ pub(super) fn plan(
         ],
     };
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    plan.steps = silenced(
+    silenced(
+        &mut plan,
         target,
         replica,
         &format!("rebuilt from {leader}"),

@@ -108,7 +108,8 @@ pub(super) fn plan(
             member: name.clone(),
         }],
     ));
-    plan.steps.extend(silenced(
+    silenced(
+        &mut plan,
         target,
         leaving,
         "leaving the cluster",
@@ -116,7 +117,7 @@ pub(super) fn plan(
             .saturating_add(LEAVE_TIMEOUT)
             .saturating_add(SILENCE_MARGIN),
         removal,
-    ));
+    );
     plan.rollback = Some(format!(
         "`pgha scale-up --member {name}`: its data directory was kept, so it rejoins without a full copy when its timeline still fits."
     ));

@@ -103,13 +103,14 @@ pub(super) fn plan(
         agreement_step(name),
     ];
     joined.extend(super::consul_routes_replica(view, name));
-    plan.steps.extend(silenced(
+    silenced(
+        &mut plan,
         target,
         new_member,
         "joining the cluster",
         timeout.saturating_add(SILENCE_MARGIN),
         joined,
-    ));
+    );
     if !super::registers_services(view) {
         plan.steps.push(load_balancing_step(name));
     }
