@@ -910,6 +910,42 @@ mod tests {
         assert_eq!(recorded.summary().unwrap().status, "running or killed");
     }
 
+    /// A parallel group leaves several steps unfinished at once; a compensation that succeeded
+    /// makes the step it undid neither done nor started.
+    #[test]
+    fn several_unfinished_steps_and_undone_ones_are_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan()));
+        for step in ["a", "b", "c", "d"] {
+            journal.emit(&step_started(step));
+        }
+        let succeeded = |step: &str| Event::StepSucceeded {
+            step: step.into(),
+            duration_ms: 1,
+            observed: String::new(),
+        };
+        journal.emit(&succeeded("b"));
+        journal.emit(&succeeded("d"));
+        journal.emit(&Event::StepFailed {
+            step: "c".into(),
+            reason: "exit 1".into(),
+        });
+        journal.emit(&Event::Compensating {
+            step: "undo-d".into(),
+            after: "d".into(),
+            title: "Undo d".into(),
+        });
+        journal.emit(&step_started("undo-d"));
+        journal.emit(&succeeded("undo-d"));
+        let point = store.read("r1").unwrap().resume_point();
+        let ids = |ids: &[&str]| ids.iter().map(ToString::to_string).collect::<BTreeSet<_>>();
+        assert_eq!(point.unfinished, ids(&["a", "c"]));
+        assert_eq!(point.finished, ids(&["b"]), "d was undone");
+        assert_eq!(point.started, ["a", "b", "c"]);
+    }
+
     #[test]
     fn finished_steps_and_outcomes_are_read_back() {
         let dir = tempfile::tempdir().unwrap();

@@ -492,3 +492,107 @@ fn text_action(out: &mut String, action: &Action) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::observe::testing::view_led_by;
+    use crate::plan::{Compensation, ParallelGroup, RemoteAction};
+    use crate::runbooks::{self, Params};
+
+    fn command(program: &str) -> Step {
+        Step {
+            id: program.into(),
+            title: format!("Run {program}"),
+            action: Action::Remote(RemoteAction {
+                member: "node1".into(),
+                host: "127.0.0.31".into(),
+                transport: crate::remote::Transport::Ssh,
+                command: crate::remote::HostCommand::new(program),
+                timeout: Duration::from_secs(10),
+            }),
+            gate: Gate::None,
+            prechecks: Vec::new(),
+            verify: None,
+            idempotency: Idempotency::SafeToRepeat,
+        }
+    }
+
+    /// `a`, then `b`–`d` at once, with `undo-a` armed by `a`.
+    fn plan() -> Plan {
+        let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+        let mut plan = runbooks::plan(&target, &view, &Params::Pause { wait: true }).unwrap();
+        plan.steps = ["a", "b", "c", "d"].into_iter().map(command).collect();
+        plan.parallel = vec![ParallelGroup {
+            steps: vec!["b".into(), "c".into(), "d".into()],
+        }];
+        plan.compensations = vec![Compensation {
+            after: "a".into(),
+            step: command("undo-a"),
+        }];
+        plan
+    }
+
+    #[test]
+    fn steps_in_parallel_and_what_is_undone_are_shown() {
+        let plan = plan();
+        let text = text(&plan, None);
+        for shown in [
+            "  1. Run a\n",
+            "  2. Run b (runs in parallel with steps 3–4)\n",
+            "  3. Run c (runs in parallel with steps 2, 4)\n",
+            "  4. Run d (runs in parallel with steps 2–3)\n",
+            "If it stops here (aborted at a gate or refused by a check; a failed run is left for pgha resume), pgha undoes, the latest first:\n  from step 1 (Run a): Run undo-a\n       ssh 127.0.0.31: undo-a\n",
+        ] {
+            assert!(text.contains(shown), "{shown:?} in\n{text}");
+        }
+        let markdown = markdown(&plan, None);
+        for shown in [
+            "### 3. Run c\n\n- **Runs in parallel** with steps 2, 4 (the group's gates are answered first, in order; then its steps run at once)\n",
+            "\n## If it stops here\n",
+            "\n### From step 1 (Run a): Run undo-a\n\n- **Command** on node1 (`ssh 127.0.0.31`)",
+        ] {
+            assert!(markdown.contains(shown), "{shown:?} in\n{markdown}");
+        }
+        assert!(
+            !markdown.contains("### 1. Run a\n\n- **Runs in parallel**"),
+            "{markdown}"
+        );
+        let json = json(&plan, None);
+        assert!(
+            json.contains("\"parallel\"") && json.contains("\"compensations\""),
+            "{json}"
+        );
+    }
+
+    /// Plans without groups or compensations serialise, and so hash, as before both existed.
+    #[test]
+    fn a_plan_without_them_serialises_as_before() {
+        let plan = Plan {
+            parallel: Vec::new(),
+            compensations: Vec::new(),
+            ..plan()
+        };
+        let value = serde_json::to_value(&plan).unwrap();
+        assert!(value.get("parallel").is_none() && value.get("compensations").is_none());
+        assert!(!markdown(&plan, None).contains("If it stops here"));
+        assert!(!text(&plan, None).contains("in parallel"));
+        let read: Plan = serde_json::from_value(value).unwrap();
+        assert_eq!(read, plan);
+    }
+
+    /// A group is consecutive steps; a step listed in it away from the others runs on its own.
+    #[test]
+    fn batches_are_single_steps_or_consecutive_groups() {
+        let mut plan = plan();
+        assert_eq!(plan.batches(), [0..1, 1..4]);
+        plan.parallel = vec![ParallelGroup {
+            steps: vec!["a".into(), "c".into(), "d".into()],
+        }];
+        assert_eq!(plan.batches(), [0..1, 1..2, 2..4]);
+        plan.parallel.clear();
+        assert_eq!(plan.batches(), [0..1, 1..2, 2..3, 3..4]);
+    }
+}
