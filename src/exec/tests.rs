@@ -1596,3 +1596,19 @@ async fn a_failed_run_undoes_nothing_and_says_what_stays() {
             .any(|event| matches!(event, Event::Compensating { .. }))
     );
 }
+
+/// A run journalled before compensations existed declared none: resumed, it gets the one its
+/// pgha applied without declaring it (expire the run's silence on abort), the very one the
+/// planner declares now.
+#[test]
+fn a_plan_from_before_compensations_expires_its_silence_as_it_did() {
+    let (_, declared) = silenced_reinit();
+    assert_eq!(declared.compensations.len(), 1);
+    let old = Plan {
+        compensations: Vec::new(),
+        ..declared.clone()
+    };
+    assert_eq!(old.with_implicit_compensations(), declared);
+    let (_, plain) = waiting_for_nothing(Duration::from_secs(1), Duration::from_secs(1));
+    assert_eq!(plain.clone().with_implicit_compensations(), plain);
+}

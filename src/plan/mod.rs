@@ -471,6 +471,37 @@ impl Plan {
         self.steps.iter().find(|step| step.id == id)
     }
 
+    /// The plan of a run journalled before compensations existed, with the one its pgha
+    /// applied without declaring it: a silence created by the run is expired when the run is
+    /// aborted or refused (`undo-<creating step>`, as `runbooks` now declares it). A plan with
+    /// compensations of its own is returned as it is.
+    #[must_use]
+    pub fn with_implicit_compensations(mut self) -> Plan {
+        if !self.compensations.is_empty() {
+            return self;
+        }
+        let implicit: Vec<Compensation> = self
+            .steps
+            .iter()
+            .filter_map(|step| match &step.action {
+                Action::Silence(SilenceAction::Expire { created_by, .. })
+                    if self.step(created_by).is_some() =>
+                {
+                    Some(Compensation {
+                        after: created_by.clone(),
+                        step: Step {
+                            id: format!("undo-{created_by}"),
+                            ..step.clone()
+                        },
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        self.compensations = implicit;
+        self
+    }
+
     /// The steps in the order they run: each batch is one step, or a parallel group of
     /// consecutive steps (see `ParallelGroup`), as a range of indices into `steps`.
     pub fn batches(&self) -> Vec<std::ops::Range<usize>> {
