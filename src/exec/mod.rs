@@ -5,6 +5,10 @@
 //! its pre-conditions, record that it starts, act once (never retried), then verify the outcome
 //! by observing the cluster within a deadline. Everything that happens is an `Event`; once the
 //! record cannot be kept (a journal write failed), no further step that changes anything starts.
+//! A parallel group (`plan::ParallelGroup`) answers all its gates first, in order, then runs its
+//! steps as concurrent futures on this one task (the executor is borrowed, not spawned); once one
+//! stops, no sibling starts. A run aborted or refused runs the plan's armed compensations
+//! (`plan::Compensation`), the latest armed first; a failed one leaves them to `resume`.
 
 mod event;
 mod gate;
