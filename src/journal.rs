@@ -99,7 +99,19 @@ impl JournalError {
 
 /// The journal layout this pgha writes, and the newest it reads. Raise it when a change would
 /// make an older pgha misread a journal (not for new optional fields, which older ones ignore).
-pub const FORMAT: u32 = 1;
+/// 2: plans with parallel groups (several steps unfinished at once) or compensations
+/// (`compensating` events), which a pgha that reads only format 1 would misread.
+pub const FORMAT: u32 = 2;
+
+/// The format a run of `plan` is journalled in: 1 while the plan uses nothing format 2 added,
+/// so that an older pgha still reads and resumes the run.
+pub fn format_for(plan: &Plan) -> u32 {
+    if plan.parallel.is_empty() && plan.compensations.is_empty() {
+        1
+    } else {
+        FORMAT
+    }
+}
 
 /// This binary's version, as journals record it.
 pub const PGHA_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -609,43 +621,67 @@ impl RecordedRun {
         }
     }
 
-    /// Which steps are done, and which one started without finishing, since the plan in force.
+    /// Which steps are done, and which started without finishing, since the plan in force;
+    /// which started at all (arming compensations) and which silences are still on, over the
+    /// whole run. A compensation that succeeded (or found its work already done) makes the
+    /// step it undid neither done nor started: `resume` runs it again.
     pub fn resume_point(&self) -> ResumePoint {
         let start = self
             .entries
             .iter()
             .rposition(|entry| matches!(&entry.event, Event::RunResumed { plan: Some(_), .. }))
             .unwrap_or(0);
-        let mut finished = BTreeSet::new();
-        let mut open: Option<String> = None;
-        // Silences live across re-plans: collect them from the whole journal.
+        // Compensations run, by their step id: the step each undoes.
+        let mut compensations = std::collections::BTreeMap::new();
+        // Silences and what started live across re-plans: collect them from the whole journal.
         let mut silences = std::collections::BTreeMap::new();
+        let mut started: Vec<String> = Vec::new();
         for entry in &self.entries {
             match &entry.event {
                 Event::SilenceCreated { step, id, .. } => {
                     silences.insert(step.clone(), id.clone());
                 }
                 Event::SilenceExpired { id, .. } => silences.retain(|_, created| created != id),
+                Event::Compensating { step, after, .. } => {
+                    compensations.insert(step.clone(), after.clone());
+                }
+                Event::StepStarted { step, .. }
+                    if !compensations.contains_key(step) && !started.contains(step) =>
+                {
+                    started.push(step.clone());
+                }
+                Event::StepSucceeded { step, .. } | Event::StepSkipped { step, .. } => {
+                    if let Some(undone) = compensations.get(step) {
+                        started.retain(|id| id != undone);
+                    }
+                }
                 _ => {}
             }
         }
+        let mut finished = BTreeSet::new();
+        let mut unfinished = BTreeSet::new();
         for entry in &self.entries[start..] {
             match &entry.event {
-                Event::StepStarted { step, .. } => open = Some(step.clone()),
+                Event::StepStarted { step, .. } if !compensations.contains_key(step) => {
+                    unfinished.insert(step.clone());
+                }
                 Event::StepSucceeded { step, .. } | Event::StepSkipped { step, .. } => {
-                    finished.insert(step.clone());
-                    if open.as_deref() == Some(step.as_str()) {
-                        open = None;
+                    if let Some(undone) = compensations.get(step) {
+                        finished.remove(undone);
+                    } else {
+                        finished.insert(step.clone());
+                        unfinished.remove(step);
                     }
                 }
-                // A failed step stays open: it may have acted (a call whose outcome was not
-                // observed in time), so resume treats it like an unfinished one.
+                // A failed step stays unfinished: it may have acted (a call whose outcome was
+                // not observed in time), so resume treats it like one that was cut short.
                 _ => {}
             }
         }
         ResumePoint {
             finished,
-            unfinished: open,
+            unfinished,
+            started,
             silences,
         }
     }
@@ -789,7 +825,7 @@ mod tests {
             host: "here".into(),
             pid: 1,
             pgha_version: PGHA_VERSION.into(),
-            journal_format: FORMAT,
+            journal_format: format_for(plan),
             system_identifier: None,
         }
     }
@@ -874,9 +910,45 @@ mod tests {
         assert_eq!(recorded.verified_plan().unwrap(), plan);
         let point = recorded.resume_point();
         assert!(point.finished.is_empty());
-        assert_eq!(point.unfinished.as_deref(), Some("pause"));
+        assert_eq!(point.unfinished, BTreeSet::from(["pause".to_string()]));
         assert_eq!(recorded.last_outcome(), None, "killed: no end recorded");
         assert_eq!(recorded.summary().unwrap().status, "running or killed");
+    }
+
+    /// A parallel group leaves several steps unfinished at once; a compensation that succeeded
+    /// makes the step it undid neither done nor started.
+    #[test]
+    fn several_unfinished_steps_and_undone_ones_are_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path().to_path_buf());
+        let mut journal = store.create("r1").unwrap();
+        journal.emit(&started(&plan()));
+        for step in ["a", "b", "c", "d"] {
+            journal.emit(&step_started(step));
+        }
+        let succeeded = |step: &str| Event::StepSucceeded {
+            step: step.into(),
+            duration_ms: 1,
+            observed: String::new(),
+        };
+        journal.emit(&succeeded("b"));
+        journal.emit(&succeeded("d"));
+        journal.emit(&Event::StepFailed {
+            step: "c".into(),
+            reason: "exit 1".into(),
+        });
+        journal.emit(&Event::Compensating {
+            step: "undo-d".into(),
+            after: "d".into(),
+            title: "Undo d".into(),
+        });
+        journal.emit(&step_started("undo-d"));
+        journal.emit(&succeeded("undo-d"));
+        let point = store.read("r1").unwrap().resume_point();
+        let ids = |ids: &[&str]| ids.iter().map(ToString::to_string).collect::<BTreeSet<_>>();
+        assert_eq!(point.unfinished, ids(&["a", "c"]));
+        assert_eq!(point.finished, ids(&["b"]), "d was undone");
+        assert_eq!(point.started, ["a", "b", "c"]);
     }
 
     #[test]
@@ -907,7 +979,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["pause"]
         );
-        assert_eq!(point.unfinished, None);
+        assert!(point.unfinished.is_empty());
         assert_eq!(recorded.last_outcome(), Some(Outcome::Succeeded));
         assert_eq!(store.list().unwrap()[0].status, "succeeded");
     }
@@ -963,7 +1035,7 @@ mod tests {
         assert_eq!(recorded.entries.len(), 4, "the cut line is gone");
         let point = recorded.resume_point();
         assert!(point.finished.contains("pause"));
-        assert_eq!(point.unfinished, None);
+        assert!(point.unfinished.is_empty());
         let listed = store.list().unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].status, "failed");
@@ -1012,7 +1084,11 @@ mod tests {
                 (
                     "r4",
                     plan.runbook.as_str(),
-                    "unreadable: journal format 2, written by pgha 9.9.9"
+                    format!(
+                        "unreadable: journal format {}, written by pgha 9.9.9",
+                        FORMAT + 1
+                    )
+                    .as_str()
                 ),
                 (
                     "r3",
@@ -1039,15 +1115,16 @@ mod tests {
         let path = journal.path().to_path_buf();
         let error = store.read("r1").unwrap_err();
         assert!(
-            matches!(error, JournalError::NewerFormat { format: 2, .. }),
+            matches!(error, JournalError::NewerFormat { format, .. } if format == u64::from(FORMAT) + 1),
             "{error}"
         );
         assert_eq!(error.exit(), Exit::BadInput);
         assert_eq!(
             error.to_string(),
             format!(
-                "{}: journal format 2, written by pgha 9.9.9; this is pgha {PGHA_VERSION}, which reads formats up to 1: use pgha 9.9.9 or newer",
-                path.display()
+                "{}: journal format {}, written by pgha 9.9.9; this is pgha {PGHA_VERSION}, which reads formats up to {FORMAT}: use pgha 9.9.9 or newer",
+                path.display(),
+                FORMAT + 1
             )
         );
     }

@@ -40,7 +40,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub format: PlanFormat,
     pub assume_yes: bool,
-    pub confirm: Option<String>,
+    /// Names of destructive steps confirmed ahead (`--confirm NAME`, repeatable).
+    pub confirm: Vec<String>,
     /// By-hand steps done outside pgha (`--done NAME`).
     pub done: Vec<String>,
 }
@@ -188,7 +189,7 @@ fn started_event(
         host: journal::hostname(),
         pid: std::process::id(),
         pgha_version: journal::PGHA_VERSION.into(),
-        journal_format: journal::FORMAT,
+        journal_format: journal::format_for(plan),
         system_identifier: identity.system_identifier.clone(),
     }
 }

@@ -28,7 +28,8 @@ pub async fn resume(
     if recorded.last_outcome() == Some(Outcome::Succeeded) {
         return Err(journal::JournalError::AlreadySucceeded { id: run_id.into() }.into());
     }
-    let plan = recorded.verified_plan()?;
+    // A plan from before compensations is run with the one its pgha applied implicitly.
+    let plan = recorded.verified_plan()?.with_implicit_compensations();
     let selector = selector_for(selector, &plan);
     let world = Connection::open(&selector).await?.into_live()?;
     let policy = gate_policy(&options);

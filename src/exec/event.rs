@@ -58,7 +58,8 @@ pub enum Event {
         reason: String,
     },
     /// Recorded before anything is sent: a step that started and did not finish is resumed
-    /// according to its idempotency class.
+    /// according to its idempotency class. `index` counts from 1 in the plan; 0 is a
+    /// compensation (see `Compensating`).
     StepStarted {
         step: String,
         index: usize,
@@ -116,6 +117,15 @@ pub enum Event {
     StepFailed {
         step: String,
         reason: String,
+    },
+    /// The run was aborted or refused after `after` started: the plan's compensation `step`
+    /// undoes it, now. Its own step events follow under its id (`StepStarted` with index 0,
+    /// then `StepSucceeded`, `StepSkipped` when already undone, or `StepFailed`); once it
+    /// succeeded or was skipped, `resume` counts `after` as not done.
+    Compensating {
+        step: String,
+        after: String,
+        title: String,
     },
     RunFinished {
         outcome: Outcome,

@@ -1,6 +1,6 @@
 //! Gates: who may say yes to a step. `--yes` answers `Confirm` gates only; a destructive
 //! `TypeToConfirm` gate needs the name typed at the terminal, or `--confirm NAME` with the very
-//! name; a `ByHand` step (work only a human does) is confirmed at the terminal or named with
+//! name (repeated for a plan whose gates ask for several: each gate checks its own); a `ByHand` step (work only a human does) is confirmed at the terminal or named with
 //! `--done NAME` — `--yes` never answers it. Without a terminal and without what the plan's
 //! gates need, the runner refuses before anything starts, saying which flag is missing (see
 //! `GatePolicy::refusal`). Prompts run on a blocking thread raced against Ctrl-C.
@@ -50,7 +50,8 @@ impl Prompt for TerminalPrompt {
 #[derive(Debug, Clone, Default)]
 pub struct GatePolicy {
     pub assume_yes: bool,
-    pub confirm: Option<String>,
+    /// The names given with `--confirm`: each destructive gate passes with its own among them.
+    pub confirm: Vec<String>,
     /// By-hand steps the operator says are done (`--done NAME`).
     pub done: Vec<String>,
     pub interactive: bool,
@@ -69,9 +70,18 @@ impl GatePolicy {
         if !self.interactive && !self.assume_yes {
             return Some("no terminal to ask for confirmation: pass --yes to confirm the steps (and --confirm NAME for destructive ones), or run from a terminal".into());
         }
-        let expected = plan.typed_confirmations();
-        if let Some(given) = &self.confirm
-            && !expected.iter().any(|name| name == given)
+        if let Some(reason) = self.confirm_refusal(&plan.typed_confirmations()) {
+            return Some(reason);
+        }
+        self.by_hand_refusal(plan, finished)
+    }
+
+    /// A `--confirm` that no destructive gate asks for, or (unattended) a gate's name not given.
+    fn confirm_refusal(&self, expected: &[&str]) -> Option<String> {
+        if let Some(given) = self
+            .confirm
+            .iter()
+            .find(|given| !expected.contains(&given.as_str()))
         {
             return Some(if expected.is_empty() {
                 format!("--confirm {given}: this plan has no destructive step to confirm")
@@ -82,17 +92,35 @@ impl GatePolicy {
                 )
             });
         }
-        let unconfirmed = expected
-            .iter()
-            .find(|name| self.confirm.as_deref() != Some(**name));
-        if !self.interactive
-            && let Some(name) = unconfirmed
-        {
-            return Some(format!(
-                "a destructive step must be confirmed by name: type it at a terminal or pass --confirm {name} (--yes is not enough)"
-            ));
+        if self.interactive {
+            return None;
         }
-        self.by_hand_refusal(plan, finished)
+        let mut missing: Vec<&str> = Vec::new();
+        for name in expected {
+            if !self.confirms(name) && !missing.contains(name) {
+                missing.push(name);
+            }
+        }
+        let flags: Vec<String> = missing
+            .iter()
+            .map(|name| format!("--confirm {name}"))
+            .collect();
+        match flags.len() {
+            0 => None,
+            1 => Some(format!(
+                "a destructive step must be confirmed by name: type it at a terminal or pass {} (--yes is not enough)",
+                flags[0]
+            )),
+            _ => Some(format!(
+                "destructive steps must be confirmed by name, each its own: type them at a terminal or pass {} (--yes is not enough)",
+                flags.join(" ")
+            )),
+        }
+    }
+
+    /// True when `--confirm` gave this very name.
+    fn confirms(&self, name: &str) -> bool {
+        self.confirm.iter().any(|given| given == name)
     }
 
     /// `--done` names no step of the plan, or a by-hand step still to come that nobody can
@@ -182,7 +210,7 @@ pub(super) async fn answer(
             confirm(prompt, question, interrupt, &policy.operator).await
         }
         Gate::TypeToConfirm { question, expected } => {
-            if policy.confirm.as_deref() == Some(expected.as_str()) {
+            if policy.confirms(expected) {
                 return Answer::Given {
                     yes: true,
                     by: format!("--confirm {expected}"),

@@ -5,11 +5,16 @@
 //! its pre-conditions, record that it starts, act once (never retried), then verify the outcome
 //! by observing the cluster within a deadline. Everything that happens is an `Event`; once the
 //! record cannot be kept (a journal write failed), no further step that changes anything starts.
+//! A parallel group (`plan::ParallelGroup`) answers all its gates first, in order, then runs its
+//! steps as concurrent futures on this one task (the executor is borrowed, not spawned); once one
+//! stops, no sibling starts. A run aborted or refused runs the plan's armed compensations
+//! (`plan::Compensation`), the latest armed first; a failed one leaves them to `resume`.
 
 mod event;
 mod gate;
 mod live;
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,8 +35,8 @@ use crate::patroni::config_file;
 use crate::patroni::{ActionResponse, PatroniError};
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
-    Action, Check, ConsulAction, Idempotency, PatroniAction, Plan, Progress, RemoteAction,
-    SilenceAction, SqlAction, Step, TagAction, Verdict, Wait,
+    Action, Check, Compensation, ConsulAction, Idempotency, PatroniAction, Plan, Progress,
+    RemoteAction, SilenceAction, SqlAction, Step, TagAction, Verdict, Wait,
 };
 use crate::postgres::{BackupProgress, SqlError};
 use crate::remote::{CommandOutput, RemoteError};
@@ -81,8 +86,12 @@ pub trait Actuator {
 #[derive(Debug, Clone, Default)]
 pub struct ResumePoint {
     pub finished: BTreeSet<String>,
-    /// The step that started and did not finish.
-    pub unfinished: Option<String>,
+    /// The steps that started and did not finish: one after a serial step, several after a
+    /// parallel group. Each is resumed by its idempotency class.
+    pub unfinished: BTreeSet<String>,
+    /// The steps that started and were not undone since, in the order they first started:
+    /// what arms the plan's compensations.
+    pub started: Vec<String>,
     /// Silences this run created and has not expired, by the step that created them.
     pub silences: BTreeMap<String, String>,
 }
@@ -114,22 +123,42 @@ pub fn evaluate(checks: &[Check], view: &ClusterView) -> Vec<CheckedPrecheck> {
 pub struct Executor<'a, W> {
     world: &'a W,
     /// Silences created in this run and not yet expired: step id → silence id.
-    silences: BTreeMap<String, String>,
+    silences: RefCell<BTreeMap<String, String>>,
+    /// Steps that started, in this run or an earlier one, in the order they first did: what
+    /// arms the plan's compensations.
+    started: RefCell<Vec<String>>,
     /// "run ID by OPERATOR", for silence comments.
     run_label: String,
     prompt: Arc<dyn Prompt>,
     policy: GatePolicy,
-    sink: &'a mut dyn EventSink,
+    /// Shared by the steps of a parallel group; never borrowed across an await.
+    sink: RefCell<&'a mut dyn EventSink>,
     interrupt: watch::Receiver<bool>,
     /// Set when the run's lock in Consul is lost: no further change may be made.
     lease_lost: Option<Arc<AtomicBool>>,
 }
 
-/// How a step ended.
-enum StepEnd {
-    Done,
+/// Whether a step may act, once its gates are answered.
+enum Ready {
+    Go,
     Skipped(String),
     Stop(Finish),
+}
+
+/// How a step past its gates ended.
+enum Acted {
+    Done,
+    /// A sibling in its parallel group stopped the group (or Ctrl-C) before it started.
+    NotStarted,
+    Stop(Finish),
+}
+
+/// What a step re-checks before acting: a plan's step, the plan's assumptions and its own
+/// pre-checks; a compensation, its own only.
+#[derive(Clone, Copy)]
+enum Rechecks {
+    All,
+    StepOnly,
 }
 
 impl<'a, W: Observer + Actuator> Executor<'a, W> {
@@ -142,11 +171,12 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     ) -> Self {
         Executor {
             world,
-            silences: BTreeMap::new(),
+            silences: RefCell::new(BTreeMap::new()),
+            started: RefCell::new(Vec::new()),
             run_label: String::new(),
             prompt,
             policy,
-            sink,
+            sink: RefCell::new(sink),
             interrupt,
             lease_lost: None,
         }
@@ -168,40 +198,118 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
 
     /// Runs the plan's steps from `resume`, emitting events, and says how it ended. The caller
     /// has checked the plan's pre-checks and records the run's start and finish. A run that is
-    /// aborted or refused expires the silences it created; a failed or interrupted one keeps
-    /// them for `resume` (they end by themselves at their end time).
+    /// aborted or refused runs the plan's armed compensations (the latest armed first); a
+    /// failed, interrupted or unreachable one runs none — it stays resumable — and its end
+    /// says what they would have undone.
     pub async fn run(&mut self, plan: &Plan, resume: &ResumePoint) -> Finish {
-        self.silences.clone_from(&resume.silences);
+        self.silences.replace(resume.silences.clone());
+        self.started.replace(resume.started.clone());
         let mut finish = self.run_steps(plan, resume).await;
+        let armed = self.armed(plan);
+        if armed.is_empty() {
+            return finish;
+        }
         match finish.outcome {
-            Outcome::Aborted | Outcome::Refused => self.expire_silences(plan).await,
-            Outcome::Failed | Outcome::Interrupted if !self.silences.is_empty() => {
-                let ids: Vec<&str> = self.silences.values().map(String::as_str).collect();
+            Outcome::Aborted | Outcome::Refused => {
+                // Undoing is what stopping means here: the Ctrl-C that stopped the run does
+                // not stop it (a second one exits at once, as always).
+                let (_calm, quiet) = watch::channel(false);
+                self.interrupt = quiet;
+                let mut undone = Vec::new();
+                let mut not_undone = Vec::new();
+                for compensation in armed {
+                    match self.compensate(plan, compensation).await {
+                        Ok(()) => undone.push(compensation.step.title.clone()),
+                        Err(reason) => {
+                            not_undone.push(format!("{} ({reason})", compensation.step.title));
+                        }
+                    }
+                }
+                if !undone.is_empty() {
+                    finish.detail = format!("{}; undone: {}", finish.detail, undone.join("; "));
+                }
+                if !not_undone.is_empty() {
+                    finish.detail =
+                        format!("{}; NOT undone: {}", finish.detail, not_undone.join("; "));
+                }
+            }
+            Outcome::Failed | Outcome::Interrupted | Outcome::Unreachable => {
+                let titles: Vec<&str> = armed
+                    .iter()
+                    .map(|compensation| compensation.step.title.as_str())
+                    .collect();
                 finish.detail = format!(
-                    "{}; silence {} stays until it ends (`pgha resume` expires it)",
+                    "{}; left as it is for `pgha resume` to finish (not undone automatically): {}",
                     finish.detail,
-                    ids.join(", ")
+                    titles.join("; ")
                 );
             }
-            _ => {}
+            Outcome::Succeeded => {}
         }
         finish
     }
 
-    async fn run_steps(&mut self, plan: &Plan, resume: &ResumePoint) -> Finish {
+    /// The plan's compensations whose step has started, the latest armed first (several armed
+    /// by one step: the last declared first).
+    fn armed<'p>(&self, plan: &'p Plan) -> Vec<&'p Compensation> {
+        let started = self.started.borrow();
+        let mut armed: Vec<(usize, usize, &Compensation)> = plan
+            .compensations
+            .iter()
+            .enumerate()
+            .filter_map(|(declared, compensation)| {
+                let at = started.iter().position(|id| *id == compensation.after)?;
+                Some((at, declared, compensation))
+            })
+            .collect();
+        armed.sort_by_key(|(at, declared, _)| std::cmp::Reverse((*at, *declared)));
+        armed
+            .into_iter()
+            .map(|(_, _, compensation)| compensation)
+            .collect()
+    }
+
+    /// Runs one compensation: no gate, its own pre-checks (not the plan's assumptions: the
+    /// cluster may have moved, which is often why the run stopped), the action, its
+    /// verification. `Err` says why it did not undo.
+    async fn compensate(&self, plan: &Plan, compensation: &Compensation) -> Result<(), String> {
+        let step = &compensation.step;
+        self.emit(&Event::Compensating {
+            step: step.id.clone(),
+            after: compensation.after.clone(),
+            title: step.title.clone(),
+        });
+        if let Idempotency::CheckStateFirst { done_when } = &step.idempotency
+            && let Ok(view) = self.world.observe().await
+            && let Some(observed) = all_hold(done_when, &view)
+        {
+            self.emit(&Event::StepSkipped {
+                step: step.id.clone(),
+                reason: format!("already undone: {observed}"),
+            });
+            return Ok(());
+        }
+        let title = format!("[undo] {}", step.title);
+        match self
+            .act(plan, step, 0, title, Rechecks::StepOnly, None)
+            .await
+        {
+            Acted::Done => Ok(()),
+            Acted::NotStarted => Err("not started".into()),
+            Acted::Stop(finish) => Err(finish.detail),
+        }
+    }
+
+    async fn run_steps(&self, plan: &Plan, resume: &ResumePoint) -> Finish {
         let total = plan.steps.len();
-        for (index, step) in plan.steps.iter().enumerate() {
-            if resume.finished.contains(&step.id) {
-                continue;
-            }
-            let interrupted_here = resume.unfinished.as_deref() == Some(step.id.as_str());
-            match self.step(plan, index, total, step, interrupted_here).await {
-                StepEnd::Done => {}
-                StepEnd::Skipped(reason) => self.sink.emit(&Event::StepSkipped {
-                    step: step.id.clone(),
-                    reason,
-                }),
-                StepEnd::Stop(finish) => return finish,
+        for batch in plan.batches() {
+            let stop = if batch.len() == 1 {
+                self.one_step(plan, batch.start, total, resume).await
+            } else {
+                self.group(plan, batch, total, resume).await
+            };
+            if let Some(finish) = stop {
+                return finish;
             }
         }
         let steps = if total == 1 {
@@ -212,17 +320,102 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         Finish::new(Outcome::Succeeded, format!("{}: {steps} done", plan.title))
     }
 
-    async fn step(
-        &mut self,
+    /// One step on its own; `Some` when the run must stop.
+    async fn one_step(
+        &self,
         plan: &Plan,
         index: usize,
         total: usize,
-        step: &Step,
-        interrupted_here: bool,
-    ) -> StepEnd {
+        resume: &ResumePoint,
+    ) -> Option<Finish> {
+        let step = &plan.steps[index];
+        if resume.finished.contains(&step.id) {
+            return None;
+        }
+        match self.ready(step, resume.unfinished.contains(&step.id)).await {
+            Ready::Go => {}
+            Ready::Skipped(reason) => {
+                self.emit(&Event::StepSkipped {
+                    step: step.id.clone(),
+                    reason,
+                });
+                return None;
+            }
+            Ready::Stop(finish) => return Some(finish),
+        }
+        match self
+            .act(
+                plan,
+                step,
+                index + 1,
+                title(index, total, step),
+                Rechecks::All,
+                None,
+            )
+            .await
+        {
+            Acted::Done | Acted::NotStarted => None,
+            Acted::Stop(finish) => Some(finish),
+        }
+    }
+
+    /// A parallel group: every gate first, in order (a no stops the run before any of the
+    /// group's steps starts), then the steps at once. Once one stops, those not yet started are
+    /// not started; the others end on their own. `Some` when the run must stop.
+    async fn group(
+        &self,
+        plan: &Plan,
+        batch: std::ops::Range<usize>,
+        total: usize,
+        resume: &ResumePoint,
+    ) -> Option<Finish> {
+        let mut going = Vec::new();
+        for index in batch {
+            let step = &plan.steps[index];
+            if resume.finished.contains(&step.id) {
+                continue;
+            }
+            match self.ready(step, resume.unfinished.contains(&step.id)).await {
+                Ready::Go => going.push(index),
+                Ready::Skipped(reason) => self.emit(&Event::StepSkipped {
+                    step: step.id.clone(),
+                    reason,
+                }),
+                Ready::Stop(finish) => return Some(finish),
+            }
+        }
+        let stopped = Cell::new(false);
+        let ends = futures::future::join_all(going.iter().map(|&index| {
+            let step = &plan.steps[index];
+            let stopped = &stopped;
+            async move {
+                let acted = self
+                    .act(
+                        plan,
+                        step,
+                        index + 1,
+                        title(index, total, step),
+                        Rechecks::All,
+                        Some(stopped),
+                    )
+                    .await;
+                if matches!(acted, Acted::Stop(_)) {
+                    stopped.set(true);
+                }
+                (step, acted, Instant::now())
+            }
+        }))
+        .await;
+        group_end(ends)
+    }
+
+    /// What comes before a step acts: Ctrl-C since the last step, its effect already there,
+    /// its gates (and, for a step an earlier run left unfinished that only a human can judge,
+    /// the question whether to run it again).
+    async fn ready(&self, step: &Step, interrupted_here: bool) -> Ready {
         // Ctrl-C during the previous step: stop here, before this one starts.
-        if *self.interrupt.borrow() {
-            return StepEnd::Stop(Finish::new(
+        if self.interrupted() {
+            return Ready::Stop(Finish::new(
                 Outcome::Interrupted,
                 format!(
                     "stopped before {:?} at the operator's request (Ctrl-C)",
@@ -235,7 +428,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             && let Ok(view) = self.world.observe().await
             && let Some(observed) = all_hold(done_when, &view)
         {
-            return StepEnd::Skipped(format!("already done: {observed}"));
+            return Ready::Skipped(format!("already done: {observed}"));
         }
         if interrupted_here && step.idempotency == Idempotency::AskHuman {
             let gate = crate::plan::Gate::Confirm {
@@ -245,17 +438,41 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 ),
             };
             if let Some(finish) = self.gate(step, &gate).await {
-                return StepEnd::Stop(finish);
+                return Ready::Stop(finish);
             }
         }
         if let Some(finish) = self.gate(step, &step.gate).await {
-            return StepEnd::Stop(finish);
+            return Ready::Stop(finish);
         }
+        Ready::Go
+    }
+
+    /// A step past its gate: re-check, record its start, act once, verify, record its end.
+    /// With `siblings_stopped` (a parallel group), it does not start once a sibling stopped
+    /// the group or Ctrl-C was pressed.
+    async fn act(
+        &self,
+        plan: &Plan,
+        step: &Step,
+        index: usize,
+        title: String,
+        rechecks: Rechecks,
+        siblings_stopped: Option<&Cell<bool>>,
+    ) -> Acted {
+        let checks: Vec<&Check> = match rechecks {
+            Rechecks::All => plan.assumes.iter().chain(&step.prechecks).collect(),
+            Rechecks::StepOnly => step.prechecks.iter().collect(),
+        };
         // The cluster moves while a human reads a prompt: re-observe and re-check now.
-        if (step.action.mutates() || !step.prechecks.is_empty())
-            && let Err(finish) = self.recheck(plan, step).await
-        {
-            return StepEnd::Stop(finish);
+        let recheck = match rechecks {
+            Rechecks::All => step.action.mutates() || !step.prechecks.is_empty(),
+            Rechecks::StepOnly => !step.prechecks.is_empty(),
+        };
+        if recheck && let Err(finish) = self.recheck(&checks, step).await {
+            return Acted::Stop(finish);
+        }
+        if siblings_stopped.is_some_and(|stopped| stopped.get() || self.interrupted()) {
+            return Acted::NotStarted;
         }
         if step.action.mutates()
             && self
@@ -263,24 +480,28 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 .as_ref()
                 .is_some_and(|lost| lost.load(Ordering::SeqCst))
         {
-            return StepEnd::Stop(self.fail(
+            return Acted::Stop(self.fail(
                 step,
                 Outcome::Failed,
                 "the run's lock in Consul was lost (its session could not be renewed): stopped before this step, which was not started; `pgha resume` takes the lock again",
             ));
         }
         let started = Instant::now();
-        self.sink.emit(&Event::StepStarted {
+        self.emit(&Event::StepStarted {
             step: step.id.clone(),
-            index: index + 1,
-            title: format!("[{}/{total}] {}", index + 1, step.title),
+            index,
+            title,
         });
+        if !self.started.borrow().contains(&step.id) {
+            self.started.borrow_mut().push(step.id.clone());
+        }
         // Checked after the step's start was to be recorded: that record is what tells `resume`
         // the step may have acted, so nothing is changed without it.
+        let healthy = self.sink.borrow().healthy();
         if step.action.mutates()
-            && let Err(lost) = self.sink.healthy()
+            && let Err(lost) = healthy
         {
-            return StepEnd::Stop(self.fail(
+            return Acted::Stop(self.fail(
                 step,
                 Outcome::Failed,
                 format!("{lost}: stopped before this step changed anything; `pgha resume` continues once that is fixed"),
@@ -305,29 +526,30 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         };
         let mut observed = match acted {
             Ok(observed) => observed,
-            Err(finish) => return StepEnd::Stop(finish),
+            Err(finish) => return Acted::Stop(finish),
         };
         if let Some(verify) = &step.verify {
             observed = match self.wait(step, verify).await {
                 Ok(observed) => observed,
-                Err(finish) => return StepEnd::Stop(finish),
+                Err(finish) => return Acted::Stop(finish),
             };
         }
-        self.sink.emit(&Event::StepSucceeded {
+        self.emit(&Event::StepSucceeded {
             step: step.id.clone(),
             duration_ms: millis(started.elapsed()),
             observed,
         });
-        StepEnd::Done
+        Acted::Done
     }
 
     /// Answers a gate; `Some` when the run must stop.
-    async fn gate(&mut self, step: &Step, gate: &crate::plan::Gate) -> Option<Finish> {
-        let answer = gate::answer(gate, &self.policy, &self.prompt, &mut self.interrupt).await;
+    async fn gate(&self, step: &Step, gate: &crate::plan::Gate) -> Option<Finish> {
+        let mut interrupt = self.interrupt.clone();
+        let answer = gate::answer(gate, &self.policy, &self.prompt, &mut interrupt).await;
         match answer {
             gate::Answer::NotNeeded => None,
             gate::Answer::Given { yes, by } => {
-                self.sink.emit(&Event::GateAnswered {
+                self.emit(&Event::GateAnswered {
                     step: step.id.clone(),
                     answer: yes,
                     by: by.clone(),
@@ -340,7 +562,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 })
             }
             gate::Answer::Interrupted => {
-                self.sink.emit(&Event::GateAnswered {
+                self.emit(&Event::GateAnswered {
                     step: step.id.clone(),
                     answer: false,
                     by: "Ctrl-C".into(),
@@ -354,7 +576,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         }
     }
 
-    async fn recheck(&mut self, plan: &Plan, step: &Step) -> Result<(), Finish> {
+    async fn recheck(&self, checks: &[&Check], step: &Step) -> Result<(), Finish> {
         let view = match self.world.observe().await {
             Ok(view) => view,
             Err(error) => {
@@ -365,7 +587,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 ));
             }
         };
-        for check in plan.assumes.iter().chain(&step.prechecks) {
+        for check in checks {
             let verdict = check.evaluate(&view);
             if !verdict.passed {
                 return Err(self.fail(
@@ -380,14 +602,10 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
 
     /// Sends one call. The answer is recorded but not trusted: only an explicit refusal ends
     /// the step here; anything else goes on to verification by observation.
-    async fn call_patroni(
-        &mut self,
-        step: &Step,
-        action: &PatroniAction,
-    ) -> Result<String, Finish> {
+    async fn call_patroni(&self, step: &Step, action: &PatroniAction) -> Result<String, Finish> {
         match self.world.patroni(action).await {
             Ok(answer) => {
-                self.sink.emit(&Event::ActionAnswered {
+                self.emit(&Event::ActionAnswered {
                     step: step.id.clone(),
                     status: answer.status,
                     message: answer.message.clone(),
@@ -409,7 +627,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             }
             Err(error) if error.is_unreachable() => {
                 // Sent, perhaps received: the cluster will tell.
-                self.sink.emit(&Event::ActionLost {
+                self.emit(&Event::ActionLost {
                     step: step.id.clone(),
                     error: error.to_string(),
                 });
@@ -420,11 +638,11 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     }
 
     /// One Consul write. A lost answer is settled by the step's verification, like a REST call.
-    async fn call_consul(&mut self, step: &Step, action: &ConsulAction) -> Result<String, Finish> {
+    async fn call_consul(&self, step: &Step, action: &ConsulAction) -> Result<String, Finish> {
         match self.world.consul(action).await {
             Ok(()) => Ok(format!("{}: done", action.request_line())),
             Err(error @ ConsulError::Unreachable { .. }) => {
-                self.sink.emit(&Event::ActionLost {
+                self.emit(&Event::ActionLost {
                     step: step.id.clone(),
                     error: error.to_string(),
                 });
@@ -435,7 +653,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     }
 
     /// Creates or expires a silence, verified by asking Alertmanager for its state.
-    async fn silence(&mut self, step: &Step, action: &SilenceAction) -> Result<String, Finish> {
+    async fn silence(&self, step: &Step, action: &SilenceAction) -> Result<String, Finish> {
         match action {
             SilenceAction::Create {
                 url,
@@ -443,7 +661,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 duration,
                 comment,
             } => {
-                if let Some(id) = self.silences.get(&step.id) {
+                if let Some(id) = self.silences.borrow().get(&step.id) {
                     return Ok(format!("silence {id} already created by this run"));
                 }
                 let comment = if self.run_label.is_empty() {
@@ -459,12 +677,14 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                     Ok(id) => id,
                     Err(error) => return Err(self.fail(step, Outcome::Failed, error.to_string())),
                 };
-                self.sink.emit(&Event::SilenceCreated {
+                self.emit(&Event::SilenceCreated {
                     step: step.id.clone(),
                     url: url.clone(),
                     id: id.clone(),
                 });
-                self.silences.insert(step.id.clone(), id.clone());
+                self.silences
+                    .borrow_mut()
+                    .insert(step.id.clone(), id.clone());
                 match self.world.silence_state(url, &id).await.as_deref() {
                     Some("active" | "pending") => Ok(format!("silence {id} is active")),
                     state => Err(self.fail(
@@ -475,17 +695,17 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 }
             }
             SilenceAction::Expire { url, created_by } => {
-                let Some(id) = self.silences.get(created_by).cloned() else {
+                let Some(id) = self.silences.borrow().get(created_by).cloned() else {
                     return Ok("no silence of this run to expire".into());
                 };
                 if let Err(error) = self.world.expire_silence(url, &id).await {
                     return Err(self.fail(step, Outcome::Failed, error.to_string()));
                 }
-                self.sink.emit(&Event::SilenceExpired {
+                self.emit(&Event::SilenceExpired {
                     step: step.id.clone(),
                     id: id.clone(),
                 });
-                self.silences.remove(created_by);
+                self.silences.borrow_mut().remove(created_by);
                 match self.world.silence_state(url, &id).await.as_deref() {
                     Some("expired") => Ok(format!("silence {id} expired")),
                     state => Err(self.fail(
@@ -498,29 +718,12 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         }
     }
 
-    /// Expires what this run silenced: an aborted run must not leave alerts muted.
-    async fn expire_silences(&mut self, plan: &Plan) {
-        for (creator, id) in std::mem::take(&mut self.silences) {
-            let url = plan.steps.iter().find_map(|step| match &step.action {
-                Action::Silence(SilenceAction::Create { url, .. }) if step.id == creator => {
-                    Some(url.clone())
-                }
-                _ => None,
-            });
-            if let Some(url) = url
-                && self.world.expire_silence(&url, &id).await.is_ok()
-            {
-                self.sink.emit(&Event::SilenceExpired { step: creator, id });
-            }
-        }
-    }
-
     /// Runs one command. Exit 0 goes on to verification; another status is a failure with what
     /// the command said; a timeout or a dropped connection leaves the outcome to observation.
-    async fn run_command(&mut self, step: &Step, action: &RemoteAction) -> Result<String, Finish> {
+    async fn run_command(&self, step: &Step, action: &RemoteAction) -> Result<String, Finish> {
         match self.world.remote(action).await {
             Ok(output) => {
-                self.sink.emit(&Event::CommandRan {
+                self.emit(&Event::CommandRan {
                     step: step.id.clone(),
                     command: action.describe(),
                     status: output.status,
@@ -535,7 +738,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 }
             }
             Err(error) if error.outcome_unknown() => {
-                self.sink.emit(&Event::ActionLost {
+                self.emit(&Event::ActionLost {
                     step: step.id.clone(),
                     error: error.to_string(),
                 });
@@ -548,7 +751,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     /// Sets a tag in a member's Patroni configuration file: read, edited in memory (the
     /// smallest change, proven by parsing), written back only if unchanged meanwhile. What the
     /// file says is never recorded: only that it was read and written.
-    async fn tag(&mut self, step: &Step, action: &TagAction) -> Result<String, Finish> {
+    async fn tag(&self, step: &Step, action: &TagAction) -> Result<String, Finish> {
         let over_ssh = |command| RemoteAction {
             member: action.member.clone(),
             host: action.host.clone(),
@@ -583,14 +786,14 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     /// One command of a private exchange: recorded with its status and errors, never with
     /// its stdout (the data) or its input; the stdout is returned.
     async fn private_command(
-        &mut self,
+        &self,
         step: &Step,
         action: &RemoteAction,
         input: Option<&[u8]>,
     ) -> Result<String, Finish> {
         match self.world.remote_private(action, input).await {
             Ok(output) => {
-                self.sink.emit(&Event::CommandRan {
+                self.emit(&Event::CommandRan {
                     step: step.id.clone(),
                     command: action.describe(),
                     status: output.status,
@@ -610,7 +813,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
 
     /// Polls until every `until` check holds, failing at once when a `fail_if` check holds, at
     /// the deadline, or when interrupted (the run is then resumable).
-    async fn wait(&mut self, step: &Step, wait: &Wait) -> Result<String, Finish> {
+    async fn wait(&self, step: &Step, wait: &Wait) -> Result<String, Finish> {
         let started = Instant::now();
         // Durations are capped when parsed; far past any real deadline all the same.
         let deadline = started
@@ -618,6 +821,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             .unwrap_or_else(|| started + crate::duration::MAX);
         let mut last_observed = String::new();
         let mut backup_total: Option<u64> = None;
+        let mut interrupt = self.interrupt.clone();
         loop {
             // A look never holds the wait past its deadline (a member slow to answer, SQL
             // that hangs): it is cut there, and the deadline decides.
@@ -633,7 +837,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 failed,
             } = judge(wait, observation.as_ref());
             if observed != last_observed {
-                self.sink.emit(&Event::Observed {
+                self.emit(&Event::Observed {
                     step: step.id.clone(),
                     observed: observed.clone(),
                 });
@@ -655,7 +859,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             )
             .await
             .unwrap_or((backup_total, backup_total));
-            self.sink.emit(&Event::Progress {
+            self.emit(&Event::Progress {
                 step: step.id.clone(),
                 elapsed_ms: millis(started.elapsed()),
                 timeout_ms: millis(wait.timeout),
@@ -675,7 +879,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             }
             tokio::select! {
                 () = tokio::time::sleep(wait.poll.min(deadline.saturating_duration_since(Instant::now()))) => {}
-                _ = self.interrupt.wait_for(|interrupted| *interrupted) => {
+                _ = interrupt.wait_for(|interrupted| *interrupted) => {
                     return Err(Finish::new(Outcome::Interrupted, format!("interrupted at the operator's request (Ctrl-C) while waiting: {}", step.title)));
                 }
             }
@@ -703,14 +907,82 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         }
     }
 
-    fn fail(&mut self, step: &Step, outcome: Outcome, reason: impl Into<String>) -> Finish {
+    fn emit(&self, event: &Event) {
+        self.sink.borrow_mut().emit(event);
+    }
+
+    /// The operator pressed Ctrl-C.
+    fn interrupted(&self) -> bool {
+        *self.interrupt.borrow()
+    }
+
+    fn fail(&self, step: &Step, outcome: Outcome, reason: impl Into<String>) -> Finish {
         let reason = reason.into();
-        self.sink.emit(&Event::StepFailed {
+        self.emit(&Event::StepFailed {
             step: step.id.clone(),
             reason: reason.clone(),
         });
         Finish::new(outcome, format!("{}: {reason}", step.title))
     }
+}
+
+/// `[3/7] Restore node1`: a step's title as its start is recorded.
+fn title(index: usize, total: usize, step: &Step) -> String {
+    format!("[{}/{total}] {}", index + 1, step.title)
+}
+
+/// How a parallel group ended, from how each of its steps did (in the plan's order, with when
+/// each ended): `None` when all are done. Several stops: the outcome that leaves the most to
+/// `resume` wins (a failure over a refusal: a refused or aborted run is undone, a failed one is
+/// not), and the detail says each, in the order they happened, then what was not started.
+fn group_end(ends: Vec<(&Step, Acted, Instant)>) -> Option<Finish> {
+    let mut stops: Vec<(Instant, Finish)> = Vec::new();
+    let mut not_started: Vec<String> = Vec::new();
+    for (step, acted, at) in ends {
+        match acted {
+            Acted::Done => {}
+            Acted::NotStarted => not_started.push(format!("{:?}", step.title)),
+            Acted::Stop(finish) => stops.push((at, finish)),
+        }
+    }
+    if stops.is_empty() && not_started.is_empty() {
+        return None;
+    }
+    if stops.is_empty() {
+        return Some(Finish::new(
+            Outcome::Interrupted,
+            format!(
+                "stopped before {} at the operator's request (Ctrl-C)",
+                not_started.join(", ")
+            ),
+        ));
+    }
+    stops.sort_by_key(|(at, _)| *at);
+    let rank = |outcome: Outcome| match outcome {
+        Outcome::Failed => 0,
+        Outcome::Unreachable => 1,
+        Outcome::Interrupted => 2,
+        Outcome::Refused => 3,
+        Outcome::Aborted => 4,
+        Outcome::Succeeded => 5,
+    };
+    let outcome = stops
+        .iter()
+        .map(|(_, finish)| finish.outcome)
+        .min_by_key(|outcome| rank(*outcome))
+        .unwrap_or(Outcome::Failed);
+    let mut detail = stops
+        .iter()
+        .map(|(_, finish)| finish.detail.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !not_started.is_empty() {
+        detail = format!(
+            "{detail}; not started, as a step it runs in parallel with stopped: {}",
+            not_started.join(", ")
+        );
+    }
+    Some(Finish::new(outcome, detail))
 }
 
 /// "`COMMAND` on HOST exited STATUS: what it said last".

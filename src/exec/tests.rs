@@ -3,7 +3,7 @@
 //! refusals, gates and interruption, in virtual time.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -34,6 +34,10 @@ struct FakeWorld {
     observe_delay: Duration,
     /// Pressed while a Patroni call is in flight: the operator's Ctrl-C.
     ctrl_c_during_call: Option<watch::Sender<bool>>,
+    /// How long a command takes, by program (a restore takes a while).
+    command_delays: BTreeMap<String, Duration>,
+    /// Programs that exit 1 (after their delay).
+    failing_commands: BTreeSet<String>,
 }
 
 impl FakeWorld {
@@ -54,6 +58,8 @@ impl FakeWorld {
             files: RefCell::new(BTreeMap::new()),
             observe_delay: Duration::ZERO,
             ctrl_c_during_call: None,
+            command_delays: BTreeMap::new(),
+            failing_commands: BTreeSet::new(),
         }
     }
 }
@@ -111,7 +117,18 @@ impl Actuator for FakeWorld {
             let _ = ctrl_c.send(true);
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
+        let program = &action.command.program;
+        if let Some(delay) = self.command_delays.get(program) {
+            tokio::time::sleep(*delay).await;
+        }
         self.calls.borrow_mut().push(action.command.shell_line());
+        if self.failing_commands.contains(program) {
+            return Ok(CommandOutput {
+                status: 1,
+                stdout: String::new(),
+                stderr: "no space left on device\n".into(),
+            });
+        }
         Ok(CommandOutput {
             status: 0,
             stdout: String::new(),
@@ -211,7 +228,7 @@ fn ok(status: u16, message: &str) -> Result<ActionResponse, PatroniError> {
 fn unattended() -> GatePolicy {
     GatePolicy {
         assume_yes: true,
-        confirm: None,
+        confirm: Vec::new(),
         done: Vec::new(),
         interactive: false,
         operator: "test".into(),
@@ -576,12 +593,12 @@ fn unattended_runs_need_yes_and_destructive_ones_the_name() {
             .contains("pass --confirm node1 (--yes is not enough)")
     );
     let named = GatePolicy {
-        confirm: Some("node1".into()),
+        confirm: vec!["node1".into()],
         ..unattended()
     };
     assert_eq!(named.refusal(&reinit), None);
     let wrong = GatePolicy {
-        confirm: Some("node2".into()),
+        confirm: vec!["node2".into()],
         ..unattended()
     };
     assert!(
@@ -711,8 +728,18 @@ async fn an_aborted_run_expires_the_silence_it_created() {
         "no REST call, and the silence is gone"
     );
     assert!(events.iter().any(
-        |event| matches!(event, Event::SilenceExpired { step, id } if step == "silence-node1" && id == "silence-1")
+        |event| matches!(event, Event::Compensating { step, after, .. } if step == "undo-silence-node1" && after == "silence-node1")
     ));
+    assert!(events.iter().any(
+        |event| matches!(event, Event::SilenceExpired { step, id } if step == "undo-silence-node1" && id == "silence-1")
+    ));
+    assert!(
+        finish
+            .detail
+            .ends_with("; undone: Expire the silence for node1"),
+        "{}",
+        finish.detail
+    );
 }
 
 /// The journal has the silence's id: a resumed run does not create a second one, and its
@@ -727,7 +754,7 @@ async fn a_resumed_run_reuses_the_silence_in_the_journal() {
         .borrow_mut()
         .insert("from-before".into(), "active".into());
     let point = ResumePoint {
-        unfinished: Some("silence-node1".into()),
+        unfinished: BTreeSet::from(["silence-node1".into()]),
         silences: BTreeMap::from([("silence-node1".into(), "from-before".into())]),
         ..ResumePoint::default()
     };
@@ -741,16 +768,22 @@ async fn a_resumed_run_reuses_the_silence_in_the_journal() {
 async fn a_failed_run_keeps_its_silence_and_says_so() {
     let (view, plan) = silenced_wait_for_leader("node9");
     let world = FakeWorld::new(view.clone(), view, ok(200, ""));
-    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
     assert_eq!(finish.outcome, Outcome::Failed);
     assert!(
-        finish
-            .detail
-            .ends_with("; silence silence-1 stays until it ends (`pgha resume` expires it)"),
+        finish.detail.ends_with(
+            "; left as it is for `pgha resume` to finish (not undone automatically): Expire the silence for node1"
+        ),
         "{}",
         finish.detail
     );
     assert_eq!(world.silences.borrow()["silence-1"], "active");
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::Compensating { .. })),
+        "nothing compensated"
+    );
 }
 
 #[tokio::test]
@@ -1107,4 +1140,485 @@ async fn ctrl_c_during_an_action_stops_the_run_after_it() {
         event,
         Event::StepSucceeded { step, .. } if step == "run-first"
     )));
+}
+
+/// A command on `member` behind a destructive gate that asks for the member's name.
+fn wipe_step(member: &str) -> Step {
+    Step {
+        id: format!("wipe-{member}"),
+        title: format!("Wipe {member}"),
+        gate: Gate::TypeToConfirm {
+            question: format!("Wipe {member}?"),
+            expected: member.into(),
+        },
+        ..remote_step(&format!("wipe-{member}"))
+    }
+}
+
+/// Two destructive gates, each asking for its own member's name.
+fn two_wipes() -> (FakeWorld, Plan) {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let plan = Plan {
+        steps: vec![wipe_step("node1"), wipe_step("node2")],
+        ..switchover_plan(&target, &view)
+    };
+    (FakeWorld::new(view.clone(), view, ok(200, "")), plan)
+}
+
+fn confirming(names: &[&str]) -> GatePolicy {
+    GatePolicy {
+        confirm: names.iter().map(|name| (*name).to_string()).collect(),
+        ..unattended()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_asking_for_two_names_runs_unattended_only_with_both() {
+    let (world, plan) = two_wipes();
+    let both = confirming(&["node2", "node1"]);
+    assert_eq!(both.refusal(&plan), None);
+    let (finish, events) = run(&world, &plan, both, yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(*world.calls.borrow(), ["wipe-node1", "wipe-node2"]);
+    let answered: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::GateAnswered { step, by, .. } => Some((step.as_str(), by.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            ("wipe-node1", "--confirm node1"),
+            ("wipe-node2", "--confirm node2")
+        ],
+        "each gate checked against its own name"
+    );
+}
+
+#[test]
+fn one_name_of_two_is_refused_naming_the_other() {
+    let (_, plan) = two_wipes();
+    let refusal = confirming(&["node1"]).refusal(&plan).unwrap();
+    assert!(
+        refusal.contains("pass --confirm node2 (--yes is not enough)")
+            && !refusal.contains("--confirm node1"),
+        "{refusal}"
+    );
+    let refusal = confirming(&[]).refusal(&plan).unwrap();
+    assert!(
+        refusal.contains("pass --confirm node1 --confirm node2 (--yes is not enough)"),
+        "{refusal}"
+    );
+    let refusal = confirming(&["node1", "node2", "node3"])
+        .refusal(&plan)
+        .unwrap();
+    assert!(
+        refusal.contains(
+            "--confirm node3 does not match what the destructive steps ask for (node1, node2)"
+        ),
+        "{refusal}"
+    );
+}
+
+/// Past the up-front check (a resumed run's, say), a gate whose name was not given refuses at
+/// that gate: the name given for another gate does not answer it.
+#[tokio::test(start_paused = true)]
+async fn a_name_given_for_one_gate_never_answers_another() {
+    let (world, plan) = two_wipes();
+    let (finish, _) = run(&world, &plan, confirming(&["node1"]), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Refused, "{}", finish.detail);
+    assert!(
+        finish.detail.contains("pass --confirm node2"),
+        "{}",
+        finish.detail
+    );
+    assert_eq!(*world.calls.borrow(), ["wipe-node1"]);
+
+    // At a terminal, the name not given is typed there.
+    let (world, plan) = two_wipes();
+    let at_a_terminal = GatePolicy {
+        confirm: vec!["node1".into()],
+        ..interactive()
+    };
+    let typed = Answers {
+        confirm: true,
+        typed: "node2",
+    };
+    let (finish, events) = run(&world, &plan, at_a_terminal, typed).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert!(events.iter().any(|event| matches!(
+        event,
+        Event::GateAnswered { step, by, .. } if step == "wipe-node2" && by == "test at the terminal"
+    )));
+}
+
+/// A plan of commands on node1's host: `serial` ones, then `group` as one parallel group, then
+/// `after`; the world as recorded, led by node3 before and after.
+fn commands(serial: &[&str], group: &[&str], after: &[&str]) -> (FakeWorld, Plan) {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let steps = serial
+        .iter()
+        .chain(group)
+        .chain(after)
+        .map(|program| remote_step(program))
+        .collect();
+    let plan = Plan {
+        steps,
+        parallel: if group.is_empty() {
+            Vec::new()
+        } else {
+            vec![crate::plan::ParallelGroup {
+                steps: group
+                    .iter()
+                    .map(|program| format!("run-{program}"))
+                    .collect(),
+            }]
+        },
+        ..switchover_plan(&target, &view)
+    };
+    (FakeWorld::new(view.clone(), view, ok(200, "")), plan)
+}
+
+/// Each step's start and end, in the order they were recorded: `+id` started, `=id` succeeded,
+/// `!id` failed, `-id` skipped.
+fn step_trace(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::StepStarted { step, .. } => Some(format!("+{step}")),
+            Event::StepSucceeded { step, .. } => Some(format!("={step}")),
+            Event::StepFailed { step, .. } => Some(format!("!{step}")),
+            Event::StepSkipped { step, .. } => Some(format!("-{step}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `plan` unattended with a journal in `runs` as well as a recorder: what `resume` reads.
+async fn run_journalled(
+    world: &FakeWorld,
+    plan: &Plan,
+    policy: GatePolicy,
+    prompt: Answers,
+    runs: &std::path::Path,
+) -> (Finish, Vec<Event>, ResumePoint) {
+    let store = crate::journal::RunStore::new(runs.to_path_buf());
+    let mut journal = store.create("r1").unwrap();
+    let mut recorder = Recorder::default();
+    let (_interrupt, receiver) = watch::channel(false);
+    let finish = {
+        let mut sinks = Sinks(vec![&mut journal, &mut recorder]);
+        Executor::new(world, Arc::new(prompt), policy, &mut sinks, receiver)
+            .run(plan, &ResumePoint::default())
+            .await
+    };
+    let point = store.read("r1").unwrap().resume_point();
+    (finish, recorder.0, point)
+}
+
+/// Three restores of different lengths run at once: the group takes as long as the longest,
+/// each step is journalled and verified on its own, and the next step waits for all of them.
+#[tokio::test(start_paused = true)]
+async fn a_parallel_group_runs_its_steps_at_once_each_journalled_on_its_own() {
+    let (mut world, plan) = commands(&[], &["restore1", "restore2", "restore3"], &["start"]);
+    world.command_delays = BTreeMap::from([
+        ("restore1".into(), Duration::from_secs(10)),
+        ("restore2".into(), Duration::from_secs(30)),
+        ("restore3".into(), Duration::from_secs(20)),
+    ]);
+    let started = Instant::now();
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(30),
+        "at once: as long as the longest"
+    );
+    assert_eq!(
+        step_trace(&events),
+        [
+            "+run-restore1",
+            "+run-restore2",
+            "+run-restore3",
+            "=run-restore1",
+            "=run-restore3",
+            "=run-restore2",
+            "+run-start",
+            "=run-start"
+        ]
+    );
+    let indices: Vec<usize> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::StepStarted { index, .. } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(indices, [1, 2, 3, 4], "each numbered as in the plan");
+    assert_eq!(
+        *world.calls.borrow(),
+        ["restore1", "restore3", "restore2", "start"]
+    );
+}
+
+/// One step of a group fails: the sibling already running finishes on its own, the one not
+/// started yet is never started, nothing after the group runs, and the journal's resume point
+/// makes `resume` redo exactly the failed step and the one not started.
+#[tokio::test(start_paused = true)]
+async fn a_failure_in_a_group_starts_no_sibling_and_resume_redoes_only_what_did_not_finish() {
+    let (mut world, plan) = commands(&[], &["slow", "broken", "late"], &["start"]);
+    // Each step re-observes the cluster before it starts: one second, side by side.
+    world.observe_delay = Duration::from_secs(1);
+    world.command_delays = BTreeMap::from([("slow".into(), Duration::from_secs(30))]);
+    world.failing_commands = BTreeSet::from(["broken".into()]);
+    let runs = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (finish, events, point) =
+        run_journalled(&world, &plan, unattended(), yes(), runs.path()).await;
+    assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);
+    assert!(finish.outcome.is_resumable());
+    assert!(
+        finish
+            .detail
+            .contains("`broken` on 127.0.0.31 exited 1: no space left on device")
+            && finish
+                .detail
+                .ends_with("not started, as a step it runs in parallel with stopped: \"Run late\""),
+        "{}",
+        finish.detail
+    );
+    assert_eq!(
+        step_trace(&events),
+        ["+run-slow", "+run-broken", "!run-broken", "=run-slow"],
+        "the running sibling finished; the late one and the next step never started"
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(31),
+        "the group ends when its last running step does"
+    );
+    assert_eq!(*world.calls.borrow(), ["broken", "slow"]);
+    assert_eq!(point.finished, BTreeSet::from(["run-slow".to_string()]));
+    assert_eq!(point.unfinished, BTreeSet::from(["run-broken".to_string()]));
+
+    let (fixed, _) = commands(&[], &["slow", "broken", "late"], &["start"]);
+    let (finish, events) = resume(&fixed, &plan, &point).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(*fixed.calls.borrow(), ["broken", "late", "start"]);
+    assert_eq!(
+        step_trace(&events),
+        [
+            "+run-broken",
+            "=run-broken",
+            "+run-late",
+            "=run-late",
+            "+run-start",
+            "=run-start"
+        ],
+        "the slow one is not run again"
+    );
+}
+
+/// A group's gates are answered first, in order, then its steps start; a gate that says no
+/// stops the run before any step of the group started (the first one's yes included).
+#[tokio::test(start_paused = true)]
+async fn a_group_answers_all_its_gates_before_any_of_its_steps_starts() {
+    let (world, mut plan) = two_wipes();
+    plan.parallel = vec![crate::plan::ParallelGroup {
+        steps: vec!["wipe-node1".into(), "wipe-node2".into()],
+    }];
+    let (finish, events) = run(&world, &plan, confirming(&["node1", "node2"]), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    let order: Vec<String> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::GateAnswered { step, .. } => Some(format!("?{step}")),
+            Event::StepStarted { step, .. } => Some(format!("+{step}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["?wipe-node1", "?wipe-node2", "+wipe-node1", "+wipe-node2"]
+    );
+
+    let (world, _) = two_wipes();
+    let (finish, events) = run(&world, &plan, confirming(&["node1"]), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Refused, "{}", finish.detail);
+    assert!(world.calls.borrow().is_empty(), "nothing was sent");
+    assert!(
+        step_trace(&events).is_empty(),
+        "no step of the group started"
+    );
+}
+
+/// Two steps of a group cut short in an earlier run, each only a human can judge: `resume`
+/// asks about each, in order, before either runs again.
+#[tokio::test(start_paused = true)]
+async fn resuming_a_group_asks_about_each_unfinished_step_before_any_runs() {
+    let (world, mut plan) = commands(&[], &["stop1", "stop2"], &[]);
+    for step in &mut plan.steps {
+        step.idempotency = Idempotency::AskHuman;
+    }
+    let point = ResumePoint {
+        unfinished: BTreeSet::from(["run-stop1".into(), "run-stop2".into()]),
+        started: vec!["run-stop1".into(), "run-stop2".into()],
+        ..ResumePoint::default()
+    };
+    let (finish, events) = resume(&world, &plan, &point).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    let order: Vec<String> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::GateAnswered { step, .. } => Some(format!("?{step}")),
+            Event::StepStarted { step, .. } => Some(format!("+{step}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["?run-stop1", "?run-stop2", "+run-stop1", "+run-stop2"]
+    );
+}
+
+/// `pause`, then `already` (skipped: its effect was there before the run), then `drain`, then a
+/// destructive gate; each declares what undoes it.
+fn undoable() -> (FakeWorld, Plan) {
+    let (world, mut plan) = commands(&["pause", "already", "drain"], &[], &[]);
+    plan.steps[1].idempotency = Idempotency::CheckStateFirst {
+        done_when: vec![Check::LeaderIs {
+            member: "node3".into(),
+        }],
+    };
+    plan.steps.push(wipe_step("node1"));
+    plan.compensations = [
+        ("run-pause", "unpause"),
+        ("run-already", "unalready"),
+        ("run-drain", "undrain"),
+        ("wipe-node1", "unwipe"),
+    ]
+    .into_iter()
+    .map(|(after, undo)| crate::plan::Compensation {
+        after: after.into(),
+        step: remote_step(undo),
+    })
+    .collect();
+    (world, plan)
+}
+
+/// Declined at a gate, or refused there: what started is undone at once, the latest first,
+/// each journalled; a step skipped as already done arms nothing, nor does one never started.
+/// Undone steps count as not done: `resume` does them again.
+#[tokio::test(start_paused = true)]
+async fn an_aborted_or_refused_run_undoes_what_it_started_latest_first() {
+    let wrong_name = Answers {
+        confirm: true,
+        typed: "node2",
+    };
+    let (world, plan) = undoable();
+    let runs = tempfile::tempdir().unwrap();
+    let (finish, events, point) =
+        run_journalled(&world, &plan, interactive(), wrong_name, runs.path()).await;
+    assert_eq!(finish.outcome, Outcome::Aborted, "{}", finish.detail);
+    assert_eq!(
+        *world.calls.borrow(),
+        ["pause", "drain", "undrain", "unpause"]
+    );
+    assert!(
+        finish
+            .detail
+            .ends_with("; undone: Run undrain; Run unpause"),
+        "{}",
+        finish.detail
+    );
+    let undoing: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Compensating { step, after, .. } => Some((step.as_str(), after.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        undoing,
+        [("run-undrain", "run-drain"), ("run-unpause", "run-pause")]
+    );
+    assert!(events.iter().any(|event| matches!(
+        event,
+        Event::StepStarted { step, index: 0, title } if step == "run-undrain" && title == "[undo] Run undrain"
+    )));
+    assert_eq!(
+        point.finished,
+        BTreeSet::from(["run-already".to_string()]),
+        "what was undone is to be done again"
+    );
+    assert!(point.started.is_empty(), "{:?}", point.started);
+    assert!(point.unfinished.is_empty(), "{:?}", point.unfinished);
+
+    let (world, plan) = undoable();
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Refused, "{}", finish.detail);
+    assert_eq!(
+        *world.calls.borrow(),
+        ["pause", "drain", "undrain", "unpause"]
+    );
+}
+
+/// A resumed run knows from the journal what earlier runs started: aborted now, it undoes
+/// that too.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_undoes_what_an_earlier_run_started() {
+    let (world, plan) = undoable();
+    let point = ResumePoint {
+        finished: BTreeSet::from(["run-pause".into(), "run-already".into(), "run-drain".into()]),
+        started: vec!["run-pause".into(), "run-drain".into()],
+        ..ResumePoint::default()
+    };
+    let (finish, _) = resume(&world, &plan, &point).await;
+    assert_eq!(finish.outcome, Outcome::Refused, "{}", finish.detail);
+    assert_eq!(*world.calls.borrow(), ["undrain", "unpause"]);
+}
+
+/// A failed run undoes nothing (the cluster's state is uncertain; the run is resumable) and
+/// says what stays as it is.
+#[tokio::test(start_paused = true)]
+async fn a_failed_run_undoes_nothing_and_says_what_stays() {
+    let (mut world, mut plan) = commands(&["pause", "broken"], &[], &[]);
+    world.failing_commands = BTreeSet::from(["broken".into()]);
+    plan.compensations = vec![crate::plan::Compensation {
+        after: "run-pause".into(),
+        step: remote_step("unpause"),
+    }];
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);
+    assert_eq!(*world.calls.borrow(), ["pause", "broken"]);
+    assert!(
+        finish.detail.ends_with(
+            "; left as it is for `pgha resume` to finish (not undone automatically): Run unpause"
+        ),
+        "{}",
+        finish.detail
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::Compensating { .. }))
+    );
+}
+
+/// A run journalled before compensations existed declared none: resumed, it gets the one its
+/// pgha applied without declaring it (expire the run's silence on abort), the very one the
+/// planner declares now.
+#[test]
+fn a_plan_from_before_compensations_expires_its_silence_as_it_did() {
+    let (_, declared) = silenced_reinit();
+    assert_eq!(declared.compensations.len(), 1);
+    let old = Plan {
+        compensations: Vec::new(),
+        ..declared.clone()
+    };
+    assert_eq!(old.with_implicit_compensations(), declared);
+    let (_, plain) = waiting_for_nothing(Duration::from_secs(1), Duration::from_secs(1));
+    assert_eq!(plain.clone().with_implicit_compensations(), plain);
 }

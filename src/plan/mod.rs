@@ -39,6 +39,41 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// How to undo, where that is possible.
     pub rollback: Option<String>,
+    /// Steps that run at once (see `ParallelGroup`). Not serialised when empty: a plan without
+    /// groups reads and hashes exactly as before groups existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parallel: Vec<ParallelGroup>,
+    /// What the run undoes when it stops part-way (see `Compensation`). Not serialised when
+    /// empty, like `parallel`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compensations: Vec<Compensation>,
+}
+
+/// Steps that run at once, on different members (restores, stops): the ids of consecutive
+/// steps of the plan. Their gates are answered first, one after the other in the plan's order;
+/// then their bodies run concurrently, each journalled and verified on its own, and the group
+/// ends when all of them have ended. Once one fails, the others that have not started yet are
+/// not started (those running finish or fail on their own), and the run stops, resumable:
+/// `resume` redoes only the steps that did not finish. A listed step that is not next to the
+/// group's others runs on its own, in its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParallelGroup {
+    pub steps: Vec<String>,
+}
+
+/// A step to run when the run is aborted at a gate or refused by a check after the step
+/// `after` has started (in this run or an earlier one of it): what undoes `after` (resume
+/// maintenance mode after a pause, expire a silence). Armed compensations run the latest armed
+/// first, without a gate (the plan declared them, the operator read them), each re-checked and
+/// verified like a step and journalled under its own step id, which no step of the plan has.
+/// A step skipped because its effect was already there does not arm its compensation: the run
+/// did not cause that effect. A failed or interrupted run runs none of them (the cluster's
+/// state is uncertain, and the run is resumable): its end lists them instead. A compensation
+/// that succeeded makes `after` undone, so `resume` runs it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compensation {
+    pub after: String,
+    pub step: Step,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -434,6 +469,58 @@ impl Plan {
 
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|step| step.id == id)
+    }
+
+    /// The plan of a run journalled before compensations existed, with the one its pgha
+    /// applied without declaring it: a silence created by the run is expired when the run is
+    /// aborted or refused (`undo-<creating step>`, as `runbooks` now declares it). A plan with
+    /// compensations of its own is returned as it is.
+    #[must_use]
+    pub fn with_implicit_compensations(mut self) -> Plan {
+        if !self.compensations.is_empty() {
+            return self;
+        }
+        let implicit: Vec<Compensation> = self
+            .steps
+            .iter()
+            .filter_map(|step| match &step.action {
+                Action::Silence(SilenceAction::Expire { created_by, .. })
+                    if self.step(created_by).is_some() =>
+                {
+                    Some(Compensation {
+                        after: created_by.clone(),
+                        step: Step {
+                            id: format!("undo-{created_by}"),
+                            ..step.clone()
+                        },
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        self.compensations = implicit;
+        self
+    }
+
+    /// The steps in the order they run: each batch is one step, or a parallel group of
+    /// consecutive steps (see `ParallelGroup`), as a range of indices into `steps`.
+    pub fn batches(&self) -> Vec<std::ops::Range<usize>> {
+        let group_of = |step: &Step| {
+            self.parallel
+                .iter()
+                .position(|group| group.steps.contains(&step.id))
+        };
+        let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            let group = group_of(step);
+            match batches.last_mut() {
+                Some(last) if group.is_some() && group_of(&self.steps[last.end - 1]) == group => {
+                    last.end = index + 1;
+                }
+                _ => batches.push(index..index + 1),
+            }
+        }
+        batches
     }
 
     /// The inputs, for display.

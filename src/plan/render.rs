@@ -111,6 +111,9 @@ pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
         out.push('\n');
         markdown_step(&mut out, plan, index, step);
     }
+    if !plan.compensations.is_empty() {
+        markdown_compensations(&mut out, plan);
+    }
     if let Some(rollback) = &plan.rollback {
         let _ = writeln!(out, "\n## Rollback\n\n{rollback}");
     }
@@ -120,6 +123,12 @@ pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
 
 fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
     let _ = writeln!(out, "### {}. {}\n", index + 1, step.title);
+    if let Some(peers) = parallel_peers(plan, index) {
+        let _ = writeln!(
+            out,
+            "- **Runs in parallel** with {peers} (the group's gates are answered first, in order; then its steps run at once)"
+        );
+    }
     markdown_gate(out, &step.gate);
     if !step.prechecks.is_empty() {
         let _ = writeln!(
@@ -137,6 +146,78 @@ fn markdown_step(out: &mut String, plan: &Plan, index: usize, step: &Step) {
         "- **If interrupted**: {}",
         describe_idempotency(&step.idempotency)
     );
+}
+
+/// What the run undoes if it stops part-way: each compensation, from which step it is armed.
+fn markdown_compensations(out: &mut String, plan: &Plan) {
+    let _ = writeln!(out, "\n## If it stops here");
+    let _ = writeln!(
+        out,
+        "\nIf the run is aborted at a gate or refused by a check once the step named below has started, pgha undoes it at once, the latest first, without asking. If it fails or is interrupted, nothing is undone automatically: `pgha resume` finishes the run."
+    );
+    for compensation in &plan.compensations {
+        let _ = writeln!(
+            out,
+            "\n### From {}: {}\n",
+            armed_by(plan, &compensation.after),
+            compensation.step.title
+        );
+        if !compensation.step.prechecks.is_empty() {
+            let _ = writeln!(
+                out,
+                "- **Re-checked just before**: {}",
+                join(&compensation.step.prechecks)
+            );
+        }
+        markdown_action(out, plan, &compensation.step.action);
+        if let Some(verify) = &compensation.step.verify {
+            markdown_wait(out, "Verify", verify);
+        }
+    }
+}
+
+/// `step 1 (Silence alerts for node3 …)`: the step that arms a compensation.
+fn armed_by(plan: &Plan, after: &str) -> String {
+    match plan.steps.iter().position(|step| step.id == after) {
+        Some(index) => format!("step {} ({})", index + 1, plan.steps[index].title),
+        None => format!("step `{after}`"),
+    }
+}
+
+/// `steps 3–5`: the other steps of the parallel group the step at `index` belongs to.
+fn parallel_peers(plan: &Plan, index: usize) -> Option<String> {
+    let batch = plan
+        .batches()
+        .into_iter()
+        .find(|batch| batch.contains(&index) && batch.len() > 1)?;
+    let others: Vec<usize> = batch
+        .filter(|other| *other != index)
+        .map(|other| other + 1)
+        .collect();
+    Some(step_numbers(&others))
+}
+
+/// `step 3`, `steps 3–5`, `steps 2, 4–5`: ascending step numbers, runs collapsed.
+fn step_numbers(numbers: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &number in numbers {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == number => *last = number,
+            _ => runs.push((number, number)),
+        }
+    }
+    let text: Vec<String> = runs
+        .iter()
+        .map(|&(first, last)| {
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first}–{last}")
+            }
+        })
+        .collect();
+    let noun = if numbers.len() == 1 { "step" } else { "steps" };
+    format!("{noun} {}", text.join(", "))
 }
 
 fn markdown_gate(out: &mut String, gate: &Gate) {
@@ -334,57 +415,189 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
             Gate::TypeToConfirm { expected, .. } => format!(" [type {expected}]"),
             Gate::ByHand { name, .. } => format!(" [by hand: --done {name}]"),
         };
-        let _ = writeln!(out, "  {}. {}{gate}", index + 1, step.title);
-        match &step.action {
-            Action::Patroni(action) => {
-                let body = action.call.body();
-                let body = if body.is_null() {
-                    String::new()
-                } else {
-                    format!(" {body}")
-                };
-                let _ = writeln!(out, "       {}{body}", action.request_line());
-            }
-            Action::Sql(action) => {
-                let _ = writeln!(
-                    out,
-                    "       SQL on {}: {}",
-                    action.host,
-                    action.statement.text()
-                );
-            }
-            Action::Remote(action) => {
-                let _ = writeln!(out, "       {}", action.describe());
-            }
-            Action::Silence(action) => {
-                // The Markdown's code spans are noise on a terminal.
-                let _ = writeln!(out, "       {}", describe_silence(action).replace('`', ""));
-            }
-            Action::Consul(action) => {
-                let _ = writeln!(out, "       {}", action.request_line());
-                let ConsulAction::DeleteTree { keys, .. } = action;
-                for key in keys {
-                    let _ = writeln!(out, "         {key}");
-                }
-            }
-            Action::Manual(manual) => {
-                for line in &manual.instructions {
-                    let _ = writeln!(out, "       by hand: {line}");
-                }
-            }
-            Action::Tag(action) => {
-                let _ = writeln!(out, "       ssh {}: set {}", action.host, action.describe());
-            }
-            Action::Wait(wait) => {
-                let _ = writeln!(
-                    out,
-                    "       wait up to {}: {}",
-                    humantime::format_duration(wait.timeout),
-                    join(&wait.until)
-                );
-            }
+        let parallel = parallel_peers(plan, index).map_or_else(String::new, |peers| {
+            format!(" (runs in parallel with {peers})")
+        });
+        let _ = writeln!(out, "  {}. {}{gate}{parallel}", index + 1, step.title);
+        text_action(&mut out, &step.action);
+    }
+    if !plan.compensations.is_empty() {
+        let _ = writeln!(
+            out,
+            "If it stops here (aborted at a gate or refused by a check; a failed run is left for pgha resume), pgha undoes, the latest first:"
+        );
+        for compensation in &plan.compensations {
+            let _ = writeln!(
+                out,
+                "  from {}: {}",
+                armed_by(plan, &compensation.after),
+                compensation.step.title
+            );
+            text_action(&mut out, &compensation.step.action);
         }
     }
     // A plan names members as the DCS does, and quotes what checks observed.
     crate::ui::printable_lines(&out).into_owned()
+}
+
+/// The lines under a step on the terminal: its exact call or command.
+fn text_action(out: &mut String, action: &Action) {
+    match action {
+        Action::Patroni(action) => {
+            let body = action.call.body();
+            let body = if body.is_null() {
+                String::new()
+            } else {
+                format!(" {body}")
+            };
+            let _ = writeln!(out, "       {}{body}", action.request_line());
+        }
+        Action::Sql(action) => {
+            let _ = writeln!(
+                out,
+                "       SQL on {}: {}",
+                action.host,
+                action.statement.text()
+            );
+        }
+        Action::Remote(action) => {
+            let _ = writeln!(out, "       {}", action.describe());
+        }
+        Action::Silence(action) => {
+            // The Markdown's code spans are noise on a terminal.
+            let _ = writeln!(out, "       {}", describe_silence(action).replace('`', ""));
+        }
+        Action::Consul(action) => {
+            let _ = writeln!(out, "       {}", action.request_line());
+            let ConsulAction::DeleteTree { keys, .. } = action;
+            for key in keys {
+                let _ = writeln!(out, "         {key}");
+            }
+        }
+        Action::Manual(manual) => {
+            for line in &manual.instructions {
+                let _ = writeln!(out, "       by hand: {line}");
+            }
+        }
+        Action::Tag(action) => {
+            let _ = writeln!(out, "       ssh {}: set {}", action.host, action.describe());
+        }
+        Action::Wait(wait) => {
+            let _ = writeln!(
+                out,
+                "       wait up to {}: {}",
+                humantime::format_duration(wait.timeout),
+                join(&wait.until)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::observe::testing::view_led_by;
+    use crate::plan::{Compensation, ParallelGroup, RemoteAction};
+    use crate::runbooks::{self, Params};
+
+    fn command(program: &str) -> Step {
+        Step {
+            id: program.into(),
+            title: format!("Run {program}"),
+            action: Action::Remote(RemoteAction {
+                member: "node1".into(),
+                host: "127.0.0.31".into(),
+                transport: crate::remote::Transport::Ssh,
+                command: crate::remote::HostCommand::new(program),
+                timeout: Duration::from_secs(10),
+            }),
+            gate: Gate::None,
+            prechecks: Vec::new(),
+            verify: None,
+            idempotency: Idempotency::SafeToRepeat,
+        }
+    }
+
+    /// `a`, then `b`–`d` at once, with `undo-a` armed by `a`.
+    fn plan() -> Plan {
+        let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+        let mut plan = runbooks::plan(
+            &target,
+            &view,
+            &Params::Pause(crate::runbooks::pause::Params { wait: true }),
+        )
+        .unwrap();
+        plan.steps = ["a", "b", "c", "d"].into_iter().map(command).collect();
+        plan.parallel = vec![ParallelGroup {
+            steps: vec!["b".into(), "c".into(), "d".into()],
+        }];
+        plan.compensations = vec![Compensation {
+            after: "a".into(),
+            step: command("undo-a"),
+        }];
+        plan
+    }
+
+    #[test]
+    fn steps_in_parallel_and_what_is_undone_are_shown() {
+        let plan = plan();
+        let text = text(&plan, None);
+        for shown in [
+            "  1. Run a\n",
+            "  2. Run b (runs in parallel with steps 3–4)\n",
+            "  3. Run c (runs in parallel with steps 2, 4)\n",
+            "  4. Run d (runs in parallel with steps 2–3)\n",
+            "If it stops here (aborted at a gate or refused by a check; a failed run is left for pgha resume), pgha undoes, the latest first:\n  from step 1 (Run a): Run undo-a\n       ssh 127.0.0.31: undo-a\n",
+        ] {
+            assert!(text.contains(shown), "{shown:?} in\n{text}");
+        }
+        let markdown = markdown(&plan, None);
+        for shown in [
+            "### 3. Run c\n\n- **Runs in parallel** with steps 2, 4 (the group's gates are answered first, in order; then its steps run at once)\n",
+            "\n## If it stops here\n",
+            "\n### From step 1 (Run a): Run undo-a\n\n- **Command** on node1 (`ssh 127.0.0.31`)",
+        ] {
+            assert!(markdown.contains(shown), "{shown:?} in\n{markdown}");
+        }
+        assert!(
+            !markdown.contains("### 1. Run a\n\n- **Runs in parallel**"),
+            "{markdown}"
+        );
+        let json = json(&plan, None);
+        assert!(
+            json.contains("\"parallel\"") && json.contains("\"compensations\""),
+            "{json}"
+        );
+    }
+
+    /// Plans without groups or compensations serialise, and so hash, as before both existed.
+    #[test]
+    fn a_plan_without_them_serialises_as_before() {
+        let plan = Plan {
+            parallel: Vec::new(),
+            compensations: Vec::new(),
+            ..plan()
+        };
+        let value = serde_json::to_value(&plan).unwrap();
+        assert!(value.get("parallel").is_none() && value.get("compensations").is_none());
+        assert!(!markdown(&plan, None).contains("If it stops here"));
+        assert!(!text(&plan, None).contains("in parallel"));
+        let read: Plan = serde_json::from_value(value).unwrap();
+        assert_eq!(read, plan);
+    }
+
+    /// A group is consecutive steps; a step listed in it away from the others runs on its own.
+    #[test]
+    fn batches_are_single_steps_or_consecutive_groups() {
+        let mut plan = plan();
+        assert_eq!(plan.batches(), [0..1, 1..4]);
+        plan.parallel = vec![ParallelGroup {
+            steps: vec!["a".into(), "c".into(), "d".into()],
+        }];
+        assert_eq!(plan.batches(), [0..1, 1..2, 2..4]);
+        plan.parallel.clear();
+        assert_eq!(plan.batches(), [0..1, 1..2, 2..3, 3..4]);
+    }
 }

@@ -20,9 +20,10 @@ pub fn depth(event: &Event) -> Depth {
         Event::RunStarted { .. } | Event::RunResumed { .. } | Event::RunFinished { .. } => {
             Depth::Run
         }
-        Event::Precheck { .. } | Event::StepStarted { .. } | Event::StepSkipped { .. } => {
-            Depth::Step
-        }
+        Event::Precheck { .. }
+        | Event::StepStarted { .. }
+        | Event::StepSkipped { .. }
+        | Event::Compensating { .. } => Depth::Step,
         _ => Depth::WithinStep,
     }
 }
@@ -104,6 +105,9 @@ fn text(event: &Event) -> String {
             format!("{step} done in {seconds:.1}s: {observed}")
         }
         Event::StepFailed { step, reason } => format!("{step} FAILED: {reason}"),
+        Event::Compensating { after, title, .. } => {
+            format!("stopping after {after} started: undoing it: {title}")
+        }
         Event::RunFinished {
             outcome, detail, ..
         } => format!("{}: {detail}", outcome_word(*outcome)),

@@ -18,9 +18,10 @@ pub struct RunFlags {
     /// by hand: see --done)
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
-    /// Confirm a destructive step by the name it asks for (a member or cluster name)
+    /// Confirm a destructive step by the name it asks for (a member or cluster name): repeat
+    /// for each
     #[arg(long, global = true, value_name = "NAME", value_parser = crate::flags::name)]
-    pub confirm: Option<String>,
+    pub confirm: Vec<String>,
     /// A step done by hand (drain, provisioning, load-balancing) is done: repeat for each
     #[arg(long, global = true, value_name = "STEP", value_parser = crate::flags::name)]
     pub done: Vec<String>,

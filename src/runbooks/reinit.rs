@@ -140,7 +140,8 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         ],
     };
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    plan.steps = silenced(
+    silenced(
+        &mut plan,
         target,
         replica,
         &format!("rebuilt from {leader}"),

@@ -146,7 +146,8 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
             member: name.clone(),
         }],
     ));
-    plan.steps.extend(silenced(
+    silenced(
+        &mut plan,
         target,
         leaving,
         "leaving the cluster",
@@ -154,7 +155,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
             .saturating_add(LEAVE_TIMEOUT)
             .saturating_add(SILENCE_MARGIN),
         removal,
-    ));
+    );
     plan.rollback = Some(format!(
         "`pgha scale-up --member {name}`: its data directory was kept, so it rejoins without a full copy when its timeline still fits."
     ));

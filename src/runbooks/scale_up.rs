@@ -166,13 +166,14 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         agreement_step(name),
     ];
     joined.extend(consul_routes_replica(view, name));
-    plan.steps.extend(silenced(
+    silenced(
+        &mut plan,
         target,
         new_member,
         "joining the cluster",
         timeout.saturating_add(SILENCE_MARGIN),
         joined,
-    ));
+    );
     if !registers_services(view) {
         plan.steps.push(load_balancing_step(name));
     }

@@ -55,6 +55,8 @@ pub(crate) fn frame(
         assumes: Vec::new(),
         steps: Vec::new(),
         rollback: None,
+        parallel: Vec::new(),
+        compensations: Vec::new(),
     }
 }
 

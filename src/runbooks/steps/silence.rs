@@ -5,21 +5,24 @@ use std::time::Duration;
 
 use crate::inventory::ClusterTarget;
 use crate::observe::MemberView;
-use crate::plan::{Action, Gate, Idempotency, SilenceAction, Step};
+use crate::plan::{Action, Compensation, Gate, Idempotency, Plan, SilenceAction, Step};
 
-/// Wraps `steps` that make `member` raise alerts (lag, down) in a silence of the inventory's
-/// matchers, created first and expired last. A run that is aborted expires it too; one that dies
-/// leaves it to end by itself after `duration`, so nothing stays muted for good. Without an
-/// Alertmanager in the inventory, the steps alone.
+/// Appends `steps` that make `member` raise alerts (lag, down) to the plan, wrapped in a silence
+/// of the inventory's matchers, created first and expired last. A run aborted or refused once the
+/// silence was created expires it too (a compensation); one that fails or dies leaves it to end
+/// by itself after `duration`, so nothing stays muted for good. Without an Alertmanager in the
+/// inventory, the steps alone.
 pub(crate) fn silenced(
+    plan: &mut Plan,
     target: &ClusterTarget,
     member: &MemberView,
     why: &str,
     duration: Duration,
     steps: Vec<Step>,
-) -> Vec<Step> {
+) {
     let Some(alertmanager) = &target.alertmanager else {
-        return steps;
+        plan.steps.extend(steps);
+        return;
     };
     let host = target
         .member(&member.name)
@@ -63,8 +66,14 @@ pub(crate) fn silenced(
         verify: None,
         idempotency: Idempotency::SafeToRepeat,
     };
-    std::iter::once(create)
-        .chain(steps)
-        .chain(std::iter::once(expire))
-        .collect()
+    plan.compensations.push(Compensation {
+        after: create.id.clone(),
+        step: Step {
+            id: format!("undo-silence-{}", member.name),
+            ..expire.clone()
+        },
+    });
+    plan.steps.push(create);
+    plan.steps.extend(steps);
+    plan.steps.push(expire);
 }
