@@ -1,6 +1,6 @@
 //! `pgha reload [--member M]`: Patroni re-reads its configuration file (and PostgreSQL its
-//! own) on every member, or on one — `patronictl reload`. Nothing stops: each member must still
-//! answer, running or streaming, once it reloaded. A parameter that only a restart applies
+//! own) on every member at once, or on one — `patronictl reload`. Nothing stops: each member
+//! must still answer, running or streaming, once it reloaded. A parameter that only a restart applies
 //! shows as a pending restart in `pgha status`, for `pgha restart --pending-only`.
 
 use std::time::Duration;
@@ -13,7 +13,8 @@ use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::patroni::MemberState;
 use crate::plan::{
-    Action, Check, Gate, Idempotency, PatroniAction, PatroniCall, Plan, Progress, Step, Wait,
+    Action, Check, Gate, Idempotency, ParallelGroup, PatroniAction, PatroniCall, Plan, Progress,
+    Step, Wait,
 };
 
 /// A reload is applied within Patroni's next loop (`loop_wait`, 10 s by default).
@@ -72,6 +73,12 @@ impl Runbook for Reload {
         plan.steps[0].gate = Gate::Confirm {
             question: format!("Reload the configuration of {}?", names.join(", ")),
         };
+        // Each member reads its own file: nothing orders them (patronictl reloads all at once).
+        if plan.steps.len() > 1 {
+            plan.parallel.push(ParallelGroup {
+                steps: plan.steps.iter().map(|step| step.id.clone()).collect(),
+            });
+        }
         plan.rollback = Some(
             "restore the previous configuration file on the member, then `pgha reload --member NAME` again".into(),
         );
@@ -140,6 +147,7 @@ mod tests {
         let plan = plan_for(&target, &view, None).unwrap();
         let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
         assert_eq!(ids, ["reload-node1", "reload-node2", "reload-node3"]);
+        assert_eq!(plan.batches(), [0..3], "the three at once");
         assert!(matches!(plan.steps[0].gate, Gate::Confirm { .. }));
         assert!(plan.steps[1..].iter().all(|step| step.gate == Gate::None));
         assert!(plan.typed_confirmations().is_empty(), "nothing destructive");
@@ -157,6 +165,7 @@ mod tests {
         let (target, view) = lab();
         let plan = plan_for(&target, &view, Some("node2")).unwrap();
         assert_eq!(plan.steps.len(), 1);
+        assert!(plan.parallel.is_empty());
         assert_eq!(plan.steps[0].id, "reload-node2");
         let error = plan_for(&target, &view, Some("node9")).unwrap_err();
         assert!(matches!(error, PlanError::UnknownMember { .. }), "{error}");

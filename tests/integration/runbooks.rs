@@ -225,6 +225,20 @@ fn without_a_terminal_pgha_refuses_before_doing_anything() {
         run.one_error_line()
             .contains(&format!("pass --confirm {replica} (--yes is not enough)"))
     );
+    // Each destructive gate is answered by its own name only: another member's is refused.
+    let leader = guard.lab.leader();
+    let run = runbook(guard.lab, runs.path())
+        .args(["reinit", "--member", &replica, "--yes"])
+        .args(["--confirm", &leader, "--confirm", &replica])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.one_error_line().contains(&format!(
+            "--confirm {leader} does not match what the destructive steps ask for ({replica})"
+        )),
+        "{}",
+        run.stderr()
+    );
     assert!(std::fs::read_dir(runs.path()).map_or(true, |mut entries| entries.next().is_none()));
 }
 
@@ -269,8 +283,9 @@ fn pause_and_resume_verify_every_member() {
 }
 
 /// The runbook written to show the contract (its file, its registry line, its plan in
-/// runbooks/, its tests): every member accepts `POST /reload` (202: Patroni schedules it for
-/// its next loop) and serves again, and a reload restarts nothing.
+/// runbooks/, its tests), and the engine's parallel group on a real cluster: the three reloads
+/// start before any ends, each member accepts `POST /reload` (202: Patroni schedules it for its
+/// next loop) and serves again, and a reload restarts nothing.
 #[test]
 fn reload_reaches_every_member_and_restarts_nothing() {
     let guard = Lab::shared().exclusive();
@@ -299,6 +314,16 @@ fn reload_reaches_every_member_and_restarts_nothing() {
             ("reload-node2", 202),
             ("reload-node3", 202)
         ]
+    );
+    let step_events: Vec<&str> = events
+        .iter()
+        .filter_map(|event| event["event"].as_str())
+        .filter(|kind| kind.starts_with("step_"))
+        .collect();
+    assert_eq!(
+        step_events[..3],
+        ["step_started", "step_started", "step_started"],
+        "all three at once: {step_events:?}"
     );
     assert_eq!(last_event(&events)["outcome"], "succeeded");
     assert_eq!(fingerprint(lab), before, "a reload restarts nothing");
@@ -608,6 +633,11 @@ fn a_reinit_aborted_at_its_gate_expires_its_silence() {
     );
     assert_eq!(lab.silence_state(&silence), "expired");
     let events = journal(runs.path(), &only_run(runs.path()));
+    let undone = events
+        .iter()
+        .find(|event| event["event"] == "compensating")
+        .expect("the silence's expiry runs as the plan's declared compensation");
+    assert_eq!(undone["step"], format!("undo-silence-{replica}"));
     assert!(
         events
             .iter()
