@@ -474,17 +474,8 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         if siblings_stopped.is_some_and(|stopped| stopped.get() || self.interrupted()) {
             return Acted::NotStarted;
         }
-        if step.action.mutates()
-            && self
-                .lease_lost
-                .as_ref()
-                .is_some_and(|lost| lost.load(Ordering::SeqCst))
-        {
-            return Acted::Stop(self.fail(
-                step,
-                Outcome::Failed,
-                "the run's lock in Consul was lost (its session could not be renewed): stopped before this step, which was not started; `pgha resume` takes the lock again",
-            ));
+        if let Err(finish) = self.lock_still_held(step) {
+            return Acted::Stop(finish);
         }
         let started = Instant::now();
         self.emit(&Event::StepStarted {
@@ -507,24 +498,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 format!("{lost}: stopped before this step changed anything; `pgha resume` continues once that is fixed"),
             ));
         }
-        let acted = match &step.action {
-            Action::Patroni(action) => self.call_patroni(step, action).await,
-            Action::Sql(action) => match self.world.sql(action).await {
-                Ok(()) => Ok(String::from("done")),
-                Err(error) => {
-                    let outcome = outcome_of(error.exit());
-                    Err(self.fail(step, outcome, error.to_string()))
-                }
-            },
-            Action::Remote(action) => self.run_command(step, action).await,
-            Action::Tag(action) => self.tag(step, action).await,
-            Action::Silence(action) => self.silence(step, action).await,
-            Action::Consul(action) => self.call_consul(step, action).await,
-            // The gate was the operator saying it is done.
-            Action::Manual(_) => Ok(format!("confirmed by {}", self.policy.operator)),
-            Action::Wait(wait) => self.wait(step, wait).await,
-        };
-        let mut observed = match acted {
+        let mut observed = match self.perform(step).await {
             Ok(observed) => observed,
             Err(finish) => return Acted::Stop(finish),
         };
@@ -540,6 +514,43 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             observed,
         });
         Acted::Done
+    }
+
+    /// A mutating step starts only while the run's lock in Consul is held.
+    fn lock_still_held(&self, step: &Step) -> Result<(), Finish> {
+        let lost = self
+            .lease_lost
+            .as_ref()
+            .is_some_and(|lost| lost.load(Ordering::SeqCst));
+        if step.action.mutates() && lost {
+            return Err(self.fail(
+                step,
+                Outcome::Failed,
+                "the run's lock in Consul was lost (its session could not be renewed): stopped before this step, which was not started; `pgha resume` takes the lock again",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The step's action, once: what it observed, or how the run stops.
+    async fn perform(&self, step: &Step) -> Result<String, Finish> {
+        match &step.action {
+            Action::Patroni(action) => self.call_patroni(step, action).await,
+            Action::Sql(action) => match self.world.sql(action).await {
+                Ok(()) => Ok(String::from("done")),
+                Err(error) => {
+                    let outcome = outcome_of(error.exit());
+                    Err(self.fail(step, outcome, error.to_string()))
+                }
+            },
+            Action::Remote(action) => self.run_command(step, action).await,
+            Action::Tag(action) => self.tag(step, action).await,
+            Action::Silence(action) => self.silence(step, action).await,
+            Action::Consul(action) => self.call_consul(step, action).await,
+            // The gate was the operator saying it is done.
+            Action::Manual(_) => Ok(format!("confirmed by {}", self.policy.operator)),
+            Action::Wait(wait) => self.wait(step, wait).await,
+        }
     }
 
     /// Answers a gate; `Some` when the run must stop.
@@ -625,29 +636,26 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                     ))
                 }
             }
-            Err(error) if error.is_unreachable() => {
-                // Sent, perhaps received: the cluster will tell.
-                self.emit(&Event::ActionLost {
-                    step: step.id.clone(),
-                    error: error.to_string(),
-                });
-                Ok(format!("no answer ({error}); verifying by observation"))
-            }
+            // Sent, perhaps received: the cluster will tell.
+            Err(error) if error.is_unreachable() => Ok(self.answer_lost(step, &error)),
             Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
         }
+    }
+
+    /// A write whose answer never came: journalled, then settled by the step's verification.
+    fn answer_lost(&self, step: &Step, error: &dyn std::fmt::Display) -> String {
+        self.emit(&Event::ActionLost {
+            step: step.id.clone(),
+            error: error.to_string(),
+        });
+        format!("no answer ({error}); verifying by observation")
     }
 
     /// One Consul write. A lost answer is settled by the step's verification, like a REST call.
     async fn call_consul(&self, step: &Step, action: &ConsulAction) -> Result<String, Finish> {
         match self.world.consul(action).await {
             Ok(()) => Ok(format!("{}: done", action.request_line())),
-            Err(error @ ConsulError::Unreachable { .. }) => {
-                self.emit(&Event::ActionLost {
-                    step: step.id.clone(),
-                    error: error.to_string(),
-                });
-                Ok(format!("no answer ({error}); verifying by observation"))
-            }
+            Err(error @ ConsulError::Unreachable { .. }) => Ok(self.answer_lost(step, &error)),
             Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
         }
     }

@@ -137,51 +137,18 @@ pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryEr
         "Patroni's REST credentials belong in restapi.authentication or ctl.authentication",
     )
     .map_err(|reason| invalid(address_field, &reason))?;
-    let auth = file
-        .ctl
-        .authentication
-        .or(restapi.authentication)
-        .map(|authentication| BasicAuth {
-            username: authentication.username,
-            password: Secret::new(authentication.password),
-        });
-    let has_client_cert = file.ctl.certfile.is_some();
-    let defaults = RestSettings::default();
-    let rest = RestSettings {
-        auth,
-        tls: TlsSettings {
-            ca_file: file
-                .ctl
-                .cacert
-                .or(restapi.cafile)
-                .map(|ca| resolve_path(&base, &ca)),
-            client_cert: file.ctl.certfile.map(|cert| resolve_path(&base, &cert)),
-            client_key: file.ctl.keyfile.map(|key| resolve_path(&base, &key)),
-            verify: has_client_cert || !file.ctl.insecure,
-        },
-        connect_timeout: selector.connect_timeout.unwrap_or(defaults.connect_timeout),
-        request_timeout: selector.request_timeout.unwrap_or(defaults.request_timeout),
-        write_timeout: defaults.write_timeout,
-    };
+    let rest = rest_settings(file.ctl, restapi, &base, selector);
     let timeouts = super::consul::Timeouts {
         connect: rest.connect_timeout,
         request: rest.request_timeout,
     };
-    let consul = match file.consul {
-        Some(section) => {
-            let field = if section.url.is_some() {
-                "consul.url"
-            } else {
-                "consul.host"
-            };
-            Some(
-                section
-                    .settings(&base, file.namespace.as_deref(), timeouts)
-                    .map_err(|reason| invalid(field, &reason))?,
-            )
-        }
-        None => super::consul::from_environment(timeouts, &super::consul::process_env)?,
-    };
+    let consul = consul_settings(
+        file.consul,
+        file.namespace.as_deref(),
+        &base,
+        timeouts,
+        &invalid,
+    )?;
     Ok(Seed {
         url,
         scope: file.scope,
@@ -189,6 +156,63 @@ pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryEr
         consul,
         origin: path.display().to_string(),
     })
+}
+
+/// How pgha reaches the REST API as patronictl would: `ctl:` first, then `restapi:`.
+fn rest_settings(
+    ctl: CtlSection,
+    restapi: RestApiSection,
+    base: &Path,
+    selector: &Selector,
+) -> RestSettings {
+    let auth = ctl
+        .authentication
+        .or(restapi.authentication)
+        .map(|authentication| BasicAuth {
+            username: authentication.username,
+            password: Secret::new(authentication.password),
+        });
+    let has_client_cert = ctl.certfile.is_some();
+    let defaults = RestSettings::default();
+    RestSettings {
+        auth,
+        tls: TlsSettings {
+            ca_file: ctl
+                .cacert
+                .or(restapi.cafile)
+                .map(|ca| resolve_path(base, &ca)),
+            client_cert: ctl.certfile.map(|cert| resolve_path(base, &cert)),
+            client_key: ctl.keyfile.map(|key| resolve_path(base, &key)),
+            verify: has_client_cert || !ctl.insecure,
+        },
+        connect_timeout: selector.connect_timeout.unwrap_or(defaults.connect_timeout),
+        request_timeout: selector.request_timeout.unwrap_or(defaults.request_timeout),
+        write_timeout: defaults.write_timeout,
+    }
+}
+
+/// The Consul agent Patroni uses: its `consul:` section, else the environment's.
+fn consul_settings(
+    section: Option<ConsulSection>,
+    namespace: Option<&str>,
+    base: &Path,
+    timeouts: super::consul::Timeouts,
+    invalid: &dyn Fn(&str, &str) -> InventoryError,
+) -> Result<Option<ConsulSettings>, InventoryError> {
+    match section {
+        Some(section) => {
+            let field = if section.url.is_some() {
+                "consul.url"
+            } else {
+                "consul.host"
+            };
+            section
+                .settings(base, namespace, timeouts)
+                .map(Some)
+                .map_err(|reason| invalid(field, &reason))
+        }
+        None => super::consul::from_environment(timeouts, &super::consul::process_env),
+    }
 }
 
 /// `listen: 0.0.0.0:8008` is not an address to connect to; this machine is.

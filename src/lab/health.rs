@@ -86,36 +86,41 @@ pub(super) async fn wait_until_healthy(
         {
             return Ok(view);
         }
-        for member in &running {
-            let daemon = member_daemon(layout, state, member, run_as);
-            if daemon.running_pid().is_none() {
-                return Err(LabError::StartFailed {
-                    component: format!("Patroni of {}", member.name),
-                    log_tail: daemon.log_tail(25),
-                });
-            }
+        if let Some(dead) = running.iter().find(|member| {
+            member_daemon(layout, state, member, run_as)
+                .running_pid()
+                .is_none()
+        }) {
+            return Err(LabError::StartFailed {
+                component: format!("Patroni of {}", dead.name),
+                log_tail: member_daemon(layout, state, dead, run_as).log_tail(25),
+            });
         }
         if started.elapsed() >= wait {
-            let log_tails = running
-                .iter()
-                .map(|member| {
-                    format!(
-                        "--- {} ({}):\n{}",
-                        member.name,
-                        layout.member(&member.name).join("patroni.log").display(),
-                        member_daemon(layout, state, member, run_as).log_tail(12)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
             return Err(LabError::NotHealthy {
                 waited: wait,
                 summary,
-                log_tails,
+                log_tails: log_tails(layout, state, &running, run_as),
             });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The end of each member's Patroni log, for a lab that did not become healthy.
+fn log_tails(layout: &Layout, state: &LabState, members: &[LabMember], run_as: RunAs) -> String {
+    members
+        .iter()
+        .map(|member| {
+            format!(
+                "--- {} ({}):\n{}",
+                member.name,
+                layout.member(&member.name).join("patroni.log").display(),
+                member_daemon(layout, state, member, run_as).log_tail(12)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub(super) fn summarize(view: &ClusterView) -> String {

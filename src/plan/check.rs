@@ -120,28 +120,8 @@ impl Check {
             }
             Check::NotLeader { member } => not_leader(view, member),
             Check::Reachable { member } => with_member(view, member, reachable),
-            Check::Unreachable { member } => with_member(view, member, |view| {
-                let verdict = reachable(view);
-                Verdict::new(
-                    !verdict.passed,
-                    if verdict.passed {
-                        "its REST API still answers".to_string()
-                    } else {
-                        verdict.observed
-                    },
-                )
-            }),
-            Check::Registered { member } => with_member(view, member, |view| {
-                let registered = view.dcs.is_some();
-                Verdict::new(
-                    registered,
-                    if registered {
-                        "registered in the DCS"
-                    } else {
-                        "not registered in the DCS"
-                    },
-                )
-            }),
+            Check::Unreachable { member } => with_member(view, member, unreachable),
+            Check::Registered { member } => with_member(view, member, registered),
             Check::NotRegistered { member } => not_registered(view, member),
             Check::TopologyAgreed => topology_agreed(view),
             Check::StateIn { member, states } => with_member(view, member, |view| {
@@ -169,14 +149,7 @@ impl Check {
             Check::RestartedSince { member, before } => {
                 with_member(view, member, |view| restarted_since(member, view, before))
             }
-            Check::TimelineAbove { timeline } => {
-                let current = cluster_timeline(view);
-                let observed = current.map_or_else(
-                    || "timeline unknown".into(),
-                    |current| format!("timeline {current}"),
-                );
-                Verdict::new(current.is_some_and(|current| current > *timeline), observed)
-            }
+            Check::TimelineAbove { timeline } => timeline_above(view, *timeline),
             Check::SystemIdentifier { identifier } => {
                 let current = view.system_identifier.as_deref().unwrap_or("unknown");
                 Verdict::new(
@@ -185,17 +158,7 @@ impl Check {
                 )
             }
             Check::SwitchoverScheduled { to } => switchover_scheduled(view, to),
-            Check::NoPendingRestart { member } => with_member(view, member, |view| {
-                let pending = view.pending_restart();
-                Verdict::new(
-                    !pending,
-                    if pending {
-                        "restart pending"
-                    } else {
-                        "no restart pending"
-                    },
-                )
-            }),
+            Check::NoPendingRestart { member } => with_member(view, member, no_pending_restart),
             Check::ConsulPassing { .. }
             | Check::ConsulDeregistered { .. }
             | Check::ConsulServes { .. }
@@ -204,6 +167,51 @@ impl Check {
             Check::All { checks } => combined(checks, view, true),
         }
     }
+}
+
+fn unreachable(view: &MemberView) -> Verdict {
+    let verdict = reachable(view);
+    Verdict::new(
+        !verdict.passed,
+        if verdict.passed {
+            "its REST API still answers".to_string()
+        } else {
+            verdict.observed
+        },
+    )
+}
+
+fn registered(view: &MemberView) -> Verdict {
+    let registered = view.dcs.is_some();
+    Verdict::new(
+        registered,
+        if registered {
+            "registered in the DCS"
+        } else {
+            "not registered in the DCS"
+        },
+    )
+}
+
+fn timeline_above(view: &ClusterView, timeline: u32) -> Verdict {
+    let current = cluster_timeline(view);
+    let observed = current.map_or_else(
+        || "timeline unknown".into(),
+        |current| format!("timeline {current}"),
+    );
+    Verdict::new(current.is_some_and(|current| current > timeline), observed)
+}
+
+fn no_pending_restart(view: &MemberView) -> Verdict {
+    let pending = view.pending_restart();
+    Verdict::new(
+        !pending,
+        if pending {
+            "restart pending"
+        } else {
+            "no restart pending"
+        },
+    )
 }
 
 impl Check {

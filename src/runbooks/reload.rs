@@ -147,7 +147,7 @@ mod tests {
         let plan = plan_for(&target, &view, None).unwrap();
         let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
         assert_eq!(ids, ["reload-node1", "reload-node2", "reload-node3"]);
-        assert_eq!(plan.batches(), [0..3], "the three at once");
+        assert_eq!(plan.batches(), vec![0..3], "the three at once");
         assert!(matches!(plan.steps[0].gate, Gate::Confirm { .. }));
         assert!(plan.steps[1..].iter().all(|step| step.gate == Gate::None));
         assert!(plan.typed_confirmations().is_empty(), "nothing destructive");
