@@ -23,6 +23,7 @@ pub mod commands;
 pub mod consul;
 pub mod duration;
 pub mod error;
+pub mod etcd;
 pub mod exec;
 pub mod exit;
 pub mod flags;
