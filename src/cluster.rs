@@ -5,6 +5,7 @@
 
 use crate::consul::ConsulClient;
 use crate::error::Error;
+use crate::etcd::EtcdClient;
 use crate::exec::LiveCluster;
 use crate::inventory::{self, ClusterTarget, Selector};
 use crate::observe::{self, ClusterView, ObserveError};
@@ -18,6 +19,8 @@ pub struct Connection {
     pub client: PatroniClient,
     /// The agent, when Consul is the DCS.
     pub consul: Option<ConsulClient>,
+    /// The etcd cluster, when etcd is the DCS and pgha knows where it is.
+    pub etcd: Option<EtcdClient>,
 }
 
 impl Connection {
@@ -25,15 +28,25 @@ impl Connection {
         let target = inventory::resolve(selector).await?;
         let client = PatroniClient::new(&target.rest)?;
         let consul = consul_client(&target, &client)?;
+        let etcd = etcd_client(&target, &client)?;
         Ok(Connection {
             target,
             client,
             consul,
+            etcd,
         })
     }
 
     pub async fn observe(&self) -> Result<ClusterView, ObserveError> {
-        observe::observe(&self.target, &self.client, self.consul.as_ref()).await
+        observe::observe(
+            &self.target,
+            &self.client,
+            observe::DcsClients {
+                consul: self.consul.as_ref(),
+                etcd: self.etcd.as_ref(),
+            },
+        )
+        .await
     }
 
     /// The world a runbook acts on: this connection, plus SQL and SSH where the inventory says.
@@ -42,6 +55,7 @@ impl Connection {
             target,
             client,
             consul,
+            etcd,
         } = self;
         let ssh = Ssh::new(
             target.ssh.clone(),
@@ -55,6 +69,7 @@ impl Connection {
             sql: target.postgres.clone().map(Sql::new),
             ssh,
             consul,
+            etcd,
             masker: masker(&target),
             client,
             target,
@@ -77,6 +92,24 @@ fn consul_client(
         ConsulClient::with_http(settings, patroni.http())?
     } else {
         ConsulClient::new(settings)?
+    }))
+}
+
+/// The etcd client, when etcd is the cluster's DCS; like Consul's, over the REST client's HTTP
+/// setup when the TLS settings match.
+fn etcd_client(
+    target: &ClusterTarget,
+    patroni: &PatroniClient,
+) -> Result<Option<EtcdClient>, Error> {
+    let Some(settings) = &target.etcd else {
+        return Ok(None);
+    };
+    let same_transport =
+        settings.tls == target.rest.tls && settings.connect_timeout == target.rest.connect_timeout;
+    Ok(Some(if same_transport {
+        EtcdClient::with_http(settings, patroni.http())?
+    } else {
+        EtcdClient::new(settings)?
     }))
 }
 

@@ -209,7 +209,7 @@ async fn cluster_wide_source(
     target: &ClusterTarget,
     client: &PatroniClient,
 ) -> Result<String, Error> {
-    let view = observe::observe(target, client, None).await?;
+    let view = observe::observe(target, client, observe::DcsClients::default()).await?;
     let member = view
         .members
         .iter()

@@ -28,6 +28,8 @@ pub enum Error {
     #[error(transparent)]
     Consul(#[from] ConsulError),
     #[error(transparent)]
+    Etcd(#[from] crate::etcd::EtcdError),
+    #[error(transparent)]
     Sql(#[from] SqlError),
     /// The invocation cannot be carried out as given; nothing was done.
     #[error("{0}")]
@@ -49,6 +51,7 @@ impl Error {
             Error::Plan(error) => error.exit(),
             Error::Journal(error) => error.exit(),
             Error::Consul(error) => error.exit(),
+            Error::Etcd(error) => error.exit(),
             Error::Sql(error) => error.exit(),
             Error::BadInput(_) => Exit::BadInput,
             Error::Refused(_) => Exit::PrecheckRefused,

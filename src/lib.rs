@@ -21,6 +21,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod consul;
+pub mod dcs;
 pub mod duration;
 pub mod error;
 pub mod etcd;

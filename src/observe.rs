@@ -4,6 +4,7 @@
 //! as typed warnings, never smoothed over: at 3 a.m. they are the news.
 
 pub mod consul;
+pub mod etcd;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,8 +12,10 @@ use futures::future::join_all;
 use serde::Serialize;
 
 pub use consul::ConsulView;
+pub use etcd::EtcdView;
 
 use crate::consul::ConsulClient;
+use crate::etcd::EtcdClient;
 use crate::exit::Exit;
 use crate::inventory::{ClusterTarget, MemberTarget};
 use crate::patroni::model::ScheduledSwitchover;
@@ -45,6 +48,8 @@ pub struct ClusterView {
     pub topology_from: Option<String>,
     /// What Consul says, when the cluster's DCS is Consul.
     pub consul: Option<ConsulView>,
+    /// What etcd says, when the cluster's DCS is etcd and pgha knows where it is.
+    pub etcd: Option<EtcdView>,
 }
 
 /// One member: its own answer and the DCS entry the cluster view shows for it.
@@ -105,6 +110,12 @@ pub enum Warning {
     ConsulCheckFailing { member: String, message: String },
     /// Consul lists an instance of the service that is no member (a dead node not yet reaped).
     ConsulNotMember { instance: String, message: String },
+    /// etcd's keys could not be read; Patroni's view is shown alone.
+    EtcdUnreachable { message: String },
+    /// Too few etcd members follow a leader: Patroni cannot keep the leader key.
+    EtcdNoQuorum { message: String },
+    /// The leader key is held by a member whose REST API does not answer.
+    LeaderUnreachable { member: String, message: String },
 }
 
 impl Warning {
@@ -122,7 +133,10 @@ impl Warning {
             | Warning::ConsulNotRegistered { message, .. }
             | Warning::ConsulWrongTag { message, .. }
             | Warning::ConsulCheckFailing { message, .. }
-            | Warning::ConsulNotMember { message, .. } => message,
+            | Warning::ConsulNotMember { message, .. }
+            | Warning::EtcdUnreachable { message }
+            | Warning::EtcdNoQuorum { message }
+            | Warning::LeaderUnreachable { message, .. } => message,
         }
     }
 
@@ -134,7 +148,9 @@ impl Warning {
             Warning::NoLeader { .. }
             | Warning::LeaderDisagreement { .. }
             | Warning::IdentityMismatch { .. }
-            | Warning::DcsUnreachable { critical: true, .. } => Severity::Critical,
+            | Warning::DcsUnreachable { critical: true, .. }
+            | Warning::EtcdNoQuorum { .. }
+            | Warning::LeaderUnreachable { .. } => Severity::Critical,
             Warning::MemberUnreachable { .. }
             | Warning::MembershipDisagreement { .. }
             | Warning::DcsUnreachable {
@@ -144,7 +160,8 @@ impl Warning {
             | Warning::ConsulUnreachable { .. }
             | Warning::ConsulNotRegistered { .. }
             | Warning::ConsulWrongTag { .. }
-            | Warning::ConsulCheckFailing { .. } => Severity::Warning,
+            | Warning::ConsulCheckFailing { .. }
+            | Warning::EtcdUnreachable { .. } => Severity::Warning,
             Warning::NotInInventory { .. } | Warning::ConsulNotMember { .. } => Severity::Info,
         }
     }
@@ -192,13 +209,22 @@ impl ObserveError {
     }
 }
 
-/// Asks every member for `/patroni` and `/cluster`, and Consul for the cluster's service and
-/// keys when it is the DCS, all concurrently; never waits longer than the request timeouts.
+/// The DCS clients an observation reads besides the members (whichever the cluster uses).
+#[derive(Clone, Copy, Default)]
+pub struct DcsClients<'a> {
+    pub consul: Option<&'a ConsulClient>,
+    pub etcd: Option<&'a EtcdClient>,
+}
+
+/// Asks every member for `/patroni` and `/cluster`, and the DCS (Consul's service and keys, or
+/// etcd's keys and members) when pgha reaches it, all concurrently; never waits longer than
+/// the request timeouts.
 pub async fn observe(
     target: &ClusterTarget,
     client: &PatroniClient,
-    consul: Option<&ConsulClient>,
+    dcs: DcsClients<'_>,
 ) -> Result<ClusterView, ObserveError> {
+    let consul = dcs.consul;
     let members = join_all(target.members.iter().map(|member| async move {
         let (status, topology) = tokio::join!(
             client.status(&member.api_url),
@@ -218,24 +244,44 @@ pub async fn observe(
             _ => None,
         }
     };
-    let (observations, consul_view) = tokio::join!(members, consul_view);
-    // With every Patroni stopped (before a KV tree delete, for one) Consul still describes the
+    let etcd_view = async {
+        match dcs.etcd {
+            Some(client) => Some(etcd::read(client, &target.scope).await),
+            None => None,
+        }
+    };
+    let (observations, consul_view, etcd_view) = tokio::join!(members, consul_view, etcd_view);
+    // With every Patroni stopped (before a tree delete, for one) the DCS still describes the
     // cluster: the view stands on its word, every member unreachable.
-    let consul_answered = consul_view
+    let dcs_answered = consul_view
         .as_ref()
-        .is_some_and(|consul_view| consul_view.instances.is_ok());
+        .is_some_and(|consul_view| consul_view.instances.is_ok())
+        || etcd_view
+            .as_ref()
+            .is_some_and(|etcd_view| etcd_view.keys.is_ok());
     match refuse_if_nobody_answered(target, &observations) {
-        Err(ObserveError::NoMemberAnswered { .. }) if consul_answered => {}
+        Err(ObserveError::NoMemberAnswered { .. }) if dcs_answered => {}
         other => other?,
     }
-    let mut view = merge_answers(target, observations);
+    let from_etcd = etcd_view.as_ref().and_then(EtcdView::topology);
+    let mut view = merge_answers(target, observations, from_etcd);
     if let Some(consul_view) = consul_view {
         consul::check(&mut view, &consul_view);
-        order_warnings(&mut view.warnings);
         view.consul = Some(consul_view);
     }
+    if let Some(etcd_view) = etcd_view {
+        etcd::check(&mut view, &etcd_view);
+        if view.system_identifier.is_none() {
+            view.system_identifier = etcd_view.system_identifier();
+        }
+        view.etcd = Some(etcd_view);
+    }
+    order_warnings(&mut view.warnings);
     Ok(view)
 }
+
+/// `topology_from` when the view stands on the DCS's keys, no member's `/cluster` answering.
+pub const DCS_KEYS: &str = "the DCS keys";
 
 /// Merges the members' answers. Pure: tests feed it recorded answers.
 pub fn merge(
@@ -243,13 +289,20 @@ pub fn merge(
     observations: Vec<MemberObservation>,
 ) -> Result<ClusterView, ObserveError> {
     refuse_if_nobody_answered(target, &observations)?;
-    Ok(merge_answers(target, observations))
+    Ok(merge_answers(target, observations, None))
 }
 
-fn merge_answers(target: &ClusterTarget, observations: Vec<MemberObservation>) -> ClusterView {
+/// Merges the members' answers; `from_dcs` is the cluster as the DCS's keys describe it, shown
+/// when no member's `/cluster` answered.
+fn merge_answers(
+    target: &ClusterTarget,
+    observations: Vec<MemberObservation>,
+    from_dcs: Option<ClusterTopology>,
+) -> ClusterView {
     let mut warnings = Vec::new();
     let reference = reference_topology(&observations)
-        .map(|(name, topology)| (name.to_string(), topology.clone()));
+        .map(|(name, topology)| (name.to_string(), topology.clone()))
+        .or_else(|| from_dcs.map(|topology| (DCS_KEYS.to_string(), topology)));
     let topology = reference.as_ref().map(|(_, topology)| topology);
     let leader = topology
         .and_then(ClusterTopology::leader)
@@ -309,6 +362,7 @@ fn merge_answers(target: &ClusterTarget, observations: Vec<MemberObservation>) -
         warnings,
         topology_from: reference.map(|(name, _)| name),
         consul: None,
+        etcd: None,
     }
 }
 
@@ -861,6 +915,7 @@ pub(crate) mod testing {
             service: None,
             alertmanager: None,
             consul: None,
+            etcd: None,
             origin: "test inventory".into(),
             members_from: crate::inventory::MemberSource::Inventory,
         }

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::cluster::Connection;
-use crate::consul::{ConsulLock, LockHolder};
+use crate::consul::ConsulLock;
+use crate::dcs::{DcsLock, LockHolder};
 use crate::error::Error;
+use crate::etcd::EtcdLock;
 use crate::exec::{
     self, Event, EventSink, Executor, Finish, GatePolicy, LiveCluster, Observer, Outcome,
     ResumePoint, Sinks, TerminalPrompt,
@@ -195,11 +197,11 @@ fn started_event(
 }
 
 /// The locks a run holds while it may change the cluster: the run store's, keyed on what the
-/// cluster is, and, where Consul is reachable, one in Consul — so that two operators on two
-/// machines cannot run runbooks on one cluster at once.
+/// cluster is, and one in the cluster's DCS where pgha reaches it (Consul, or etcd) — so that two
+/// operators on two machines cannot run runbooks on one cluster at once.
 pub(crate) struct Held {
     _local: ClusterLock,
-    consul: Option<ConsulLock>,
+    dcs: Option<DcsLock>,
 }
 
 impl Held {
@@ -212,29 +214,30 @@ impl Held {
         operator: &str,
     ) -> Result<Held, Error> {
         let local = store.lock(identity, &plan.cluster, run_id)?;
-        let consul = match &world.consul {
-            None => None,
-            Some(client) => {
-                let holder = LockHolder {
-                    run_id: run_id.into(),
-                    operator: operator.into(),
-                    host: journal::hostname(),
-                    pid: std::process::id(),
-                    since: journal::now(),
-                };
-                let lock = ConsulLock::acquire(client, &plan.scope, &holder).await?;
-                tracing::info!("holding the Consul lock {}", lock.key());
-                Some(lock)
-            }
+        let holder = LockHolder {
+            run_id: run_id.into(),
+            operator: operator.into(),
+            host: journal::hostname(),
+            pid: std::process::id(),
+            since: journal::now(),
         };
-        Ok(Held {
-            _local: local,
-            consul,
-        })
+        let dcs = match (&world.consul, &world.etcd) {
+            (Some(client), _) => Some(DcsLock::Consul(
+                ConsulLock::acquire(client, &plan.scope, &holder).await?,
+            )),
+            (None, Some(client)) => Some(DcsLock::Etcd(
+                EtcdLock::acquire(client, client.lock_key(&plan.scope), &holder).await?,
+            )),
+            (None, None) => None,
+        };
+        if let Some(lock) = &dcs {
+            tracing::info!("holding {}", lock.describe());
+        }
+        Ok(Held { _local: local, dcs })
     }
 
     async fn release(self) {
-        if let Some(lock) = self.consul {
+        if let Some(lock) = self.dcs {
             lock.release().await;
         }
     }
@@ -280,7 +283,7 @@ impl Execution<'_> {
             }
             let finish = match refused {
                 Some(finish) => finish,
-                None => self.execute(held.consul.as_ref(), &mut sinks).await,
+                None => self.execute(held.dcs.as_ref(), &mut sinks).await,
             };
             sinks.emit(&Event::RunFinished {
                 outcome: finish.outcome,
@@ -293,7 +296,7 @@ impl Execution<'_> {
         conclude(run_id, &journal, &finish)
     }
 
-    async fn execute(self, lease: Option<&ConsulLock>, sink: &mut dyn EventSink) -> Finish {
+    async fn execute(self, lease: Option<&DcsLock>, sink: &mut dyn EventSink) -> Finish {
         let run_label = format!("pgha run {} by {}", self.run_id, self.policy.operator);
         let interrupt = listen_for_ctrl_c(self.run_id);
         let mut executor = Executor::new(
@@ -304,7 +307,7 @@ impl Execution<'_> {
             interrupt.receiver,
         )
         .with_run_label(run_label)
-        .with_lease(lease.map(ConsulLock::lost_flag));
+        .with_lease(lease.map(DcsLock::lost_flag));
         let finish = executor.run(self.plan, &self.point).await;
         interrupt.listener.abort();
         finish

@@ -10,23 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::{ConsulClient, ConsulError};
+use crate::dcs::LockHolder;
 use crate::ui::printable;
 
 /// Renewed every TTL/2; Consul ends the session 2 × TTL after the last renewal.
 pub const LOCK_TTL: Duration = Duration::from_secs(15);
-
-/// Who holds a lock: the value of the lock key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockHolder {
-    pub run_id: String,
-    pub operator: String,
-    pub host: String,
-    pub pid: u32,
-    pub since: String,
-}
 
 /// Held while a run executes. `release` ends it at once; dropping it stops the renewals and
 /// lets Consul end it within 2 × TTL.
@@ -64,20 +53,10 @@ impl ConsulLock {
         if !acquired {
             let _ = client.destroy_session(&session).await;
             let current = client.get(&key).await.ok().flatten();
-            let holder = current.and_then(|entry| {
-                serde_json::from_slice::<LockHolder>(entry.value.as_deref()?).ok()
-            });
+            let value = current.and_then(|entry| entry.value).unwrap_or_default();
             return Err(ConsulError::LockHeld {
                 key,
-                holder: holder.map_or_else(
-                    || "an unknown holder".to_string(),
-                    |holder| {
-                        format!(
-                            "run {} of {} on {} (pid {}, since {})",
-                            holder.run_id, holder.operator, holder.host, holder.pid, holder.since
-                        )
-                    },
-                ),
+                holder: LockHolder::describe(&value),
             });
         }
         let lost = Arc::new(AtomicBool::new(false));

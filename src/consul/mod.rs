@@ -14,7 +14,7 @@ pub mod model;
 use std::time::Duration;
 
 pub use client::ConsulClient;
-pub use lock::{ConsulLock, LockHolder};
+pub use lock::ConsulLock;
 pub use model::{Check, CheckStatus, KvEntry, ServiceInstance};
 
 use crate::exit::Exit;

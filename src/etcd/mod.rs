@@ -9,7 +9,13 @@
 //! The rule from running Patroni on etcd: a cluster's tree is deleted by a prefix ending in `/`
 //! (`/service/geo` would also delete `/service/geo2/…`).
 
+mod client;
+pub mod lock;
+
 use std::time::Duration;
+
+pub use client::{EndpointStatus, EtcdClient, KeyValue};
+pub use lock::EtcdLock;
 
 use crate::exit::Exit;
 use crate::patroni::TlsSettings;
@@ -34,14 +40,22 @@ pub struct EtcdSettings {
 impl EtcdSettings {
     /// Patroni's key prefix for a scope: `/service/<scope>/`, always with the trailing slash.
     pub fn cluster_prefix(&self, scope: &str) -> String {
-        format!("{}/{scope}/", self.namespace)
+        cluster_prefix(&self.namespace, scope)
     }
 
     /// The run lock's key: beside the clusters' trees, never inside one (a tree delete must not
     /// take the lock with it, and Patroni reads its own tree).
     pub fn lock_key(&self, scope: &str) -> String {
-        format!("{}/pgha-locks/{scope}", self.namespace)
+        lock_key(&self.namespace, scope)
     }
+}
+
+fn cluster_prefix(namespace: &str, scope: &str) -> String {
+    format!("{namespace}/{scope}/")
+}
+
+fn lock_key(namespace: &str, scope: &str) -> String {
+    format!("{namespace}/pgha-locks/{scope}")
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

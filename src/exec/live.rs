@@ -32,13 +32,23 @@ pub struct LiveCluster {
     pub ssh: Ssh,
     /// The agent, when Consul is the DCS.
     pub consul: Option<ConsulClient>,
+    /// The etcd cluster, when etcd is the DCS and the inventory says where.
+    pub etcd: Option<crate::etcd::EtcdClient>,
     /// The secrets of this target, masked in command output.
     pub masker: Masker,
 }
 
 impl Observer for LiveCluster {
     async fn observe(&self) -> Result<ClusterView, ObserveError> {
-        observe::observe(&self.target, &self.client, self.consul.as_ref()).await
+        observe::observe(
+            &self.target,
+            &self.client,
+            observe::DcsClients {
+                consul: self.consul.as_ref(),
+                etcd: self.etcd.as_ref(),
+            },
+        )
+        .await
     }
 
     async fn backup_progress(&self, host: &str) -> Option<BackupProgress> {
@@ -309,6 +319,7 @@ mod tests {
             target,
             sql: None,
             consul: None,
+            etcd: None,
             masker: Masker::default(),
         }
     }

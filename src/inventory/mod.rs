@@ -79,6 +79,8 @@ pub struct ClusterTarget {
     pub alertmanager: Option<AlertmanagerSettings>,
     /// The Consul agent, when Consul is the DCS (or `CONSUL_HTTP_ADDR` names one).
     pub consul: Option<ConsulSettings>,
+    /// The etcd cluster, when etcd is the DCS and pgha knows where it is.
+    pub etcd: Option<crate::etcd::EtcdSettings>,
     /// Where this came from, for messages: a file path or the `--api` URL.
     pub origin: String,
     /// Whose word the members' names and hosts are.
@@ -676,6 +678,7 @@ fn select_cluster(
         service: service_control(&context, &base, &environment, cluster)?,
         alertmanager: alertmanager_settings(&context, &base, &environment)?,
         consul: consul_settings(&context, &base, &environment, cluster, selector)?,
+        etcd: None,
         origin: path.display().to_string(),
         members_from: MemberSource::Inventory,
         environment: environment_name,
@@ -1145,6 +1148,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         service: None,
         alertmanager: None,
         consul: seed.consul,
+        etcd: None,
         origin: seed.origin,
         members_from: MemberSource::Discovered,
     })

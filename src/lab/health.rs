@@ -65,7 +65,15 @@ pub(super) async fn wait_until_healthy(
     let started = Instant::now();
     let mut last_summary = String::new();
     loop {
-        let observation = observe::observe(&target, &client, consul.as_ref()).await;
+        let observation = observe::observe(
+            &target,
+            &client,
+            observe::DcsClients {
+                consul: consul.as_ref(),
+                etcd: None,
+            },
+        )
+        .await;
         let summary = match &observation {
             Ok(view) => summarize(view),
             Err(crate::observe::ObserveError::NoMemberAnswered { .. }) => {

@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use pgha::consul::{ConsulClient, ConsulLock, LockHolder};
+use pgha::consul::{ConsulClient, ConsulLock};
+use pgha::dcs::LockHolder;
 
 use crate::harness::{Lab, Pgha, block_on, entry, wait_until};
 
