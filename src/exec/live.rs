@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::{Actuator, Observer};
 use crate::alerts::{AlertError, Alertmanager};
 use crate::consul::{ConsulClient, ConsulError};
+use crate::etcd::EtcdError;
 use crate::inventory::ClusterTarget;
 use crate::observe::{self, ClusterView, ObserveError};
 use crate::patroni::{
@@ -17,8 +18,8 @@ use crate::patroni::{
 };
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
-    Action, ConsulAction, PatroniAction, PatroniCall, Plan, RemoteAction, SilenceAction, SqlAction,
-    SqlStatement, Verdict,
+    Action, ConsulAction, EtcdAction, PatroniAction, PatroniCall, Plan, RemoteAction,
+    SilenceAction, SqlAction, SqlStatement, Verdict,
 };
 use crate::postgres::{BackupProgress, Sql, SqlError};
 use crate::remote::{CommandOutput, Local, Masker, Remote, RemoteError, Ssh, Transport};
@@ -243,6 +244,18 @@ impl Actuator for LiveCluster {
         })?;
         match action {
             ConsulAction::DeleteTree { prefix, .. } => consul.delete_tree(prefix).await,
+        }
+    }
+
+    async fn etcd(&self, action: &EtcdAction) -> Result<(), EtcdError> {
+        let etcd = self.etcd.as_ref().ok_or_else(|| {
+            EtcdError::Setup(format!(
+                "cluster {} has no etcd endpoints in the inventory (dcs.kind: etcd)",
+                self.target.cluster
+            ))
+        })?;
+        match action {
+            EtcdAction::DeleteTree { prefix, .. } => etcd.delete_tree(prefix).await.map(|_| ()),
         }
     }
 

@@ -29,14 +29,15 @@ pub use live::LiveCluster;
 
 use crate::alerts::AlertError;
 use crate::consul::ConsulError;
+use crate::etcd::EtcdError;
 use crate::exit::Exit;
 use crate::observe::{ClusterView, ObserveError};
 use crate::patroni::config_file;
 use crate::patroni::{ActionResponse, PatroniError};
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
-    Action, Check, Compensation, ConsulAction, Idempotency, PatroniAction, Plan, Progress,
-    RemoteAction, SilenceAction, SqlAction, Step, TagAction, Verdict, Wait,
+    Action, Check, Compensation, ConsulAction, EtcdAction, Idempotency, PatroniAction, Plan,
+    Progress, RemoteAction, SilenceAction, SqlAction, Step, TagAction, Verdict, Wait,
 };
 use crate::postgres::{BackupProgress, SqlError};
 use crate::remote::{CommandOutput, RemoteError};
@@ -80,6 +81,7 @@ pub trait Actuator {
     ) -> Result<String, AlertError>;
     async fn expire_silence(&self, url: &str, id: &str) -> Result<(), AlertError>;
     async fn consul(&self, action: &ConsulAction) -> Result<(), ConsulError>;
+    async fn etcd(&self, action: &EtcdAction) -> Result<(), EtcdError>;
 }
 
 /// Where a run starts: nothing done (a new run), or what the journal says was done.
@@ -547,6 +549,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             Action::Tag(action) => self.tag(step, action).await,
             Action::Silence(action) => self.silence(step, action).await,
             Action::Consul(action) => self.call_consul(step, action).await,
+            Action::Etcd(action) => self.call_etcd(step, action).await,
             // The gate was the operator saying it is done.
             Action::Manual(_) => Ok(format!("confirmed by {}", self.policy.operator)),
             Action::Wait(wait) => self.wait(step, wait).await,
@@ -656,6 +659,15 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         match self.world.consul(action).await {
             Ok(()) => Ok(format!("{}: done", action.request_line())),
             Err(error @ ConsulError::Unreachable { .. }) => Ok(self.answer_lost(step, &error)),
+            Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
+        }
+    }
+
+    /// One etcd write. A lost answer is settled by the step's verification, like a REST call.
+    async fn call_etcd(&self, step: &Step, action: &EtcdAction) -> Result<String, Finish> {
+        match self.world.etcd(action).await {
+            Ok(()) => Ok(format!("{}: done", action.request_line())),
+            Err(error @ EtcdError::Unreachable { .. }) => Ok(self.answer_lost(step, &error)),
             Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
         }
     }

@@ -193,6 +193,11 @@ impl Actuator for FakeWorld {
         Ok(())
     }
 
+    async fn etcd(&self, action: &crate::plan::EtcdAction) -> Result<(), crate::etcd::EtcdError> {
+        self.calls.borrow_mut().push(action.request_line());
+        Ok(())
+    }
+
     async fn expire_silence(&self, _url: &str, id: &str) -> Result<(), AlertError> {
         self.calls.borrow_mut().push(format!("expire {id}"));
         self.silences

@@ -65,6 +65,8 @@ pub enum Check {
     ConsulServes { tag: String, members: Vec<String> },
     /// No key is left under the cluster's Consul prefix.
     ConsulTreeEmpty,
+    /// No key is left under the cluster's etcd prefix.
+    EtcdTreeEmpty,
     /// At least one of these holds.
     Any { checks: Vec<Check> },
     /// Every one of these holds (for `fail_if`, where a list means "any").
@@ -163,6 +165,7 @@ impl Check {
             | Check::ConsulDeregistered { .. }
             | Check::ConsulServes { .. }
             | Check::ConsulTreeEmpty => with_consul(view, |consul| self.on_consul(view, consul)),
+            Check::EtcdTreeEmpty => etcd_tree_empty(view),
             Check::Any { checks } => combined(checks, view, false),
             Check::All { checks } => combined(checks, view, true),
         }
@@ -415,6 +418,17 @@ fn switchover_scheduled(view: &ClusterView, to: &str) -> Verdict {
 }
 
 /// Judges by what Consul answered; a check on Consul fails when Consul was not read.
+fn etcd_tree_empty(view: &ClusterView) -> Verdict {
+    let Some(etcd) = &view.etcd else {
+        return Verdict::new(false, "etcd is not configured for this cluster");
+    };
+    match &etcd.keys {
+        Ok(keys) if keys.is_empty() => Verdict::new(true, format!("no key under {}", etcd.prefix)),
+        Ok(keys) => Verdict::new(false, format!("{} keys under {}", keys.len(), etcd.prefix)),
+        Err(error) => Verdict::new(false, format!("etcd did not answer: {error}")),
+    }
+}
+
 fn with_consul(view: &ClusterView, judge: impl FnOnce(&ConsulView) -> Verdict) -> Verdict {
     match &view.consul {
         None => Verdict::new(false, "Consul is not configured for this cluster"),
@@ -597,6 +611,7 @@ impl fmt::Display for Check {
                 }
             ),
             Check::ConsulTreeEmpty => write!(f, "no key is left under the cluster's Consul prefix"),
+            Check::EtcdTreeEmpty => write!(f, "no key is left under the cluster's etcd prefix"),
             Check::Any { checks } => {
                 let parts: Vec<String> = checks.iter().map(ToString::to_string).collect();
                 write!(f, "{}", parts.join(", or "))

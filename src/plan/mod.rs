@@ -130,6 +130,8 @@ pub enum Action {
     Silence(SilenceAction),
     /// A write to Consul's KV store.
     Consul(ConsulAction),
+    /// A write to etcd's key space.
+    Etcd(EtcdAction),
     /// Something only a human does (provisioning, load balancing): shown, then confirmed.
     Manual(ManualAction),
     /// A tag set in a member's Patroni configuration file, over SSH: read, edited, written
@@ -354,6 +356,33 @@ impl ConsulAction {
             ConsulAction::DeleteTree {
                 address, prefix, ..
             } => format!("DELETE {address}/v1/kv/{prefix}?recurse"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "etcd", rename_all = "snake_case")]
+pub enum EtcdAction {
+    /// A range delete of every key under `prefix` (`etcdctl del --prefix`). The prefix always
+    /// ends with `/`: without it the range also holds every key that merely starts with the
+    /// same text (`/service/geo2/…`).
+    DeleteTree {
+        /// The endpoint asked first, for the reader.
+        endpoint: String,
+        prefix: String,
+        /// The keys there when the plan was made: what the change request shows.
+        keys: Vec<String>,
+    },
+}
+
+impl EtcdAction {
+    /// `etcdctl del --prefix /service/demo/ (at http://127.0.0.10:2379)`: as an operator would
+    /// type it.
+    pub fn request_line(&self) -> String {
+        match self {
+            EtcdAction::DeleteTree {
+                endpoint, prefix, ..
+            } => format!("etcdctl --endpoints {endpoint} del --prefix {prefix}"),
         }
     }
 }

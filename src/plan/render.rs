@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Action, Check, ConsulAction, Gate, Idempotency, Plan, Progress, Step, Verdict, Wait};
+use super::{
+    Action, Check, ConsulAction, EtcdAction, Gate, Idempotency, Plan, Progress, Step, Verdict, Wait,
+};
 
 /// A pre-check with its result, when the plan was checked against the live cluster.
 #[derive(Debug, Clone, Serialize)]
@@ -288,18 +290,12 @@ fn markdown_action(out: &mut String, plan: &Plan, action: &Action) {
             let _ = writeln!(out, "- **Alertmanager**: {}", describe_silence(action));
         }
         Action::Consul(action) => {
-            let _ = writeln!(out, "- **Consul**: `{}`", action.request_line());
             let ConsulAction::DeleteTree { keys, .. } = action;
-            let _ = writeln!(
-                out,
-                "- **Keys deleted** ({} when planned):
-\n  ```\n{}  ```\n",
-                keys.len(),
-                keys.iter().fold(String::new(), |mut lines, key| {
-                    let _ = writeln!(lines, "  {key}");
-                    lines
-                })
-            );
+            markdown_tree_delete(out, "Consul", &action.request_line(), keys);
+        }
+        Action::Etcd(action) => {
+            let EtcdAction::DeleteTree { keys, .. } = action;
+            markdown_tree_delete(out, "etcd", &action.request_line(), keys);
         }
         Action::Manual(manual) => {
             let _ = writeln!(out, "- **By hand**:");
@@ -468,11 +464,12 @@ fn text_action(out: &mut String, action: &Action) {
             let _ = writeln!(out, "       {}", describe_silence(action).replace('`', ""));
         }
         Action::Consul(action) => {
-            let _ = writeln!(out, "       {}", action.request_line());
             let ConsulAction::DeleteTree { keys, .. } = action;
-            for key in keys {
-                let _ = writeln!(out, "         {key}");
-            }
+            text_tree_delete(out, &action.request_line(), keys);
+        }
+        Action::Etcd(action) => {
+            let EtcdAction::DeleteTree { keys, .. } = action;
+            text_tree_delete(out, &action.request_line(), keys);
         }
         Action::Manual(manual) => {
             for line in &manual.instructions {
@@ -490,6 +487,28 @@ fn text_action(out: &mut String, action: &Action) {
                 join(&wait.until)
             );
         }
+    }
+}
+
+/// A DCS tree delete in Markdown: the request as an operator would type it, and every key.
+fn markdown_tree_delete(out: &mut String, dcs: &str, request: &str, keys: &[String]) {
+    let _ = writeln!(out, "- **{dcs}**: `{request}`");
+    let _ = writeln!(
+        out,
+        "- **Keys deleted** ({} when planned):\n\n  ```\n{}  ```\n",
+        keys.len(),
+        keys.iter().fold(String::new(), |mut lines, key| {
+            let _ = writeln!(lines, "  {key}");
+            lines
+        })
+    );
+}
+
+/// A DCS tree delete on a terminal.
+fn text_tree_delete(out: &mut String, request: &str, keys: &[String]) {
+    let _ = writeln!(out, "       {request}");
+    for key in keys {
+        let _ = writeln!(out, "         {key}");
     }
 }
 

@@ -40,6 +40,8 @@ registry::registry! {
     Reload in reload,
     Service in service,
     Host in host,
+    #[command(name = "dcs")]
+    DcsDeleteTree in dcs_delete_tree,
     #[command(name = "consul")]
     ConsulDeleteTree in consul_delete_tree,
 }
@@ -108,6 +110,8 @@ pub enum ExampleLab {
     LabWithSpare,
     /// `pgha lab up --dcs consul`: Patroni registering its services in Consul.
     ConsulLab,
+    /// `pgha lab up` with every Patroni stopped, its keys in etcd (before a tree delete).
+    EtcdLab,
 }
 
 #[derive(Debug, thiserror::Error)]

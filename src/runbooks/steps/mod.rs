@@ -1,9 +1,10 @@
 //! The step library: what several runbooks share — the frame of a plan, members looked up by
 //! name (and where commands and credentials may go), the identity assumption, silences around
 //! a body of work, service-control steps with their verification, host commands, waits for
-//! streaming and for Consul's routing. Runbooks import from here, never from each other.
+//! streaming and for Consul's routing, a cluster's key tree deleted from its DCS. Runbooks import from here, never from each other.
 
 mod consul;
+mod dcs;
 mod host;
 mod maintenance;
 mod service;
@@ -19,6 +20,7 @@ use crate::plan::{Check, Plan};
 use crate::remote::ServiceControl;
 
 pub(crate) use consul::{consul_routes_replica, consul_routing, registers_services};
+pub(crate) use dcs::delete_tree;
 pub use host::BackupTool;
 pub(crate) use host::Host;
 pub(crate) use maintenance::maintenance;
