@@ -997,3 +997,24 @@ fn remote_steps_refuse_members_discovered_from_the_dcs() {
         "node3: the members of cluster demo come from the DCS (--api http://127.0.0.11:8008): pgha runs commands only on hosts an inventory names; select the cluster from an inventory (--config, --env) that lists node3"
     );
 }
+
+/// Journals written before the runbook contract hold parameters in the same JSON: a run
+/// recorded then can still be resumed.
+#[test]
+fn parameters_journalled_before_the_contract_still_read() {
+    let recorded = [
+        r#"{"runbook":"host","member":"node3","operation":"restore_backup","tool":"pgbackrest","stanza":"demo"}"#,
+        r#"{"runbook":"host","member":"node3","operation":"backup","files":[],"to":null,"label":"20261123T200000Z"}"#,
+        r#"{"runbook":"consul_delete_tree","prefix":null}"#,
+        r#"{"runbook":"scale_down","member":"node3","drain":true,"drain_timeout":null,"label":"20261203-041500"}"#,
+        r#"{"runbook":"service","action":"stop","member":"node3","max_lag":1048576,"timeout":null}"#,
+        r#"{"runbook":"resume","wait":true}"#,
+    ];
+    for text in recorded {
+        let params: Params =
+            serde_json::from_str(text).unwrap_or_else(|error| panic!("{text}: {error}"));
+        let again = serde_json::to_value(&params).unwrap();
+        let back: Params = serde_json::from_value(again).unwrap();
+        assert_eq!(back, params, "{text}");
+    }
+}
