@@ -228,6 +228,16 @@ impl Lab {
         (settings, client)
     }
 
+    /// The lab's etcd client and settings, as its inventory names them.
+    pub(crate) fn etcd_client(&self) -> (pgha::etcd::EtcdSettings, pgha::etcd::EtcdClient) {
+        let (target, _) = self.client();
+        let settings = target
+            .etcd
+            .expect("an etcd lab whose inventory names its etcd");
+        let client = pgha::etcd::EtcdClient::new(&settings).unwrap();
+        (settings, client)
+    }
+
     /// Starts (or re-checks) a lab once per test process; a failure is remembered so that the
     /// other tests fail at once with the same message instead of each waiting for it again.
     fn start(

@@ -1,0 +1,230 @@
+//! etcd as a first-class DCS on the shared lab (real etcd 3.4, Patroni 4.1.5): status reads the
+//! cluster's keys beside the REST APIs and stands on them with every Patroni stopped; a leader
+//! key held by a member whose API is down is critical; `pgha dcs delete-tree` deletes only the
+//! cluster's own tree (a sibling scope survives), only with every Patroni down; a run's lock
+//! lives in etcd, so two run stores (two machines) cannot run on one cluster at once.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use pgha::dcs::LockHolder;
+use pgha::etcd::EtcdLock;
+
+use crate::harness::{Lab, Pgha, block_on, scratch, wait_until};
+
+/// A plain put, as `etcdctl put` would do it: pgha itself writes no key but its lock.
+fn put_key(lab: &Lab, key: &str, value: &str) {
+    let (settings, _) = lab.etcd_client();
+    let url = format!("{}/v3/kv/put", settings.endpoints[0]);
+    let body = serde_json::json!({ "key": BASE64.encode(key), "value": BASE64.encode(value) });
+    let status = block_on(async { reqwest::Client::new().post(&url).json(&body).send().await })
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "POST {url}: {status}");
+}
+
+fn cluster_keys(lab: &Lab) -> Vec<String> {
+    let (settings, client) = lab.etcd_client();
+    block_on(client.range_prefix(&settings.cluster_prefix("demo")))
+        .unwrap()
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect()
+}
+
+fn lab_member(lab: &Lab, action: &str, member: &str) {
+    Pgha::new()
+        .args(["lab", "member", action, member])
+        .lab(lab)
+        .run()
+        .success();
+}
+
+/// Every member started again, the old leader first (it has the newest data), and healthy.
+fn restart_all(lab: &Lab, first: &str) {
+    lab_member(lab, "start", first);
+    for member in ["node1", "node2", "node3"] {
+        if member != first {
+            lab_member(lab, "start", member);
+        }
+    }
+    wait_until(Duration::from_mins(2), "every member streams again", || {
+        let status = lab.status_json();
+        status["leader"].is_string()
+            && status["members"].as_array().is_some_and(|members| {
+                members
+                    .iter()
+                    .all(|member| member["state"] == "running" || member["state"] == "streaming")
+            })
+    });
+}
+
+#[test]
+fn a_killed_leaders_key_is_critical_until_it_expires_and_a_replica_takes_over() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let leader = lab.leader();
+    lab_member(lab, "kill", &leader);
+    // Patroni is gone but its leader key lives until `ttl`: the loudest news.
+    let run = Pgha::new()
+        .args(["status", "--fail-on", "critical"])
+        .lab(lab)
+        .run()
+        .expect_code(7);
+    assert!(
+        run.stdout().contains(&format!(
+            "{leader} holds the leader key but its REST API does not answer"
+        )) || run.stderr().contains(&format!(
+            "{leader} holds the leader key but its REST API does not answer"
+        )),
+        "{}\n{}",
+        run.stdout(),
+        run.stderr()
+    );
+    let started = Instant::now();
+    wait_until(Duration::from_mins(1), "a replica takes over", || {
+        let status = lab.status_json();
+        status["leader"].is_string() && status["leader"] != leader.as_str()
+    });
+    eprintln!(
+        "a replica led {:?} after the leader's Patroni was killed",
+        started.elapsed()
+    );
+    // The guard puts the old leader back (`lab up`), as for every test that breaks the lab.
+}
+
+#[test]
+fn with_every_patroni_stopped_status_reads_etcd_and_delete_tree_takes_only_the_clusters_keys() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    put_key(lab, "/service/demo2/leader", "a sibling scope, not ours");
+    // Patroni running: refused by the pre-checks, nothing deleted.
+    let before = cluster_keys(lab);
+    assert!(
+        before.contains(&"/service/demo/initialize".to_string()),
+        "{before:?}"
+    );
+    Pgha::new()
+        .args(["dcs", "delete-tree", "--yes", "--confirm", "demo"])
+        .lab(lab)
+        .run()
+        .expect_code(4);
+    assert_eq!(cluster_keys(lab), before);
+
+    let leader = lab.leader();
+    for member in ["node1", "node2", "node3"] {
+        if member != leader {
+            lab_member(lab, "stop", member);
+        }
+    }
+    lab_member(lab, "stop", &leader);
+    // No REST API answers: the view stands on etcd's keys.
+    let status = lab.status_json();
+    assert_eq!(status["leader"], leader.as_str(), "{status}");
+    let table = Pgha::new().args(["status"]).lab(lab).run();
+    assert!(
+        table.stdout().contains("node1") && table.stdout().contains("node3"),
+        "{}",
+        table.stdout()
+    );
+    let dry = Pgha::new()
+        .args(["dcs", "delete-tree", "--dry-run"])
+        .lab(lab)
+        .run()
+        .success();
+    assert!(
+        dry.stdout().contains("/service/demo/initialize"),
+        "{}",
+        dry.stdout()
+    );
+    assert!(!dry.stdout().contains("demo2"), "{}", dry.stdout());
+    // Without the cluster's name typed, a destructive step does not run.
+    Pgha::new()
+        .args(["dcs", "delete-tree", "--yes"])
+        .lab(lab)
+        .run()
+        .expect_code(2);
+    Pgha::new()
+        .args(["dcs", "delete-tree", "--yes", "--confirm", "demo"])
+        .lab(lab)
+        .run()
+        .success();
+    assert!(cluster_keys(lab).is_empty(), "{:?}", cluster_keys(lab));
+    let (_, client) = lab.etcd_client();
+    let sibling = block_on(client.get("/service/demo2/leader")).unwrap();
+    assert!(sibling.is_some(), "the sibling scope's key survives");
+
+    // Patroni writes the tree again: the old leader, with its data, takes the lock.
+    restart_all(lab, &leader);
+    assert!(cluster_keys(lab).contains(&"/service/demo/initialize".to_string()));
+    assert_eq!(lab.leader(), leader);
+}
+
+#[test]
+fn two_run_stores_contend_for_the_etcd_lock_and_a_dead_holder_releases_it() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let (_, client) = lab.etcd_client();
+    let holder = LockHolder {
+        run_id: "20261203-other".into(),
+        operator: "alice".into(),
+        host: "bastion-2".into(),
+        pid: 4242,
+        since: "2026-12-03T07:00:00Z".into(),
+    };
+    // Another machine's run: its own run store, the same cluster.
+    let other = block_on(EtcdLock::acquire(&client, client.lock_key("demo"), &holder)).unwrap();
+    let runs = scratch();
+    let run = Pgha::new()
+        .args(["pause", "--yes"])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .lab(lab)
+        .run()
+        .expect_code(6);
+    assert!(
+        run.stderr().contains("/service/pgha-locks/demo")
+            && run
+                .stderr()
+                .contains("run 20261203-other of alice on bastion-2"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(lab.status_json()["paused"], false, "nothing was done");
+    // The holder dies: no keep-alive any more, the lease expires within its TTL.
+    drop(other);
+    let started = Instant::now();
+    wait_until(
+        Duration::from_secs(40),
+        "the dead holder's lock expires",
+        || {
+            block_on(client.get("/service/pgha-locks/demo"))
+                .unwrap()
+                .is_none()
+        },
+    );
+    let released = started.elapsed();
+    eprintln!("a dead holder's etcd lock went after {released:?}");
+    assert!(
+        released <= Duration::from_secs(30),
+        "within 2 x TTL: {released:?}"
+    );
+    Pgha::new()
+        .args(["pause", "--yes"])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .lab(lab)
+        .run()
+        .success();
+    Pgha::new()
+        .args(["resume", "--yes"])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .lab(lab)
+        .run()
+        .success();
+    assert!(
+        block_on(client.get("/service/pgha-locks/demo"))
+            .unwrap()
+            .is_none(),
+        "each run released its lock"
+    );
+}
