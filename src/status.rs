@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::observe::{ClusterView, ConsulView, MemberView, Severity, Warning};
+use crate::observe::{ClusterView, ConsulView, EtcdView, MemberView, Severity, Warning};
 use crate::patroni::model::{PendingChange, ScheduledSwitchover};
 use crate::patroni::{Lag, Lsn};
 use crate::ui::{human_bytes, printable, table};
@@ -29,6 +29,8 @@ pub struct StatusDocument {
     pub members: Vec<MemberDocument>,
     /// Null when the cluster does not use Consul.
     pub consul: Option<ConsulDocument>,
+    /// Null unless pgha knows where the cluster's etcd is.
+    pub etcd: Option<EtcdDocument>,
     /// The loudest first; `no_leader` leads when present.
     pub warnings: Vec<WarningDocument>,
 }
@@ -68,6 +70,61 @@ pub struct ConsulDocument {
     /// Members found through `<tag>` with every check passing, as clients find them.
     pub passing_primary: Vec<String>,
     pub passing_replica: Vec<String>,
+}
+
+/// What etcd says about the cluster as a whole.
+#[derive(Debug, Serialize)]
+pub struct EtcdDocument {
+    /// The endpoint asked first.
+    pub endpoint: String,
+    /// The cluster's key prefix, always with its trailing `/`.
+    pub prefix: String,
+    /// Null when etcd answered.
+    pub error: Option<String>,
+    /// Keys under `prefix`; null when they could not be read.
+    pub keys: Option<Vec<String>>,
+    /// Every endpoint pgha was given, with what it says about itself.
+    pub endpoints: Vec<EtcdEndpointDocument>,
+}
+
+/// One etcd endpoint.
+#[derive(Debug, Serialize)]
+pub struct EtcdEndpointDocument {
+    pub endpoint: Option<String>,
+    pub version: Option<String>,
+    /// The id of the etcd member this one follows; null without a leader.
+    pub leader: Option<String>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
+impl EtcdDocument {
+    fn from_view(etcd: &EtcdView) -> Self {
+        EtcdDocument {
+            endpoint: etcd.endpoint.clone(),
+            prefix: etcd.prefix.clone(),
+            error: etcd.keys.as_ref().err().cloned(),
+            keys: etcd.key_names().ok(),
+            endpoints: etcd
+                .endpoints
+                .iter()
+                .map(|status| match status {
+                    Ok(status) => EtcdEndpointDocument {
+                        endpoint: Some(status.endpoint.clone()),
+                        version: Some(status.version.clone()),
+                        leader: status.leader.clone(),
+                        error: None,
+                    },
+                    Err(error) => EtcdEndpointDocument {
+                        endpoint: None,
+                        version: None,
+                        leader: None,
+                        error: Some(error.clone()),
+                    },
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One member's registration in Consul.
@@ -129,6 +186,7 @@ impl StatusDocument {
                 .map(|member| MemberDocument::from_view(member, view))
                 .collect(),
             consul: view.consul.as_ref().map(ConsulDocument::from_view),
+            etcd: view.etcd.as_ref().map(EtcdDocument::from_view),
             warnings: view
                 .warnings
                 .iter()

@@ -65,6 +65,20 @@ fn status_json_follows_the_documented_schema() {
     );
     assert_eq!(document["leader"], guard.lab.leader().as_str());
     assert_eq!(document["warnings"], serde_json::json!([]));
+    // The lab's inventory names its etcd: status reads the cluster's keys there too.
+    let etcd = &document["etcd"];
+    assert_eq!(etcd["prefix"], "/service/demo/", "{etcd}");
+    assert!(etcd["error"].is_null(), "{etcd}");
+    assert!(
+        etcd["keys"]
+            .as_array()
+            .is_some_and(|keys| keys.iter().any(|key| key == "/service/demo/leader")),
+        "{etcd}"
+    );
+    assert!(
+        etcd["endpoints"][0]["leader"].is_string(),
+        "etcd follows a leader: {etcd}"
+    );
     let members = document["members"].as_array().unwrap();
     assert_eq!(members.len(), 3);
     for member in members {
