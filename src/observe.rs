@@ -193,6 +193,9 @@ pub enum ObserveError {
     /// Every member failed the same way for a reason the user must fix (TLS, credentials).
     #[error("{0}")]
     Access(#[source] PatroniError),
+    /// etcd refused pgha's settings (credentials, TLS).
+    #[error(transparent)]
+    Etcd(crate::etcd::EtcdError),
     #[error("no member of cluster {cluster} answered: {}", .failures.join("; "))]
     NoMemberAnswered {
         cluster: String,
@@ -205,6 +208,7 @@ impl ObserveError {
         match self {
             ObserveError::Client(error) | ObserveError::Access(error) => error.exit(),
             ObserveError::NoMemberAnswered { .. } => Exit::Unreachable,
+            ObserveError::Etcd(error) => error.exit(),
         }
     }
 }
@@ -251,6 +255,7 @@ pub async fn observe(
         }
     };
     let (observations, consul_view, etcd_view) = tokio::join!(members, consul_view, etcd_view);
+    let etcd_view = etcd_view.transpose().map_err(ObserveError::Etcd)?;
     // With every Patroni stopped (before a tree delete, for one) the DCS still describes the
     // cluster: the view stands on its word, every member unreachable.
     let dcs_answered = consul_view

@@ -306,6 +306,12 @@ impl EtcdClient {
             request = request.header("Authorization", token.expose());
         }
         let response = request.send().await.map_err(|error| {
+            if let Some(reason) = crate::patroni::tls_failure(&error) {
+                return EtcdError::Tls {
+                    url: url.into(),
+                    reason,
+                };
+            }
             let reason = root_cause(&error);
             EtcdError::Unreachable {
                 url: url.into(),

@@ -65,6 +65,10 @@ pub enum EtcdError {
     #[error("{url}: etcd did not answer: {reason}")]
     Unreachable { url: String, reason: String },
     #[error(
+        "{url}: TLS handshake with etcd failed: {reason} (check dcs.tls or ETCDCTL_CACERT, ETCDCTL_CERT, ETCDCTL_KEY)"
+    )]
+    Tls { url: String, reason: String },
+    #[error(
         "{url}: etcd refused the credentials ({reason}); check the inventory's dcs.username and dcs.password_env (or ETCDCTL_USER)"
     )]
     Denied { url: String, reason: String },
@@ -85,11 +89,22 @@ pub enum EtcdError {
 }
 
 impl EtcdError {
+    /// Whose fault: the operator's settings (credentials, TLS, the client's setup), which no
+    /// retry or other endpoint fixes.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            EtcdError::Denied { .. } | EtcdError::Tls { .. } | EtcdError::Setup(_)
+        )
+    }
+
     pub fn exit(&self) -> Exit {
         match self {
             EtcdError::Unreachable { .. } => Exit::Unreachable,
             EtcdError::LockHeld { .. } => Exit::LockHeld,
-            EtcdError::Denied { .. } | EtcdError::UnsafePrefix { .. } => Exit::BadInput,
+            EtcdError::Denied { .. } | EtcdError::Tls { .. } | EtcdError::UnsafePrefix { .. } => {
+                Exit::BadInput
+            }
             EtcdError::Setup(_) | EtcdError::Status { .. } | EtcdError::Invalid { .. } => {
                 Exit::Failed
             }

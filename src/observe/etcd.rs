@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{ClusterView, Warning};
-use crate::etcd::{EndpointStatus, EtcdClient, KeyValue};
+use crate::etcd::{EndpointStatus, EtcdClient, EtcdError, KeyValue};
 use crate::patroni::{ClusterMember, ClusterRole, ClusterTopology, Lag, Lsn, MemberState};
 
 /// What etcd answered about one cluster.
@@ -178,11 +178,16 @@ fn member_from_key(
     }
 }
 
-/// Reads the cluster's keys and every endpoint's own status, all at once.
-pub async fn read(client: &EtcdClient, scope: &str) -> EtcdView {
+/// Reads the cluster's keys and every endpoint's own status, all at once. Settings etcd refuses
+/// (credentials, TLS) are the operator's to fix: an error, not a warning.
+pub async fn read(client: &EtcdClient, scope: &str) -> Result<EtcdView, EtcdError> {
     let prefix = client.cluster_prefix(scope);
     let (keys, endpoints) = tokio::join!(client.range_prefix(&prefix), client.statuses());
-    EtcdView {
+    let keys = match keys {
+        Err(error) if error.is_bad_input() => return Err(error),
+        keys => keys,
+    };
+    Ok(EtcdView {
         endpoint: client.endpoint().to_string(),
         prefix,
         keys: keys.map_err(|error| error.to_string()),
@@ -190,7 +195,7 @@ pub async fn read(client: &EtcdClient, scope: &str) -> EtcdView {
             .into_iter()
             .map(|status| status.map_err(|error| error.to_string()))
             .collect(),
-    }
+    })
 }
 
 /// Adds what etcd says is wrong to the view's warnings.

@@ -504,7 +504,8 @@ fn transport_error(url: &str, error: &reqwest::Error, timeout: Duration) -> Patr
     }
 }
 
-fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// The TLS reason a connection failed, if TLS is why (also for the DCS clients).
+pub(crate) fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(error) = current {
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {

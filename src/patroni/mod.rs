@@ -8,11 +8,11 @@ mod error;
 pub mod model;
 mod wire;
 
-pub(crate) use client::http_client;
 pub use client::{
     ActionResponse, BasicAuth, FailoverRequest, HealthCheck, PatroniClient, ReinitializeRequest,
     RestSettings, RestartRequest, SwitchoverRequest, TlsSettings,
 };
+pub(crate) use client::{http_client, tls_failure};
 pub use error::PatroniError;
 pub use model::{
     ClusterMember, ClusterRole, ClusterTopology, Lag, Lsn, MemberState, MemberStatus, PostgresRole,
