@@ -861,6 +861,7 @@ pub(crate) mod testing {
             service: None,
             alertmanager: None,
             consul: None,
+            etcd: None,
             origin: "test inventory".into(),
             members_from: crate::inventory::MemberSource::Inventory,
         }
