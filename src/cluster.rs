@@ -133,6 +133,11 @@ fn masker(target: &ClusterTarget) -> Masker {
                 .and_then(|consul| consul.token.as_ref())
                 .map(|token| token.expose().to_string()),
             target
+                .etcd
+                .as_ref()
+                .and_then(|etcd| etcd.password.as_ref())
+                .map(|password| password.expose().to_string()),
+            target
                 .alertmanager
                 .as_ref()
                 .and_then(|alertmanager| alertmanager.auth.as_ref())

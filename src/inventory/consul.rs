@@ -7,32 +7,17 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::file::{DcsFile, Scheme};
-use super::{Context, InventoryError, resolve_path};
+use super::{Context, Env, InventoryError, Timeouts, resolve_path};
 use crate::consul::ConsulSettings;
 use crate::patroni::TlsSettings;
 use crate::secret::Secret;
-
-/// Reads an environment variable; a function so tests need not touch the process's.
-pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-pub(super) fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
-}
 
 /// Where the token belongs, for an address refused because it carries credentials.
 pub(super) const INVENTORY_TOKEN: &str = "the token belongs in dcs.token_env or dcs.token_file";
 const ENV_TOKEN: &str = "the token belongs in CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE";
 pub(super) const PATRONI_TOKEN: &str = "the token belongs in consul.token";
-
-/// The timeouts the REST API uses, reused for the agent.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Timeouts {
-    pub connect: Duration,
-    pub request: Duration,
-}
 
 pub(super) fn from_inventory(
     context: &Context<'_>,
@@ -213,6 +198,7 @@ fn read_token(path: &Path) -> Result<Secret, String> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::time::Duration;
 
     use super::*;
 
@@ -236,6 +222,9 @@ mod tests {
             scheme: None,
             token_env: None,
             token_file: None,
+            username: None,
+            password_env: None,
+            password_file: None,
             tls: None,
             namespace: None,
             service: None,

@@ -193,23 +193,33 @@ pub(crate) struct PostgresFile {
     pub ca_file: Option<PathBuf>,
 }
 
+/// Where the DCS is. The whole section is taken from the cluster when it has one, else from the
+/// environment. Fields of the other kind are refused when the file is read.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DcsFile {
     pub kind: DcsKind,
     /// `host:port` (or a URL) of the DCS endpoints: etcd client URLs or the Consul agents.
-    /// Consul: none means `CONSUL_HTTP_ADDR`, else `127.0.0.1:8500`.
+    /// etcd: at least one. Consul: none means `CONSUL_HTTP_ADDR`, else `127.0.0.1:8500`.
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// Consul: `http` or `https` for hosts given without a scheme.
+    /// `http` or `https` for hosts given without a scheme (Consul: else `CONSUL_HTTP_SSL`;
+    /// etcd: else https when `tls` is set).
     pub scheme: Option<Scheme>,
     /// Consul: name of the environment variable holding the ACL token (else `CONSUL_HTTP_TOKEN`).
     pub token_env: Option<String>,
     /// Consul: a file holding the ACL token.
     pub token_file: Option<PathBuf>,
-    /// Consul: TLS to the agent (else `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`).
+    /// etcd: the user pgha authenticates as (`etcdctl --user`), with `password_env` or
+    /// `password_file`.
+    pub username: Option<String>,
+    /// etcd: name of an environment variable holding the user's password.
+    pub password_env: Option<String>,
+    /// etcd: a file holding the user's password (relative: to the inventory's directory).
+    pub password_file: Option<PathBuf>,
+    /// TLS to the DCS (Consul: else `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`).
     pub tls: Option<TlsFile>,
-    /// Patroni's `namespace` (default `service`).
+    /// Patroni's `namespace` (default `service`; etcd: `/service`, and a leading `/` required).
     pub namespace: Option<String>,
     /// Consul: the service Patroni registers (default: derived from the scope, as Patroni does).
     pub service: Option<String>,

@@ -8,6 +8,7 @@
 
 mod consul;
 mod error;
+mod etcd;
 mod file;
 mod patroni_config;
 
@@ -28,6 +29,7 @@ pub use consul::patroni_service_name;
 
 use crate::alerts::AlertmanagerAuth;
 use crate::consul::ConsulSettings;
+use crate::etcd::EtcdSettings;
 use crate::names::{check_host, check_jump_host, check_name, check_ssh_user};
 use crate::patroni::{BasicAuth, PatroniClient, RestSettings, TlsSettings};
 use crate::postgres::{PgSettings, SslMode};
@@ -79,8 +81,9 @@ pub struct ClusterTarget {
     pub alertmanager: Option<AlertmanagerSettings>,
     /// The Consul agent, when Consul is the DCS (or `CONSUL_HTTP_ADDR` names one).
     pub consul: Option<ConsulSettings>,
-    /// The etcd cluster, when etcd is the DCS and pgha knows where it is.
-    pub etcd: Option<crate::etcd::EtcdSettings>,
+    /// The etcd cluster, when etcd is the DCS: the inventory's `dcs:` (kind etcd), else
+    /// `ETCDCTL_ENDPOINTS` and its companions, else (`--patroni-config`) Patroni's `etcd3:`.
+    pub etcd: Option<EtcdSettings>,
     /// Where this came from, for messages: a file path or the `--api` URL.
     pub origin: String,
     /// Whose word the members' names and hosts are.
@@ -197,12 +200,17 @@ pub struct MemberTarget {
     pub patroni_config: Option<String>,
 }
 
+/// The inventory's `dcs:` section as `pgha inventory` shows it: secrets by source only.
 #[derive(Debug, Clone, Serialize)]
 pub struct DcsSettings {
     pub kind: DcsKind,
     pub hosts: Vec<String>,
-    /// The variable's name, never its value.
+    /// Consul: the variable's name, never its value.
     pub token_env: Option<String>,
+    /// etcd: the user pgha authenticates as.
+    pub username: Option<String>,
+    /// etcd: where the password comes from (`env:NAME`, `file:PATH`), never its value.
+    pub password_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,7 +264,7 @@ pub async fn resolve(selector: &Selector) -> Result<ClusterTarget, InventoryErro
     }
     if let Some(url) = &selector.api {
         let rest = rest_settings_for_api(selector);
-        let timeouts = consul::Timeouts {
+        let timeouts = Timeouts {
             connect: rest.connect_timeout,
             request: rest.request_timeout,
         };
@@ -264,13 +272,29 @@ pub async fn resolve(selector: &Selector) -> Result<ClusterTarget, InventoryErro
             url: url.trim_end_matches('/').to_string(),
             scope: None,
             rest,
-            consul: consul::from_environment(timeouts, &consul::process_env)?,
+            consul: consul::from_environment(timeouts, &process_env)?,
+            etcd: etcd::from_environment(timeouts, &process_env)?,
             origin: format!("--api {url}"),
         };
         return discover(seed).await;
     }
     let (path, inventory) = load_for(selector)?;
-    select_cluster(&path, inventory, selector)
+    select_cluster(&path, inventory, selector, &process_env)
+}
+
+/// Reads an environment variable; a function so tests need not touch the process's.
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process's environment; an empty variable counts as unset.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// The timeouts the REST API uses, reused for the DCS.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    connect: Duration,
+    request: Duration,
 }
 
 /// Loads and validates the inventory the selector points at, for `pgha inventory`.
@@ -297,7 +321,7 @@ pub fn summarize(selector: &Selector) -> Result<InventorySummary, InventoryError
                         rest.password_env.as_ref(),
                         rest.password_file.as_ref(),
                     ),
-                    dcs: dcs_settings(environment, cluster),
+                    dcs: dcs_settings(&base, environment, cluster),
                     ssh: ssh_settings(&base, environment, cluster),
                     alertmanager: environment
                         .alertmanager
@@ -453,12 +477,15 @@ fn validate(path: &Path, inventory: &InventoryFile) -> Result<(), InventoryError
             validate_members(&cluster.members).map_err(|(member_field, reason)| {
                 invalid(format!("{field}.{member_field}"), reason)
             })?;
-            validate_dcs_hosts(cluster.dcs.as_ref()).map_err(|(hosts_field, reason)| {
-                invalid(format!("{field}.{hosts_field}"), reason)
-            })?;
+            if let Some(dcs) = &cluster.dcs {
+                validate_dcs(dcs)
+                    .map_err(|(name, reason)| invalid(format!("{field}.dcs{name}"), reason))?;
+            }
         }
-        validate_dcs_hosts(environment.dcs.as_ref())
-            .map_err(|(hosts_field, reason)| invalid(format!("{field}.{hosts_field}"), reason))?;
+        if let Some(dcs) = &environment.dcs {
+            validate_dcs(dcs)
+                .map_err(|(name, reason)| invalid(format!("{field}.dcs{name}"), reason))?;
+        }
     }
     Ok(())
 }
@@ -470,19 +497,58 @@ const REST_CREDENTIALS: &str =
 /// Where Alertmanager's credentials belong, for a URL refused because it carries some.
 const ALERTMANAGER_CREDENTIALS: &str = "the credentials belong in alertmanager.username with password_env or password_file, or in token_env or token_file";
 
-/// DCS hosts carry no credentials: Consul's token has its own fields, and pgha only shows
-/// etcd's hosts.
-fn validate_dcs_hosts(dcs: Option<&file::DcsFile>) -> Result<(), (String, String)> {
-    let Some(dcs) = dcs else {
-        return Ok(());
-    };
+/// The `dcs:` section: hosts without credentials (they have their own fields), only the fields
+/// of its kind, and for etcd at least one host, one password source with a username and a
+/// namespace written as Patroni's keys show it. Errors name the field after `dcs` (`.hosts[1]`,
+/// or nothing for the section as a whole).
+fn validate_dcs(dcs: &file::DcsFile) -> Result<(), (String, String)> {
     let instead = match dcs.kind {
         DcsKind::Consul => consul::INVENTORY_TOKEN,
-        DcsKind::Etcd => "pgha only shows etcd's hosts: remove them",
+        DcsKind::Etcd => etcd::INVENTORY_CREDENTIALS,
     };
     for (index, host) in dcs.hosts.iter().enumerate() {
         crate::web::refuse_userinfo(host, instead)
-            .map_err(|reason| (format!("dcs.hosts[{index}]"), reason))?;
+            .map_err(|reason| (format!(".hosts[{index}]"), reason))?;
+    }
+    let (other_kind, foreign, instead) = match dcs.kind {
+        DcsKind::Consul => (
+            "etcd",
+            [
+                ("username", dcs.username.is_some()),
+                ("password_env", dcs.password_env.is_some()),
+                ("password_file", dcs.password_file.is_some()),
+            ],
+            "Consul takes an ACL token in token_env or token_file",
+        ),
+        DcsKind::Etcd => (
+            "consul",
+            [
+                ("token_env", dcs.token_env.is_some()),
+                ("token_file", dcs.token_file.is_some()),
+                ("service", dcs.service.is_some()),
+            ],
+            "etcd takes username with password_env or password_file",
+        ),
+    };
+    if let Some((name, _)) = foreign.iter().find(|(_, present)| *present) {
+        return Err((
+            format!(".{name}"),
+            format!("`{name}` is for kind {other_kind} only; {instead}"),
+        ));
+    }
+    if dcs.kind == DcsKind::Etcd {
+        if dcs.hosts.is_empty() {
+            return Err((".hosts".into(), etcd::NO_HOSTS.into()));
+        }
+        validate_basic_auth(
+            dcs.username.as_ref(),
+            dcs.password_env.as_ref(),
+            dcs.password_file.as_ref(),
+        )
+        .map_err(|reason| (String::new(), reason))?;
+        if let Some(namespace) = &dcs.namespace {
+            etcd::check_namespace(namespace).map_err(|reason| (".namespace".into(), reason))?;
+        }
     }
     Ok(())
 }
@@ -617,6 +683,7 @@ fn select_cluster(
     path: &Path,
     mut inventory: InventoryFile,
     selector: &Selector,
+    env: Env<'_>,
 ) -> Result<ClusterTarget, InventoryError> {
     let environment_names: Vec<String> = inventory.environments.keys().cloned().collect();
     let environment_name = match &selector.environment {
@@ -664,6 +731,7 @@ fn select_cluster(
     let context = Context::new(path, &environment_name, &cluster_name);
     let rest_file = cluster.rest.over(&environment.rest);
     let base = base_dir(path);
+    let timeouts = dcs_timeouts(&environment, selector);
     Ok(ClusterTarget {
         scope: cluster
             .scope
@@ -671,14 +739,14 @@ fn select_cluster(
             .unwrap_or_else(|| cluster_name.clone()),
         members: members(&context, cluster, &rest_file)?,
         rest: rest_settings(&context, &base, &rest_file, &environment, selector)?,
-        dcs: dcs_settings(&environment, cluster),
+        dcs: dcs_settings(&base, &environment, cluster),
         ssh: ssh_settings(&base, &environment, cluster),
         postgres: postgres_settings(&context, &base, &environment, cluster)?,
         runbook_timeouts: environment.timeouts.runbooks.clone(),
         service: service_control(&context, &base, &environment, cluster)?,
         alertmanager: alertmanager_settings(&context, &base, &environment)?,
-        consul: consul_settings(&context, &base, &environment, cluster, selector)?,
-        etcd: None,
+        consul: consul_settings(&context, &base, &environment, cluster, timeouts, env)?,
+        etcd: etcd_settings(&context, &base, &environment, cluster, timeouts, env)?,
         origin: path.display().to_string(),
         members_from: MemberSource::Inventory,
         environment: environment_name,
@@ -998,32 +1066,61 @@ fn service_control(
     }))
 }
 
+/// The DCS's timeouts: the REST API's.
+fn dcs_timeouts(environment: &EnvironmentFile, selector: &Selector) -> Timeouts {
+    let defaults = RestSettings::default();
+    Timeouts {
+        connect: selector
+            .connect_timeout
+            .or(environment.timeouts.connect)
+            .unwrap_or(defaults.connect_timeout),
+        request: selector
+            .request_timeout
+            .or(environment.timeouts.request)
+            .unwrap_or(defaults.request_timeout),
+    }
+}
+
 fn consul_settings(
     context: &Context<'_>,
     base: &Path,
     environment: &EnvironmentFile,
     cluster: &ClusterFile,
-    selector: &Selector,
+    timeouts: Timeouts,
+    env: Env<'_>,
 ) -> Result<Option<ConsulSettings>, InventoryError> {
-    let timeouts = consul::Timeouts {
-        connect: selector
-            .connect_timeout
-            .or(environment.timeouts.connect)
-            .unwrap_or(Duration::from_secs(2)),
-        request: selector
-            .request_timeout
-            .or(environment.timeouts.request)
-            .unwrap_or(Duration::from_secs(4)),
-    };
     match cluster.dcs.as_ref().or(environment.dcs.as_ref()) {
         Some(dcs) if dcs.kind == DcsKind::Consul => {
-            consul::from_inventory(context, base, dcs, timeouts, &consul::process_env).map(Some)
+            consul::from_inventory(context, base, dcs, timeouts, env).map(Some)
         }
         _ => Ok(None),
     }
 }
 
-fn dcs_settings(environment: &EnvironmentFile, cluster: &ClusterFile) -> Option<DcsSettings> {
+/// etcd: the `dcs:` section when it says etcd; the `ETCDCTL_*` variables when the inventory
+/// names no DCS (never when it names Consul).
+fn etcd_settings(
+    context: &Context<'_>,
+    base: &Path,
+    environment: &EnvironmentFile,
+    cluster: &ClusterFile,
+    timeouts: Timeouts,
+    env: Env<'_>,
+) -> Result<Option<EtcdSettings>, InventoryError> {
+    match cluster.dcs.as_ref().or(environment.dcs.as_ref()) {
+        Some(dcs) if dcs.kind == DcsKind::Etcd => {
+            etcd::from_inventory(context, base, dcs, timeouts, env).map(Some)
+        }
+        Some(_) => Ok(None),
+        None => etcd::from_environment(timeouts, env),
+    }
+}
+
+fn dcs_settings(
+    base: &Path,
+    environment: &EnvironmentFile,
+    cluster: &ClusterFile,
+) -> Option<DcsSettings> {
     cluster
         .dcs
         .as_ref()
@@ -1032,6 +1129,12 @@ fn dcs_settings(environment: &EnvironmentFile, cluster: &ClusterFile) -> Option<
             kind: dcs.kind,
             hosts: dcs.hosts.clone(),
             token_env: dcs.token_env.clone(),
+            username: dcs.username.clone(),
+            password_from: secret_source(
+                base,
+                dcs.password_env.as_ref(),
+                dcs.password_file.as_ref(),
+            ),
         })
 }
 
@@ -1098,6 +1201,7 @@ pub(crate) struct Seed {
     pub scope: Option<String>,
     pub rest: RestSettings,
     pub consul: Option<ConsulSettings>,
+    pub etcd: Option<EtcdSettings>,
     pub origin: String,
 }
 
@@ -1148,7 +1252,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         service: None,
         alertmanager: None,
         consul: seed.consul,
-        etcd: None,
+        etcd: seed.etcd,
         origin: seed.origin,
         members_from: MemberSource::Discovered,
     })

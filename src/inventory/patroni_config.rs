@@ -2,7 +2,8 @@
 //! `patronictl -c` does. Credentials come from `ctl.authentication`, else
 //! `restapi.authentication`; the CA from `ctl.cacert`, else `restapi.cafile`; a client
 //! certificate from `ctl.certfile`/`ctl.keyfile`; `ctl.insecure` turns verification off only
-//! without a client certificate, as in patronictl. Patroni's file has many sections pgha does not
+//! without a client certificate, as in patronictl. The DCS comes from the file's `consul:` or
+//! `etcd3:` (or `etcd:`) section, else from the environment, as without a file. Patroni's file has many sections pgha does not
 //! need, so unknown keys are allowed here (but the file must still be valid YAML). Addresses
 //! carrying credentials (`user:password@`) are refused: Patroni has its own fields for them.
 
@@ -10,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{InventoryError, Seed, Selector, parse_yaml, resolve_path};
+use super::{Env, InventoryError, Seed, Selector, Timeouts, parse_yaml, resolve_path};
 use crate::consul::ConsulSettings;
+use crate::etcd::EtcdSettings;
 use crate::patroni::{BasicAuth, RestSettings, TlsSettings};
 use crate::secret::Secret;
 
@@ -20,6 +22,9 @@ struct PatroniFile {
     scope: Option<String>,
     namespace: Option<String>,
     consul: Option<ConsulSection>,
+    etcd3: Option<EtcdSection>,
+    /// Patroni's etcd v2 client; the same keys as `etcd3:`.
+    etcd: Option<EtcdSection>,
     restapi: Option<RestApiSection>,
     #[serde(default)]
     ctl: CtlSection,
@@ -64,7 +69,7 @@ impl ConsulSection {
         self,
         base: &Path,
         namespace: Option<&str>,
-        timeouts: super::consul::Timeouts,
+        timeouts: Timeouts,
     ) -> Result<ConsulSettings, String> {
         let https = self.scheme.as_deref() == Some("https");
         let host = self.host.unwrap_or_else(|| "127.0.0.1".into());
@@ -95,6 +100,108 @@ impl ConsulSection {
     }
 }
 
+/// Patroni's `etcd3:` (or `etcd:`) section, the fields that say how to reach etcd.
+#[derive(Debug, Deserialize)]
+struct EtcdSection {
+    host: Option<String>,
+    hosts: Option<EtcdHosts>,
+    /// The default port of `host` and `hosts` entries without one (default 2379).
+    port: Option<u16>,
+    url: Option<String>,
+    proxy: Option<String>,
+    protocol: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    cacert: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    srv: Option<String>,
+    discovery_srv: Option<String>,
+    srv_domain: Option<String>,
+}
+
+/// `hosts`: a YAML list, or one comma-separated string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EtcdHosts {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl EtcdSection {
+    /// As Patroni reads it: `proxy`, else `url`, else `hosts`, else `host`; `protocol` for the
+    /// hosts. Errors name the field after the section's name (`.hosts`).
+    fn settings(
+        self,
+        section: &str,
+        base: &Path,
+        namespace: Option<&str>,
+        timeouts: Timeouts,
+    ) -> Result<EtcdSettings, (&'static str, String)> {
+        let https = match self.protocol.as_deref() {
+            None | Some("http") => false,
+            Some("https") => true,
+            Some(other) => return Err((".protocol", format!("{other:?} is not http or https"))),
+        };
+        let instead =
+            format!("etcd's credentials belong in {section}.username and {section}.password");
+        let port = self.port.unwrap_or(super::etcd::DEFAULT_PORT);
+        let endpoint = |host: &str| super::etcd::endpoint(host.trim(), https, port, &instead);
+        let (field, endpoints) = if let Some(proxy) = &self.proxy {
+            (".proxy", endpoint(proxy).map(|url| vec![url]))
+        } else if let Some(url) = &self.url {
+            (".url", endpoint(url).map(|url| vec![url]))
+        } else if let Some(hosts) = &self.hosts {
+            let hosts: Vec<&str> = match hosts {
+                EtcdHosts::List(list) => list.iter().map(String::as_str).collect(),
+                EtcdHosts::Text(text) => text.split(',').collect(),
+            };
+            let hosts: Vec<&str> = hosts
+                .into_iter()
+                .filter(|host| !host.trim().is_empty())
+                .collect();
+            if hosts.is_empty() {
+                return Err((".hosts", "names no endpoint".into()));
+            }
+            (".hosts", hosts.into_iter().map(endpoint).collect())
+        } else if let Some(host) = &self.host {
+            (".host", endpoint(host).map(|url| vec![url]))
+        } else if self.srv.is_some() || self.discovery_srv.is_some() || self.srv_domain.is_some() {
+            return Err((
+                ".srv",
+                "pgha does not look up DNS SRV records: name the endpoints in host, hosts or url"
+                    .into(),
+            ));
+        } else {
+            return Err(("", "names no host, hosts, url or proxy".into()));
+        };
+        let endpoints = endpoints.map_err(|reason| (field, reason))?;
+        if self.password.is_some() && self.username.is_none() {
+            return Err((
+                ".username",
+                "missing: a password is set but no username".into(),
+            ));
+        }
+        Ok(EtcdSettings {
+            endpoints,
+            password: self.password.map(Secret::new),
+            username: self.username,
+            tls: TlsSettings {
+                ca_file: self.cacert.map(|file| resolve_path(base, &file)),
+                client_cert: self.cert.map(|file| resolve_path(base, &file)),
+                client_key: self.key.map(|file| resolve_path(base, &file)),
+                verify: true,
+            },
+            connect_timeout: timeouts.connect,
+            request_timeout: timeouts.request,
+            namespace: namespace.map_or_else(
+                || super::etcd::DEFAULT_NAMESPACE.to_string(),
+                super::etcd::normalise_namespace,
+            ),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 struct Authentication {
     username: String,
@@ -102,6 +209,15 @@ struct Authentication {
 }
 
 pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryError> {
+    load_with(path, selector, &super::process_env)
+}
+
+/// `load`, reading the environment through `env`.
+pub(super) fn load_with(
+    path: &Path,
+    selector: &Selector,
+    env: Env<'_>,
+) -> Result<Seed, InventoryError> {
     let text = std::fs::read_to_string(path).map_err(|error| InventoryError::Read {
         path: path.to_path_buf(),
         reason: error.to_string(),
@@ -138,15 +254,26 @@ pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryEr
     )
     .map_err(|reason| invalid(address_field, &reason))?;
     let rest = rest_settings(file.ctl, restapi, &base, selector);
-    let timeouts = super::consul::Timeouts {
+    let timeouts = Timeouts {
         connect: rest.connect_timeout,
         request: rest.request_timeout,
     };
+    let etcd = etcd_settings(
+        file.etcd3,
+        file.etcd,
+        file.consul.is_some(),
+        file.namespace.as_deref(),
+        &base,
+        timeouts,
+        env,
+        &invalid,
+    )?;
     let consul = consul_settings(
         file.consul,
         file.namespace.as_deref(),
         &base,
         timeouts,
+        env,
         &invalid,
     )?;
     Ok(Seed {
@@ -154,6 +281,7 @@ pub(super) fn load(path: &Path, selector: &Selector) -> Result<Seed, InventoryEr
         scope: file.scope,
         rest,
         consul,
+        etcd,
         origin: path.display().to_string(),
     })
 }
@@ -196,7 +324,8 @@ fn consul_settings(
     section: Option<ConsulSection>,
     namespace: Option<&str>,
     base: &Path,
-    timeouts: super::consul::Timeouts,
+    timeouts: Timeouts,
+    env: Env<'_>,
     invalid: &dyn Fn(&str, &str) -> InventoryError,
 ) -> Result<Option<ConsulSettings>, InventoryError> {
     match section {
@@ -211,8 +340,40 @@ fn consul_settings(
                 .map(Some)
                 .map_err(|reason| invalid(field, &reason))
         }
-        None => super::consul::from_environment(timeouts, &super::consul::process_env),
+        None => super::consul::from_environment(timeouts, env),
     }
+}
+
+/// The etcd Patroni uses: its `etcd3:` section, else the environment's (`ETCDCTL_ENDPOINTS`)
+/// unless the file says Consul or `etcd:`. Patroni's `etcd:` section speaks etcd's v2 API, whose
+/// keys live apart from v3's: pgha, reading v3, would find the cluster empty and a tree delete
+/// would delete nothing. Such a cluster is seen through its members' REST APIs only.
+#[allow(clippy::too_many_arguments)]
+fn etcd_settings(
+    etcd3: Option<EtcdSection>,
+    etcd2: Option<EtcdSection>,
+    consul_declared: bool,
+    namespace: Option<&str>,
+    base: &Path,
+    timeouts: Timeouts,
+    env: Env<'_>,
+    invalid: &dyn Fn(&str, &str) -> InventoryError,
+) -> Result<Option<EtcdSettings>, InventoryError> {
+    let (name, section) = match (etcd3, etcd2) {
+        (Some(section), _) => ("etcd3", section),
+        (None, Some(_)) => {
+            tracing::warn!(
+                "Patroni's `etcd:` section uses etcd's v2 API, whose keys pgha does not read (only `etcd3:`'s): the cluster is seen through its members' REST APIs only"
+            );
+            return Ok(None);
+        }
+        (None, None) if consul_declared => return Ok(None),
+        (None, None) => return super::etcd::from_environment(timeouts, env),
+    };
+    section
+        .settings(name, base, namespace, timeouts)
+        .map(Some)
+        .map_err(|(field, reason)| invalid(&format!("{name}{field}"), &reason))
 }
 
 /// `listen: 0.0.0.0:8008` is not an address to connect to; this machine is.

@@ -814,3 +814,445 @@ fn unsafe_set_env(key: &str, value: &str) {
         std::env::set_var(key, value);
     }
 }
+
+/// An environment for one test, instead of the process's.
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_string(), (*value).to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+/// GOOD's staging cluster with `dcs` as its own `dcs:` section (indented under the cluster).
+fn with_cluster_dcs(dcs: &str) -> String {
+    GOOD.replace(
+        "        scope: pg-main\n",
+        &format!("        scope: pg-main\n        dcs:\n{dcs}"),
+    )
+}
+
+impl Fixture {
+    /// The staging cluster, resolved with `env` as the environment the DCS settings read.
+    fn resolve_with(&self, env: &[(&str, &str)]) -> Result<ClusterTarget, InventoryError> {
+        let selector = self.selector(Some("staging"), None);
+        let (path, inventory) = load_for(&selector)?;
+        select_cluster(&path, inventory, &selector, &env_of(env))
+    }
+
+    fn error_with(&self, env: &[(&str, &str)]) -> String {
+        let error = self.resolve_with(env).unwrap_err();
+        assert_eq!(error.exit(), crate::exit::Exit::BadInput);
+        let message = error.to_string();
+        assert!(!message.contains('\n'), "one line: {message}");
+        message.replace(&self.dir.path().display().to_string(), "DIR")
+    }
+}
+
+#[test]
+fn an_etcd_dcs_section_gives_endpoints_namespace_and_credentials() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let fixture = Fixture::new(&with_cluster_dcs(
+        "          kind: etcd\n          hosts: [10.0.0.7:2379, etcd2.example, \"https://etcd3.example:2379/\"]\n          namespace: /db/\n          username: pgha\n          password_env: PROD_ETCD_PASSWORD\n",
+    ));
+    let target = fixture
+        .resolve_with(&[("PROD_ETCD_PASSWORD", "etcd-s3cret")])
+        .unwrap();
+    let etcd = target.etcd.as_ref().unwrap();
+    assert_eq!(
+        etcd.endpoints,
+        [
+            "http://10.0.0.7:2379",
+            "http://etcd2.example:2379",
+            "https://etcd3.example:2379"
+        ],
+        "etcd's port for a host without one; URLs as written"
+    );
+    assert_eq!(etcd.namespace, "/db", "no trailing slash");
+    assert_eq!(etcd.cluster_prefix("pg-main"), "/db/pg-main/");
+    assert_eq!(etcd.username.as_deref(), Some("pgha"));
+    assert_eq!(etcd.password.as_ref().unwrap().expose(), "etcd-s3cret");
+    assert!(etcd.tls.verify, "verification is on unless said otherwise");
+    assert_eq!(etcd.connect_timeout, Duration::from_secs(1), "the REST's");
+    assert_eq!(etcd.request_timeout, Duration::from_secs(3), "the REST's");
+    assert!(target.consul.is_none());
+    assert!(!format!("{target:?}").contains("etcd-s3cret"));
+    let dcs = target.dcs.as_ref().unwrap();
+    assert_eq!(dcs.username.as_deref(), Some("pgha"));
+    assert_eq!(dcs.password_from.as_deref(), Some("env:PROD_ETCD_PASSWORD"));
+}
+
+#[test]
+fn an_etcd_password_file_scheme_and_tls_resolve_relative_to_the_inventory() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let fixture = Fixture::new(&with_cluster_dcs(
+        "          kind: etcd\n          hosts: [10.0.0.7:2379]\n          username: pgha\n          password_file: secrets/etcd\n          tls: {ca_file: etcd-ca.pem, cert_file: c.pem, key_file: c.key}\n",
+    ));
+    std::fs::create_dir(fixture.dir.path().join("secrets")).unwrap();
+    std::fs::write(fixture.dir.path().join("secrets/etcd"), "from file\n").unwrap();
+    let target = fixture.resolve_with(&[]).unwrap();
+    let etcd = target.etcd.unwrap();
+    assert_eq!(
+        etcd.endpoints,
+        ["https://10.0.0.7:2379"],
+        "https when `tls` is set"
+    );
+    assert_eq!(etcd.namespace, "/service", "Patroni's default");
+    assert_eq!(etcd.password.unwrap().expose(), "from file");
+    assert_eq!(
+        etcd.tls.ca_file.unwrap(),
+        fixture.dir.path().join("etcd-ca.pem")
+    );
+    assert_eq!(
+        etcd.tls.client_key.unwrap(),
+        fixture.dir.path().join("c.key")
+    );
+
+    let explicit = Fixture::new(&with_cluster_dcs(
+        "          kind: etcd\n          hosts: [10.0.0.7:2379]\n          scheme: http\n          tls: {ca_file: etcd-ca.pem}\n",
+    ));
+    let etcd = explicit.resolve_with(&[]).unwrap().etcd.unwrap();
+    assert_eq!(etcd.endpoints, ["http://10.0.0.7:2379"], "the scheme wins");
+    assert!(etcd.username.is_none() && etcd.password.is_none());
+
+    std::fs::remove_file(fixture.dir.path().join("secrets/etcd")).unwrap();
+    let message = fixture.error_with(&[]);
+    assert!(
+        message.starts_with("DIR/pgha.yml: environments.staging.clusters.main-db.dcs.password_file: cannot read DIR/secrets/etcd"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_bad_etcd_dcs_section_names_the_field() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let field = "DIR/pgha.yml: environments.staging.clusters.main-db.dcs";
+    let cases = [
+        (
+            "          kind: etcd\n          hosts: [e1:2379]\n          namespace: service\n",
+            format!(
+                "{field}.namespace: \"service\" must start with '/', as Patroni's keys in etcd do (/service)"
+            ),
+        ),
+        (
+            "          kind: etcd\n",
+            format!(
+                "{field}.hosts: kind etcd needs at least one endpoint (host:port or an http(s):// URL)"
+            ),
+        ),
+        (
+            "          kind: etcd\n          hosts: [e1:2379]\n          username: pgha\n          password_env: A\n          password_file: b\n",
+            format!("{field}: password_env and password_file are both set: keep one"),
+        ),
+        (
+            "          kind: etcd\n          hosts: [e1:2379]\n          username: pgha\n",
+            format!("{field}: username is set but no password_env or password_file"),
+        ),
+        (
+            "          kind: etcd\n          hosts: [e1:2379]\n          password_env: A\n",
+            format!("{field}: a password source is set but no username"),
+        ),
+        (
+            "          kind: etcd\n          hosts: [e1:2379]\n          username: pgha\n          password_env: PGHA_TEST_UNSET_ETCD\n",
+            format!("{field}.password_env: environment variable PGHA_TEST_UNSET_ETCD is not set"),
+        ),
+        (
+            "          kind: etcd\n          hosts: [e1:2379]\n          token_env: CONSUL_HTTP_TOKEN\n",
+            format!(
+                "{field}.token_env: `token_env` is for kind consul only; etcd takes username with password_env or password_file"
+            ),
+        ),
+        (
+            "          kind: etcd\n          hosts: [e1:2379]\n          service: pg\n",
+            format!("{field}.service: `service` is for kind consul only"),
+        ),
+        (
+            "          kind: consul\n          username: pgha\n          password_env: A\n",
+            format!(
+                "{field}.username: `username` is for kind etcd only; Consul takes an ACL token in token_env or token_file"
+            ),
+        ),
+        (
+            "          kind: consul\n          password_file: b\n",
+            format!("{field}.password_file: `password_file` is for kind etcd only"),
+        ),
+        (
+            "          kind: etcd\n          hosts: [\"unix:///run/etcd.sock\"]\n",
+            format!(
+                "{field}.hosts: \"unix:///run/etcd.sock\": pgha talks to etcd over http:// or https:// (not unix sockets)"
+            ),
+        ),
+        (
+            "          kind: etcd\n          hosts: [\"root:s3cret@e1:2379\"]\n",
+            format!(
+                "{field}.hosts[0]: \"***@e1:2379\": no credentials in URLs (pgha shows URLs in plans, journals and messages); etcd's credentials belong in dcs.username with dcs.password_env or dcs.password_file"
+            ),
+        ),
+    ];
+    for (dcs, expected) in cases {
+        let message = Fixture::new(&with_cluster_dcs(dcs)).error_with(&[("A", "s3cret")]);
+        assert!(
+            message.starts_with(&expected),
+            "{message}\n  expected: {expected}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+}
+
+/// The environment's `dcs:` is taken when the cluster has none; the cluster's replaces it.
+#[test]
+fn a_cluster_dcs_section_overrides_the_environments() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let environment_dcs = GOOD.replace(
+        "    timeouts:\n      connect: 1s",
+        "    dcs: {kind: etcd, hosts: [env-etcd:2379], namespace: /env}\n    timeouts:\n      connect: 1s",
+    );
+    let etcd = Fixture::new(&environment_dcs)
+        .resolve_with(&[])
+        .unwrap()
+        .etcd
+        .unwrap();
+    assert_eq!(etcd.endpoints, ["http://env-etcd:2379"]);
+    assert_eq!(etcd.namespace, "/env");
+    let both = environment_dcs.replace(
+        "        scope: pg-main\n",
+        "        scope: pg-main\n        dcs: {kind: etcd, hosts: [cluster-etcd:2379]}\n",
+    );
+    let etcd = Fixture::new(&both).resolve_with(&[]).unwrap().etcd.unwrap();
+    assert_eq!(etcd.endpoints, ["http://cluster-etcd:2379"]);
+    assert_eq!(
+        etcd.namespace, "/service",
+        "the whole section is the cluster's"
+    );
+}
+
+/// `ETCDCTL_*` describe whichever etcd etcdctl points at: used only when the inventory names no
+/// DCS, never over its `dcs:` section, never when it names Consul.
+#[test]
+fn the_etcdctl_variables_serve_only_an_inventory_without_a_dcs() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    let env = [
+        ("ETCDCTL_ENDPOINTS", "http://10.9.9.9:2379,10.9.9.10:2379"),
+        ("ETCDCTL_USER", "root:env-s3cret"),
+        ("ETCDCTL_CACERT", "/etc/etcd/ca.pem"),
+    ];
+    let etcd = Fixture::new(GOOD).resolve_with(&env).unwrap().etcd.unwrap();
+    assert_eq!(
+        etcd.endpoints,
+        ["http://10.9.9.9:2379", "https://10.9.9.10:2379"]
+    );
+    assert_eq!(etcd.username.as_deref(), Some("root"));
+    assert_eq!(etcd.password.unwrap().expose(), "env-s3cret");
+    assert!(
+        Fixture::new(GOOD).resolve_with(&[]).unwrap().etcd.is_none(),
+        "no ETCDCTL_ENDPOINTS, no etcd"
+    );
+
+    let inventory = Fixture::new(&with_cluster_dcs(
+        "          kind: etcd\n          hosts: [10.0.0.7:2379]\n",
+    ));
+    let etcd = inventory.resolve_with(&env).unwrap().etcd.unwrap();
+    assert_eq!(
+        etcd.endpoints,
+        ["http://10.0.0.7:2379"],
+        "the inventory wins"
+    );
+    assert!(
+        etcd.username.is_none() && etcd.password.is_none() && etcd.tls.ca_file.is_none(),
+        "and is the whole truth: ETCDCTL_* credentials never go to its hosts"
+    );
+
+    let consul = Fixture::new(&with_cluster_dcs(
+        "          kind: consul\n          hosts: [127.0.0.1:8500]\n",
+    ));
+    let target = consul.resolve_with(&env).unwrap();
+    assert!(target.etcd.is_none(), "the DCS is Consul");
+    assert!(target.consul.is_some());
+}
+
+#[test]
+fn the_summary_shows_the_etcd_user_and_password_source_never_the_password() {
+    unsafe_set_env("PGHA_TEST_STAGING_PASSWORD", "s3cret");
+    unsafe_set_env("PGHA_TEST_ETCD_SUMMARY_PASSWORD", "etcd-s3cret");
+    let fixture = Fixture::new(&with_cluster_dcs(
+        "          kind: etcd\n          hosts: [10.0.0.7:2379]\n          username: pgha\n          password_env: PGHA_TEST_ETCD_SUMMARY_PASSWORD\n",
+    ));
+    let summary = summarize(&fixture.selector(None, None)).unwrap();
+    let dcs = summary.environments["staging"]["main-db"]
+        .dcs
+        .as_ref()
+        .unwrap();
+    assert_eq!(dcs.kind, DcsKind::Etcd);
+    assert_eq!(dcs.hosts, ["10.0.0.7:2379"]);
+    assert_eq!(dcs.username.as_deref(), Some("pgha"));
+    assert_eq!(
+        dcs.password_from.as_deref(),
+        Some("env:PGHA_TEST_ETCD_SUMMARY_PASSWORD")
+    );
+    let text = serde_json::to_string(&summary).unwrap();
+    assert!(
+        text.contains("env:PGHA_TEST_ETCD_SUMMARY_PASSWORD"),
+        "{text}"
+    );
+    assert!(!text.contains("etcd-s3cret"), "{text}");
+
+    let fixture = Fixture::new(&with_cluster_dcs(
+        "          kind: etcd\n          hosts: [10.0.0.7:2379]\n          username: pgha\n          password_file: secrets/etcd\n",
+    ));
+    let summary = summarize(&fixture.selector(None, None)).unwrap();
+    let dcs = summary.environments["staging"]["main-db"]
+        .dcs
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        dcs.password_from,
+        Some(format!(
+            "file:{}",
+            fixture.dir.path().join("secrets/etcd").display()
+        ))
+    );
+}
+
+/// A `patroni.yml` in a temporary directory, loaded with `env` as the environment.
+fn load_patroni(
+    text: &str,
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, Result<Seed, InventoryError>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patroni.yml");
+    std::fs::write(
+        &path,
+        format!("scope: demo\nrestapi:\n  connect_address: 10.0.0.1:8008\n{text}"),
+    )
+    .unwrap();
+    let seed = patroni_config::load_with(&path, &Selector::default(), &env_of(env));
+    (dir, seed)
+}
+
+#[test]
+fn patroni_config_mode_reads_the_etcd3_section() {
+    let (_dir, seed) = load_patroni("etcd3:\n  host: 10.0.0.7:2379\n", &[]);
+    let etcd = seed.unwrap().etcd.unwrap();
+    assert_eq!(etcd.endpoints, ["http://10.0.0.7:2379"]);
+    assert_eq!(etcd.namespace, "/service");
+    assert!(etcd.username.is_none() && etcd.password.is_none());
+    assert!(etcd.tls.verify);
+    assert_eq!(
+        etcd.connect_timeout,
+        RestSettings::default().connect_timeout
+    );
+
+    let (_dir, seed) = load_patroni(
+        "etcd3:\n  hosts:\n  - 10.0.0.7:2379\n  - 10.0.0.8\n  port: 2381\n",
+        &[],
+    );
+    assert_eq!(
+        seed.unwrap().etcd.unwrap().endpoints,
+        ["http://10.0.0.7:2379", "http://10.0.0.8:2381"],
+        "a list; `port` for entries without one"
+    );
+
+    let (dir, seed) = load_patroni(
+        "namespace: /db/\netcd3:\n  hosts: 10.0.0.7:2379, 10.0.0.8:2379\n  protocol: https\n  \
+         username: patroni\n  password: etcd-s3cret\n  cacert: tls/ca.pem\n  cert: /etc/tls/c.pem\n  key: tls/c.key\n",
+        &[("ETCDCTL_ENDPOINTS", "http://elsewhere:2379")],
+    );
+    let seed = seed.unwrap();
+    let etcd = seed.etcd.as_ref().unwrap();
+    assert_eq!(
+        etcd.endpoints,
+        ["https://10.0.0.7:2379", "https://10.0.0.8:2379"],
+        "a comma-separated string; the file wins over ETCDCTL_ENDPOINTS"
+    );
+    assert_eq!(etcd.namespace, "/db");
+    assert_eq!(etcd.username.as_deref(), Some("patroni"));
+    assert_eq!(etcd.password.as_ref().unwrap().expose(), "etcd-s3cret");
+    assert_eq!(
+        etcd.tls.ca_file.as_deref(),
+        Some(dir.path().join("tls/ca.pem").as_path())
+    );
+    assert_eq!(
+        etcd.tls.client_cert.as_deref(),
+        Some(Path::new("/etc/tls/c.pem"))
+    );
+    assert_eq!(
+        etcd.tls.client_key.as_deref(),
+        Some(dir.path().join("tls/c.key").as_path())
+    );
+    assert!(seed.consul.is_none());
+
+    let (_dir, seed) = load_patroni(
+        "namespace: service\netcd3:\n  url: https://etcd.example:2379\n  hosts: ignored:1\n",
+        &[],
+    );
+    let etcd = seed.unwrap().etcd.unwrap();
+    assert_eq!(
+        etcd.endpoints,
+        ["https://etcd.example:2379"],
+        "url before hosts"
+    );
+    assert_eq!(etcd.namespace, "/service", "Patroni adds the leading slash");
+    // `etcd:` is etcd's v2 API, whose keys v3 does not see: not read, even with ETCDCTL_*.
+    let (_dir, seed) = load_patroni(
+        "etcd:\n  proxy: http://proxy.example:2379\n  url: http://etcd.example:2379\n",
+        &[("ETCDCTL_ENDPOINTS", "10.9.9.9:2379")],
+    );
+    assert!(seed.unwrap().etcd.is_none());
+}
+
+#[test]
+fn patroni_config_mode_takes_etcdctl_variables_only_without_a_dcs_section() {
+    let env = [("ETCDCTL_ENDPOINTS", "10.9.9.9:2379")];
+    let (_dir, seed) = load_patroni("", &env);
+    assert_eq!(
+        seed.unwrap().etcd.unwrap().endpoints,
+        ["http://10.9.9.9:2379"]
+    );
+    let (_dir, seed) = load_patroni("consul:\n  host: 127.0.0.1:8500\n", &env);
+    let seed = seed.unwrap();
+    assert!(seed.etcd.is_none(), "the file says Consul");
+    assert!(seed.consul.is_some());
+}
+
+#[test]
+fn patroni_config_mode_refuses_a_bad_etcd3_section_naming_the_field() {
+    let cases = [
+        (
+            "etcd3:\n  host: patroni:s3cret@10.0.0.7:2379\n",
+            "patroni.yml: etcd3.host: \"http://***@10.0.0.7:2379\": no credentials in URLs (pgha shows URLs in plans, journals and messages); etcd's credentials belong in etcd3.username and etcd3.password",
+        ),
+        (
+            "etcd3:\n  hosts: [a:2379, \"root:s3cret@b:2379\"]\n",
+            "patroni.yml: etcd3.hosts: \"http://***@b:2379\"",
+        ),
+        (
+            "etcd3:\n  host: a:2379\n  protocol: grpc\n",
+            "patroni.yml: etcd3.protocol: \"grpc\" is not http or https",
+        ),
+        (
+            "etcd3:\n  srv: etcd.example\n",
+            "patroni.yml: etcd3.srv: pgha does not look up DNS SRV records: name the endpoints in host, hosts or url",
+        ),
+        (
+            "etcd3:\n  protocol: https\n",
+            "patroni.yml: etcd3: names no host, hosts, url or proxy",
+        ),
+        (
+            "etcd3:\n  host: a:2379\n  password: s3cret\n",
+            "patroni.yml: etcd3.username: missing: a password is set but no username",
+        ),
+    ];
+    for (text, expected) in cases {
+        let (_dir, seed) = load_patroni(text, &[]);
+        let Err(error) = seed else {
+            panic!("accepted {text}");
+        };
+        assert_eq!(error.exit(), crate::exit::Exit::BadInput);
+        let message = error.to_string();
+        assert!(
+            message.contains(expected),
+            "{message}\n  expected: {expected}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+}
