@@ -238,6 +238,10 @@ enum RawLabCommand {
         /// The DCS: real etcd, or pgha's Consul double (Patroni registers its services there)
         #[arg(long, value_enum, default_value_t = RawDcs::Etcd)]
         dcs: RawDcs,
+        /// etcd members: 1, or 3 for quorum-loss drills (on the addresses below the first
+        /// member's) [default: 1]
+        #[arg(long, value_name = "N")]
+        etcd_members: Option<u8>,
         /// How long to wait for the cluster to become healthy
         #[arg(long, default_value = "180s", value_parser = crate::flags::duration)]
         wait: Duration,
@@ -266,6 +270,9 @@ enum RawLabCommand {
     Dcs {
         #[arg(value_enum)]
         action: RawDcsAction,
+        /// Only this etcd member (1-based; etcd labs only) [default: every member]
+        #[arg(long, value_name = "N")]
+        member: Option<u8>,
     },
 }
 
@@ -475,10 +482,12 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
             scope,
             first_address,
             dcs,
+            etcd_members,
             wait,
         } => {
             crate::names::check_name(&scope)
                 .map_err(|reason| usage_error(&format!("--scope: {reason}")))?;
+            let etcd_members = check_etcd_members(etcd_members, dcs)?;
             let spec = LabSpec {
                 members,
                 spares: spare,
@@ -490,14 +499,23 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
                     RawDcs::Etcd => crate::lab::LabDcs::Etcd,
                     RawDcs::Consul => crate::lab::LabDcs::Consul,
                 },
+                etcd_members,
             };
             spec.check().map_err(|reason| usage_error(&reason))?;
             LabCommand::Up { spec, wait }
         }
         RawLabCommand::Down { wipe } => LabCommand::Down { wipe },
-        RawLabCommand::Dcs { action } => LabCommand::Dcs {
-            start: matches!(action, RawDcsAction::Start),
-        },
+        RawLabCommand::Dcs { action, member } => {
+            if member == Some(0) {
+                return Err(one_line_error(
+                    "--member 0: etcd members are numbered from 1",
+                ));
+            }
+            LabCommand::Dcs {
+                start: matches!(action, RawDcsAction::Start),
+                member,
+            }
+        }
         RawLabCommand::Status { output } => LabCommand::Status {
             format: output.into(),
         },
@@ -522,6 +540,20 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
             LabCommand::Member { action, name }
         }
     })
+}
+
+/// `--etcd-members`: 1 or 3, on etcd only; 1 when not given.
+fn check_etcd_members(etcd_members: Option<u8>, dcs: RawDcs) -> Result<u8, clap::Error> {
+    match (etcd_members, dcs) {
+        (None, _) => Ok(1),
+        (Some(_), RawDcs::Consul) => Err(one_line_error(
+            "--etcd-members goes with --dcs etcd only (the Consul double is one agent)",
+        )),
+        (Some(count), RawDcs::Etcd) if crate::lab::ETCD_MEMBER_COUNTS.contains(&count) => Ok(count),
+        (Some(count), RawDcs::Etcd) => Err(one_line_error(&format!(
+            "--etcd-members {count}: the lab runs 1 or 3 etcd members"
+        ))),
+    }
 }
 
 fn validate_names(selector: &Selector) -> Result<(), clap::Error> {
@@ -632,6 +664,72 @@ mod tests {
             .find_subcommand_mut("up")
             .unwrap();
         insta::assert_snapshot!("lab_up_help", lab.render_help().to_string());
+    }
+
+    #[test]
+    fn etcd_members_are_one_or_three_on_etcd_only_refused_in_one_line() {
+        let up = |extra: &[&str]| {
+            let mut args = vec!["pgha", "lab", "up"];
+            args.extend_from_slice(extra);
+            parse(args)
+        };
+        for (extra, expected) in [
+            (
+                &["--etcd-members", "2"][..],
+                "error: --etcd-members 2: the lab runs 1 or 3 etcd members",
+            ),
+            (
+                &["--etcd-members", "3", "--dcs", "consul"][..],
+                "error: --etcd-members goes with --dcs etcd only",
+            ),
+            (
+                &["--etcd-members", "1", "--dcs", "consul"][..],
+                "error: --etcd-members goes with --dcs etcd only",
+            ),
+        ] {
+            let Err(error) = up(extra) else {
+                panic!("{extra:?} was accepted");
+            };
+            let message = error.to_string();
+            assert!(message.starts_with(expected), "{message}");
+            assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+        }
+        let Ok(Parsed::Run(invocation)) = up(&["--etcd-members", "3"]) else {
+            panic!("--etcd-members 3 did not parse");
+        };
+        assert!(matches!(
+            invocation.command,
+            Command::Lab { command: LabCommand::Up { spec, .. }, .. } if spec.etcd_members == 3
+        ));
+        let Ok(Parsed::Run(invocation)) = up(&[]) else {
+            panic!("lab up did not parse");
+        };
+        assert!(matches!(
+            invocation.command,
+            Command::Lab { command: LabCommand::Up { spec, .. }, .. } if spec.etcd_members == 1
+        ));
+    }
+
+    #[test]
+    fn lab_dcs_takes_one_member_numbered_from_one() {
+        let Ok(Parsed::Run(invocation)) = parse(["pgha", "lab", "dcs", "stop", "--member", "2"])
+        else {
+            panic!("lab dcs stop --member 2 did not parse");
+        };
+        assert!(matches!(
+            invocation.command,
+            Command::Lab {
+                command: LabCommand::Dcs {
+                    start: false,
+                    member: Some(2)
+                },
+                ..
+            }
+        ));
+        let Err(error) = parse(["pgha", "lab", "dcs", "start", "--member", "0"]) else {
+            panic!("--member 0 was accepted");
+        };
+        assert_eq!(error.to_string().trim_end().lines().count(), 1, "{error}");
     }
 
     #[test]

@@ -314,6 +314,7 @@ fn merge_answers(
         .map(|member| member.name.clone());
     check_dcs_access(&observations, leader.as_deref(), &mut warnings);
     check_leader_agreement(&observations, leader.as_deref(), &mut warnings);
+    check_leader_runs_as_primary(&observations, leader.as_deref(), &mut warnings);
     check_membership_agreement(&observations, &mut warnings);
     let leader_position = leader_position(&observations);
 
@@ -639,6 +640,44 @@ fn check_leader_agreement(
             });
         }
     }
+}
+
+/// The leader key names a member whose own API says it runs as a replica, and no member runs
+/// as primary: nothing takes writes. Seen when etcd loses its quorum: the leader cannot renew
+/// its key and demotes itself, while the etcd member still up keeps serving the old key (no
+/// etcd leader, no lease expiry), so `/cluster` still names it.
+fn check_leader_runs_as_primary(
+    observations: &[MemberObservation],
+    leader: Option<&str>,
+    warnings: &mut Vec<Warning>,
+) {
+    let Some(leader) = leader else {
+        return;
+    };
+    let Some(role) = observations
+        .iter()
+        .find(|observation| observation.target.name == leader)
+        .and_then(|observation| observation.status.as_ref().ok())
+        .map(|status| &status.role)
+        .filter(|role| matches!(role, PostgresRole::Replica | PostgresRole::Demoted))
+    else {
+        return;
+    };
+    let someone_is_primary = observations.iter().any(|observation| {
+        observation
+            .status
+            .as_ref()
+            .is_ok_and(|status| status.role.is_leader())
+    });
+    if someone_is_primary {
+        return;
+    }
+    warnings.push(Warning::NoLeader {
+        message: format!(
+            "no member runs as primary: {leader} holds the leader key but runs PostgreSQL as {}, the cluster takes no writes (a leader key nobody renews: has the DCS lost its quorum?)",
+            role.as_str()
+        ),
+    });
 }
 
 fn check_membership_agreement(observations: &[MemberObservation], warnings: &mut Vec<Warning>) {

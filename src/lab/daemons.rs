@@ -6,22 +6,30 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::files;
-use super::layout::{LabMember, LabState, Layout};
+use super::layout::{EtcdMember, LabMember, LabState, Layout};
 use super::process::{self, Daemon, RunAs};
 use super::venv;
 use super::{LabError, LabSpec};
 
-pub(super) fn etcd_daemon(layout: &Layout, spec: &LabSpec) -> Daemon {
-    let address = spec.infrastructure_address();
-    let data = layout.etcd().join("data");
-    let client = format!("http://{address}:{}", files::ETCD_CLIENT_PORT);
-    let peer = format!("http://{address}:{}", files::ETCD_PEER_PORT);
+/// One etcd member's daemon. Every member lists the whole cluster in `--initial-cluster`; etcd
+/// reads it only when its data directory is new.
+pub(super) fn etcd_daemon(layout: &Layout, spec: &LabSpec, member: &EtcdMember) -> Daemon {
+    let dir = layout.etcd_member(member.number);
+    let data = dir.join("data");
+    let client = format!("http://{}:{}", member.address, files::ETCD_CLIENT_PORT);
+    let peer = peer_url(member);
+    let initial_cluster = spec
+        .etcd_members()
+        .iter()
+        .map(|other| format!("{}={}", other.name, peer_url(other)))
+        .collect::<Vec<_>>()
+        .join(",");
     Daemon {
-        name: "etcd".into(),
+        name: member.daemon.clone(),
         program: PathBuf::from("/usr/bin/etcd"),
         args: vec![
             "--name".into(),
-            "lab".into(),
+            member.name.clone(),
             "--data-dir".into(),
             data.to_string_lossy().into_owned(),
             "--listen-client-urls".into(),
@@ -31,21 +39,36 @@ pub(super) fn etcd_daemon(layout: &Layout, spec: &LabSpec) -> Daemon {
             "--listen-peer-urls".into(),
             peer.clone(),
             "--initial-advertise-peer-urls".into(),
-            peer.clone(),
+            peer,
             "--initial-cluster".into(),
-            format!("lab={peer}"),
+            initial_cluster,
             "--initial-cluster-state".into(),
             "new".into(),
             "--logger".into(),
             "zap".into(),
         ],
-        pid_file: layout.etcd().join("etcd.pid"),
-        log_file: layout.etcd().join("etcd.log"),
-        working_dir: layout.etcd(),
+        pid_file: dir.join("etcd.pid"),
+        log_file: dir.join("etcd.log"),
+        working_dir: dir,
         identity: data.to_string_lossy().into_owned(),
         run_as: None,
         env: Vec::new(),
     }
+}
+
+fn peer_url(member: &EtcdMember) -> String {
+    format!("http://{}:{}", member.address, files::ETCD_PEER_PORT)
+}
+
+/// Every etcd member's daemon, member 1 first.
+pub(super) fn etcd_daemons(layout: &Layout, spec: &LabSpec) -> Vec<(EtcdMember, Daemon)> {
+    spec.etcd_members()
+        .into_iter()
+        .map(|member| {
+            let daemon = etcd_daemon(layout, spec, &member);
+            (member, daemon)
+        })
+        .collect()
 }
 
 /// pgha's Consul double (its own crate in pgha's workspace), shipped beside the pgha binary

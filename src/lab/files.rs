@@ -352,12 +352,14 @@ tags:\n  nofailover: false\n  noloadbalance: false\n  clonefrom: false\n  nosync
     )
 }
 
-/// Patroni's DCS section. On Consul, Patroni registers each member as service `<scope>` with
-/// its role as tag and an HTTP check on its REST API, as GitLab's clusters do.
+/// Patroni's DCS section. On etcd, every member's `host:port`, comma-separated: the form
+/// Patroni 2.1 to 4.x all accept (a YAML list works too). On Consul, Patroni registers each
+/// member as service `<scope>` with its role as tag and an HTTP check on its REST API, as
+/// GitLab's clusters do.
 fn dcs_config(spec: &LabSpec) -> String {
     let infrastructure = spec.infrastructure_address();
     match spec.dcs {
-        LabDcs::Etcd => format!("etcd3:\n  hosts: {infrastructure}:{ETCD_CLIENT_PORT}\n"),
+        LabDcs::Etcd => format!("etcd3:\n  hosts: {}\n", spec.etcd_client_hosts().join(",")),
         LabDcs::Consul => {
             format!("consul:\n  host: {infrastructure}:{CONSUL_PORT}\n  register_service: true\n")
         }
@@ -399,13 +401,18 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
         "    dcs:".to_string(),
         format!("      kind: {}", spec.dcs.as_str()),
         "      hosts:".to_string(),
-        format!(
-            "      - {infrastructure}:{}",
-            match spec.dcs {
-                LabDcs::Etcd => ETCD_CLIENT_PORT,
-                LabDcs::Consul => CONSUL_PORT,
-            }
-        ),
+    ] {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let dcs_hosts = match spec.dcs {
+        LabDcs::Etcd => spec.etcd_client_hosts(),
+        LabDcs::Consul => vec![format!("{infrastructure}:{CONSUL_PORT}")],
+    };
+    for host in dcs_hosts {
+        let _ = writeln!(text, "      - {host}");
+    }
+    for line in [
         "    ssh:".to_string(),
         format!("      user: {user}"),
         format!("      port: {SSH_PORT}"),

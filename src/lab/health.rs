@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::LabError;
 use super::daemons::member_daemon;
-use super::layout::{LabMember, LabState, Layout};
+use super::files;
+use super::layout::{EtcdMember, LabMember, LabState, Layout};
 use super::process::{self, Daemon, RunAs};
 use crate::consul::ConsulClient;
 use crate::inventory::{self, ClusterTarget, Selector};
@@ -237,6 +238,73 @@ pub(super) async fn wait_for_api(
             return Err(LabError::StartFailed {
                 component: format!("Patroni of {name}"),
                 log_tail: daemon.log_tail(25),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many of the lab's etcd members answer `/health` with `{"health":"true"}`. etcd 3.4 says
+/// true only while the cluster has a leader and a quorum read succeeds.
+pub(super) async fn etcd_healthy_members(members: &[EtcdMember]) -> Result<usize, LabError> {
+    let client = crate::web::client_builder()
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|error| LabError::Cluster(error.to_string()))?;
+    let answers = futures::future::join_all(members.iter().map(|member| {
+        let url = format!(
+            "http://{}:{}/health",
+            member.address,
+            files::ETCD_CLIENT_PORT
+        );
+        let client = &client;
+        async move {
+            let Ok(response) = client.get(&url).send().await else {
+                return false;
+            };
+            response
+                .json::<serde_json::Value>()
+                .await
+                .is_ok_and(|body| body["health"] == "true")
+        }
+    }))
+    .await;
+    Ok(answers.into_iter().filter(|healthy| *healthy).count())
+}
+
+/// Waits (at most `wait`) until a majority of the lab's etcd members is healthy: the cluster
+/// has a leader and Patroni can use it. Fails with every member's log tail.
+pub(super) async fn wait_for_etcd_leader(
+    etcd: &[(EtcdMember, Daemon)],
+    wait: Duration,
+) -> Result<Duration, LabError> {
+    let members: Vec<EtcdMember> = etcd.iter().map(|(member, _)| member.clone()).collect();
+    let majority = members.len() / 2 + 1;
+    let started = Instant::now();
+    loop {
+        if etcd_healthy_members(&members).await? >= majority {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= wait {
+            return Err(LabError::StartFailed {
+                component: format!(
+                    "etcd (no leader on a majority of its {} members within {})",
+                    members.len(),
+                    humantime::format_duration(wait)
+                ),
+                log_tail: etcd
+                    .iter()
+                    .map(|(_, daemon)| {
+                        format!(
+                            "--- {} ({}):\n{}",
+                            daemon.name,
+                            daemon.log_file.display(),
+                            daemon.log_tail(8)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -46,6 +46,16 @@ impl Layout {
         self.dir.join("etcd")
     }
 
+    /// The directory of etcd member `number` (1-based): member 1 keeps `etcd/`, where a
+    /// 1-member lab has always kept it; the others get `etcd2/`, `etcd3/`.
+    pub(super) fn etcd_member(&self, number: u8) -> PathBuf {
+        if number <= 1 {
+            self.etcd()
+        } else {
+            self.dir.join(format!("etcd{number}"))
+        }
+    }
+
     pub(super) fn consul(&self) -> PathBuf {
         self.dir.join("consul")
     }
@@ -135,4 +145,47 @@ impl LabSpec {
     pub(crate) fn infrastructure_address(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.first_address) - 1)
     }
+
+    /// The lab's etcd members: member 1 on the infrastructure address, the others on the
+    /// addresses below it (127.0.0.10, .9, .8 for a lab at .11). A 1-member lab keeps the names
+    /// it always had (daemon `etcd`, etcd name `lab`), so labs created before still restart.
+    pub(crate) fn etcd_members(&self) -> Vec<EtcdMember> {
+        let infrastructure = u32::from(self.infrastructure_address());
+        let count = self.etcd_members.max(1);
+        (1..=count)
+            .map(|number| {
+                let (daemon, name) = if count == 1 {
+                    ("etcd".to_string(), "lab".to_string())
+                } else {
+                    (format!("etcd{number}"), format!("etcd{number}"))
+                };
+                EtcdMember {
+                    number,
+                    daemon,
+                    name,
+                    address: Ipv4Addr::from(infrastructure - u32::from(number - 1)),
+                }
+            })
+            .collect()
+    }
+
+    /// Each etcd member's `host:port` for clients, member 1 first.
+    pub(crate) fn etcd_client_hosts(&self) -> Vec<String> {
+        self.etcd_members()
+            .iter()
+            .map(|member| format!("{}:{}", member.address, super::files::ETCD_CLIENT_PORT))
+            .collect()
+    }
+}
+
+/// One member of the lab's etcd cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EtcdMember {
+    /// 1-based, as `pgha lab dcs stop --member N` names it.
+    pub number: u8,
+    /// The daemon's name in messages and `pgha lab status`.
+    pub daemon: String,
+    /// etcd's `--name`, as `--initial-cluster` lists it.
+    pub name: String,
+    pub address: Ipv4Addr,
 }

@@ -24,12 +24,12 @@ use crate::exit::Exit;
 use crate::patroni::Version;
 use crate::ui::OutputFormat;
 use daemons::{
-    alertmanager_daemon, consul_daemon, etcd_daemon, member_daemon, sshd_daemon, start_and_listen,
+    alertmanager_daemon, consul_daemon, etcd_daemons, member_daemon, sshd_daemon, start_and_listen,
     stop_orphaned_postgres,
 };
 use files::Passwords;
-use health::{wait_for_api, wait_until_healthy};
-use layout::{LabMember, LabState, Layout};
+use health::{wait_for_api, wait_for_etcd_leader, wait_until_healthy};
+use layout::{EtcdMember, LabMember, LabState, Layout};
 use process::{Daemon, RunAs};
 use report::{print_view_summary, status};
 
@@ -47,7 +47,17 @@ pub struct LabSpec {
     /// Labs recorded before Consul existed ran on etcd.
     #[serde(default)]
     pub dcs: LabDcs,
+    /// etcd's members: 1, or 3 for quorum-loss drills. Labs recorded before ran one.
+    #[serde(default = "one_etcd_member")]
+    pub etcd_members: u8,
 }
+
+fn one_etcd_member() -> u8 {
+    1
+}
+
+/// The etcd cluster sizes the lab runs.
+pub const ETCD_MEMBER_COUNTS: [u8; 2] = [1, 3];
 
 /// The DCS the lab's Patroni runs on: real etcd, or pgha's Consul double.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,13 +78,32 @@ impl LabDcs {
 }
 
 impl LabSpec {
-    /// Addresses must stay inside 127.0.0.0/8 with room for etcd and sshd just below node1.
+    /// Addresses must stay inside 127.0.0.0/8 with room for etcd and sshd just below node1
+    /// (and for etcd's other members below that).
     pub fn check(&self) -> Result<(), String> {
         let [first_octet, _, _, last_octet] = self.first_address.octets();
         if first_octet != 127 {
             return Err(format!(
                 "--first-address {}: the lab lives on loopback (127.x.y.z)",
                 self.first_address
+            ));
+        }
+        if !ETCD_MEMBER_COUNTS.contains(&self.etcd_members) {
+            return Err(format!(
+                "--etcd-members {}: the lab runs 1 or 3 etcd members",
+                self.etcd_members
+            ));
+        }
+        if self.etcd_members != 1 && self.dcs != LabDcs::Etcd {
+            return Err("--etcd-members goes with --dcs etcd only".into());
+        }
+        if self.etcd_members > 1 && last_octet <= self.etcd_members {
+            return Err(format!(
+                "--first-address {}: no room below it for {} etcd members (they take the {} addresses below the first member, down to .1): use a first address ending in .{} or higher",
+                self.first_address,
+                self.etcd_members,
+                self.etcd_members,
+                self.etcd_members + 1
             ));
         }
         if last_octet < 2
@@ -110,9 +139,10 @@ pub enum LabCommand {
         action: MemberAction,
         name: String,
     },
-    /// Start (`true`) or stop the DCS.
+    /// Start (`true`) or stop the DCS: every etcd member, or only `member` (1-based).
     Dcs {
         start: bool,
+        member: Option<u8>,
     },
 }
 
@@ -155,6 +185,9 @@ pub enum LabError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A request the lab cannot do as asked (bad input, exit 2).
+    #[error("{0}")]
+    Refused(String),
     #[error("cannot reach the lab's cluster: {0}")]
     Cluster(String),
 }
@@ -173,7 +206,8 @@ impl LabError {
             LabError::Missing { .. }
             | LabError::SpecMismatch { .. }
             | LabError::NoLab { .. }
-            | LabError::UnknownMember { .. } => Exit::BadInput,
+            | LabError::UnknownMember { .. }
+            | LabError::Refused(_) => Exit::BadInput,
             _ => Exit::Failed,
         }
     }
@@ -203,7 +237,7 @@ pub async fn execute(dir: &Path, command: LabCommand) -> Result<Exit, LabError> 
         LabCommand::Down { wipe } => down(&layout, wipe),
         LabCommand::Status { format } => status(&layout, format),
         LabCommand::Member { action, name } => member(&layout, action, &name).await,
-        LabCommand::Dcs { start } => dcs(&layout, start).await,
+        LabCommand::Dcs { start, member } => dcs(&layout, start, member).await,
     }
 }
 
@@ -250,13 +284,18 @@ fn check_prerequisites(spec: &LabSpec) -> Result<(), LabError> {
 
 fn describe(spec: &LabSpec) -> String {
     format!(
-        "{} members + {} spare, Patroni {}, scope {}, from {}, {}{}",
+        "{} members + {} spare, Patroni {}, scope {}, from {}, {}{}{}",
         spec.members,
         spec.spares,
         spec.patroni_version,
         spec.scope,
         spec.first_address,
         spec.dcs.as_str(),
+        if spec.etcd_members > 1 {
+            format!(" ({} members)", spec.etcd_members)
+        } else {
+            String::new()
+        },
         if spec.tls { ", TLS" } else { "" }
     )
 }
@@ -286,10 +325,7 @@ async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabE
     let run_as = RunAs::detect()?;
     prepare_files(layout, &state, run_as)?;
 
-    let mut started = Vec::new();
-    if start_dcs(layout, &spec).await? {
-        started.push(spec.dcs.as_str().to_string());
-    }
+    let mut started = start_dcs(layout, &spec).await?;
     let sshd = sshd_daemon(layout);
     if sshd.running_pid().is_none() {
         eprintln!(
@@ -341,56 +377,208 @@ async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabE
     Ok(Exit::Success)
 }
 
-/// The DCS daemon and the port it listens on.
-fn dcs_daemon(layout: &Layout, spec: &LabSpec) -> Result<(Daemon, u16), LabError> {
-    Ok(match spec.dcs {
-        LabDcs::Etcd => (etcd_daemon(layout, spec), files::ETCD_CLIENT_PORT),
-        LabDcs::Consul => (consul_daemon(layout, spec)?, files::CONSUL_PORT),
-    })
-}
-
-/// Starts the DCS unless it runs; true when it was started.
-async fn start_dcs(layout: &Layout, spec: &LabSpec) -> Result<bool, LabError> {
-    let (daemon, port) = dcs_daemon(layout, spec)?;
-    if daemon.running_pid().is_some() {
-        return Ok(false);
+/// Starts whatever of the DCS does not run; returns the names of the daemons it started. etcd's
+/// members start together (each waits for its peers), then the lab waits for a leader:
+/// Patroni must not start against a cluster that cannot answer yet.
+async fn start_dcs(layout: &Layout, spec: &LabSpec) -> Result<Vec<String>, LabError> {
+    match spec.dcs {
+        LabDcs::Consul => {
+            let daemon = consul_daemon(layout, spec)?;
+            if daemon.running_pid().is_some() {
+                return Ok(Vec::new());
+            }
+            let address = (spec.infrastructure_address(), files::CONSUL_PORT);
+            eprintln!(
+                "lab: starting {} on {}:{}",
+                daemon.name, address.0, address.1
+            );
+            start_and_listen(&daemon, address).await?;
+            Ok(vec![daemon.name])
+        }
+        LabDcs::Etcd => {
+            let etcd = etcd_daemons(layout, spec);
+            let stopped: Vec<&(EtcdMember, Daemon)> = etcd
+                .iter()
+                .filter(|(_, daemon)| daemon.running_pid().is_none())
+                .collect();
+            if stopped.is_empty() {
+                return Ok(Vec::new());
+            }
+            start_etcd_members(&stopped).await?;
+            let waited = wait_for_etcd_leader(&etcd, ETCD_LEADER_WAIT).await?;
+            if etcd.len() > 1 {
+                eprintln!(
+                    "lab: etcd has a leader ({:.1}s after its members started)",
+                    waited.as_secs_f64()
+                );
+            }
+            Ok(stopped
+                .iter()
+                .map(|(_, daemon)| daemon.name.clone())
+                .collect())
+        }
     }
-    eprintln!(
-        "lab: starting {} on {}:{port}",
-        daemon.name,
-        spec.infrastructure_address(),
-    );
-    start_and_listen(&daemon, (spec.infrastructure_address(), port)).await?;
-    Ok(true)
 }
 
-/// `pgha lab dcs stop|start`: takes the DCS away from Patroni (the leader demotes itself after
-/// `ttl`) and gives it back, for rehearsing an outage. Members are left as they are.
-async fn dcs(layout: &Layout, start: bool) -> Result<Exit, LabError> {
+/// How long a starting etcd cluster may take to elect a leader.
+const ETCD_LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// Starts these etcd members concurrently and waits until each listens.
+async fn start_etcd_members(members: &[&(EtcdMember, Daemon)]) -> Result<(), LabError> {
+    for (member, daemon) in members {
+        files::create_dir(&daemon.working_dir, 0o700)?;
+        eprintln!(
+            "lab: starting {} on {}:{}",
+            daemon.name,
+            member.address,
+            files::ETCD_CLIENT_PORT
+        );
+    }
+    futures::future::try_join_all(members.iter().map(|(member, daemon)| {
+        start_and_listen(daemon, (member.address, files::ETCD_CLIENT_PORT))
+    }))
+    .await?;
+    Ok(())
+}
+
+/// `pgha lab dcs stop|start [--member N]`: takes the DCS away from Patroni (the leader demotes
+/// itself after `ttl`) and gives it back, for rehearsing an outage — all of it, or one etcd
+/// member (two of three stopped: quorum lost). Members are left as they are.
+async fn dcs(layout: &Layout, start: bool, member: Option<u8>) -> Result<Exit, LabError> {
     let _lock = lock(layout)?;
     let state = LabState::load(layout)?.ok_or_else(|| LabError::NoLab {
         dir: layout.dir.clone(),
     })?;
-    let (daemon, _) = dcs_daemon(layout, &state.spec)?;
-    if start {
-        if !start_dcs(layout, &state.spec).await? {
-            eprintln!("lab: {} already runs", daemon.name);
-        }
-        return Ok(Exit::Success);
+    let spec = &state.spec;
+    if let Some(number) = member {
+        check_etcd_member(spec, number)?;
     }
-    match daemon.running_pid() {
-        None => eprintln!("lab: {} is not running", daemon.name),
-        Some(pid) => {
-            if !daemon.stop(Duration::from_secs(20))? {
-                daemon.kill()?;
+    match (spec.dcs, start) {
+        (LabDcs::Consul, true) => {
+            if start_dcs(layout, spec).await?.is_empty() {
+                eprintln!("lab: consul already runs");
             }
-            eprintln!(
-                "lab: stopped {} (pid {pid}); Patroni loses its DCS: the leader demotes itself after ttl",
-                daemon.name
-            );
+        }
+        (LabDcs::Consul, false) => {
+            let daemon = consul_daemon(layout, spec)?;
+            stop_dcs_daemons(&[&daemon])?;
+        }
+        (LabDcs::Etcd, true) => start_etcd(layout, spec, member).await?,
+        (LabDcs::Etcd, false) => {
+            let etcd = etcd_daemons(layout, spec);
+            let chosen: Vec<&Daemon> = etcd
+                .iter()
+                .filter(|(etcd_member, _)| member.is_none_or(|number| etcd_member.number == number))
+                .map(|(_, daemon)| daemon)
+                .collect();
+            stop_dcs_daemons(&chosen)?;
+            if etcd.len() > 1 {
+                let running = etcd
+                    .iter()
+                    .filter(|(_, daemon)| daemon.running_pid().is_some())
+                    .count();
+                eprintln!("lab: {}", etcd_quorum_note(running, etcd.len()));
+            }
         }
     }
     Ok(Exit::Success)
+}
+
+/// `--member N` names one of the lab's etcd members.
+fn check_etcd_member(spec: &LabSpec, number: u8) -> Result<(), LabError> {
+    if spec.dcs != LabDcs::Etcd {
+        return Err(LabError::Refused(format!(
+            "--member {number}: the lab runs the {} double, not etcd; `pgha lab dcs` takes --member on etcd labs only",
+            spec.dcs.as_str()
+        )));
+    }
+    if number == 0 || number > spec.etcd_members {
+        return Err(LabError::Refused(format!(
+            "--member {number}: the lab runs {} etcd member{} (1..={})",
+            spec.etcd_members,
+            if spec.etcd_members == 1 { "" } else { "s" },
+            spec.etcd_members
+        )));
+    }
+    Ok(())
+}
+
+/// Where the etcd cluster stands after members stopped or started.
+fn etcd_quorum_note(running: usize, members: usize) -> String {
+    let majority = members / 2 + 1;
+    if running >= majority {
+        format!("{running} of {members} etcd members run: etcd keeps its quorum ({majority})")
+    } else {
+        format!(
+            "{running} of {members} etcd members run: quorum ({majority}) lost, Patroni cannot renew its leader key and the leader demotes itself after ttl"
+        )
+    }
+}
+
+/// Starts every etcd member, or one: with a majority running again it waits (bounded) for a
+/// leader, else it says a quorum is still missing.
+async fn start_etcd(layout: &Layout, spec: &LabSpec, member: Option<u8>) -> Result<(), LabError> {
+    let Some(number) = member else {
+        if start_dcs(layout, spec).await?.is_empty() {
+            eprintln!("lab: etcd already runs");
+        }
+        return Ok(());
+    };
+    let etcd = etcd_daemons(layout, spec);
+    let Some(chosen) = etcd
+        .iter()
+        .find(|(etcd_member, _)| etcd_member.number == number)
+    else {
+        return Err(LabError::Refused(format!(
+            "--member {number}: no such etcd member"
+        )));
+    };
+    if let Some(pid) = chosen.1.running_pid() {
+        eprintln!("lab: {} already runs (pid {pid})", chosen.1.name);
+        return Ok(());
+    }
+    start_etcd_members(&[chosen]).await?;
+    let running = etcd
+        .iter()
+        .filter(|(_, daemon)| daemon.running_pid().is_some())
+        .count();
+    if running > etcd.len() / 2 {
+        let waited = wait_for_etcd_leader(&etcd, ETCD_LEADER_WAIT).await?;
+        eprintln!(
+            "lab: started {}; {running} of {} etcd members run and etcd has a leader ({:.1}s)",
+            chosen.1.name,
+            etcd.len(),
+            waited.as_secs_f64()
+        );
+    } else {
+        eprintln!(
+            "lab: started {}; {}",
+            chosen.1.name,
+            etcd_quorum_note(running, etcd.len())
+        );
+    }
+    Ok(())
+}
+
+/// SIGTERM to each running daemon first, then wait for each (SIGKILL after 20 s): by PID only.
+fn stop_dcs_daemons(daemons: &[&Daemon]) -> Result<(), LabError> {
+    let mut stopping = Vec::new();
+    for daemon in daemons {
+        match daemon.running_pid() {
+            None => eprintln!("lab: {} is not running", daemon.name),
+            Some(pid) => {
+                process::signal(pid, rustix::process::Signal::TERM)?;
+                stopping.push((daemon, pid));
+            }
+        }
+    }
+    for (daemon, pid) in stopping {
+        if !daemon.stop(Duration::from_secs(20))? {
+            daemon.kill()?;
+        }
+        eprintln!("lab: stopped {} (pid {pid})", daemon.name);
+    }
+    Ok(())
 }
 
 /// Writes every generated file. Cheap and idempotent, so every `up` rewrites them: a lab dir
@@ -411,7 +599,9 @@ fn prepare_files(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(),
     if spec.tls {
         files::ensure_tls(layout, spec, run_as)?;
     }
-    files::create_dir(&layout.etcd(), 0o700)?;
+    for member in spec.etcd_members() {
+        files::create_dir(&layout.etcd_member(member.number), 0o700)?;
+    }
     files::create_dir(&layout.consul(), 0o700)?;
     files::create_dir(&layout.dir.join("members"), 0o755)?;
     for member in spec.all_members() {
@@ -460,7 +650,11 @@ fn down(layout: &Layout, wipe: bool) -> Result<Exit, LabError> {
     let mut infrastructure = vec![sshd_daemon(layout)];
     if let Some(state) = &state {
         infrastructure.push(alertmanager_daemon(layout, &state.spec));
-        infrastructure.push(etcd_daemon(layout, &state.spec));
+        infrastructure.extend(
+            etcd_daemons(layout, &state.spec)
+                .into_iter()
+                .map(|(_, daemon)| daemon),
+        );
         if let Ok(consul) = consul_daemon(layout, &state.spec) {
             infrastructure.push(consul);
         }
@@ -591,6 +785,7 @@ mod tests {
             scope: "demo".into(),
             first_address: first.parse().unwrap(),
             dcs: LabDcs::Etcd,
+            etcd_members: 1,
         }
     }
 
@@ -621,6 +816,208 @@ mod tests {
             "no room for etcd below node1"
         );
         assert!(spec(9, 8, "127.0.0.240").check().is_err(), "past .255");
+    }
+
+    fn passwords() -> Passwords {
+        Passwords {
+            rest: "r".into(),
+            superuser: "s".into(),
+            replication: "p".into(),
+            rewind: "w".into(),
+        }
+    }
+
+    fn arg_after<'a>(daemon: &'a Daemon, flag: &str) -> &'a str {
+        let index = daemon
+            .args
+            .iter()
+            .position(|arg| arg == flag)
+            .unwrap_or_else(|| panic!("no {flag} in {:?}", daemon.args));
+        &daemon.args[index + 1]
+    }
+
+    #[test]
+    fn three_etcd_members_need_two_more_addresses_below_the_infrastructure_one() {
+        let mut three = spec(3, 0, "127.0.0.11");
+        three.etcd_members = 3;
+        assert!(three.check().is_ok());
+        let addresses: Vec<Ipv4Addr> = three
+            .etcd_members()
+            .iter()
+            .map(|member| member.address)
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                Ipv4Addr::new(127, 0, 0, 10),
+                Ipv4Addr::new(127, 0, 0, 9),
+                Ipv4Addr::new(127, 0, 0, 8)
+            ]
+        );
+        three.first_address = "127.0.0.4".parse().unwrap();
+        assert!(three.check().is_ok(), "etcd on .3, .2 and .1");
+        three.first_address = "127.0.0.3".parse().unwrap();
+        let message = three.check().unwrap_err();
+        assert!(
+            message.contains("no room below it for 3 etcd members")
+                && message.contains("ending in .4 or higher"),
+            "{message}"
+        );
+        assert!(
+            spec(3, 0, "127.0.0.2").check().is_ok(),
+            "one etcd member still fits"
+        );
+        let mut two = spec(3, 0, "127.0.0.11");
+        two.etcd_members = 2;
+        assert!(two.check().unwrap_err().contains("1 or 3"));
+        let mut consul = spec(3, 0, "127.0.0.11");
+        consul.dcs = LabDcs::Consul;
+        consul.etcd_members = 3;
+        assert!(consul.check().unwrap_err().contains("--dcs etcd only"));
+    }
+
+    #[test]
+    fn a_lab_recorded_before_etcd_members_existed_runs_one() {
+        let recorded = r#"{"spec": {"members": 3, "spares": 0, "patroni_version": "4.1.5",
+            "tls": false, "scope": "demo", "first_address": "127.0.0.11"}}"#;
+        let state: LabState = serde_json::from_str(recorded).unwrap();
+        assert_eq!(state.spec.etcd_members, 1);
+        assert_eq!(state.spec.dcs, LabDcs::Etcd);
+        assert_eq!(state.spec, spec(3, 0, "127.0.0.11"));
+    }
+
+    #[test]
+    fn a_one_member_etcd_keeps_its_name_and_paths() {
+        let layout = Layout::new(Path::new("/lab"));
+        let daemons = etcd_daemons(&layout, &spec(3, 0, "127.0.0.11"));
+        assert_eq!(daemons.len(), 1);
+        let (member, daemon) = &daemons[0];
+        assert_eq!((member.number, daemon.name.as_str()), (1, "etcd"));
+        assert_eq!(daemon.pid_file, Path::new("/lab/etcd/etcd.pid"));
+        assert_eq!(daemon.log_file, Path::new("/lab/etcd/etcd.log"));
+        assert_eq!(arg_after(daemon, "--name"), "lab");
+        assert_eq!(arg_after(daemon, "--data-dir"), "/lab/etcd/data");
+        assert_eq!(
+            arg_after(daemon, "--initial-cluster"),
+            "lab=http://127.0.0.10:2380"
+        );
+        assert_eq!(
+            arg_after(daemon, "--listen-client-urls"),
+            "http://127.0.0.10:2379"
+        );
+    }
+
+    #[test]
+    fn etcd_members_two_and_three_have_their_own_address_dir_and_the_whole_cluster() {
+        let layout = Layout::new(Path::new("/lab"));
+        let mut spec = spec(3, 0, "127.0.0.11");
+        spec.etcd_members = 3;
+        let daemons = etcd_daemons(&layout, &spec);
+        let names: Vec<&str> = daemons
+            .iter()
+            .map(|(_, daemon)| daemon.name.as_str())
+            .collect();
+        assert_eq!(names, ["etcd1", "etcd2", "etcd3"]);
+        let cluster =
+            "etcd1=http://127.0.0.10:2380,etcd2=http://127.0.0.9:2380,etcd3=http://127.0.0.8:2380";
+        for (number, address, dir) in [
+            (2, "127.0.0.9", "/lab/etcd2"),
+            (3, "127.0.0.8", "/lab/etcd3"),
+        ] {
+            let (member, daemon) = &daemons[number - 1];
+            assert_eq!(usize::from(member.number), number);
+            assert_eq!(arg_after(daemon, "--name"), format!("etcd{number}"));
+            assert_eq!(arg_after(daemon, "--data-dir"), format!("{dir}/data"));
+            assert_eq!(
+                daemon.identity,
+                format!("{dir}/data"),
+                "found again by its own data dir"
+            );
+            assert_eq!(daemon.pid_file, Path::new(dir).join("etcd.pid"));
+            assert_eq!(daemon.log_file, Path::new(dir).join("etcd.log"));
+            assert_eq!(daemon.working_dir, Path::new(dir));
+            assert_eq!(
+                arg_after(daemon, "--listen-client-urls"),
+                format!("http://{address}:2379")
+            );
+            assert_eq!(
+                arg_after(daemon, "--advertise-client-urls"),
+                format!("http://{address}:2379")
+            );
+            assert_eq!(
+                arg_after(daemon, "--initial-advertise-peer-urls"),
+                format!("http://{address}:2380")
+            );
+            assert_eq!(arg_after(daemon, "--initial-cluster"), cluster);
+            assert_eq!(arg_after(daemon, "--initial-cluster-state"), "new");
+        }
+        assert_eq!(daemons[0].1.pid_file, Path::new("/lab/etcd/etcd.pid"));
+    }
+
+    #[test]
+    fn patroni_and_the_inventory_know_every_etcd_member() {
+        let layout = Layout::new(Path::new("/lab"));
+        let mut spec = spec(3, 0, "127.0.0.61");
+        spec.etcd_members = 3;
+        let config: serde_json::Value = serde_saphyr::from_str(&files::patroni_config(
+            &layout,
+            &spec,
+            &spec.all_members()[2],
+            &passwords(),
+        ))
+        .unwrap();
+        assert_eq!(
+            config["etcd3"]["hosts"],
+            "127.0.0.60:2379,127.0.0.59:2379,127.0.0.58:2379"
+        );
+        let inventory: serde_json::Value = serde_saphyr::from_str(&files::inventory(
+            &layout,
+            &spec,
+            Path::new("/usr/bin/pgha"),
+        ))
+        .unwrap();
+        let lab = &inventory["environments"]["lab"];
+        assert_eq!(
+            lab["dcs"],
+            serde_json::json!({
+                "kind": "etcd",
+                "hosts": ["127.0.0.60:2379", "127.0.0.59:2379", "127.0.0.58:2379"]
+            })
+        );
+        assert_eq!(
+            lab["ssh"]["port"], 2222,
+            "the sections after dcs are intact"
+        );
+        assert_eq!(lab["clusters"]["demo"]["members"][0]["host"], "127.0.0.61");
+    }
+
+    #[test]
+    fn the_lab_inventory_with_three_etcd_members_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let mut spec = spec(3, 0, "127.0.0.61");
+        spec.etcd_members = 3;
+        std::fs::write(
+            layout.inventory(),
+            files::inventory(&layout, &spec, Path::new("/usr/bin/pgha")),
+        )
+        .unwrap();
+        std::fs::create_dir(layout.secrets()).unwrap();
+        for secret in ["rest-password", "superuser-password"] {
+            std::fs::write(layout.secret(secret), "x\n").unwrap();
+        }
+        let selector = crate::inventory::Selector {
+            config: Some(layout.inventory()),
+            environment: Some(crate::inventory::LAB_ENVIRONMENT.into()),
+            ..crate::inventory::Selector::default()
+        };
+        let target = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(crate::inventory::resolve(&selector))
+            .unwrap();
+        assert_eq!(target.members.len(), 3);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::daemons::{
-    alertmanager_daemon, consul_daemon, etcd_daemon, member_daemon, postmaster_pid, sshd_daemon,
+    alertmanager_daemon, consul_daemon, etcd_daemons, member_daemon, postmaster_pid, sshd_daemon,
 };
 use super::files;
 use super::layout::{LabState, Layout};
@@ -42,28 +42,34 @@ pub(super) fn status(layout: &Layout, format: OutputFormat) -> Result<Exit, LabE
     let run_as = RunAs::detect()?;
     let spec = &state.spec;
     let infrastructure = spec.infrastructure_address();
-    let (dcs_name, dcs_port, dcs_pid) = match spec.dcs {
-        LabDcs::Etcd => (
-            "etcd",
-            files::ETCD_CLIENT_PORT,
-            etcd_daemon(layout, spec).running_pid(),
-        ),
-        LabDcs::Consul => (
-            "consul (double)",
-            files::CONSUL_PORT,
-            consul_daemon(layout, spec)?.running_pid(),
-        ),
-    };
-    let mut components = vec![
-        ComponentStatus {
-            name: dcs_name.into(),
-            address: format!("{infrastructure}:{dcs_port}"),
-            pid: dcs_pid,
+    let infrastructure_component =
+        |name: String, address: String, pid: Option<u32>| ComponentStatus {
+            name,
+            address,
+            pid,
             running: false,
             patroni_version: None,
             postgres_pid: None,
             spare: false,
-        },
+        };
+    let mut components: Vec<ComponentStatus> = match spec.dcs {
+        LabDcs::Etcd => etcd_daemons(layout, spec)
+            .into_iter()
+            .map(|(member, daemon)| {
+                infrastructure_component(
+                    daemon.name.clone(),
+                    format!("{}:{}", member.address, files::ETCD_CLIENT_PORT),
+                    daemon.running_pid(),
+                )
+            })
+            .collect(),
+        LabDcs::Consul => vec![infrastructure_component(
+            "consul (double)".into(),
+            format!("{infrastructure}:{}", files::CONSUL_PORT),
+            consul_daemon(layout, spec)?.running_pid(),
+        )],
+    };
+    components.extend([
         ComponentStatus {
             name: "sshd".into(),
             address: format!(
@@ -86,7 +92,7 @@ pub(super) fn status(layout: &Layout, format: OutputFormat) -> Result<Exit, LabE
             postgres_pid: None,
             spare: false,
         },
-    ];
+    ]);
     for member in spec.all_members() {
         components.push(ComponentStatus {
             address: format!("{}:8008 / :5432", member.address),

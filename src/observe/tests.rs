@@ -324,6 +324,48 @@ fn a_cluster_whose_dcs_nobody_can_read_has_no_leader_first_and_loudly() {
 }
 
 #[test]
+fn a_leader_key_held_by_a_demoted_member_means_no_leader_first_and_loudly() {
+    // etcd without quorum: the isolated member still serves the old leader key, the leader
+    // has demoted itself to a replica.
+    let (target, mut observations) = healthy("4.1.5");
+    for observation in &mut observations {
+        if let Ok(status) = &mut observation.status
+            && status.role.is_leader()
+        {
+            status.role = PostgresRole::Replica;
+        }
+    }
+    let view = merge(&target, observations).unwrap();
+    assert!(view.leader.is_some(), "the DCS still names it");
+    let first = &view.warnings[0];
+    assert!(matches!(first, Warning::NoLeader { .. }), "{first:?}");
+    assert_eq!(first.severity(), Severity::Critical);
+    let expected = format!(
+        "no member runs as primary: {} holds the leader key but runs PostgreSQL as replica",
+        view.leader.as_deref().unwrap()
+    );
+    assert!(
+        first.message().starts_with(&expected),
+        "{}",
+        first.message()
+    );
+}
+
+#[test]
+fn a_healthy_cluster_has_no_leader_warning() {
+    let (target, observations) = healthy("4.1.5");
+    let view = merge(&target, observations).unwrap();
+    assert!(
+        !view
+            .warnings
+            .iter()
+            .any(|warning| matches!(warning, Warning::NoLeader { .. })),
+        "{:?}",
+        view.warnings
+    );
+}
+
+#[test]
 fn a_primary_cut_off_from_the_dcs_is_named_before_it_demotes() {
     let (target, mut observations) = healthy("4.1.5");
     without_dcs(&mut observations, false);

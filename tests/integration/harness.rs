@@ -218,6 +218,28 @@ impl Lab {
         )
     }
 
+    /// A lab of its own for one test, not shared: started here, wiped by the returned guard
+    /// when it drops (also when the test fails). For tests that take the lab apart in ways the
+    /// shared labs' guards cannot put back.
+    pub(crate) fn dedicated(
+        name: &str,
+        first_address: &'static str,
+        up_args: &'static [&'static str],
+    ) -> DedicatedLab {
+        let dir = lab_root().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let lab = DedicatedLab(Lab {
+            lock_path: lab_root().join(format!("{name}.test-lock")),
+            dir,
+            first_address,
+            up_args,
+        });
+        if let Err(message) = lab.0.up() {
+            panic!("{message}");
+        }
+        lab
+    }
+
     /// The lab's Consul client and settings, as its inventory names them.
     pub(crate) fn consul_client(
         &self,
@@ -520,6 +542,34 @@ impl Drop for LabGuard<'_> {
         }
         if let Err(message) = self.lab.up() {
             eprintln!("could not restore the lab: {message}");
+        }
+    }
+}
+
+/// A test's own lab: `pgha lab down --wipe` when it drops.
+pub(crate) struct DedicatedLab(Lab);
+
+impl std::ops::Deref for DedicatedLab {
+    type Target = Lab;
+
+    fn deref(&self) -> &Lab {
+        &self.0
+    }
+}
+
+impl Drop for DedicatedLab {
+    fn drop(&mut self) {
+        // Never panic here: a panic during a failing test's unwinding aborts the whole run.
+        let run = Pgha::new()
+            .args(["lab", "down", "--wipe"])
+            .lab(&self.0)
+            .run();
+        if run.code() != 0 {
+            eprintln!(
+                "could not take down the lab in {}:\n{}",
+                self.0.dir.display(),
+                run.stderr()
+            );
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Lab, Pgha, entry};
+use crate::harness::{Lab, Pgha, entry, wait_until};
 
 #[test]
 fn a_second_up_on_a_healthy_lab_does_nothing() {
@@ -135,4 +135,93 @@ fn a_stopped_member_leaves_and_rejoins() {
         .run()
         .success();
     // The guard's `lab up` waits until it streams again.
+}
+
+fn fail_on_critical(lab: &Lab) -> i32 {
+    Pgha::new()
+        .args(["status", "--fail-on", "critical"])
+        .lab(lab)
+        .run()
+        .code()
+}
+
+fn etcd_member(lab: &Lab, action: &str, member: &str) -> String {
+    Pgha::new()
+        .args(["lab", "dcs", action, "--member", member])
+        .lab(lab)
+        .run()
+        .success()
+        .stderr()
+}
+
+/// A lab of its own with three etcd members on 127.0.0.80-82 (members on .83-.85: clear of the
+/// shared labs at .40-.43, .50-.52, .60-.63 and .70-.73). One etcd member down keeps the
+/// quorum; two down lose it: Patroni cannot renew its leader key and demotes the leader (within
+/// ttl 20 s; about 9 s measured), while the etcd member left keeps serving the old key — status
+/// must still say there is no primary. One member back restores the quorum and a leader.
+#[test]
+fn three_etcd_members_lose_their_quorum_with_two_down_and_a_leader_returns_with_one_back() {
+    const UNHEALTHY: i32 = 7;
+    let lab = Lab::dedicated("etcd3", "127.0.0.83", &["--etcd-members", "3"]);
+    let document = lab.lab_status_json();
+    for (name, address) in [
+        ("etcd1", "127.0.0.82:2379"),
+        ("etcd2", "127.0.0.81:2379"),
+        ("etcd3", "127.0.0.80:2379"),
+    ] {
+        let component = entry(&document, "components", name);
+        assert_eq!(component["address"], address);
+        assert!(component["pid"].is_u64(), "{component}");
+    }
+    let inventory = std::fs::read_to_string(lab.inventory()).unwrap();
+    assert!(
+        inventory.contains("kind: etcd\n      hosts:\n      - 127.0.0.82:2379\n      - 127.0.0.81:2379\n      - 127.0.0.80:2379\n"),
+        "{inventory}"
+    );
+    assert_eq!(fail_on_critical(&lab), 0);
+
+    let run = Pgha::new()
+        .args(["lab", "dcs", "stop", "--member", "4"])
+        .lab(&lab)
+        .run()
+        .expect_code(2);
+    assert!(
+        run.one_error_line().contains("the lab runs 3 etcd members"),
+        "{}",
+        run.stderr()
+    );
+
+    let said = etcd_member(&lab, "stop", "2");
+    assert!(said.contains("etcd keeps its quorum"), "{said}");
+    wait_until(
+        Duration::from_secs(30),
+        "the cluster is fine with 2 of 3 etcd members",
+        || fail_on_critical(&lab) == 0,
+    );
+
+    let said = etcd_member(&lab, "stop", "3");
+    assert!(said.contains("quorum (2) lost"), "{said}");
+    let lost = std::time::Instant::now();
+    wait_until(
+        Duration::from_mins(1),
+        "status fails on critical (the leader demoted)",
+        || fail_on_critical(&lab) == UNHEALTHY,
+    );
+    eprintln!("quorum lost: critical after {:?}", lost.elapsed());
+    // Patroni's reads of the etcd member left can time out now and then (a `dcs_unreachable`
+    // moment): the news settles on no_leader.
+    wait_until(Duration::from_secs(20), "no_leader comes first", || {
+        let status = lab.status_json();
+        let first = &status["warnings"][0];
+        first["code"] == "no_leader" && first["severity"] == "critical"
+    });
+
+    let back = std::time::Instant::now();
+    etcd_member(&lab, "start", "2");
+    wait_until(Duration::from_mins(1), "a leader runs again", || {
+        fail_on_critical(&lab) == 0
+    });
+    eprintln!("quorum back: a leader after {:?}", back.elapsed());
+    assert!(lab.status_json()["leader"].is_string());
+    // The guard wipes the lab.
 }
