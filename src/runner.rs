@@ -6,12 +6,13 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::watch;
 
 use crate::cluster::Connection;
 use crate::consul::ConsulLock;
-use crate::dcs::{DcsLock, LockHolder};
+use crate::dcs::LockHolder;
 use crate::error::Error;
 use crate::etcd::EtcdLock;
 use crate::exec::{
@@ -239,6 +240,36 @@ impl Held {
     async fn release(self) {
         if let Some(lock) = self.dcs {
             lock.release().await;
+        }
+    }
+}
+
+/// A run's lock in the cluster's DCS.
+enum DcsLock {
+    Consul(ConsulLock),
+    Etcd(EtcdLock),
+}
+
+impl DcsLock {
+    /// Set when the lock could not be kept: the executor stops before its next change.
+    fn lost_flag(&self) -> Arc<AtomicBool> {
+        match self {
+            DcsLock::Consul(lock) => lock.lost_flag(),
+            DcsLock::Etcd(lock) => lock.lost_flag(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            DcsLock::Consul(lock) => format!("the Consul lock {}", lock.key()),
+            DcsLock::Etcd(lock) => format!("the etcd lock {}", lock.key()),
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            DcsLock::Consul(lock) => lock.release().await,
+            DcsLock::Etcd(lock) => lock.release().await,
         }
     }
 }
