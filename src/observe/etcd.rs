@@ -237,7 +237,9 @@ pub fn check(view: &mut ClusterView, etcd: &EtcdView) {
 /// the leader demotes itself after `ttl` and nothing can be elected — the loudest news.
 fn quorum_warning(etcd: &EtcdView) -> Option<Warning> {
     let (led, total) = etcd.quorum();
-    if total == 0 || led > total / 2 {
+    // Nobody answered pgha: it knows nothing of etcd's quorum (`etcd_unreachable` says so).
+    let answered = etcd.endpoints.iter().any(Result::is_ok);
+    if total == 0 || led > total / 2 || !answered {
         return None;
     }
     let down: Vec<String> = etcd
@@ -415,6 +417,11 @@ mod tests {
             status("http://127.0.0.28:2379", None),
         ];
         assert!(quorum_warning(&etcd(recorded(), leaderless)).is_some());
+        // pgha reaching no endpoint knows nothing of the quorum.
+        let unreached = vec![Err(
+            "http://127.0.0.30:2379: etcd did not answer".to_string()
+        )];
+        assert!(quorum_warning(&etcd(recorded(), unreached)).is_none());
     }
 
     #[test]

@@ -521,8 +521,10 @@ pub(crate) fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<S
     }
     // A TLS client talking to a plain-HTTP server fails before rustls has a typed error.
     let text = root_cause(error);
-    (text.contains("InvalidContentType") || text.contains("corrupt message"))
-        .then(|| format!("the server did not answer with TLS ({text})"))
+    (text.contains("InvalidContentType")
+        || text.contains("corrupt message")
+        || text.contains("tls handshake eof"))
+    .then(|| format!("the server did not answer with TLS ({text})"))
 }
 
 /// hyper wraps rustls's error in an I/O error inside another I/O error, and `io::Error::source`

@@ -233,3 +233,201 @@ fn two_run_stores_contend_for_the_etcd_lock_and_a_dead_holder_releases_it() {
         "each run released its lock"
     );
 }
+
+/// The lab's inventory with its `dcs:` block replaced by `dcs` (lines indented four spaces),
+/// written where the test wants it, its relative paths made absolute.
+fn inventory_with_dcs(lab: &Lab, dir: &std::path::Path, dcs: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let base = format!("{}/", lab.dir.display());
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line == "    dcs:" {
+            skipping = true;
+            out.push_str(dcs);
+            continue;
+        }
+        if skipping && line.starts_with("      ") {
+            continue;
+        }
+        skipping = false;
+        let line = line
+            .replace(
+                "password_file: secrets/",
+                &format!("password_file: {base}secrets/"),
+            )
+            .replace("identity_file: ssh/", &format!("identity_file: {base}ssh/"))
+            .replace("known_hosts: ssh/", &format!("known_hosts: {base}ssh/"));
+        out.push_str(&line);
+        out.push('\n');
+    }
+    crate::harness::write(dir, "pgha.yml", &out)
+}
+
+/// A throwaway etcd with authentication on, for the credentials cases: its own address, its own
+/// directory, ended by PID when dropped.
+struct AuthEtcd {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+const AUTH_ETCD: &str = "127.0.0.91";
+
+impl AuthEtcd {
+    fn start() -> AuthEtcd {
+        let dir = scratch();
+        let client = format!("http://{AUTH_ETCD}:2379");
+        let peer = format!("http://{AUTH_ETCD}:2380");
+        let child = std::process::Command::new("/usr/bin/etcd")
+            .args(["--name", "auth", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("auth={peer}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let etcd = AuthEtcd { child, _dir: dir };
+        // pgha's own clients install the TLS provider reqwest needs; make one first.
+        let _ = Lab::shared().etcd_client();
+        let post = |path: &str, body: serde_json::Value| {
+            block_on(async {
+                reqwest::Client::new()
+                    .post(format!("{client}{path}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .map(|answer| answer.status().is_success())
+            })
+            .unwrap_or(false)
+        };
+        wait_until(
+            Duration::from_secs(20),
+            "the throwaway etcd answers",
+            || post("/v3/kv/range", serde_json::json!({ "key": "Lw==" })),
+        );
+        assert!(post(
+            "/v3/auth/user/add",
+            serde_json::json!({ "name": "root", "password": "right-pw" })
+        ));
+        assert!(post(
+            "/v3/auth/user/grant",
+            serde_json::json!({ "user": "root", "role": "root" })
+        ));
+        assert!(post("/v3/auth/enable", serde_json::json!({})));
+        etcd
+    }
+}
+
+impl Drop for AuthEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn etcd_settings_that_cannot_work_are_one_line_and_nothing_runs() {
+    let guard = Lab::shared().read();
+    let lab = guard.lab;
+    let dir = scratch();
+    let status = |inventory: &std::path::Path| {
+        Pgha::new()
+            .args(["status", "--env", "lab", "-c"])
+            .arg_path(inventory)
+            .env("PGHA_TEST_ETCD_PW", "wrong-pw")
+    };
+    // A namespace without its leading slash: the inventory's fault, named.
+    let path = inventory_with_dcs(
+        lab,
+        dir.path(),
+        "    dcs:\n      kind: etcd\n      hosts: [127.0.0.40:2379]\n      namespace: service\n",
+    );
+    let run = status(&path).run().expect_code(2);
+    assert!(
+        run.one_error_line().contains("dcs.namespace")
+            && run.one_error_line().contains("must start with '/'"),
+        "{}",
+        run.stderr()
+    );
+    // https to a plain-HTTP etcd: a TLS mismatch, one line naming the endpoint.
+    let path = inventory_with_dcs(
+        lab,
+        dir.path(),
+        "    dcs:\n      kind: etcd\n      scheme: https\n      hosts: [127.0.0.40:2379]\n",
+    );
+    let run = status(&path).run().expect_code(2);
+    let line = run.one_error_line();
+    assert!(
+        line.contains("127.0.0.40:2379") && line.contains("TLS"),
+        "{line}"
+    );
+    // Nobody at that endpoint: status says so and shows Patroni's view; a runbook cannot take
+    // its lock there and does nothing.
+    let path = inventory_with_dcs(
+        lab,
+        dir.path(),
+        "    dcs:\n      kind: etcd\n      hosts: [127.0.0.40:2399]\n",
+    );
+    let document = status(&path).args(["-o", "json"]).run().success().json();
+    assert!(
+        document["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|warning| warning["code"] == "etcd_unreachable"),
+        "{document}"
+    );
+    let runs = scratch();
+    let run = Pgha::new()
+        .args(["pause", "--yes", "--env", "lab", "-c"])
+        .arg_path(&path)
+        .env("PGHA_RUNS_DIR", runs.path())
+        .run()
+        .expect_code(3);
+    assert!(
+        run.one_error_line().contains("127.0.0.40:2399"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(lab.status_json()["paused"], false, "nothing was done");
+    // Wrong credentials: etcd refuses them; the password is never shown.
+    let _etcd = AuthEtcd::start();
+    let path = inventory_with_dcs(
+        lab,
+        dir.path(),
+        &format!(
+            "    dcs:\n      kind: etcd\n      hosts: [{AUTH_ETCD}:2379]\n      username: root\n      password_env: PGHA_TEST_ETCD_PW\n"
+        ),
+    );
+    let run = status(&path).run().expect_code(2);
+    let line = run.one_error_line();
+    assert!(
+        line.contains("etcd refused the credentials") && line.contains(AUTH_ETCD),
+        "{line}"
+    );
+    assert!(!run.stderr().contains("wrong-pw") && !run.stdout().contains("wrong-pw"));
+    // The right ones: status reads that etcd (an empty tree there) beside the members.
+    let document = status(&path)
+        .env("PGHA_TEST_ETCD_PW", "right-pw")
+        .args(["-o", "json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(
+        document["etcd"]["keys"],
+        serde_json::json!([]),
+        "{document}"
+    );
+}

@@ -202,6 +202,20 @@ fn three_etcd_members_lose_their_quorum_with_two_down_and_a_leader_returns_with_
     let said = etcd_member(&lab, "stop", "3");
     assert!(said.contains("quorum (2) lost"), "{said}");
     let lost = std::time::Instant::now();
+    // pgha asks every etcd endpoint: it says the quorum is gone before Patroni acts on it.
+    wait_until(
+        Duration::from_secs(15),
+        "etcd_no_quorum is reported",
+        || {
+            let status = lab.status_json();
+            status["warnings"].as_array().is_some_and(|warnings| {
+                warnings.iter().any(|warning| {
+                    warning["code"] == "etcd_no_quorum" && warning["severity"] == "critical"
+                })
+            })
+        },
+    );
+    eprintln!("quorum lost: etcd_no_quorum after {:?}", lost.elapsed());
     wait_until(
         Duration::from_mins(1),
         "status fails on critical (the leader demoted)",
