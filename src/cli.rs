@@ -224,7 +224,7 @@ enum RawLabCommand {
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
         spare: u8,
         /// Patroni release from PyPI to run
-        #[arg(long, default_value = crate::lab::DEFAULT_PATRONI_VERSION, value_parser = parse_version)]
+        #[arg(long, default_value = crate::lab::DEFAULT_PATRONI_VERSION, value_parser = crate::flags::version)]
         patroni_version: Version,
         /// Serve the REST API over HTTPS with client certificates (mutual TLS)
         #[arg(long)]
@@ -263,7 +263,7 @@ enum RawLabCommand {
         /// Member name (node1, node2, …)
         name: String,
         /// For start: run this Patroni release instead of the lab's
-        #[arg(long, value_parser = parse_version)]
+        #[arg(long, value_parser = crate::flags::version)]
         patroni_version: Option<Version>,
     },
     /// Stop or start the lab's DCS (etcd or the Consul double), for outage drills
@@ -337,10 +337,6 @@ impl From<Format> for OutputFormat {
             Format::Yaml => OutputFormat::Yaml,
         }
     }
-}
-
-fn parse_version(text: &str) -> Result<Version, String> {
-    text.parse()
 }
 
 /// Parses and validates the arguments. Errors are clap's (usage, exit code 2).

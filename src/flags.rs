@@ -53,6 +53,11 @@ pub fn future_time(text: &str) -> Result<String, String> {
     Ok(at.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string())
 }
 
+/// A Patroni release: `4.1.5`.
+pub fn version(text: &str) -> Result<crate::patroni::Version, String> {
+    text.parse()
+}
+
 /// A member, cluster or run name: the safe alphabet (`names::check_name`).
 pub fn name(text: &str) -> Result<String, String> {
     crate::names::check_name(text).map(|()| text.to_string())

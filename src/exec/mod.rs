@@ -211,15 +211,29 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         if armed.is_empty() {
             return finish;
         }
-        match finish.outcome {
-            Outcome::Aborted | Outcome::Refused => {
+        let undo_now = match finish.outcome {
+            Outcome::Aborted | Outcome::Refused => armed.clone(),
+            Outcome::Failed => armed
+                .iter()
+                .copied()
+                .filter(|compensation| compensation.on_failure)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let left: Vec<&Compensation> = armed
+            .iter()
+            .copied()
+            .filter(|compensation| !undo_now.contains(compensation))
+            .collect();
+        if !undo_now.is_empty() {
+            {
                 // Undoing is what stopping means here: the Ctrl-C that stopped the run does
                 // not stop it (a second one exits at once, as always).
                 let (_calm, quiet) = watch::channel(false);
                 self.interrupt = quiet;
                 let mut undone = Vec::new();
                 let mut not_undone = Vec::new();
-                for compensation in armed {
+                for compensation in undo_now {
                     match self.compensate(plan, compensation).await {
                         Ok(()) => undone.push(compensation.step.title.clone()),
                         Err(reason) => {
@@ -235,18 +249,17 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                         format!("{}; NOT undone: {}", finish.detail, not_undone.join("; "));
                 }
             }
-            Outcome::Failed | Outcome::Interrupted | Outcome::Unreachable => {
-                let titles: Vec<&str> = armed
-                    .iter()
-                    .map(|compensation| compensation.step.title.as_str())
-                    .collect();
-                finish.detail = format!(
-                    "{}; left as it is for `pgha resume` to finish (not undone automatically): {}",
-                    finish.detail,
-                    titles.join("; ")
-                );
-            }
-            Outcome::Succeeded => {}
+        }
+        if !left.is_empty() && finish.outcome != Outcome::Succeeded {
+            let titles: Vec<&str> = left
+                .iter()
+                .map(|compensation| compensation.step.title.as_str())
+                .collect();
+            finish.detail = format!(
+                "{}; left as it is for `pgha resume` to finish (not undone automatically): {}",
+                finish.detail,
+                titles.join("; ")
+            );
         }
         finish
     }

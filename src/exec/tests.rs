@@ -1508,6 +1508,7 @@ fn undoable() -> (FakeWorld, Plan) {
     .map(|(after, undo)| crate::plan::Compensation {
         after: after.into(),
         step: remote_step(undo),
+        on_failure: false,
     })
     .collect();
     (world, plan)
@@ -1594,6 +1595,7 @@ async fn a_failed_run_undoes_nothing_and_says_what_stays() {
     plan.compensations = vec![crate::plan::Compensation {
         after: "run-pause".into(),
         step: remote_step("unpause"),
+        on_failure: false,
     }];
     let (finish, events) = run(&world, &plan, unattended(), yes()).await;
     assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);

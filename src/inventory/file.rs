@@ -169,6 +169,10 @@ pub(crate) struct ServiceFile {
     pub dir: Option<PathBuf>,
     /// The database's OS user (default `postgres`).
     pub db_user: Option<String>,
+    /// systemd: the command that installs a Patroni release on a member's host, one word per
+    /// item, `{version}` replaced (e.g. `[apt-get, install, -y, "patroni={version}*"]`).
+    #[serde(default)]
+    pub upgrade: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

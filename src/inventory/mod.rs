@@ -1030,6 +1030,7 @@ fn service_control(
                 unit: service.unit.clone().unwrap_or_else(|| "patroni".into()),
                 sudo: service.sudo.unwrap_or(true),
                 db_user,
+                upgrade: service.upgrade.clone(),
             }
         }
         ServiceKind::Kubernetes => {

@@ -74,6 +74,10 @@ pub struct ParallelGroup {
 pub struct Compensation {
     pub after: String,
     pub step: Step,
+    /// Also when the run fails, not only when it is aborted or refused: for a state no run may
+    /// leave behind (a paused cluster fails nothing over).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_failure: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -522,6 +526,7 @@ impl Plan {
                             id: format!("undo-{created_by}"),
                             ..step.clone()
                         },
+                        on_failure: false,
                     })
                 }
                 _ => None,

@@ -155,14 +155,19 @@ fn markdown_compensations(out: &mut String, plan: &Plan) {
     let _ = writeln!(out, "\n## If it stops here");
     let _ = writeln!(
         out,
-        "\nIf the run is aborted at a gate or refused by a check once the step named below has started, pgha undoes it at once, the latest first, without asking. If it fails or is interrupted, nothing is undone automatically: `pgha resume` finishes the run."
+        "\nIf the run is aborted at a gate or refused by a check once the step named below has started, pgha undoes it at once, the latest first, without asking. If it fails or is interrupted, nothing is undone automatically (except what is marked \"also if the run fails\"): `pgha resume` finishes the run."
     );
     for compensation in &plan.compensations {
         let _ = writeln!(
             out,
-            "\n### From {}: {}\n",
+            "\n### From {}: {}{}\n",
             armed_by(plan, &compensation.after),
-            compensation.step.title
+            compensation.step.title,
+            if compensation.on_failure {
+                " (also if the run fails)"
+            } else {
+                ""
+            }
         );
         if !compensation.step.prechecks.is_empty() {
             let _ = writeln!(
@@ -425,9 +430,14 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
         for compensation in &plan.compensations {
             let _ = writeln!(
                 out,
-                "  from {}: {}",
+                "  from {}: {}{}",
                 armed_by(plan, &compensation.after),
-                compensation.step.title
+                compensation.step.title,
+                if compensation.on_failure {
+                    " (also if the run fails)"
+                } else {
+                    ""
+                }
             );
             text_action(&mut out, &compensation.step.action);
         }
@@ -555,6 +565,7 @@ mod tests {
         plan.compensations = vec![Compensation {
             after: "a".into(),
             step: command("undo-a"),
+            on_failure: false,
         }];
         plan
     }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use command::{HostCommand, Script, UnsafeValue, checked_name, checked_path, quote};
-pub use service::{ServiceAction, ServiceControl, ServiceError, Transport};
+pub use service::{ServiceAction, ServiceControl, ServiceError, Transport, Upgrade};
 
 use crate::exit::Exit;
 

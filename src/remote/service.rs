@@ -17,6 +17,9 @@ pub enum ServiceControl {
         unit: String,
         sudo: bool,
         db_user: String,
+        /// The command installing a Patroni release, one word per item, `{version}` replaced.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        upgrade: Vec<String>,
     },
     /// `kubectl` on the operator's machine: a member is a pod; restarting it is deleting it.
     Kubernetes {
@@ -155,6 +158,72 @@ impl ServiceControl {
         }
     }
 
+    /// How `member` moves to Patroni `version` once its Patroni is stopped: the commands pgha
+    /// runs (install, then start on the new release), or the work only a human can do.
+    pub fn upgrade(&self, member: &str, version: &str) -> Result<Upgrade, ServiceError> {
+        let member = checked_name("member", member)?;
+        let version = checked_name("Patroni version", version)?;
+        match self {
+            ServiceControl::Systemd {
+                unit,
+                sudo,
+                upgrade,
+                ..
+            } => {
+                let Some((program, args)) = upgrade.split_first() else {
+                    return Err(ServiceError::Unsupported {
+                        kind: "systemd",
+                        action: "upgrade",
+                        reason: "the inventory's service: section has no `upgrade` command (e.g. [apt-get, install, -y, \"patroni={version}*\"])",
+                    });
+                };
+                let program = if program.starts_with('/') {
+                    checked_path("upgrade program", program)?
+                } else {
+                    checked_name("upgrade program", program)?
+                };
+                let install = HostCommand::new(&program)
+                    .args(args.iter().map(|word| word.replace("{version}", &version)))
+                    .sudo(*sudo);
+                let unit = checked_name("systemd unit", unit)?;
+                let start = HostCommand::new("systemctl")
+                    .args(["start".to_string(), unit])
+                    .sudo(*sudo);
+                Ok(Upgrade::Commands(vec![
+                    (Transport::Ssh, install),
+                    (Transport::Ssh, start),
+                ]))
+            }
+            ServiceControl::Kubernetes { pod, .. } => {
+                let pod = pod_name(pod, &member)?;
+                Ok(Upgrade::ByHand(vec![
+                    format!(
+                        "the pod template's image runs Patroni {version}, and the StatefulSet does not roll pods by itself (updateStrategy OnDelete)"
+                    ),
+                    format!(
+                        "delete pod {pod} (`kubectl delete pod {pod}`): it comes back on the new image"
+                    ),
+                ]))
+            }
+            ServiceControl::Lab { pgha, dir, .. } => {
+                let pgha = checked_path("pgha binary", &pgha.to_string_lossy())?;
+                let dir = checked_path("lab directory", &dir.to_string_lossy())?;
+                // The lab's releases are virtualenvs: starting on one is the upgrade.
+                let start = HostCommand::new(&pgha).args([
+                    "lab",
+                    "--dir",
+                    dir.as_str(),
+                    "member",
+                    "start",
+                    member.as_str(),
+                    "--patroni-version",
+                    version.as_str(),
+                ]);
+                Ok(Upgrade::Commands(vec![(Transport::Ssh, start)]))
+            }
+        }
+    }
+
     /// A command that succeeds when Patroni is installed for `member` (its systemd unit, its lab
     /// configuration); `None` on Kubernetes, where the pod is the installation.
     pub fn installed(
@@ -221,6 +290,15 @@ impl ServiceControl {
     }
 }
 
+/// How a member moves to another Patroni release, with its Patroni stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upgrade {
+    /// Run in order: install the release where the platform needs it, then start Patroni on it.
+    Commands(Vec<(Transport, HostCommand)>),
+    /// What a human does (Kubernetes: the image), confirmed by hand.
+    ByHand(Vec<String>),
+}
+
 fn kubectl(namespace: &str, context: Option<&str>) -> Result<HostCommand, ServiceError> {
     let mut command = HostCommand::new("kubectl");
     if let Some(context) = context {
@@ -251,6 +329,7 @@ mod tests {
             unit: "patroni".into(),
             sudo: true,
             db_user: "postgres".into(),
+            upgrade: Vec::new(),
         };
         assert_eq!(
             render(&control, ServiceAction::Stop),
@@ -319,6 +398,7 @@ mod tests {
             unit: "patroni; reboot".into(),
             sudo: true,
             db_user: "postgres".into(),
+            upgrade: Vec::new(),
         };
         assert!(matches!(
             control.command(ServiceAction::Stop, "node2"),
@@ -328,6 +408,7 @@ mod tests {
             unit: "patroni".into(),
             sudo: true,
             db_user: "postgres".into(),
+            upgrade: Vec::new(),
         };
         for member in ["node2 && id", "$(id)", "-f"] {
             assert!(

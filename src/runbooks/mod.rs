@@ -37,6 +37,7 @@ registry::registry! {
     Pause in pause,
     Resume in resume,
     Restart in restart,
+    RollingUpgrade in rolling_upgrade,
     Reload in reload,
     Service in service,
     Host in host,
@@ -112,6 +113,10 @@ pub enum ExampleLab {
     ConsulLab,
     /// `pgha lab up` with every Patroni stopped, its keys in etcd (before a tree delete).
     EtcdLab,
+    /// `pgha lab up --patroni-version 2.1.7`: the members on an old release, to upgrade.
+    LabOnOldPatroni,
+    /// The same cluster as pods of a StatefulSet (service control `kubernetes`).
+    KubernetesOnOldPatroni,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -186,6 +186,7 @@ fn controls(scratch: &Scratch, words: &str) -> Vec<ServiceControl> {
             unit: "patroni".into(),
             sudo: true,
             db_user: "postgres".into(),
+            upgrade: Vec::new(),
         },
         ServiceControl::Lab {
             pgha: scratch.hostile_path(words, "pgha tool").into(),
@@ -496,6 +497,7 @@ fn names_are_refused(words: &str) {
         unit: words.into(),
         sudo: true,
         db_user: "postgres".into(),
+        upgrade: Vec::new(),
     };
     assert!(unit.command(ServiceAction::Stop, "node1").is_err());
     assert!(unit.command(ServiceAction::Stop, words).is_err());

@@ -24,7 +24,31 @@ pub(super) fn lab() -> (ClusterTarget, ClusterView) {
 
 /// The lab's inventory and what its members answered, before merging.
 fn lab_observed() -> (ClusterTarget, Vec<crate::observe::MemberObservation>) {
-    let (mut target, mut observations) = led_by("4.1.5", "node1", Some(1));
+    lab_observed_on("4.1.5")
+}
+
+/// `pgha lab up --patroni-version 2.1.7`: every member on the old release, to upgrade.
+pub(super) fn lab_on_old_patroni() -> (ClusterTarget, ClusterView) {
+    let (target, observations) = lab_observed_on("2.1.7");
+    let view = merge(&target, observations).unwrap();
+    (target, view)
+}
+
+/// The same cluster run by Kubernetes: pods of a StatefulSet named after the members.
+pub(super) fn kubernetes_on_old_patroni() -> (ClusterTarget, ClusterView) {
+    let (mut target, view) = lab_on_old_patroni();
+    target.environment = "staging".into();
+    target.service = Some(crate::remote::ServiceControl::Kubernetes {
+        namespace: "databases".into(),
+        pod: "{member}".into(),
+        context: None,
+        db_user: "postgres".into(),
+    });
+    (target, view)
+}
+
+fn lab_observed_on(release: &str) -> (ClusterTarget, Vec<crate::observe::MemberObservation>) {
+    let (mut target, mut observations) = led_by(release, "node1", Some(1));
     target.environment = "lab".into();
     target.origin = "/var/lib/pgha/lab/pgha.yml".into();
     target.service = Some(crate::remote::ServiceControl::Lab {
@@ -248,6 +272,8 @@ fn examples_on_their_labs() -> Vec<(&'static str, Params, ClusterTarget, Cluster
                 ExampleLab::LabWithSpare => lab_with_spare(),
                 ExampleLab::ConsulLab => consul_lab(),
                 ExampleLab::EtcdLab => etcd_lab(),
+                ExampleLab::LabOnOldPatroni => lab_on_old_patroni(),
+                ExampleLab::KubernetesOnOldPatroni => kubernetes_on_old_patroni(),
             };
             (name, params, target, view)
         })
@@ -260,7 +286,7 @@ fn committed_runbooks_match_the_rendering_for_the_lab() {
     let update = std::env::var_os("PGHA_UPDATE_RUNBOOKS").is_some();
     let mut stale = Vec::new();
     let examples = examples_on_their_labs();
-    assert!(examples.len() >= 17, "every runbook has its committed plan");
+    assert!(examples.len() >= 19, "every runbook has its committed plan");
     for (name, params, target, view) in examples {
         let rendered = render::markdown(&plan(&target, &view, &params).unwrap(), None);
         let path = directory.join(format!("{name}.md"));

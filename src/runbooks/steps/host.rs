@@ -452,6 +452,7 @@ mod tests {
             unit: "patroni".into(),
             sudo: true,
             db_user: "postgres".into(),
+            upgrade: Vec::new(),
         });
         target.ssh = Some(crate::remote::SshSettings {
             user: Some("ops".into()),

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{PlanError, assume_identity, cluster_api, frame};
 use crate::inventory::ClusterTarget;
-use crate::observe::ClusterView;
+use crate::observe::{ClusterView, MemberView};
 use crate::plan::{
     Action, Check, Gate, Idempotency, PatroniAction, PatroniCall, Plan, Progress, Step, Wait,
 };
@@ -45,6 +45,19 @@ pub(crate) fn maintenance(
         member: api.name.clone(),
     }];
     assume_identity(&mut plan, view);
+    plan.steps.push(maintenance_step(
+        api,
+        pause,
+        wait,
+        Gate::Confirm { question },
+    ));
+    plan.rollback = Some(rollback);
+    Ok(plan)
+}
+
+/// `PATCH /config {"pause": …}` through `api`, verified in the DCS and, with `wait`, by every
+/// member itself; `pause` or `resume` by id.
+pub(crate) fn maintenance_step(api: &MemberView, pause: bool, wait: bool, gate: Gate) -> Step {
     // Without --wait the DCS's word is enough; with it, every member must say so itself.
     let until = if wait {
         vec![
@@ -54,7 +67,7 @@ pub(crate) fn maintenance(
     } else {
         vec![Check::PauseRecorded { paused: pause }]
     };
-    plan.steps.push(Step {
+    Step {
         id: if pause {
             "pause".into()
         } else {
@@ -72,7 +85,7 @@ pub(crate) fn maintenance(
                 patch: json!({ "pause": pause }),
             },
         }),
-        gate: Gate::Confirm { question },
+        gate,
         prechecks: Vec::new(),
         verify: Some(Wait {
             until,
@@ -87,7 +100,5 @@ pub(crate) fn maintenance(
                 Check::Paused { paused: pause },
             ],
         },
-    });
-    plan.rollback = Some(rollback);
-    Ok(plan)
+    }
 }

@@ -9,6 +9,7 @@ mod host;
 mod maintenance;
 mod service;
 mod silence;
+mod switch;
 mod waits;
 
 use std::time::Duration;
@@ -23,9 +24,12 @@ pub(crate) use consul::{consul_routes_replica, consul_routing, registers_service
 pub(crate) use dcs::delete_tree;
 pub use host::BackupTool;
 pub(crate) use host::Host;
-pub(crate) use maintenance::maintenance;
+pub(crate) use maintenance::{maintenance, maintenance_step};
 pub(crate) use service::{capitalized, command_step, with_verification};
 pub(crate) use silence::silenced;
+pub(crate) use switch::{
+    Switch, candidate_ready, checkpoint_step, choose_candidate, rejoin_step, switchover_step,
+};
 pub(crate) use waits::wait_streaming_step;
 
 /// The lag under which a replica counts as caught up, unless the operator says otherwise:

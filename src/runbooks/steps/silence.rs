@@ -72,6 +72,7 @@ pub(crate) fn silenced(
             id: format!("undo-silence-{}", member.name),
             ..expire.clone()
         },
+        on_failure: false,
     });
     plan.steps.push(create);
     plan.steps.extend(steps);

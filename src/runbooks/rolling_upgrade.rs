@@ -1,0 +1,512 @@
+//! `pgha rolling-upgrade --to VERSION`: Patroni upgraded member by member (seed 002, with the
+//! operating notes of seed 004). Maintenance mode on, verified on every member; each replica in
+//! turn: its Patroni stopped (PostgreSQL keeps running: paused, Patroni leaves it alone), moved to
+//! the release, started, and verified — `/patroni` reports the release, PostgreSQL did not restart,
+//! the member streams within `--max-lag`; maintenance mode off; a switchover to an upgraded
+//! replica; the old leader, now a replica, upgraded the same way without a pause (a replica's
+//! PostgreSQL restart, which takes no writes away); finally every member on the release and
+//! exactly one new timeline. Aborted, refused or failed while paused, the run resumes maintenance
+//! mode on the way out.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::steps::{
+    DEFAULT_MAX_LAG_BYTES, Switch, assume_identity, candidate_ready, checkpoint_step,
+    choose_candidate, cluster_api, command_step, consul_routing, frame, listed, maintenance_step,
+    rejoin_step, service_control, started_at, switchover_step, with_verification,
+};
+use super::{Example, ExampleLab, PlanError, Runbook};
+use crate::inventory::ClusterTarget;
+use crate::observe::{ClusterView, MemberView};
+use crate::patroni::Version;
+use crate::plan::{
+    Action, Check, Compensation, Gate, Idempotency, ManualAction, Plan, Progress, RemoteAction,
+    Step, Wait, cluster_timeline,
+};
+use crate::remote::{ServiceAction, ServiceControl, Upgrade};
+
+/// How long one replica's swap takes, for the pause estimate: Patroni stops in a second or two
+/// and a new release answers within one `loop_wait` of starting (lab: 5–10 s; a real host
+/// installing a package, longer).
+const SWAP_ESTIMATE: Duration = Duration::from_secs(30);
+/// A maintenance window longer than this is refused unless the operator says otherwise.
+const DEFAULT_MAX_PAUSE: Duration = Duration::from_mins(5);
+/// A member back on the new release and streaming again.
+const DEFAULT_TIMEOUT: Duration = Duration::from_mins(5);
+const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// `pgha rolling-upgrade`.
+pub struct RollingUpgrade;
+
+// The release to reach, and the bounds of the window without automatic failover.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    /// The Patroni release every member ends on (e.g. 4.1.5)
+    #[arg(long, value_name = "VERSION", value_parser = crate::flags::version)]
+    pub to: Version,
+    /// The new leader [default: the sync standby, else the replica with the lowest lag]
+    #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+    pub candidate: Option<String>,
+    /// Refuse to start when the replicas' swaps would keep the cluster paused longer [default: 5m]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    #[serde(with = "crate::duration::optional_text")]
+    pub max_pause: Option<Duration>,
+    /// A replica lagging more counts as not caught up
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = crate::flags::bytes)]
+    pub max_lag: u64,
+    /// Deadline for each member to answer on the new release and stream [default: 5m]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    #[serde(with = "crate::duration::optional_text")]
+    pub timeout: Option<Duration>,
+    /// Run CHECKPOINT on the leader before the switchover, so its shutdown checkpoint is short
+    #[arg(long)]
+    pub checkpoint: bool,
+}
+
+impl Runbook for RollingUpgrade {
+    const NAME: &'static str = "rolling-upgrade";
+    const ABOUT: &'static str = "Upgrade Patroni member by member: replicas paused, a switchover, then the old leader";
+    type Params = Params;
+
+    fn deadline(params: &mut Params) -> Option<&mut Option<Duration>> {
+        Some(&mut params.timeout)
+    }
+
+    fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+        plan(target, view, params)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        let params = Params {
+            to: Version {
+                major: 4,
+                minor: 1,
+                patch: 5,
+            },
+            candidate: None,
+            max_pause: None,
+            max_lag: DEFAULT_MAX_LAG_BYTES,
+            timeout: None,
+            checkpoint: true,
+        };
+        vec![
+            Example {
+                file: "rolling-upgrade",
+                params: params.clone(),
+                lab: ExampleLab::LabOnOldPatroni,
+            },
+            Example {
+                file: "rolling-upgrade-kubernetes",
+                params,
+                lab: ExampleLab::KubernetesOnOldPatroni,
+            },
+        ]
+    }
+}
+
+/// What the plan is made of: the cluster's members by role, and the environment's tools.
+struct Upgrading<'a> {
+    target: &'a ClusterTarget,
+    view: &'a ClusterView,
+    control: &'a ServiceControl,
+    to: String,
+    max_lag: u64,
+    timeout: Duration,
+}
+
+fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+    let to = params.to.to_string();
+    let leader = view.leader.clone().ok_or_else(|| {
+        PlanError::Refused("no member holds the leader key: fix that before upgrading".into())
+    })?;
+    let members: Vec<&MemberView> = view
+        .members
+        .iter()
+        .filter(|member| member.dcs.is_some())
+        .map(|member| listed(target, view, &member.name))
+        .collect::<Result<_, _>>()?;
+    let replicas: Vec<&MemberView> = members
+        .iter()
+        .copied()
+        .filter(|member| member.name != leader)
+        .collect();
+    let behind: Vec<&MemberView> = replicas
+        .iter()
+        .copied()
+        .filter(|member| runs(member).as_deref() != Some(to.as_str()))
+        .collect();
+    let leader_behind = view
+        .member(&leader)
+        .is_none_or(|member| runs(member).as_deref() != Some(to.as_str()));
+    if behind.is_empty() && !leader_behind {
+        return Err(PlanError::Refused(format!(
+            "every member already runs Patroni {to}"
+        )));
+    }
+    let candidate = pick_candidate(view, &leader, &replicas, params)?;
+    let max_pause = params.max_pause.unwrap_or(DEFAULT_MAX_PAUSE);
+    let estimate = SWAP_ESTIMATE * u32::try_from(behind.len()).unwrap_or(u32::MAX);
+    if estimate > max_pause {
+        return Err(PlanError::Refused(format!(
+            "swapping {} replicas keeps the cluster paused about {}, over --max-pause {}: raise --max-pause or upgrade in smaller steps",
+            behind.len(),
+            humantime::format_duration(estimate),
+            humantime::format_duration(max_pause)
+        )));
+    }
+    let upgrading = Upgrading {
+        target,
+        view,
+        control: service_control(target, "stop and start Patroni")?,
+        to: to.clone(),
+        max_lag: params.max_lag,
+        timeout: params.timeout.unwrap_or(DEFAULT_TIMEOUT),
+    };
+    let mut plan = frame(
+        target,
+        view,
+        format!("Upgrade cluster {} to Patroni {to}, member by member", target.cluster),
+        summary(view, &leader, &candidate, &behind, &to, estimate),
+    );
+    plan.prechecks = prechecks(&members, &leader, params.max_lag);
+    assume_identity(&mut plan, view);
+    let timeline = cluster_timeline(view).unwrap_or(0);
+    if !behind.is_empty() {
+        upgrading.paused_swaps(&mut plan, &behind)?;
+    }
+    upgrading.switch(&mut plan, &leader, &candidate, timeline, params.checkpoint)?;
+    if leader_behind {
+        plan.steps
+            .extend(upgrading.swap(&leader, None, "the old leader, now a replica")?);
+    }
+    plan.steps.push(finished_step(&members, &candidate, &to, timeline));
+    plan.rollback = Some(format!(
+        "Each member can go back the same way: `pgha rolling-upgrade --to <the old release>` (the members' current releases are recorded in this plan's pre-checks). Releases now: {}.",
+        releases(&members)
+    ));
+    Ok(plan)
+}
+
+impl Upgrading<'_> {
+    /// Pause, each replica behind swapped with PostgreSQL left running, resume — and, if the run
+    /// stops in between, maintenance mode resumed on the way out.
+    fn paused_swaps(&self, plan: &mut Plan, behind: &[&MemberView]) -> Result<(), PlanError> {
+        let api = cluster_api(self.view)?;
+        let pause = maintenance_step(
+            api,
+            true,
+            true,
+            Gate::Confirm {
+                question: format!(
+                    "Pause {} and upgrade {} to Patroni {}? No automatic failover until it is resumed.",
+                    self.target.cluster,
+                    names(behind),
+                    self.to
+                ),
+            },
+        );
+        let resume = maintenance_step(api, false, true, Gate::None);
+        plan.compensations.push(Compensation {
+            after: pause.id.clone(),
+            step: Step {
+                id: "undo-pause".into(),
+                title: "Turn maintenance mode off again".into(),
+                ..resume.clone()
+            },
+            on_failure: true,
+        });
+        plan.steps.push(pause);
+        for member in behind {
+            // PostgreSQL's start time, where the member reports it: it must not change.
+            let started = Some(started_at(member)).filter(|at| at != "unknown");
+            plan.steps
+                .extend(self.swap(&member.name, started, "paused")?);
+        }
+        plan.steps.push(resume);
+        Ok(())
+    }
+
+    /// Stop Patroni on `name`, move it to the release, start it, and verify. `kept` is
+    /// PostgreSQL's start time when it must survive the swap (paused).
+    fn swap(&self, name: &str, kept: Option<String>, how: &str) -> Result<Vec<Step>, PlanError> {
+        let upgrade = self
+            .control
+            .upgrade(name, &self.to)
+            .map_err(|error| PlanError::Refused(error.to_string()))?;
+        let mut steps = Vec::new();
+        if let Upgrade::Commands(commands) = &upgrade {
+            let stop = command_step(self.target, self.control, ServiceAction::Stop, name)?;
+            let mut stop_checks = vec![Check::NotLeader { member: name.into() }];
+            if kept.is_some() {
+                stop_checks.push(Check::PauseRecorded { paused: true });
+            }
+            steps.push(Step {
+                gate: Gate::None,
+                title: format!("Stop Patroni on {name} ({how})"),
+                ..with_verification(
+                    stop,
+                    stop_checks,
+                    vec![Check::Unreachable { member: name.into() }],
+                    Duration::from_mins(1),
+                )
+            });
+            let host = self.target.remote_host(name)?;
+            for (index, (transport, command)) in commands.iter().enumerate() {
+                steps.push(Step {
+                    id: format!("upgrade-{name}-{}", index + 1),
+                    title: if index + 1 == commands.len() {
+                        format!("Start Patroni {} on {name}", self.to)
+                    } else {
+                        format!("Install Patroni {} on {name}", self.to)
+                    },
+                    action: Action::Remote(RemoteAction {
+                        member: name.into(),
+                        host: host.into(),
+                        transport: *transport,
+                        command: command.clone(),
+                        timeout: Duration::from_mins(10),
+                    }),
+                    gate: Gate::None,
+                    prechecks: vec![Check::Unreachable { member: name.into() }],
+                    verify: None,
+                    // Started already (a resumed run): its Patroni answers on the release.
+                    idempotency: Idempotency::CheckStateFirst {
+                        done_when: vec![
+                            Check::Reachable { member: name.into() },
+                            Check::PatroniVersion {
+                                member: name.into(),
+                                version: self.to.clone(),
+                            },
+                        ],
+                    },
+                });
+            }
+        }
+        let kept = match upgrade {
+            Upgrade::ByHand(instructions) => {
+                steps.push(by_hand_step(name, &self.to, instructions));
+                // A pod comes back with a new PostgreSQL too: only its release is checked.
+                None
+            }
+            Upgrade::Commands(_) => kept,
+        };
+        steps.push(self.upgraded_step(name, kept));
+        Ok(steps)
+    }
+
+    /// Done when the member answers on the release, streams within the lag, and — paused —
+    /// PostgreSQL still runs since before.
+    fn upgraded_step(&self, name: &str, kept: Option<String>) -> Step {
+        let mut until = vec![
+            Check::Reachable { member: name.into() },
+            Check::PatroniVersion {
+                member: name.into(),
+                version: self.to.clone(),
+            },
+        ];
+        until.extend(Check::caught_up(name, self.max_lag));
+        let fail_if = kept
+            .into_iter()
+            .map(|at| Check::RestartedSince {
+                member: name.into(),
+                before: at,
+            })
+            .collect();
+        Step::wait(
+            format!("upgraded-{name}"),
+            format!("Wait until {name} runs Patroni {} and streams", self.to),
+            Wait {
+                until,
+                fail_if,
+                timeout: self.timeout,
+                poll: Duration::from_secs(1),
+                progress: Progress::MemberState { member: name.into() },
+            },
+        )
+    }
+
+    /// Management resumed, the leader handed to an upgraded replica and the old one rejoined.
+    fn switch(
+        &self,
+        plan: &mut Plan,
+        leader: &str,
+        candidate: &str,
+        timeline: u32,
+        checkpoint: bool,
+    ) -> Result<(), PlanError> {
+        if checkpoint {
+            plan.steps
+                .push(checkpoint_step(leader, &self.view.member(leader).map_or_else(String::new, |member| member.host.clone())));
+        }
+        let switch = Switch {
+            leader,
+            candidate,
+            at: None,
+            timeline,
+            timeout: SWITCHOVER_TIMEOUT,
+            cluster: &self.target.cluster,
+        };
+        let mut ready = candidate_ready(candidate, self.max_lag);
+        ready.push(Check::PatroniVersion {
+            member: candidate.into(),
+            version: self.to.clone(),
+        });
+        ready.push(Check::Paused { paused: false });
+        plan.steps
+            .push(switchover_step(&switch, cluster_api(self.view)?, ready));
+        plan.steps.push(rejoin_step(leader, candidate));
+        plan.steps.extend(consul_routing(
+            self.view,
+            "consul-routing".into(),
+            format!("Wait until Consul routes primary traffic to {candidate} only"),
+            vec![Check::ConsulServes {
+                tag: "primary".into(),
+                members: vec![candidate.into()],
+            }],
+        ));
+        Ok(())
+    }
+}
+
+/// The new leader: the operator's (a replica, which the plan upgrades first), else the sync
+/// standby or the lowest lag.
+fn pick_candidate(
+    view: &ClusterView,
+    leader: &str,
+    replicas: &[&MemberView],
+    params: &Params,
+) -> Result<String, PlanError> {
+    match &params.candidate {
+        Some(name) if replicas.iter().any(|member| member.name == *name) => Ok(name.clone()),
+        Some(name) => Err(PlanError::Refused(format!(
+            "--candidate {name}: only a replica this run upgrades before the switchover can take over ({})",
+            names(replicas)
+        ))),
+        None => choose_candidate(view, leader, params.max_lag),
+    }
+}
+
+/// A healthy, agreeing cluster whose replicas stream, and every member answering.
+fn prechecks(members: &[&MemberView], leader: &str, max_lag: u64) -> Vec<Check> {
+    let mut checks = vec![
+        Check::HealthyLeader,
+        Check::LeaderIs {
+            member: leader.into(),
+        },
+        Check::TopologyAgreed,
+        Check::Paused { paused: false },
+    ];
+    for member in members {
+        checks.push(Check::Reachable {
+            member: member.name.clone(),
+        });
+        if member.name != leader {
+            checks.extend(Check::caught_up(&member.name, max_lag));
+        }
+        if let Some(running) = runs(member) {
+            checks.push(Check::PatroniVersion {
+                member: member.name.clone(),
+                version: running,
+            });
+        }
+    }
+    checks
+}
+
+fn by_hand_step(name: &str, to: &str, instructions: Vec<String>) -> Step {
+    Step {
+        id: format!("upgrade-{name}"),
+        title: format!("Move {name} to Patroni {to}"),
+        action: Action::Manual(ManualAction { instructions }),
+        gate: Gate::ByHand {
+            question: format!("Does {name}'s pod run Patroni {to} now?"),
+            name: format!("upgrade-{name}"),
+            skip_flag: None,
+        },
+        prechecks: vec![Check::NotLeader { member: name.into() }],
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }
+}
+
+/// Every member on the release, the candidate leading, one timeline more than before.
+fn finished_step(members: &[&MemberView], candidate: &str, to: &str, timeline: u32) -> Step {
+    let mut until = vec![
+        Check::HealthyLeader,
+        Check::LeaderIs {
+            member: candidate.into(),
+        },
+        Check::TimelineIs {
+            timeline: timeline + 1,
+        },
+    ];
+    until.extend(members.iter().map(|member| Check::PatroniVersion {
+        member: member.name.clone(),
+        version: to.into(),
+    }));
+    Step::wait(
+        "upgrade-done".into(),
+        format!("Check that every member runs Patroni {to} on exactly one new timeline"),
+        Wait {
+            until,
+            fail_if: Vec::new(),
+            timeout: Duration::from_mins(1),
+            poll: Duration::from_secs(1),
+            progress: Progress::Checks,
+        },
+    )
+}
+
+fn summary(
+    view: &ClusterView,
+    leader: &str,
+    candidate: &str,
+    behind: &[&MemberView],
+    to: &str,
+    estimate: Duration,
+) -> String {
+    format!(
+        "Upgrades cluster {} to Patroni {to}. Maintenance mode goes on (no automatic failover, about {} for {}), each replica's Patroni is swapped while its PostgreSQL keeps running, then maintenance mode goes off. {leader} hands the leader role to {candidate} (writes stop for a few seconds), and is then upgraded as a replica: its PostgreSQL restarts as a replica's, which takes no writes away. The run ends with every member on {to} and exactly one new timeline.",
+        view.cluster,
+        humantime::format_duration(estimate),
+        if behind.is_empty() {
+            "no replica".to_string()
+        } else {
+            names(behind)
+        },
+    )
+}
+
+/// The Patroni release a member reports about itself.
+fn runs(member: &MemberView) -> Option<String> {
+    member
+        .status
+        .as_ref()
+        .ok()
+        .and_then(|status| status.patroni_version.as_ref())
+        .map(ToString::to_string)
+}
+
+fn names(members: &[&MemberView]) -> String {
+    members
+        .iter()
+        .map(|member| member.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn releases(members: &[&MemberView]) -> String {
+    members
+        .iter()
+        .map(|member| {
+            format!(
+                "{} {}",
+                member.name,
+                runs(member).unwrap_or_else(|| "unknown".into())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
