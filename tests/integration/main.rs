@@ -20,3 +20,4 @@ mod services;
 mod status;
 mod terminal;
 mod tls;
+mod upgrade;
