@@ -510,3 +510,71 @@ fn releases(members: &[&MemberView]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runbooks::tests::{lab, lab_on_old_patroni};
+
+    fn params() -> Params {
+        RollingUpgrade::examples().remove(0).params
+    }
+
+    #[test]
+    fn the_replicas_are_swapped_paused_then_the_leader_after_a_switchover() {
+        let (target, view) = lab_on_old_patroni();
+        let plan = RollingUpgrade::plan(&target, &view, &params()).unwrap();
+        let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
+        let at = |id: &str| ids.iter().position(|each| *each == id).unwrap();
+        assert!(at("pause") < at("stop-patroni-node2"));
+        assert!(at("upgraded-node3") < at("resume"));
+        assert!(at("resume") < at("switchover"));
+        assert!(at("switchover") < at("stop-patroni-node1"), "the leader last");
+        assert_eq!(ids.last(), Some(&"upgrade-done"));
+        // Paused, a replica's PostgreSQL must survive its Patroni swap.
+        let upgraded = plan.step("upgraded-node2").unwrap();
+        let Action::Wait(wait) = &upgraded.action else {
+            panic!("a wait")
+        };
+        assert!(matches!(wait.fail_if[..], [Check::RestartedSince { .. }]));
+        // Never left paused: the resume is a compensation, also on failure.
+        let [undo] = &plan.compensations[..] else {
+            panic!("one compensation")
+        };
+        assert_eq!(undo.after, "pause");
+        assert!(undo.on_failure);
+    }
+
+    #[test]
+    fn a_candidate_the_run_does_not_upgrade_first_is_refused() {
+        let (target, view) = lab_on_old_patroni();
+        let leader = Params {
+            candidate: Some("node1".into()),
+            ..params()
+        };
+        let error = RollingUpgrade::plan(&target, &view, &leader).unwrap_err();
+        assert!(error.to_string().contains("only a replica"), "{error}");
+        assert_eq!(error.exit(), crate::exit::Exit::PrecheckRefused);
+    }
+
+    #[test]
+    fn a_pause_longer_than_allowed_is_refused_before_anything() {
+        let (target, view) = lab_on_old_patroni();
+        let short = Params {
+            max_pause: Some(Duration::from_secs(20)),
+            ..params()
+        };
+        let error = RollingUpgrade::plan(&target, &view, &short).unwrap_err();
+        assert!(error.to_string().contains("--max-pause"), "{error}");
+    }
+
+    #[test]
+    fn a_cluster_already_on_the_release_has_nothing_to_do() {
+        let (target, view) = lab();
+        let error = RollingUpgrade::plan(&target, &view, &params()).unwrap_err();
+        assert!(
+            error.to_string().contains("already runs Patroni 4.1.5"),
+            "{error}"
+        );
+    }
+}

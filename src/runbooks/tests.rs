@@ -16,7 +16,7 @@ use crate::secret::Secret;
 
 /// The lab as `pgha lab up` starts it: node1..3 on 127.0.0.11-13, node1 leading, REST user
 /// `patroni`, environment `lab`. Built from responses recorded from a real 4.1.5 cluster.
-pub(super) fn lab() -> (ClusterTarget, ClusterView) {
+pub(crate) fn lab() -> (ClusterTarget, ClusterView) {
     let (target, observations) = lab_observed();
     let view = merge(&target, observations).unwrap();
     (target, view)
@@ -28,7 +28,7 @@ fn lab_observed() -> (ClusterTarget, Vec<crate::observe::MemberObservation>) {
 }
 
 /// `pgha lab up --patroni-version 2.1.7`: every member on the old release, to upgrade.
-pub(super) fn lab_on_old_patroni() -> (ClusterTarget, ClusterView) {
+pub(crate) fn lab_on_old_patroni() -> (ClusterTarget, ClusterView) {
     let (target, observations) = lab_observed_on("2.1.7");
     let view = merge(&target, observations).unwrap();
     (target, view)
