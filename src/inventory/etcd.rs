@@ -264,23 +264,11 @@ fn read_password(path: &Path) -> Result<Secret, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::time::Duration;
 
     use super::*;
 
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(name, value)| ((*name).to_string(), (*value).to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
-
-    const TIMEOUTS: Timeouts = Timeouts {
-        connect: Duration::from_secs(2),
-        request: Duration::from_secs(4),
-    };
+    use super::super::env_testing::{TIMEOUTS, env_of};
 
     #[test]
     fn endpoints_get_a_scheme_and_etcds_port() {

@@ -1268,3 +1268,25 @@ fn host_of(url: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// An environment and timeouts for the DCS settings' tests, which must not touch the process's.
+#[cfg(test)]
+pub(super) mod env_testing {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::Timeouts;
+
+    pub(super) fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_string(), (*value).to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    pub(super) const TIMEOUTS: Timeouts = Timeouts {
+        connect: Duration::from_secs(2),
+        request: Duration::from_secs(4),
+    };
+}

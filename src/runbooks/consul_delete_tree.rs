@@ -3,9 +3,8 @@
 //! Consul spelling of `pgha dcs delete-tree`, kept for the runbooks that name it. The rules are
 //! the step library's (`steps::delete_tree`).
 
-use serde::{Deserialize, Serialize};
 
-use super::steps::delete_tree;
+use super::steps::{DeleteTreeCommand, DeleteTreeParams, delete_tree};
 use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
@@ -14,24 +13,8 @@ use crate::plan::Plan;
 /// `pgha consul delete-tree`.
 pub struct ConsulDeleteTree;
 
-// `delete-tree` is the one thing `pgha consul` does; the journal records only its prefix.
-#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
-pub struct Params {
-    #[command(subcommand)]
-    #[serde(flatten)]
-    pub command: Command,
-}
-
-#[derive(Debug, Clone, PartialEq, clap::Subcommand, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Command {
-    /// Delete every key under the cluster's prefix (service/<scope>/), with Patroni stopped everywhere
-    DeleteTree {
-        /// The prefix, if you want it checked: only the cluster's own is accepted
-        #[arg(long, value_name = "PREFIX")]
-        prefix: Option<String>,
-    },
-}
+/// The flags of `delete-tree`, shared with `pgha dcs delete-tree`.
+pub type Params = DeleteTreeParams;
 
 impl Runbook for ConsulDeleteTree {
     const NAME: &'static str = "consul-delete-tree";
@@ -51,7 +34,7 @@ impl Runbook for ConsulDeleteTree {
         vec![Example {
             file: "consul-delete-tree",
             params: Params {
-                command: Command::DeleteTree { prefix: None },
+                command: DeleteTreeCommand::DeleteTree { prefix: None },
             },
             lab: ExampleLab::ConsulLab,
         }]
@@ -59,14 +42,11 @@ impl Runbook for ConsulDeleteTree {
 }
 
 fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
-    let Params {
-        command: Command::DeleteTree { prefix },
-    } = params;
     if view.consul.is_none() {
         return Err(PlanError::Refused(format!(
             "{}: cluster {} does not use Consul (its environment's dcs.kind is not consul): see `pgha dcs delete-tree`",
             target.origin, target.cluster
         )));
     }
-    delete_tree(target, view, prefix.as_deref())
+    delete_tree(target, view, params.asked())
 }

@@ -4,9 +4,8 @@
 //! `geo2`) is never touched. Only with every member's REST API down, re-checked just before; behind
 //! typing the cluster's name; verified by reading the prefix again.
 
-use serde::{Deserialize, Serialize};
 
-use super::steps::delete_tree;
+use super::steps::{DeleteTreeCommand, DeleteTreeParams, delete_tree};
 use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
@@ -15,25 +14,8 @@ use crate::plan::Plan;
 /// `pgha dcs delete-tree`.
 pub struct DcsDeleteTree;
 
-// `delete-tree` is what `pgha dcs` does today; the journal records only its prefix.
-#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
-pub struct Params {
-    #[command(subcommand)]
-    #[serde(flatten)]
-    pub command: Command,
-}
-
-#[derive(Debug, Clone, PartialEq, clap::Subcommand, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Command {
-    /// Delete every key under the cluster's prefix (/service/<scope>/ on etcd, service/<scope>/ on
-    /// Consul), with Patroni stopped everywhere
-    DeleteTree {
-        /// The prefix, if you want it checked: only the cluster's own is accepted
-        #[arg(long, value_name = "PREFIX")]
-        prefix: Option<String>,
-    },
-}
+/// The flags of `delete-tree`, shared with `pgha consul delete-tree`.
+pub type Params = DeleteTreeParams;
 
 impl Runbook for DcsDeleteTree {
     const NAME: &'static str = "dcs-delete-tree";
@@ -42,17 +24,14 @@ impl Runbook for DcsDeleteTree {
     type Params = Params;
 
     fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
-        let Params {
-            command: Command::DeleteTree { prefix },
-        } = params;
-        delete_tree(target, view, prefix.as_deref())
+        delete_tree(target, view, params.asked())
     }
 
     fn examples() -> Vec<Example<Params>> {
         vec![Example {
             file: "dcs-delete-tree",
             params: Params {
-                command: Command::DeleteTree { prefix: None },
+                command: DeleteTreeCommand::DeleteTree { prefix: None },
             },
             lab: ExampleLab::EtcdLab,
         }]

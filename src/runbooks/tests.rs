@@ -256,7 +256,7 @@ fn etcd_lab() -> (ClusterTarget, ClusterView) {
 
 fn delete_tree(prefix: Option<&str>) -> Params {
     Params::ConsulDeleteTree(consul_delete_tree::Params {
-        command: consul_delete_tree::Command::DeleteTree {
+        command: steps::DeleteTreeCommand::DeleteTree {
             prefix: prefix.map(Into::into),
         },
     })

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::frame;
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
@@ -14,6 +16,35 @@ use crate::plan::{
     Action, Check, ConsulAction, EtcdAction, Gate, Idempotency, Plan, Progress, Step, Wait,
 };
 use crate::runbooks::PlanError;
+
+/// `pgha dcs delete-tree` and `pgha consul delete-tree`: `delete-tree` is what each does today;
+/// the journal records only its prefix.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct DeleteTreeParams {
+    #[command(subcommand)]
+    #[serde(flatten)]
+    pub command: DeleteTreeCommand,
+}
+
+#[derive(Debug, Clone, PartialEq, clap::Subcommand, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DeleteTreeCommand {
+    /// Delete every key under the cluster's prefix (/service/<scope>/ on etcd, service/<scope>/
+    /// on Consul), with Patroni stopped everywhere
+    DeleteTree {
+        /// The prefix, if you want it checked: only the cluster's own is accepted
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+    },
+}
+
+impl DeleteTreeParams {
+    /// The prefix the operator typed, if any.
+    pub fn asked(&self) -> Option<&str> {
+        let DeleteTreeCommand::DeleteTree { prefix } = &self.command;
+        prefix.as_deref()
+    }
+}
 
 /// The DCS applies a delete before it answers; the wait only has to see it.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -22,6 +22,7 @@ use crate::remote::ServiceControl;
 
 pub(crate) use consul::{consul_routes_replica, consul_routing, registers_services};
 pub(crate) use dcs::delete_tree;
+pub use dcs::{DeleteTreeCommand, DeleteTreeParams};
 pub use host::BackupTool;
 pub(crate) use host::Host;
 pub(crate) use maintenance::{maintenance, maintenance_step};
