@@ -72,6 +72,17 @@ pub enum SqlError {
         "{host} is not the host of a member pgha was given: pgha sends its PostgreSQL password only there"
     )]
     Unlisted { host: String },
+    /// A transaction open too long for what comes next (a switchover).
+    #[error(
+        "PostgreSQL on {host}: a transaction has been open {} (over {}): a switchover would wait for it or cut it off; end it, or wait",
+        humantime::format_duration(*age),
+        humantime::format_duration(*limit)
+    )]
+    LongTransaction {
+        host: String,
+        age: Duration,
+        limit: Duration,
+    },
 }
 
 impl SqlError {
@@ -81,6 +92,7 @@ impl SqlError {
             SqlError::Connect { .. } => crate::exit::Exit::Unreachable,
             SqlError::Statement { .. } | SqlError::NoAnswer { .. } => crate::exit::Exit::Failed,
             SqlError::Certificate { .. } | SqlError::Unlisted { .. } => crate::exit::Exit::BadInput,
+            SqlError::LongTransaction { .. } => crate::exit::Exit::PrecheckRefused,
         }
     }
 }
@@ -153,6 +165,41 @@ impl Sql {
         .await?;
         let size: i64 = row.get(0);
         Ok(u64::try_from(size).unwrap_or(0))
+    }
+
+    /// How long the oldest open transaction of a client on `host` has been open; `None` when
+    /// none is.
+    pub async fn oldest_transaction(&self, host: &str) -> Result<Option<Duration>, SqlError> {
+        let client = self.connect(host, self.settings.statement_timeout).await?;
+        let row = bounded(
+            host,
+            "pg_stat_activity",
+            self.settings.statement_timeout,
+            client.query_one(
+                "SELECT extract(epoch FROM max(now() - xact_start))::float8 FROM pg_stat_activity \
+                 WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                &[],
+            ),
+        )
+        .await?;
+        let seconds: Option<f64> = row.get(0);
+        Ok(seconds.map(|seconds| Duration::from_secs_f64(seconds.max(0.0))))
+    }
+
+    /// Refuses while a transaction on `host` has been open longer than `limit`.
+    pub async fn no_transaction_older_than(
+        &self,
+        host: &str,
+        limit: Duration,
+    ) -> Result<(), SqlError> {
+        match self.oldest_transaction(host).await? {
+            Some(age) if age > limit => Err(SqlError::LongTransaction {
+                host: host.into(),
+                age: Duration::from_secs(age.as_secs()),
+                limit,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// A connection whose statements the server cancels after `statement_timeout`.

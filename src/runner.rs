@@ -65,6 +65,16 @@ impl runbooks::Probe for LiveCluster {
             None => None,
         }
     }
+
+    async fn oldest_transaction(
+        &self,
+        host: &str,
+    ) -> Option<Result<Option<std::time::Duration>, crate::postgres::SqlError>> {
+        match &self.sql {
+            Some(sql) => Some(sql.oldest_transaction(host).await),
+            None => None,
+        }
+    }
 }
 
 /// A plan, its checked pre-conditions, and what the cluster is (for the run lock).

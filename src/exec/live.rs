@@ -232,6 +232,10 @@ impl Actuator for LiveCluster {
         };
         match action.statement {
             SqlStatement::Checkpoint => sql.checkpoint(&action.host).await,
+            SqlStatement::NoTransactionOlderThan { seconds } => {
+                sql.no_transaction_older_than(&action.host, Duration::from_secs(seconds))
+                    .await
+            }
         }
     }
 

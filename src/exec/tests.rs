@@ -105,7 +105,7 @@ impl Actuator for FakeWorld {
         if let Some(failure) = &self.sql_failure {
             return Err(failure.clone());
         }
-        self.calls.borrow_mut().push(action.statement.text().into());
+        self.calls.borrow_mut().push(action.statement.text());
         Ok(())
     }
 

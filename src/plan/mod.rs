@@ -402,12 +402,20 @@ pub struct SqlAction {
 #[serde(rename_all = "snake_case")]
 pub enum SqlStatement {
     Checkpoint,
+    /// Refuses (exit 4) while a transaction older than `seconds` is open: a switchover would
+    /// wait for it, or cut it off. Reads `pg_stat_activity`; changes nothing.
+    NoTransactionOlderThan {
+        seconds: u64,
+    },
 }
 
 impl SqlStatement {
-    pub fn text(self) -> &'static str {
+    pub fn text(self) -> String {
         match self {
-            SqlStatement::Checkpoint => "CHECKPOINT",
+            SqlStatement::Checkpoint => "CHECKPOINT".into(),
+            SqlStatement::NoTransactionOlderThan { seconds } => format!(
+                "SELECT max(now() - xact_start) FROM pg_stat_activity (refused over {seconds} s)"
+            ),
         }
     }
 }

@@ -92,6 +92,9 @@ pub trait Runbook {
 pub trait Probe {
     /// The size of every database on the server at `host`; `None` without SQL access.
     async fn database_size(&self, host: &str) -> Option<Result<u64, SqlError>>;
+    /// How long the oldest open transaction on the server at `host` has been open (`None`
+    /// inside: none is); `None` without SQL access.
+    async fn oldest_transaction(&self, host: &str) -> Option<Result<Option<Duration>, SqlError>>;
 }
 
 /// A committed plan: `runbooks/<file>.md`, planned with `params` against `lab`.

@@ -17,13 +17,13 @@ use super::steps::{
     choose_candidate, cluster_api, command_step, consul_routing, frame, listed, maintenance_step,
     rejoin_step, service_control, started_at, switchover_step, with_verification,
 };
-use super::{Example, ExampleLab, PlanError, Runbook};
+use super::{Example, ExampleLab, PlanError, Probe, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::patroni::Version;
 use crate::plan::{
     Action, Check, Compensation, Gate, Idempotency, ManualAction, Plan, Progress, RemoteAction,
-    Step, Wait, cluster_timeline,
+    SqlAction, SqlStatement, Step, Wait, cluster_timeline,
 };
 use crate::remote::{ServiceAction, ServiceControl, Upgrade};
 
@@ -36,6 +36,9 @@ const DEFAULT_MAX_PAUSE: Duration = Duration::from_mins(5);
 /// A member back on the new release and streaming again.
 const DEFAULT_TIMEOUT: Duration = Duration::from_mins(5);
 const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(90);
+/// A transaction open longer on the leader refuses the switchover (seed 004: a switchover waits
+/// for, or cuts off, what is in flight).
+const LONGEST_TRANSACTION: Duration = Duration::from_secs(15);
 
 /// `pgha rolling-upgrade`.
 pub struct RollingUpgrade;
@@ -72,6 +75,29 @@ impl Runbook for RollingUpgrade {
 
     fn deadline(params: &mut Params) -> Option<&mut Option<Duration>> {
         Some(&mut params.timeout)
+    }
+
+    /// A transaction open on the leader longer than the switchover can wait for refuses the
+    /// run before anything is paused (re-checked just before the switchover).
+    async fn measure(
+        params: Params,
+        view: &ClusterView,
+        probe: &impl Probe,
+    ) -> Result<Params, PlanError> {
+        let Some(leader) = view.leader.as_deref().and_then(|leader| view.member(leader)) else {
+            return Ok(params);
+        };
+        if let Some(age) = probe.oldest_transaction(&leader.host).await.transpose()?.flatten()
+            && age > LONGEST_TRANSACTION
+        {
+            return Err(crate::postgres::SqlError::LongTransaction {
+                host: leader.host.clone(),
+                age: Duration::from_secs(age.as_secs()),
+                limit: LONGEST_TRANSACTION,
+            }
+            .into());
+        }
+        Ok(params)
     }
 
     fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
@@ -336,9 +362,15 @@ impl Upgrading<'_> {
         timeline: u32,
         checkpoint: bool,
     ) -> Result<(), PlanError> {
+        let leader_host = self
+            .view
+            .member(leader)
+            .map_or_else(String::new, |member| member.host.clone());
+        if self.target.postgres.is_some() {
+            plan.steps.push(no_long_transaction_step(leader, &leader_host));
+        }
         if checkpoint {
-            plan.steps
-                .push(checkpoint_step(leader, &self.view.member(leader).map_or_else(String::new, |member| member.host.clone())));
+            plan.steps.push(checkpoint_step(leader, &leader_host));
         }
         let switch = Switch {
             leader,
@@ -413,6 +445,30 @@ fn prechecks(members: &[&MemberView], leader: &str, max_lag: u64) -> Vec<Check> 
         }
     }
     checks
+}
+
+/// Re-checked just before the switchover: no transaction on the leader older than the limit.
+fn no_long_transaction_step(leader: &str, host: &str) -> Step {
+    Step {
+        id: "no-long-transaction".into(),
+        title: format!(
+            "Check that no transaction on {leader} is open longer than {}",
+            humantime::format_duration(LONGEST_TRANSACTION)
+        ),
+        action: Action::Sql(SqlAction {
+            member: leader.into(),
+            host: host.into(),
+            statement: SqlStatement::NoTransactionOlderThan {
+                seconds: LONGEST_TRANSACTION.as_secs(),
+            },
+        }),
+        gate: Gate::None,
+        prechecks: vec![Check::LeaderIs {
+            member: leader.into(),
+        }],
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    }
 }
 
 fn by_hand_step(name: &str, to: &str, instructions: Vec<String>) -> Step {

@@ -29,7 +29,18 @@ fn lab_observed() -> (ClusterTarget, Vec<crate::observe::MemberObservation>) {
 
 /// `pgha lab up --patroni-version 2.1.7`: every member on the old release, to upgrade.
 pub(crate) fn lab_on_old_patroni() -> (ClusterTarget, ClusterView) {
-    let (target, observations) = lab_observed_on("2.1.7");
+    let (mut target, observations) = lab_observed_on("2.1.7");
+    // The lab's inventory names its superuser: the plan re-checks long transactions by SQL.
+    target.postgres = Some(crate::postgres::PgSettings {
+        user: "postgres".into(),
+        password: Some(Secret::new("not-in-any-plan")),
+        port: 5432,
+        dbname: "postgres".into(),
+        sslmode: crate::postgres::SslMode::Disable,
+        ca_file: None,
+        connect_timeout: Duration::from_secs(2),
+        statement_timeout: Duration::from_secs(10),
+    });
     let view = merge(&target, observations).unwrap();
     (target, view)
 }

@@ -21,6 +21,31 @@ fn postmaster_starts(lab: &Lab) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
+/// `BEGIN` and a long sleep on `member` through psql, ended (by its PID) when dropped.
+struct OpenTransaction(std::process::Child);
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn open_transaction(lab: &Lab, member: &str) -> OpenTransaction {
+    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
+    let (target, _) = lab.client();
+    let host = target.member(member).unwrap().host.clone();
+    let child = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args(["-h", &host, "-U", "postgres", "-d", "postgres", "-c"])
+        .arg("BEGIN; SELECT txid_current(); SELECT pg_sleep(60);")
+        .env("PGPASSWORD", password.trim())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    OpenTransaction(child)
+}
+
 #[test]
 fn a_cluster_on_2_1_7_is_upgraded_to_4_1_5_member_by_member() {
     let lab = Lab::dedicated("upgrade", "127.0.0.111", &["--patroni-version", "2.1.7"]);
@@ -56,6 +81,25 @@ fn a_cluster_on_2_1_7_is_upgraded_to_4_1_5_member_by_member() {
         "{}",
         refused.stderr()
     );
+
+    // A transaction open 16 s on the leader: refused before anything is paused (exit 4).
+    let transaction = open_transaction(&lab, &leader);
+    std::thread::sleep(std::time::Duration::from_secs(16));
+    let refused = Pgha::new()
+        .args(["rolling-upgrade", "--to", "4.1.5", "--yes"])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .lab(&lab)
+        .run()
+        .expect_code(4);
+    assert!(
+        refused
+            .one_error_line()
+            .contains("a transaction has been open"),
+        "{}",
+        refused.stderr()
+    );
+    assert_eq!(lab.status_json()["paused"], false, "nothing was paused");
+    drop(transaction);
 
     let started = std::time::Instant::now();
     let run = Pgha::new()
