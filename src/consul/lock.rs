@@ -43,7 +43,7 @@ impl ConsulLock {
             .create_session(&format!("pgha {}", holder.run_id), LOCK_TTL)
             .await?;
         let value = serde_json::to_vec(holder).unwrap_or_default();
-        let acquired = match client.acquire(&key, &session, &value).await {
+        let mut acquired = match client.acquire(&key, &session, &value).await {
             Ok(acquired) => acquired,
             Err(error) => {
                 let _ = client.destroy_session(&session).await;
@@ -51,13 +51,27 @@ impl ConsulLock {
             }
         };
         if !acquired {
-            let _ = client.destroy_session(&session).await;
             let current = client.get(&key).await.ok().flatten();
-            let value = current.and_then(|entry| entry.value).unwrap_or_default();
-            return Err(ConsulError::LockHeld {
-                key,
-                holder: LockHolder::describe(&value),
-            });
+            let held = current
+                .as_ref()
+                .and_then(|entry| entry.value.clone())
+                .unwrap_or_default();
+            let dead_session = current
+                .and_then(|entry| entry.session)
+                .filter(|_| LockHolder::left_by_dead_process(&held, holder));
+            if let Some(dead) = dead_session {
+                // Ending its session deletes the dead holder's key; then try once more.
+                tracing::info!("taking over {key}, left by a pgha that died on this machine");
+                client.destroy_session(&dead).await?;
+                acquired = client.acquire(&key, &session, &value).await?;
+            }
+            if !acquired {
+                let _ = client.destroy_session(&session).await;
+                return Err(ConsulError::LockHeld {
+                    key,
+                    holder: LockHolder::describe(&held),
+                });
+            }
         }
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew(client.clone(), session.clone(), Arc::clone(&lost)));

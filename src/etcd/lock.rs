@@ -36,13 +36,22 @@ impl EtcdLock {
     ) -> Result<Self, EtcdError> {
         let lease = client.grant_lease(LOCK_TTL).await?;
         let value = serde_json::to_vec(holder).unwrap_or_default();
-        let taken = match client.create_if_absent(&key, &value, lease).await {
+        let mut taken = match client.create_if_absent(&key, &value, lease).await {
             Ok(taken) => taken,
             Err(error) => {
                 let _ = client.revoke_lease(lease).await;
                 return Err(error);
             }
         };
+        if let Err(current) = &taken
+            && current.lease != 0
+            && LockHolder::left_by_dead_process(&current.value, holder)
+        {
+            // Ending its lease deletes the dead holder's key; then try once more.
+            tracing::info!("taking over {key}, left by a pgha that died on this machine");
+            client.revoke_lease(current.lease).await?;
+            taken = client.create_if_absent(&key, &value, lease).await?;
+        }
         if let Err(current) = taken {
             let _ = client.revoke_lease(lease).await;
             return Err(EtcdError::LockHeld {

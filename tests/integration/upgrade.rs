@@ -37,7 +37,9 @@ fn open_transaction(lab: &Lab, member: &str) -> OpenTransaction {
     let host = target.member(member).unwrap().host.clone();
     let child = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
         .args(["-h", &host, "-U", "postgres", "-d", "postgres", "-c"])
-        .arg("BEGIN; SELECT txid_current(); SELECT pg_sleep(60);")
+        // The server cancels the sleep at 18 s: the transaction ends even though a killed psql
+        // would leave its backend sleeping.
+        .arg("SET statement_timeout = '18s'; BEGIN; SELECT txid_current(); SELECT pg_sleep(60);")
         .env("PGPASSWORD", password.trim())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -83,6 +85,7 @@ fn a_cluster_on_2_1_7_is_upgraded_to_4_1_5_member_by_member() {
     );
 
     // A transaction open 16 s on the leader: refused before anything is paused (exit 4).
+    let opened = std::time::Instant::now();
     let transaction = open_transaction(&lab, &leader);
     std::thread::sleep(std::time::Duration::from_secs(16));
     let refused = Pgha::new()
@@ -99,6 +102,7 @@ fn a_cluster_on_2_1_7_is_upgraded_to_4_1_5_member_by_member() {
         refused.stderr()
     );
     assert_eq!(lab.status_json()["paused"], false, "nothing was paused");
+    std::thread::sleep(std::time::Duration::from_secs(19).saturating_sub(opened.elapsed()));
     drop(transaction);
 
     let started = std::time::Instant::now();
