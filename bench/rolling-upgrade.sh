@@ -176,7 +176,7 @@ procedure_pgha() {
 # ----------------------------------------------------------------------------------------------
 
 lab_down() { "$pgha" lab down --wipe --dir "$lab" >/dev/null 2>&1 || true; }
-trap 'if [ -n "${writer:-}" ]; then kill "$writer" 2>/dev/null || true; fi; lab_down' EXIT
+trap 'if [ -n "${writer:-}" ]; then kill "$writer" 2>/dev/null || true; fi; [ -n "${TABLE_ONLY:-}" ] || lab_down' EXIT
 
 one_run() {
     local procedure=$1 from=$2 run=$3 tag acks started ended m ok=true
@@ -218,6 +218,7 @@ print(json.dumps(check))' "$procedure" "$from" "$run" "$ok" "$started" "$ended" 
 }
 
 notes=()
+[ -z "${TABLE_ONLY:-}" ] || { results=$TABLE_ONLY; procedures=; }   # re-print a results file's table
 for procedure in $procedures; do
     if [ "$procedure" = pgha ] && ! pgha_available; then
         notes+=("- (c) pgha: skipped: \`pgha rolling-upgrade --help\` fails (not implemented in this build)")
@@ -229,7 +230,7 @@ for procedure in $procedures; do
         done
     done
 done
-lab_down
+[ -n "${TABLE_ONLY:-}" ] || lab_down
 
 python3 - "$results" "$to" "$runs" "${notes[@]}" <<'EOF'
 import json, statistics, sys
@@ -246,8 +247,8 @@ def fmt(values, unit=" s", digits=2):
     return m if len(values) == 1 else f"{m} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 print(f"Rolling upgrade of a 3-member lab to Patroni {to} with a writer inserting every 50 ms "
       f"(median, min–max over runs):\n")
-print("| procedure | from | runs (ok) | write-unavailability window | acknowledged writes | lost writes | paused window | total |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| procedure | from | runs (ok) | write-unavailability window | acknowledged writes | lost writes | paused window (first pause → last resume) | of which paused | total |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 names = {"rest": "(a) REST floor (curl)", "patronictl": "(b) seed 002 patronictl", "pgha": "(c) pgha rolling-upgrade"}
 keys = []
 for row in rows:
@@ -258,6 +259,7 @@ for procedure, source in keys:
     print(f"| {names.get(procedure, procedure)} | {source} | {len(group)} ({sum(r['ok'] for r in group)}) "
           f"| {fmt([r['window_s'] for r in group])} | {fmt([r['acknowledged'] for r in group], '', 0)} "
           f"| {sum(r['lost'] for r in group)} | {fmt([r['paused_span_s'] for r in group])} "
+          f"| {fmt([r['paused_sum_s'] for r in group])} "
           f"| {fmt([r['total_s'] for r in group])} |")
 print()
 for note in notes:

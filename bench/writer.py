@@ -80,7 +80,7 @@ def write(args):
     signal.signal(signal.SIGINT, on_signal)
 
     dsn = conninfo(args.lab)
-    acks = open(args.acks, "a", buffering=1)
+    acks = open(args.acks, "w", buffering=1)  # one run per file: check reads one run id
     run = args.run or f"run-{os.getpid()}-{int(time.time())}"
     seq = 0
     connection = None
