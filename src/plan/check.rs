@@ -47,9 +47,6 @@ pub enum Check {
     PauseRecorded { paused: bool },
     /// PostgreSQL on the member started after `before` (its `postmaster_start_time` changed).
     RestartedSince { member: String, before: String },
-    /// PostgreSQL on the member still runs since `at` (its `postmaster_start_time` is the same):
-    /// a Patroni swap in maintenance mode left it alone.
-    StillStartedAt { member: String, at: String },
     /// The member's own `/patroni` reports this Patroni release.
     PatroniVersion { member: String, version: String },
     /// The cluster's timeline is above this one (a switchover or failover happened).
@@ -159,33 +156,10 @@ impl Check {
                 with_member(view, member, |view| restarted_since(member, view, before))
             }
             Check::TimelineAbove { timeline } => timeline_above(view, *timeline),
-            Check::TimelineIs { timeline } => {
-                let current = cluster_timeline(view);
-                Verdict::new(
-                    current == Some(*timeline),
-                    current.map_or_else(|| "timeline unknown".into(), |t| format!("timeline {t}")),
-                )
+            Check::TimelineIs { timeline } => timeline_is(view, *timeline),
+            Check::PatroniVersion { member, version } => {
+                with_member(view, member, |view| patroni_version(member, view, version))
             }
-            Check::StillStartedAt { member, at } => with_member(view, member, |view| {
-                let verdict = restarted_since(member, view, at);
-                let known = !verdict.observed.contains("does not report");
-                Verdict::new(known && !verdict.passed, verdict.observed)
-            }),
-            Check::PatroniVersion { member, version } => with_member(view, member, |view| {
-                let running = view
-                    .status
-                    .as_ref()
-                    .ok()
-                    .and_then(|status| status.patroni_version.as_ref())
-                    .map(ToString::to_string);
-                Verdict::new(
-                    running.as_deref() == Some(version.as_str()),
-                    running.map_or_else(
-                        || format!("{member} does not report its Patroni release"),
-                        |running| format!("{member} runs Patroni {running}"),
-                    ),
-                )
-            }),
             Check::SystemIdentifier { identifier } => {
                 let current = view.system_identifier.as_deref().unwrap_or("unknown");
                 Verdict::new(
@@ -204,6 +178,30 @@ impl Check {
             Check::All { checks } => combined(checks, view, true),
         }
     }
+}
+
+fn timeline_is(view: &ClusterView, timeline: u32) -> Verdict {
+    let current = cluster_timeline(view);
+    Verdict::new(
+        current == Some(timeline),
+        current.map_or_else(|| "timeline unknown".into(), |t| format!("timeline {t}")),
+    )
+}
+
+fn patroni_version(member: &str, view: &MemberView, version: &str) -> Verdict {
+    let running = view
+        .status
+        .as_ref()
+        .ok()
+        .and_then(|status| status.patroni_version.as_ref())
+        .map(ToString::to_string);
+    Verdict::new(
+        running.as_deref() == Some(version),
+        running.map_or_else(
+            || format!("{member} does not report its Patroni release"),
+            |running| format!("{member} runs Patroni {running}"),
+        ),
+    )
 }
 
 fn unreachable(view: &MemberView) -> Verdict {
@@ -622,10 +620,6 @@ impl fmt::Display for Check {
             Check::RestartedSince { member, before } => write!(
                 f,
                 "PostgreSQL on {member} restarted (it started at {before})"
-            ),
-            Check::StillStartedAt { member, at } => write!(
-                f,
-                "PostgreSQL on {member} did not restart (it started at {at})"
             ),
             Check::PatroniVersion { member, version } => {
                 write!(f, "{member} runs Patroni {version}")
