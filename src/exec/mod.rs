@@ -213,7 +213,8 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         }
         let undo_now = match finish.outcome {
             Outcome::Aborted | Outcome::Refused => armed.clone(),
-            Outcome::Failed => armed
+            // Ctrl-C stops the run; it must not leave behind what no run may (a paused cluster).
+            Outcome::Failed | Outcome::Interrupted => armed
                 .iter()
                 .copied()
                 .filter(|compensation| compensation.on_failure)

@@ -74,8 +74,8 @@ pub struct ParallelGroup {
 pub struct Compensation {
     pub after: String,
     pub step: Step,
-    /// Also when the run fails, not only when it is aborted or refused: for a state no run may
-    /// leave behind (a paused cluster fails nothing over).
+    /// Also when the run fails or is interrupted (Ctrl-C), not only when it is aborted or
+    /// refused: for a state no run may leave behind (a paused cluster fails nothing over).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_failure: bool,
 }

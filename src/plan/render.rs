@@ -155,7 +155,7 @@ fn markdown_compensations(out: &mut String, plan: &Plan) {
     let _ = writeln!(out, "\n## If it stops here");
     let _ = writeln!(
         out,
-        "\nIf the run is aborted at a gate or refused by a check once the step named below has started, pgha undoes it at once, the latest first, without asking. If it fails or is interrupted, nothing is undone automatically (except what is marked \"also if the run fails\"): `pgha resume` finishes the run."
+        "\nIf the run is aborted at a gate or refused by a check once the step named below has started, pgha undoes it at once, the latest first, without asking. If it fails or is interrupted, nothing is undone automatically (except what is marked \"also if the run fails or is interrupted\"): `pgha resume` finishes the run."
     );
     for compensation in &plan.compensations {
         let _ = writeln!(
@@ -164,7 +164,7 @@ fn markdown_compensations(out: &mut String, plan: &Plan) {
             armed_by(plan, &compensation.after),
             compensation.step.title,
             if compensation.on_failure {
-                " (also if the run fails)"
+                " (also if the run fails or is interrupted)"
             } else {
                 ""
             }
@@ -434,7 +434,7 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
                 armed_by(plan, &compensation.after),
                 compensation.step.title,
                 if compensation.on_failure {
-                    " (also if the run fails)"
+                    " (also if the run fails or is interrupted)"
                 } else {
                     ""
                 }

@@ -48,6 +48,48 @@ fn open_transaction(lab: &Lab, member: &str) -> OpenTransaction {
     OpenTransaction(child)
 }
 
+/// Ctrl-C (SIGINT) while the cluster is paused for a replica's swap: the run stops after the
+/// action in flight and turns maintenance mode off on its way out.
+fn interrupted_while_paused_leaves_the_cluster_resumed(lab: &Lab, runs: &std::path::Path) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgha"))
+        .args(["rolling-upgrade", "--to", "4.1.5", "--yes"])
+        .env("PGHA_LAB_DIR", &lab.dir)
+        .env("PGHA_RUNS_DIR", runs)
+        .env("XDG_CONFIG_HOME", "/nonexistent-pgha-test-config")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        let stop = line.contains("Stop Patroni on");
+        seen.push(line);
+        if stop {
+            break;
+        }
+    }
+    assert!(
+        lab.status_json()["paused"] == true,
+        "paused when interrupted: {seen:?}"
+    );
+    // Ctrl-C, to the child this test spawned, by its PID.
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an interrupted run does not succeed");
+    assert_eq!(
+        lab.status_json()["paused"],
+        false,
+        "maintenance mode turned off on the way out"
+    );
+}
+
 #[test]
 fn a_cluster_on_2_1_7_is_upgraded_to_4_1_5_member_by_member() {
     let lab = Lab::dedicated("upgrade", "127.0.0.111", &["--patroni-version", "2.1.7"]);
@@ -104,6 +146,9 @@ fn a_cluster_on_2_1_7_is_upgraded_to_4_1_5_member_by_member() {
     assert_eq!(lab.status_json()["paused"], false, "nothing was paused");
     std::thread::sleep(std::time::Duration::from_secs(19).saturating_sub(opened.elapsed()));
     drop(transaction);
+
+    interrupted_while_paused_leaves_the_cluster_resumed(&lab, runs.path());
+    lab.up().unwrap();
 
     let started = std::time::Instant::now();
     let run = Pgha::new()
