@@ -171,7 +171,12 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
             "every member already runs Patroni {to}"
         )));
     }
-    let candidate = pick_candidate(view, &leader, &replicas, params)?;
+    // A new leader only where the leader itself must move to the release.
+    let candidate = if leader_behind {
+        Some(pick_candidate(view, &leader, &replicas, params)?)
+    } else {
+        None
+    };
     let max_pause = params.max_pause.unwrap_or(DEFAULT_MAX_PAUSE);
     let estimate = SWAP_ESTIMATE * u32::try_from(behind.len()).unwrap_or(u32::MAX);
     if estimate > max_pause {
@@ -194,7 +199,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         target,
         view,
         format!("Upgrade cluster {} to Patroni {to}, member by member", target.cluster),
-        summary(view, &leader, &candidate, &behind, &to, estimate),
+        summary(view, &leader, candidate.as_deref(), &behind, &to, estimate),
     );
     plan.prechecks = prechecks(&members, &leader, params.max_lag);
     assume_identity(&mut plan, view);
@@ -202,12 +207,17 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     if !behind.is_empty() {
         upgrading.paused_swaps(&mut plan, &behind)?;
     }
-    upgrading.switch(&mut plan, &leader, &candidate, timeline, params.checkpoint)?;
-    if leader_behind {
+    // A leader already on the release (a run resumed with --replan after a failover, say)
+    // needs no switchover: the run ends with it still leading, on the same timeline.
+    let ending = if let Some(candidate) = &candidate {
+        upgrading.switch(&mut plan, &leader, candidate, timeline, params.checkpoint)?;
         plan.steps
             .extend(upgrading.swap(&leader, None, "the old leader, now a replica")?);
-    }
-    plan.steps.push(finished_step(&members, &candidate, &to, timeline));
+        (candidate.as_str(), timeline + 1)
+    } else {
+        (leader.as_str(), timeline)
+    };
+    plan.steps.push(finished_step(&members, ending, &to));
     plan.rollback = Some(format!(
         "Each member can go back the same way: `pgha rolling-upgrade --to <the old release>` (the members' current releases are recorded in this plan's pre-checks). Releases now: {}.",
         releases(&members)
@@ -487,16 +497,15 @@ fn by_hand_step(name: &str, to: &str, instructions: Vec<String>) -> Step {
     }
 }
 
-/// Every member on the release, the candidate leading, one timeline more than before.
-fn finished_step(members: &[&MemberView], candidate: &str, to: &str, timeline: u32) -> Step {
+/// Every member on the release, `leader` leading on `timeline`: one more than before when the
+/// run switched over, the same when it did not need to.
+fn finished_step(members: &[&MemberView], (leader, timeline): (&str, u32), to: &str) -> Step {
     let mut until = vec![
         Check::HealthyLeader,
         Check::LeaderIs {
-            member: candidate.into(),
+            member: leader.into(),
         },
-        Check::TimelineIs {
-            timeline: timeline + 1,
-        },
+        Check::TimelineIs { timeline },
     ];
     until.extend(members.iter().map(|member| Check::PatroniVersion {
         member: member.name.clone(),
@@ -504,7 +513,7 @@ fn finished_step(members: &[&MemberView], candidate: &str, to: &str, timeline: u
     }));
     Step::wait(
         "upgrade-done".into(),
-        format!("Check that every member runs Patroni {to} on exactly one new timeline"),
+        format!("Check that every member runs Patroni {to}, {leader} leading on timeline {timeline}"),
         Wait {
             until,
             fail_if: Vec::new(),
@@ -518,13 +527,21 @@ fn finished_step(members: &[&MemberView], candidate: &str, to: &str, timeline: u
 fn summary(
     view: &ClusterView,
     leader: &str,
-    candidate: &str,
+    candidate: Option<&str>,
     behind: &[&MemberView],
     to: &str,
     estimate: Duration,
 ) -> String {
+    let ending = match candidate {
+        Some(candidate) => format!(
+            "{leader} hands the leader role to {candidate} (writes stop for a few seconds), and is then upgraded as a replica: its PostgreSQL restarts as a replica's, which takes no writes away. The run ends with every member on {to} and exactly one new timeline."
+        ),
+        None => format!(
+            "{leader} already runs {to}: no switchover. The run ends with every member on {to}, {leader} leading on the same timeline."
+        ),
+    };
     format!(
-        "Upgrades cluster {} to Patroni {to}. Maintenance mode goes on (no automatic failover, about {} for {}), each replica's Patroni is swapped while its PostgreSQL keeps running, then maintenance mode goes off. {leader} hands the leader role to {candidate} (writes stop for a few seconds), and is then upgraded as a replica: its PostgreSQL restarts as a replica's, which takes no writes away. The run ends with every member on {to} and exactly one new timeline.",
+        "Upgrades cluster {} to Patroni {to}. Maintenance mode goes on (no automatic failover, about {} for {}), each replica's Patroni is swapped while its PostgreSQL keeps running, then maintenance mode goes off. {ending}",
         view.cluster,
         humantime::format_duration(estimate),
         if behind.is_empty() {
@@ -622,6 +639,32 @@ mod tests {
         };
         let error = RollingUpgrade::plan(&target, &view, &short).unwrap_err();
         assert!(error.to_string().contains("--max-pause"), "{error}");
+    }
+
+    /// Resumed with --replan after a failover to an upgraded replica: the replicas left are
+    /// swapped, and the leader, already on the release, is not switched over again.
+    #[test]
+    fn a_leader_already_on_the_release_is_not_switched_over() {
+        let (target, mut view) = lab_on_old_patroni();
+        for member in &mut view.members {
+            if member.name == "node1"
+                && let Ok(status) = &mut member.status
+            {
+                status.patroni_version = Some("4.1.5".parse().unwrap());
+            }
+        }
+        let plan = RollingUpgrade::plan(&target, &view, &params()).unwrap();
+        let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
+        assert!(ids.contains(&"upgraded-node2") && ids.contains(&"upgraded-node3"));
+        assert!(!ids.contains(&"switchover"), "{ids:?}");
+        assert!(!ids.contains(&"stop-patroni-node1"), "{ids:?}");
+        let Action::Wait(done) = &plan.step("upgrade-done").unwrap().action else {
+            panic!("a wait")
+        };
+        assert!(done.until.contains(&Check::LeaderIs {
+            member: "node1".into()
+        }));
+        assert!(done.until.contains(&Check::TimelineIs { timeline: 1 }));
     }
 
     #[test]
