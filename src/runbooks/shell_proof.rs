@@ -18,7 +18,7 @@ use crate::inventory::{ClusterTarget, SshSettings};
 use crate::observe::ClusterView;
 use crate::observe::testing::view_led_by;
 use crate::plan::{Action, Step, TagAction};
-use crate::remote::{HostCommand, ServiceAction, ServiceControl};
+use crate::remote::{HostCommand, ServiceAction, ServiceControl, Upgrade};
 
 /// Words that would run, split or expand if a value ever became shell syntax. `CANARY` is
 /// replaced by the scratch directory's canary path.
@@ -84,6 +84,7 @@ impl Scratch {
                  [ $# -gt 0 ] || exit 0\nshift\nexec \"$@\"",
             ),
             ("systemctl", RECORDER),
+            ("apt-get", RECORDER),
             ("pgbackrest", RECORDER),
             ("wal-g", RECORDER),
         ];
@@ -186,7 +187,13 @@ fn controls(scratch: &Scratch, words: &str) -> Vec<ServiceControl> {
             unit: "patroni".into(),
             sudo: true,
             db_user: "postgres".into(),
-            upgrade: Vec::new(),
+            // An inventory's upgrade command carrying the hostile words as one of its words.
+            upgrade: vec![
+                "apt-get".into(),
+                "install".into(),
+                words.replace("CANARY", &scratch.canary().to_string_lossy()),
+                "patroni={version}*".into(),
+            ],
         },
         ServiceControl::Lab {
             pgha: scratch.hostile_path(words, "pgha tool").into(),
@@ -411,6 +418,7 @@ fn prove_service_templates(scratch: &Scratch, control: &ServiceControl, shell: &
             _ => assert_eq!(calls, [expected(action.word())]),
         }
     }
+    prove_upgrade(scratch, control, shell);
     if let ServiceControl::Lab { dir, .. } = control {
         let (_, installed) = control.installed("node1").unwrap().unwrap();
         assert!(!scratch.run(shell, &installed).status.success());
@@ -420,6 +428,45 @@ fn prove_service_templates(scratch: &Scratch, control: &ServiceControl, shell: &
         );
         succeeded(&scratch.run(shell, &installed));
         std::fs::remove_dir_all(dir.join("members")).unwrap();
+    }
+}
+
+/// The upgrade template: every word of the inventory's command arrives as given, `{version}`
+/// replaced; a version that is not a name never becomes a command.
+fn prove_upgrade(scratch: &Scratch, control: &ServiceControl, shell: &str) {
+    assert!(control.upgrade("node1", "4.1.5;touch canary").is_err());
+    let commands = match control.upgrade("node1", "4.1.5").unwrap() {
+        Upgrade::Commands(commands) => commands,
+        Upgrade::ByHand(_) => {
+            assert!(matches!(control, ServiceControl::Kubernetes { .. }));
+            return;
+        }
+    };
+    let expected: Vec<Vec<String>> = match control {
+        ServiceControl::Systemd { upgrade, .. } => vec![
+            upgrade
+                .iter()
+                .map(|word| word.replace("{version}", "4.1.5"))
+                .collect(),
+            ["systemctl", "start", "patroni"].map(String::from).to_vec(),
+        ],
+        ServiceControl::Lab { pgha, dir, .. } => vec![vec![
+            pgha.to_string_lossy().into_owned(),
+            "lab".into(),
+            "--dir".into(),
+            dir.to_string_lossy().into_owned(),
+            "member".into(),
+            "start".into(),
+            "node1".into(),
+            "--patroni-version".into(),
+            "4.1.5".into(),
+        ]],
+        ServiceControl::Kubernetes { .. } => unreachable!("by hand"),
+    };
+    assert_eq!(commands.len(), expected.len());
+    for ((_, command), call) in commands.iter().zip(expected) {
+        succeeded(&scratch.run(shell, command));
+        assert_eq!(scratch.recorded(), [call]);
     }
 }
 
