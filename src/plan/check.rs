@@ -189,12 +189,7 @@ fn timeline_is(view: &ClusterView, timeline: u32) -> Verdict {
 }
 
 fn patroni_version(member: &str, view: &MemberView, version: &str) -> Verdict {
-    let running = view
-        .status
-        .as_ref()
-        .ok()
-        .and_then(|status| status.patroni_version.as_ref())
-        .map(ToString::to_string);
+    let running = view.patroni_version().map(|version| version.to_string());
     Verdict::new(
         running.as_deref() == Some(version),
         running.map_or_else(

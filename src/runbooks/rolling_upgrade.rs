@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::steps::{
     DEFAULT_MAX_LAG_BYTES, Switch, assume_identity, candidate_ready, checkpoint_step,
     choose_candidate, cluster_api, command_step, consul_routing, frame, listed, maintenance_step,
-    rejoin_step, service_control, started_at, switchover_step, with_verification,
+    rejoin_step, service_control, postmaster_started, switchover_step, with_verification,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook};
 use crate::inventory::ClusterTarget;
@@ -161,11 +161,11 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     let behind: Vec<&MemberView> = replicas
         .iter()
         .copied()
-        .filter(|member| runs(member).as_deref() != Some(to.as_str()))
+        .filter(|member| member.patroni_version() != Some(params.to))
         .collect();
     let leader_behind = view
         .member(&leader)
-        .is_none_or(|member| runs(member).as_deref() != Some(to.as_str()));
+        .is_none_or(|member| member.patroni_version() != Some(params.to));
     if behind.is_empty() && !leader_behind {
         return Err(PlanError::Refused(format!(
             "every member already runs Patroni {to}"
@@ -256,7 +256,7 @@ impl Upgrading<'_> {
         plan.steps.push(pause);
         for member in behind {
             // PostgreSQL's start time, where the member reports it: it must not change.
-            let started = Some(started_at(member)).filter(|at| at != "unknown");
+            let started = postmaster_started(member);
             plan.steps
                 .extend(self.swap(&member.name, started, "paused")?);
         }
@@ -447,10 +447,10 @@ fn prechecks(members: &[&MemberView], leader: &str, max_lag: u64) -> Vec<Check> 
         if member.name != leader {
             checks.extend(Check::caught_up(&member.name, max_lag));
         }
-        if let Some(running) = runs(member) {
+        if let Some(running) = member.patroni_version() {
             checks.push(Check::PatroniVersion {
                 member: member.name.clone(),
-                version: running,
+                version: running.to_string(),
             });
         }
     }
@@ -552,16 +552,6 @@ fn summary(
     )
 }
 
-/// The Patroni release a member reports about itself.
-fn runs(member: &MemberView) -> Option<String> {
-    member
-        .status
-        .as_ref()
-        .ok()
-        .and_then(|status| status.patroni_version.as_ref())
-        .map(ToString::to_string)
-}
-
 fn names(members: &[&MemberView]) -> String {
     members
         .iter()
@@ -577,7 +567,9 @@ fn releases(members: &[&MemberView]) -> String {
             format!(
                 "{} {}",
                 member.name,
-                runs(member).unwrap_or_else(|| "unknown".into())
+                member
+                    .patroni_version()
+                    .map_or_else(|| "unknown".into(), |version| version.to_string())
             )
         })
         .collect::<Vec<_>>()

@@ -114,13 +114,18 @@ pub(crate) fn cluster_api(view: &ClusterView) -> Result<&MemberView, PlanError> 
         .ok_or_else(|| PlanError::Refused("no member's REST API answers".into()))
 }
 
-pub(crate) fn started_at(member: &MemberView) -> String {
+/// When the member's PostgreSQL started, as it reports it.
+pub(crate) fn postmaster_started(member: &MemberView) -> Option<String> {
     member
         .status
         .as_ref()
         .ok()
         .and_then(|status| status.postmaster_start_time.clone())
-        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The same for the reader: `unknown` where the member does not report it.
+pub(crate) fn started_at(member: &MemberView) -> String {
+    postmaster_started(member).unwrap_or_else(|| "unknown".into())
 }
 
 /// The plan assumes the cluster it was made for: a resumed run refuses another database (a
