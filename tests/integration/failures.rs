@@ -22,6 +22,11 @@ fn a_paused_cluster_says_maintenance_mode() {
 fn a_killed_patroni_shows_unreachable_then_leaves_the_cluster() {
     let guard = Lab::shared().exclusive();
     let victim = guard.lab.replica();
+    // The premise: a replica that streams. Just after another test's lab restore it may still
+    // be `running` (its key gets `replication_state` once its walreceiver streams).
+    wait_until(Duration::from_secs(30), "the victim streams", || {
+        entry(&guard.lab.status_json(), "members", &victim)["state"] == "streaming"
+    });
     Pgha::new()
         .args(["lab", "member", "kill", &victim])
         .lab(guard.lab)
