@@ -521,10 +521,38 @@ pub(crate) fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<S
     }
     // A TLS client talking to a plain-HTTP server fails before rustls has a typed error.
     let text = root_cause(error);
-    (text.contains("InvalidContentType")
+    let not_tls = text.contains("InvalidContentType")
         || text.contains("corrupt message")
-        || text.contains("tls handshake eof"))
-    .then(|| format!("the server did not answer with TLS ({text})"))
+        || text.contains("tls handshake eof")
+        || reset_during_https_connect(error);
+    not_tls.then(|| format!("the server did not answer with TLS ({text})"))
+}
+
+/// A plain-HTTP server that receives a TLS ClientHello may simply drop the connection (etcd
+/// does so under load) instead of answering garbage: a reset while an https connection is still
+/// being set up is the same mistake. A reset after the connection was up is not a TLS matter.
+fn reset_during_https_connect(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut https_connect = false;
+    let mut reset = false;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(request) = error.downcast_ref::<reqwest::Error>() {
+            https_connect |=
+                request.is_connect() && request.url().is_some_and(|url| url.scheme() == "https");
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            // The reset can sit inside an I/O error that `source` skips (see `rustls_inside`).
+            let inner = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>());
+            reset |= [Some(io), inner]
+                .into_iter()
+                .flatten()
+                .any(|io| io.kind() == std::io::ErrorKind::ConnectionReset);
+        }
+        current = error.source();
+    }
+    https_connect && reset
 }
 
 /// hyper wraps rustls's error in an I/O error inside another I/O error, and `io::Error::source`
@@ -541,7 +569,46 @@ fn rustls_inside(io: &std::io::Error) -> Option<&rustls::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::join;
+    use super::{join, tls_failure};
+
+    /// A server that accepts and resets every connection, as a plain server may do when a
+    /// TLS ClientHello arrives.
+    async fn resetting_server() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            for _ in 0..4 {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buffer = [0u8; 16];
+                let _ = stream.readable().await;
+                let _ = stream.try_read(&mut buffer);
+                stream.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+                drop(stream);
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn a_reset_while_setting_up_https_is_a_tls_failure_and_over_http_is_not() {
+        let address = resetting_server().await;
+        let client = crate::web::client_builder().build().unwrap();
+        let https = client
+            .get(format!("https://{address}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let reason = tls_failure(&https).expect("a reset during the handshake is about TLS");
+        assert!(reason.contains("did not answer with TLS"), "{reason}");
+        let http = client
+            .get(format!("http://{address}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(tls_failure(&http), None, "{http:?}");
+    }
 
     #[test]
     fn join_tolerates_trailing_slashes() {

@@ -22,11 +22,22 @@ fn a_paused_cluster_says_maintenance_mode() {
 fn a_killed_patroni_shows_unreachable_then_leaves_the_cluster() {
     let guard = Lab::shared().exclusive();
     let victim = guard.lab.replica();
-    // The premise: a replica that streams. Just after another test's lab restore it may still
-    // be `running` (its key gets `replication_state` once its walreceiver streams).
-    wait_until(Duration::from_secs(30), "the victim streams", || {
-        entry(&guard.lab.status_json(), "members", &victim)["state"] == "streaming"
-    });
+    // The premise: a replica whose DCS key says it streams. Just after another test's lab
+    // restore the REST API may already say `streaming` while the key, written once per HA loop,
+    // still says `running`: ask the DCS's word, which the leader's `/cluster` repeats.
+    let (_, client) = guard.lab.client();
+    let leader_api = guard.lab.api_url(&guard.lab.leader());
+    wait_until(
+        Duration::from_secs(30),
+        "the victim's key says streaming",
+        || {
+            block_on(client.cluster(&leader_api)).is_ok_and(|topology| {
+                topology.members.iter().any(|member| {
+                    member.name == victim && member.state == pgha::patroni::MemberState::Streaming
+                })
+            })
+        },
+    );
     Pgha::new()
         .args(["lab", "member", "kill", &victim])
         .lab(guard.lab)
@@ -45,18 +56,21 @@ fn a_killed_patroni_shows_unreachable_then_leaves_the_cluster() {
     );
     let document = run.json();
     let record = entry(&document, "members", &victim);
-    assert_eq!(record["api"], "unreachable");
+    assert_eq!(record["api"], "unreachable", "{document:#}");
     assert!(
         record["api_error"]
             .as_str()
             .unwrap()
             .contains("Connection refused")
     );
-    assert_eq!(record["in_dcs"], true);
-    assert_eq!(record["state"], "streaming", "the DCS's last word");
+    assert_eq!(record["in_dcs"], true, "{document:#}");
+    assert_eq!(
+        record["state"], "streaming",
+        "the DCS's last word: {document:#}"
+    );
     let warning = &document["warnings"][0];
-    assert_eq!(warning["code"], "member_unreachable");
-    assert_eq!(warning["member"], victim.as_str());
+    assert_eq!(warning["code"], "member_unreachable", "{document:#}");
+    assert_eq!(warning["member"], victim.as_str(), "{document:#}");
     let table = guard.lab.status_table();
     assert!(table.contains("unreachable (DCS: streaming)"), "{table}");
     assert!(
