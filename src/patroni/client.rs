@@ -584,7 +584,7 @@ mod tests {
                 let mut buffer = [0u8; 16];
                 let _ = stream.readable().await;
                 let _ = stream.try_read(&mut buffer);
-                stream.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+                stream.set_zero_linger().unwrap();
                 drop(stream);
             }
         });
