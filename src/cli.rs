@@ -180,7 +180,7 @@ enum RawRunsCommand {
     Resume {
         #[arg(value_parser = crate::flags::name)]
         run_id: String,
-        /// When the cluster changed, plan again from the cluster as it is
+        /// Plan again from the cluster as it is (after it changed: a failover, a member gone)
         #[arg(long)]
         replan: bool,
         #[command(flatten)]

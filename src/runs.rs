@@ -1,7 +1,8 @@
 //! Recorded runs: `pgha runs list` (every run, unreadable ones included with the reason),
 //! `pgha runs show ID` (the journal as text, Markdown under its plan, or JSON — one line an
 //! event, in the same words as the terminal used), and `pgha resume ID [--replan]`: the
-//! stale-plan rule, then the same execute-and-record path as a new run.
+//! stale-plan rule (or, with `--replan`, a new plan from the cluster as it is), then the same
+//! execute-and-record path as a new run.
 
 use std::fmt::Write as _;
 
@@ -45,14 +46,16 @@ pub async fn resume(
         .into_iter()
         .filter(|check| !check.verdict.passed)
         .collect();
-    let (plan, point, new_plan) = if stale.is_empty() {
-        (plan, recorded.resume_point(), None)
-    } else if replan {
+    // `--replan` plans again whenever it is given: the operator saw the cluster move (a
+    // failover mid-run leaves the plan's assumptions true and its next step refused).
+    let (plan, point, new_plan) = if replan {
         let params: Params = serde_json::from_value(plan.params.clone()).map_err(|error| {
             Error::BadInput(format!("run {run_id}: cannot read its parameters: {error}"))
         })?;
-        let fresh = runbooks::plan(&world.target, &view, &params)?;
+        let fresh = runbooks::plan(&world.target, &view, &params.replanning())?;
         (fresh.clone(), ResumePoint::default(), Some(fresh))
+    } else if stale.is_empty() {
+        (plan, recorded.resume_point(), None)
     } else {
         let mut journal = store.reopen(run_id)?;
         let reasons: Vec<String> = stale

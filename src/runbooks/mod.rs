@@ -81,6 +81,13 @@ pub trait Runbook {
         params: &Self::Params,
     ) -> Result<Plan, PlanError>;
 
+    /// The parameters `pgha resume --replan` plans with. A runbook whose own steps can leave
+    /// the cluster half-way (a Patroni this run stopped when pgha was killed) lets the new plan
+    /// take that on here; the operator approved it when the run started.
+    fn replanning(params: Self::Params) -> Self::Params {
+        params
+    }
+
     /// The plans committed in `runbooks/*.md`, each planned against a lab of a known shape.
     fn examples() -> Vec<Example<Self::Params>> {
         Vec::new()

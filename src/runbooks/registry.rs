@@ -2,7 +2,7 @@
 //! its file and one line in that list: the line declares its module and gives it its
 //! subcommand (flags and help from its parameters, plus the flags every run shares), its place
 //! in the `Params` the journal records (tagged by runbook, so journals stay readable), and its
-//! dispatch — deadline, measure, plan, committed examples. Nothing else names a runbook.
+//! dispatch — deadline, measure, replanning, plan, committed examples. Nothing else names a runbook.
 
 /// What every runbook command accepts. Global, so that runbooks with subcommands (`pgha host
 /// backup …`) take them after their own.
@@ -91,6 +91,16 @@ macro_rules! registry {
                     *deadline = deadline.or(default);
                 }
                 self
+            }
+
+            /// The parameters a `--replan` of a run made with these plans with.
+            #[must_use]
+            pub fn replanning(self) -> Self {
+                match self {
+                    $( Params::$variant(params) => Params::$variant(
+                        <$module::$variant as Runbook>::replanning(params),
+                    ), )*
+                }
             }
 
             /// The parameters completed with what the runbook measures before planning.

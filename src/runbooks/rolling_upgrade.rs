@@ -66,6 +66,11 @@ pub struct Params {
     /// Run CHECKPOINT on the leader before the switchover, so its shutdown checkpoint is short
     #[arg(long)]
     pub checkpoint: bool,
+    /// Also start replicas whose Patroni does not answer, on the release (after a crash, or a
+    /// failover part-way through an upgrade) [default: refuse]
+    #[arg(long)]
+    #[serde(default)]
+    pub start_stopped: bool,
 }
 
 impl Runbook for RollingUpgrade {
@@ -104,6 +109,15 @@ impl Runbook for RollingUpgrade {
         plan(target, view, params)
     }
 
+    /// The run itself may have stopped a member's Patroni (pgha killed mid-swap), or a
+    /// failover may have taken the old leader's: the new plan starts those on the release.
+    fn replanning(params: Params) -> Params {
+        Params {
+            start_stopped: true,
+            ..params
+        }
+    }
+
     fn examples() -> Vec<Example<Params>> {
         let params = Params {
             to: Version {
@@ -116,6 +130,7 @@ impl Runbook for RollingUpgrade {
             max_lag: DEFAULT_MAX_LAG_BYTES,
             timeout: None,
             checkpoint: true,
+            start_stopped: false,
         };
         vec![
             Example {
@@ -150,10 +165,13 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     let members: Vec<&MemberView> = view
         .members
         .iter()
-        .filter(|member| member.dcs.is_some())
+        .filter(|member| member.dcs.is_some() || member.in_inventory)
         .map(|member| listed(target, view, &member.name))
         .collect::<Result<_, _>>()?;
-    let replicas: Vec<&MemberView> = members
+    let (stopped, running): (Vec<&MemberView>, Vec<&MemberView>) =
+        members.iter().copied().partition(|member| is_stopped(member));
+    refuse_stopped(&stopped, &leader, params)?;
+    let replicas: Vec<&MemberView> = running
         .iter()
         .copied()
         .filter(|member| member.name != leader)
@@ -166,7 +184,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     let leader_behind = view
         .member(&leader)
         .is_none_or(|member| member.patroni_version() != Some(params.to));
-    if behind.is_empty() && !leader_behind {
+    if behind.is_empty() && !leader_behind && stopped.is_empty() {
         return Err(PlanError::Refused(format!(
             "every member already runs Patroni {to}"
         )));
@@ -199,13 +217,18 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         target,
         view,
         format!("Upgrade cluster {} to Patroni {to}, member by member", target.cluster),
-        summary(view, &leader, candidate.as_deref(), &behind, &to, estimate),
+        summary(view, &leader, candidate.as_deref(), (&behind, &stopped), &to, estimate),
     );
-    plan.prechecks = prechecks(&members, &leader, params.max_lag);
+    plan.prechecks = prechecks(&running, &stopped, &leader, params.max_lag);
     assume_identity(&mut plan, view);
     let timeline = cluster_timeline(view).unwrap_or(0);
     if !behind.is_empty() {
         upgrading.paused_swaps(&mut plan, &behind)?;
+    }
+    // Unpaused: a stopped member's PostgreSQL may still run as a primary (its Patroni crashed
+    // while leading), and only a managed cluster demotes and rewinds it.
+    for member in &stopped {
+        plan.steps.extend(upgrading.start_stopped(&member.name)?);
     }
     // A leader already on the release (a run resumed with --replan after a failover, say)
     // needs no switchover: the run ends with it still leading, on the same timeline.
@@ -332,6 +355,15 @@ impl Upgrading<'_> {
         Ok(steps)
     }
 
+    /// A member whose Patroni does not answer: started on the release, then verified like a
+    /// swapped one (its PostgreSQL may restart: it may have to rejoin as a replica).
+    fn start_stopped(&self, name: &str) -> Result<Vec<Step>, PlanError> {
+        let mut steps = self.swap(name, None, "not running")?;
+        // Nothing to stop: the swap begins at the start.
+        steps.retain(|step| step.id != format!("stop-patroni-{name}"));
+        Ok(steps)
+    }
+
     /// Done when the member answers on the release, streams within the lag, and — paused —
     /// PostgreSQL still runs since before.
     fn upgraded_step(&self, name: &str, kept: Option<String>) -> Step {
@@ -430,8 +462,40 @@ fn pick_candidate(
     }
 }
 
-/// A healthy, agreeing cluster whose replicas stream, and every member answering.
-fn prechecks(members: &[&MemberView], leader: &str, max_lag: u64) -> Vec<Check> {
+/// The member's Patroni does not answer at all (an answer with an error is not "stopped").
+fn is_stopped(member: &MemberView) -> bool {
+    member
+        .status
+        .as_ref()
+        .is_err_and(|failure| failure.unreachable)
+}
+
+/// Members whose Patroni does not answer are refused unless the operator (or a `--replan`)
+/// asks for them to be started on the release; the leader's never is.
+fn refuse_stopped(stopped: &[&MemberView], leader: &str, params: &Params) -> Result<(), PlanError> {
+    if stopped.iter().any(|member| member.name == leader) {
+        return Err(PlanError::Refused(format!(
+            "the leader {leader}'s Patroni does not answer: wait for a failover or start it before upgrading"
+        )));
+    }
+    if stopped.is_empty() || params.start_stopped {
+        return Ok(());
+    }
+    Err(PlanError::Refused(format!(
+        "{}'s Patroni does not answer: start it first, or pass --start-stopped to start it on Patroni {} as part of the upgrade",
+        names(stopped),
+        params.to
+    )))
+}
+
+/// A healthy, agreeing cluster whose replicas stream, and every member answering but those
+/// the run starts.
+fn prechecks(
+    members: &[&MemberView],
+    stopped: &[&MemberView],
+    leader: &str,
+    max_lag: u64,
+) -> Vec<Check> {
     let mut checks = vec![
         Check::HealthyLeader,
         Check::LeaderIs {
@@ -454,6 +518,9 @@ fn prechecks(members: &[&MemberView], leader: &str, max_lag: u64) -> Vec<Check> 
             });
         }
     }
+    checks.extend(stopped.iter().map(|member| Check::Unreachable {
+        member: member.name.clone(),
+    }));
     checks
 }
 
@@ -528,10 +595,18 @@ fn summary(
     view: &ClusterView,
     leader: &str,
     candidate: Option<&str>,
-    behind: &[&MemberView],
+    (behind, stopped): (&[&MemberView], &[&MemberView]),
     to: &str,
     estimate: Duration,
 ) -> String {
+    let stopped = if stopped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " {}'s Patroni does not answer: it is started on {to} with the cluster managed, so that Patroni can demote and rewind a PostgreSQL left running as a primary.",
+            names(stopped)
+        )
+    };
     let ending = match candidate {
         Some(candidate) => format!(
             "{leader} hands the leader role to {candidate} (writes stop for a few seconds), and is then upgraded as a replica: its PostgreSQL restarts as a replica's, which takes no writes away. The run ends with every member on {to} and exactly one new timeline."
@@ -541,7 +616,7 @@ fn summary(
         ),
     };
     format!(
-        "Upgrades cluster {} to Patroni {to}. Maintenance mode goes on (no automatic failover, about {} for {}), each replica's Patroni is swapped while its PostgreSQL keeps running, then maintenance mode goes off. {ending}",
+        "Upgrades cluster {} to Patroni {to}. Maintenance mode goes on (no automatic failover, about {} for {}), each replica's Patroni is swapped while its PostgreSQL keeps running, then maintenance mode goes off.{stopped} {ending}",
         view.cluster,
         humantime::format_duration(estimate),
         if behind.is_empty() {
@@ -657,6 +732,52 @@ mod tests {
             member: "node1".into()
         }));
         assert!(done.until.contains(&Check::TimelineIs { timeline: 1 }));
+    }
+
+    /// node3's Patroni killed (its key may still be in the DCS).
+    fn with_node3_stopped(view: &mut ClusterView) {
+        for member in &mut view.members {
+            if member.name == "node3" {
+                member.status = Err(crate::observe::ApiFailure {
+                    unreachable: true,
+                    message: "Connection refused".into(),
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn a_stopped_member_is_refused_unless_the_run_may_start_it() {
+        let (target, mut view) = lab_on_old_patroni();
+        with_node3_stopped(&mut view);
+        let error = RollingUpgrade::plan(&target, &view, &params()).unwrap_err();
+        assert!(
+            error.to_string().contains("node3's Patroni does not answer")
+                && error.to_string().contains("--start-stopped"),
+            "{error}"
+        );
+        // A --replan may: the run itself can have stopped it.
+        let replanned = RollingUpgrade::replanning(params());
+        let plan = RollingUpgrade::plan(&target, &view, &replanned).unwrap();
+        let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
+        let at = |id: &str| ids.iter().position(|each| *each == id).unwrap();
+        assert!(!ids.contains(&"stop-patroni-node3"), "nothing to stop: {ids:?}");
+        assert!(at("resume") < at("upgrade-node3-1"), "started unpaused: {ids:?}");
+        assert!(at("upgraded-node3") < at("switchover"), "{ids:?}");
+        assert!(
+            plan.prechecks.contains(&Check::Unreachable {
+                member: "node3".into()
+            })
+        );
+        assert!(!plan.prechecks.contains(&Check::Reachable {
+            member: "node3".into()
+        }));
+        // Its PostgreSQL may restart (a crashed leader's is demoted).
+        let Action::Wait(wait) = &plan.step("upgraded-node3").unwrap().action else {
+            panic!("a wait")
+        };
+        assert!(wait.fail_if.is_empty());
+        assert!(plan.summary.contains("node3's Patroni does not answer"));
     }
 
     #[test]

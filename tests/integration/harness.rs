@@ -627,6 +627,32 @@ pub(crate) fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 /// Runs `command` (a runbook) and SIGKILLs it as soon as its journal in `runs` records the start
 /// of step `step`; returns the run id.
 pub(crate) fn killed_at_step(command: Pgha, runs: &Path, step: &str) -> String {
+    let (run_id, child) = signalled_at_step(command, runs, step, rustix::process::Signal::KILL);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&output.status),
+        Some(9)
+    );
+    run_id
+}
+
+/// Spawns the run and sends it `signal` (by its PID) as soon as its journal says `step`
+/// started: the run's id and the still-unwaited child.
+pub(crate) fn signalled_at_step(
+    command: Pgha,
+    runs: &Path,
+    step: &str,
+    signal: rustix::process::Signal,
+) -> (String, std::process::Child) {
+    // Only this run's journal: earlier runs in `runs` passed the same step.
+    let earlier: std::collections::BTreeSet<std::ffi::OsString> = std::fs::read_dir(runs)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.file_name())
+                .collect()
+        })
+        .unwrap_or_default();
     let child = command.spawn();
     let wait_step = format!("\"step\":\"{step}\"");
     let deadline = Instant::now() + Duration::from_mins(1);
@@ -634,6 +660,9 @@ pub(crate) fn killed_at_step(command: Pgha, runs: &Path, step: &str) -> String {
         assert!(Instant::now() < deadline, "step {step} never started");
         let started = std::fs::read_dir(runs).ok().and_then(|entries| {
             entries.filter_map(Result::ok).find_map(|entry| {
+                if earlier.contains(&entry.file_name()) {
+                    return None;
+                }
                 let text = std::fs::read_to_string(entry.path()).ok()?;
                 let waiting = text.lines().any(|line| {
                     line.contains("\"event\":\"step_started\"") && line.contains(&wait_step)
@@ -653,11 +682,168 @@ pub(crate) fn killed_at_step(command: Pgha, runs: &Path, step: &str) -> String {
         std::thread::sleep(Duration::from_millis(5));
     };
     let pid = rustix::process::Pid::from_child(&child);
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&output.status),
-        Some(9)
-    );
-    run_id
+    rustix::process::kill_process(pid, signal).unwrap();
+    (run_id, child)
+}
+
+/// A client inserting one row every 50 ms through a libpq-style multi-host connection with
+/// `target_session_attrs=read-write` (it follows the leader), recording each acknowledged
+/// insert: the application a rolling upgrade must not lose writes of.
+pub(crate) struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<Vec<(i64, Instant)>>>,
+    hosts: Vec<String>,
+    password: String,
+}
+
+/// What a writer saw: the acknowledged ids with when each was acknowledged.
+pub(crate) struct Writes {
+    pub acknowledged: Vec<(i64, Instant)>,
+}
+
+impl Writes {
+    /// The longest time between two acknowledged inserts, less the 50 ms between attempts.
+    pub(crate) fn longest_gap(&self) -> Duration {
+        self.acknowledged
+            .windows(2)
+            .map(|pair| pair[1].1.duration_since(pair[0].1))
+            .max()
+            .unwrap_or_default()
+            .saturating_sub(WRITE_EVERY)
+    }
+}
+
+const WRITE_EVERY: Duration = Duration::from_millis(50);
+
+fn postgres_config(hosts: &[String], password: &str) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    for host in hosts {
+        config.host(host);
+    }
+    config
+        .port(5432)
+        .user("postgres")
+        .password(password)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(1))
+        .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+    config
+}
+
+async fn connect(config: &tokio_postgres::Config) -> Option<tokio_postgres::Client> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.ok()?;
+    tokio::spawn(connection);
+    Some(client)
+}
+
+impl Writer {
+    pub(crate) fn start(lab: &Lab) -> Writer {
+        let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let (target, _) = lab.client();
+        let hosts: Vec<String> = target.members.iter().map(|m| m.host.clone()).collect();
+        let config = postgres_config(&hosts, &password);
+        // A second writer on the same lab continues after the first one's ids.
+        let first_id = block_on(async {
+            let client = connect(&config).await.expect("the writer connects");
+            client
+                .batch_execute("CREATE TABLE IF NOT EXISTS pgha_writes (id bigint PRIMARY KEY)")
+                .await
+                .unwrap();
+            client
+                .query_one("SELECT coalesce(max(id), 0) + 1 FROM pgha_writes", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        });
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (stopping, counting) = (stop.clone(), count.clone());
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(write_until(config, first_id, stopping, counting))
+        });
+        Writer {
+            stop,
+            count,
+            thread: Some(thread),
+            hosts,
+            password,
+        }
+    }
+
+    pub(crate) fn acknowledged_so_far(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops the writer once it has at least `at_least` acknowledged rows (or after a minute),
+    /// and returns what it saw.
+    pub(crate) fn finish(&mut self, at_least: usize) -> Writes {
+        wait_until(Duration::from_mins(1), "enough acknowledged writes", || {
+            self.acknowledged_so_far() >= at_least
+        });
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let thread = self.thread.take().expect("finished once");
+        Writes {
+            acknowledged: thread.join().unwrap(),
+        }
+    }
+
+    /// The ids in the table, read from the leader.
+    pub(crate) fn rows(&self) -> std::collections::BTreeSet<i64> {
+        let config = postgres_config(&self.hosts, &self.password);
+        block_on(async {
+            let client = connect(&config).await.expect("the leader answers");
+            client
+                .query("SELECT id FROM pgha_writes", &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<_, i64>(0))
+                .collect()
+        })
+    }
+}
+
+/// One insert every 50 ms, reconnecting after any failure; an insert that fails or takes over
+/// 2 s is not acknowledged.
+async fn write_until(
+    config: tokio_postgres::Config,
+    first_id: i64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<(i64, Instant)> {
+    let mut acknowledged = Vec::new();
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut next_id = first_id;
+    let mut tick = tokio::time::interval(WRITE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        tick.tick().await;
+        if client
+            .as_ref()
+            .is_none_or(tokio_postgres::Client::is_closed)
+        {
+            client = connect(&config).await;
+        }
+        let Some(connected) = &client else { continue };
+        let id = next_id;
+        next_id += 1;
+        let values: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+        let insert = connected.execute("INSERT INTO pgha_writes (id) VALUES ($1)", &values);
+        match tokio::time::timeout(Duration::from_secs(2), insert).await {
+            Ok(Ok(1)) => {
+                acknowledged.push((id, Instant::now()));
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            _ => client = None,
+        }
+    }
+    acknowledged
 }

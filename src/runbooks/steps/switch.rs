@@ -115,7 +115,18 @@ pub(crate) fn switchover_step(
                 switch.cluster
             ),
         },
-        prechecks: [vec![Check::LeaderIs { member: leader }], candidate_ready].concat(),
+        // The leader's Patroni demotes it: a leader whose Patroni died keeps the key until its
+        // ttl runs out, and a switchover then would only fail half-way.
+        prechecks: [
+            vec![
+                Check::LeaderIs {
+                    member: leader.clone(),
+                },
+                Check::Reachable { member: leader },
+            ],
+            candidate_ready,
+        ]
+        .concat(),
         verify: Some(verify),
         idempotency: Idempotency::CheckStateFirst { done_when },
     }
