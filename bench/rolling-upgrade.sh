@@ -170,8 +170,19 @@ procedure_patronictl() {
 # ---- (c) pgha: the hook for `pgha rolling-upgrade` ------------------------------------------
 pgha_available() { "$pgha" rolling-upgrade --help >/dev/null 2>&1; }
 procedure_pgha() {
-    # pgha pauses and resumes itself; the paused window is then not seen from here (left empty).
-    "$pgha" --config "$lab/pgha.yml" --env lab rolling-upgrade --to "$to" --yes >&2
+    # pgha pauses and resumes itself: the paused window is read from its journal (when the
+    # pause step and the resume step succeeded).
+    local journal_dir="$logs/$tag.runs"
+    PGHA_RUNS_DIR=$journal_dir "$pgha" --config "$lab/pgha.yml" --env lab rolling-upgrade --to "$to" --yes >&2
+    python3 - "$journal_dir" >>"$marks" <<'PY'
+import datetime, glob, json, sys
+for path in glob.glob(sys.argv[1] + "/*.jsonl"):
+    for line in open(path):
+        event = json.loads(line)
+        if event.get("event") == "step_succeeded" and event.get("step") in ("pause", "resume"):
+            at = datetime.datetime.fromisoformat(event["at"].replace("Z", "+00:00")).timestamp()
+            print(event["step"], at)
+PY
 }
 # ----------------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ pub(crate) use client::{http_client, tls_failure};
 pub use error::PatroniError;
 pub use model::{
     ClusterMember, ClusterRole, ClusterTopology, Lag, Lsn, MemberState, MemberStatus, PostgresRole,
-    TimelineSwitch, Version, WalPosition,
+    TimelineSwitch, Version, WalPosition, format_server_version,
 };
 
 /// Test helpers: parse recorded responses the way the client does.

@@ -49,6 +49,9 @@ pub enum Check {
     RestartedSince { member: String, before: String },
     /// The member's own `/patroni` reports this Patroni release.
     PatroniVersion { member: String, version: String },
+    /// The member's running PostgreSQL reports this release (`server_version`, as `15.10`):
+    /// what a binary update changes only once PostgreSQL restarts.
+    PostgresVersion { member: String, version: String },
     /// The cluster's timeline is above this one (a switchover or failover happened).
     TimelineAbove { timeline: u32 },
     /// The cluster's timeline is exactly this one (one switchover, no more).
@@ -160,6 +163,9 @@ impl Check {
             Check::PatroniVersion { member, version } => {
                 with_member(view, member, |view| patroni_version(member, view, version))
             }
+            Check::PostgresVersion { member, version } => {
+                with_member(view, member, |view| postgres_version(member, view, version))
+            }
             Check::SystemIdentifier { identifier } => {
                 let current = view.system_identifier.as_deref().unwrap_or("unknown");
                 Verdict::new(
@@ -195,6 +201,22 @@ fn patroni_version(member: &str, view: &MemberView, version: &str) -> Verdict {
         running.map_or_else(
             || format!("{member} does not report its Patroni release"),
             |running| format!("{member} runs Patroni {running}"),
+        ),
+    )
+}
+
+fn postgres_version(member: &str, view: &MemberView, version: &str) -> Verdict {
+    let running = view
+        .status
+        .as_ref()
+        .ok()
+        .and_then(|status| status.server_version)
+        .map(crate::patroni::format_server_version);
+    Verdict::new(
+        running.as_deref() == Some(version),
+        running.map_or_else(
+            || format!("{member} does not report its PostgreSQL release"),
+            |running| format!("{member} runs PostgreSQL {running}"),
         ),
     )
 }
@@ -618,6 +640,9 @@ impl fmt::Display for Check {
             ),
             Check::PatroniVersion { member, version } => {
                 write!(f, "{member} runs Patroni {version}")
+            }
+            Check::PostgresVersion { member, version } => {
+                write!(f, "{member} runs PostgreSQL {version}")
             }
             Check::TimelineIs { timeline } => write!(f, "the cluster is on timeline {timeline}"),
             Check::TimelineAbove { timeline } => write!(f, "the timeline is above {timeline}"),

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::steps::{DEFAULT_MAX_LAG_BYTES, assume_identity, frame, listed, started_at};
+use super::steps::{
+    DEFAULT_MAX_LAG_BYTES, RestartOf, assume_identity, frame, listed, restart_steps,
+};
 use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
 use crate::plan::{
-    Action, Check, Gate, Idempotency, PatroniAction, PatroniCall, Plan, Progress, Step, Wait,
+    Check, Plan,
 };
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_mins(10);
@@ -127,116 +129,16 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     for member in members {
         plan.steps.extend(restart_steps(
             member,
-            &leader,
-            *pending_only,
-            *max_lag,
-            timeout.unwrap_or(DEFAULT_TIMEOUT),
+            &RestartOf {
+                leader: &leader,
+                pending_only: *pending_only,
+                max_lag: *max_lag,
+                timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+                also: Vec::new(),
+            },
         ));
     }
     plan.rollback = Some("None: a restart changes no data. A member that does not come back is diagnosed from its Patroni and PostgreSQL logs.".into());
     Ok(plan)
 }
 
-fn restart_steps(
-    member: &MemberView,
-    leader: &str,
-    pending_only: bool,
-    max_lag: u64,
-    timeout: Duration,
-) -> [Step; 2] {
-    let name = member.name.clone();
-    let is_leader = name == leader;
-    let restarted = Check::RestartedSince {
-        member: name.clone(),
-        before: started_at(member),
-    };
-    let mut done_when = vec![restarted.clone()];
-    if pending_only {
-        done_when = vec![Check::Any {
-            checks: vec![
-                restarted.clone(),
-                Check::NoPendingRestart {
-                    member: name.clone(),
-                },
-            ],
-        }];
-    }
-    let (gate, role_check) = if is_leader {
-        (
-            Gate::TypeToConfirm {
-                question: format!(
-                    "{name} is the leader: writes stop until PostgreSQL is back (no failover)."
-                ),
-                expected: name.clone(),
-            },
-            Check::LeaderIs {
-                member: name.clone(),
-            },
-        )
-    } else {
-        (
-            Gate::Confirm {
-                question: format!("Restart PostgreSQL on {name} (replica)?"),
-            },
-            Check::NotLeader {
-                member: name.clone(),
-            },
-        )
-    };
-    let healthy_again = if is_leader {
-        vec![
-            Check::LeaderIs {
-                member: name.clone(),
-            },
-            Check::HealthyLeader,
-        ]
-    } else {
-        [
-            vec![Check::HealthyLeader],
-            Check::caught_up(&name, max_lag).into(),
-        ]
-        .concat()
-    };
-    let restart = Step {
-        id: format!("restart-{name}"),
-        title: format!(
-            "Restart PostgreSQL on {name}{}",
-            if is_leader { " (leader)" } else { "" }
-        ),
-        action: Action::Patroni(PatroniAction {
-            member: name.clone(),
-            api_url: member.api_url.clone(),
-            call: PatroniCall::Restart {
-                restart_pending: pending_only.then_some(true),
-            },
-        }),
-        gate,
-        prechecks: vec![
-            role_check,
-            Check::HealthyLeader,
-            Check::Reachable {
-                member: name.clone(),
-            },
-        ],
-        verify: Some(Wait {
-            until: done_when.clone(),
-            fail_if: Vec::new(),
-            timeout,
-            poll: Duration::from_millis(500),
-            progress: Progress::MemberState {
-                member: name.clone(),
-            },
-        }),
-        idempotency: Idempotency::CheckStateFirst { done_when },
-    };
-    [restart, healthy_again_step(&name, healthy_again, timeout)]
-}
-
-/// "Healthy before the next": the member streams (or leads) again.
-fn healthy_again_step(name: &str, until: Vec<Check>, timeout: Duration) -> Step {
-    Step::wait(
-        format!("wait-healthy-{name}"),
-        format!("Wait until {name} is healthy again"),
-        Wait::for_member(until, timeout, Duration::from_secs(1), name),
-    )
-}

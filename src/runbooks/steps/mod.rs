@@ -1,12 +1,13 @@
 //! The step library: what several runbooks share — the frame of a plan, members looked up by
 //! name (and where commands and credentials may go), the identity assumption, silences around
-//! a body of work, service-control steps with their verification, host commands, waits for
+//! a body of work, PostgreSQL restarts, service-control steps with their verification, host commands, waits for
 //! streaming and for Consul's routing, a cluster's key tree deleted from its DCS. Runbooks import from here, never from each other.
 
 mod consul;
 mod dcs;
 mod host;
 mod maintenance;
+mod restart;
 mod service;
 mod silence;
 mod switch;
@@ -26,6 +27,7 @@ pub use dcs::{DeleteTreeCommand, DeleteTreeParams};
 pub use host::BackupTool;
 pub(crate) use host::Host;
 pub(crate) use maintenance::{maintenance, maintenance_step};
+pub(crate) use restart::{RestartOf, restart_steps};
 pub(crate) use service::{capitalized, command_step, with_verification};
 pub(crate) use silence::silenced;
 pub(crate) use switch::{
