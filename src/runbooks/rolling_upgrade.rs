@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    DEFAULT_MAX_LAG_BYTES, Switch, assume_identity, candidate_ready, checkpoint_step,
+    DEFAULT_MAX_LAG_BYTES, RestartOf, Switch, restart_steps, assume_identity, candidate_ready, checkpoint_step,
     choose_candidate, cluster_api, command_step, consul_routing, frame, listed, maintenance_step,
     rejoin_step, service_control, postmaster_started, switchover_step, with_verification,
 };
@@ -46,7 +46,8 @@ pub struct RollingUpgrade;
 // The release to reach, and the bounds of the window without automatic failover.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct Params {
-    /// The Patroni release every member ends on (e.g. 4.1.5)
+    /// The release every member ends on: Patroni's (4.1.5), or PostgreSQL's with
+    /// --restart-postgres (15.10)
     #[arg(long, value_name = "VERSION", value_parser = crate::flags::version)]
     pub to: Version,
     /// The new leader [default: the sync standby, else the replica with the lowest lag]
@@ -66,6 +67,12 @@ pub struct Params {
     /// Run CHECKPOINT on the leader before the switchover, so its shutdown checkpoint is short
     #[arg(long)]
     pub checkpoint: bool,
+    /// A PostgreSQL minor update instead, its packages already installed: --to is PostgreSQL's
+    /// release (15.10); replicas restarted one by one, a switchover, the old leader restarted
+    /// by its demotion; each verified by the release PostgreSQL reports
+    #[arg(long)]
+    #[serde(default)]
+    pub restart_postgres: bool,
     /// Also start replicas whose Patroni does not answer, on the release (after a crash, or a
     /// failover part-way through an upgrade) [default: refuse]
     #[arg(long)]
@@ -130,6 +137,7 @@ impl Runbook for RollingUpgrade {
             max_lag: DEFAULT_MAX_LAG_BYTES,
             timeout: None,
             checkpoint: true,
+            restart_postgres: false,
             start_stopped: false,
         };
         vec![
@@ -140,25 +148,104 @@ impl Runbook for RollingUpgrade {
             },
             Example {
                 file: "rolling-upgrade-kubernetes",
-                params,
+                params: params.clone(),
                 lab: ExampleLab::KubernetesOnOldPatroni,
+            },
+            Example {
+                file: "rolling-upgrade-postgres",
+                params: Params {
+                    to: Version::new(15, 19, 0),
+                    restart_postgres: true,
+                    ..params
+                },
+                lab: ExampleLab::Lab,
             },
         ]
     }
+}
+
+/// What the run moves every member to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Release {
+    /// Patroni's release: each member's Patroni swapped.
+    Patroni(String),
+    /// PostgreSQL's minor release, installed already: each member's PostgreSQL restarted.
+    Postgres(String),
+}
+
+impl Release {
+    fn of(params: &Params) -> Result<Release, PlanError> {
+        let to = params.to;
+        if !params.restart_postgres {
+            return Ok(Release::Patroni(to.to_string()));
+        }
+        // PostgreSQL 10 and later number releases MAJOR.MINOR.
+        if to.major < 10 || to.patch != 0 {
+            return Err(PlanError::Refused(format!(
+                "--to {to} is not a PostgreSQL release: with --restart-postgres give MAJOR.MINOR (e.g. 15.10)"
+            )));
+        }
+        Ok(Release::Postgres(format!("{}.{}", to.major, to.minor)))
+    }
+
+    /// Done for this member: it reports the release.
+    fn check(&self, member: &str) -> Check {
+        match self {
+            Release::Patroni(version) => Check::PatroniVersion {
+                member: member.into(),
+                version: version.clone(),
+            },
+            Release::Postgres(version) => Check::PostgresVersion {
+                member: member.into(),
+                version: version.clone(),
+            },
+        }
+    }
+
+    fn runs_on(&self, member: &MemberView) -> bool {
+        let running = match self {
+            Release::Patroni(_) => member.patroni_version().map(|running| running.to_string()),
+            Release::Postgres(_) => running_postgres(member),
+        };
+        match self {
+            Release::Patroni(version) | Release::Postgres(version) => {
+                running.as_ref() == Some(version)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Release::Patroni(version) => write!(f, "Patroni {version}"),
+            Release::Postgres(version) => write!(f, "PostgreSQL {version}"),
+        }
+    }
+}
+
+fn running_postgres(member: &MemberView) -> Option<String> {
+    member
+        .status
+        .as_ref()
+        .ok()
+        .and_then(|status| status.server_version)
+        .map(crate::patroni::format_server_version)
 }
 
 /// What the plan is made of: the cluster's members by role, and the environment's tools.
 struct Upgrading<'a> {
     target: &'a ClusterTarget,
     view: &'a ClusterView,
-    control: &'a ServiceControl,
+    control: Option<&'a ServiceControl>,
+    release: Release,
     to: String,
     max_lag: u64,
     timeout: Duration,
 }
 
 fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
-    let to = params.to.to_string();
+    let release = Release::of(params)?;
     let leader = view.leader.clone().ok_or_else(|| {
         PlanError::Refused("no member holds the leader key: fix that before upgrading".into())
     })?;
@@ -170,7 +257,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         .collect::<Result<_, _>>()?;
     let (stopped, running): (Vec<&MemberView>, Vec<&MemberView>) =
         members.iter().copied().partition(|member| is_stopped(member));
-    refuse_stopped(&stopped, &leader, params)?;
+    refuse_stopped(&stopped, &leader, params, &release)?;
     let replicas: Vec<&MemberView> = running
         .iter()
         .copied()
@@ -179,15 +266,18 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     let behind: Vec<&MemberView> = replicas
         .iter()
         .copied()
-        .filter(|member| member.patroni_version() != Some(params.to))
+        .filter(|member| !release.runs_on(member))
         .collect();
     let leader_behind = view
         .member(&leader)
-        .is_none_or(|member| member.patroni_version() != Some(params.to));
+        .is_none_or(|member| !release.runs_on(member));
     if behind.is_empty() && !leader_behind && stopped.is_empty() {
         return Err(PlanError::Refused(format!(
-            "every member already runs Patroni {to}"
+            "every member already runs {release}"
         )));
+    }
+    if let Release::Postgres(version) = &release {
+        refuse_major_change(&running, version)?;
     }
     // A new leader only where the leader itself must move to the release.
     let candidate = if leader_behind {
@@ -195,35 +285,33 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     } else {
         None
     };
-    let max_pause = params.max_pause.unwrap_or(DEFAULT_MAX_PAUSE);
-    let estimate = SWAP_ESTIMATE * u32::try_from(behind.len()).unwrap_or(u32::MAX);
-    if estimate > max_pause {
-        return Err(PlanError::Refused(format!(
-            "swapping {} replicas keeps the cluster paused about {}, over --max-pause {}: raise --max-pause or upgrade in smaller steps",
-            behind.len(),
-            humantime::format_duration(estimate),
-            humantime::format_duration(max_pause)
-        )));
-    }
+    let estimate = pause_estimate(&release, &behind, params)?;
     let upgrading = Upgrading {
         target,
         view,
-        control: service_control(target, "stop and start Patroni")?,
-        to: to.clone(),
+        control: match release {
+            Release::Patroni(_) => Some(service_control(target, "stop and start Patroni")?),
+            Release::Postgres(_) => None,
+        },
+        release: release.clone(),
+        to: params.to.to_string(),
         max_lag: params.max_lag,
         timeout: params.timeout.unwrap_or(DEFAULT_TIMEOUT),
     };
     let mut plan = frame(
         target,
         view,
-        format!("Upgrade cluster {} to Patroni {to}, member by member", target.cluster),
-        summary(view, &leader, candidate.as_deref(), (&behind, &stopped), &to, estimate),
+        format!("Upgrade cluster {} to {release}, member by member", target.cluster),
+        summary(view, &leader, candidate.as_deref(), (&behind, &stopped), &release, estimate),
     );
     plan.prechecks = prechecks(&running, &stopped, &leader, params.max_lag);
     assume_identity(&mut plan, view);
     let timeline = cluster_timeline(view).unwrap_or(0);
     if !behind.is_empty() {
-        upgrading.paused_swaps(&mut plan, &behind)?;
+        match release {
+            Release::Patroni(_) => upgrading.paused_swaps(&mut plan, &behind)?,
+            Release::Postgres(_) => upgrading.restarts(&mut plan, &leader, &behind),
+        }
     }
     // Unpaused: a stopped member's PostgreSQL may still run as a primary (its Patroni crashed
     // while leading), and only a managed cluster demotes and rewinds it.
@@ -234,18 +322,68 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     // needs no switchover: the run ends with it still leading, on the same timeline.
     let ending = if let Some(candidate) = &candidate {
         upgrading.switch(&mut plan, &leader, candidate, timeline, params.checkpoint)?;
-        plan.steps
-            .extend(upgrading.swap(&leader, None, "the old leader, now a replica")?);
+        match release {
+            Release::Patroni(_) => plan
+                .steps
+                .extend(upgrading.swap(&leader, None, "the old leader, now a replica")?),
+            Release::Postgres(_) => plan.steps.push(upgrading.demoted_step(&leader)),
+        }
         (candidate.as_str(), timeline + 1)
     } else {
         (leader.as_str(), timeline)
     };
-    plan.steps.push(finished_step(&members, ending, &to));
-    plan.rollback = Some(format!(
-        "Each member can go back the same way: `pgha rolling-upgrade --to <the old release>` (the members' current releases are recorded in this plan's pre-checks). Releases now: {}.",
-        releases(&members)
-    ));
+    plan.steps.push(finished_step(&members, ending, &release));
+    plan.rollback = Some(rollback(&release, &members));
     Ok(plan)
+}
+
+/// The replicas' swaps keep the cluster paused (a PostgreSQL update pauses nothing): refused
+/// when that would last longer than `--max-pause`.
+fn pause_estimate(
+    release: &Release,
+    behind: &[&MemberView],
+    params: &Params,
+) -> Result<Duration, PlanError> {
+    if matches!(release, Release::Postgres(_)) {
+        return Ok(Duration::ZERO);
+    }
+    let max_pause = params.max_pause.unwrap_or(DEFAULT_MAX_PAUSE);
+    let estimate = SWAP_ESTIMATE * u32::try_from(behind.len()).unwrap_or(u32::MAX);
+    if estimate > max_pause {
+        return Err(PlanError::Refused(format!(
+            "swapping {} replicas keeps the cluster paused about {}, over --max-pause {}: raise --max-pause or upgrade in smaller steps",
+            behind.len(),
+            humantime::format_duration(estimate),
+            humantime::format_duration(max_pause)
+        )));
+    }
+    Ok(estimate)
+}
+
+/// A restart picks up a minor release; a major upgrade is `pg_upgrade`, not this runbook.
+fn refuse_major_change(members: &[&MemberView], version: &str) -> Result<(), PlanError> {
+    let major = |release: &str| release.split('.').next().map(str::to_string);
+    for member in members {
+        if let Some(running) = running_postgres(member)
+            && major(&running) != major(version)
+        {
+            return Err(PlanError::Refused(format!(
+                "{} runs PostgreSQL {running}: a restart moves to another minor release of the same major only, not to {version}",
+                member.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn rollback(release: &Release, members: &[&MemberView]) -> String {
+    match release {
+        Release::Patroni(_) => format!(
+            "Each member can go back the same way: `pgha rolling-upgrade --to <the old release>` (the members' current releases are recorded in this plan's pre-checks). Releases now: {}.",
+            releases(members)
+        ),
+        Release::Postgres(_) => "Reinstall the previous minor release's packages and run `pgha rolling-upgrade --restart-postgres --to <it>` (the releases running now are recorded in this plan's pre-checks).".into(),
+    }
 }
 
 impl Upgrading<'_> {
@@ -287,16 +425,47 @@ impl Upgrading<'_> {
         Ok(())
     }
 
+    /// Each replica behind restarted by Patroni in turn, back on the release and streaming
+    /// before the next. Nothing is paused: a replica's restart fails nothing over.
+    fn restarts(&self, plan: &mut Plan, leader: &str, behind: &[&MemberView]) {
+        for member in behind {
+            plan.steps.extend(restart_steps(
+                member,
+                &RestartOf {
+                    leader,
+                    pending_only: false,
+                    max_lag: self.max_lag,
+                    timeout: self.timeout,
+                    also: vec![self.release.check(&member.name)],
+                },
+            ));
+        }
+    }
+
+    /// The old leader after the switchover: its demotion restarted PostgreSQL, on the binaries
+    /// installed, so it only has to report the release and stream.
+    fn demoted_step(&self, name: &str) -> Step {
+        let mut until = vec![self.release.check(name)];
+        until.extend(Check::caught_up(name, self.max_lag));
+        Step::wait(
+            format!("restarted-{name}"),
+            format!("Wait until {name} (restarted by its demotion) runs {} and streams", self.release),
+            Wait::for_member(until, self.timeout, Duration::from_secs(1), name),
+        )
+    }
+
     /// Stop Patroni on `name`, move it to the release, start it, and verify. `kept` is
     /// PostgreSQL's start time when it must survive the swap (paused).
     fn swap(&self, name: &str, kept: Option<String>, how: &str) -> Result<Vec<Step>, PlanError> {
-        let upgrade = self
+        let control = self
             .control
+            .ok_or_else(|| PlanError::Refused("a PostgreSQL update swaps no Patroni".into()))?;
+        let upgrade = control
             .upgrade(name, &self.to)
             .map_err(|error| PlanError::Refused(error.to_string()))?;
         let mut steps = Vec::new();
         if let Upgrade::Commands(commands) = &upgrade {
-            let stop = command_step(self.target, self.control, ServiceAction::Stop, name)?;
+            let stop = command_step(self.target, control, ServiceAction::Stop, name)?;
             let mut stop_checks = vec![Check::NotLeader { member: name.into() }];
             if kept.is_some() {
                 stop_checks.push(Check::PauseRecorded { paused: true });
@@ -369,10 +538,7 @@ impl Upgrading<'_> {
     fn upgraded_step(&self, name: &str, kept: Option<String>) -> Step {
         let mut until = vec![
             Check::Reachable { member: name.into() },
-            Check::PatroniVersion {
-                member: name.into(),
-                version: self.to.clone(),
-            },
+            self.release.check(name),
         ];
         until.extend(Check::caught_up(name, self.max_lag));
         let fail_if = kept
@@ -423,10 +589,7 @@ impl Upgrading<'_> {
             cluster: &self.target.cluster,
         };
         let mut ready = candidate_ready(candidate, self.max_lag);
-        ready.push(Check::PatroniVersion {
-            member: candidate.into(),
-            version: self.to.clone(),
-        });
+        ready.push(self.release.check(candidate));
         ready.push(Check::Paused { paused: false });
         plan.steps
             .push(switchover_step(&switch, cluster_api(self.view)?, ready));
@@ -472,19 +635,29 @@ fn is_stopped(member: &MemberView) -> bool {
 
 /// Members whose Patroni does not answer are refused unless the operator (or a `--replan`)
 /// asks for them to be started on the release; the leader's never is.
-fn refuse_stopped(stopped: &[&MemberView], leader: &str, params: &Params) -> Result<(), PlanError> {
+fn refuse_stopped(
+    stopped: &[&MemberView],
+    leader: &str,
+    params: &Params,
+    release: &Release,
+) -> Result<(), PlanError> {
     if stopped.iter().any(|member| member.name == leader) {
         return Err(PlanError::Refused(format!(
             "the leader {leader}'s Patroni does not answer: wait for a failover or start it before upgrading"
         )));
     }
-    if stopped.is_empty() || params.start_stopped {
+    if stopped.is_empty() || (params.start_stopped && matches!(release, Release::Patroni(_))) {
         return Ok(());
     }
+    let how = match release {
+        Release::Patroni(_) => format!(
+            "start it first, or pass --start-stopped to start it on {release} as part of the upgrade"
+        ),
+        Release::Postgres(_) => "start it first".into(),
+    };
     Err(PlanError::Refused(format!(
-        "{}'s Patroni does not answer: start it first, or pass --start-stopped to start it on Patroni {} as part of the upgrade",
-        names(stopped),
-        params.to
+        "{}'s Patroni does not answer: {how}",
+        names(stopped)
     )))
 }
 
@@ -515,6 +688,12 @@ fn prechecks(
             checks.push(Check::PatroniVersion {
                 member: member.name.clone(),
                 version: running.to_string(),
+            });
+        }
+        if let Some(running) = running_postgres(member) {
+            checks.push(Check::PostgresVersion {
+                member: member.name.clone(),
+                version: running,
             });
         }
     }
@@ -566,7 +745,11 @@ fn by_hand_step(name: &str, to: &str, instructions: Vec<String>) -> Step {
 
 /// Every member on the release, `leader` leading on `timeline`: one more than before when the
 /// run switched over, the same when it did not need to.
-fn finished_step(members: &[&MemberView], (leader, timeline): (&str, u32), to: &str) -> Step {
+fn finished_step(
+    members: &[&MemberView],
+    (leader, timeline): (&str, u32),
+    release: &Release,
+) -> Step {
     let mut until = vec![
         Check::HealthyLeader,
         Check::LeaderIs {
@@ -574,13 +757,10 @@ fn finished_step(members: &[&MemberView], (leader, timeline): (&str, u32), to: &
         },
         Check::TimelineIs { timeline },
     ];
-    until.extend(members.iter().map(|member| Check::PatroniVersion {
-        member: member.name.clone(),
-        version: to.into(),
-    }));
+    until.extend(members.iter().map(|member| release.check(&member.name)));
     Step::wait(
         "upgrade-done".into(),
-        format!("Check that every member runs Patroni {to}, {leader} leading on timeline {timeline}"),
+        format!("Check that every member runs {release}, {leader} leading on timeline {timeline}"),
         Wait {
             until,
             fail_if: Vec::new(),
@@ -596,34 +776,46 @@ fn summary(
     leader: &str,
     candidate: Option<&str>,
     (behind, stopped): (&[&MemberView], &[&MemberView]),
-    to: &str,
+    release: &Release,
     estimate: Duration,
 ) -> String {
     let stopped = if stopped.is_empty() {
         String::new()
     } else {
         format!(
-            " {}'s Patroni does not answer: it is started on {to} with the cluster managed, so that Patroni can demote and rewind a PostgreSQL left running as a primary.",
+            " {}'s Patroni does not answer: it is started on {release} with the cluster managed, so that Patroni can demote and rewind a PostgreSQL left running as a primary.",
             names(stopped)
         )
     };
+    let (how, old_leader) = match release {
+        Release::Patroni(_) => ("upgraded as a replica", "its PostgreSQL restarts as a replica's"),
+        Release::Postgres(_) => ("left to its demotion", "the demotion restarts its PostgreSQL on the installed binaries"),
+    };
     let ending = match candidate {
         Some(candidate) => format!(
-            "{leader} hands the leader role to {candidate} (writes stop for a few seconds), and is then upgraded as a replica: its PostgreSQL restarts as a replica's, which takes no writes away. The run ends with every member on {to} and exactly one new timeline."
+            "{leader} hands the leader role to {candidate} (writes stop for a few seconds), and is then {how}: {old_leader}, which takes no writes away. The run ends with every member on {release} and exactly one new timeline."
         ),
         None => format!(
-            "{leader} already runs {to}: no switchover. The run ends with every member on {to}, {leader} leading on the same timeline."
+            "{leader} already runs {release}: no switchover. The run ends with every member on {release}, {leader} leading on the same timeline."
+        ),
+    };
+    let replicas = if behind.is_empty() {
+        "no replica".to_string()
+    } else {
+        names(behind)
+    };
+    let body = match release {
+        Release::Patroni(_) => format!(
+            "Maintenance mode goes on (no automatic failover, about {} for {replicas}), each replica's Patroni is swapped while its PostgreSQL keeps running, then maintenance mode goes off.",
+            humantime::format_duration(estimate)
+        ),
+        Release::Postgres(_) => format!(
+            "Its packages are installed already. Patroni restarts PostgreSQL on {replicas}, one at a time, each streaming on the release before the next; nothing is paused."
         ),
     };
     format!(
-        "Upgrades cluster {} to Patroni {to}. Maintenance mode goes on (no automatic failover, about {} for {}), each replica's Patroni is swapped while its PostgreSQL keeps running, then maintenance mode goes off.{stopped} {ending}",
-        view.cluster,
-        humantime::format_duration(estimate),
-        if behind.is_empty() {
-            "no replica".to_string()
-        } else {
-            names(behind)
-        },
+        "Upgrades cluster {} to {release}. {body}{stopped} {ending}",
+        view.cluster
     )
 }
 
@@ -778,6 +970,58 @@ mod tests {
         };
         assert!(wait.fail_if.is_empty());
         assert!(plan.summary.contains("node3's Patroni does not answer"));
+    }
+
+    fn postgres(to: &str) -> Params {
+        Params {
+            to: to.parse().unwrap(),
+            restart_postgres: true,
+            ..params()
+        }
+    }
+
+    /// A minor update: replicas restarted by Patroni (no pause, no Patroni swap), each on the
+    /// release before the next; the old leader restarted by its demotion.
+    #[test]
+    fn a_postgres_minor_update_restarts_replicas_then_switches_over() {
+        let (target, view) = lab();
+        let plan = RollingUpgrade::plan(&target, &view, &postgres("15.19")).unwrap();
+        let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
+        assert!(!ids.contains(&"pause") && plan.compensations.is_empty(), "{ids:?}");
+        assert!(!ids.iter().any(|id| id.starts_with("stop-patroni")), "{ids:?}");
+        let at = |id: &str| ids.iter().position(|each| *each == id).unwrap();
+        assert!(at("restart-node2") < at("wait-healthy-node2"));
+        assert!(at("wait-healthy-node2") < at("restart-node3"));
+        assert!(at("wait-healthy-node3") < at("switchover"));
+        assert!(at("switchover") < at("restarted-node1"));
+        let on_release = Check::PostgresVersion {
+            member: "node2".into(),
+            version: "15.19".into(),
+        };
+        let Action::Wait(healthy) = &plan.step("wait-healthy-node2").unwrap().action else {
+            panic!("a wait")
+        };
+        assert!(healthy.until.contains(&on_release), "{:?}", healthy.until);
+        assert!(plan.step("switchover").unwrap().prechecks.contains(&on_release));
+        // The releases running now are recorded.
+        assert!(plan.prechecks.contains(&Check::PostgresVersion {
+            member: "node1".into(),
+            version: "15.18".into(),
+        }));
+        assert!(plan.title.contains("PostgreSQL 15.19"), "{}", plan.title);
+    }
+
+    #[test]
+    fn a_postgres_release_that_is_not_a_minor_update_is_refused() {
+        let (target, view) = lab();
+        for (to, says) in [
+            ("16.1", "same major only"),
+            ("15.2.1", "not a PostgreSQL release"),
+            ("15.18", "already runs PostgreSQL 15.18"),
+        ] {
+            let error = RollingUpgrade::plan(&target, &view, &postgres(to)).unwrap_err();
+            assert!(error.to_string().contains(says), "{to}: {error}");
+        }
     }
 
     #[test]
