@@ -8,7 +8,10 @@
 //! A parallel group (`plan::ParallelGroup`) answers all its gates first, in order, then runs its
 //! steps as concurrent futures on this one task (the executor is borrowed, not spawned); once one
 //! stops, no sibling starts. A run aborted or refused runs the plan's armed compensations
-//! (`plan::Compensation`), the latest armed first; a failed one leaves them to `resume`.
+//! (`plan::Compensation`), the latest armed first; a failed or interrupted one only those marked
+//! for failure, and leaves the others to `resume`. A plan's windows (`plan::Window`) bound how
+//! long a state between two steps lasts: past a window's limit no step starts and no wait goes
+//! on, and the run fails; a call or command in flight is bounded by its own timeout only.
 
 mod event;
 mod gate;
@@ -37,7 +40,7 @@ use crate::patroni::{ActionResponse, PatroniError};
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
     Action, Check, Compensation, ConsulAction, EtcdAction, Idempotency, PatroniAction, Plan,
-    Progress, RemoteAction, SilenceAction, SqlAction, Step, TagAction, Verdict, Wait,
+    Progress, RemoteAction, SilenceAction, SqlAction, Step, TagAction, Verdict, Wait, Window,
 };
 use crate::postgres::{BackupProgress, SqlError};
 use crate::remote::{CommandOutput, RemoteError};
@@ -138,6 +141,32 @@ pub struct Executor<'a, W> {
     interrupt: watch::Receiver<bool>,
     /// Set when the run's lock in Consul is lost: no further change may be made.
     lease_lost: Option<Arc<AtomicBool>>,
+    /// The plan's windows open now: no step starts, and no wait goes on, past their limits.
+    windows: RefCell<Vec<OpenWindow>>,
+}
+
+/// A window of the plan (`plan::Window`) that is open, and since when.
+#[derive(Clone)]
+struct OpenWindow {
+    window: Window,
+    opened: Instant,
+}
+
+impl OpenWindow {
+    /// When its limit passes; `None` for a limit past any real deadline.
+    fn end(&self) -> Option<Instant> {
+        self.opened.checked_add(self.window.limit)
+    }
+
+    /// `the cluster has been paused for 5m 2s, over its limit of 5m`.
+    fn overrun(&self) -> String {
+        format!(
+            "{} for {}, over its limit of {}",
+            self.window.what,
+            seconds(self.opened.elapsed()),
+            humantime::format_duration(self.window.limit)
+        )
+    }
 }
 
 /// Whether a step may act, once its gates are answered.
@@ -181,6 +210,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             sink: RefCell::new(sink),
             interrupt,
             lease_lost: None,
+            windows: RefCell::new(Vec::new()),
         }
     }
 
@@ -201,12 +231,17 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     /// Runs the plan's steps from `resume`, emitting events, and says how it ended. The caller
     /// has checked the plan's pre-checks and records the run's start and finish. A run that is
     /// aborted or refused runs the plan's armed compensations (the latest armed first); a
-    /// failed, interrupted or unreachable one runs none — it stays resumable — and its end
-    /// says what they would have undone.
+    /// failed or interrupted one runs those marked for failure only, an unreachable one none —
+    /// it stays resumable — and its end says what the others would have undone. A window the run is
+    /// resumed in (its `from` step finished in an earlier run, its `to` step did not) counts
+    /// from the start of this run: when the earlier one stopped is not known here.
     pub async fn run(&mut self, plan: &Plan, resume: &ResumePoint) -> Finish {
         self.silences.replace(resume.silences.clone());
         self.started.replace(resume.started.clone());
+        self.open_resumed_windows(plan, resume);
         let mut finish = self.run_steps(plan, resume).await;
+        // Undoing is what ends the state a window bounds: it is not cut short by the window.
+        self.windows.borrow_mut().clear();
         let armed = self.armed(plan);
         if armed.is_empty() {
             return finish;
@@ -348,6 +383,9 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         if resume.finished.contains(&step.id) {
             return None;
         }
+        if let Some(finish) = self.window_passed(step) {
+            return Some(finish);
+        }
         match self.ready(step, resume.unfinished.contains(&step.id)).await {
             Ready::Go => {}
             Ready::Skipped(reason) => {
@@ -355,9 +393,14 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                     step: step.id.clone(),
                     reason,
                 });
+                self.step_finished(plan, step);
                 return None;
             }
             Ready::Stop(finish) => return Some(finish),
+        }
+        // An operator's answer takes as long as it takes: the window is looked at again.
+        if let Some(finish) = self.window_passed(step) {
+            return Some(finish);
         }
         match self
             .act(
@@ -370,7 +413,11 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             )
             .await
         {
-            Acted::Done | Acted::NotStarted => None,
+            Acted::Done => {
+                self.step_finished(plan, step);
+                None
+            }
+            Acted::NotStarted => None,
             Acted::Stop(finish) => Some(finish),
         }
     }
@@ -391,14 +438,27 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             if resume.finished.contains(&step.id) {
                 continue;
             }
+            if let Some(finish) = self.window_passed(step) {
+                return Some(finish);
+            }
             match self.ready(step, resume.unfinished.contains(&step.id)).await {
                 Ready::Go => going.push(index),
-                Ready::Skipped(reason) => self.emit(&Event::StepSkipped {
-                    step: step.id.clone(),
-                    reason,
-                }),
+                Ready::Skipped(reason) => {
+                    self.emit(&Event::StepSkipped {
+                        step: step.id.clone(),
+                        reason,
+                    });
+                    self.step_finished(plan, step);
+                }
                 Ready::Stop(finish) => return Some(finish),
             }
+        }
+        // The gates were answered one after the other, by a human perhaps: look again.
+        if let Some(finish) = going
+            .first()
+            .and_then(|&index| self.window_passed(&plan.steps[index]))
+        {
+            return Some(finish);
         }
         let stopped = Cell::new(false);
         let ends = futures::future::join_all(going.iter().map(|&index| {
@@ -415,14 +475,72 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                         Some(stopped),
                     )
                     .await;
-                if matches!(acted, Acted::Stop(_)) {
-                    stopped.set(true);
+                match acted {
+                    Acted::Done => self.step_finished(plan, step),
+                    Acted::Stop(_) => stopped.set(true),
+                    Acted::NotStarted => {}
                 }
                 (step, acted, Instant::now())
             }
         }))
         .await;
         group_end(ends)
+    }
+
+    /// Opens the windows a resumed run starts in: `from` finished in an earlier run, `to` did
+    /// not. They count from now.
+    fn open_resumed_windows(&self, plan: &Plan, resume: &ResumePoint) {
+        let opened = Instant::now();
+        let resumed_in = plan.windows.iter().filter(|window| {
+            resume.finished.contains(&window.from) && !resume.finished.contains(&window.to)
+        });
+        self.windows.replace(
+            resumed_in
+                .map(|window| OpenWindow {
+                    window: window.clone(),
+                    opened,
+                })
+                .collect(),
+        );
+    }
+
+    /// A step of the plan finished, or was skipped as already done: the windows it ends are
+    /// closed, those it starts open now.
+    fn step_finished(&self, plan: &Plan, step: &Step) {
+        let mut open = self.windows.borrow_mut();
+        open.retain(|open| open.window.to != step.id);
+        for window in &plan.windows {
+            let opens = window.from == step.id && window.to != step.id;
+            if opens && !open.iter().any(|open| open.window == *window) {
+                open.push(OpenWindow {
+                    window: window.clone(),
+                    opened: Instant::now(),
+                });
+            }
+        }
+    }
+
+    /// The open window whose limit passes first, with when; none when none is open (or none
+    /// has a limit within reach).
+    fn first_to_end(&self) -> Option<(Instant, OpenWindow)> {
+        self.windows
+            .borrow()
+            .iter()
+            .filter_map(|open| Some((open.end()?, open)))
+            .min_by_key(|(end, _)| *end)
+            .map(|(end, open)| (end, open.clone()))
+    }
+
+    /// `Some` when an open window's limit has passed: the run stops before `step` starts, as
+    /// failed (which undoes what is marked to be undone on failure).
+    fn window_passed(&self, step: &Step) -> Option<Finish> {
+        let (_, window) = self
+            .first_to_end()
+            .filter(|(end, _)| Instant::now() >= *end)?;
+        Some(Finish::new(
+            Outcome::Failed,
+            format!("{}: stopped before {:?}", window.overrun(), step.title),
+        ))
     }
 
     /// What comes before a step acts: Ctrl-C since the last step, its effect already there,
@@ -846,17 +964,21 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     }
 
     /// Polls until every `until` check holds, failing at once when a `fail_if` check holds, at
-    /// the deadline, or when interrupted (the run is then resumable).
+    /// the deadline (its own, or an open window's end if that comes first), or when
+    /// interrupted (the run is then resumable).
     async fn wait(&self, step: &Step, wait: &Wait) -> Result<String, Finish> {
         let started = Instant::now();
         // Durations are capped when parsed; far past any real deadline all the same.
-        let deadline = started
+        let own_deadline = started
             .checked_add(wait.timeout)
             .unwrap_or_else(|| started + crate::duration::MAX);
         let mut last_observed = String::new();
         let mut backup_total: Option<u64> = None;
         let mut interrupt = self.interrupt.clone();
         loop {
+            // Looked up at each poll: a step running beside this one may open or close one.
+            let window = self.first_to_end().filter(|(end, _)| *end < own_deadline);
+            let deadline = window.as_ref().map_or(own_deadline, |(end, _)| *end);
             // A look never holds the wait past its deadline (a member slow to answer, SQL
             // that hangs): it is cut there, and the deadline decides.
             let look_until = deadline.max(Instant::now() + MINIMUM_LOOK);
@@ -902,14 +1024,16 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 total_bytes,
             });
             if Instant::now() >= deadline {
-                return Err(self.fail(
-                    step,
-                    Outcome::Failed,
-                    format!(
+                let reason = match window {
+                    Some((_, window)) => {
+                        format!("{}: stopped waiting ({observed})", window.overrun())
+                    }
+                    None => format!(
                         "not done within {}: {observed}",
                         humantime::format_duration(wait.timeout)
                     ),
-                ));
+                };
+                return Err(self.fail(step, Outcome::Failed, reason));
             }
             tokio::select! {
                 () = tokio::time::sleep(wait.poll.min(deadline.saturating_duration_since(Instant::now()))) => {}
@@ -1119,6 +1243,11 @@ fn clip(text: &str) -> String {
     }
     let start = text.ceil_char_boundary(text.len() - KEEP);
     format!("…{}", &text[start..])
+}
+
+/// `5m 2s`: a duration to the second, for a reader.
+fn seconds(duration: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -1629,3 +1629,180 @@ fn a_plan_from_before_compensations_expires_its_silence_as_it_did() {
     let (_, plain) = waiting_for_nothing(Duration::from_secs(1), Duration::from_secs(1));
     assert_eq!(plain.clone().with_implicit_compensations(), plain);
 }
+
+/// `run-pause`, then `middle`, then `run-resume`, as a rolling upgrade: the pause may last 5
+/// minutes, and is undone (`unpause`) also when the run fails.
+fn paused_for_at_most_5m(middle: Vec<Step>) -> (FakeWorld, Plan) {
+    let (world, mut plan) = commands(&["pause"], &[], &["resume"]);
+    plan.steps.splice(1..1, middle);
+    plan.compensations = vec![crate::plan::Compensation {
+        after: "run-pause".into(),
+        step: remote_step("unpause"),
+        on_failure: true,
+    }];
+    plan.windows = vec![crate::plan::Window {
+        from: "run-pause".into(),
+        to: "run-resume".into(),
+        limit: Duration::from_mins(5),
+        what: "the cluster has been paused".into(),
+    }];
+    (world, plan)
+}
+
+fn compensated(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Compensating { step, .. } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A wait inside a window ends at the window's end, not at its own deadline an hour later: the
+/// step fails naming the window, and the pause is undone.
+#[tokio::test(start_paused = true)]
+async fn a_window_ends_a_wait_inside_it_and_the_failed_run_undoes_the_pause() {
+    let never = Check::LeaderIs {
+        member: "node9".into(),
+    };
+    let wait = wait_step(never, Duration::from_hours(1), Duration::from_secs(20));
+    let (world, plan) = paused_for_at_most_5m(vec![wait]);
+    let started = Instant::now();
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_mins(5),
+        "not the wait's hour"
+    );
+    assert!(
+        finish.detail.starts_with(
+            "Wait: the cluster has been paused for 5m, over its limit of 5m: stopped waiting ("
+        ) && finish.detail.ends_with("; undone: Run unpause"),
+        "{}",
+        finish.detail
+    );
+    assert!(
+        !finish.detail.contains("not done within"),
+        "{}",
+        finish.detail
+    );
+    assert!(events.iter().any(|event| matches!(
+        event,
+        Event::StepFailed { step, reason } if step == "wait" && reason.starts_with("the cluster has been paused for 5m")
+    )));
+    assert_eq!(*world.calls.borrow(), ["pause", "unpause"]);
+    assert_eq!(compensated(&events), ["run-unpause"]);
+}
+
+/// A step that changes something is not cut off by the window (its effect would be unknown):
+/// it ends, and the run stops before the next step, undoing the pause.
+#[tokio::test(start_paused = true)]
+async fn a_window_that_passes_during_a_step_stops_the_run_before_the_next_one() {
+    let (mut world, plan) = paused_for_at_most_5m(vec![remote_step("upgrade")]);
+    world.command_delays = BTreeMap::from([("upgrade".into(), Duration::from_mins(6))]);
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);
+    assert_eq!(
+        finish.detail,
+        "the cluster has been paused for 6m, over its limit of 5m: stopped before \"Run resume\"; undone: Run unpause"
+    );
+    assert_eq!(*world.calls.borrow(), ["pause", "upgrade", "unpause"]);
+    assert_eq!(
+        step_trace(&events),
+        [
+            "+run-pause",
+            "=run-pause",
+            "+run-upgrade",
+            "=run-upgrade",
+            "+run-unpause",
+            "=run-unpause"
+        ],
+        "the upgrade ran to its end; the resume never started"
+    );
+}
+
+/// Within its limit a window changes nothing; once its last step finished it bounds nothing
+/// more (the step after it takes longer than the limit, and the one after that still runs).
+#[tokio::test(start_paused = true)]
+async fn a_window_within_its_limit_changes_nothing_and_closes_with_its_last_step() {
+    let holds = Check::LeaderIs {
+        member: "node3".into(),
+    };
+    let wait = wait_step(holds, Duration::from_hours(1), Duration::from_secs(20));
+    let (mut world, mut plan) = paused_for_at_most_5m(vec![remote_step("upgrade"), wait]);
+    plan.steps.push(remote_step("settle"));
+    plan.steps.push(remote_step("report"));
+    world.command_delays = BTreeMap::from([
+        ("upgrade".into(), Duration::from_mins(4)),
+        ("settle".into(), Duration::from_mins(10)),
+    ]);
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(
+        *world.calls.borrow(),
+        ["pause", "upgrade", "resume", "settle", "report"]
+    );
+    assert!(compensated(&events).is_empty());
+}
+
+/// Resumed after the pause finished in an earlier run, the window counts from this run's start:
+/// open (not forgotten, not already over), it lets 4 minutes pass and stops at 6.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_run_counts_an_open_window_from_its_own_start() {
+    let point = ResumePoint {
+        finished: BTreeSet::from(["run-pause".into()]),
+        started: vec!["run-pause".into()],
+        ..ResumePoint::default()
+    };
+    let delays = BTreeMap::from([
+        ("upgrade".into(), Duration::from_mins(4)),
+        ("more".into(), Duration::from_mins(2)),
+    ]);
+
+    let (mut world, plan) = paused_for_at_most_5m(vec![remote_step("upgrade")]);
+    world.command_delays.clone_from(&delays);
+    let (finish, _) = resume(&world, &plan, &point).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(*world.calls.borrow(), ["upgrade", "resume"]);
+
+    let (mut world, plan) =
+        paused_for_at_most_5m(vec![remote_step("upgrade"), remote_step("more")]);
+    world.command_delays = delays;
+    let (finish, events) = resume(&world, &plan, &point).await;
+    assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);
+    assert_eq!(
+        finish.detail,
+        "the cluster has been paused for 6m, over its limit of 5m: stopped before \"Run resume\"; undone: Run unpause"
+    );
+    assert_eq!(*world.calls.borrow(), ["upgrade", "more", "unpause"]);
+    assert_eq!(compensated(&events), ["run-unpause"]);
+}
+
+/// Undoing the pause is what ends it: its verification is not cut short by the window that
+/// stopped the run (each look at the cluster takes a second here, past the window's end).
+#[tokio::test(start_paused = true)]
+async fn undoing_on_the_way_out_is_not_bounded_by_the_window() {
+    let (mut world, mut plan) = paused_for_at_most_5m(vec![remote_step("upgrade")]);
+    world.command_delays = BTreeMap::from([("upgrade".into(), Duration::from_mins(6))]);
+    world.observe_delay = Duration::from_secs(1);
+    plan.compensations[0].step.verify = Some(Wait {
+        until: vec![Check::LeaderIs {
+            member: "node3".into(),
+        }],
+        fail_if: Vec::new(),
+        timeout: Duration::from_secs(30),
+        poll: Duration::from_secs(1),
+        progress: Progress::Checks,
+    });
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);
+    assert!(
+        finish
+            .detail
+            .ends_with("stopped before \"Run resume\"; undone: Run unpause"),
+        "{}",
+        finish.detail
+    );
+}

@@ -47,6 +47,10 @@ pub struct Plan {
     /// empty, like `parallel`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compensations: Vec<Compensation>,
+    /// How long a state between two steps may last (see `Window`). Not serialised when empty,
+    /// like `parallel`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Window>,
 }
 
 /// Steps that run at once, on different members (restores, stops): the ids of consecutive
@@ -78,6 +82,28 @@ pub struct Compensation {
     /// refused: for a state no run may leave behind (a paused cluster fails nothing over).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_failure: bool,
+}
+
+/// A state the run puts the cluster in that must not last: a paused cluster fails nothing
+/// over, so a rolling upgrade bounds its pause. The window opens when the step `from` finishes
+/// (or is skipped as already done: the state is there all the same) and closes when the step
+/// `to` does. While it is open, a step starts only within `limit` of its opening, and a wait
+/// (a waiting step, a step's verification) ends at the window's end at the latest; past it the
+/// run fails, so it undoes what is declared to undo on failure (`Compensation::on_failure`).
+/// A call or command in flight is never cut off by the window (it would leave its effect
+/// unknown): its own timeout bounds it, and the window is checked again when it ends. A run
+/// resumed while the window is open (`from` finished in an earlier run, `to` did not) counts
+/// from its own start: how long the process that died held it is not known here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// The step whose end opens the window.
+    pub from: String,
+    /// The step whose end closes it.
+    pub to: String,
+    #[serde(with = "crate::duration::text")]
+    pub limit: Duration,
+    /// What the state is, for the run's end: `the cluster has been paused`.
+    pub what: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{
-    Action, Check, ConsulAction, EtcdAction, Gate, Idempotency, Plan, Progress, Step, Verdict, Wait,
+    Action, Check, ConsulAction, EtcdAction, Gate, Idempotency, Plan, Progress, Step, Verdict,
+    Wait, Window,
 };
 
 /// A pre-check with its result, when the plan was checked against the live cluster.
@@ -116,6 +117,12 @@ pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
     if !plan.compensations.is_empty() {
         markdown_compensations(&mut out, plan);
     }
+    if !plan.windows.is_empty() {
+        let _ = writeln!(out, "\n## Time limits\n");
+        for window in &plan.windows {
+            let _ = writeln!(out, "- **Bounded**: {}.", bounded(plan, window));
+        }
+    }
     if let Some(rollback) = &plan.rollback {
         let _ = writeln!(out, "\n## Rollback\n\n{rollback}");
     }
@@ -161,7 +168,7 @@ fn markdown_compensations(out: &mut String, plan: &Plan) {
         let _ = writeln!(
             out,
             "\n### From {}: {}{}\n",
-            armed_by(plan, &compensation.after),
+            numbered_step(plan, &compensation.after),
             compensation.step.title,
             if compensation.on_failure {
                 " (also if the run fails or is interrupted)"
@@ -183,12 +190,24 @@ fn markdown_compensations(out: &mut String, plan: &Plan) {
     }
 }
 
-/// `step 1 (Silence alerts for node3 …)`: the step that arms a compensation.
-fn armed_by(plan: &Plan, after: &str) -> String {
-    match plan.steps.iter().position(|step| step.id == after) {
+/// `step 1 (Silence alerts for node3 …)`: a step named by its id, as the reader numbers it.
+fn numbered_step(plan: &Plan, id: &str) -> String {
+    match plan.steps.iter().position(|step| step.id == id) {
         Some(index) => format!("step {} ({})", index + 1, plan.steps[index].title),
-        None => format!("step `{after}`"),
+        None => format!("step `{id}`"),
     }
+}
+
+/// `Bounded: from step 2 (…) to step 9 (…), at most 5m (the cluster has been paused); past it
+/// …`: how long a window may last, and what happens past it, one line.
+fn bounded(plan: &Plan, window: &Window) -> String {
+    format!(
+        "from {} to {}, at most {} ({}); past it the run stops (no step starts, a wait ends; a call or command under way ends on its own timeout) and undoes what is marked \"also if the run fails or is interrupted\"",
+        numbered_step(plan, &window.from),
+        numbered_step(plan, &window.to),
+        humantime::format_duration(window.limit),
+        window.what
+    )
 }
 
 /// `steps 3–5`: the other steps of the parallel group the step at `index` belongs to.
@@ -431,7 +450,7 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
             let _ = writeln!(
                 out,
                 "  from {}: {}{}",
-                armed_by(plan, &compensation.after),
+                numbered_step(plan, &compensation.after),
                 compensation.step.title,
                 if compensation.on_failure {
                     " (also if the run fails or is interrupted)"
@@ -441,6 +460,9 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
             );
             text_action(&mut out, &compensation.step.action);
         }
+    }
+    for window in &plan.windows {
+        let _ = writeln!(out, "Bounded: {}.", bounded(plan, window));
     }
     // A plan names members as the DCS does, and quotes what checks observed.
     crate::ui::printable_lines(&out).into_owned()
@@ -528,7 +550,7 @@ mod tests {
 
     use super::*;
     use crate::observe::testing::view_led_by;
-    use crate::plan::{Compensation, ParallelGroup, RemoteAction};
+    use crate::plan::{Compensation, ParallelGroup, RemoteAction, Window};
     use crate::runbooks::{self, Params};
 
     fn command(program: &str) -> Step {
@@ -602,18 +624,51 @@ mod tests {
         );
     }
 
-    /// Plans without groups or compensations serialise, and so hash, as before both existed.
+    /// A window is shown by its steps' numbers and titles, its limit and what it bounds; JSON
+    /// has it as it is.
+    #[test]
+    fn a_window_is_shown_with_its_steps_and_limit() {
+        let mut plan = plan();
+        plan.windows = vec![Window {
+            from: "a".into(),
+            to: "d".into(),
+            limit: Duration::from_mins(5),
+            what: "the cluster has been paused".into(),
+        }];
+        let line = "from step 1 (Run a) to step 4 (Run d), at most 5m (the cluster has been paused); past it the run stops (no step starts, a wait ends; a call or command under way ends on its own timeout) and undoes what is marked \"also if the run fails or is interrupted\".\n";
+        let text = text(&plan, None);
+        assert!(text.contains(&format!("\nBounded: {line}")), "{text}");
+        let markdown = markdown(&plan, None);
+        assert!(
+            markdown.contains(&format!("\n## Time limits\n\n- **Bounded**: {line}")),
+            "{markdown}"
+        );
+        let json = json(&plan, None);
+        assert!(
+            json.contains("\"windows\"") && json.contains("\"limit\": \"5m\""),
+            "{json}"
+        );
+        let read: Plan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
+        assert_eq!(read, plan);
+    }
+
+    /// Plans without groups, compensations or windows serialise, and so hash, as before they
+    /// existed.
     #[test]
     fn a_plan_without_them_serialises_as_before() {
         let plan = Plan {
             parallel: Vec::new(),
             compensations: Vec::new(),
+            windows: Vec::new(),
             ..plan()
         };
         let value = serde_json::to_value(&plan).unwrap();
         assert!(value.get("parallel").is_none() && value.get("compensations").is_none());
+        assert!(value.get("windows").is_none());
         assert!(!markdown(&plan, None).contains("If it stops here"));
+        assert!(!markdown(&plan, None).contains("Bounded"));
         assert!(!text(&plan, None).contains("in parallel"));
+        assert!(!text(&plan, None).contains("Bounded"));
         let read: Plan = serde_json::from_value(value).unwrap();
         assert_eq!(read, plan);
     }

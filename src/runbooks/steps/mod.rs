@@ -66,6 +66,7 @@ pub(crate) fn frame(
         rollback: None,
         parallel: Vec::new(),
         compensations: Vec::new(),
+        windows: Vec::new(),
     }
 }
 
