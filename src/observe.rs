@@ -958,6 +958,7 @@ pub(crate) mod testing {
             runbook_timeouts: std::collections::BTreeMap::new(),
             service: None,
             alertmanager: None,
+            backup: None,
             consul: None,
             etcd: None,
             origin: "test inventory".into(),

@@ -883,7 +883,13 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                     stderr: clip(&output.stderr),
                 });
                 if output.success() {
-                    Ok(format!("{} exited 0", action.command.program))
+                    // What a check command concludes (the space free, the backup's age, a
+                    // warning it goes on after) is its last line: shown with the step's end.
+                    let program = &action.command.program;
+                    Ok(match last_line(&output.stdout) {
+                        Some(said) => format!("{program} exited 0: {said}"),
+                        None => format!("{program} exited 0"),
+                    })
                 } else {
                     let said = last_line(&output.stderr).or_else(|| last_line(&output.stdout));
                     Err(self.fail(step, Outcome::Failed, command_failed(action, &output, said)))

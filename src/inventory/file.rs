@@ -26,7 +26,39 @@ pub(crate) struct EnvironmentFile {
     pub postgres: Option<PostgresFile>,
     pub service: Option<ServiceFile>,
     pub alertmanager: Option<AlertmanagerFile>,
+    pub backup: Option<BackupFile>,
     pub clusters: BTreeMap<String, ClusterFile>,
+}
+
+/// What the cluster's backups must be before risky work: the tool that lists them, and the
+/// newest one's greatest age (`26h`). Older: refuse (default) or warn.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupFile {
+    pub tool: BackupToolName,
+    /// pgBackRest's stanza.
+    pub stanza: Option<String>,
+    /// The tool's configuration file, when not its default.
+    pub config: Option<String>,
+    #[serde(deserialize_with = "required_duration")]
+    pub max_age: Duration,
+    #[serde(default)]
+    pub when_older: WhenOlder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum BackupToolName {
+    Pgbackrest,
+    WalG,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum WhenOlder {
+    #[default]
+    Refuse,
+    Warn,
 }
 
 /// Where to silence alerts while a runbook works, which alerts, and how to prove who we are:
@@ -62,6 +94,7 @@ pub(crate) struct ClusterFile {
     pub ssh: Option<SshFile>,
     pub postgres: Option<PostgresFile>,
     pub service: Option<ServiceFile>,
+    pub backup: Option<BackupFile>,
     /// The members' PostgreSQL data directory, unless a member names its own.
     pub data_dir: Option<String>,
     /// The members' Patroni configuration file, unless a member names its own: where pgha sets
@@ -260,6 +293,11 @@ fn human_durations<'de, D: Deserializer<'de>>(
                 .map(|duration| (name, duration))
         })
         .collect()
+}
+
+fn required_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::duration::parse(&text).map_err(serde::de::Error::custom)
 }
 
 fn human_duration<'de, D: Deserializer<'de>>(

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use error::InventoryError;
 pub use file::DcsKind;
@@ -61,6 +61,33 @@ pub struct Selector {
     pub request_timeout: Option<Duration>,
 }
 
+/// The backup tool a cluster's backups are made with (restores, the newest backup's age).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tool", rename_all = "snake_case")]
+pub enum BackupTool {
+    Pgbackrest {
+        stanza: String,
+        /// pgBackRest's configuration file, when not its default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<String>,
+    },
+    WalG {
+        /// WAL-G's configuration file, when not its default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config: Option<String>,
+    },
+}
+
+/// What the inventory requires of the cluster's backups before risky work (`backup:`): the
+/// newest backup, as `tool` lists them, no older than `max_age`; older, a runbook refuses to
+/// start (or, `when_older: warn`, says so and goes on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupPolicy {
+    pub tool: BackupTool,
+    pub max_age: Duration,
+    pub refuse_when_older: bool,
+}
+
 /// One cluster, resolved: everything a command needs to talk to it.
 #[derive(Debug, Clone)]
 pub struct ClusterTarget {
@@ -79,6 +106,8 @@ pub struct ClusterTarget {
     pub service: Option<ServiceControl>,
     /// Where runbooks silence the alerts their work would raise.
     pub alertmanager: Option<AlertmanagerSettings>,
+    /// The backups risky runbooks require, where the inventory says.
+    pub backup: Option<BackupPolicy>,
     /// The Consul agent, when Consul is the DCS (or `CONSUL_HTTP_ADDR` names one).
     pub consul: Option<ConsulSettings>,
     /// The etcd cluster, when etcd is the DCS: the inventory's `dcs:` (kind etcd), else
@@ -745,6 +774,7 @@ fn select_cluster(
         runbook_timeouts: environment.timeouts.runbooks.clone(),
         service: service_control(&context, &base, &environment, cluster)?,
         alertmanager: alertmanager_settings(&context, &base, &environment)?,
+        backup: backup_policy(&context, &environment, cluster)?,
         consul: consul_settings(&context, &base, &environment, cluster, timeouts, env)?,
         etcd: etcd_settings(&context, &base, &environment, cluster, timeouts, env)?,
         origin: path.display().to_string(),
@@ -982,6 +1012,52 @@ fn alertmanager_settings(
         url: alertmanager.url.trim_end_matches('/').to_string(),
         matchers: alertmanager.matchers.clone(),
         auth,
+    }))
+}
+
+/// The cluster's `backup:`, else the environment's.
+fn backup_policy(
+    context: &Context<'_>,
+    environment: &EnvironmentFile,
+    cluster: &ClusterFile,
+) -> Result<Option<BackupPolicy>, InventoryError> {
+    let (backup, field) = match (&cluster.backup, &environment.backup) {
+        (Some(backup), _) => (backup, format!("{}.backup", context.field)),
+        (None, Some(backup)) => (backup, format!("{}.backup", context.environment_field())),
+        (None, None) => return Ok(None),
+    };
+    let invalid = |reason: String| InventoryError::Invalid {
+        path: context.path.to_path_buf(),
+        field: field.clone(),
+        reason,
+    };
+    let tool = match (backup.tool, &backup.stanza) {
+        (file::BackupToolName::Pgbackrest, Some(stanza)) => {
+            crate::remote::checked_name("stanza", stanza)
+                .map_err(|error| invalid(error.to_string()))?;
+            BackupTool::Pgbackrest {
+                stanza: stanza.clone(),
+                config: backup.config.clone(),
+            }
+        }
+        (file::BackupToolName::Pgbackrest, None) => {
+            return Err(invalid("pgbackrest needs `stanza`".into()));
+        }
+        (file::BackupToolName::WalG, Some(_)) => {
+            return Err(invalid("`stanza` does not apply to wal-g".into()));
+        }
+        (file::BackupToolName::WalG, None) => BackupTool::WalG {
+            config: backup.config.clone(),
+        },
+    };
+    if let Some(config) = &backup.config {
+        crate::remote::checked_path("config", config)
+            .map_err(|error| invalid(error.to_string()))?;
+    }
+    Ok(Some(BackupPolicy {
+        tool,
+        max_age: backup.max_age,
+        refuse_when_older: backup.when_older != file::WhenOlder::Warn,
     }))
 }
 
@@ -1252,6 +1328,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         runbook_timeouts: BTreeMap::new(),
         service: None,
         alertmanager: None,
+        backup: None,
         consul: seed.consul,
         etcd: seed.etcd,
         origin: seed.origin,

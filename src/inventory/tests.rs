@@ -1256,3 +1256,70 @@ fn patroni_config_mode_refuses_a_bad_etcd3_section_naming_the_field() {
         assert!(!message.contains("s3cret"), "{message}");
     }
 }
+
+/// `backup:` (environment or cluster, the cluster's winning): the tool, its stanza and
+/// configuration, the newest backup's greatest age, refuse or warn; each mistake named by field.
+#[test]
+fn backup_requirements_resolve_and_mistakes_name_their_field() {
+    // SAFETY of the test: the variable name is unique to this test.
+    unsafe_set_env("PGHA_TEST_BACKUP_PASSWORD", "s3cret");
+    let good = GOOD.replace("PGHA_TEST_STAGING_PASSWORD", "PGHA_TEST_BACKUP_PASSWORD");
+    let with =
+        |section: &str| good.replace("    timeouts:\n", &format!("{section}    timeouts:\n"));
+    let text =
+        with("    backup:\n      tool: pgbackrest\n      stanza: main\n      max_age: 26h\n");
+    let target = Fixture::new(&text).resolve(Some("staging"), None).unwrap();
+    assert_eq!(
+        target.backup,
+        Some(BackupPolicy {
+            tool: BackupTool::Pgbackrest {
+                stanza: "main".into(),
+                config: None,
+            },
+            max_age: Duration::from_hours(26),
+            refuse_when_older: true,
+        })
+    );
+    let text = good.replace(
+        "        scope: pg-main\n",
+        "        scope: pg-main\n        backup:\n          tool: wal-g\n          config: /etc/wal-g.json\n          max_age: 2h\n          when_older: warn\n",
+    );
+    let target = Fixture::new(&text).resolve(Some("staging"), None).unwrap();
+    assert_eq!(
+        target
+            .backup
+            .map(|policy| (policy.tool, policy.refuse_when_older)),
+        Some((
+            BackupTool::WalG {
+                config: Some("/etc/wal-g.json".into())
+            },
+            false
+        ))
+    );
+    let mistakes = [
+        (
+            "    backup:\n      tool: pgbackrest\n      max_age: 26h\n",
+            "environments.staging.backup: pgbackrest needs `stanza`",
+        ),
+        (
+            "    backup:\n      tool: wal-g\n      stanza: main\n      max_age: 1h\n",
+            "environments.staging.backup: `stanza` does not apply to wal-g",
+        ),
+        (
+            "    backup:\n      tool: pgbackrest\n      stanza: \"main;id\"\n      max_age: 1h\n",
+            "environments.staging.backup:",
+        ),
+        (
+            "    backup:\n      tool: pgbackrest\n      stanza: main\n      max_age: soon\n",
+            "pgha.yml:9:16: \"soon\" is not a duration",
+        ),
+        (
+            "    backup:\n      tool: barman\n      stanza: main\n      max_age: 1h\n",
+            "barman",
+        ),
+    ];
+    for (section, says) in mistakes {
+        let error = Fixture::new(&with(section)).error(Some("staging"), None);
+        assert!(error.contains(says), "{section}: {error}");
+    }
+}

@@ -1,4 +1,4 @@
-//! `pgha host backup|restore|wipe|mkdir|disk|restore-backup --member M`: one host step at a
+//! `pgha host backup|restore|wipe|mkdir|disk|restore-backup|backup-age --member M`: one host step at a
 //! time on a member's host (the step library's `Host` builds them), for an operator working by
 //! hand — and for rehearsing what the larger runbooks do on hosts. Wiping a data directory is
 //! the one destructive operation: behind the member's name, never on the leader, only with its
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::steps::{BackupTool, Host as HostSteps, frame};
 use super::{Example, ExampleLab, PlanError, Runbook};
-use crate::inventory::ClusterTarget;
+use crate::inventory::{BackupPolicy, ClusterTarget};
 use crate::observe::ClusterView;
 use crate::plan::{Check, Plan};
 
@@ -89,6 +89,16 @@ pub enum HostOperation {
         #[serde(rename = "config", default, skip_serializing_if = "Option::is_none")]
         tool_config: Option<String>,
     },
+    /// Check that the newest backup (the inventory's `backup:`) is younger than its max_age
+    BackupAge {
+        /// The member whose host lists the backups
+        #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+        member: String,
+        /// The greatest age accepted [default: the inventory's backup.max_age]
+        #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+        #[serde(with = "crate::duration::optional_text")]
+        max_age: Option<std::time::Duration>,
+    },
     /// Check that the data directory's filesystem has enough free space
     Disk {
         /// The member whose host to work on
@@ -117,6 +127,7 @@ impl HostOperation {
             | HostOperation::Wipe { member }
             | HostOperation::Mkdir { member, .. }
             | HostOperation::RestoreBackup { member, .. }
+            | HostOperation::BackupAge { member, .. }
             | HostOperation::Disk { member, .. } => member,
         }
     }
@@ -124,7 +135,7 @@ impl HostOperation {
 
 impl Runbook for Host {
     const NAME: &'static str = "host";
-    const ABOUT: &'static str = "Work on a member's host: back up and restore files, wipe the data directory, mkdir, disk space";
+    const ABOUT: &'static str = "Work on a member's host: back up and restore files, wipe the data directory, mkdir, disk space, backup age";
     type Params = Params;
 
     fn plan(
@@ -227,6 +238,20 @@ fn plan(
             path, owner, mode, ..
         } => host.create_directory(path, owner, mode)?,
         HostOperation::Disk { need, .. } => host.free_space_at_least(*need)?,
+        HostOperation::BackupAge { max_age, .. } => {
+            let policy = target.backup.as_ref().ok_or_else(|| {
+                PlanError::Refused(format!(
+                    "environment {} names no `backup:` (tool, stanza, max_age) for cluster {}",
+                    target.environment, target.cluster
+                ))
+            })?;
+            // Asked by hand, the answer is the point: too old fails whatever the setting.
+            host.newest_backup_within(&BackupPolicy {
+                max_age: max_age.unwrap_or(policy.max_age),
+                refuse_when_older: true,
+                ..policy.clone()
+            })?
+        }
     };
     plan.steps.push(step);
     Ok(plan)
@@ -268,6 +293,10 @@ fn describe(operation: &HostOperation) -> (String, String) {
         HostOperation::Disk { .. } => (
             format!("Check free disk space on {name}"),
             "Checks the filesystem of the data directory.".to_string(),
+        ),
+        HostOperation::BackupAge { .. } => (
+            format!("Check the age of the newest backup from {name}"),
+            "Lists the cluster's backups with the inventory's backup tool and checks that the newest one is recent enough.".to_string(),
         ),
         HostOperation::RestoreBackup { .. } => (
             format!("Restore the latest backup into the data directory of {name}"),

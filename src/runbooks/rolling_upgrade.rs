@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    DEFAULT_MAX_LAG_BYTES, RestartOf, Switch, restart_steps, assume_identity, candidate_ready, checkpoint_step,
+    DEFAULT_MAX_LAG_BYTES, Host, RestartOf, Switch, restart_steps, assume_identity, candidate_ready, checkpoint_step,
     choose_candidate, cluster_api, command_step, consul_routing, frame, listed, maintenance_step,
     rejoin_step, service_control, postmaster_started, switchover_step, with_verification,
 };
@@ -23,7 +23,7 @@ use crate::observe::{ClusterView, MemberView};
 use crate::patroni::Version;
 use crate::plan::{
     Action, Check, Compensation, Gate, Idempotency, ManualAction, Plan, Progress, RemoteAction,
-    SqlAction, SqlStatement, Step, Wait, cluster_timeline,
+    SqlAction, SqlStatement, Step, Wait, Window, cluster_timeline,
 };
 use crate::remote::{ServiceAction, ServiceControl, Upgrade};
 
@@ -241,6 +241,7 @@ struct Upgrading<'a> {
     release: Release,
     to: String,
     max_lag: u64,
+    max_pause: Duration,
     timeout: Duration,
 }
 
@@ -296,6 +297,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         release: release.clone(),
         to: params.to.to_string(),
         max_lag: params.max_lag,
+        max_pause: params.max_pause.unwrap_or(DEFAULT_MAX_PAUSE),
         timeout: params.timeout.unwrap_or(DEFAULT_TIMEOUT),
     };
     let mut plan = frame(
@@ -306,6 +308,11 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     );
     plan.prechecks = prechecks(&running, &stopped, &leader, params.max_lag);
     assume_identity(&mut plan, view);
+    // Before anything changes: a recent backup, where the inventory requires one.
+    if let Some(policy) = &target.backup {
+        plan.steps
+            .push(Host::new(target, view, &leader)?.newest_backup_within(policy)?);
+    }
     let timeline = cluster_timeline(view).unwrap_or(0);
     if !behind.is_empty() {
         match release {
@@ -413,6 +420,13 @@ impl Upgrading<'_> {
                 ..resume.clone()
             },
             on_failure: true,
+        });
+        // The estimate let the plan start; the window holds the run to it.
+        plan.windows.push(Window {
+            from: pause.id.clone(),
+            to: resume.id.clone(),
+            limit: self.max_pause,
+            what: "the cluster has been paused".into(),
         });
         plan.steps.push(pause);
         for member in behind {
@@ -875,6 +889,12 @@ mod tests {
         };
         assert_eq!(undo.after, "pause");
         assert!(undo.on_failure);
+        // And never paused longer than --max-pause at run time either.
+        let [window] = &plan.windows[..] else {
+            panic!("one window")
+        };
+        assert_eq!((window.from.as_str(), window.to.as_str()), ("pause", "resume"));
+        assert_eq!(window.limit, DEFAULT_MAX_PAUSE);
     }
 
     #[test]
@@ -1022,6 +1042,23 @@ mod tests {
             let error = RollingUpgrade::plan(&target, &view, &postgres(to)).unwrap_err();
             assert!(error.to_string().contains(says), "{to}: {error}");
         }
+    }
+
+    /// Where the inventory requires a recent backup, its check comes before anything changes.
+    #[test]
+    fn a_required_backup_is_checked_before_the_pause() {
+        let (mut target, view) = lab_on_old_patroni();
+        target.backup = Some(crate::inventory::BackupPolicy {
+            tool: crate::inventory::BackupTool::Pgbackrest {
+                stanza: "demo".into(),
+                config: None,
+            },
+            max_age: Duration::from_hours(26),
+            refuse_when_older: true,
+        });
+        let plan = RollingUpgrade::plan(&target, &view, &params()).unwrap();
+        let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
+        assert_eq!(ids[..2], ["backup-age-node1", "pause"], "{ids:?}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::process::Output;
 use proptest::prelude::*;
 
 use super::steps::{BackupTool, Host};
-use crate::inventory::{ClusterTarget, SshSettings};
+use crate::inventory::{BackupPolicy, ClusterTarget, SshSettings};
 use crate::observe::ClusterView;
 use crate::observe::testing::view_led_by;
 use crate::plan::{Action, Step, TagAction};
@@ -300,7 +300,42 @@ fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, wor
     let permissions = std::fs::metadata(&new_dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(permissions, 0o750);
 
-    // Backup tools receive their options and the data directory as single words.
+    prove_backup_tools(scratch, &host, shell, words, &data_dir);
+
+    // Wipe: refused while a postmaster runs there, then exactly that directory is emptied.
+    let sibling = format!("{data_dir} sibling/keep");
+    write(&sibling, "kept\n");
+    write(&format!("{data_dir}/.hidden"), "x");
+    write(
+        &format!("{data_dir}/postmaster.pid"),
+        &format!("{}\n", std::process::id()),
+    );
+    let wipe = host.wipe_data_directory().unwrap();
+    let refused = scratch.run(shell, line_of(&wipe));
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "the postmaster guard refuses"
+    );
+    assert!(Path::new(&files[0]).exists());
+    std::fs::remove_file(format!("{data_dir}/postmaster.pid")).unwrap();
+    succeeded(&scratch.run(shell, line_of(&wipe)));
+    assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
+    assert_eq!(read_file(&sibling), "kept\n");
+
+    let reached = succeeded(&scratch.run(shell, line_of(&host.reachable().unwrap())));
+    assert!(reached.ends_with(" answers\n"), "{reached:?}");
+    std::fs::remove_dir_all(&data_dir).unwrap();
+}
+
+/// Backup tools receive their options and the data directory as single words.
+fn prove_backup_tools(
+    scratch: &Scratch,
+    host: &Host<'_>,
+    shell: &str,
+    words: &str,
+    data_dir: &str,
+) {
     let tool_config = scratch.hostile_path(words, "tool.conf");
     let pgbackrest = host
         .restore_from_backup(&BackupTool::Pgbackrest {
@@ -329,35 +364,44 @@ fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, wor
         "wal-g".to_string(),
         format!("--config={tool_config}"),
         "backup-fetch".into(),
-        data_dir.clone(),
+        data_dir.to_string(),
         "LATEST".into(),
     ];
     assert_eq!(tool_calls(scratch), [fetched.to_vec()]);
 
-    // Wipe: refused while a postmaster runs there, then exactly that directory is emptied.
-    let sibling = format!("{data_dir} sibling/keep");
-    write(&sibling, "kept\n");
-    write(&format!("{data_dir}/.hidden"), "x");
-    write(
-        &format!("{data_dir}/postmaster.pid"),
-        &format!("{}\n", std::process::id()),
+    // The backup listing gets its options as single words; listing nothing refuses.
+    let policy = |refuse_when_older| BackupPolicy {
+        tool: BackupTool::Pgbackrest {
+            stanza: "main".into(),
+            config: Some(tool_config.clone()),
+        },
+        max_age: std::time::Duration::from_hours(1),
+        refuse_when_older,
+    };
+    let none = scratch.run(
+        shell,
+        line_of(&host.newest_backup_within(&policy(true)).unwrap()),
     );
-    let wipe = host.wipe_data_directory().unwrap();
-    let refused = scratch.run(shell, line_of(&wipe));
-    assert_eq!(
-        refused.status.code(),
-        Some(3),
-        "the postmaster guard refuses"
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no backup is listed: take a backup first")
     );
-    assert!(Path::new(&files[0]).exists());
-    std::fs::remove_file(format!("{data_dir}/postmaster.pid")).unwrap();
-    succeeded(&scratch.run(shell, line_of(&wipe)));
-    assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
-    assert_eq!(read_file(&sibling), "kept\n");
-
-    let reached = succeeded(&scratch.run(shell, line_of(&host.reachable().unwrap())));
-    assert!(reached.ends_with(" answers\n"), "{reached:?}");
-    std::fs::remove_dir_all(&data_dir).unwrap();
+    let listed = [
+        "pgbackrest".to_string(),
+        format!("--config={tool_config}"),
+        "--stanza=main".into(),
+        "--output=json".into(),
+        "info".into(),
+    ];
+    assert_eq!(tool_calls(scratch), [listed.to_vec()]);
+    let warned = succeeded(&scratch.run(
+        shell,
+        line_of(&host.newest_backup_within(&policy(false)).unwrap()),
+    ));
+    assert!(
+        warned.starts_with("WARNING: no backup is listed"),
+        "{warned}"
+    );
 }
 
 /// What the recorders saw, without the `kubectl exec` wrapper's own record.
@@ -567,6 +611,81 @@ fn the_canary_would_fire_if_a_value_became_syntax() {
         .output()
         .unwrap();
     assert!(scratch.canary().exists());
+}
+
+/// Each tool's listing, as it prints it (pgBackRest's compact JSON with epoch seconds, WAL-G's
+/// with RFC 3339 times; spread over lines here), read for its newest backup: a minute old passes
+/// an hour's limit and fails half a minute's — or only warns, when the inventory says so.
+#[test]
+fn the_newest_backup_age_is_read_from_each_tools_listing() {
+    let scratch = Scratch::new();
+    let now = jiff::Timestamp::now().as_second();
+    let bin = scratch.root().join("bin");
+    executable(
+        &bin.join("pgbackrest"),
+        &format!(
+            "cat <<'EOF'\n[{{\"backup\":[\n {{\"label\":\"a\", \"timestamp\":{{\"start\":{},\"stop\":{}}}}},\n {{\"label\":\"b\",\"timestamp\":{{\"start\":{},\"stop\":{}}}}}],\n\"name\":\"main\"}}]\nEOF",
+            now - 7300,
+            now - 7200,
+            now - 100,
+            now - 60
+        ),
+    );
+    let rfc3339 = |seconds: i64| jiff::Timestamp::from_second(seconds).unwrap().to_string();
+    executable(
+        &bin.join("wal-g"),
+        &format!(
+            "cat <<'EOF'\n[{{\"backup_name\":\"base_2\",\"finish_time\":\"{}\"}},\n {{\"backup_name\":\"base_1\", \"finish_time\": \"{}\"}}]\nEOF",
+            rfc3339(now - 60),
+            rfc3339(now - 7200)
+        ),
+    );
+    let (target, view) = cluster(controls(&scratch, "words")[0].clone(), "/nonexistent");
+    let host = Host::new(&target, &view, "node1").unwrap();
+    let tools = [
+        BackupTool::Pgbackrest {
+            stanza: "main".into(),
+            config: None,
+        },
+        BackupTool::WalG { config: None },
+    ];
+    for tool in tools {
+        let policy = |max_age, refuse_when_older| BackupPolicy {
+            tool: tool.clone(),
+            max_age,
+            refuse_when_older,
+        };
+        let run = |policy: &BackupPolicy| {
+            scratch.run(
+                "/bin/sh",
+                line_of(&host.newest_backup_within(policy).unwrap()),
+            )
+        };
+        let hour = std::time::Duration::from_hours(1);
+        let half_minute = std::time::Duration::from_secs(30);
+        let fresh = succeeded(&run(&policy(hour, true)));
+        let age: u64 = fresh
+            .strip_prefix("the newest backup finished ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|age| age.parse().ok())
+            .unwrap_or_else(|| panic!("{tool:?}: {fresh}"));
+        assert!(
+            (60..70).contains(&age),
+            "{tool:?}: the newest, not the first: {fresh}"
+        );
+        let stale = run(&policy(half_minute, true));
+        assert_eq!(stale.status.code(), Some(1), "{tool:?}");
+        assert!(
+            String::from_utf8_lossy(&stale.stderr)
+                .contains("over the 30 s allowed: take a backup first"),
+            "{tool:?}"
+        );
+        let warned = succeeded(&run(&policy(half_minute, false)));
+        assert!(
+            warned.starts_with("WARNING: the newest backup finished"),
+            "{warned}"
+        );
+    }
 }
 
 #[test]

@@ -326,3 +326,68 @@ fn a_member_restored_from_a_pgbackrest_backup_follows_the_leader() {
     assert_eq!(lab.leader(), leader, "the leader never moved");
     let _ = std::fs::remove_dir_all(lab.dir.join("pgbackrest-test"));
 }
+
+/// The inventory's `backup:` read by the real pgBackRest: a fresh backup passes, the same one
+/// past a 1 s limit fails and says so; an inventory without `backup:` is refused by name.
+#[test]
+fn the_newest_pgbackrest_backup_is_checked_for_its_age() {
+    let guard = Lab::shared().exclusive();
+    let lab = guard.lab;
+    let runs = scratch();
+    let leader = lab.leader();
+    let refused = host(lab, runs.path())
+        .args(["host", "backup-age", "--member", &leader, "--yes"])
+        .run()
+        .expect_code(4);
+    assert!(
+        refused.one_error_line().contains("names no `backup:`"),
+        "{}",
+        refused.stderr()
+    );
+    let config = pgbackrest_backup_of(lab, &leader);
+    // Beside the lab's own inventory: its secrets are named relative to it.
+    let inventory = lab.dir.join("pgha-with-backup.yml");
+    let text = std::fs::read_to_string(lab.inventory()).unwrap().replace(
+        "\n    clusters:\n",
+        &format!(
+            "\n    backup:\n      tool: pgbackrest\n      stanza: demo\n      config: {}\n      max_age: 1h\n    clusters:\n",
+            config.display()
+        ),
+    );
+    std::fs::write(&inventory, text).unwrap();
+    let backup_age = |extra: &[&str]| {
+        Pgha::new()
+            .arg_flag_path("--config", &inventory)
+            .args([
+                "--env",
+                "lab",
+                "host",
+                "backup-age",
+                "--member",
+                &leader,
+                "--yes",
+            ])
+            .args(extra)
+            .env("PGHA_RUNS_DIR", runs.path())
+            .run()
+    };
+    let fresh = backup_age(&[]).success();
+    assert!(
+        fresh.stderr().contains("the newest backup finished")
+            && fresh.stderr().contains("(at most 3600 s)"),
+        "{}",
+        fresh.stderr()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let stale = backup_age(&["--max-age", "1s"]);
+    assert_ne!(stale.code(), 0, "{}", stale.stderr());
+    assert!(
+        stale
+            .stderr()
+            .contains("over the 1 s allowed: take a backup first"),
+        "{}",
+        stale.stderr()
+    );
+    let _ = std::fs::remove_file(&inventory);
+    let _ = std::fs::remove_dir_all(lab.dir.join("pgbackrest-test"));
+}

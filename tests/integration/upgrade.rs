@@ -304,6 +304,37 @@ fn a_cluster_on_3_3_11_is_upgraded_through_a_killed_pgha_and_a_failover() {
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 
     leader_killed_before_the_switchover_then_replanned(&lab, runs.path(), &new_leader);
+    a_pause_past_max_pause_is_ended_by_the_run(&lab, runs.path());
+}
+
+/// A swap that never completes (the replica's Patroni stopped again behind pgha's back): the
+/// wait ends at --max-pause, not at its own 5-minute deadline, and the run turns maintenance
+/// mode off on its way out.
+fn a_pause_past_max_pause_is_ended_by_the_run(lab: &Lab, runs: &std::path::Path) {
+    let first = first_swapped(lab, runs, "4.1.5");
+    let started = std::time::Instant::now();
+    // SIGCONT changes nothing for a running process: it only marks the moment the wait began.
+    let (_, child) = signalled_at_step(
+        upgrade(lab, runs, "4.1.5").args(["--max-pause", "60s"]),
+        runs,
+        &format!("upgraded-{first}"),
+        rustix::process::Signal::CONT,
+    );
+    Pgha::new()
+        .args(["lab", "member", "stop", &first])
+        .lab(lab)
+        .run()
+        .success();
+    let ended = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&ended.stderr);
+    assert!(!ended.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the cluster has been paused for")
+            && stderr.contains("over its limit of 1m"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(150), "{stderr}");
+    assert_eq!(lab.status_json()["paused"], false, "{stderr}");
 }
 
 /// Back to 3.3.11 under a new writer; pgha frozen (SIGSTOP) as the step after the resume

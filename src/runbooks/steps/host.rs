@@ -11,10 +11,8 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::{PlanError, remote_host, service_control};
-use crate::inventory::ClusterTarget;
+use crate::inventory::{BackupPolicy, BackupTool, ClusterTarget};
 use crate::observe::ClusterView;
 use crate::plan::{Action, Check, Gate, Idempotency, RemoteAction, Step, TagAction};
 use crate::remote::{Script, ServiceControl, checked_name, checked_path};
@@ -24,23 +22,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_mins(10);
 
 /// Restoring a large database takes hours (the seeds speak of six).
 const RESTORE_TIMEOUT: Duration = Duration::from_hours(6);
-
-/// A backup tool's restore into the member's data directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "tool", rename_all = "snake_case")]
-pub enum BackupTool {
-    Pgbackrest {
-        stanza: String,
-        /// pgBackRest's configuration file, when not its default.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        config: Option<String>,
-    },
-    WalG {
-        /// WAL-G's configuration file, when not its default.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        config: Option<String>,
-    },
-}
 
 /// One inventory member's host, with what commands on it need to know.
 pub(crate) struct Host<'a> {
@@ -334,20 +315,61 @@ impl<'a> Host<'a> {
         )
     }
 
+    /// Passes when the newest backup `policy.tool` lists finished within `policy.max_age`
+    /// (by the host's clock); when it is older (or there is none), fails — or, with
+    /// `when_older: warn`, says so and passes. Read-only, as the database's user.
+    pub(crate) fn newest_backup_within(&self, policy: &BackupPolicy) -> Result<Step, PlanError> {
+        let (list, options, described) = match &policy.tool {
+            BackupTool::Pgbackrest { stanza, config } => {
+                let stanza = checked_name("pgBackRest stanza", stanza).map_err(unsafe_value)?;
+                let mut options = config_option(config.as_ref())?;
+                options.push(format!("--stanza={stanza}"));
+                (
+                    PGBACKREST_FINISHED,
+                    options,
+                    format!("pgBackRest stanza {stanza}"),
+                )
+            }
+            BackupTool::WalG { config } => (
+                WALG_FINISHED,
+                config_option(config.as_ref())?,
+                "WAL-G".to_string(),
+            ),
+        };
+        let max_age = policy.max_age.as_secs();
+        let script = host_script(&[
+            "max=$1; when_older=$2; shift 2",
+            list,
+            r#"if [ -z "$finished" ]; then age=none; else age=$(( $(date +%s) - finished )); fi"#,
+            r#"if [ "$age" != none ] && [ "$age" -le "$max" ]; then printf 'the newest backup finished %s s ago (at most %s s)\n' "$age" "$max"; exit 0; fi"#,
+            r#"if [ "$age" = none ]; then said='no backup is listed'; else said="the newest backup finished $age s ago, over the $max s allowed"; fi"#,
+            r#"if [ "$when_older" = warn ]; then printf 'WARNING: %s; going on (backup.when_older: warn)\n' "$said"; exit 0; fi"#,
+            r#"printf '%s: take a backup first\n' "$said" >&2; exit 1"#,
+        ])
+        .value(max_age.to_string())
+        .value(if policy.refuse_when_older { "refuse" } else { "warn" })
+        .values(options);
+        self.step(
+            format!("backup-age-{}", self.name),
+            format!(
+                "Check on {} that the newest backup ({described}) finished less than {} ago",
+                self.name,
+                humantime::format_duration(policy.max_age)
+            ),
+            script,
+            true,
+            Gate::None,
+        )
+    }
+
     /// A backup tool's restore into the member's data directory, as the database's user.
     pub(crate) fn restore_from_backup(&self, tool: &BackupTool) -> Result<Step, PlanError> {
         let data_dir = self.data_dir()?;
-        let config_option = |config: &Option<String>| match config {
-            Some(path) => checked_path("backup tool config", path)
-                .map(|path| vec![format!("--config={path}")])
-                .map_err(unsafe_value),
-            None => Ok(Vec::new()),
-        };
         // The tool's own options arrive as "$@" after the data directory ($1).
         let (command, options) = match tool {
             BackupTool::Pgbackrest { stanza, config } => {
                 let stanza = checked_name("pgBackRest stanza", stanza).map_err(unsafe_value)?;
-                let mut options = config_option(config)?;
+                let mut options = config_option(config.as_ref())?;
                 options.push(format!("--stanza={stanza}"));
                 // A member is restored to follow the leader: standby.signal, never a
                 // recovery that ends in a promotion. `--delta` lets an interrupted restore be
@@ -359,7 +381,7 @@ impl<'a> Host<'a> {
             }
             BackupTool::WalG { config } => (
                 r#"wal-g "$@" backup-fetch "$d" LATEST"#,
-                config_option(config)?,
+                config_option(config.as_ref())?,
             ),
         };
         self.step(
@@ -379,6 +401,24 @@ impl<'a> Host<'a> {
         .map(|step| with_timeout(step, RESTORE_TIMEOUT))
     }
 }
+
+/// `--config=<path>` for a backup tool, when the inventory names its configuration file.
+fn config_option(config: Option<&String>) -> Result<Vec<String>, PlanError> {
+    match config {
+        Some(path) => checked_path("backup tool config", path)
+            .map(|path| vec![format!("--config={path}")])
+            .map_err(unsafe_value),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Sets `$finished` to when pgBackRest's newest backup stopped (epoch seconds; empty without
+/// one), from `info --output=json` (`"timestamp":{"start":…,"stop":…}` per backup). A failing
+/// `pgbackrest` says why on stderr and lists nothing.
+const PGBACKREST_FINISHED: &str = r#"finished=$(pgbackrest "$@" --output=json info | tr -d ' \n' | grep -o '"timestamp":{"start":[0-9]*,"stop":[0-9]*}' | sed 's/.*"stop":\([0-9]*\)}/\1/' | sort -n | tail -n 1) || true"#;
+
+/// The same from WAL-G's `backup-list --json --detail` (`"finish_time":"<RFC 3339>"`).
+const WALG_FINISHED: &str = r#"finished=$(wal-g "$@" backup-list --json --detail | tr -d ' \n' | grep -o '"finish_time":"[^"]*"' | cut -d '"' -f 4 | while read -r at; do date -d "$at" +%s; done | sort -n | tail -n 1) || true"#;
 
 /// Shell that stops a script when a postmaster still runs on the data directory `$d`: the
 /// command refuses on its own, whatever the pre-checks saw. `$refusing` says what it refuses.

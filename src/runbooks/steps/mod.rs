@@ -21,10 +21,10 @@ use crate::observe::{ClusterView, MemberView};
 use crate::plan::{Check, Plan};
 use crate::remote::ServiceControl;
 
+pub use crate::inventory::BackupTool;
 pub(crate) use consul::{consul_routes_replica, consul_routing, registers_services};
 pub(crate) use dcs::delete_tree;
 pub use dcs::{DeleteTreeCommand, DeleteTreeParams};
-pub use host::BackupTool;
 pub(crate) use host::Host;
 pub(crate) use maintenance::{maintenance, maintenance_step};
 pub(crate) use restart::{RestartOf, restart_steps};
