@@ -307,24 +307,39 @@ fn a_cluster_on_3_3_11_is_upgraded_through_a_killed_pgha_and_a_failover() {
     a_pause_past_max_pause_is_ended_by_the_run(&lab, runs.path());
 }
 
-/// A swap that never completes (the replica's Patroni stopped again behind pgha's back): the
-/// wait ends at --max-pause, not at its own 5-minute deadline, and the run turns maintenance
-/// mode off on its way out.
+/// A swap that never completes (the replica's PostgreSQL stopped behind pgha's back while it
+/// starts the new Patroni, which leaves it stopped: paused, Patroni starts nothing): the wait
+/// ends at --max-pause, not at its own 5-minute deadline, and the run turns maintenance mode off
+/// on its way out. pgha is frozen (SIGSTOP) while PostgreSQL is stopped, so the wait cannot have
+/// seen the member healthy first.
 fn a_pause_past_max_pause_is_ended_by_the_run(lab: &Lab, runs: &std::path::Path) {
     let first = first_swapped(lab, runs, "4.1.5");
     let started = std::time::Instant::now();
-    // SIGCONT changes nothing for a running process: it only marks the moment the wait began.
     let (_, child) = signalled_at_step(
         upgrade(lab, runs, "4.1.5").args(["--max-pause", "60s"]),
         runs,
-        &format!("upgraded-{first}"),
-        rustix::process::Signal::CONT,
+        &format!("upgrade-{first}-1"),
+        rustix::process::Signal::STOP,
     );
-    Pgha::new()
-        .args(["lab", "member", "stop", &first])
-        .lab(lab)
-        .run()
-        .success();
+    let data = lab.dir.join("members").join(&first).join("data");
+    let stopped = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            "/usr/lib/postgresql/15/bin/pg_ctl",
+            "stop",
+            "-m",
+            "fast",
+            "-D",
+        ])
+        .arg(&data)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(stopped.status.success(), "{stopped:?}");
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
     let ended = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&ended.stderr);
     assert!(!ended.status.success(), "{stderr}");
