@@ -940,6 +940,7 @@ pub(crate) mod testing {
             environment: "test".into(),
             cluster: "demo".into(),
             scope: "demo".into(),
+            standby: false,
             members: names
                 .iter()
                 .enumerate()

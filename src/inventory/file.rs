@@ -87,6 +87,10 @@ pub(crate) struct AlertmanagerFile {
 pub(crate) struct ClusterFile {
     /// Patroni's `scope`; defaults to the cluster's name.
     pub scope: Option<String>,
+    /// A standby cluster (a Geo secondary: Patroni's `standby_cluster`, following another
+    /// cluster from its archive or by streaming): runbooks that would make it writable refuse.
+    #[serde(default)]
+    pub standby: bool,
     pub members: Vec<MemberFile>,
     #[serde(default)]
     pub rest: RestFile,

@@ -94,6 +94,8 @@ pub struct ClusterTarget {
     pub environment: String,
     pub cluster: String,
     pub scope: String,
+    /// The inventory marks it a standby cluster (`standby: true`).
+    pub standby: bool,
     pub members: Vec<MemberTarget>,
     pub rest: RestSettings,
     pub dcs: Option<DcsSettings>,
@@ -766,6 +768,7 @@ fn select_cluster(
             .scope
             .clone()
             .unwrap_or_else(|| cluster_name.clone()),
+        standby: cluster.standby,
         members: members(&context, cluster, &rest_file)?,
         rest: rest_settings(&context, &base, &rest_file, &environment, selector)?,
         dcs: dcs_settings(&base, &environment, cluster),
@@ -1320,6 +1323,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         environment: "-".into(),
         cluster: scope.clone(),
         scope,
+        standby: false,
         members,
         rest: seed.rest,
         dcs: None,

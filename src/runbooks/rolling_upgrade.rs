@@ -73,6 +73,11 @@ pub struct Params {
     #[arg(long)]
     #[serde(default)]
     pub restart_postgres: bool,
+    /// Free space every member's data-directory filesystem needs before anything changes
+    /// (packages, WAL kept while members restart) [default: not checked]
+    #[arg(long, value_name = "BYTES", value_parser = crate::flags::bytes)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub need_disk: Option<u64>,
     /// Also start replicas whose Patroni does not answer, on the release (after a crash, or a
     /// failover part-way through an upgrade) [default: refuse]
     #[arg(long)]
@@ -138,6 +143,7 @@ impl Runbook for RollingUpgrade {
             timeout: None,
             checkpoint: true,
             restart_postgres: false,
+            need_disk: None,
             start_stopped: false,
         };
         vec![
@@ -308,10 +314,17 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     );
     plan.prechecks = prechecks(&running, &stopped, &leader, params.max_lag);
     assume_identity(&mut plan, view);
-    // Before anything changes: a recent backup, where the inventory requires one.
+    // Before anything changes: a recent backup, where the inventory requires one, and the
+    // space the operator says the upgrade needs on every member.
     if let Some(policy) = &target.backup {
         plan.steps
             .push(Host::new(target, view, &leader)?.newest_backup_within(policy)?);
+    }
+    if let Some(need) = params.need_disk {
+        for member in &members {
+            plan.steps
+                .push(Host::new(target, view, &member.name)?.free_space_at_least(need)?);
+        }
     }
     let timeline = cluster_timeline(view).unwrap_or(0);
     if !behind.is_empty() {
@@ -1044,9 +1057,10 @@ mod tests {
         }
     }
 
-    /// Where the inventory requires a recent backup, its check comes before anything changes.
+    /// Where the inventory requires a recent backup (and the operator names the space needed),
+    /// the checks come before anything changes.
     #[test]
-    fn a_required_backup_is_checked_before_the_pause() {
+    fn a_required_backup_and_the_disk_are_checked_before_the_pause() {
         let (mut target, view) = lab_on_old_patroni();
         target.backup = Some(crate::inventory::BackupPolicy {
             tool: crate::inventory::BackupTool::Pgbackrest {
@@ -1056,9 +1070,17 @@ mod tests {
             max_age: Duration::from_hours(26),
             refuse_when_older: true,
         });
-        let plan = RollingUpgrade::plan(&target, &view, &params()).unwrap();
+        let with_disk = Params {
+            need_disk: Some(1 << 30),
+            ..params()
+        };
+        let plan = RollingUpgrade::plan(&target, &view, &with_disk).unwrap();
         let ids: Vec<&str> = plan.steps.iter().map(|step| step.id.as_str()).collect();
-        assert_eq!(ids[..2], ["backup-age-node1", "pause"], "{ids:?}");
+        assert_eq!(
+            ids[..5],
+            ["backup-age-node1", "disk-node1", "disk-node2", "disk-node3", "pause"],
+            "{ids:?}"
+        );
     }
 
     #[test]
