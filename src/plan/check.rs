@@ -74,6 +74,12 @@ pub enum Check {
     ConsulTreeEmpty,
     /// No key is left under the cluster's etcd prefix.
     EtcdTreeEmpty,
+    /// The member leads a standby cluster: it holds the leader key and runs as
+    /// `standby_leader`, following another cluster, writable by nobody.
+    StandbyLeader { member: String },
+    /// Some member that answers runs PostgreSQL as a writable primary (for `fail_if`: in a
+    /// standby cluster this is a split brain).
+    SomeMemberWritable,
     /// At least one of these holds.
     Any { checks: Vec<Check> },
     /// Every one of these holds (for `fail_if`, where a list means "any").
@@ -166,6 +172,8 @@ impl Check {
             Check::PostgresVersion { member, version } => {
                 with_member(view, member, |view| postgres_version(member, view, version))
             }
+            Check::StandbyLeader { member } => standby_leader(view, member),
+            Check::SomeMemberWritable => some_member_writable(view),
             Check::SystemIdentifier { identifier } => {
                 let current = view.system_identifier.as_deref().unwrap_or("unknown");
                 Verdict::new(
@@ -203,6 +211,46 @@ fn patroni_version(member: &str, view: &MemberView, version: &str) -> Verdict {
             |running| format!("{member} runs Patroni {running}"),
         ),
     )
+}
+
+fn standby_leader(view: &ClusterView, member: &str) -> Verdict {
+    let leader = view.leader.as_deref().unwrap_or("none");
+    if leader != member {
+        return Verdict::new(false, format!("the leader is {leader}"));
+    }
+    let role = view
+        .member(member)
+        .and_then(|view| view.status.as_ref().ok())
+        .map(|status| status.role.clone());
+    match role {
+        Some(crate::patroni::PostgresRole::StandbyLeader) => {
+            Verdict::new(true, format!("{member} is the standby leader"))
+        }
+        Some(role) => Verdict::new(false, format!("{member} leads as {role}")),
+        None => Verdict::new(false, format!("{member}'s REST API does not answer")),
+    }
+}
+
+fn some_member_writable(view: &ClusterView) -> Verdict {
+    let writable: Vec<&str> = view
+        .members
+        .iter()
+        .filter(|member| {
+            member
+                .status
+                .as_ref()
+                .is_ok_and(|status| status.role == crate::patroni::PostgresRole::Primary)
+        })
+        .map(|member| member.name.as_str())
+        .collect();
+    if writable.is_empty() {
+        Verdict::new(false, "no member runs as a writable primary")
+    } else {
+        Verdict::new(
+            true,
+            format!("{} runs as a writable primary", writable.join(", ")),
+        )
+    }
 }
 
 fn postgres_version(member: &str, view: &MemberView, version: &str) -> Verdict {
@@ -644,6 +692,10 @@ impl fmt::Display for Check {
             Check::PostgresVersion { member, version } => {
                 write!(f, "{member} runs PostgreSQL {version}")
             }
+            Check::StandbyLeader { member } => {
+                write!(f, "{member} leads the standby cluster as standby_leader")
+            }
+            Check::SomeMemberWritable => write!(f, "a member runs as a writable primary"),
             Check::TimelineIs { timeline } => write!(f, "the cluster is on timeline {timeline}"),
             Check::TimelineAbove { timeline } => write!(f, "the timeline is above {timeline}"),
             Check::SystemIdentifier { identifier } => {

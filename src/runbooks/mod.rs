@@ -38,6 +38,7 @@ registry::registry! {
     Resume in resume,
     Restart in restart,
     RollingUpgrade in rolling_upgrade,
+    GeoResetup in geo_resetup,
     Reload in reload,
     Service in service,
     Host in host,
@@ -127,6 +128,9 @@ pub enum ExampleLab {
     LabOnOldPatroni,
     /// The same cluster as pods of a StatefulSet (service control `kubernetes`).
     KubernetesOnOldPatroni,
+    /// `pgha lab up --standby-cluster`'s standby cluster: a standby leader following the
+    /// primary site from its archive, the inventory's `standby: true` and `backup:`.
+    StandbyLab,
 }
 
 #[derive(Debug, thiserror::Error)]

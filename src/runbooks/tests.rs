@@ -234,6 +234,34 @@ fn consul_lab() -> (ClusterTarget, ClusterView) {
 
 /// The lab on etcd with every Patroni stopped (as before a tree delete): the view stands on
 /// etcd's keys, every member unreachable.
+/// The lab's cluster as a standby cluster: node1 leads as `standby_leader`, the inventory
+/// marks it `standby: true` and requires a pgBackRest backup under a day old.
+pub(super) fn standby_lab() -> (ClusterTarget, ClusterView) {
+    let (mut target, mut view) = etcd_lab();
+    target.standby = true;
+    target.backup = Some(crate::inventory::BackupPolicy {
+        tool: crate::inventory::BackupTool::Pgbackrest {
+            stanza: "demo".into(),
+            config: Some("/var/lib/pgha/lab/pgbackrest/pgbackrest.conf".into()),
+        },
+        max_age: Duration::from_hours(24),
+        refuse_when_older: true,
+    });
+    for member in &mut view.members {
+        if let Ok(status) = &mut member.status
+            && status.role.is_leader()
+        {
+            status.role = crate::patroni::PostgresRole::StandbyLeader;
+        }
+        if let Some(entry) = &mut member.dcs
+            && entry.role.is_leader()
+        {
+            entry.role = crate::patroni::ClusterRole::StandbyLeader;
+        }
+    }
+    (target, view)
+}
+
 fn etcd_lab() -> (ClusterTarget, ClusterView) {
     let (target, mut view) = lab();
     let keys = [
@@ -285,6 +313,7 @@ fn examples_on_their_labs() -> Vec<(&'static str, Params, ClusterTarget, Cluster
                 ExampleLab::EtcdLab => etcd_lab(),
                 ExampleLab::LabOnOldPatroni => lab_on_old_patroni(),
                 ExampleLab::KubernetesOnOldPatroni => kubernetes_on_old_patroni(),
+                ExampleLab::StandbyLab => standby_lab(),
             };
             (name, params, target, view)
         })

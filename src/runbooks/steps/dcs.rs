@@ -80,6 +80,26 @@ pub(crate) fn delete_tree(
             tree.command
         ),
     );
+    let step = delete_tree_step(target, view, &tree);
+    plan.prechecks.clone_from(&step.prechecks);
+    plan.steps.push(step);
+    plan.rollback = Some(
+        "none: the keys are gone. Patroni writes them again when it starts: the first member to start bootstraps (or, with data, takes the leader lock)".into(),
+    );
+    Ok(plan)
+}
+
+/// The step that deletes the cluster's tree (every member's Patroni stopped, the cluster's
+/// name typed), verified by the tree being empty: for runbooks that rebuild a cluster.
+pub(crate) fn delete_tree_of(
+    target: &ClusterTarget,
+    view: &ClusterView,
+) -> Result<Step, PlanError> {
+    Ok(delete_tree_step(target, view, &Tree::of(target, view)?))
+}
+
+fn delete_tree_step(target: &ClusterTarget, view: &ClusterView, tree: &Tree) -> Step {
+    let prefix = &tree.prefix;
     let stopped: Vec<Check> = view
         .members
         .iter()
@@ -87,8 +107,7 @@ pub(crate) fn delete_tree(
             member: member.name.clone(),
         })
         .collect();
-    plan.prechecks.clone_from(&stopped);
-    plan.steps.push(Step {
+    Step {
         id: tree.step_id.into(),
         title: format!("Delete the {} keys under {prefix}", tree.keys.len()),
         action: tree.action.clone(),
@@ -108,13 +127,9 @@ pub(crate) fn delete_tree(
             progress: Progress::Checks,
         }),
         idempotency: Idempotency::CheckStateFirst {
-            done_when: vec![tree.empty],
+            done_when: vec![tree.empty.clone()],
         },
-    });
-    plan.rollback = Some(
-        "none: the keys are gone. Patroni writes them again when it starts: the first member to start bootstraps (or, with data, takes the leader lock)".into(),
-    );
-    Ok(plan)
+    }
 }
 
 /// One cluster's tree in its DCS, as observed.

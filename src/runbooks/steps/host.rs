@@ -56,6 +56,11 @@ impl<'a> Host<'a> {
         })
     }
 
+    /// The member whose host this is.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Sets `tags.<tag>: <value>` in the member's Patroni configuration file over SSH, the
     /// original kept beside it as `<file>.pgha-<label>`; `None` where pgha cannot: the inventory
     /// names no `patroni_config` for the member, or it runs on Kubernetes (its configuration
@@ -357,6 +362,29 @@ impl<'a> Host<'a> {
                 humantime::format_duration(policy.max_age)
             ),
             script,
+            true,
+            Gate::None,
+        )
+    }
+
+    /// Removes the `patroni.dynamic.json` a restore brought from the primary site: Patroni
+    /// prefers that cached configuration to `bootstrap.dcs` when the DCS has none, and a member
+    /// started with it runs without `standby_cluster` — it promotes itself (a split brain). Only
+    /// before the member starts: the command refuses once a postmaster runs there.
+    pub(crate) fn remove_dynamic_config(&self) -> Result<Step, PlanError> {
+        let data_dir = self.data_dir()?;
+        self.step(
+            format!("remove-dynamic-config-{}", self.name),
+            format!("Remove the restored patroni.dynamic.json on {}", self.name),
+            host_script(&[
+                r#"d=$1; refusing="remove patroni.dynamic.json (it started with it)""#,
+                r#"test -d "$d""#,
+                POSTMASTER_GUARD,
+                r#"rm -f -- "$d/patroni.dynamic.json""#,
+                r#"test ! -e "$d/patroni.dynamic.json""#,
+                r#"printf 'no patroni.dynamic.json in %s\n' "$d""#,
+            ])
+            .value(&data_dir),
             true,
             Gate::None,
         )

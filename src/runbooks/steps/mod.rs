@@ -23,8 +23,8 @@ use crate::remote::ServiceControl;
 
 pub use crate::inventory::BackupTool;
 pub(crate) use consul::{consul_routes_replica, consul_routing, registers_services};
-pub(crate) use dcs::delete_tree;
 pub use dcs::{DeleteTreeCommand, DeleteTreeParams};
+pub(crate) use dcs::{delete_tree, delete_tree_of};
 pub(crate) use host::Host;
 pub(crate) use maintenance::{maintenance, maintenance_step};
 pub(crate) use restart::{RestartOf, restart_steps};

@@ -1,0 +1,563 @@
+//! `pgha geo-resetup`: a standby cluster (a GitLab Geo secondary: Patroni's `standby_cluster`,
+//! following the primary site from its WAL archive) rebuilt on every member from the primary
+//! site's newest backup — seed 001, with the traps its rehearsal found closed. Before anything:
+//! the target must be a standby cluster (the inventory's marker and a `standby_leader`), its
+//! newest backup recent enough, every member reachable over SSH with room for the restore.
+//! Then: Patroni stopped everywhere; the cluster's DCS keys deleted; the configuration files kept
+//! beside each data directory; every data directory wiped; the first member started alone
+//! (Patroni restores it and it becomes the standby leader) while the others are restored by the
+//! backup tool; on those, the restored `patroni.dynamic.json` removed (started with it, a member
+//! promotes itself), the kept files put back, Patroni started; finally one standby leader and
+//! every member replicating. A member that ever runs as a writable primary fails the run at once.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::steps::{
+    Host, assume_identity, capitalized, command_step, delete_tree_of, frame, listed,
+    service_control, with_verification,
+};
+use super::{Example, ExampleLab, PlanError, Probe, Runbook};
+use crate::inventory::{BackupPolicy, ClusterTarget};
+use crate::observe::{ClusterView, MemberView};
+use crate::patroni::MemberState;
+use crate::plan::{Check, Gate, ParallelGroup, Plan, Progress, Step, Wait};
+use crate::remote::{ServiceAction, ServiceControl};
+
+/// A restore of a large database takes hours (the seeds speak of six).
+const DEFAULT_TIMEOUT: Duration = Duration::from_hours(6);
+
+/// `pgha geo-resetup`.
+pub struct GeoResetup;
+
+// Which member goes first, what to keep across the wipe, and how long a restore may take.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Params {
+    /// The member started first: Patroni restores it and it becomes the standby leader
+    /// [default: the first the inventory lists]
+    #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+    pub first: Option<String>,
+    /// A file to keep across the wipe, put back after the restore (absolute path; repeat)
+    /// [default: the data directory's pg_hba.conf and pg_ident.conf]
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<String>,
+    /// Free space every member needs for the restore [default: the databases' size, measured
+    /// on the standby leader]
+    #[arg(long, value_name = "BYTES", value_parser = crate::flags::bytes)]
+    pub need: Option<u64>,
+    /// Deadline for the restore and recovery of the first member, and of the others [default: 6h]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
+    #[serde(with = "crate::duration::optional_text")]
+    pub timeout: Option<Duration>,
+    /// When it was asked for: names the directory the kept files go to (planners read no clock).
+    #[arg(skip = crate::flags::request_label())]
+    pub label: String,
+}
+
+impl Runbook for GeoResetup {
+    const NAME: &'static str = "geo-resetup";
+    const ABOUT: &'static str = "Rebuild every member of a standby (Geo) cluster from the primary site's newest backup";
+    type Params = Params;
+
+    fn deadline(params: &mut Params) -> Option<&mut Option<Duration>> {
+        Some(&mut params.timeout)
+    }
+
+    /// The restore needs the room the databases take: measured on the standby leader.
+    async fn measure(
+        mut params: Params,
+        view: &ClusterView,
+        probe: &impl Probe,
+    ) -> Result<Params, PlanError> {
+        if params.need.is_some() {
+            return Ok(params);
+        }
+        let Some(leader) = view.leader.as_deref().and_then(|leader| view.member(leader)) else {
+            return Ok(params);
+        };
+        if let Some(size) = probe.database_size(&leader.host).await {
+            params.need = Some(size?);
+        }
+        Ok(params)
+    }
+
+    fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+        plan(target, view, params)
+    }
+
+    fn examples() -> Vec<Example<Params>> {
+        vec![Example {
+            file: "geo-resetup",
+            params: Params {
+                first: None,
+                files: Vec::new(),
+                need: Some(512 << 20),
+                timeout: None,
+                label: "20261203-100000".into(),
+            },
+            lab: ExampleLab::StandbyLab,
+        }]
+    }
+}
+
+fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
+    refuse_unless_standby(target)?;
+    let policy = target.backup.as_ref().ok_or_else(|| {
+        PlanError::Refused(format!(
+            "environment {} names no `backup:` (tool, stanza, max_age): geo-resetup restores from the newest backup and checks its age first",
+            target.environment
+        ))
+    })?;
+    let members: Vec<&MemberView> = target
+        .members
+        .iter()
+        .map(|member| listed(target, view, &member.name))
+        .collect::<Result<_, _>>()?;
+    let first = match &params.first {
+        Some(name) => listed(target, view, name)?.name.clone(),
+        None => members
+            .first()
+            .map(|member| member.name.clone())
+            .ok_or_else(|| PlanError::Refused("the inventory lists no member".into()))?,
+    };
+    let rebuild = Rebuild {
+        target,
+        view,
+        policy,
+        params,
+        control: service_control(target, "stop and start Patroni")?,
+        hosts: members
+            .iter()
+            .map(|member| Host::new(target, view, &member.name))
+            .collect::<Result<_, _>>()?,
+        others: members
+            .iter()
+            .map(|member| member.name.clone())
+            .filter(|name| *name != first)
+            .collect(),
+        timeout: params.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        first,
+    };
+    let mut plan = frame(
+        target,
+        view,
+        format!("Rebuild standby cluster {} from the newest backup", target.cluster),
+        summary(target, &rebuild.first, &rebuild.others),
+    );
+    let leader = view.leader.clone().unwrap_or_default();
+    plan.prechecks = vec![Check::StandbyLeader { member: leader }, Check::TopologyAgreed];
+    plan.prechecks.extend(members.iter().map(|member| Check::Reachable {
+        member: member.name.clone(),
+    }));
+    // The rebuilt cluster is the same database (the primary site's): a resumed run still
+    // refuses another one.
+    assume_identity(&mut plan, view);
+    let mut groups = Groups::default();
+    rebuild.check_first(&mut plan, &mut groups)?;
+    rebuild.stop_and_forget(&mut plan, &mut groups, &members)?;
+    rebuild.keep_and_wipe(&mut plan, &mut groups)?;
+    rebuild.restore_and_start(&mut plan, &mut groups)?;
+    plan.parallel = groups.0;
+    plan.rollback = Some(format!(
+        "none: the data directories are rebuilt from the backup. The configuration files each member had are kept beside its data directory, in {}.",
+        rebuild.kept_dir()
+    ));
+    Ok(plan)
+}
+
+/// What the rebuild works with: the cluster, its backup policy, each member's host, and which
+/// member starts first.
+struct Rebuild<'a> {
+    target: &'a ClusterTarget,
+    view: &'a ClusterView,
+    policy: &'a BackupPolicy,
+    params: &'a Params,
+    control: &'a ServiceControl,
+    hosts: Vec<Host<'a>>,
+    first: String,
+    others: Vec<String>,
+    timeout: Duration,
+}
+
+impl Rebuild<'_> {
+    fn host(&self, name: &str) -> Result<&Host<'_>, PlanError> {
+        self.hosts
+            .iter()
+            .find(|host| host.name() == name)
+            .ok_or_else(|| PlanError::Refused(format!("{name} has no host in the inventory")))
+    }
+
+    /// Where each member's kept files go: beside its data directory.
+    fn kept_dir(&self) -> String {
+        format!("pgha-geo-resetup-{}", self.params.label)
+    }
+
+    fn kept(&self, host: &Host<'_>) -> Result<(Vec<String>, String), PlanError> {
+        Ok((
+            host.files_or_config(&self.params.files)?,
+            host.beside_data_directory(&self.kept_dir())?,
+        ))
+    }
+
+    /// Read-only, before anything: the backup's age, SSH to every member, room for the restore.
+    fn check_first(&self, plan: &mut Plan, groups: &mut Groups) -> Result<(), PlanError> {
+        plan.steps
+            .push(self.host(&self.first)?.newest_backup_within(self.policy)?);
+        groups.add(
+            plan,
+            self.hosts.iter().map(Host::reachable).collect::<Result<_, _>>()?,
+        );
+        if let Some(need) = self.params.need {
+            groups.add(
+                plan,
+                self.hosts
+                    .iter()
+                    .map(|host| host.free_space_at_least(need))
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Patroni stopped everywhere (one gate, the cluster's name), then the DCS keys deleted.
+    fn stop_and_forget(
+        &self,
+        plan: &mut Plan,
+        groups: &mut Groups,
+        members: &[&MemberView],
+    ) -> Result<(), PlanError> {
+        let mut stops: Vec<Step> = members
+            .iter()
+            .map(|member| {
+                command_step(self.target, self.control, ServiceAction::Stop, &member.name).map(
+                    |step| {
+                        with_verification(
+                            Step {
+                                gate: Gate::None,
+                                ..step
+                            },
+                            Vec::new(),
+                            vec![Check::Unreachable {
+                                member: member.name.clone(),
+                            }],
+                            Duration::from_mins(2),
+                        )
+                    },
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        stops[0].gate = Gate::TypeToConfirm {
+            question: format!(
+                "Stop Patroni on every member of {} ({}), delete its DCS keys and wipe every data directory? It serves no reads until the rebuild ends.",
+                self.target.cluster,
+                names(members)
+            ),
+            expected: self.target.cluster.clone(),
+        };
+        groups.add(plan, stops);
+        plan.steps.push(delete_tree_of(self.target, self.view)?);
+        Ok(())
+    }
+
+    /// The configuration files kept beside each data directory, then every data directory
+    /// wiped (each wipe behind the cluster's name).
+    fn keep_and_wipe(&self, plan: &mut Plan, groups: &mut Groups) -> Result<(), PlanError> {
+        let mut keeps = Vec::new();
+        let mut wipes = Vec::new();
+        for host in &self.hosts {
+            let (files, to) = self.kept(host)?;
+            keeps.push(host.backup(&files, &to)?);
+            wipes.push(Step {
+                gate: Gate::TypeToConfirm {
+                    question: format!(
+                        "Wipe {}'s data directory (the rebuild of {})?",
+                        host.name(),
+                        self.target.cluster
+                    ),
+                    expected: self.target.cluster.clone(),
+                },
+                ..host.wipe_data_directory()?
+            });
+        }
+        groups.add(plan, keeps);
+        groups.add(plan, wipes);
+        Ok(())
+    }
+
+    /// The first member started alone while the others are restored; once it leads, the
+    /// others lose the restored `patroni.dynamic.json`, get their files back and start.
+    fn restore_and_start(&self, plan: &mut Plan, groups: &mut Groups) -> Result<(), PlanError> {
+        let mut first_and_restores = vec![start_step(self.target, self.control, &self.first)?];
+        for name in &self.others {
+            first_and_restores.push(self.host(name)?.restore_from_backup(&self.policy.tool)?);
+        }
+        groups.add(plan, first_and_restores);
+        plan.steps.push(standby_leader_step(&self.first, self.timeout));
+        let mut forget_dynamic = Vec::new();
+        let mut put_back = Vec::new();
+        let mut starts = Vec::new();
+        for name in &self.others {
+            let host = self.host(name)?;
+            forget_dynamic.push(host.remove_dynamic_config()?);
+            let (files, from) = self.kept(host)?;
+            put_back.push(Step {
+                gate: Gate::None,
+                ..host.restore(&files, &from)?
+            });
+            starts.push(start_step(self.target, self.control, name)?);
+        }
+        groups.add(plan, forget_dynamic);
+        groups.add(plan, put_back);
+        groups.add(plan, starts);
+        plan.steps
+            .push(rebuilt_step(&self.first, &self.others, self.timeout));
+        Ok(())
+    }
+}
+
+/// Consecutive steps that run at once, recorded as a parallel group when there are several.
+#[derive(Default)]
+struct Groups(Vec<ParallelGroup>);
+
+impl Groups {
+    fn add(&mut self, plan: &mut Plan, steps: Vec<Step>) {
+        if steps.len() > 1 {
+            self.0.push(ParallelGroup {
+                steps: steps.iter().map(|step| step.id.clone()).collect(),
+            });
+        }
+        plan.steps.extend(steps);
+    }
+}
+
+/// Only a standby cluster, marked so in the inventory: rebuilding a primary cluster from a
+/// backup loses every write since (that is `cluster-reinit`, with its own gates).
+fn refuse_unless_standby(target: &ClusterTarget) -> Result<(), PlanError> {
+    if target.standby {
+        return Ok(());
+    }
+    Err(PlanError::Refused(format!(
+        "cluster {} is not marked `standby: true` in environment {}: geo-resetup rebuilds standby (Geo) clusters only",
+        target.cluster, target.environment
+    )))
+}
+
+/// Patroni started on `name`, done when its REST API answers.
+fn start_step(
+    target: &ClusterTarget,
+    control: &ServiceControl,
+    name: &str,
+) -> Result<Step, PlanError> {
+    let step = command_step(target, control, ServiceAction::Start, name)?;
+    Ok(with_verification(
+        Step {
+            gate: Gate::None,
+            title: format!("{} Patroni on {name}", capitalized("start")),
+            ..step
+        },
+        vec![Check::Unreachable {
+            member: name.into(),
+        }],
+        vec![Check::Reachable {
+            member: name.into(),
+        }],
+        Duration::from_mins(2),
+    ))
+}
+
+/// The first member restored by Patroni and leading as standby leader; a writable member
+/// anywhere fails the wait at once.
+fn standby_leader_step(first: &str, timeout: Duration) -> Step {
+    Step::wait(
+        format!("standby-leader-{first}"),
+        format!("Wait until {first} is restored and leads as standby leader"),
+        Wait {
+            until: vec![
+                Check::StandbyLeader {
+                    member: first.into(),
+                },
+                Check::HealthyLeader,
+            ],
+            fail_if: vec![Check::SomeMemberWritable],
+            timeout,
+            poll: Duration::from_secs(1),
+            progress: Progress::MemberState {
+                member: first.into(),
+            },
+        },
+    )
+}
+
+/// One standby leader and every other member replicating — by streaming from it or from the
+/// archive (an archive-only replica is `in archive recovery`).
+fn rebuilt_step(first: &str, others: &[String], timeout: Duration) -> Step {
+    let mut until = vec![
+        Check::StandbyLeader {
+            member: first.into(),
+        },
+        Check::HealthyLeader,
+    ];
+    until.extend(others.iter().map(|name| {
+        Check::state_in(
+            name,
+            &[MemberState::Streaming, MemberState::InArchiveRecovery],
+        )
+    }));
+    Step::wait(
+        "rebuilt".into(),
+        format!("Wait until {} replicate from the standby leader or the archive", others.join(", ")),
+        Wait {
+            until,
+            fail_if: vec![Check::SomeMemberWritable],
+            timeout,
+            poll: Duration::from_secs(1),
+            progress: Progress::Checks,
+        },
+    )
+}
+
+fn summary(target: &ClusterTarget, first: &str, others: &[String]) -> String {
+    format!(
+        "Rebuilds standby cluster {} from the primary site's newest backup (seed 001). Patroni is stopped on every member, the cluster's DCS keys are deleted, the configuration files are kept beside each data directory and every data directory is wiped. {first} starts alone: Patroni restores it and it becomes the standby leader. Meanwhile {} {} restored by the backup tool; then each loses the restored patroni.dynamic.json (started with the primary site's, a member promotes itself), gets its kept files back and starts. The run ends with one standby leader and every member replicating; a member that ever runs as a writable primary fails it at once. The standby cluster serves no reads from the stop to the end.",
+        target.cluster,
+        if others.is_empty() {
+            "no other member".to_string()
+        } else {
+            others.join(", ")
+        },
+        if others.len() == 1 { "is" } else { "are" },
+    )
+}
+
+fn names(members: &[&MemberView]) -> String {
+    members
+        .iter()
+        .map(|member| member.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Gate};
+    use crate::runbooks::tests::{lab, standby_lab};
+
+    fn params() -> Params {
+        GeoResetup::examples().remove(0).params
+    }
+
+    fn ids(plan: &Plan) -> Vec<&str> {
+        plan.steps.iter().map(|step| step.id.as_str()).collect()
+    }
+
+    #[test]
+    fn the_first_member_starts_alone_and_the_others_lose_the_restored_dynamic_config() {
+        let (target, view) = standby_lab();
+        let plan = GeoResetup::plan(&target, &view, &params()).unwrap();
+        let ids = ids(&plan);
+        let at = |id: &str| {
+            ids.iter()
+                .position(|each| *each == id)
+                .unwrap_or_else(|| panic!("{id} in {ids:?}"))
+        };
+        assert_eq!(ids[0], "backup-age-node1", "the backup's age before anything");
+        assert!(at("stop-patroni-node3") < at("delete-etcd-tree"));
+        assert!(at("delete-etcd-tree") < at("backup-files-node1"));
+        assert!(at("backup-files-node3") < at("wipe-data-node1"));
+        assert!(at("wipe-data-node3") < at("start-patroni-node1"));
+        // The others are restored meanwhile, but start only once the first leads.
+        assert!(at("restore-backup-node2") < at("standby-leader-node1"));
+        assert!(at("standby-leader-node1") < at("remove-dynamic-config-node2"));
+        assert!(at("remove-dynamic-config-node2") < at("restore-files-node2"));
+        assert!(at("restore-files-node3") < at("start-patroni-node2"));
+        assert_eq!(ids.last(), Some(&"rebuilt"));
+        assert!(!ids.contains(&"restore-backup-node1"), "Patroni restores the first");
+        let group = |id: &str| {
+            plan.parallel
+                .iter()
+                .find(|group| group.steps.iter().any(|step| step == id))
+                .map(|group| group.steps.clone())
+        };
+        assert_eq!(
+            group("start-patroni-node1"),
+            Some(vec![
+                "start-patroni-node1".to_string(),
+                "restore-backup-node2".into(),
+                "restore-backup-node3".into()
+            ])
+        );
+        // A writable member anywhere fails the waits at once.
+        for id in ["standby-leader-node1", "rebuilt"] {
+            let Action::Wait(wait) = &plan.step(id).unwrap().action else {
+                panic!("{id} waits")
+            };
+            assert_eq!(wait.fail_if, [Check::SomeMemberWritable], "{id}");
+        }
+    }
+
+    /// Every destructive gate asks for the cluster's name: one `--confirm demo` answers them.
+    #[test]
+    fn every_destructive_gate_asks_for_the_cluster_name() {
+        let (target, view) = standby_lab();
+        let plan = GeoResetup::plan(&target, &view, &params()).unwrap();
+        let expected: Vec<&str> = plan
+            .steps
+            .iter()
+            .filter_map(|step| match &step.gate {
+                Gate::TypeToConfirm { expected, .. } => Some(expected.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(expected.len(), 5, "the stop, the keys, three wipes");
+        assert!(expected.iter().all(|name| *name == "demo"), "{expected:?}");
+        assert!(plan.prechecks.contains(&Check::StandbyLeader {
+            member: "node1".into()
+        }));
+    }
+
+    /// The two checks that tell a standby cluster from a split brain.
+    #[test]
+    fn a_standby_leader_is_told_from_a_writable_primary() {
+        let checks = [
+            Check::StandbyLeader {
+                member: "node1".into(),
+            },
+            Check::SomeMemberWritable,
+        ];
+        let passed = |view: &ClusterView| -> Vec<(bool, String)> {
+            crate::exec::evaluate(&checks, view)
+                .into_iter()
+                .map(|checked| (checked.verdict.passed, checked.verdict.observed))
+                .collect()
+        };
+        let (_, standby) = standby_lab();
+        assert_eq!(
+            passed(&standby),
+            [
+                (true, "node1 is the standby leader".to_string()),
+                (false, "no member runs as a writable primary".into())
+            ]
+        );
+        let (_, primary) = lab();
+        assert_eq!(
+            passed(&primary),
+            [
+                (false, "node1 leads as primary".to_string()),
+                (true, "node1 runs as a writable primary".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cluster_not_marked_standby_or_without_a_backup_section_is_refused() {
+        let (target, view) = lab();
+        let error = GeoResetup::plan(&target, &view, &params()).unwrap_err();
+        assert!(error.to_string().contains("not marked `standby: true`"), "{error}");
+        let (mut target, view) = standby_lab();
+        target.backup = None;
+        let error = GeoResetup::plan(&target, &view, &params()).unwrap_err();
+        assert!(error.to_string().contains("names no `backup:`"), "{error}");
+    }
+}
