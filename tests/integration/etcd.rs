@@ -317,10 +317,14 @@ impl AuthEtcd {
             "the throwaway etcd answers",
             || post("/v3/kv/range", serde_json::json!({ "key": "Lw==" })),
         );
-        assert!(post(
-            "/v3/auth/user/add",
-            serde_json::json!({ "name": "root", "password": "right-pw" })
-        ));
+        // A fresh etcd can answer a read before it takes writes (its first election): the user
+        // is added once a write is taken, or found there from an attempt the server applied.
+        wait_until(Duration::from_secs(20), "the root user exists", || {
+            post(
+                "/v3/auth/user/add",
+                serde_json::json!({ "name": "root", "password": "right-pw" }),
+            ) || post("/v3/auth/user/get", serde_json::json!({ "name": "root" }))
+        });
         assert!(post(
             "/v3/auth/user/grant",
             serde_json::json!({ "user": "root", "role": "root" })

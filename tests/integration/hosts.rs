@@ -82,7 +82,7 @@ fn postgres_uid() -> Option<u32> {
 
 #[test]
 fn a_wipe_is_refused_on_the_leader_and_on_a_running_member() {
-    let guard = Lab::shared().read();
+    let guard = Lab::shared().exclusive();
     let lab = guard.lab;
     let runs = scratch();
     for member in [lab.leader(), lab.replica()] {
@@ -161,7 +161,7 @@ fn a_wipe_refuses_by_itself_while_postgres_runs_then_wipes_and_the_member_rebuil
 
 #[test]
 fn disk_space_is_checked_against_what_is_needed() {
-    let guard = Lab::shared().read();
+    let guard = Lab::shared().exclusive();
     let runs = scratch();
     let member = guard.lab.replica();
     let run = host(guard.lab, runs.path())
@@ -197,7 +197,7 @@ fn disk_space_is_checked_against_what_is_needed() {
 
 #[test]
 fn a_directory_is_created_with_its_owner_and_mode() {
-    let guard = Lab::shared().read();
+    let guard = Lab::shared().exclusive();
     let runs = scratch();
     let member = guard.lab.replica();
     let dir = scratch();

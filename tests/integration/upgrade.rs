@@ -313,6 +313,18 @@ fn a_cluster_on_3_3_11_is_upgraded_through_a_killed_pgha_and_a_failover() {
 /// on its way out. pgha is frozen (SIGSTOP) while PostgreSQL is stopped, so the wait cannot have
 /// seen the member healthy first.
 fn a_pause_past_max_pause_is_ended_by_the_run(lab: &Lab, runs: &std::path::Path) {
+    // The premise: the cluster the replan left settles (the rejoined member streams within
+    // the lag), or the plan's own pre-checks refuse it.
+    wait_until(Duration::from_mins(1), "every replica streams", || {
+        let status = lab.status_json();
+        let leader = status["leader"].as_str().unwrap_or_default().to_string();
+        status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|member| member["name"] == leader.as_str() || member["state"] == "streaming")
+            && status["warnings"].as_array().is_some_and(Vec::is_empty)
+    });
     let first = first_swapped(lab, runs, "4.1.5");
     let started = std::time::Instant::now();
     let (_, child) = signalled_at_step(
