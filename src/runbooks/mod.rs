@@ -39,6 +39,7 @@ registry::registry! {
     Restart in restart,
     RollingUpgrade in rolling_upgrade,
     GeoResetup in geo_resetup,
+    ClusterReinit in cluster_reinit,
     Reload in reload,
     Service in service,
     Host in host,

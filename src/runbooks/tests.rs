@@ -262,7 +262,7 @@ pub(super) fn standby_lab() -> (ClusterTarget, ClusterView) {
     (target, view)
 }
 
-fn etcd_lab() -> (ClusterTarget, ClusterView) {
+pub(super) fn etcd_lab() -> (ClusterTarget, ClusterView) {
     let (target, mut view) = lab();
     let keys = [
         "config",

@@ -13,6 +13,7 @@ mod hosts;
 mod lab;
 mod mixed;
 mod modes;
+mod rebuild;
 mod remote;
 mod runbooks;
 mod scale_up;
