@@ -11,14 +11,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    DEFAULT_MAX_LAG_BYTES, Host, command_step, delete_tree_of, frame, listed, service_control,
-    with_verification,
+    DEFAULT_MAX_LAG_BYTES, Groups, Host, delete_tree_of, frame, listed, member_names,
+    service_control, start_verified, stop_everywhere,
 };
 use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, MemberView};
-use crate::plan::{Check, Gate, ParallelGroup, Plan, Progress, Step, Wait};
-use crate::remote::{ServiceAction, ServiceControl};
+use crate::plan::{Check, Gate, Plan, Progress, Step, Wait};
 
 /// initdb and the first checkpoint of an empty cluster: seconds; a clone of it likewise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_mins(10);
@@ -105,7 +104,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         format!(
             "Throws cluster {} away and bootstraps it anew (seed 004, Patroni issue 1108). Patroni is stopped on every member ({}), every data directory is wiped and the cluster's DCS keys are deleted; {first} starts alone, initialises a new database and leads; then the others start and clone it. EVERY DATABASE OF THE CLUSTER IS LOST: the gates ask for the cluster's name{}.",
             target.cluster,
-            names(&members),
+            member_names(&members),
             leader
                 .as_deref()
                 .map_or_else(String::new, |leader| format!(
@@ -113,13 +112,24 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
                 )),
         ),
     );
-    let mut groups = Vec::new();
-    let stops = stop_steps(target, control, &members)?;
-    push_group(&mut plan, &mut groups, stops);
+    let mut groups = Groups::default();
+    let stops = stop_everywhere(
+        target,
+        control,
+        &members,
+        Gate::TypeToConfirm {
+            question: format!(
+                "Stop Patroni on every member of {} and delete every database it holds?",
+                target.cluster
+            ),
+            expected: target.cluster.clone(),
+        },
+    )?;
+    groups.add(&mut plan, stops);
     let wipes = wipe_steps(target, view, &members, leader.as_deref())?;
-    push_group(&mut plan, &mut groups, wipes);
+    groups.add(&mut plan, wipes);
     plan.steps.push(delete_tree_of(target, view)?);
-    plan.steps.push(start_step(target, control, &first)?);
+    plan.steps.push(start_verified(target, control, &first)?);
     plan.steps.push(new_leader_step(&first, timeout));
     let others: Vec<&str> = members
         .iter()
@@ -128,61 +138,15 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         .collect();
     let starts = others
         .iter()
-        .map(|name| start_step(target, control, name))
+        .map(|name| start_verified(target, control, name))
         .collect::<Result<_, _>>()?;
-    push_group(&mut plan, &mut groups, starts);
+    groups.add(&mut plan, starts);
     plan.steps.push(cloned_step(&first, &others, timeout));
-    plan.parallel = groups;
+    plan.parallel = groups.into_parallel();
     plan.rollback = Some(
         "none: the databases are gone. Restore them from a backup into the new cluster.".into(),
     );
     Ok(plan)
-}
-
-fn push_group(plan: &mut Plan, groups: &mut Vec<ParallelGroup>, steps: Vec<Step>) {
-    if steps.len() > 1 {
-        groups.push(ParallelGroup {
-            steps: steps.iter().map(|step| step.id.clone()).collect(),
-        });
-    }
-    plan.steps.extend(steps);
-}
-
-/// Patroni stopped on every member at once, each verified; the first asks for the cluster's
-/// name.
-fn stop_steps(
-    target: &ClusterTarget,
-    control: &ServiceControl,
-    members: &[&MemberView],
-) -> Result<Vec<Step>, PlanError> {
-    let mut stops: Vec<Step> = members
-        .iter()
-        .map(|member| {
-            command_step(target, control, ServiceAction::Stop, &member.name).map(|step| {
-                with_verification(
-                    Step {
-                        gate: Gate::None,
-                        ..step
-                    },
-                    Vec::new(),
-                    vec![Check::Unreachable {
-                        member: member.name.clone(),
-                    }],
-                    Duration::from_mins(2),
-                )
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    if let Some(first) = stops.first_mut() {
-        first.gate = Gate::TypeToConfirm {
-            question: format!(
-                "Stop Patroni on every member of {} and delete every database it holds?",
-                target.cluster
-            ),
-            expected: target.cluster.clone(),
-        };
-    }
-    Ok(stops)
 }
 
 /// Every data directory wiped: the current leader's behind its own name, the others behind the
@@ -221,27 +185,6 @@ fn wipe_steps(
             })
         })
         .collect()
-}
-
-fn start_step(
-    target: &ClusterTarget,
-    control: &ServiceControl,
-    name: &str,
-) -> Result<Step, PlanError> {
-    let step = command_step(target, control, ServiceAction::Start, name)?;
-    Ok(with_verification(
-        Step {
-            gate: Gate::None,
-            ..step
-        },
-        vec![Check::Unreachable {
-            member: name.into(),
-        }],
-        vec![Check::Reachable {
-            member: name.into(),
-        }],
-        Duration::from_mins(2),
-    ))
 }
 
 fn new_leader_step(first: &str, timeout: Duration) -> Step {
@@ -286,14 +229,6 @@ fn cloned_step(first: &str, others: &[&str], timeout: Duration) -> Step {
             progress: Progress::Checks,
         },
     )
-}
-
-fn names(members: &[&MemberView]) -> String {
-    members
-        .iter()
-        .map(|member| member.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

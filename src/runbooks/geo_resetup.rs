@@ -15,15 +15,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    Host, assume_identity, capitalized, command_step, delete_tree_of, frame, listed,
-    service_control, with_verification,
+    Groups, Host, assume_identity, delete_tree_of, frame, listed, member_names, service_control,
+    start_verified, stop_everywhere,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook};
 use crate::inventory::{BackupPolicy, ClusterTarget};
 use crate::observe::{ClusterView, MemberView};
 use crate::patroni::MemberState;
-use crate::plan::{Check, Gate, ParallelGroup, Plan, Progress, Step, Wait};
-use crate::remote::{ServiceAction, ServiceControl};
+use crate::plan::{Check, Gate, Plan, Progress, Step, Wait};
+use crate::remote::ServiceControl;
 
 /// A restore of a large database takes hours (the seeds speak of six).
 const DEFAULT_TIMEOUT: Duration = Duration::from_hours(6);
@@ -158,7 +158,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     rebuild.stop_and_forget(&mut plan, &mut groups, &members)?;
     rebuild.keep_and_wipe(&mut plan, &mut groups)?;
     rebuild.restore_and_start(&mut plan, &mut groups)?;
-    plan.parallel = groups.0;
+    plan.parallel = groups.into_parallel();
     plan.rollback = Some(format!(
         "none: the data directories are rebuilt from the backup. The configuration files each member had are kept beside its data directory, in {}.",
         rebuild.kept_dir()
@@ -227,34 +227,19 @@ impl Rebuild<'_> {
         groups: &mut Groups,
         members: &[&MemberView],
     ) -> Result<(), PlanError> {
-        let mut stops: Vec<Step> = members
-            .iter()
-            .map(|member| {
-                command_step(self.target, self.control, ServiceAction::Stop, &member.name).map(
-                    |step| {
-                        with_verification(
-                            Step {
-                                gate: Gate::None,
-                                ..step
-                            },
-                            Vec::new(),
-                            vec![Check::Unreachable {
-                                member: member.name.clone(),
-                            }],
-                            Duration::from_mins(2),
-                        )
-                    },
-                )
-            })
-            .collect::<Result<_, _>>()?;
-        stops[0].gate = Gate::TypeToConfirm {
-            question: format!(
-                "Stop Patroni on every member of {} ({}), delete its DCS keys and wipe every data directory? It serves no reads until the rebuild ends.",
-                self.target.cluster,
-                names(members)
-            ),
-            expected: self.target.cluster.clone(),
-        };
+        let stops = stop_everywhere(
+            self.target,
+            self.control,
+            members,
+            Gate::TypeToConfirm {
+                question: format!(
+                    "Stop Patroni on every member of {} ({}), delete its DCS keys and wipe every data directory? It serves no reads until the rebuild ends.",
+                    self.target.cluster,
+                    member_names(members)
+                ),
+                expected: self.target.cluster.clone(),
+            },
+        )?;
         groups.add(plan, stops);
         plan.steps.push(delete_tree_of(self.target, self.view)?);
         Ok(())
@@ -288,7 +273,7 @@ impl Rebuild<'_> {
     /// The first member started alone while the others are restored; once it leads, the
     /// others lose the restored `patroni.dynamic.json`, get their files back and start.
     fn restore_and_start(&self, plan: &mut Plan, groups: &mut Groups) -> Result<(), PlanError> {
-        let mut first_and_restores = vec![start_step(self.target, self.control, &self.first)?];
+        let mut first_and_restores = vec![start_verified(self.target, self.control, &self.first)?];
         for name in &self.others {
             first_and_restores.push(self.host(name)?.restore_from_backup(&self.policy.tool)?);
         }
@@ -305,7 +290,7 @@ impl Rebuild<'_> {
                 gate: Gate::None,
                 ..host.restore(&files, &from)?
             });
-            starts.push(start_step(self.target, self.control, name)?);
+            starts.push(start_verified(self.target, self.control, name)?);
         }
         groups.add(plan, forget_dynamic);
         groups.add(plan, put_back);
@@ -313,21 +298,6 @@ impl Rebuild<'_> {
         plan.steps
             .push(rebuilt_step(&self.first, &self.others, self.timeout));
         Ok(())
-    }
-}
-
-/// Consecutive steps that run at once, recorded as a parallel group when there are several.
-#[derive(Default)]
-struct Groups(Vec<ParallelGroup>);
-
-impl Groups {
-    fn add(&mut self, plan: &mut Plan, steps: Vec<Step>) {
-        if steps.len() > 1 {
-            self.0.push(ParallelGroup {
-                steps: steps.iter().map(|step| step.id.clone()).collect(),
-            });
-        }
-        plan.steps.extend(steps);
     }
 }
 
@@ -341,29 +311,6 @@ fn refuse_unless_standby(target: &ClusterTarget) -> Result<(), PlanError> {
         "cluster {} is not marked `standby: true` in environment {}: geo-resetup rebuilds standby (Geo) clusters only",
         target.cluster, target.environment
     )))
-}
-
-/// Patroni started on `name`, done when its REST API answers.
-fn start_step(
-    target: &ClusterTarget,
-    control: &ServiceControl,
-    name: &str,
-) -> Result<Step, PlanError> {
-    let step = command_step(target, control, ServiceAction::Start, name)?;
-    Ok(with_verification(
-        Step {
-            gate: Gate::None,
-            title: format!("{} Patroni on {name}", capitalized("start")),
-            ..step
-        },
-        vec![Check::Unreachable {
-            member: name.into(),
-        }],
-        vec![Check::Reachable {
-            member: name.into(),
-        }],
-        Duration::from_mins(2),
-    ))
 }
 
 /// The first member restored by Patroni and leading as standby leader; a writable member
@@ -428,14 +375,6 @@ fn summary(target: &ClusterTarget, first: &str, others: &[String]) -> String {
         },
         if others.len() == 1 { "is" } else { "are" },
     )
-}
-
-fn names(members: &[&MemberView]) -> String {
-    members
-        .iter()
-        .map(|member| member.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
