@@ -242,6 +242,14 @@ enum RawLabCommand {
         /// member's) [default: 1]
         #[arg(long, value_name = "N")]
         etcd_members: Option<u8>,
+        /// Also run a standby cluster `geo` following this one from a pgBackRest WAL archive
+        /// (the primary archives into the lab's repository; geo1 is restored from its backup)
+        #[arg(long)]
+        standby_cluster: bool,
+        /// Members of the standby cluster (geo1, geo2, …), on the addresses after the primary's
+        /// [default: 2]
+        #[arg(long, value_name = "N", requires = "standby_cluster", value_parser = clap::value_parser!(u8).range(1..=9))]
+        standby_members: Option<u8>,
         /// How long to wait for the cluster to become healthy
         #[arg(long, default_value = "180s", value_parser = crate::flags::duration)]
         wait: Duration,
@@ -479,6 +487,8 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
             first_address,
             dcs,
             etcd_members,
+            standby_cluster,
+            standby_members,
             wait,
         } => {
             crate::names::check_name(&scope)
@@ -496,6 +506,10 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
                     RawDcs::Consul => crate::lab::LabDcs::Consul,
                 },
                 etcd_members,
+                standby_members: match (standby_cluster, standby_members) {
+                    (false, _) => 0,
+                    (true, members) => members.unwrap_or(crate::lab::DEFAULT_STANDBY_MEMBERS),
+                },
             };
             spec.check().map_err(|reason| usage_error(&reason))?;
             LabCommand::Up { spec, wait }
@@ -704,6 +718,35 @@ mod tests {
             invocation.command,
             Command::Lab { command: LabCommand::Up { spec, .. }, .. } if spec.etcd_members == 1
         ));
+    }
+
+    #[test]
+    fn a_standby_cluster_has_two_members_unless_told_and_only_when_asked_for() {
+        let standby_members = |extra: &[&str]| {
+            let mut args = vec!["pgha", "lab", "up"];
+            args.extend_from_slice(extra);
+            match parse(args) {
+                Ok(Parsed::Run(invocation)) => match invocation.command {
+                    Command::Lab {
+                        command: LabCommand::Up { spec, .. },
+                        ..
+                    } => Ok(spec.standby_members),
+                    _ => panic!("not lab up"),
+                },
+                Ok(_) => panic!("not a run"),
+                Err(error) => Err(error.to_string()),
+            }
+        };
+        assert_eq!(standby_members(&[]), Ok(0));
+        assert_eq!(standby_members(&["--standby-cluster"]), Ok(2));
+        assert_eq!(
+            standby_members(&["--standby-cluster", "--standby-members", "3"]),
+            Ok(3)
+        );
+        let refused = standby_members(&["--standby-members", "3"]).unwrap_err();
+        assert!(refused.contains("--standby-cluster"), "{refused}");
+        let refused = standby_members(&["--standby-cluster", "--scope", "geo"]).unwrap_err();
+        assert!(refused.contains("standby cluster's scope"), "{refused}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub enum InventoryError {
         name: String,
         known: Vec<String>,
     },
-    #[error("{}: environment {environment:?} has several clusters ({}): choose one with --cluster", .path.display(), .known.join(", "))]
+    #[error("{}: environment {environment:?} has several clusters ({}): choose one with --cluster (or name the environment's default_cluster)", .path.display(), .known.join(", "))]
     ClusterRequired {
         path: PathBuf,
         environment: String,

@@ -27,6 +27,8 @@ pub(crate) struct EnvironmentFile {
     pub service: Option<ServiceFile>,
     pub alertmanager: Option<AlertmanagerFile>,
     pub backup: Option<BackupFile>,
+    /// The cluster commands act on when `--cluster` is not given and there are several.
+    pub default_cluster: Option<String>,
     pub clusters: BTreeMap<String, ClusterFile>,
 }
 

@@ -496,6 +496,22 @@ fn validate(path: &Path, inventory: &InventoryFile) -> Result<(), InventoryError
                 "defines no cluster".into(),
             ));
         }
+        if let Some(default) = &environment.default_cluster
+            && !environment.clusters.contains_key(default)
+        {
+            return Err(invalid(
+                format!("{field}.default_cluster"),
+                format!(
+                    "{default:?} is not one of its clusters ({})",
+                    environment
+                        .clusters
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
         for (cluster_name, cluster) in &environment.clusters {
             let field = format!("{field}.clusters.{cluster_name}");
             check_name(cluster_name).map_err(|reason| invalid(field.clone(), reason))?;
@@ -749,14 +765,18 @@ fn select_cluster(
                 known: cluster_names,
             });
         }
-        None if cluster_names.len() == 1 => cluster_names[0].clone(),
-        None => {
-            return Err(InventoryError::ClusterRequired {
-                path: path.to_path_buf(),
-                environment: environment_name,
-                known: cluster_names,
-            });
-        }
+        None => match &environment.default_cluster {
+            // Validated when the file was loaded: it names one of the clusters.
+            Some(default) => default.clone(),
+            None if cluster_names.len() == 1 => cluster_names[0].clone(),
+            None => {
+                return Err(InventoryError::ClusterRequired {
+                    path: path.to_path_buf(),
+                    environment: environment_name,
+                    known: cluster_names,
+                });
+            }
+        },
     };
     let cluster = &environment.clusters[&cluster_name];
     let context = Context::new(path, &environment_name, &cluster_name);

@@ -169,7 +169,7 @@ fn environment_and_cluster_must_be_chosen_when_ambiguous() {
     );
     assert_eq!(
         fixture.error(Some("production"), None),
-        "DIR/pgha.yml: environment \"production\" has several clusters (geo, main-db): choose one with --cluster"
+        "DIR/pgha.yml: environment \"production\" has several clusters (geo, main-db): choose one with --cluster (or name the environment's default_cluster)"
     );
     assert_eq!(
         fixture.error(Some("prod"), None),
@@ -178,6 +178,32 @@ fn environment_and_cluster_must_be_chosen_when_ambiguous() {
     assert_eq!(
         fixture.error(Some("production"), Some("mian-db")),
         "DIR/pgha.yml: environment \"production\" has no cluster \"mian-db\" (known: geo, main-db)"
+    );
+}
+
+/// `default_cluster:` picks the cluster when `--cluster` is not given; `--cluster` still wins,
+/// and a default naming no cluster of the environment is refused by field.
+#[test]
+fn an_environment_default_cluster_is_chosen_without_cluster() {
+    let with_default = |default: &str| {
+        GOOD.replace(
+            "      sudo: true\n      identity_file: keys/id\n",
+            &format!(
+                "      sudo: true\n      identity_file: keys/id\n    default_cluster: {default}\n"
+            ),
+        )
+    };
+    let fixture = Fixture::new(&with_default("main-db"));
+    std::fs::create_dir_all(fixture.dir.path().join("secrets")).unwrap();
+    std::fs::write(fixture.dir.path().join("secrets/consul-token"), "t\n").unwrap();
+    let chosen = fixture.resolve(Some("production"), None).unwrap();
+    assert_eq!(chosen.cluster, "main-db");
+    let named = fixture.resolve(Some("production"), Some("geo")).unwrap();
+    assert_eq!(named.cluster, "geo");
+    let fixture = Fixture::new(&with_default("mian-db"));
+    assert_eq!(
+        fixture.error(Some("production"), None),
+        "DIR/pgha.yml: environments.production.default_cluster: \"mian-db\" is not one of its clusters (geo, main-db)"
     );
 }
 

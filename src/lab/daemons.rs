@@ -163,6 +163,18 @@ pub(super) fn member_daemon(
     let dir = layout.member(&member.name);
     let config = layout.member_config(&member.name);
     let venv = venv::cache_dir().join(format!("patroni-{}", state.version_of(&member.name)));
+    let mut env = vec![("HOME".into(), dir.to_string_lossy().into_owned())];
+    if state.spec.archives_wal() {
+        // PostgreSQL inherits it: archive_command, restore_command and the create-replica
+        // method find this member's own pgBackRest configuration (its pg1-path) there.
+        env.push((
+            "PGBACKREST_CONFIG".into(),
+            layout
+                .member_pgbackrest_config(&member.name)
+                .to_string_lossy()
+                .into_owned(),
+        ));
+    }
     Daemon {
         name: member.name.clone(),
         program: venv::patroni_binary(&venv),
@@ -172,7 +184,7 @@ pub(super) fn member_daemon(
         working_dir: dir.clone(),
         identity: config.to_string_lossy().into_owned(),
         run_as: Some(run_as),
-        env: vec![("HOME".into(), dir.to_string_lossy().into_owned())],
+        env,
     }
 }
 

@@ -9,7 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::layout::{LabMember, Layout};
+use super::layout::{LabCluster, LabMember, Layout};
+use super::pgbackrest;
 use super::process::RunAs;
 use super::{LabDcs, LabError, LabSpec};
 
@@ -123,7 +124,7 @@ pub(crate) fn ensure_ssh_keys(layout: &Layout) -> Result<(), LabError> {
 /// 127.0.0.1 (port 2222 on each), so SSH steps target a member's own host as in production.
 pub(crate) fn ssh_addresses(spec: &LabSpec) -> Vec<Ipv4Addr> {
     let mut addresses = vec![Ipv4Addr::LOCALHOST, spec.infrastructure_address()];
-    addresses.extend(spec.all_members().iter().map(|member| member.address));
+    addresses.extend(spec.every_member().iter().map(|member| member.address));
     addresses
 }
 
@@ -191,7 +192,7 @@ pub(crate) fn ensure_tls(layout: &Layout, spec: &LabSpec, run_as: RunAs) -> Resu
         openssl(&args, "create the lab CA")?;
         restrict(&key)?;
     }
-    for member in spec.all_members() {
+    for member in spec.every_member() {
         issue_certificate(&dir, &member.name, Some(member.address), Some(run_as))?;
     }
     issue_certificate(&dir, "pgha", None, None)
@@ -300,7 +301,8 @@ pub(crate) fn write_alertmanager_config(layout: &Layout) -> Result<PathBuf, LabE
 }
 
 /// One member's `patroni.yml`. Timing follows the settings measured stable on this kind of
-/// machine: ttl 20, loop_wait 2, retry_timeout 5; a fast checkpoint for base backups.
+/// machine: ttl 20, loop_wait 2, retry_timeout 5; a fast checkpoint for base backups. A lab with
+/// a standby cluster archives WAL, and its standby members follow that archive.
 pub(crate) fn patroni_config(
     layout: &Layout,
     spec: &LabSpec,
@@ -335,11 +337,15 @@ name: {name}\n\
 restapi:\n  listen: {address}:8008\n  connect_address: {address}:8008\n  authentication:\n    username: {rest_user}\n    password: {rest_password}\n{restapi_tls}\
 {ctl}\
 {dcs}\
-bootstrap:\n  dcs:\n    ttl: 20\n    loop_wait: 2\n    retry_timeout: 5\n    maximum_lag_on_failover: 1048576\n    postgresql:\n      use_pg_rewind: true\n      use_slots: true\n      parameters:\n        wal_level: replica\n        hot_standby: 'on'\n        wal_log_hints: 'on'\n        max_connections: 50\n        max_wal_senders: 10\n        max_replication_slots: 10\n        wal_keep_size: 256MB\n        shared_buffers: 64MB\n  initdb:\n  - encoding: UTF8\n  - data-checksums\n\
-postgresql:\n  listen: {address}:5432\n  connect_address: {address}:5432\n  data_dir: {data}\n  bin_dir: {bin}\n  pgpass: {member_dir}/pgpass\n  authentication:\n    superuser:\n      username: postgres\n      password: {superuser}\n    replication:\n      username: replicator\n      password: {replication}\n    rewind:\n      username: rewinder\n      password: {rewind}\n  parameters:\n    unix_socket_directories: {member_dir}\n  pg_hba:\n  - local all all trust\n  - host replication replicator 127.0.0.0/8 scram-sha-256\n  - host all all 127.0.0.0/8 scram-sha-256\n  basebackup:\n  - checkpoint: fast\n\
+bootstrap:\n  dcs:\n    ttl: 20\n    loop_wait: 2\n    retry_timeout: 5\n    maximum_lag_on_failover: 1048576\n{standby_cluster}    postgresql:\n      use_pg_rewind: true\n      use_slots: true\n      parameters:\n        wal_level: replica\n        hot_standby: 'on'\n        wal_log_hints: 'on'\n        max_connections: 50\n        max_wal_senders: 10\n        max_replication_slots: 10\n        wal_keep_size: 256MB\n        shared_buffers: 64MB\n{archive_dcs}  initdb:\n  - encoding: UTF8\n  - data-checksums\n\
+postgresql:\n  listen: {address}:5432\n  connect_address: {address}:5432\n  data_dir: {data}\n  bin_dir: {bin}\n  pgpass: {member_dir}/pgpass\n  authentication:\n    superuser:\n      username: postgres\n      password: {superuser}\n    replication:\n      username: replicator\n      password: {replication}\n    rewind:\n      username: rewinder\n      password: {rewind}\n  parameters:\n    unix_socket_directories: {member_dir}\n{archive_command}{replica_methods}  pg_hba:\n  - local all all trust\n  - host replication replicator 127.0.0.0/8 scram-sha-256\n  - host all all 127.0.0.0/8 scram-sha-256\n  basebackup:\n  - checkpoint: fast\n\
 tags:\n  nofailover: false\n  noloadbalance: false\n  clonefrom: false\n  nosync: false\n",
-        scope = spec.scope,
+        scope = member.cluster.scope(spec),
         name = member.name,
+        standby_cluster = standby_cluster_dcs(spec, member),
+        archive_dcs = archive_dcs(spec, member),
+        archive_command = archive_command(spec, member),
+        replica_methods = replica_methods(spec, member),
         rest_user = REST_USER,
         rest_password = passwords.rest,
         dcs = dcs_config(spec),
@@ -349,6 +355,66 @@ tags:\n  nofailover: false\n  noloadbalance: false\n  clonefrom: false\n  nosync
         superuser = passwords.superuser,
         replication = passwords.replication,
         rewind = passwords.rewind,
+    )
+}
+
+/// `bootstrap.dcs.standby_cluster` of a standby member: archive-only, as a Geo secondary (no
+/// host, no streaming from the primary cluster). Its leader is restored from the backup:
+/// Patroni keeps only the methods marked `no_leader` when the standby cluster names no host.
+fn standby_cluster_dcs(spec: &LabSpec, member: &LabMember) -> String {
+    if member.cluster != LabCluster::Standby {
+        return String::new();
+    }
+    format!(
+        "    standby_cluster:\n      restore_command: '{}'\n      create_replica_methods:\n      - pgbackrest\n",
+        pgbackrest::restore_command(spec)
+    )
+}
+
+/// The DCS-wide parameters of archiving: the primary archives a segment at least every 10 s
+/// while it writes, so the standby cluster trails by seconds; the standby cluster archives
+/// nothing and looks for the next segment every second.
+fn archive_dcs(spec: &LabSpec, member: &LabMember) -> String {
+    match member.cluster {
+        LabCluster::Primary if spec.archives_wal() => {
+            "        archive_mode: 'on'\n        archive_timeout: 10s\n".into()
+        }
+        LabCluster::Primary => String::new(),
+        LabCluster::Standby => {
+            "        archive_mode: 'off'\n        wal_retrieve_retry_interval: 1s\n".into()
+        }
+    }
+}
+
+/// The primary's members' local `archive_command` (pgBackRest finds the member's own
+/// configuration through `PGBACKREST_CONFIG`).
+fn archive_command(spec: &LabSpec, member: &LabMember) -> String {
+    if member.cluster == LabCluster::Primary && spec.archives_wal() {
+        format!(
+            "    archive_command: '{}'\n",
+            pgbackrest::archive_command(spec)
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// How a standby member is built: restored from the backup (no load on the standby leader),
+/// else copied from the standby leader. `no_leader` lets the method run without a leader to
+/// copy from (Patroni before 3.0 calls it `no_master`); `keep_data` leaves the directory to
+/// `--delta`; `no_params` keeps Patroni's own options off pgBackRest's command line.
+fn replica_methods(spec: &LabSpec, member: &LabMember) -> String {
+    if member.cluster != LabCluster::Standby {
+        return String::new();
+    }
+    let no_leader = if spec.patroni_version < crate::patroni::Version::new(3, 0, 0) {
+        "no_master"
+    } else {
+        "no_leader"
+    };
+    format!(
+        "  create_replica_methods:\n  - pgbackrest\n  - basebackup\n  pgbackrest:\n    command: {}\n    keep_data: true\n    no_params: true\n    {no_leader}: true\n",
+        pgbackrest::restore_replica_command(spec)
     )
 }
 
@@ -383,7 +449,6 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
         std::env::var("USER").unwrap_or_else(|_| "root".into())
     };
     let infrastructure = spec.infrastructure_address();
-    let scope = &spec.scope;
     for line in [
         "    postgres:".to_string(),
         "      user: postgres".to_string(),
@@ -418,15 +483,41 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
         format!("      port: {SSH_PORT}"),
         "      identity_file: ssh/id_ed25519".to_string(),
         "      known_hosts: ssh/known_hosts".to_string(),
-        "    clusters:".to_string(),
-        format!("      {scope}:"),
-        format!("        scope: {scope}"),
-        "        members:".to_string(),
     ] {
         text.push_str(&line);
         text.push('\n');
     }
-    for member in spec.all_members() {
+    if spec.archives_wal() {
+        text.push_str(&standby_inventory_sections(layout, spec));
+    }
+    text.push_str("    clusters:\n");
+    cluster_inventory(&mut text, layout, spec, LabCluster::Primary);
+    if spec.archives_wal() {
+        cluster_inventory(&mut text, layout, spec, LabCluster::Standby);
+    }
+    text
+}
+
+/// What a lab with a standby cluster adds to its environment: the backups pgBackRest keeps
+/// (what `geo-resetup` restores from and checks the age of), and the primary cluster as the
+/// default, so `--env lab` alone still means the cluster it always meant.
+fn standby_inventory_sections(layout: &Layout, spec: &LabSpec) -> String {
+    format!(
+        "    backup:\n      tool: pgbackrest\n      stanza: {scope}\n      config: {config}\n      max_age: 24h\n    default_cluster: {scope}\n",
+        scope = spec.scope,
+        config = layout.pgbackrest_config().display(),
+    )
+}
+
+/// One cluster of the `lab` environment; the standby cluster says it is one.
+fn cluster_inventory(text: &mut String, layout: &Layout, spec: &LabSpec, cluster: LabCluster) {
+    let scope = cluster.scope(spec);
+    let _ = writeln!(text, "      {scope}:\n        scope: {scope}");
+    if cluster == LabCluster::Standby {
+        text.push_str("        standby: true\n");
+    }
+    text.push_str("        members:\n");
+    for member in spec.members_of(cluster) {
         let _ = writeln!(
             text,
             "        - name: {}\n          host: {}\n          data_dir: {}\n          patroni_config: {}",
@@ -436,7 +527,6 @@ environments:\n  lab:\n    rest:\n      username: {REST_USER}\n      password_fi
             layout.member_config(&member.name).display()
         );
     }
-    text
 }
 
 fn read(path: &Path) -> Result<String, LabError> {

@@ -1,29 +1,30 @@
 //! When is the lab healthy: one leader running, every started member streaming from it with
-//! little lag. The lab asks through pgha's own inventory, client and observation, like any
-//! environment.
+//! little lag; for the standby cluster, a standby leader and every other member replicating.
+//! The lab asks through pgha's own inventory, client and observation, like any environment.
 
 use std::time::{Duration, Instant};
 
 use super::LabError;
 use super::daemons::member_daemon;
 use super::files;
-use super::layout::{EtcdMember, LabMember, LabState, Layout};
+use super::layout::{EtcdMember, LabCluster, LabMember, LabState, Layout};
 use super::process::{self, Daemon, RunAs};
 use crate::consul::ConsulClient;
 use crate::inventory::{self, ClusterTarget, Selector};
 use crate::observe::{self, ClusterView};
-use crate::patroni::{MemberState, PatroniClient};
+use crate::patroni::{ClusterRole, MemberState, PatroniClient, PostgresRole};
 use crate::plan::Check;
 
 /// The lab's `maximum_lag_on_failover`: a replica further behind does not count as healthy.
 pub(super) const HEALTHY_LAG_BYTES: u64 = 1024 * 1024;
 
-/// The lab's cluster as pgha's own inventory names it: the lab is a client of pgha like any
-/// environment.
-pub(super) async fn lab_target(layout: &Layout) -> Result<ClusterTarget, LabError> {
+/// One of the lab's clusters as pgha's own inventory names it: the lab is a client of pgha like
+/// any environment.
+pub(super) async fn lab_target(layout: &Layout, cluster: &str) -> Result<ClusterTarget, LabError> {
     let selector = Selector {
         config: Some(layout.inventory()),
         environment: Some(inventory::LAB_ENVIRONMENT.into()),
+        cluster: Some(cluster.into()),
         ..Selector::default()
     };
     inventory::resolve(&selector)
@@ -31,18 +32,48 @@ pub(super) async fn lab_target(layout: &Layout) -> Result<ClusterTarget, LabErro
         .map_err(|error| LabError::Cluster(error.to_string()))
 }
 
-/// Polls until one leader runs and every started member streams from it; fails early with
-/// a member's log when its Patroni dies, and with every unhealthy member's log at the deadline.
+/// What `lab up` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Goal {
+    /// The primary cluster: one leader running, every started member streaming from it.
+    PrimaryHealthy,
+    /// The standby cluster: a standby leader runs.
+    StandbyLeaderRuns,
+    /// The standby cluster: a standby leader runs and every other started member replicates.
+    StandbyHealthy,
+}
+
+impl Goal {
+    fn cluster(self) -> LabCluster {
+        match self {
+            Goal::PrimaryHealthy => LabCluster::Primary,
+            Goal::StandbyLeaderRuns | Goal::StandbyHealthy => LabCluster::Standby,
+        }
+    }
+
+    fn reached(self, view: &ClusterView) -> bool {
+        match self {
+            Goal::PrimaryHealthy => is_healthy(view),
+            Goal::StandbyLeaderRuns => standby_leader_runs(view),
+            Goal::StandbyHealthy => is_standby_healthy(view),
+        }
+    }
+}
+
+/// Polls until the goal is reached; fails early with a member's log when its Patroni dies, and
+/// with every unhealthy member's log at the deadline.
 pub(super) async fn wait_until_healthy(
     layout: &Layout,
     state: &LabState,
     run_as: RunAs,
+    goal: Goal,
     wait: Duration,
 ) -> Result<ClusterView, LabError> {
-    let mut target = lab_target(layout).await?;
+    let cluster = goal.cluster();
+    let mut target = lab_target(layout, cluster.scope(&state.spec)).await?;
     let running: Vec<LabMember> = state
         .spec
-        .all_members()
+        .members_of(cluster)
         .into_iter()
         .filter(|member| {
             member_daemon(layout, state, member, run_as)
@@ -90,10 +121,13 @@ pub(super) async fn wait_until_healthy(
             );
             last_summary.clone_from(&summary);
         }
-        if let Ok(view) = observation
-            && is_healthy(&view)
-        {
-            return Ok(view);
+        if let Ok(view) = observation {
+            if goal.reached(&view) {
+                return Ok(view);
+            }
+            if cluster == LabCluster::Standby {
+                refuse_a_writable_standby(&view)?;
+            }
         }
         if let Some(dead) = running.iter().find(|member| {
             member_daemon(layout, state, member, run_as)
@@ -195,16 +229,65 @@ pub(super) fn is_healthy(view: &ClusterView) -> bool {
         && consul_routes_everyone(view)
 }
 
+/// The standby cluster's leader holds the leader key, runs, and is a standby leader.
+fn standby_leader_runs(view: &ClusterView) -> bool {
+    let is_standby_leader = view
+        .leader
+        .as_deref()
+        .and_then(|leader| view.member(leader))
+        .and_then(observe::MemberView::role)
+        == Some(ClusterRole::StandbyLeader);
+    Check::HealthyLeader.evaluate(view).passed && is_standby_leader
+}
+
+/// A standby leader runs; every other member replicates — streaming from it, or replaying the
+/// archive by itself (`in archive recovery`: the standby leader holds only what was archived,
+/// so its replicas switch between both) — and the DCS says so too.
+fn is_standby_healthy(view: &ClusterView) -> bool {
+    let replicating = [MemberState::Streaming, MemberState::InArchiveRecovery];
+    let replicas_ready = view
+        .members
+        .iter()
+        .filter(|member| !member.is_leader())
+        .all(|member| {
+            member
+                .state()
+                .is_some_and(|state| replicating.contains(&state))
+                && member.dcs.as_ref().is_some_and(|entry| {
+                    entry.state == MemberState::Running || replicating.contains(&entry.state)
+                })
+        });
+    standby_leader_runs(view) && replicas_ready && consul_routes_everyone(view)
+}
+
+/// A standby cluster's member running as a primary takes writes the primary cluster never
+/// sees (a restored `patroni.dynamic.json` without `standby_cluster` does that): stop waiting.
+fn refuse_a_writable_standby(view: &ClusterView) -> Result<(), LabError> {
+    let writable = view.members.iter().find(|member| {
+        member
+            .status
+            .as_ref()
+            .is_ok_and(|status| status.role == PostgresRole::Primary)
+    });
+    match writable {
+        Some(member) => Err(LabError::Invalid(format!(
+            "{} of the standby cluster runs as a writable primary: it must only follow the archive (see its patroni.log)",
+            member.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// On Consul, every member registered under its role and passing: what clients resolve.
 fn consul_routes_everyone(view: &ClusterView) -> bool {
     if view.consul.is_none() {
         return true;
     }
     view.members.iter().all(|member| {
-        let tag = if member.is_leader() {
-            "primary"
-        } else {
-            "replica"
+        let tag = match member.role() {
+            Some(ClusterRole::StandbyLeader) => "standby-leader",
+            Some(role) if role.is_leader() => "primary",
+            _ => "replica",
         };
         Check::ConsulPassing {
             member: member.name.clone(),
@@ -221,8 +304,9 @@ pub(super) async fn wait_for_api(
     daemon: &Daemon,
     pid: u32,
     name: &str,
+    cluster: &str,
 ) -> Result<(), LabError> {
-    let target = lab_target(layout).await?;
+    let target = lab_target(layout, cluster).await?;
     let url = target
         .member(name)
         .map(|member| member.api_url.clone())

@@ -83,6 +83,30 @@ impl Layout {
     pub(super) fn member_data(&self, name: &str) -> PathBuf {
         self.member(name).join("data")
     }
+
+    /// A member's own pgBackRest configuration (its `pg1-path`), and its log, lock and spool
+    /// directories beside it.
+    pub(super) fn member_pgbackrest(&self, name: &str) -> PathBuf {
+        self.member(name).join("pgbackrest")
+    }
+
+    pub(super) fn member_pgbackrest_config(&self, name: &str) -> PathBuf {
+        self.member_pgbackrest(name).join("pgbackrest.conf")
+    }
+
+    /// The WAL archive and backups of a lab with a standby cluster, and the configuration the
+    /// inventory names for listing them.
+    pub(super) fn pgbackrest(&self) -> PathBuf {
+        self.dir.join("pgbackrest")
+    }
+
+    pub(super) fn pgbackrest_repo(&self) -> PathBuf {
+        self.pgbackrest().join("repo")
+    }
+
+    pub(super) fn pgbackrest_config(&self) -> PathBuf {
+        self.pgbackrest().join("pgbackrest.conf")
+    }
 }
 
 /// What `lab.json` records.
@@ -121,15 +145,35 @@ impl LabState {
     }
 }
 
-/// A member of the lab: its name, address and whether `up` starts it.
+/// A member of the lab: its name, address, cluster and whether `up` starts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LabMember {
     pub name: String,
     pub address: Ipv4Addr,
     pub spare: bool,
+    pub cluster: LabCluster,
+}
+
+/// The lab's two clusters: the primary one (scope `demo` by default), and the optional standby
+/// cluster `geo` following it from its WAL archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LabCluster {
+    Primary,
+    Standby,
+}
+
+impl LabCluster {
+    /// Its Patroni scope, which is also its name in the lab's inventory.
+    pub(crate) fn scope(self, spec: &LabSpec) -> &str {
+        match self {
+            LabCluster::Primary => &spec.scope,
+            LabCluster::Standby => super::STANDBY_SCOPE,
+        }
+    }
 }
 
 impl LabSpec {
+    /// The primary cluster's members, spares last.
     pub(crate) fn all_members(&self) -> Vec<LabMember> {
         let first = u32::from(self.first_address);
         (0..self.members + self.spares)
@@ -137,8 +181,42 @@ impl LabSpec {
                 name: format!("node{}", index + 1),
                 address: Ipv4Addr::from(first + u32::from(index)),
                 spare: index >= self.members,
+                cluster: LabCluster::Primary,
             })
             .collect()
+    }
+
+    /// The standby cluster's members (`geo1`, …), on the addresses after the primary's spares.
+    pub(crate) fn standby_cluster_members(&self) -> Vec<LabMember> {
+        let first = u32::from(self.first_address) + u32::from(self.members + self.spares);
+        (0..self.standby_members)
+            .map(|index| LabMember {
+                name: format!("{}{}", super::STANDBY_SCOPE, index + 1),
+                address: Ipv4Addr::from(first + u32::from(index)),
+                spare: false,
+                cluster: LabCluster::Standby,
+            })
+            .collect()
+    }
+
+    /// Every member of both clusters: what the lab configures, stops and lists.
+    pub(crate) fn every_member(&self) -> Vec<LabMember> {
+        let mut members = self.all_members();
+        members.extend(self.standby_cluster_members());
+        members
+    }
+
+    /// The members of one of the lab's clusters.
+    pub(crate) fn members_of(&self, cluster: LabCluster) -> Vec<LabMember> {
+        match cluster {
+            LabCluster::Primary => self.all_members(),
+            LabCluster::Standby => self.standby_cluster_members(),
+        }
+    }
+
+    /// A standby cluster needs the primary's WAL archive.
+    pub(crate) fn archives_wal(&self) -> bool {
+        self.standby_members > 0
     }
 
     /// The address etcd and sshd listen on: the one just below the first member.

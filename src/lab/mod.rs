@@ -1,22 +1,25 @@
 //! The lab: a real Patroni cluster on this machine — real etcd, real Patroni from PyPI, real
 //! PostgreSQL 15, a real sshd — with one loopback address per member (node1 = 127.0.0.11, …) and
 //! the production ports on each. It is the demo, the integration tests' cluster and the
-//! rehearsal sandbox for runbooks. `up` is idempotent; every daemon is tracked by a PID file and
-//! stopped by that PID only. This file orchestrates; `daemons`, `health`, `report`, `files`,
-//! `layout`, `process` and `venv` hold the parts.
+//! rehearsal sandbox for runbooks; with `--standby-cluster`, a second cluster `geo` follows it
+//! from its WAL archive. `up` is idempotent; every daemon is tracked by a PID file and stopped
+//! by that PID only. This file orchestrates; `daemons`, `health`, `report`, `files`, `layout`,
+//! `pgbackrest`, `process`, `standby` and `venv` hold the parts.
 
 mod daemons;
 mod files;
 mod health;
 mod layout;
+mod pgbackrest;
 mod process;
 mod report;
+mod standby;
 mod venv;
 
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +31,7 @@ use daemons::{
     stop_orphaned_postgres,
 };
 use files::Passwords;
-use health::{wait_for_api, wait_for_etcd_leader, wait_until_healthy};
+use health::{Goal, wait_for_api, wait_for_etcd_leader, wait_until_healthy};
 use layout::{EtcdMember, LabMember, LabState, Layout};
 use process::{Daemon, RunAs};
 use report::{print_view_summary, status};
@@ -50,7 +53,17 @@ pub struct LabSpec {
     /// etcd's members: 1, or 3 for quorum-loss drills. Labs recorded before ran one.
     #[serde(default = "one_etcd_member")]
     pub etcd_members: u8,
+    /// Members of the standby cluster `geo` following this one from its pgBackRest WAL
+    /// archive; 0: no standby cluster and no archiving (labs recorded before had none).
+    #[serde(default)]
+    pub standby_members: u8,
 }
+
+/// The standby cluster's scope and the prefix of its members' names.
+pub const STANDBY_SCOPE: &str = "geo";
+
+/// `--standby-members` when `--standby-cluster` is given alone.
+pub const DEFAULT_STANDBY_MEMBERS: u8 = 2;
 
 fn one_etcd_member() -> u8 {
     1
@@ -106,13 +119,17 @@ impl LabSpec {
                 self.etcd_members + 1
             ));
         }
-        if last_octet < 2
-            || u16::from(last_octet) + u16::from(self.members) + u16::from(self.spares) > 255
-        {
+        let members =
+            u16::from(self.members) + u16::from(self.spares) + u16::from(self.standby_members);
+        if last_octet < 2 || u16::from(last_octet) + members > 255 {
             return Err(format!(
-                "--first-address {}: no room for {} members below .255 and the lab's own address below it",
+                "--first-address {}: no room for {members} members below .255 and the lab's own address below it",
                 self.first_address,
-                self.members + self.spares
+            ));
+        }
+        if self.archives_wal() && self.scope == STANDBY_SCOPE {
+            return Err(format!(
+                "--scope {STANDBY_SCOPE}: that is the standby cluster's scope; choose another for the primary cluster"
             ));
         }
         if self.tls && self.dcs == LabDcs::Consul {
@@ -284,7 +301,7 @@ fn check_prerequisites(spec: &LabSpec) -> Result<(), LabError> {
 
 fn describe(spec: &LabSpec) -> String {
     format!(
-        "{} members + {} spare, Patroni {}, scope {}, from {}, {}{}{}",
+        "{} members + {} spare, Patroni {}, scope {}, from {}, {}{}{}{}",
         spec.members,
         spec.spares,
         spec.patroni_version,
@@ -296,11 +313,20 @@ fn describe(spec: &LabSpec) -> String {
         } else {
             String::new()
         },
-        if spec.tls { ", TLS" } else { "" }
+        if spec.tls { ", TLS" } else { "" },
+        if spec.archives_wal() {
+            format!(
+                ", standby cluster {STANDBY_SCOPE} of {} members",
+                spec.standby_members
+            )
+        } else {
+            String::new()
+        }
     )
 }
 
 async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabError> {
+    let deadline = Instant::now() + wait;
     check_prerequisites(&spec)?;
     files::create_dir(&layout.dir, 0o755)?;
     let _lock = lock(layout)?;
@@ -366,7 +392,14 @@ async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabE
             started.push(member.name.clone());
         }
     }
-    let view = wait_until_healthy(layout, &state, run_as, wait).await?;
+    let view = wait_until_healthy(layout, &state, run_as, Goal::PrimaryHealthy, wait).await?;
+    let standby_view = match (&view.leader, spec.archives_wal()) {
+        (Some(leader), true) => {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            Some(standby::up(layout, &state, run_as, leader, remaining, &mut started).await?)
+        }
+        _ => None,
+    };
     if started.is_empty() {
         eprintln!("lab: already up, nothing to do");
     } else {
@@ -374,6 +407,10 @@ async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabE
     }
     eprintln!("lab: try `pgha --env lab status`");
     print_view_summary(&view)?;
+    if let Some(standby_view) = standby_view {
+        eprintln!("lab: and `pgha --env lab status --cluster {STANDBY_SCOPE}`");
+        print_view_summary(&standby_view)?;
+    }
     Ok(Exit::Success)
 }
 
@@ -604,8 +641,15 @@ fn prepare_files(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(),
     }
     files::create_dir(&layout.consul(), 0o700)?;
     files::create_dir(&layout.dir.join("members"), 0o755)?;
-    for member in spec.all_members() {
+    for member in spec.every_member() {
         write_member_config(layout, spec, &member, &passwords, run_as)?;
+    }
+    if spec.archives_wal() {
+        check_pgbackrest()?;
+        pgbackrest::write_shared_files(layout, run_as)?;
+        for member in spec.every_member() {
+            pgbackrest::write_member_files(layout, spec, &member, run_as)?;
+        }
     }
     // The lab's service control runs this binary on the hosts (they are this machine).
     let pgha = std::env::current_exe()
@@ -615,6 +659,20 @@ fn prepare_files(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(),
         &files::inventory(layout, spec, &pgha),
         0o644,
     )
+}
+
+/// The standby cluster follows the primary through pgBackRest's archive.
+fn check_pgbackrest() -> Result<(), LabError> {
+    if Path::new(pgbackrest::PROGRAM).exists() {
+        return Ok(());
+    }
+    Err(LabError::Missing {
+        what: format!(
+            "pgBackRest at {} (for --standby-cluster)",
+            pgbackrest::PROGRAM
+        ),
+        hint: "run scripts/install-deps.sh (as root), or `apt-get install pgbackrest`".into(),
+    })
 }
 
 fn write_member_config(
@@ -684,7 +742,7 @@ fn down(layout: &Layout, wipe: bool) -> Result<Exit, LabError> {
 /// SIGTERM to every Patroni first, then wait: members stop in parallel. A paused cluster's
 /// Patroni leaves PostgreSQL running, and so does a killed one: stop those too.
 fn stop_members(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(), LabError> {
-    let members = state.spec.all_members();
+    let members = state.spec.every_member();
     let daemons: Vec<Daemon> = members
         .iter()
         .map(|member| member_daemon(layout, state, member, run_as))
@@ -712,7 +770,7 @@ async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exi
     let mut state = LabState::load(layout)?.ok_or_else(|| LabError::NoLab {
         dir: layout.dir.clone(),
     })?;
-    let members = state.spec.all_members();
+    let members = state.spec.every_member();
     let Some(member) = members.iter().find(|member| member.name == name) else {
         return Err(LabError::UnknownMember {
             name: name.into(),
@@ -763,7 +821,8 @@ async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exi
                 return Ok(Exit::Success);
             }
             let pid = daemon.start()?;
-            wait_for_api(layout, &daemon, pid, name).await?;
+            let cluster = member.cluster.scope(&state.spec);
+            wait_for_api(layout, &daemon, pid, name, cluster).await?;
             eprintln!(
                 "lab: started Patroni {version} for {name} (pid {pid}); its REST API answers"
             );
@@ -786,6 +845,7 @@ mod tests {
             first_address: first.parse().unwrap(),
             dcs: LabDcs::Etcd,
             etcd_members: 1,
+            standby_members: 0,
         }
     }
 
@@ -1120,5 +1180,219 @@ mod tests {
             spec.check().is_err(),
             "TLS REST APIs cannot be checked by the double"
         );
+    }
+
+    fn standby_spec() -> LabSpec {
+        let mut spec = spec(3, 1, "127.0.0.141");
+        spec.standby_members = 2;
+        spec
+    }
+
+    fn member_config(spec: &LabSpec, member: &LabMember) -> serde_json::Value {
+        let layout = Layout::new(Path::new("/lab"));
+        serde_saphyr::from_str(&files::patroni_config(&layout, spec, member, &passwords())).unwrap()
+    }
+
+    #[test]
+    fn standby_members_follow_the_spares_and_need_room_too() {
+        let spec = standby_spec();
+        let geo = spec.standby_cluster_members();
+        let named: Vec<(&str, Ipv4Addr)> = geo
+            .iter()
+            .map(|member| (member.name.as_str(), member.address))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("geo1", Ipv4Addr::new(127, 0, 0, 145)),
+                ("geo2", Ipv4Addr::new(127, 0, 0, 146))
+            ]
+        );
+        assert_eq!(spec.every_member().len(), 6);
+        assert_eq!(spec.all_members().len(), 4, "the primary's members only");
+        assert!(spec.check().is_ok());
+        let mut crowded = spec.clone();
+        crowded.first_address = "127.0.0.250".parse().unwrap();
+        assert!(
+            crowded
+                .check()
+                .unwrap_err()
+                .contains("no room for 6 members")
+        );
+        let mut same_scope = spec;
+        same_scope.scope = STANDBY_SCOPE.into();
+        assert!(
+            same_scope
+                .check()
+                .unwrap_err()
+                .contains("standby cluster's scope")
+        );
+    }
+
+    #[test]
+    fn the_standby_cluster_follows_the_archive_only_and_restores_with_pgbackrest() {
+        let spec = standby_spec();
+        let config = member_config(&spec, &spec.standby_cluster_members()[0]);
+        assert_eq!(config["scope"], "geo");
+        assert_eq!(config["name"], "geo1");
+        let dcs = &config["bootstrap"]["dcs"];
+        assert_eq!(
+            dcs["standby_cluster"],
+            serde_json::json!({
+                "restore_command": "pgbackrest --stanza=demo archive-get %f \"%p\"",
+                "create_replica_methods": ["pgbackrest"]
+            }),
+            "no host: archive-only"
+        );
+        assert_eq!(dcs["postgresql"]["parameters"]["archive_mode"], "off");
+        let postgresql = &config["postgresql"];
+        assert_eq!(
+            postgresql["create_replica_methods"],
+            serde_json::json!(["pgbackrest", "basebackup"])
+        );
+        assert_eq!(
+            postgresql["pgbackrest"],
+            serde_json::json!({
+                "command": "pgbackrest --stanza=demo --delta --type=standby restore",
+                "keep_data": true,
+                "no_params": true,
+                "no_leader": true
+            })
+        );
+        assert!(postgresql["parameters"].get("archive_command").is_none());
+        let mut old = spec;
+        old.patroni_version = Version::new(2, 1, 7);
+        let config = member_config(&old, &old.standby_cluster_members()[1]);
+        assert_eq!(config["postgresql"]["pgbackrest"]["no_master"], true);
+    }
+
+    #[test]
+    fn only_a_lab_with_a_standby_cluster_archives_its_wal() {
+        let standby = standby_spec();
+        let config = member_config(&standby, &standby.all_members()[0]);
+        assert_eq!(config["scope"], "demo");
+        let parameters = &config["bootstrap"]["dcs"]["postgresql"]["parameters"];
+        assert_eq!(
+            (&parameters["archive_mode"], &parameters["archive_timeout"]),
+            (&serde_json::json!("on"), &serde_json::json!("10s"))
+        );
+        assert_eq!(
+            config["postgresql"]["parameters"]["archive_command"],
+            "pgbackrest --stanza=demo archive-push %p"
+        );
+        assert!(config["bootstrap"]["dcs"].get("standby_cluster").is_none());
+        assert!(config["postgresql"].get("create_replica_methods").is_none());
+
+        let plain = spec(3, 1, "127.0.0.141");
+        let config = member_config(&plain, &plain.all_members()[0]);
+        assert!(
+            config["bootstrap"]["dcs"]["postgresql"]["parameters"]
+                .get("archive_mode")
+                .is_none()
+        );
+        assert!(
+            config["postgresql"]["parameters"]
+                .get("archive_command")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn each_member_finds_its_own_pgbackrest_config_through_the_environment() {
+        let layout = Layout::new(Path::new("/lab"));
+        let run_as = RunAs {
+            uid: 1,
+            gid: 1,
+            is_root_caller: false,
+        };
+        let standby = standby_spec();
+        let state = LabState {
+            spec: standby.clone(),
+            member_versions: std::collections::BTreeMap::new(),
+        };
+        let daemon = member_daemon(
+            &layout,
+            &state,
+            &standby.standby_cluster_members()[1],
+            run_as,
+        );
+        assert!(daemon.env.contains(&(
+            "PGBACKREST_CONFIG".to_string(),
+            "/lab/members/geo2/pgbackrest/pgbackrest.conf".to_string()
+        )));
+        let config =
+            pgbackrest::member_config(&layout, &standby, &standby.standby_cluster_members()[1]);
+        assert!(
+            config.contains("[demo]\npg1-path=/lab/members/geo2/data\n")
+                && config.contains("repo1-path=/lab/pgbackrest/repo\n")
+                && config.contains("[global:archive-get]\nlog-level-console=warn\n"),
+            "{config}"
+        );
+        assert!(!pgbackrest::shared_config(&layout).contains("pg1-path"));
+        let plain = LabState {
+            spec: spec(3, 0, "127.0.0.11"),
+            member_versions: std::collections::BTreeMap::new(),
+        };
+        let daemon = member_daemon(&layout, &plain, &plain.spec.all_members()[0], run_as);
+        assert!(
+            daemon
+                .env
+                .iter()
+                .all(|(name, _)| name != "PGBACKREST_CONFIG")
+        );
+    }
+
+    #[test]
+    fn the_standby_lab_inventory_keeps_its_primary_as_the_default_and_names_its_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let spec = standby_spec();
+        std::fs::write(
+            layout.inventory(),
+            files::inventory(&layout, &spec, Path::new("/usr/bin/pgha")),
+        )
+        .unwrap();
+        std::fs::create_dir(layout.secrets()).unwrap();
+        for secret in ["rest-password", "superuser-password"] {
+            std::fs::write(layout.secret(secret), "x\n").unwrap();
+        }
+        let resolve = |cluster: Option<&str>| {
+            let selector = crate::inventory::Selector {
+                config: Some(layout.inventory()),
+                environment: Some(crate::inventory::LAB_ENVIRONMENT.into()),
+                cluster: cluster.map(str::to_string),
+                ..crate::inventory::Selector::default()
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(crate::inventory::resolve(&selector))
+                .unwrap()
+        };
+        let primary = resolve(None);
+        assert_eq!((primary.cluster.as_str(), primary.standby), ("demo", false));
+        assert_eq!(primary.members.len(), 4);
+        let geo = resolve(Some("geo"));
+        assert_eq!((geo.scope.as_str(), geo.standby), ("geo", true));
+        let names: Vec<&str> = geo
+            .members
+            .iter()
+            .map(|member| member.name.as_str())
+            .collect();
+        assert_eq!(names, ["geo1", "geo2"]);
+        assert_eq!(
+            geo.members[1].data_dir.as_deref(),
+            Some(layout.member_data("geo2").to_str().unwrap())
+        );
+        let backup = geo.backup.expect("the environment's backup: section");
+        assert_eq!(
+            backup.tool,
+            crate::inventory::BackupTool::Pgbackrest {
+                stanza: "demo".into(),
+                config: Some(layout.pgbackrest_config().display().to_string()),
+            }
+        );
+        assert_eq!(backup.max_age, Duration::from_hours(24));
     }
 }

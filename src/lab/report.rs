@@ -93,7 +93,7 @@ pub(super) fn status(layout: &Layout, format: OutputFormat) -> Result<Exit, LabE
             spare: false,
         },
     ]);
-    for member in spec.all_members() {
+    for member in spec.every_member() {
         components.push(ComponentStatus {
             address: format!("{}:8008 / :5432", member.address),
             pid: member_daemon(layout, &state, &member, run_as).running_pid(),
@@ -153,7 +153,17 @@ pub(super) fn render_lab_status(document: &LabStatusDocument) -> String {
             ]
         })
         .collect();
-    let title = format!("Lab: {} ({})", document.dir.display(), document.spec.scope);
+    let spec = &document.spec;
+    let title = if spec.archives_wal() {
+        format!(
+            "Lab: {} ({}, standby cluster {})",
+            document.dir.display(),
+            spec.scope,
+            super::STANDBY_SCOPE
+        )
+    } else {
+        format!("Lab: {} ({})", document.dir.display(), spec.scope)
+    };
     let mut text = ui::table(
         Some(&title),
         &[

@@ -18,6 +18,7 @@ mod remote;
 mod runbooks;
 mod scale_up;
 mod services;
+mod standby;
 mod status;
 mod terminal;
 mod tls;

@@ -1,0 +1,168 @@
+//! The lab's standby cluster (`pgha lab up --standby-cluster`): `geo` follows the primary
+//! cluster from its pgBackRest WAL archive only, as a Geo secondary — a standby leader, every
+//! member in recovery, a row written on the primary arriving on each member within the
+//! primary's `archive_timeout` (10 s) and a replay; `pgha status` clean on both clusters. On
+//! etcd and on the Consul double.
+
+use std::time::{Duration, Instant};
+
+use pgha::inventory::{self, ClusterTarget, Selector};
+
+use crate::harness::{Lab, Pgha, block_on, entry, wait_until};
+
+/// The lab on 127.0.0.141: etcd on .140, demo on .141-.143, geo1 and geo2 on .144-.145.
+#[test]
+fn a_standby_cluster_follows_the_primary_from_its_wal_archive_on_etcd() {
+    let lab = Lab::dedicated("standby", "127.0.0.141", &["--standby-cluster"]);
+    follows_from_the_archive(&lab);
+}
+
+/// The same on 127.0.0.151 (the Consul double on .150): Patroni registers the standby leader
+/// under its own tag.
+#[test]
+fn a_standby_cluster_follows_the_primary_from_its_wal_archive_on_consul() {
+    let lab = Lab::dedicated(
+        "standby-consul",
+        "127.0.0.151",
+        &["--standby-cluster", "--dcs", "consul"],
+    );
+    follows_from_the_archive(&lab);
+    let geo = status(&lab, &["--cluster", "geo"]);
+    assert_eq!(
+        entry(&geo, "members", "geo1")["consul"]["tags"],
+        serde_json::json!(["standby-leader"]),
+        "{geo}"
+    );
+}
+
+fn follows_from_the_archive(lab: &Lab) {
+    let geo = status(lab, &["--cluster", "geo"]);
+    assert_eq!(geo["leader"], "geo1", "{geo}");
+    assert_eq!(entry(&geo, "members", "geo1")["role"], "standby_leader");
+    assert_eq!(geo["warnings"], serde_json::json!([]), "{geo}");
+    let primary = status(lab, &[]);
+    assert_eq!(primary["scope"], "demo", "the primary stays the default");
+    assert_eq!(primary["warnings"], serde_json::json!([]), "{primary}");
+
+    let standby = target(lab, "geo");
+    assert!(standby.standby, "the inventory marks geo standby");
+    assert_eq!(standby.members.len(), 2);
+    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
+    let password = password.trim();
+    let primary_hosts: Vec<String> = target(lab, "demo")
+        .members
+        .iter()
+        .map(|member| member.host.clone())
+        .collect();
+    let marker = format!("{:?}", Instant::now());
+    block_on(async {
+        let writer = connect(&primary_hosts, password, true).await.unwrap();
+        writer
+            .batch_execute("CREATE TABLE IF NOT EXISTS geo_markers (marker text)")
+            .await
+            .unwrap();
+        writer
+            .execute("INSERT INTO geo_markers VALUES ($1)", &[&marker])
+            .await
+            .unwrap();
+    });
+    let written = Instant::now();
+    for member in &standby.members {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("the marker reaches {}", member.name),
+            || has_marker(&member.host, password, &marker),
+        );
+        eprintln!(
+            "the marker reached {} after {:?}",
+            member.name,
+            written.elapsed()
+        );
+        assert!(
+            in_recovery(&member.host, password),
+            "{} takes no writes",
+            member.name
+        );
+    }
+
+    let refused = Pgha::new()
+        .args(["lab", "up", "--first-address", lab.first_address])
+        .lab(lab)
+        .run()
+        .expect_code(2);
+    assert!(
+        refused
+            .one_error_line()
+            .contains("standby cluster geo of 2 members"),
+        "an up without --standby-cluster does not drop it: {}",
+        refused.stderr()
+    );
+}
+
+/// `pgha status -o json` on the lab with `extra` arguments; exit 0.
+fn status(lab: &Lab, extra: &[&str]) -> serde_json::Value {
+    Pgha::new()
+        .args(["status", "-o", "json"])
+        .args(extra)
+        .lab(lab)
+        .run()
+        .success()
+        .json()
+}
+
+fn target(lab: &Lab, cluster: &str) -> ClusterTarget {
+    let selector = Selector {
+        config: Some(lab.inventory()),
+        environment: Some("lab".into()),
+        cluster: Some(cluster.into()),
+        ..Selector::default()
+    };
+    block_on(inventory::resolve(&selector)).unwrap()
+}
+
+async fn connect(
+    hosts: &[String],
+    password: &str,
+    writable: bool,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    for host in hosts {
+        config.host(host);
+    }
+    config
+        .port(5432)
+        .user("postgres")
+        .password(password)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(2));
+    if writable {
+        config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+    }
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Whether the standby member has replayed the marker (the table itself arrives with it).
+fn has_marker(host: &str, password: &str, marker: &str) -> bool {
+    block_on(async {
+        let Ok(client) = connect(&[host.to_string()], password, false).await else {
+            return false;
+        };
+        client
+            .query_opt("SELECT 1 FROM geo_markers WHERE marker = $1", &[&marker])
+            .await
+            .is_ok_and(|row| row.is_some())
+    })
+}
+
+fn in_recovery(host: &str, password: &str) -> bool {
+    block_on(async {
+        let client = connect(&[host.to_string()], password, false).await.unwrap();
+        client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .unwrap()
+            .get(0)
+    })
+}
