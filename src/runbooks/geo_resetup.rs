@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    Groups, Host, assume_identity, delete_tree_of, frame, listed, member_names, service_control,
+    Groups, Host, delete_tree_of, frame, listed, member_names, service_control,
     start_verified, stop_everywhere,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook};
@@ -150,9 +150,8 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     plan.prechecks.extend(members.iter().map(|member| Check::Reachable {
         member: member.name.clone(),
     }));
-    // The rebuilt cluster is the same database (the primary site's): a resumed run still
-    // refuses another one.
-    assume_identity(&mut plan, view);
+    // No identity assumption: from the stop on, no member answers with one to check (the
+    // rebuilt cluster is the primary site's database again; the run's lock names it).
     let mut groups = Groups::default();
     rebuild.check_first(&mut plan, &mut groups)?;
     rebuild.stop_and_forget(&mut plan, &mut groups, &members)?;

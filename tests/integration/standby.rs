@@ -2,19 +2,78 @@
 //! cluster from its pgBackRest WAL archive only, as a Geo secondary — a standby leader, every
 //! member in recovery, a row written on the primary arriving on each member within the
 //! primary's `archive_timeout` (10 s) and a replay; `pgha status` clean on both clusters. On
-//! etcd and on the Consul double.
+//! etcd and on the Consul double. Then `pgha geo-resetup` rebuilds `geo` from the backup while
+//! the primary keeps taking writes, and the standby follows again.
 
 use std::time::{Duration, Instant};
 
 use pgha::inventory::{self, ClusterTarget, Selector};
 
-use crate::harness::{Lab, Pgha, block_on, entry, wait_until};
+use crate::harness::{Lab, Pgha, Writer, block_on, entry, scratch, wait_until};
 
 /// The lab on 127.0.0.141: etcd on .140, demo on .141-.143, geo1 and geo2 on .144-.145.
 #[test]
 fn a_standby_cluster_follows_the_primary_from_its_wal_archive_on_etcd() {
     let lab = Lab::dedicated("standby", "127.0.0.141", &["--standby-cluster"]);
     follows_from_the_archive(&lab);
+    geo_resetup_rebuilds_it_while_the_primary_takes_writes(&lab);
+}
+
+/// Refused on the primary cluster; on `geo`, every member rebuilt from the backup behind the
+/// cluster's name while a writer keeps inserting on the primary (none of its writes lost), and
+/// afterwards the standby follows the archive again.
+fn geo_resetup_rebuilds_it_while_the_primary_takes_writes(lab: &Lab) {
+    let runs = scratch();
+    let geo_resetup = |args: &[&str]| {
+        Pgha::new()
+            .args(args)
+            .env("PGHA_RUNS_DIR", runs.path())
+            .lab(lab)
+            .run()
+    };
+    let refused = geo_resetup(&["geo-resetup", "--yes", "--confirm", "demo"]).expect_code(4);
+    assert!(
+        refused
+            .one_error_line()
+            .contains("not marked `standby: true`"),
+        "{}",
+        refused.stderr()
+    );
+    let mut writer = Writer::start(lab);
+    let started = Instant::now();
+    let run = geo_resetup(&[
+        "--cluster",
+        "geo",
+        "geo-resetup",
+        "--yes",
+        "--confirm",
+        "geo",
+    ]);
+    eprintln!("geo-resetup in {:?}", started.elapsed());
+    let stderr = run.stderr();
+    assert_eq!(run.code(), 0, "{stderr}");
+    for line in stderr.lines().filter(|line| line.contains(" done in ")) {
+        eprintln!("{}", line.trim());
+    }
+    assert!(
+        stderr.contains("Remove the restored patroni.dynamic.json on geo2"),
+        "{stderr}"
+    );
+    let seen = writer.finish(writer.acknowledged_so_far() + 20);
+    let rows = writer.rows();
+    let lost: Vec<i64> = seen
+        .acknowledged
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !rows.contains(id))
+        .collect();
+    assert!(lost.is_empty(), "the primary lost writes: {lost:?}");
+    eprintln!(
+        "the primary took {} writes meanwhile, longest gap {:?}",
+        seen.acknowledged.len(),
+        seen.longest_gap()
+    );
+    follows_from_the_archive(lab);
 }
 
 /// The same on 127.0.0.151 (the Consul double on .150): Patroni registers the standby leader
