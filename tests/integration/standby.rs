@@ -92,6 +92,7 @@ fn a_standby_cluster_follows_the_primary_from_its_wal_archive_on_consul() {
         serde_json::json!(["standby-leader"]),
         "{geo}"
     );
+    geo_resetup_rebuilds_it_while_the_primary_takes_writes(&lab);
 }
 
 fn follows_from_the_archive(lab: &Lab) {
