@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use pgha::inventory::{self, ClusterTarget, Selector};
 
-use crate::harness::{Lab, Pgha, Writer, block_on, entry, scratch, wait_until};
+use crate::harness::{Lab, Pgha, Writer, block_on, entry, killed_at_step, scratch, wait_until};
 
 /// The lab on 127.0.0.141: etcd on .140, demo on .141-.143, geo1 and geo2 on .144-.145.
 #[test]
@@ -17,6 +17,35 @@ fn a_standby_cluster_follows_the_primary_from_its_wal_archive_on_etcd() {
     let lab = Lab::dedicated("standby", "127.0.0.141", &["--standby-cluster"]);
     follows_from_the_archive(&lab);
     geo_resetup_rebuilds_it_while_the_primary_takes_writes(&lab);
+    killed_after_the_wipe_then_resumed(&lab);
+}
+
+/// pgha SIGKILLed as the first member starts (every data directory wiped, the DCS keys gone):
+/// `pgha resume` takes the dead run's lock over and finishes the rebuild from the journal.
+fn killed_after_the_wipe_then_resumed(lab: &Lab) {
+    let runs = scratch();
+    let run_id = killed_at_step(
+        Pgha::new()
+            .args([
+                "--cluster",
+                "geo",
+                "geo-resetup",
+                "--yes",
+                "--confirm",
+                "geo",
+            ])
+            .env("PGHA_RUNS_DIR", runs.path())
+            .lab(lab),
+        runs.path(),
+        "start-patroni-geo1",
+    );
+    let resumed = Pgha::new()
+        .args(["resume", &run_id, "--yes", "--confirm", "geo"])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .lab(lab)
+        .run();
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr());
+    follows_from_the_archive(lab);
 }
 
 /// Refused on the primary cluster; on `geo`, every member rebuilt from the backup behind the
