@@ -150,6 +150,55 @@ impl Drop for Master {
     }
 }
 
+/// The file in a control directory naming the pgha process that made it.
+const OWNER_FILE: &str = "owner";
+
+/// Stops the master connections left in `pgha-ssh-*` control directories under `parent` by
+/// pgha processes that no longer run (killed before they could stop them), and removes those
+/// directories. Best effort: a directory it cannot read is left alone.
+fn reap_orphaned_masters(parent: &Path, own: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let directory = entry.path();
+        let is_control = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with("pgha-ssh-"));
+        if !is_control || directory == own {
+            continue;
+        }
+        let Some(owner) = std::fs::read_to_string(directory.join(OWNER_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pgha_runs(owner) {
+            continue;
+        }
+        for master in std::fs::read_dir(&directory)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = openssh_mux_client::shutdown_mux_master(master.path().join("socket"));
+        }
+        let _ = std::fs::remove_dir_all(&directory);
+    }
+}
+
+/// Whether process `pid` exists and is a pgha (a reused PID is another program).
+fn pgha_runs(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        cmdline
+            .split(|byte| *byte == 0)
+            .next()
+            .is_some_and(|program| program.windows(4).any(|window| window == b"pgha"))
+    })
+}
+
 impl Ssh {
     pub fn new(
         settings: Option<SshSettings>,
@@ -164,6 +213,15 @@ impl Ssh {
                 command: "ssh".into(),
                 reason: format!("cannot create a control directory: {error}"),
             })?;
+        // Who owns it: a later pgha stops the masters of one that was killed (SIGKILL leaves
+        // `ControlPersist` masters running for good).
+        let _ = std::fs::write(
+            control_directory.path().join(OWNER_FILE),
+            std::process::id().to_string(),
+        );
+        if let Some(parent) = control_directory.path().parent() {
+            reap_orphaned_masters(parent, control_directory.path());
+        }
         Ok(Ssh {
             masters: tokio::sync::Mutex::new(HashMap::new()),
             settings,
@@ -500,6 +558,31 @@ impl Masker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A control directory whose pgha is gone (killed) is cleaned up by the next pgha; one whose
+    /// pgha runs, this pgha's own, and anything not a control directory are left alone.
+    #[test]
+    fn control_directories_of_dead_pgha_processes_are_reaped() {
+        let parent = tempfile::tempdir().unwrap();
+        let control = |name: &str, owner: u32| {
+            let directory = parent.path().join(name);
+            std::fs::create_dir_all(directory.join("master-x")).unwrap();
+            std::fs::write(directory.join(OWNER_FILE), owner.to_string()).unwrap();
+            directory
+        };
+        let mut finished = std::process::Command::new("true").spawn().unwrap();
+        let dead = finished.id();
+        finished.wait().unwrap();
+        let reaped = control("pgha-ssh-dead", dead);
+        // PID 1 runs, but it is not a pgha: the owner's PID was reused.
+        let reused = control("pgha-ssh-reused", 1);
+        let running = control("pgha-ssh-running", std::process::id());
+        let own = control("pgha-ssh-own", dead);
+        let unrelated = control("other-dir", dead);
+        reap_orphaned_masters(parent.path(), &own);
+        assert!(!reaped.exists() && !reused.exists());
+        assert!(running.exists() && own.exists() && unrelated.exists());
+    }
 
     #[tokio::test]
     async fn local_commands_run_the_rendered_line() {
