@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    Groups, Host, delete_tree_of, frame, listed, member_names, service_control,
+    Groups, Host, consul_routing, delete_tree_of, frame, listed, member_names, service_control,
     start_verified, stop_everywhere,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook};
@@ -296,6 +296,24 @@ impl Rebuild<'_> {
         groups.add(plan, starts);
         plan.steps
             .push(rebuilt_step(&self.first, &self.others, self.timeout));
+        // Where Patroni registers services, clients find the rebuilt members through Consul.
+        let mut routed = vec![Check::ConsulPassing {
+            member: self.first.clone(),
+            tag: "standby-leader".into(),
+        }];
+        routed.extend(self.others.iter().map(|name| Check::ConsulPassing {
+            member: name.clone(),
+            tag: "replica".into(),
+        }));
+        plan.steps.extend(consul_routing(
+            self.view,
+            "consul-routing".into(),
+            format!(
+                "Wait until Consul routes to every member of {} again",
+                self.target.cluster
+            ),
+            routed,
+        ));
         Ok(())
     }
 }
