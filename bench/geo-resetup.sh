@@ -32,7 +32,7 @@ now() { date +%s.%N; }
 say() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
 lab_down() { "$pgha" lab down --wipe --dir "$lab" >/dev/null 2>&1 || true; }
-trap 'kill "${poller:-}" 2>/dev/null || true; lab_down' EXIT
+trap 'kill "${poller:-}" 2>/dev/null || true; [ -n "${KEEP_LAB:-}" ] || lab_down' EXIT
 
 # Counts observations of a geo member running as a writable primary, until killed.
 poll_writable() {
@@ -62,9 +62,13 @@ wait_rebuilt() {
 # wipe, start geo1 while geo2 restores, drop geo2's restored patroni.dynamic.json, put its files
 # back, start it.
 scripted() {
-    local m data
-    for m in "${geo[@]}"; do "$pgha" lab --dir "$lab" member stop "$m" >/dev/null 2>&1 & done
-    wait
+    local m data stops=() start
+    # Waits name their PIDs: a bare `wait` would also wait for the poller (the rehearsal's trap).
+    for m in "${geo[@]}"; do
+        "$pgha" lab --dir "$lab" member stop "$m" >/dev/null 2>&1 &
+        stops+=($!)
+    done
+    wait "${stops[@]}"
     local key end
     key=$(printf '/service/geo/' | base64)
     end=$(printf '/service/geo0' | base64)
@@ -77,11 +81,16 @@ scripted() {
     done
     restore_started=$(now)
     "$pgha" lab --dir "$lab" member start geo1 >/dev/null 2>&1 &
+    start=$!
     runuser -u postgres -- pgbackrest --config="$lab/members/geo2/pgbackrest/pgbackrest.conf" \
         --stanza=demo --pg1-path="$lab/members/geo2/data" --type=standby --delta restore >/dev/null
-    wait
     restore_ended=$(now)
-    until patroni geo1 | grep -q '"role": *"standby_leader"'; do sleep 0.2; done
+    wait "$start"
+    local deadline=$(($(date +%s) + 300))
+    until patroni geo1 | grep -q '"role": *"standby_leader"'; do
+        [ "$(date +%s)" -lt "$deadline" ] || { say "geo1 never led"; return 1; }
+        sleep 0.2
+    done
     rm -f "$lab/members/geo2/data/patroni.dynamic.json"
     cp -p "$lab/members/geo2/keep/"* "$lab/members/geo2/data/"
     "$pgha" lab --dir "$lab" member start geo2 >/dev/null 2>&1

@@ -199,23 +199,17 @@ impl Rebuild<'_> {
         ))
     }
 
-    /// Read-only, before anything: the backup's age, SSH to every member, room for the restore.
+    /// Read-only, before anything, all at once: the backup's age, SSH to every member, room
+    /// for the restore.
     fn check_first(&self, plan: &mut Plan, groups: &mut Groups) -> Result<(), PlanError> {
-        plan.steps
-            .push(self.host(&self.first)?.newest_backup_within(self.policy)?);
-        groups.add(
-            plan,
-            self.hosts.iter().map(Host::reachable).collect::<Result<_, _>>()?,
-        );
-        if let Some(need) = self.params.need {
-            groups.add(
-                plan,
-                self.hosts
-                    .iter()
-                    .map(|host| host.free_space_at_least(need))
-                    .collect::<Result<_, _>>()?,
-            );
+        let mut checks = vec![self.host(&self.first)?.newest_backup_within(self.policy)?];
+        for host in &self.hosts {
+            checks.push(host.reachable()?);
+            if let Some(need) = self.params.need {
+                checks.push(host.free_space_at_least(need)?);
+            }
         }
+        groups.add(plan, checks);
         Ok(())
     }
 
@@ -345,7 +339,8 @@ fn standby_leader_step(first: &str, timeout: Duration) -> Step {
             ],
             fail_if: vec![Check::SomeMemberWritable],
             timeout,
-            poll: Duration::from_secs(1),
+            // An observation costs milliseconds; the rebuild's end should not wait for a poll.
+            poll: Duration::from_millis(250),
             progress: Progress::MemberState {
                 member: first.into(),
             },
@@ -375,7 +370,8 @@ fn rebuilt_step(first: &str, others: &[String], timeout: Duration) -> Step {
             until,
             fail_if: vec![Check::SomeMemberWritable],
             timeout,
-            poll: Duration::from_secs(1),
+            // An observation costs milliseconds; the rebuild's end should not wait for a poll.
+            poll: Duration::from_millis(250),
             progress: Progress::Checks,
         },
     )
