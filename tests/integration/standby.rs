@@ -68,6 +68,43 @@ fn geo_resetup_rebuilds_it_while_the_primary_takes_writes(lab: &Lab) {
         "{}",
         refused.stderr()
     );
+    // A backup older than the inventory allows: the run fails at its first step, nothing done.
+    let strict = lab.dir.join("pgha-strict-backup.yml");
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    assert!(text.contains("max_age: 24h"), "{text}");
+    std::fs::write(&strict, text.replace("max_age: 24h", "max_age: 1s")).unwrap();
+    let stale = Pgha::new()
+        .arg_flag_path("--config", &strict)
+        .args([
+            "--env",
+            "lab",
+            "--cluster",
+            "geo",
+            "geo-resetup",
+            "--yes",
+            "--confirm",
+            "geo",
+        ])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .run();
+    assert_ne!(stale.code(), 0);
+    assert!(
+        stale.stderr().contains("take a backup first"),
+        "{}",
+        stale.stderr()
+    );
+    assert!(
+        !stale.stderr().contains("stop-patroni-geo1"),
+        "{}",
+        stale.stderr()
+    );
+    let _ = std::fs::remove_file(&strict);
+    assert_eq!(
+        status(lab, &["--cluster", "geo"])["leader"],
+        "geo1",
+        "nothing was stopped"
+    );
+
     let mut writer = Writer::start(lab);
     let started = Instant::now();
     let run = geo_resetup(&[
