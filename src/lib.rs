@@ -34,6 +34,7 @@ pub mod lab;
 pub mod names;
 pub mod observe;
 pub mod patroni;
+pub(crate) mod pid;
 pub mod plan;
 pub mod postgres;
 pub mod remote;

@@ -1051,21 +1051,27 @@ mod tests {
         assert_eq!(lab["clusters"]["demo"]["members"][0]["host"], "127.0.0.61");
     }
 
-    #[test]
-    fn the_lab_inventory_with_three_etcd_members_resolves() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::new(dir.path());
-        let mut spec = spec(3, 0, "127.0.0.61");
-        spec.etcd_members = 3;
+    /// The inventory `lab up` writes for `spec`, and the secrets it names, as a test needs
+    /// them to resolve it.
+    fn write_inventory_with_secrets(layout: &Layout, spec: &LabSpec) {
         std::fs::write(
             layout.inventory(),
-            files::inventory(&layout, &spec, Path::new("/usr/bin/pgha")),
+            files::inventory(layout, spec, Path::new("/usr/bin/pgha")),
         )
         .unwrap();
         std::fs::create_dir(layout.secrets()).unwrap();
         for secret in ["rest-password", "superuser-password"] {
             std::fs::write(layout.secret(secret), "x\n").unwrap();
         }
+    }
+
+    #[test]
+    fn the_lab_inventory_with_three_etcd_members_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let mut spec = spec(3, 0, "127.0.0.61");
+        spec.etcd_members = 3;
+        write_inventory_with_secrets(&layout, &spec);
         let selector = crate::inventory::Selector {
             config: Some(layout.inventory()),
             environment: Some(crate::inventory::LAB_ENVIRONMENT.into()),
@@ -1347,15 +1353,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path());
         let spec = standby_spec();
-        std::fs::write(
-            layout.inventory(),
-            files::inventory(&layout, &spec, Path::new("/usr/bin/pgha")),
-        )
-        .unwrap();
-        std::fs::create_dir(layout.secrets()).unwrap();
-        for secret in ["rest-password", "superuser-password"] {
-            std::fs::write(layout.secret(secret), "x\n").unwrap();
-        }
+        write_inventory_with_secrets(&layout, &spec);
         let resolve = |cluster: Option<&str>| {
             let selector = crate::inventory::Selector {
                 config: Some(layout.inventory()),

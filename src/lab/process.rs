@@ -190,24 +190,7 @@ pub(crate) fn signal(pid: u32, signal: Signal) -> Result<(), LabError> {
     }
 }
 
-/// Alive means: the process exists, is not a zombie, and its command line contains `identity`.
-pub(crate) fn is_alive(pid: u32, identity: &str) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state letter follows the command name in parentheses, which may contain spaces.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    if matches!(state, Some("Z" | "X")) {
-        return false;
-    }
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-        String::from_utf8_lossy(&cmdline)
-            .replace('\0', " ")
-            .contains(identity)
-    })
-}
+pub(crate) use crate::pid::is_alive;
 
 pub(crate) fn wait_for_exit(pid: u32, identity: &str, grace: Duration) -> bool {
     let deadline = Instant::now() + grace;

@@ -175,7 +175,8 @@ fn reap_orphaned_masters(parent: &Path, own: &Path) {
         else {
             continue;
         };
-        if pgha_runs(owner) {
+        // A reused PID is another program: its directory is an orphan all the same.
+        if crate::pid::is_alive(owner, "pgha") {
             continue;
         }
         for master in std::fs::read_dir(&directory)
@@ -187,16 +188,6 @@ fn reap_orphaned_masters(parent: &Path, own: &Path) {
         }
         let _ = std::fs::remove_dir_all(&directory);
     }
-}
-
-/// Whether process `pid` exists and is a pgha (a reused PID is another program).
-fn pgha_runs(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-        cmdline
-            .split(|byte| *byte == 0)
-            .next()
-            .is_some_and(|program| program.windows(4).any(|window| window == b"pgha"))
-    })
 }
 
 impl Ssh {

@@ -18,7 +18,7 @@ use super::steps::{
     Groups, Host, consul_routing, delete_tree_of, frame, listed, member_names, service_control,
     start_verified, stop_everywhere,
 };
-use super::{Example, ExampleLab, PlanError, Probe, Runbook};
+use super::{Example, ExampleLab, PlanError, Probe, Runbook, leader_database_size};
 use crate::inventory::{BackupPolicy, ClusterTarget};
 use crate::observe::{ClusterView, MemberView};
 use crate::patroni::MemberState;
@@ -70,14 +70,8 @@ impl Runbook for GeoResetup {
         view: &ClusterView,
         probe: &impl Probe,
     ) -> Result<Params, PlanError> {
-        if params.need.is_some() {
-            return Ok(params);
-        }
-        let Some(leader) = view.leader.as_deref().and_then(|leader| view.member(leader)) else {
-            return Ok(params);
-        };
-        if let Some(size) = probe.database_size(&leader.host).await {
-            params.need = Some(size?);
+        if params.need.is_none() {
+            params.need = leader_database_size(view, probe).await?;
         }
         Ok(params)
     }

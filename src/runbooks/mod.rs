@@ -106,6 +106,22 @@ pub trait Probe {
     async fn oldest_transaction(&self, host: &str) -> Option<Result<Option<Duration>, SqlError>>;
 }
 
+/// The size of every database on the leader, where pgha has SQL access: what a copy of the
+/// cluster needs room for. `None` without a leader or without SQL access.
+pub(crate) async fn leader_database_size(
+    view: &ClusterView,
+    probe: &impl Probe,
+) -> Result<Option<u64>, PlanError> {
+    let Some(leader) = view
+        .leader
+        .as_deref()
+        .and_then(|leader| view.member(leader))
+    else {
+        return Ok(None);
+    };
+    Ok(probe.database_size(&leader.host).await.transpose()?)
+}
+
 /// A committed plan: `runbooks/<file>.md`, planned with `params` against `lab`.
 pub struct Example<P> {
     pub file: &'static str,

@@ -209,15 +209,14 @@ impl Release {
     }
 
     fn runs_on(&self, member: &MemberView) -> bool {
-        let running = match self {
-            Release::Patroni(_) => member.patroni_version().map(|running| running.to_string()),
-            Release::Postgres(_) => running_postgres(member),
+        let (running, wanted) = match self {
+            Release::Patroni(version) => (
+                member.patroni_version().map(|running| running.to_string()),
+                version,
+            ),
+            Release::Postgres(version) => (running_postgres(member), version),
         };
-        match self {
-            Release::Patroni(version) | Release::Postgres(version) => {
-                running.as_ref() == Some(version)
-            }
-        }
+        running.as_ref() == Some(wanted)
     }
 }
 

@@ -15,7 +15,7 @@ use super::steps::{
     consul_routes_replica, frame, member, registers_services, remote_host, service_control,
     silenced, wait_streaming_step, with_verification,
 };
-use super::{Example, ExampleLab, PlanError, Probe, Runbook};
+use super::{Example, ExampleLab, PlanError, Probe, Runbook, leader_database_size};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::plan::{Action, Check, Gate, Idempotency, ManualAction, Plan, Step, Wait};
@@ -68,16 +68,12 @@ impl Runbook for ScaleUp {
         if params.need.is_some() {
             return Ok(params);
         }
-        let leader = view
-            .leader
-            .as_deref()
-            .and_then(|leader| view.member(leader))
-            .ok_or_else(|| {
-                PlanError::Refused("the cluster has no leader: fix that first".into())
-            })?;
-        if let Some(size) = probe.database_size(&leader.host).await {
-            params.need = Some(size?);
+        if view.leader.as_deref().and_then(|leader| view.member(leader)).is_none() {
+            return Err(PlanError::Refused(
+                "the cluster has no leader: fix that first".into(),
+            ));
         }
+        params.need = leader_database_size(view, probe).await?;
         Ok(params)
     }
 

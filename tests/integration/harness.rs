@@ -716,7 +716,12 @@ impl Writes {
 
 const WRITE_EVERY: Duration = Duration::from_millis(50);
 
-fn postgres_config(hosts: &[String], password: &str) -> tokio_postgres::Config {
+/// The lab's superuser on `hosts` (tried in order), port 5432, waiting `timeout` to connect.
+pub(crate) fn postgres_config(
+    hosts: &[String],
+    password: &str,
+    timeout: Duration,
+) -> tokio_postgres::Config {
     let mut config = tokio_postgres::Config::new();
     for host in hosts {
         config.host(host);
@@ -726,12 +731,19 @@ fn postgres_config(hosts: &[String], password: &str) -> tokio_postgres::Config {
         .user("postgres")
         .password(password)
         .dbname("postgres")
-        .connect_timeout(Duration::from_secs(1))
-        .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+        .connect_timeout(timeout);
     config
 }
 
-async fn connect(config: &tokio_postgres::Config) -> Option<tokio_postgres::Client> {
+/// The writer's connection: the first of the hosts that takes writes.
+fn writer_config(hosts: &[String], password: &str) -> tokio_postgres::Config {
+    let mut config = postgres_config(hosts, password, Duration::from_secs(1));
+    config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+    config
+}
+
+/// A connected client (its connection driven on the current runtime), or `None`.
+pub(crate) async fn connect(config: &tokio_postgres::Config) -> Option<tokio_postgres::Client> {
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.ok()?;
     tokio::spawn(connection);
     Some(client)
@@ -745,7 +757,7 @@ impl Writer {
             .to_string();
         let (target, _) = lab.client();
         let hosts: Vec<String> = target.members.iter().map(|m| m.host.clone()).collect();
-        let config = postgres_config(&hosts, &password);
+        let config = writer_config(&hosts, &password);
         // A second writer on the same lab continues after the first one's ids.
         let first_id = block_on(async {
             let client = connect(&config).await.expect("the writer connects");
@@ -795,9 +807,29 @@ impl Writer {
         }
     }
 
+    /// Stops the writer (see `finish`), says what it saw under `what`, and returns the
+    /// acknowledged ids missing from the leader's table: lost writes.
+    pub(crate) fn finish_and_count_lost(&mut self, at_least: usize, what: &str) -> Vec<i64> {
+        let seen = self.finish(at_least);
+        let rows = self.rows();
+        let lost: Vec<i64> = seen
+            .acknowledged
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !rows.contains(id))
+            .collect();
+        eprintln!(
+            "{what}: {} acknowledged, {} lost, longest gap {:?}",
+            seen.acknowledged.len(),
+            lost.len(),
+            seen.longest_gap()
+        );
+        lost
+    }
+
     /// The ids in the table, read from the leader.
     pub(crate) fn rows(&self) -> std::collections::BTreeSet<i64> {
-        let config = postgres_config(&self.hosts, &self.password);
+        let config = writer_config(&self.hosts, &self.password);
         block_on(async {
             let client = connect(&config).await.expect("the leader answers");
             client

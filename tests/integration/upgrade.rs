@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::harness::{
-    Lab, Pgha, Writer, Writes, block_on, entry, killed_at_step, scratch, signalled_at_step,
-    wait_until,
+    Lab, Pgha, Writer, block_on, entry, killed_at_step, scratch, signalled_at_step, wait_until,
 };
 
 /// The highest timeline any member reports.
@@ -32,16 +31,6 @@ fn every_member_on(lab: &Lab, version: &str) -> serde_json::Value {
         assert_eq!(member["patroni_version"], version, "{member}");
     }
     status
-}
-
-/// The acknowledged writes missing from the leader's table.
-fn lost(writer: &Writer, seen: &Writes) -> Vec<i64> {
-    let rows = writer.rows();
-    seen.acknowledged
-        .iter()
-        .map(|(id, _)| *id)
-        .filter(|id| !rows.contains(id))
-        .collect()
 }
 
 fn upgrade(lab: &Lab, runs: &std::path::Path, to: &str) -> Pgha {
@@ -218,14 +207,7 @@ fn a_cluster_on_2_1_7_is_upgraded_to_4_1_5_member_by_member() {
         "{}",
         run.stderr()
     );
-    let seen = writer.finish(250);
-    let lost = lost(&writer, &seen);
-    eprintln!(
-        "writer: {} acknowledged, {} lost, longest gap {:?}",
-        seen.acknowledged.len(),
-        lost.len(),
-        seen.longest_gap()
-    );
+    let lost = writer.finish_and_count_lost(250, "2.1.7 -> 4.1.5");
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 
     let after = every_member_on(&lab, "4.1.5");
@@ -293,14 +275,7 @@ fn a_cluster_on_3_3_11_is_upgraded_through_a_killed_pgha_and_a_failover() {
     let new_leader = after["leader"].as_str().unwrap().to_string();
     assert_ne!(new_leader, leader, "{}", resumed.stderr());
     assert_eq!(timeline(&after), before + 1);
-    let seen = writer.finish(250);
-    let lost = lost(&writer, &seen);
-    eprintln!(
-        "3.3.11 -> 4.1.5 through a SIGKILL: {} acknowledged, {} lost, longest gap {:?}",
-        seen.acknowledged.len(),
-        lost.len(),
-        seen.longest_gap()
-    );
+    let lost = writer.finish_and_count_lost(250, "3.3.11 -> 4.1.5 through a SIGKILL");
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 
     leader_killed_before_the_switchover_then_replanned(&lab, runs.path(), &new_leader);
@@ -436,12 +411,9 @@ fn leader_killed_before_the_switchover_then_replanned(
     // The old leader's PostgreSQL took writes until its new Patroni demoted it: those are lost
     // (no watchdog in the lab). Reported, not required to be zero.
     // The new leader takes writes again: 20 more acknowledged after the run.
-    let seen = writer.finish(writer.acknowledged_so_far() + 20);
-    let lost = lost(&writer, &seen);
-    eprintln!(
-        "leader killed mid-upgrade: {} acknowledged, {} lost to the async failover, longest gap {:?}",
-        seen.acknowledged.len(),
-        lost.len(),
-        seen.longest_gap()
+    let at_least = writer.acknowledged_so_far() + 20;
+    writer.finish_and_count_lost(
+        at_least,
+        "leader killed mid-upgrade (lost: to the async failover)",
     );
 }
