@@ -302,6 +302,23 @@ fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, wor
 
     prove_backup_tools(scratch, &host, shell, words, &data_dir);
 
+    // The restored patroni.dynamic.json: refused while a postmaster runs there, then exactly
+    // that file goes (its neighbour stays).
+    let dynamic = format!("{data_dir}/patroni.dynamic.json");
+    write(&dynamic, "{}");
+    write(
+        &format!("{data_dir}/postmaster.pid"),
+        &format!("{}\n", std::process::id()),
+    );
+    let forget = host.remove_dynamic_config().unwrap();
+    assert_eq!(scratch.run(shell, line_of(&forget)).status.code(), Some(3));
+    assert!(Path::new(&dynamic).exists());
+    std::fs::remove_file(format!("{data_dir}/postmaster.pid")).unwrap();
+    let said = succeeded(&scratch.run(shell, line_of(&forget)));
+    assert_eq!(said, format!("no patroni.dynamic.json in {data_dir}\n"));
+    assert!(!Path::new(&dynamic).exists());
+    assert!(Path::new(&files[0]).exists());
+
     // Wipe: refused while a postmaster runs there, then exactly that directory is emptied.
     let sibling = format!("{data_dir} sibling/keep");
     write(&sibling, "kept\n");
