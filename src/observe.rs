@@ -786,6 +786,15 @@ impl MemberView {
         }
     }
 
+    /// PostgreSQL is starting: from the member's own API, or the DCS's last word without it.
+    pub fn starting(&self) -> bool {
+        match (&self.status, &self.dcs) {
+            (Ok(status), _) => status.state == MemberState::Starting,
+            (Err(_), Some(entry)) => entry.state == MemberState::Starting,
+            (Err(_), None) => false,
+        }
+    }
+
     pub fn timeline(&self) -> Option<u32> {
         self.status
             .as_ref()
@@ -941,6 +950,7 @@ pub(crate) mod testing {
             cluster: "demo".into(),
             scope: "demo".into(),
             standby: false,
+            follows: None,
             members: names
                 .iter()
                 .enumerate()
@@ -950,6 +960,7 @@ pub(crate) mod testing {
                     api_url: format!("http://127.0.0.{}:8008", 31 + index),
                     data_dir: Some(format!("/var/lib/pgha/lab/members/{name}/data")),
                     patroni_config: None,
+                    log_file: None,
                 })
                 .collect(),
             rest: RestSettings::default(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::patroni::Lsn;
 use crate::secret::Secret;
 
 /// How to reach PostgreSQL on the members (the `postgres:` section of an environment).
@@ -184,6 +185,24 @@ impl Sql {
         .await?;
         let seconds: Option<f64> = row.get(0);
         Ok(seconds.map(|seconds| Duration::from_secs_f64(seconds.max(0.0))))
+    }
+
+    /// The current WAL position of the server at `host` when it is a primary; `None` when it
+    /// is in recovery (a replica, a standby leader).
+    pub async fn primary_position(&self, host: &str) -> Result<Option<Lsn>, SqlError> {
+        let client = self.connect(host, self.settings.statement_timeout).await?;
+        let row = bounded(
+            host,
+            "pg_current_wal_lsn",
+            self.settings.statement_timeout,
+            client.query_one(
+                "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END",
+                &[],
+            ),
+        )
+        .await?;
+        let position: Option<String> = row.get(0);
+        Ok(position.and_then(|text| text.parse().ok()))
     }
 
     /// Refuses while a transaction on `host` has been open longer than `limit`.

@@ -75,6 +75,16 @@ impl runbooks::Probe for LiveCluster {
             None => None,
         }
     }
+
+    async fn primary_position(
+        &self,
+        host: &str,
+    ) -> Option<Result<Option<crate::patroni::Lsn>, crate::postgres::SqlError>> {
+        match &self.sql {
+            Some(sql) => Some(sql.primary_position(host).await),
+            None => None,
+        }
+    }
 }
 
 /// A plan, its checked pre-conditions, and what the cluster is (for the run lock).
@@ -125,7 +135,7 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
     let params = params.with_default_timeout(&world.target.runbook_timeouts);
     // One observation serves the measure (read only) and the plan.
     let view = world.observe().await?;
-    let params = params.measured(&view, &world).await?;
+    let params = params.measured(&world.target, &view, &world).await?;
     let Prepared {
         plan,
         checked,

@@ -16,6 +16,7 @@
 mod event;
 mod gate;
 mod live;
+mod stuck;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -980,6 +981,11 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             .unwrap_or_else(|| started + crate::duration::MAX);
         let mut last_observed = String::new();
         let mut backup_total: Option<u64> = None;
+        let mut watched: Vec<stuck::Watched> = wait
+            .stuck
+            .iter()
+            .map(|_| stuck::Watched::default())
+            .collect();
         let mut interrupt = self.interrupt.clone();
         loop {
             // Looked up at each poll: a step running beside this one may open or close one.
@@ -1015,6 +1021,10 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             if done {
                 return Ok(observed);
             }
+            let view = observation.as_ref().ok();
+            if let Some(why) = self.stuck(wait, &mut watched, view, deadline).await {
+                return Err(self.fail(step, Outcome::Failed, why));
+            }
             let (done_bytes, total_bytes) = tokio::time::timeout_at(
                 deadline,
                 self.progress_bytes(&wait.progress, &mut backup_total),
@@ -1048,6 +1058,35 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 }
             }
         }
+    }
+
+    /// Reads the log of each watched member that has stayed `starting` long enough; `Some(why)`
+    /// when one's recovery cannot go on. A read that fails or hangs decides nothing: the wait
+    /// goes on to its deadline, as it would without the watch.
+    async fn stuck(
+        &self,
+        wait: &Wait,
+        watched: &mut [stuck::Watched],
+        view: Option<&ClusterView>,
+        deadline: Instant,
+    ) -> Option<String> {
+        for (watch, history) in wait.stuck.iter().zip(watched.iter_mut()) {
+            let starting = view
+                .and_then(|view| view.member(&watch.member))
+                .is_some_and(crate::observe::MemberView::starting);
+            if !history.due(starting, watch.after, Instant::now()) {
+                continue;
+            }
+            let reading =
+                match tokio::time::timeout_at(deadline, self.world.remote(&watch.read)).await {
+                    Ok(Ok(output)) if output.success() => Some(stuck::read_log(&output.stdout)),
+                    _ => None,
+                };
+            if let Some(why) = history.judge(&watch.member, reading, Instant::now()) {
+                return Some(why);
+            }
+        }
+        None
     }
 
     /// Bytes streamed so far and the total. Once a backup was seen and is no longer listed,

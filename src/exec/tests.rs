@@ -38,6 +38,8 @@ struct FakeWorld {
     command_delays: BTreeMap<String, Duration>,
     /// Programs that exit 1 (after their delay).
     failing_commands: BTreeSet<String>,
+    /// What a program prints, by program (nothing otherwise).
+    command_stdout: BTreeMap<String, String>,
 }
 
 impl FakeWorld {
@@ -60,6 +62,7 @@ impl FakeWorld {
             ctrl_c_during_call: None,
             command_delays: BTreeMap::new(),
             failing_commands: BTreeSet::new(),
+            command_stdout: BTreeMap::new(),
         }
     }
 }
@@ -131,7 +134,11 @@ impl Actuator for FakeWorld {
         }
         Ok(CommandOutput {
             status: 0,
-            stdout: String::new(),
+            stdout: self
+                .command_stdout
+                .get(program)
+                .cloned()
+                .unwrap_or_default(),
             stderr: String::new(),
         })
     }
@@ -521,6 +528,84 @@ async fn a_wait_polls_at_its_interval_until_its_deadline() {
     assert_eq!(observed, 1, "an unchanged observation is recorded once");
 }
 
+/// node1 `starting` and staying so, its log read through a command `read-log` that prints `log`:
+/// a six-hour wait for something that never happens, with the log watched every 30 s.
+fn starting_and_watched(log: &str) -> (FakeWorld, Plan) {
+    let (target, mut observations) = crate::observe::testing::led_by("4.1.5", "node3", Some(1));
+    let starting = observations
+        .iter_mut()
+        .find(|observation| observation.target.name == "node1")
+        .unwrap();
+    // As Patroni reports it: recovery begun, consistency not reached.
+    let status = starting.status.as_mut().unwrap();
+    status.state = crate::patroni::MemberState::Starting;
+    status.replication_state = Some(crate::patroni::MemberState::InArchiveRecovery);
+    let view = crate::observe::merge(&target, observations).unwrap();
+    let (_, mut plan) = waiting_for_nothing(Duration::from_hours(6), Duration::from_secs(1));
+    let Action::Wait(wait) = &mut plan.steps[0].action else {
+        unreachable!("one wait")
+    };
+    wait.stuck = vec![crate::plan::StuckWatch {
+        member: "node1".into(),
+        after: Duration::from_secs(30),
+        read: RemoteAction {
+            member: "node1".into(),
+            host: "127.0.0.11".into(),
+            transport: crate::remote::Transport::Ssh,
+            command: crate::remote::HostCommand::new("read-log"),
+            timeout: Duration::from_secs(20),
+        },
+    }];
+    let mut world = FakeWorld::new(view.clone(), view, ok(200, ""));
+    world.command_stdout.insert("read-log".into(), log.into());
+    (world, plan)
+}
+
+/// Recovery that waits at one WAL position in two reads of the log, 30 s apart, fails the
+/// wait then — with the log's tail — not at its six-hour deadline.
+#[tokio::test(start_paused = true)]
+async fn a_recovery_waiting_at_one_position_fails_the_wait_at_the_second_read_of_its_log() {
+    let log = "2026-12-03 12:03:46.657 UTC [19228] LOG:  waiting for WAL to become available at 0/4000028\n";
+    let (world, plan) = starting_and_watched(log);
+    let started = Instant::now();
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_mins(1),
+        "read at 30 s and at 60 s"
+    );
+    assert!(
+        finish.detail.contains("node1 has been `starting` for 60 s and cannot go on: recovery waits for WAL at 0/4000028"),
+        "{}",
+        finish.detail
+    );
+    assert!(
+        finish.detail.contains("[19228] LOG:  waiting for WAL"),
+        "{}",
+        finish.detail
+    );
+    assert_eq!(world.calls.borrow().len(), 2, "{:?}", world.calls.borrow());
+}
+
+/// A log that shows recovery going on (or says nothing known) never fails the wait: it ends at
+/// its deadline, as without the watch.
+#[tokio::test(start_paused = true)]
+async fn a_log_without_a_stuck_recovery_leaves_the_wait_to_its_deadline() {
+    let (world, mut plan) =
+        starting_and_watched("LOG:  restored log file \"000000010000000000000004\" from archive\n");
+    let Action::Wait(wait) = &mut plan.steps[0].action else {
+        unreachable!("one wait")
+    };
+    wait.timeout = Duration::from_mins(5);
+    let started = Instant::now();
+    let (finish, _) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed);
+    assert_eq!(started.elapsed(), Duration::from_mins(5));
+    assert!(!finish.detail.contains("cannot go on"), "{}", finish.detail);
+    assert_eq!(world.calls.borrow().len(), 10, "a read every 30 s");
+}
+
 #[tokio::test(start_paused = true)]
 async fn ctrl_c_during_a_wait_interrupts_the_run() {
     let (view, plan) = waiting_for_nothing(Duration::from_hours(1), Duration::from_secs(5));
@@ -646,6 +731,7 @@ fn wait_step(until: Check, timeout: Duration, poll: Duration) -> Step {
             timeout,
             poll,
             progress: Progress::Checks,
+            stuck: Vec::new(),
         }),
         gate: Gate::None,
         prechecks: Vec::new(),
@@ -1795,6 +1881,7 @@ async fn undoing_on_the_way_out_is_not_bounded_by_the_window() {
         timeout: Duration::from_secs(30),
         poll: Duration::from_secs(1),
         progress: Progress::Checks,
+        stuck: Vec::new(),
     });
     let (finish, _) = run(&world, &plan, unattended(), yes()).await;
     assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);

@@ -93,6 +93,9 @@ pub(crate) struct ClusterFile {
     /// cluster from its archive or by streaming): runbooks that would make it writable refuse.
     #[serde(default)]
     pub standby: bool,
+    /// The cluster of the same environment a standby cluster follows (its primary site):
+    /// where geo-resetup reads the WAL position the rebuilt standby must replay past.
+    pub follows: Option<String>,
     pub members: Vec<MemberFile>,
     #[serde(default)]
     pub rest: RestFile,
@@ -106,6 +109,9 @@ pub(crate) struct ClusterFile {
     /// The members' Patroni configuration file, unless a member names its own: where pgha sets
     /// a tag (the drain of a scale-down).
     pub patroni_config: Option<String>,
+    /// The members' PostgreSQL log (a `*` pattern names the newest match), unless a member
+    /// names its own: read to tell why a member stays `starting`.
+    pub log_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +123,7 @@ pub(crate) struct MemberFile {
     pub api_url: Option<String>,
     pub data_dir: Option<String>,
     pub patroni_config: Option<String>,
+    pub log_file: Option<String>,
 }
 
 /// REST API access. Every field may be set per environment and overridden per cluster.

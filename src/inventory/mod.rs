@@ -96,6 +96,8 @@ pub struct ClusterTarget {
     pub scope: String,
     /// The inventory marks it a standby cluster (`standby: true`).
     pub standby: bool,
+    /// The cluster a standby cluster follows (`follows:`), with its members' hosts.
+    pub follows: Option<FollowedCluster>,
     pub members: Vec<MemberTarget>,
     pub rest: RestSettings,
     pub dcs: Option<DcsSettings>,
@@ -219,6 +221,14 @@ impl ClusterTarget {
     }
 }
 
+/// A standby cluster's primary site, as the inventory names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FollowedCluster {
+    pub cluster: String,
+    /// Its members' hosts (where PostgreSQL answers).
+    pub hosts: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MemberTarget {
     pub name: String,
@@ -229,6 +239,9 @@ pub struct MemberTarget {
     pub data_dir: Option<String>,
     /// Patroni's configuration file on the host, where the inventory says.
     pub patroni_config: Option<String>,
+    /// PostgreSQL's log on the host (a `*` pattern names the newest match), where the
+    /// inventory says: read when a member stays `starting` to tell why.
+    pub log_file: Option<String>,
 }
 
 /// The inventory's `dcs:` section as `pgha inventory` shows it: secrets by source only.
@@ -789,6 +802,7 @@ fn select_cluster(
             .clone()
             .unwrap_or_else(|| cluster_name.clone()),
         standby: cluster.standby,
+        follows: followed(&context, &environment, cluster)?,
         members: members(&context, cluster, &rest_file)?,
         rest: rest_settings(&context, &base, &rest_file, &environment, selector)?,
         dcs: dcs_settings(&base, &environment, cluster),
@@ -808,6 +822,49 @@ fn select_cluster(
 }
 
 /// Names the file and the YAML path of the cluster, for error messages.
+/// `follows:`: another cluster of the environment, and only on a standby cluster.
+fn followed(
+    context: &Context<'_>,
+    environment: &EnvironmentFile,
+    cluster: &ClusterFile,
+) -> Result<Option<FollowedCluster>, InventoryError> {
+    let Some(name) = &cluster.follows else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| InventoryError::Invalid {
+        path: context.path.to_path_buf(),
+        field: format!("{}.follows", context.field),
+        reason,
+    };
+    if !cluster.standby {
+        return Err(invalid(
+            "only a standby cluster (`standby: true`) follows another".into(),
+        ));
+    }
+    let followed = environment.clusters.get(name).ok_or_else(|| {
+        invalid(format!(
+            "no cluster {name:?} in this environment (known: {})",
+            environment
+                .clusters
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    if followed.standby {
+        return Err(invalid(format!("{name} is a standby cluster itself")));
+    }
+    Ok(Some(FollowedCluster {
+        cluster: name.clone(),
+        hosts: followed
+            .members
+            .iter()
+            .map(|member| member.host.clone())
+            .collect(),
+    }))
+}
+
 struct Context<'a> {
     path: &'a Path,
     field: String,
@@ -867,6 +924,7 @@ fn members(
                     .patroni_config
                     .clone()
                     .or_else(|| cluster.patroni_config.clone()),
+                log_file: member.log_file.clone().or_else(|| cluster.log_file.clone()),
             })
         })
         .collect()
@@ -1323,6 +1381,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
                 api_url,
                 data_dir: None,
                 patroni_config: None,
+                log_file: None,
             })
         })
         .collect();
@@ -1344,6 +1403,7 @@ async fn discover(seed: Seed) -> Result<ClusterTarget, InventoryError> {
         cluster: scope.clone(),
         scope,
         standby: false,
+        follows: None,
         members,
         rest: seed.rest,
         dcs: None,

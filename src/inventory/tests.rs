@@ -1349,3 +1349,36 @@ fn backup_requirements_resolve_and_mistakes_name_their_field() {
         assert!(error.contains(says), "{section}: {error}");
     }
 }
+
+#[test]
+fn a_standby_cluster_follows_another_cluster_of_its_environment() {
+    let with_geo = |geo: &str| {
+        let fixture = Fixture::new(&GOOD.replace("      geo:\n", &format!("      geo:\n{geo}")));
+        std::fs::create_dir_all(fixture.dir.path().join("secrets")).unwrap();
+        std::fs::write(fixture.dir.path().join("secrets/consul-token"), "t\n").unwrap();
+        fixture
+    };
+    let fixture = with_geo("        standby: true\n        follows: main-db\n");
+    let geo = fixture.resolve(Some("production"), Some("geo")).unwrap();
+    assert_eq!(
+        geo.follows,
+        Some(FollowedCluster {
+            cluster: "main-db".into(),
+            hosts: vec!["10.1.0.1".into()]
+        })
+    );
+    assert_eq!(
+        with_geo("        follows: main-db\n").error(Some("production"), Some("geo")),
+        "DIR/pgha.yml: environments.production.clusters.geo.follows: only a standby cluster (`standby: true`) follows another"
+    );
+    assert_eq!(
+        with_geo("        standby: true\n        follows: mian-db\n")
+            .error(Some("production"), Some("geo")),
+        "DIR/pgha.yml: environments.production.clusters.geo.follows: no cluster \"mian-db\" in this environment (known: geo, main-db)"
+    );
+    assert_eq!(
+        with_geo("        standby: true\n        follows: geo\n")
+            .error(Some("production"), Some("geo")),
+        "DIR/pgha.yml: environments.production.clusters.geo.follows: geo is a standby cluster itself"
+    );
+}

@@ -514,17 +514,23 @@ fn cluster_inventory(text: &mut String, layout: &Layout, spec: &LabSpec, cluster
     let scope = cluster.scope(spec);
     let _ = writeln!(text, "      {scope}:\n        scope: {scope}");
     if cluster == LabCluster::Standby {
-        text.push_str("        standby: true\n");
+        let _ = writeln!(
+            text,
+            "        standby: true\n        follows: {}",
+            LabCluster::Primary.scope(spec)
+        );
     }
     text.push_str("        members:\n");
     for member in spec.members_of(cluster) {
         let _ = writeln!(
             text,
-            "        - name: {}\n          host: {}\n          data_dir: {}\n          patroni_config: {}",
+            "        - name: {}\n          host: {}\n          data_dir: {}\n          patroni_config: {}\n          log_file: {}",
             member.name,
             member.address,
             layout.member_data(&member.name).display(),
-            layout.member_config(&member.name).display()
+            layout.member_config(&member.name).display(),
+            // PostgreSQL logs to its standard error, which Patroni's log takes in.
+            layout.member(&member.name).join("patroni.log").display()
         );
     }
 }

@@ -71,6 +71,7 @@ fn a_member_missing_from_the_dcs_is_one_warning() {
         api_url: "http://127.0.0.34:8008".into(),
         data_dir: None,
         patroni_config: None,
+        log_file: None,
     });
     observations.push(MemberObservation {
         target: target.members[3].clone(),

@@ -332,10 +332,14 @@ impl MemberStatus {
     }
 
     /// The state a current Patroni would show for this member in `/cluster`: the replication
-    /// state for replicas where known, else the PostgreSQL state.
+    /// state for running replicas where known, else the PostgreSQL state. A replica still
+    /// `starting` reports `in archive recovery` too (recovery has begun, consistency not
+    /// reached, possibly never): it is `starting`, not replicating.
     pub fn effective_state(&self) -> MemberState {
         match &self.replication_state {
-            Some(replication) if !self.role.is_leader() => replication.clone(),
+            Some(replication) if !self.role.is_leader() && self.state == MemberState::Running => {
+                replication.clone()
+            }
             _ => self.state.clone(),
         }
     }

@@ -71,6 +71,18 @@ fn streaming_is_known_from_3_0_on_and_unknown_before() {
     }
 }
 
+/// As the rehearsal recorded a restored member whose recovery cannot reach consistency: it
+/// reports `in archive recovery` while `starting` — it is starting, not replicating.
+#[test]
+fn a_replica_still_starting_is_starting_whatever_its_replication_state() {
+    let mut replica = status(&recorded("4.1.5", "patroni_replica"));
+    replica.state = MemberState::Starting;
+    replica.replication_state = Some(MemberState::InArchiveRecovery);
+    assert_eq!(replica.effective_state(), MemberState::Starting);
+    replica.state = MemberState::Running;
+    assert_eq!(replica.effective_state(), MemberState::InArchiveRecovery);
+}
+
 #[test]
 fn member_name_appears_in_status_from_3_3_on() {
     assert_eq!(status(&recorded("2.1.7", "patroni_leader")).name, None);

@@ -80,6 +80,9 @@ pub enum Check {
     /// Some member that answers runs PostgreSQL as a writable primary (for `fail_if`: in a
     /// standby cluster this is a split brain).
     SomeMemberWritable,
+    /// The member has replayed WAL up to `position` at least (`X/Y`): a standby has caught up
+    /// with where its primary site was, not merely started (`running` is not caught up).
+    ReplayedPast { member: String, position: String },
     /// At least one of these holds.
     Any { checks: Vec<Check> },
     /// Every one of these holds (for `fail_if`, where a list means "any").
@@ -174,6 +177,9 @@ impl Check {
             }
             Check::StandbyLeader { member } => standby_leader(view, member),
             Check::SomeMemberWritable => some_member_writable(view),
+            Check::ReplayedPast { member, position } => {
+                with_member(view, member, |view| replayed_past(member, view, position))
+            }
             Check::SystemIdentifier { identifier } => {
                 let current = view.system_identifier.as_deref().unwrap_or("unknown");
                 Verdict::new(
@@ -228,6 +234,26 @@ fn standby_leader(view: &ClusterView, member: &str) -> Verdict {
         }
         Some(role) => Verdict::new(false, format!("{member} leads as {role}")),
         None => Verdict::new(false, format!("{member}'s REST API does not answer")),
+    }
+}
+
+fn replayed_past(member: &str, view: &MemberView, position: &str) -> Verdict {
+    let Ok(wanted) = position.parse::<crate::patroni::Lsn>() else {
+        return Verdict::new(false, format!("{position:?} is not a WAL position"));
+    };
+    match view.status.as_ref().map(|status| &status.wal) {
+        Ok(crate::patroni::WalPosition::Replica {
+            replayed: Some(replayed),
+            ..
+        }) => Verdict::new(
+            *replayed >= wanted,
+            format!("{member} has replayed up to {replayed}"),
+        ),
+        Ok(crate::patroni::WalPosition::Primary { .. }) => {
+            Verdict::new(false, format!("{member} runs as a primary"))
+        }
+        Ok(_) => Verdict::new(false, format!("{member} reports no replayed position")),
+        Err(_) => Verdict::new(false, format!("{member}'s REST API does not answer")),
     }
 }
 
@@ -696,6 +722,9 @@ impl fmt::Display for Check {
                 write!(f, "{member} leads the standby cluster as standby_leader")
             }
             Check::SomeMemberWritable => write!(f, "a member runs as a writable primary"),
+            Check::ReplayedPast { member, position } => {
+                write!(f, "{member} has replayed past {position}")
+            }
             Check::TimelineIs { timeline } => write!(f, "the cluster is on timeline {timeline}"),
             Check::TimelineAbove { timeline } => write!(f, "the timeline is above {timeline}"),
             Check::SystemIdentifier { identifier } => {

@@ -458,6 +458,24 @@ pub struct Wait {
     #[serde(with = "crate::duration::text")]
     pub poll: Duration,
     pub progress: Progress,
+    /// Members whose log is read when they stay `starting`, to fail the wait with the reason
+    /// a recovery cannot go on instead of at its deadline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stuck: Vec<StuckWatch>,
+}
+
+/// A member that may start and never become consistent: PostgreSQL in archive recovery whose
+/// next WAL segment is not where `restore_command` looks (missing from the archive, a wrong
+/// stanza) waits for it forever, and Patroni reports only `starting`. Once the member has
+/// stayed `starting` for `after`, its log's tail is read, and again every `after`: a fatal line,
+/// or recovery waiting at the same WAL position in two reads, fails the wait with that tail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StuckWatch {
+    pub member: String,
+    #[serde(with = "crate::duration::text")]
+    pub after: Duration,
+    /// A read-only command printing the tail of the member's PostgreSQL log.
+    pub read: RemoteAction,
 }
 
 impl Wait {
@@ -471,6 +489,7 @@ impl Wait {
             progress: Progress::MemberState {
                 member: member.into(),
             },
+            stuck: Vec::new(),
         }
     }
 }

@@ -358,6 +358,16 @@ fn markdown_wait(out: &mut String, label: &str, wait: &Wait) {
             "- **Progress**: bytes streamed by {leader} (`pg_stat_progress_basebackup`)"
         );
     }
+    for watch in &wait.stuck {
+        let _ = writeln!(
+            out,
+            "- **Stuck recovery**: once {} has stayed `starting` for {}, its log is read (`{}`) every {}; recovery waiting at the same WAL position in two reads, or a fatal line, fails the wait with the log's tail",
+            watch.member,
+            humantime::format_duration(watch.after),
+            watch.read.describe(),
+            humantime::format_duration(watch.after),
+        );
+    }
 }
 
 fn describe_silence(action: &crate::plan::SilenceAction) -> String {

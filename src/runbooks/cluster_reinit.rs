@@ -204,6 +204,7 @@ fn new_leader_step(first: &str, timeout: Duration) -> Step {
             progress: Progress::MemberState {
                 member: first.into(),
             },
+            stuck: Vec::new(),
         },
     )
 }
@@ -227,6 +228,7 @@ fn cloned_step(first: &str, others: &[&str], timeout: Duration) -> Step {
             timeout,
             poll: Duration::from_secs(1),
             progress: Progress::Checks,
+            stuck: Vec::new(),
         },
     )
 }

@@ -24,6 +24,7 @@ pub use steps::{BackupTool, DEFAULT_MAX_LAG_BYTES};
 use crate::exit::Exit;
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
+use crate::patroni::Lsn;
 use crate::plan::Plan;
 use crate::postgres::SqlError;
 
@@ -70,6 +71,7 @@ pub trait Runbook {
     /// before planning: planners read no database.
     async fn measure(
         params: Self::Params,
+        _target: &ClusterTarget,
         _view: &ClusterView,
         _probe: &impl Probe,
     ) -> Result<Self::Params, PlanError> {
@@ -104,6 +106,9 @@ pub trait Probe {
     /// How long the oldest open transaction on the server at `host` has been open (`None`
     /// inside: none is); `None` without SQL access.
     async fn oldest_transaction(&self, host: &str) -> Option<Result<Option<Duration>, SqlError>>;
+    /// The current WAL position of the server at `host` when it is a primary (`None` inside:
+    /// it is in recovery); `None` without SQL access.
+    async fn primary_position(&self, host: &str) -> Option<Result<Option<Lsn>, SqlError>>;
 }
 
 /// The size of every database on the leader, where pgha has SQL access: what a copy of the

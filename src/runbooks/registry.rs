@@ -106,12 +106,13 @@ macro_rules! registry {
             /// The parameters completed with what the runbook measures before planning.
             pub async fn measured(
                 self,
+                target: &crate::inventory::ClusterTarget,
                 view: &crate::observe::ClusterView,
                 probe: &impl Probe,
             ) -> Result<Self, PlanError> {
                 Ok(match self {
                     $( Params::$variant(params) => Params::$variant(
-                        <$module::$variant as Runbook>::measure(params, view, probe).await?,
+                        <$module::$variant as Runbook>::measure(params, target, view, probe).await?,
                     ), )*
                 })
             }

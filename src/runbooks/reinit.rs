@@ -204,6 +204,7 @@ fn reinitialize_step(
             progress: Progress::MemberState {
                 member: name.into(),
             },
+            stuck: Vec::new(),
         }),
         idempotency: Idempotency::CheckStateFirst {
             done_when: vec![under_way],

@@ -119,6 +119,7 @@ fn reload_step(member: &MemberView) -> Step {
             timeout: SETTLE_TIMEOUT,
             poll: Duration::from_secs(1),
             progress: Progress::Checks,
+            stuck: Vec::new(),
         }),
         // Reading the same file twice changes nothing more.
         idempotency: Idempotency::SafeToRepeat,

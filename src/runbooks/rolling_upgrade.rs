@@ -98,6 +98,7 @@ impl Runbook for RollingUpgrade {
     /// run before anything is paused (re-checked just before the switchover).
     async fn measure(
         params: Params,
+        _target: &ClusterTarget,
         view: &ClusterView,
         probe: &impl Probe,
     ) -> Result<Params, PlanError> {
@@ -583,6 +584,7 @@ impl Upgrading<'_> {
                 timeout: self.timeout,
                 poll: Duration::from_secs(1),
                 progress: Progress::MemberState { member: name.into() },
+                stuck: Vec::new(),
             },
         )
     }
@@ -793,6 +795,7 @@ fn finished_step(
             timeout: Duration::from_mins(1),
             poll: Duration::from_secs(1),
             progress: Progress::Checks,
+            stuck: Vec::new(),
         },
     )
 }

@@ -214,6 +214,7 @@ fn reload_step(member: &MemberView) -> Step {
             timeout: Duration::from_mins(1),
             poll: Duration::from_secs(1),
             progress: Progress::Checks,
+            stuck: Vec::new(),
         }),
         idempotency: Idempotency::CheckStateFirst { done_when: tagged },
     }
@@ -248,6 +249,7 @@ fn drain_by_hand(name: &str, timeout: Duration) -> Step {
             timeout,
             poll: Duration::from_secs(1),
             progress: Progress::Checks,
+            stuck: Vec::new(),
         }),
         idempotency: Idempotency::CheckStateFirst { done_when: drained },
     }
@@ -268,6 +270,7 @@ fn left_step(name: &str) -> Step {
             timeout: LEAVE_TIMEOUT,
             poll: Duration::from_secs(1),
             progress: Progress::Checks,
+            stuck: Vec::new(),
         },
     )
 }

@@ -62,6 +62,7 @@ impl Runbook for ScaleUp {
     /// SQL access.
     async fn measure(
         mut params: Params,
+        _target: &ClusterTarget,
         view: &ClusterView,
         probe: &impl Probe,
     ) -> Result<Params, PlanError> {
@@ -294,6 +295,7 @@ fn agreement_step(name: &str) -> Step {
             timeout: Duration::from_mins(1),
             poll: Duration::from_millis(500),
             progress: crate::plan::Progress::Checks,
+            stuck: Vec::new(),
         },
     )
 }

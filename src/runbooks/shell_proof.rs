@@ -10,6 +10,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use proptest::prelude::*;
 
@@ -213,6 +214,7 @@ fn cluster(control: ServiceControl, data_dir: &str) -> (ClusterTarget, ClusterVi
     let (mut target, view) = view_led_by("4.1.5", "node3", Some(1));
     for member in &mut target.members {
         member.data_dir = Some(data_dir.to_string());
+        member.log_file = Some(format!("{data_dir}/log/postgresql-*.log"));
     }
     target.service = Some(control);
     target.ssh = Some(SshSettings {
@@ -250,6 +252,35 @@ fn read_file(path: &str) -> String {
 fn id(flag: &str) -> String {
     let output = std::process::Command::new("id").arg(flag).output().unwrap();
     String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// The PostgreSQL log: the newest file matching a name pattern, in a literal directory.
+fn prove_log_read(scratch: &Scratch, host: &Host<'_>, shell: &str, data_dir: &str) {
+    let older = format!("{data_dir}/log/postgresql-Mon.log");
+    write(&older, "an older day\n");
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2020-01-01", "--", &older])
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    write(
+        &format!("{data_dir}/log/postgresql-Tue.log"),
+        "LOG:  waiting for WAL to become available at 0/4000028\n",
+    );
+    let watch = host.stuck_watch(Duration::from_secs(30)).unwrap().unwrap();
+    let read = scratch.run(shell, &watch.read.command);
+    std::fs::remove_file(format!("{data_dir}/log/postgresql-Tue.log")).unwrap();
+    std::fs::remove_file(&older).unwrap();
+    let none = scratch.run(shell, &watch.read.command);
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&none.stderr),
+        format!("no file matches {data_dir}/log/postgresql-*.log\n")
+    );
+    assert_eq!(
+        succeeded(&read),
+        "LOG:  waiting for WAL to become available at 0/4000028\n"
+    );
 }
 
 /// Every host step, on one control and one shell, with `words` in every path it takes.
@@ -339,6 +370,8 @@ fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, wor
     succeeded(&scratch.run(shell, line_of(&wipe)));
     assert_eq!(std::fs::read_dir(&data_dir).unwrap().count(), 0);
     assert_eq!(read_file(&sibling), "kept\n");
+
+    prove_log_read(scratch, &host, shell, &data_dir);
 
     let reached = succeeded(&scratch.run(shell, line_of(&host.reachable().unwrap())));
     assert!(reached.ends_with(" answers\n"), "{reached:?}");

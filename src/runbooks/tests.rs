@@ -95,6 +95,10 @@ fn lab_observed_on(release: &str) -> (ClusterTarget, Vec<crate::observe::MemberO
                 "/var/lib/pgha/lab/members/{}/patroni.yml",
                 member.name
             )),
+            log_file: Some(format!(
+                "/var/lib/pgha/lab/members/{}/patroni.log",
+                member.name
+            )),
         })
         .collect();
     for observation in &mut observations {
@@ -141,6 +145,7 @@ pub(super) fn lab_with_spare() -> (ClusterTarget, ClusterView) {
         api_url: "http://127.0.0.14:8008".into(),
         data_dir: Some("/var/lib/pgha/lab/members/node4/data".into()),
         patroni_config: Some("/var/lib/pgha/lab/members/node4/patroni.yml".into()),
+        log_file: Some("/var/lib/pgha/lab/members/node4/patroni.log".into()),
     };
     target.members.push(spare.clone());
     let (_, mut observations) = led_by("4.1.5", "node1", Some(1));

@@ -6,23 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use pgha::dcs::LockHolder;
 use pgha::etcd::EtcdLock;
 
-use crate::harness::{Lab, Pgha, block_on, scratch, wait_until};
-
-/// A plain put, as `etcdctl put` would do it: pgha itself writes no key but its lock.
-fn put_key(lab: &Lab, key: &str, value: &str) {
-    let (settings, _) = lab.etcd_client();
-    let url = format!("{}/v3/kv/put", settings.endpoints[0]);
-    let body = serde_json::json!({ "key": BASE64.encode(key), "value": BASE64.encode(value) });
-    let status = block_on(async { reqwest::Client::new().post(&url).json(&body).send().await })
-        .unwrap()
-        .status();
-    assert!(status.is_success(), "POST {url}: {status}");
-}
+use crate::harness::{Lab, Pgha, block_on, etcd_put as put_key, scratch, wait_until};
 
 fn cluster_keys(lab: &Lab) -> Vec<String> {
     let (settings, client) = lab.etcd_client();

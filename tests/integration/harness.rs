@@ -879,3 +879,33 @@ async fn write_until(
     }
     acknowledged
 }
+
+/// A plain put, as `etcdctl put` would do it: pgha itself writes no key but its lock.
+pub(crate) fn etcd_put(lab: &Lab, key: &str, value: &str) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    let (settings, _) = lab.etcd_client();
+    let url = format!("{}/v3/kv/put", settings.endpoints[0]);
+    let body = serde_json::json!({ "key": BASE64.encode(key), "value": BASE64.encode(value) });
+    let status = block_on(async { reqwest::Client::new().post(&url).json(&body).send().await })
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "POST {url}: {status}");
+}
+
+/// The one run in a run store.
+pub(crate) fn only_run(runs: &Path) -> String {
+    let ids: Vec<String> = std::fs::read_dir(runs)
+        .unwrap()
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".jsonl")
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one run expected: {ids:?}");
+    ids[0].clone()
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::{Lab, Pgha, block_on, entry, scratch, wait_until};
+use crate::harness::{Lab, Pgha, block_on, entry, only_run, scratch, wait_until};
 
 /// What must not change under a dry-run or a refused run.
 #[derive(Debug, PartialEq)]
@@ -55,22 +55,6 @@ fn journal(runs: &Path, run_id: &str) -> Vec<serde_json::Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
-}
-
-fn only_run(runs: &Path) -> String {
-    let ids: Vec<String> = std::fs::read_dir(runs)
-        .unwrap()
-        .filter_map(|entry| {
-            entry
-                .ok()?
-                .file_name()
-                .to_str()?
-                .strip_suffix(".jsonl")
-                .map(str::to_string)
-        })
-        .collect();
-    assert_eq!(ids.len(), 1, "one run expected: {ids:?}");
-    ids[0].clone()
 }
 
 fn last_event(events: &[serde_json::Value]) -> &serde_json::Value {

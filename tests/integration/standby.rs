@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use pgha::inventory::{self, ClusterTarget, Selector};
 
 use crate::harness::{
-    self, Lab, Pgha, Writer, block_on, entry, killed_at_step, postgres_config, scratch, wait_until,
+    self, Lab, Pgha, Writer, block_on, entry, etcd_put, killed_at_step, only_run, postgres_config,
+    scratch, wait_until,
 };
 
 /// `geo-resetup` of the standby cluster, its name confirmed: the rebuild every drill runs.
@@ -30,6 +31,108 @@ fn a_standby_cluster_follows_the_primary_from_its_wal_archive_on_etcd() {
     follows_from_the_archive(&lab);
     geo_resetup_rebuilds_it_while_the_primary_takes_writes(&lab);
     killed_after_the_wipe_then_resumed(&lab);
+    a_stuck_recovery_fails_early_then_the_run_resumes_once_the_wal_is_back(&lab);
+}
+
+/// The newest backup's first WAL segment moved out of the archive (the rehearsal's F5): geo1 is
+/// restored, then stays `starting`, its recovery waiting for that segment forever, and Patroni
+/// says nothing more. The run fails once two reads of geo1's log, `--stuck-after` apart, show it
+/// waiting at one position — with the log's tail — not at its six-hour deadline. With the
+/// segment back, `pgha resume` finishes the rebuild.
+fn a_stuck_recovery_fails_early_then_the_run_resumes_once_the_wal_is_back(lab: &Lab) {
+    let runs = scratch();
+    let segment = newest_backup_start_segment(lab);
+    let archive = lab.dir.join("pgbackrest/repo/archive/demo");
+    let aside = lab.dir.join("wal-aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    let mut moved = Vec::new();
+    for timeline_dir in std::fs::read_dir(&archive).unwrap() {
+        let Ok(entries) = std::fs::read_dir(timeline_dir.unwrap().path()) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            for segment_file in std::fs::read_dir(&path).into_iter().flatten() {
+                let file = segment_file.unwrap().path();
+                let name = file.file_name().unwrap().to_string_lossy().into_owned();
+                if name.starts_with(&format!("{segment}-")) {
+                    std::fs::rename(&file, aside.join(&name)).unwrap();
+                    moved.push((file, aside.join(&name)));
+                }
+            }
+        }
+    }
+    assert!(!moved.is_empty(), "{segment} is in the archive");
+    let started = Instant::now();
+    let failed = Pgha::new()
+        .args(REBUILD_GEO)
+        .args(["--stuck-after", "5s"])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .lab(lab)
+        .run();
+    let took = started.elapsed();
+    eprintln!("the stuck rebuild failed after {took:?}");
+    let stderr = failed.stderr();
+    assert_ne!(failed.code(), 0, "{stderr}");
+    assert!(
+        stderr.contains("geo1 has been `starting` for")
+            && stderr.contains("cannot go on: recovery waits for WAL at"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("waiting for WAL to become available at"),
+        "the log's tail: {stderr}"
+    );
+    assert!(
+        took < Duration::from_secs(90),
+        "not at the deadline: {took:?}"
+    );
+
+    for (from, to) in moved {
+        std::fs::rename(to, from).unwrap();
+    }
+    let resumed = Pgha::new()
+        .args([
+            "resume",
+            &only_run(runs.path()),
+            "--yes",
+            "--confirm",
+            "geo",
+        ])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .lab(lab)
+        .run();
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr());
+    follows_from_the_archive(lab);
+}
+
+/// The WAL segment the newest backup of the primary starts in, as pgBackRest lists it.
+fn newest_backup_start_segment(lab: &Lab) -> String {
+    let config = lab.dir.join("pgbackrest/pgbackrest.conf");
+    let output = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            "pgbackrest",
+            "--stanza=demo",
+            "--output=json",
+        ])
+        .arg(format!("--config={}", config.display()))
+        .arg("info")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let backups = info[0]["backup"].as_array().unwrap();
+    backups.last().unwrap()["archive"]["start"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// pgha SIGKILLed as the first member starts (every data directory wiped, the DCS keys gone):
@@ -102,6 +205,12 @@ fn geo_resetup_rebuilds_it_while_the_primary_takes_writes(lab: &Lab) {
         "nothing was stopped"
     );
 
+    // On etcd, a sibling scope whose name starts with the cluster's: the keys' delete must
+    // leave it alone (the Consul double's prefix delete is proven in the Consul tests).
+    let on_etcd = target(lab, "geo").etcd.is_some();
+    if on_etcd {
+        etcd_put(lab, "/service/geo2/leader", "a sibling scope, not geo's");
+    }
     let mut writer = Writer::start(lab);
     let started = Instant::now();
     let run = geo_resetup(&REBUILD_GEO);
@@ -115,9 +224,19 @@ fn geo_resetup_rebuilds_it_while_the_primary_takes_writes(lab: &Lab) {
         stderr.contains("Remove the restored patroni.dynamic.json on geo2"),
         "{stderr}"
     );
+    // Done only once caught up with where the primary was before the run (`follows: demo`).
+    assert!(
+        stderr.contains("caught-up done in") && stderr.contains("geo2 has replayed up to"),
+        "{stderr}"
+    );
     let at_least = writer.acknowledged_so_far() + 20;
     let lost = writer.finish_and_count_lost(at_least, "the primary, meanwhile");
     assert!(lost.is_empty(), "the primary lost writes: {lost:?}");
+    if on_etcd {
+        let (_, client) = lab.etcd_client();
+        let sibling = block_on(client.get("/service/geo2/leader")).unwrap();
+        assert!(sibling.is_some(), "the sibling scope's key survives");
+    }
     follows_from_the_archive(lab);
 }
 

@@ -41,6 +41,7 @@ pub(crate) fn consul_routing(
             timeout: CONSUL_ROUTING_TIMEOUT,
             poll: Duration::from_millis(500),
             progress: crate::plan::Progress::Checks,
+            stuck: Vec::new(),
         },
     )]
 }

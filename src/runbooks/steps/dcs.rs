@@ -125,6 +125,7 @@ fn delete_tree_step(target: &ClusterTarget, view: &ClusterView, tree: &Tree) -> 
             timeout: VERIFY_TIMEOUT,
             poll: Duration::from_millis(500),
             progress: Progress::Checks,
+            stuck: Vec::new(),
         }),
         idempotency: Idempotency::CheckStateFirst {
             done_when: vec![tree.empty.clone()],

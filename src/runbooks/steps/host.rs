@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::{PlanError, remote_host, service_control};
 use crate::inventory::{BackupPolicy, BackupTool, ClusterTarget};
 use crate::observe::ClusterView;
-use crate::plan::{Action, Check, Gate, Idempotency, RemoteAction, Step, TagAction};
+use crate::plan::{Action, Check, Gate, Idempotency, RemoteAction, Step, StuckWatch, TagAction};
 use crate::remote::{Script, ServiceControl, checked_name, checked_path};
 
 /// Copying a few files, wiping a directory: minutes at most.
@@ -31,6 +31,7 @@ pub(crate) struct Host<'a> {
     control: &'a ServiceControl,
     data_dir: Option<String>,
     patroni_config: Option<String>,
+    log_file: Option<String>,
     sudo: bool,
 }
 
@@ -52,6 +53,9 @@ impl<'a> Host<'a> {
             patroni_config: target
                 .member(name)
                 .and_then(|target| target.patroni_config.clone()),
+            log_file: target
+                .member(name)
+                .and_then(|target| target.log_file.clone()),
             sudo: target.ssh.as_ref().is_some_and(|ssh| ssh.sudo),
         })
     }
@@ -388,6 +392,43 @@ impl<'a> Host<'a> {
             true,
             Gate::None,
         )
+    }
+
+    /// A watch on the member's PostgreSQL log while it starts (see `StuckWatch`), read over
+    /// SSH; `None` when the inventory names no `log_file` for it (the wait then goes on to its
+    /// deadline). The file's name may be a pattern (`postgresql-*.log`): the newest file
+    /// matching it is read.
+    pub(crate) fn stuck_watch(&self, after: Duration) -> Result<Option<StuckWatch>, PlanError> {
+        let Some(log_file) = &self.log_file else {
+            return Ok(None);
+        };
+        let log_file = checked_path("log file", log_file).map_err(unsafe_value)?;
+        let step = self.step(
+            format!("read-log-{}", self.name),
+            format!("Read {}'s PostgreSQL log", self.name),
+            host_script(&[
+                // The directory is literal (quoted); the file name is a pattern, expanded by
+                // globbing only (no field splitting).
+                r#"dir=$(dirname -- "$1"); pattern=$(basename -- "$1")"#,
+                r#"IFS=; newest=; for f in "$dir"/$pattern; do if [ -f "$f" ] && { [ -z "$newest" ] || [ "$f" -nt "$newest" ]; }; then newest=$f; fi; done"#,
+                r#"if [ -z "$newest" ]; then printf 'no file matches %s\n' "$1" >&2; exit 1; fi"#,
+                r#"tail -n 200 -- "$newest""#,
+            ])
+            .value(&log_file),
+            false,
+            Gate::None,
+        )?;
+        let Action::Remote(read) = step.action else {
+            unreachable!("a host step runs a command")
+        };
+        Ok(Some(StuckWatch {
+            member: self.name.clone(),
+            after,
+            read: RemoteAction {
+                timeout: Duration::from_secs(20),
+                ..read
+            },
+        }))
     }
 
     /// A backup tool's restore into the member's data directory, as the database's user.

@@ -93,6 +93,7 @@ pub(crate) fn maintenance_step(api: &MemberView, pause: bool, wait: bool, gate: 
             timeout: Duration::from_secs(30),
             poll: Duration::from_millis(250),
             progress: Progress::Checks,
+            stuck: Vec::new(),
         }),
         idempotency: Idempotency::CheckStateFirst {
             done_when: vec![

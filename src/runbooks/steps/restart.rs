@@ -113,6 +113,7 @@ pub(crate) fn restart_steps(member: &MemberView, of: &RestartOf<'_>) -> [Step; 2
             progress: Progress::MemberState {
                 member: name.clone(),
             },
+            stuck: Vec::new(),
         }),
         idempotency: Idempotency::CheckStateFirst { done_when },
     };

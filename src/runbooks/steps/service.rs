@@ -61,6 +61,7 @@ pub(crate) fn with_verification(
             timeout,
             poll: Duration::from_millis(500),
             progress: Progress::MemberState { member },
+            stuck: Vec::new(),
         }),
         idempotency: Idempotency::CheckStateFirst { done_when: done },
         ..step

@@ -50,6 +50,7 @@ pub(crate) fn wait_streaming_step(
                 leader: leader.into(),
                 leader_host,
             },
+            stuck: Vec::new(),
         },
     )
 }
