@@ -84,6 +84,16 @@ pub enum SqlError {
         age: Duration,
         limit: Duration,
     },
+    /// Replication slots nothing consumes, holding WAL back on the server's disk.
+    #[error(
+        "PostgreSQL on {host}: inactive replication slots hold back WAL ({slots}; over {} allowed): nothing consumes them and the disk fills; drop the slots of members that are gone (`SELECT pg_drop_replication_slot(name)`)",
+        crate::ui::human_bytes(*limit)
+    )]
+    InactiveSlots {
+        host: String,
+        slots: String,
+        limit: u64,
+    },
 }
 
 impl SqlError {
@@ -91,11 +101,19 @@ impl SqlError {
     pub fn exit(&self) -> crate::exit::Exit {
         match self {
             SqlError::Connect { .. } => crate::exit::Exit::Unreachable,
-            SqlError::Statement { .. } | SqlError::NoAnswer { .. } => crate::exit::Exit::Failed,
+            SqlError::Statement { .. }
+            | SqlError::NoAnswer { .. }
+            | SqlError::InactiveSlots { .. } => crate::exit::Exit::Failed,
             SqlError::Certificate { .. } | SqlError::Unlisted { .. } => crate::exit::Exit::BadInput,
             SqlError::LongTransaction { .. } => crate::exit::Exit::PrecheckRefused,
         }
     }
+}
+
+/// The start of the WAL segment holding the byte before `position`.
+fn segment_start_of_last_byte(position: Lsn, segment: u64) -> Lsn {
+    let last = position.0.saturating_sub(1);
+    Lsn(last - last % segment.max(1))
 }
 
 /// A base backup as the leader reports it while it streams one.
@@ -187,8 +205,11 @@ impl Sql {
         Ok(seconds.map(|seconds| Duration::from_secs_f64(seconds.max(0.0))))
     }
 
-    /// The current WAL position of the server at `host` when it is a primary; `None` when it
-    /// is in recovery (a replica, a standby leader).
+    /// Where the server at `host` last wrote WAL, when it is a primary, as the start of the
+    /// WAL segment holding its last byte; `None` when it is in recovery (a replica, a standby
+    /// leader). A standby following its archive has replayed into that segment once it is
+    /// archived: on an idle primary it is already (after a segment switch the position sits
+    /// on the next segment's first byte, which no archive holds until more is written).
     pub async fn primary_position(&self, host: &str) -> Result<Option<Lsn>, SqlError> {
         let client = self.connect(host, self.settings.statement_timeout).await?;
         let row = bounded(
@@ -196,13 +217,61 @@ impl Sql {
             "pg_current_wal_lsn",
             self.settings.statement_timeout,
             client.query_one(
-                "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END",
+                "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END, \
+                 (SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size')",
                 &[],
             ),
         )
         .await?;
         let position: Option<String> = row.get(0);
-        Ok(position.and_then(|text| text.parse().ok()))
+        let segment: Option<i64> = row.get(1);
+        let segment = segment
+            .and_then(|size| u64::try_from(size).ok())
+            .unwrap_or(16 << 20);
+        Ok(position
+            .and_then(|text| text.parse::<Lsn>().ok())
+            .map(|position| segment_start_of_last_byte(position, segment)))
+    }
+
+    /// Fails while an inactive replication slot on `host` holds back more than `limit` bytes
+    /// of WAL (from where the server is: its replay position in recovery).
+    pub async fn inactive_slots_retain_at_most(
+        &self,
+        host: &str,
+        limit: u64,
+    ) -> Result<(), SqlError> {
+        let client = self.connect(host, self.settings.statement_timeout).await?;
+        let rows = bounded(
+            host,
+            "pg_replication_slots",
+            self.settings.statement_timeout,
+            client.query(
+                "SELECT slot_name::text, coalesce(pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() \
+                 THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn), 0)::int8 \
+                 FROM pg_replication_slots WHERE NOT active ORDER BY 2 DESC",
+                &[],
+            ),
+        )
+        .await?;
+        let over: Vec<String> = rows
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
+            .filter(|(_, held)| u64::try_from(*held).unwrap_or(0) > limit)
+            .map(|(name, held)| {
+                format!(
+                    "{name} holds {}",
+                    crate::ui::human_bytes(u64::try_from(held).unwrap_or(0))
+                )
+            })
+            .collect();
+        if over.is_empty() {
+            return Ok(());
+        }
+        Err(SqlError::InactiveSlots {
+            host: host.into(),
+            slots: over.join(", "),
+            limit,
+        })
     }
 
     /// Refuses while a transaction on `host` has been open longer than `limit`.
@@ -353,6 +422,19 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    /// After a switch, an idle primary stands on the next segment's first byte, which no
+    /// archive holds yet: the segment before it is what a standby can have.
+    #[test]
+    fn the_segment_to_reach_is_the_one_holding_the_last_byte_written() {
+        let segment = 16 << 20;
+        let at = |text: &str| {
+            super::segment_start_of_last_byte(text.parse().unwrap(), segment).to_string()
+        };
+        assert_eq!(at("0/9000000"), "0/8000000", "idle, just after a switch");
+        assert_eq!(at("0/9000028"), "0/9000000", "written into 0/9…");
+        assert_eq!(at("1/0"), "0/FF000000", "across the 4 GiB boundary");
+    }
 
     /// A server that lets a client in, then never answers a statement: what a hung server or
     /// a dead network looks like from pgha. Returns its port and what the client asked for.

@@ -236,6 +236,9 @@ impl Actuator for LiveCluster {
                 sql.no_transaction_older_than(&action.host, Duration::from_secs(seconds))
                     .await
             }
+            SqlStatement::InactiveSlotsRetainAtMost { bytes } => {
+                sql.inactive_slots_retain_at_most(&action.host, bytes).await
+            }
         }
     }
 

@@ -258,17 +258,46 @@ pub async fn execute(dir: &Path, command: LabCommand) -> Result<Exit, LabError> 
     }
 }
 
-/// Holds the lab's lock file for the duration of a command that changes the lab.
+/// Holds the lab's lock file for the duration of a command that changes the lab as a whole.
 fn lock(layout: &Layout) -> Result<File, LabError> {
-    let path = layout.lock_file();
-    let file = File::create(&path).map_err(|error| LabError::io("create", &path, &error))?;
-    if file.try_lock().is_err() {
+    hold(&layout.lock_file(), layout, LockKind::Exclusive)
+}
+
+/// Holds one member's lock, inside the lab's lock shared: commands on different members run
+/// at once (a runbook stops every member in parallel, as systemd on separate hosts would),
+/// commands on one member and `up`/`down` one at a time.
+fn lock_member(layout: &Layout, name: &str) -> Result<(File, File), LabError> {
+    let lab = hold(&layout.lock_file(), layout, LockKind::Shared)?;
+    let member = hold(
+        &layout.dir.join(format!(".lock-{name}")),
+        layout,
+        LockKind::Exclusive,
+    )?;
+    Ok((lab, member))
+}
+
+#[derive(Clone, Copy)]
+enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+fn hold(path: &Path, layout: &Layout, kind: LockKind) -> Result<File, LabError> {
+    let file = File::create(path).map_err(|error| LabError::io("create", path, &error))?;
+    let tried = match kind {
+        LockKind::Shared => file.try_lock_shared(),
+        LockKind::Exclusive => file.try_lock(),
+    };
+    if tried.is_err() {
         eprintln!(
             "lab: waiting for another pgha lab command on {}",
             layout.dir.display()
         );
-        file.lock()
-            .map_err(|error| LabError::io("lock", &path, &error))?;
+        match kind {
+            LockKind::Shared => file.lock_shared(),
+            LockKind::Exclusive => file.lock(),
+        }
+        .map_err(|error| LabError::io("lock", path, &error))?;
     }
     Ok(file)
 }
@@ -766,8 +795,16 @@ fn stop_members(layout: &Layout, state: &LabState, run_as: RunAs) -> Result<(), 
 }
 
 async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exit, LabError> {
-    let _lock = lock(layout)?;
-    let mut state = LabState::load(layout)?.ok_or_else(|| LabError::NoLab {
+    if let MemberAction::Start {
+        patroni_version: Some(version),
+    } = &action
+    {
+        // The lab's state changes: alone, before the member's own lock.
+        let _lock = lock(layout)?;
+        record_version(layout, name, version)?;
+    }
+    let _locks = lock_member(layout, name)?;
+    let state = LabState::load(layout)?.ok_or_else(|| LabError::NoLab {
         dir: layout.dir.clone(),
     })?;
     let members = state.spec.every_member();
@@ -804,15 +841,7 @@ async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exi
                 )));
             }
         }
-        MemberAction::Start { patroni_version } => {
-            if let Some(version) = patroni_version {
-                if version == state.spec.patroni_version {
-                    state.member_versions.remove(name);
-                } else {
-                    state.member_versions.insert(name.to_string(), version);
-                }
-                state.save(layout)?;
-            }
+        MemberAction::Start { .. } => {
             let version = state.version_of(name);
             venv::ensure(version)?;
             let daemon = member_daemon(layout, &state, member, run_as);
@@ -829,6 +858,26 @@ async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exi
         }
     }
     Ok(Exit::Success)
+}
+
+/// The Patroni release a member runs from its next start.
+fn record_version(layout: &Layout, name: &str, version: &Version) -> Result<(), LabError> {
+    let mut state = LabState::load(layout)?.ok_or_else(|| LabError::NoLab {
+        dir: layout.dir.clone(),
+    })?;
+    let members = state.spec.every_member();
+    if !members.iter().any(|member| member.name == name) {
+        return Err(LabError::UnknownMember {
+            name: name.into(),
+            known: members.into_iter().map(|member| member.name).collect(),
+        });
+    }
+    if *version == state.spec.patroni_version {
+        state.member_versions.remove(name);
+    } else {
+        state.member_versions.insert(name.to_string(), *version);
+    }
+    state.save(layout)
 }
 
 #[cfg(test)]

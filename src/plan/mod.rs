@@ -433,6 +433,11 @@ pub enum SqlStatement {
     NoTransactionOlderThan {
         seconds: u64,
     },
+    /// Fails while an inactive replication slot holds back more than `bytes` of WAL: nothing
+    /// consumes it, and the server's disk fills (seed 001). Reads `pg_replication_slots`.
+    InactiveSlotsRetainAtMost {
+        bytes: u64,
+    },
 }
 
 impl SqlStatement {
@@ -441,6 +446,10 @@ impl SqlStatement {
             SqlStatement::Checkpoint => "CHECKPOINT".into(),
             SqlStatement::NoTransactionOlderThan { seconds } => format!(
                 "SELECT max(now() - xact_start) FROM pg_stat_activity (refused over {seconds} s)"
+            ),
+            SqlStatement::InactiveSlotsRetainAtMost { bytes } => format!(
+                "SELECT the WAL each inactive slot of pg_replication_slots holds back (fails over {})",
+                crate::ui::human_bytes(bytes)
             ),
         }
     }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    Groups, Host, consul_routing, delete_tree_of, frame, listed, member_names, service_control,
-    start_verified, stop_everywhere,
+    Groups, Host, consul_routing, delete_tree_of, frame, inactive_slots_step, listed, member_names,
+    service_control, start_verified, stop_everywhere,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook, leader_database_size};
 use crate::inventory::{BackupPolicy, ClusterTarget};
@@ -31,6 +31,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_hours(6);
 /// Recovery from a backup reaches a consistent state in seconds to minutes; a member that stays
 /// `starting` this long has its log read.
 const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(30);
+
+/// An inactive slot on the rebuilt standby leader holding more than this fails the run.
+const DEFAULT_SLOT_RETENTION: u64 = 1 << 30;
 
 /// `pgha geo-resetup`.
 pub struct GeoResetup;
@@ -60,10 +63,15 @@ pub struct Params {
     #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration)]
     #[serde(default, with = "crate::duration::optional_text")]
     pub stuck_after: Option<Duration>,
-    /// The WAL position every member must replay past before the run ends [default: the
-    /// current position of the cluster the inventory says it `follows`, read before planning]
+    /// The WAL position every member must replay past before the run ends [default: the start
+    /// of the WAL segment the cluster the inventory says it `follows` last wrote into, read
+    /// before planning: a standby following the archive has it once that segment is archived]
     #[arg(long, value_name = "LSN", value_parser = crate::flags::wal_position)]
     pub replay_past: Option<String>,
+    /// The WAL an inactive replication slot on the standby leader may hold back when the run
+    /// ends (slots nothing consumes fill its disk) [default: 1GiB]
+    #[arg(long, value_name = "BYTES", value_parser = crate::flags::bytes)]
+    pub slot_retention: Option<u64>,
     /// When it was asked for: names the directory the kept files go to (planners read no clock).
     #[arg(skip = crate::flags::request_label())]
     pub label: String,
@@ -108,6 +116,7 @@ impl Runbook for GeoResetup {
                 timeout: None,
                 stuck_after: None,
                 replay_past: Some("0/7000000".into()),
+                slot_retention: None,
                 label: "20261203-100000".into(),
             },
             lab: ExampleLab::StandbyLab,
@@ -334,6 +343,12 @@ impl Rebuild<'_> {
                 self.timeout,
             ));
         }
+        plan.steps.push(inactive_slots_step(
+            self.target,
+            self.view,
+            &self.first,
+            self.params.slot_retention.unwrap_or(DEFAULT_SLOT_RETENTION),
+        )?);
         // Where Patroni registers services, clients find the rebuilt members through Consul.
         let mut routed = vec![Check::ConsulPassing {
             member: self.first.clone(),
@@ -542,7 +557,8 @@ mod tests {
         assert!(at("remove-dynamic-config-node2") < at("restore-files-node2"));
         assert!(at("restore-files-node3") < at("start-patroni-node2"));
         assert!(at("rebuilt") < at("caught-up"));
-        assert_eq!(ids.last(), Some(&"caught-up"));
+        assert_eq!(ids.last(), Some(&"inactive-slots-node1"));
+        assert!(at("caught-up") < at("inactive-slots-node1"));
         let Action::Wait(caught_up) = &plan.step("caught-up").unwrap().action else {
             panic!("caught-up waits")
         };

@@ -96,6 +96,33 @@ pub(crate) fn remote_host<'a>(
     Ok(target.remote_host(name)?)
 }
 
+/// Fails while an inactive replication slot on `member` holds back more than `bytes` of WAL
+/// (seed 001: slots of members that are gone fill the leader's disk). Read-only.
+pub(crate) fn inactive_slots_step(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    member: &str,
+    bytes: u64,
+) -> Result<crate::plan::Step, PlanError> {
+    use crate::plan::{Action, Gate, Idempotency, SqlAction, SqlStatement, Step};
+    Ok(Step {
+        id: format!("inactive-slots-{member}"),
+        title: format!(
+            "Check that no inactive replication slot on {member} holds back more than {} of WAL",
+            crate::ui::human_bytes(bytes)
+        ),
+        action: Action::Sql(SqlAction {
+            member: member.into(),
+            host: remote_host(target, view, member)?.into(),
+            statement: SqlStatement::InactiveSlotsRetainAtMost { bytes },
+        }),
+        gate: Gate::None,
+        prechecks: Vec::new(),
+        verify: None,
+        idempotency: Idempotency::SafeToRepeat,
+    })
+}
+
 /// A member the plan sends credentials to (REST writes): one pgha was given, never one only
 /// the DCS lists. A member unknown to the cluster is reported as such first.
 pub(crate) fn listed<'a>(
