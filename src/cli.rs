@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::commands::Command;
+use crate::commands::{Command, DoctorFormat};
 use crate::inventory::{self, Selector};
 use crate::lab::{LabCommand, LabSpec, MemberAction};
 use crate::observe::Severity;
@@ -144,6 +144,12 @@ enum RawCommand {
     Config {
         #[command(subcommand)]
         command: RawConfigCommand,
+    },
+    /// Find what is wrong with the cluster, or will be when something fails (read-only): each
+    /// finding with what was seen, why it matters and the fix; exit 7 on a warning or worse
+    Doctor {
+        #[arg(short, long, value_enum, default_value_t = DoctorOutput::Text)]
+        output: DoctorOutput,
     },
     /// Show the inventory as pgha resolves it (secrets are shown by source, never by value)
     Inventory {
@@ -311,6 +317,23 @@ enum Format {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum DoctorOutput {
+    Text,
+    Json,
+    Markdown,
+}
+
+impl From<DoctorOutput> for DoctorFormat {
+    fn from(output: DoctorOutput) -> Self {
+        match output {
+            DoctorOutput::Text => DoctorFormat::Text,
+            DoctorOutput::Json => DoctorFormat::Json,
+            DoctorOutput::Markdown => DoctorFormat::Markdown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum RawSeverity {
     Critical,
     Warning,
@@ -422,6 +445,9 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
         RawCommand::Config {
             command: RawConfigCommand::Show { output },
         } => Command::ConfigShow {
+            format: output.into(),
+        },
+        RawCommand::Doctor { output } => Command::Doctor {
             format: output.into(),
         },
         RawCommand::Inventory { output } => Command::Inventory {

@@ -35,6 +35,9 @@ pub enum Command {
     ConfigShow {
         format: OutputFormat,
     },
+    Doctor {
+        format: DoctorFormat,
+    },
     Inventory {
         format: OutputFormat,
     },
@@ -69,6 +72,7 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
         } => status(selector, format, watch, fail_on).await,
         Command::History { format } => history(selector, format).await,
         Command::ConfigShow { format } => config_show(selector, format).await,
+        Command::Doctor { format } => doctor(selector, format).await,
         Command::Inventory { format } => {
             let summary = inventory::summarize(selector)?;
             ui::write_document(
@@ -210,6 +214,11 @@ async fn cluster_wide_source(
     client: &PatroniClient,
 ) -> Result<String, Error> {
     let view = observe::observe(target, client, observe::DcsClients::default()).await?;
+    source_in(&view)
+}
+
+/// The member of `view` to ask for cluster-wide facts.
+fn source_in(view: &ClusterView) -> Result<String, Error> {
     let member = view
         .members
         .iter()
@@ -282,6 +291,72 @@ async fn history(selector: &Selector, format: OutputFormat) -> Result<Exit, Erro
         )?;
     }
     Ok(Exit::Success)
+}
+
+/// How `pgha doctor` prints its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoctorFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// `pgha doctor`: one observation, the dynamic configuration and the leader's slots, read
+/// at once; the findings printed; exit `Unhealthy` when one is a warning or worse.
+async fn doctor(selector: &Selector, format: DoctorFormat) -> Result<Exit, Error> {
+    let connection = Connection::open(selector).await?;
+    let view = connection.observe().await?;
+    let (target, client) = (&connection.target, &connection.client);
+    let leader_host = view
+        .leader
+        .as_deref()
+        .and_then(|leader| view.member(leader))
+        .filter(|leader| leader.is_reachable())
+        .map(|leader| leader.host.clone());
+    let config = async {
+        match source_in(&view) {
+            Ok(source) => client
+                .config(&source)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        }
+    };
+    let slots = async {
+        match (&target.postgres, leader_host) {
+            (Some(settings), Some(host)) => Some(
+                crate::postgres::Sql::new(settings.clone())
+                    .inactive_slots(&host)
+                    .await
+                    .map_err(|error| error.to_string()),
+            ),
+            _ => None,
+        }
+    };
+    let (config, slots) = tokio::join!(config, slots);
+    let findings = crate::doctor::diagnose(&crate::doctor::Inputs {
+        target,
+        view: &view,
+        config,
+        slots,
+    });
+    match format {
+        DoctorFormat::Text => ui::print_stdout(&crate::doctor::render_text(&view, &findings))?,
+        DoctorFormat::Markdown => {
+            ui::print_stdout(&crate::doctor::render_markdown(&view, &findings))?;
+        }
+        DoctorFormat::Json => ui::write_document(
+            OutputFormat::Json,
+            &serde_json::json!({ "cluster": view.cluster, "findings": findings }),
+        )?,
+    }
+    Ok(
+        if crate::doctor::worst(&findings).is_some_and(|worst| worst >= Severity::Warning) {
+            Exit::Unhealthy
+        } else {
+            Exit::Success
+        },
+    )
 }
 
 async fn config_show(selector: &Selector, format: OutputFormat) -> Result<Exit, Error> {

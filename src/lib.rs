@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod commands;
 pub mod consul;
 pub mod dcs;
+pub mod doctor;
 pub mod duration;
 pub mod error;
 pub mod etcd;

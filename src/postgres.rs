@@ -110,6 +110,14 @@ impl SqlError {
     }
 }
 
+/// A replication slot nothing consumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InactiveSlot {
+    pub name: String,
+    /// Bytes of WAL it holds back.
+    pub holds: u64,
+}
+
 /// The start of the WAL segment holding the byte before `position`.
 fn segment_start_of_last_byte(position: Lsn, segment: u64) -> Lsn {
     let last = position.0.saturating_sub(1);
@@ -240,6 +248,26 @@ impl Sql {
         host: &str,
         limit: u64,
     ) -> Result<(), SqlError> {
+        let over: Vec<String> = self
+            .inactive_slots(host)
+            .await?
+            .into_iter()
+            .filter(|slot| slot.holds > limit)
+            .map(|slot| format!("{} holds {}", slot.name, crate::ui::human_bytes(slot.holds)))
+            .collect();
+        if over.is_empty() {
+            return Ok(());
+        }
+        Err(SqlError::InactiveSlots {
+            host: host.into(),
+            slots: over.join(", "),
+            limit,
+        })
+    }
+
+    /// The replication slots on `host` nothing consumes, with the WAL each holds back (from
+    /// where the server is: its replay position in recovery), the largest first.
+    pub async fn inactive_slots(&self, host: &str) -> Result<Vec<InactiveSlot>, SqlError> {
         let client = self.connect(host, self.settings.statement_timeout).await?;
         let rows = bounded(
             host,
@@ -253,25 +281,13 @@ impl Sql {
             ),
         )
         .await?;
-        let over: Vec<String> = rows
+        Ok(rows
             .iter()
-            .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
-            .filter(|(_, held)| u64::try_from(*held).unwrap_or(0) > limit)
-            .map(|(name, held)| {
-                format!(
-                    "{name} holds {}",
-                    crate::ui::human_bytes(u64::try_from(held).unwrap_or(0))
-                )
+            .map(|row| InactiveSlot {
+                name: row.get(0),
+                holds: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
             })
-            .collect();
-        if over.is_empty() {
-            return Ok(());
-        }
-        Err(SqlError::InactiveSlots {
-            host: host.into(),
-            slots: over.join(", "),
-            limit,
-        })
+            .collect())
     }
 
     /// Refuses while a transaction on `host` has been open longer than `limit`.

@@ -6,6 +6,7 @@
 mod bad_input;
 mod consul;
 mod dcs_outage;
+mod doctor;
 mod etcd;
 mod failures;
 mod harness;

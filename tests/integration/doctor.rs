@@ -1,0 +1,169 @@
+//! `pgha doctor` on the shared lab: each finding provoked for real — the lab's own single etcd
+//! endpoint without failsafe mode, timing that lets the leader key expire while retrying, a
+//! setting waiting for a restart, an absent member's replication slot holding WAL on the
+//! leader — and gone once the cause is; the doctor itself changes nothing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Lab, Pgha, block_on, connect, postgres_config, wait_until};
+
+/// `pgha doctor -o json`: the exit code and the findings' codes.
+fn doctor(lab: &Lab) -> (i32, Vec<String>, Value) {
+    let output = Pgha::new().args(["doctor", "-o", "json"]).lab(lab).run();
+    let document = output.json();
+    let codes = document["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| finding["code"].as_str().unwrap().to_string())
+        .collect();
+    (output.code(), codes, document)
+}
+
+/// Puts the dynamic configuration back however the test ends.
+struct Restore<'a> {
+    lab: &'a Lab,
+    patch: Value,
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        let (target, client) = self.lab.client();
+        for member in &target.members {
+            if block_on(client.patch_config(&member.api_url, &self.patch)).is_ok() {
+                break;
+            }
+        }
+    }
+}
+
+fn patch(lab: &Lab, patch: &Value) {
+    let (target, client) = lab.client();
+    block_on(client.patch_config(&target.members[0].api_url, patch)).unwrap();
+}
+
+#[test]
+fn doctor_finds_what_was_provoked_and_nothing_once_it_is_gone() {
+    let lab = Lab::shared();
+    let _guard = lab.exclusive();
+    let before = lab.status_json();
+
+    // The lab as it is: one etcd endpoint and failsafe mode off, a warning (exit 7).
+    let started = Instant::now();
+    let (code, codes, _) = doctor(lab);
+    eprintln!("doctor in {:?}", started.elapsed());
+    assert_eq!(codes, ["failsafe_off_single_dcs"]);
+    assert_eq!(code, 7);
+    let _restore = Restore {
+        lab,
+        patch: json!({"retry_timeout": 5, "failsafe_mode": null,
+                      "postgresql": {"parameters": {"max_connections": 50}}}),
+    };
+    patch(lab, &json!({"failsafe_mode": true}));
+    let (code, codes, _) = doctor(lab);
+    assert_eq!(
+        (code, codes),
+        (0, Vec::<String>::new()),
+        "failsafe on: nothing"
+    );
+
+    // loop_wait 2 + 2 × retry_timeout 10 > ttl 20.
+    patch(lab, &json!({"retry_timeout": 10}));
+    let (_, codes, document) = doctor(lab);
+    assert_eq!(codes, ["timing"], "{document}");
+    patch(lab, &json!({"retry_timeout": 5}));
+
+    // A setting that needs a restart: every member reports it pending.
+    patch(
+        lab,
+        &json!({"postgresql": {"parameters": {"max_connections": 60}}}),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "every member reports the pending restart",
+        || {
+            doctor(lab)
+                .1
+                .iter()
+                .filter(|code| *code == "pending_restart")
+                .count()
+                == 3
+        },
+    );
+    patch(
+        lab,
+        &json!({"postgresql": {"parameters": {"max_connections": 50}}}),
+    );
+    wait_until(Duration::from_secs(30), "no restart pending", || {
+        doctor(lab).1.is_empty()
+    });
+
+    // A replica gone: its slot on the leader holds every WAL segment written since.
+    let replica = lab.replica();
+    Pgha::new()
+        .args(["lab", "member", "stop", &replica])
+        .lab(lab)
+        .run()
+        .success();
+    write_wal_on_the_leader(lab, 6);
+    let (code, codes, document) = doctor(lab);
+    assert_eq!(code, 7);
+    assert!(codes.contains(&"inactive_slot".to_string()), "{document}");
+    let slot = document["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["code"] == "inactive_slot")
+        .unwrap();
+    assert!(
+        slot["seen"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("slot {replica} on")),
+        "{slot}"
+    );
+    Pgha::new()
+        .args(["lab", "member", "start", &replica])
+        .lab(lab)
+        .run()
+        .success();
+    wait_until(
+        Duration::from_mins(1),
+        "the replica streams and its slot is used",
+        || doctor(lab).1.is_empty(),
+    );
+
+    // Read-only: the same leader on the same timeline as before.
+    let after = lab.status_json();
+    assert_eq!(after["leader"], before["leader"]);
+    assert_eq!(after["timeline"], before["timeline"]);
+}
+
+/// `segments` WAL segments written and switched on the leader.
+fn write_wal_on_the_leader(lab: &Lab, segments: usize) {
+    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
+    let (target, _) = lab.client();
+    let leader = lab.leader();
+    let host = target.member(&leader).unwrap().host.clone();
+    block_on(async {
+        let client = connect(&postgres_config(
+            &[host],
+            password.trim(),
+            Duration::from_secs(5),
+        ))
+        .await
+        .expect("the leader takes connections");
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS doctor_wal (n int)")
+            .await
+            .unwrap();
+        for _ in 0..segments {
+            client
+                .batch_execute("INSERT INTO doctor_wal VALUES (1); SELECT pg_switch_wal()")
+                .await
+                .unwrap();
+        }
+    });
+}
