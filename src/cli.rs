@@ -11,7 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{Command, DoctorFormat};
 use crate::inventory::{self, Selector};
-use crate::lab::{LabCommand, LabSpec, MemberAction};
+use crate::lab::{Killed, LabCommand, LabSpec, MemberAction};
 use crate::observe::Severity;
 use crate::patroni::{TlsSettings, Version};
 use crate::runbooks::{Params, PlanOutput, ResumeParams, RunFlags, RunbookCommand};
@@ -270,7 +270,8 @@ enum RawLabCommand {
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },
-    /// Stop, start or kill one member's Patroni (kill = SIGKILL, for failure drills)
+    /// Stop, start or kill one member's Patroni (kill = SIGKILL, for failure drills), or
+    /// delete its data while it runs (wipe-live)
     Member {
         #[arg(value_enum)]
         action: RawMemberAction,
@@ -279,6 +280,12 @@ enum RawLabCommand {
         /// For start: run this Patroni release instead of the lab's
         #[arg(long, value_parser = crate::flags::version)]
         patroni_version: Option<Version>,
+        /// For kill: the postmaster instead of Patroni (as `pkill -9 postgres`)
+        #[arg(long, conflicts_with = "host")]
+        postgres: bool,
+        /// For kill: Patroni and the postmaster together (as a crashed machine)
+        #[arg(long)]
+        host: bool,
     },
     /// Stop or start the lab's DCS (etcd or the Consul double), for outage drills
     Dcs {
@@ -307,6 +314,7 @@ enum RawMemberAction {
     Stop,
     Start,
     Kill,
+    WipeLive,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -559,14 +567,28 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
             action,
             name,
             patroni_version,
+            postgres,
+            host,
         } => {
             crate::names::check_name(&name).map_err(|reason| usage_error(&reason))?;
+            if (postgres || host) && !matches!(action, RawMemberAction::Kill) {
+                return Err(usage_error(
+                    "--postgres and --host only go with `member kill`",
+                ));
+            }
             let action = match (action, patroni_version) {
                 (RawMemberAction::Start, version) => MemberAction::Start {
                     patroni_version: version,
                 },
                 (RawMemberAction::Stop, None) => MemberAction::Stop,
-                (RawMemberAction::Kill, None) => MemberAction::Kill,
+                (RawMemberAction::Kill, None) => MemberAction::Kill(if postgres {
+                    Killed::Postgres
+                } else if host {
+                    Killed::Host
+                } else {
+                    Killed::Patroni
+                }),
+                (RawMemberAction::WipeLive, None) => MemberAction::WipeLive,
                 (_, Some(_)) => {
                     return Err(usage_error(
                         "--patroni-version only goes with `member start`",

@@ -349,16 +349,7 @@ impl RunStore {
                 io("read", &path, &error)
             }
         })?;
-        // A process killed mid-write leaves a last line without its newline: it holds nothing
-        // that was acted upon (a record is flushed before its action), so it is not read.
-        let records = &bytes[..complete_len(&bytes)];
-        check_format(&path, records)?;
-        let entries = parse_records(&path, records)?;
-        Ok(RecordedRun {
-            id: run_id.into(),
-            path,
-            entries,
-        })
+        recorded_run(run_id, path, &bytes)
     }
 
     /// Every run, newest first; a run whose journal cannot be read is listed as such.
@@ -440,6 +431,20 @@ fn complete_len(bytes: &[u8]) -> usize {
         .iter()
         .rposition(|byte| *byte == b'\n')
         .map_or(0, |last| last + 1)
+}
+
+/// A journal's bytes as a run. A process killed mid-write leaves a last line without its
+/// newline: it holds nothing that was acted upon (a record is flushed before its action), so it
+/// is not read.
+fn recorded_run(run_id: &str, path: PathBuf, bytes: &[u8]) -> Result<RecordedRun, JournalError> {
+    let records = &bytes[..complete_len(bytes)];
+    check_format(&path, records)?;
+    let entries = parse_records(&path, records)?;
+    Ok(RecordedRun {
+        id: run_id.into(),
+        path,
+        entries,
+    })
 }
 
 fn parse_records(path: &Path, records: &[u8]) -> Result<Vec<Entry>, JournalError> {
@@ -1257,6 +1262,101 @@ mod tests {
                 matches!(store.read(id), Err(JournalError::UnknownRun { .. })),
                 "{id}"
             );
+        }
+    }
+
+    /// Any bytes, and real journals with one part replaced by anything, read as a run or
+    /// refused: never a panic, nor in what resume derives from them.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::fuzzing::{CASES, json_shaped, replaced_somewhere};
+
+        const KEYS: &[&str] = &[
+            "at",
+            "event",
+            "kind",
+            "run_id",
+            "step",
+            "plan",
+            "format",
+            "steps",
+            "id",
+            "title",
+            "action",
+            "gate",
+            "outcome",
+            "detail",
+            "observed",
+            "silence",
+            "reason",
+            "answer",
+            "identity",
+            "scope",
+            "system_identifier",
+            "runbook",
+            "params",
+            "operator",
+            "host",
+        ];
+
+        fn read_back(bytes: &[u8]) {
+            if let Ok(run) = recorded_run("run", PathBuf::from("run.jsonl"), bytes) {
+                let _ = run.resume_point();
+                let _ = run.summary();
+                let _ = run.verified_plan();
+                let _ = run.last_outcome();
+                let _ = run.system_identifier();
+            }
+        }
+
+        /// A real run's journal lines: the pause plan's start, a step's start and its end.
+        fn real_lines() -> Vec<serde_json::Value> {
+            let plan = plan();
+            let step = plan.steps[0].id.clone();
+            vec![
+                started(&plan),
+                Event::StepStarted {
+                    step,
+                    index: 1,
+                    title: "the first step".into(),
+                },
+                Event::RunFinished {
+                    outcome: Outcome::Succeeded,
+                    detail: "done".into(),
+                    duration_ms: 1,
+                },
+            ]
+            .into_iter()
+            .map(|event| {
+                serde_json::to_value(Entry {
+                    at: "2026-12-03T12:00:00Z".into(),
+                    event,
+                })
+                .unwrap()
+            })
+            .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+            #[test]
+            fn any_journal_reads_as_a_run_or_an_error(
+                bytes in proptest::collection::vec(any::<u8>(), 0..256),
+                line in json_shaped(KEYS),
+                choice in any::<usize>(),
+                replacement in json_shaped(KEYS),
+            ) {
+                read_back(&bytes);
+                read_back(format!("{line}\n{line}\n").as_bytes());
+                for real in real_lines() {
+                    let changed = replaced_somewhere(&real, choice, replacement.clone());
+                    read_back(format!("{real}\n{changed}\n").as_bytes());
+                    read_back(format!("{changed}\n").as_bytes());
+                }
+            }
         }
     }
 }

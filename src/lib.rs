@@ -29,6 +29,8 @@ pub mod etcd;
 pub mod exec;
 pub mod exit;
 pub mod flags;
+#[cfg(test)]
+mod fuzzing;
 pub mod inventory;
 pub mod journal;
 pub mod lab;

@@ -172,3 +172,51 @@ pub(super) struct SessionCreated {
     #[serde(rename = "ID")]
     pub id: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::{CASES, json_shaped};
+
+    const KEYS: &[&str] = &[
+        "Node",
+        "Service",
+        "Checks",
+        "Address",
+        "ID",
+        "Service",
+        "Tags",
+        "Port",
+        "Meta",
+        "CheckID",
+        "Name",
+        "Status",
+        "Output",
+        "passing",
+        "warning",
+        "critical",
+        "Key",
+        "Value",
+        "Session",
+        "ModifyIndex",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        /// Any answer shaped like Consul's health and KV answers: parsed or refused, never a
+        /// panic, nor in what status derives from an instance.
+        #[test]
+        fn any_health_or_kv_answer_parses_or_is_refused(value in json_shaped(KEYS)) {
+            if let Ok(entries) = serde_json::from_value::<Vec<HealthEntryWire>>(value.clone()) {
+                for entry in entries {
+                    let instance = ServiceInstance::from(entry);
+                    let _ = (instance.status(), instance.has_tag("primary"));
+                }
+            }
+            let _ = serde_json::from_value::<Vec<KvWire>>(value);
+        }
+    }
+}

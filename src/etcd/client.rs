@@ -548,6 +548,62 @@ struct AuthWire {
 mod tests {
     use super::*;
 
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::fuzzing::{CASES, json_shaped};
+
+        const KEYS: &[&str] = &[
+            "header",
+            "revision",
+            "kvs",
+            "key",
+            "value",
+            "create_revision",
+            "mod_revision",
+            "version",
+            "lease",
+            "count",
+            "deleted",
+            "succeeded",
+            "responses",
+            "response_range",
+            "ID",
+            "TTL",
+            "result",
+            "error",
+            "message",
+            "code",
+            "leader",
+            "raftTerm",
+            "dbSize",
+            "token",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+            /// Any answer shaped like etcd's JSON gateway's: parsed or refused, each key
+            /// decoded or refused, never a panic.
+            #[test]
+            fn any_gateway_answer_parses_or_is_refused(value in json_shaped(KEYS)) {
+                if let Ok(range) = serde_json::from_value::<RangeWire>(value.clone()) {
+                    for kv in range.kvs {
+                        let _ = KeyValue::try_from(kv);
+                    }
+                }
+                let _ = serde_json::from_value::<TxnWire>(value.clone());
+                let _ = serde_json::from_value::<DeleteWire>(value.clone());
+                let _ = serde_json::from_value::<LeaseWire>(value.clone());
+                let _ = serde_json::from_value::<KeepAliveWire>(value.clone());
+                let _ = serde_json::from_value::<StatusWire>(value.clone());
+                let _ = serde_json::from_value::<AuthWire>(value.clone());
+                let _: ErrorWire = serde_json::from_value(value).unwrap_or_default();
+            }
+        }
+    }
+
     #[test]
     fn a_prefix_range_ends_at_the_next_key_after_every_key_it_holds() {
         assert_eq!(prefix_end("/service/geo/"), b"/service/geo0");

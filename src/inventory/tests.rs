@@ -1382,3 +1382,36 @@ fn a_standby_cluster_follows_another_cluster_of_its_environment() {
         "DIR/pgha.yml: environments.production.clusters.geo.follows: geo is a standby cluster itself"
     );
 }
+
+/// Any text, and the good inventory with one line replaced by anything YAML-shaped: loaded or
+/// refused with an error, never a panic.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::CASES;
+
+    fn load(text: &str) {
+        let path = Path::new("pgha.yml");
+        if let Ok(inventory) = parse_yaml::<InventoryFile>(path, text) {
+            let _ = validate(path, &inventory);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_inventory_text_loads_or_is_refused(
+            text in ".{0,200}",
+            line in any::<proptest::sample::Index>(),
+            replacement in "[ a-z_:{}\\[\\],'\"&*!|>#0-9.-]{0,40}",
+        ) {
+            load(&text);
+            let mut lines: Vec<&str> = GOOD.lines().collect();
+            let at = line.index(lines.len());
+            lines[at] = &replacement;
+            load(&lines.join("\n"));
+        }
+    }
+}

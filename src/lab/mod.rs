@@ -165,9 +165,23 @@ pub enum LabCommand {
 
 #[derive(Debug, Clone, Copy)]
 pub enum MemberAction {
-    Start { patroni_version: Option<Version> },
+    Start {
+        patroni_version: Option<Version>,
+    },
     Stop,
-    Kill,
+    /// SIGKILL: Patroni alone (PostgreSQL keeps running), the postmaster alone, or both (a
+    /// crashed machine) — seed 003's drills.
+    Kill(Killed),
+    /// Everything in the data directory deleted while PostgreSQL runs on it (seed 003).
+    WipeLive,
+}
+
+/// What `lab member kill` kills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Killed {
+    Patroni,
+    Postgres,
+    Host,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -816,17 +830,50 @@ async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exi
     };
     let run_as = RunAs::detect()?;
     match action {
-        MemberAction::Kill => {
+        MemberAction::Kill(killed) => {
             let daemon = member_daemon(layout, &state, member, run_as);
-            match daemon.running_pid() {
-                Some(pid) => {
-                    daemon.kill()?;
-                    eprintln!(
-                        "lab: killed Patroni of {name} (pid {pid}, SIGKILL); PostgreSQL keeps running, as after a crash"
-                    );
+            if killed != Killed::Postgres {
+                match daemon.running_pid() {
+                    Some(pid) => {
+                        daemon.kill()?;
+                        eprintln!("lab: killed Patroni of {name} (pid {pid}, SIGKILL)");
+                    }
+                    None => eprintln!("lab: Patroni of {name} is not running"),
                 }
-                None => eprintln!("lab: Patroni of {name} is not running"),
             }
+            if killed != Killed::Patroni {
+                kill_postmaster(layout, name)?;
+            }
+            eprintln!(
+                "lab: {}",
+                match killed {
+                    Killed::Patroni => "PostgreSQL keeps running, as after Patroni crashed alone",
+                    Killed::Postgres =>
+                        "Patroni notices within loop_wait: it restarts PostgreSQL, or, on the leader, recovers it or fails over",
+                    Killed::Host =>
+                        "as after the machine crashed: the leader key expires at ttl if it was the leader",
+                }
+            );
+        }
+        MemberAction::WipeLive => {
+            let data = layout.member_data(name);
+            let mut removed = 0;
+            for entry in std::fs::read_dir(&data)
+                .map_err(|error| LabError::io("list", &data, &error))?
+                .flatten()
+            {
+                let path = entry.path();
+                let result = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                // PostgreSQL writes while this runs: a file may come or go meanwhile.
+                if result.is_ok() {
+                    removed += 1;
+                }
+            }
+            eprintln!("lab: deleted {removed} entries of {name}'s data directory while it runs");
         }
         MemberAction::Stop => {
             let daemon = member_daemon(layout, &state, member, run_as);
@@ -858,6 +905,27 @@ async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exi
         }
     }
     Ok(Exit::Success)
+}
+
+/// SIGKILLs the postmaster of `name`'s data directory, if one runs there.
+fn kill_postmaster(layout: &Layout, name: &str) -> Result<(), LabError> {
+    let pid_file = layout.member_data(name).join("postmaster.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
+        .filter(|pid| {
+            // The pid file outlives a crash: only a live postgres process is killed.
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(8).any(|window| window == b"postgres"))
+        });
+    match pid {
+        Some(pid) => {
+            process::signal(pid, rustix::process::Signal::KILL)?;
+            eprintln!("lab: killed the postmaster of {name} (pid {pid}, SIGKILL)");
+        }
+        None => eprintln!("lab: no postmaster runs for {name}"),
+    }
+    Ok(())
 }
 
 /// The Patroni release a member runs from its next start.

@@ -533,3 +533,100 @@ mod client {
         );
     }
 }
+
+/// Any answer shaped like Patroni's, and every recorded answer with one part replaced by
+/// anything: parsed into the model or refused, never a panic, nor in what is derived from it.
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::super::{ClusterTopology, MemberStatus, wire};
+    use super::{RELEASES, recorded};
+    use crate::fuzzing::{CASES, json_shaped, replaced_somewhere};
+
+    const KEYS: &[&str] = &[
+        "state",
+        "role",
+        "server_version",
+        "xlog",
+        "location",
+        "received_location",
+        "replayed_location",
+        "replayed_timestamp",
+        "paused",
+        "timeline",
+        "replication",
+        "usename",
+        "application_name",
+        "client_addr",
+        "sync_state",
+        "sync_priority",
+        "cluster_unlocked",
+        "dcs_last_seen",
+        "database_system_identifier",
+        "patroni",
+        "version",
+        "scope",
+        "name",
+        "pending_restart",
+        "pending_restart_reason",
+        "old_value",
+        "new_value",
+        "scheduled_restart",
+        "schedule",
+        "postmaster_start_time",
+        "tags",
+        "nofailover",
+        "replication_state",
+        "members",
+        "host",
+        "port",
+        "api_url",
+        "lag",
+        "receive_lag",
+        "replay_lag",
+        "lsn",
+        "receive_lsn",
+        "replay_lsn",
+        "scheduled_switchover",
+        "at",
+        "from",
+        "to",
+        "pause",
+        "sync_standby",
+        "quorum_standby",
+    ];
+
+    fn parse(value: &Value) {
+        if let Ok(wire) = serde_json::from_value::<wire::StatusWire>(value.clone()) {
+            let status: MemberStatus = wire.into();
+            let _ = (status.effective_state(), status.postgres_version());
+        }
+        if let Ok(wire) = serde_json::from_value::<wire::ClusterWire>(value.clone()) {
+            let topology: ClusterTopology = wire.into();
+            for member in &topology.members {
+                let _ = (
+                    member.effective_receive_lag(),
+                    member.effective_replay_lag(),
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_status_or_cluster_answer_parses_or_is_refused(
+            value in json_shaped(KEYS),
+            release in proptest::sample::select(&RELEASES[..]),
+            answer in proptest::sample::select(&["patroni_leader", "patroni_replica", "cluster_from_leader"][..]),
+            choice in any::<usize>(),
+            replacement in json_shaped(KEYS),
+        ) {
+            parse(&value);
+            let real: Value = serde_json::from_str(&recorded(release, answer)).unwrap();
+            parse(&replaced_somewhere(&real, choice, replacement));
+        }
+    }
+}

@@ -55,7 +55,7 @@ fn an_unknown_key_is_named_with_its_location() {
     assert_eq!(
         run.one_error_line(),
         format!(
-            "error: {}:8:9: unknown field `memebers`, expected one of scope, standby, members, rest, dcs, ssh, postgres, service, backup, data_dir, patroni_config",
+            "error: {}:8:9: unknown field `memebers`, expected one of scope, standby, follows, members, rest, dcs, ssh, postgres, service, backup, data_dir, patroni_config, log_file",
             path.display()
         )
     );

@@ -909,3 +909,14 @@ pub(crate) fn only_run(runs: &Path) -> String {
     assert_eq!(ids.len(), 1, "one run expected: {ids:?}");
     ids[0].clone()
 }
+
+/// The highest timeline any member reports.
+pub(crate) fn timeline(status: &serde_json::Value) -> u64 {
+    status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|member| member["timeline"].as_u64())
+        .max()
+        .unwrap()
+}

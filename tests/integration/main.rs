@@ -7,6 +7,7 @@ mod bad_input;
 mod consul;
 mod dcs_outage;
 mod doctor;
+mod drills;
 mod etcd;
 mod failures;
 mod harness;

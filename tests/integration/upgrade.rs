@@ -9,19 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::harness::{
-    Lab, Pgha, Writer, block_on, entry, killed_at_step, scratch, signalled_at_step, wait_until,
+    Lab, Pgha, Writer, block_on, entry, killed_at_step, scratch, signalled_at_step, timeline,
+    wait_until,
 };
-
-/// The highest timeline any member reports.
-fn timeline(status: &serde_json::Value) -> u64 {
-    status["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|member| member["timeline"].as_u64())
-        .max()
-        .unwrap()
-}
 
 /// Every member answers on `version`, management resumed.
 fn every_member_on(lab: &Lab, version: &str) -> serde_json::Value {
