@@ -821,7 +821,6 @@ fn select_cluster(
     })
 }
 
-/// Names the file and the YAML path of the cluster, for error messages.
 /// `follows:`: another cluster of the environment, and only on a standby cluster.
 fn followed(
     context: &Context<'_>,
@@ -865,6 +864,7 @@ fn followed(
     }))
 }
 
+/// Names the file and the YAML path of the cluster, for error messages.
 struct Context<'a> {
     path: &'a Path,
     field: String,

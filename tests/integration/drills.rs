@@ -10,10 +10,11 @@ use serde_json::Value;
 
 use crate::harness::{Lab, Pgha, timeline, wait_until};
 
-fn kill(lab: &Lab, member: &str, what: &[&str]) {
+/// `pgha lab member ARGS…`, which must succeed.
+fn lab_member(lab: &Lab, args: &[&str]) {
     Pgha::new()
-        .args(["lab", "member", "kill", member])
-        .args(what)
+        .args(["lab", "member"])
+        .args(args)
         .lab(lab)
         .run()
         .success();
@@ -57,13 +58,13 @@ fn seed_003_drills_heal_on_their_own() {
     // PostgreSQL killed on a replica: Patroni starts it again; no failover.
     let replica = lab.replica();
     let leader = lab.leader();
-    kill(lab, &replica, &["--postgres"]);
+    lab_member(lab, &["kill", &replica, "--postgres"]);
     let (after, _) = healed(lab, Duration::from_mins(1), "postgres killed on a replica");
     assert_eq!(after["leader"], leader.as_str());
     assert_eq!(timeline(&after), timeline(&before));
 
     // PostgreSQL killed on the leader: Patroni, holding the key, recovers it in place.
-    kill(lab, &leader, &["--postgres"]);
+    lab_member(lab, &["kill", &leader, "--postgres"]);
     let (after, _) = healed(lab, Duration::from_mins(1), "postgres killed on the leader");
     eprintln!(
         "the leader after its postgres died: {} on timeline {}",
@@ -73,11 +74,7 @@ fn seed_003_drills_heal_on_their_own() {
 
     // A running replica's data deleted: PostgreSQL fails, Patroni rebuilds it from the leader.
     let replica = lab.replica();
-    Pgha::new()
-        .args(["lab", "member", "wipe-live", &replica])
-        .lab(lab)
-        .run()
-        .success();
+    lab_member(lab, &["wipe-live", &replica]);
     healed(
         lab,
         Duration::from_mins(2),
@@ -89,7 +86,7 @@ fn seed_003_drills_heal_on_their_own() {
     let leader = lab.leader();
     let timeline_before = timeline(&lab.status_json());
     let crashed = Instant::now();
-    kill(lab, &leader, &["--host"]);
+    lab_member(lab, &["kill", &leader, "--host"]);
     let status = Pgha::new()
         .args(["status", "-o", "json"])
         .lab(lab)
@@ -112,16 +109,16 @@ fn seed_003_drills_heal_on_their_own() {
         crashed.elapsed()
     );
     // The key is taken before the promotion ends: the new timeline follows within seconds.
-    wait_until(Duration::from_secs(20), "the new leader on a new timeline", || {
-        let output = Pgha::new().args(["status", "-o", "json"]).lab(lab).run();
-        timeline(&output.json()) > timeline_before
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "the new leader on a new timeline",
+        || {
+            let output = Pgha::new().args(["status", "-o", "json"]).lab(lab).run();
+            timeline(&output.json()) > timeline_before
+        },
+    );
     // The crashed member comes back (the guard's `lab up` would too) and rejoins as a replica.
-    Pgha::new()
-        .args(["lab", "member", "start", &leader])
-        .lab(lab)
-        .run()
-        .success();
+    lab_member(lab, &["start", &leader]);
     healed(
         lab,
         Duration::from_mins(2),

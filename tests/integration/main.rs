@@ -19,6 +19,7 @@ mod rebuild;
 mod remote;
 mod runbooks;
 mod scale_up;
+mod secrets;
 mod services;
 mod standby;
 mod status;
