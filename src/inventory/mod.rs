@@ -537,6 +537,12 @@ fn validate(path: &Path, inventory: &InventoryFile) -> Result<(), InventoryError
             validate_members(&cluster.members).map_err(|(member_field, reason)| {
                 invalid(format!("{field}.{member_field}"), reason)
             })?;
+            validate_host_paths(
+                cluster.data_dir.as_ref(),
+                cluster.patroni_config.as_ref(),
+                cluster.log_file.as_ref(),
+            )
+            .map_err(|(name, reason)| invalid(format!("{field}.{name}"), reason))?;
             if let Some(dcs) = &cluster.dcs {
                 validate_dcs(dcs)
                     .map_err(|(name, reason)| invalid(format!("{field}.dcs{name}"), reason))?;
@@ -707,9 +713,34 @@ fn validate_members(members: &[MemberFile]) -> Result<(), (String, String)> {
             ));
         }
         check_host(&member.host).map_err(|reason| (format!("{field}.host"), reason))?;
+        validate_host_paths(
+            member.data_dir.as_ref(),
+            member.patroni_config.as_ref(),
+            member.log_file.as_ref(),
+        )
+        .map_err(|(name, reason)| (format!("{field}.{name}"), reason))?;
         if let Some(url) = &member.api_url {
             check_api_url(url, REST_CREDENTIALS)
                 .map_err(|reason| (format!("{field}.api_url"), reason))?;
+        }
+    }
+    Ok(())
+}
+
+/// Paths on the members' hosts: they reach commands, so they are checked at load (absolute,
+/// no control character, no `.` or `..` component), not only when a plan uses them.
+fn validate_host_paths(
+    data_dir: Option<&String>,
+    patroni_config: Option<&String>,
+    log_file: Option<&String>,
+) -> Result<(), (&'static str, String)> {
+    for (name, path) in [
+        ("data_dir", data_dir),
+        ("patroni_config", patroni_config),
+        ("log_file", log_file),
+    ] {
+        if let Some(path) = path {
+            crate::remote::checked_path(name, path).map_err(|error| (name, error.to_string()))?;
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Bad input: every case ends with one clear line on stderr naming the file, field or host,
 //! a non-zero documented exit code (2 bad input, 3 unreachable), and nothing on stdout.
 
-use crate::harness::{Lab, Pgha, scratch, write};
+use crate::harness::{Lab, Pgha, fingerprint, scratch, write};
 
 const BAD_INPUT: i32 = 2;
 const UNREACHABLE: i32 = 3;
@@ -230,4 +230,132 @@ fn an_unknown_lab_member_lists_the_members() {
         run.one_error_line(),
         "error: the lab has no member \"node9\" (members: node1, node2, node3)"
     );
+}
+
+/// One bad input: the lab's inventory with `edit` applied (every occurrence when `all`), the
+/// arguments (`LEADER` and `REPLICA` stand for the lab's), the environment, the exit code and
+/// what the one `error:` line must say.
+struct Case {
+    name: &'static str,
+    edit: Option<(&'static str, &'static str, bool)>,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    code: i32,
+    says: &'static str,
+}
+
+const REFUSED: i32 = 4;
+
+#[rustfmt::skip]
+const CORPUS: &[Case] = &[
+    Case { name: "malformed YAML", edit: Some(("    clusters:\n", "    clusters: {[\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "pgha-corpus.yml:" },
+    Case { name: "an unknown key", edit: Some(("        scope: demo\n", "        scope: demo\n        scopes: demo\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "unknown field `scopes`" },
+    Case { name: "a duplicate key", edit: Some(("        scope: demo\n", "        scope: demo\n        scope: demo\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "duplicate key `scope`" },
+    Case { name: "a wrong type", edit: Some(("      port: 2222\n", "      port: [2222]\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "pgha-corpus.yml:26:" },
+    Case { name: "a bad duration in the file", edit: Some(("    rest:\n", "    timeouts:\n      connect: 24 parsecs\n    rest:\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "\"24 parsecs\" is not a duration" },
+    Case { name: "an unknown environment", edit: None, args: &["--env", "nope", "status"], env: &[], code: BAD_INPUT, says: "no environment \"nope\"" },
+    Case { name: "an unknown cluster", edit: None, args: &["--cluster", "nope", "status"], env: &[], code: BAD_INPUT, says: "has no cluster \"nope\"" },
+    Case { name: "an unknown member", edit: None, args: &["reinit", "--member", "node9", "--dry-run"], env: &[], code: BAD_INPUT, says: "has no member \"node9\"" },
+    Case { name: "a member name with shell syntax", edit: Some(("        - name: node3\n", "        - name: node3;reboot\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "members[2].name: \"node3;reboot\" is not a valid name" },
+    Case { name: "a host with an ssh option", edit: Some(("\n          data_dir:", " -oProxyCommand=x\n          data_dir:", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "members[0].host" },
+    Case { name: "a relative data directory", edit: Some(("          data_dir: /", "          data_dir: ../", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "members[0].data_dir" },
+    Case { name: "a log file with a .. component", edit: Some(("          log_file: /", "          log_file: /../", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "members[0].log_file" },
+    Case { name: "credentials in the Alertmanager URL", edit: Some(("      url: http://", "      url: http://u:secretpw@", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "alertmanager.url" },
+    Case { name: "credentials in --api", edit: None, args: &["--api", "http://u:secretpw@127.0.0.1:8008", "status"], env: &[], code: BAD_INPUT, says: "--api" },
+    Case { name: "every member and the DCS unreachable", edit: Some(("127.0.0.4", "127.0.0.25", true)), args: &["status"], env: &[], code: UNREACHABLE, says: "no member of cluster demo answered" },
+    Case { name: "a wrong REST password", edit: Some(("      password_file: secrets/rest-password\n", "      password_env: PGHA_CORPUS_PASSWORD\n", false)), args: &["status"], env: &[("PGHA_CORPUS_PASSWORD", "not-the-password")], code: BAD_INPUT, says: "error: http://127.0.0.4" },
+    Case { name: "an unset password variable", edit: Some(("      password_file: secrets/rest-password\n", "      password_env: PGHA_CORPUS_UNSET\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "PGHA_CORPUS_UNSET is not set" },
+    Case { name: "a missing password file", edit: Some(("      password_file: secrets/rest-password\n", "      password_file: secrets/nope\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "password_file: cannot read" },
+    Case { name: "HTTPS against a plain HTTP API", edit: Some(("    rest:\n", "    rest:\n      scheme: https\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "TLS handshake failed" },
+    Case { name: "a missing CA bundle", edit: Some(("    rest:\n", "    rest:\n      scheme: https\n      tls:\n        ca_file: /nonexistent/ca.pem\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "/nonexistent/ca.pem: cannot read CA bundle" },
+    Case { name: "a missing client certificate", edit: Some(("    rest:\n", "    rest:\n      scheme: https\n      tls:\n        cert_file: /nonexistent/c.pem\n        key_file: /nonexistent/k.pem\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "/nonexistent/c.pem: cannot read client certificate" },
+    Case { name: "a bad duration flag", edit: None, args: &["reinit", "--member", "REPLICA", "--timeout", "5 parsecs", "--dry-run"], env: &[], code: BAD_INPUT, says: "'--timeout <DURATION>'" },
+    Case { name: "a huge duration flag", edit: None, args: &["reinit", "--member", "REPLICA", "--timeout", "99999999999h", "--dry-run"], env: &[], code: BAD_INPUT, says: "'--timeout <DURATION>'" },
+    Case { name: "a bad byte count", edit: None, args: &["reinit", "--member", "REPLICA", "--max-lag", "lots", "--dry-run"], env: &[], code: BAD_INPUT, says: "'--max-lag" },
+    Case { name: "an unknown output format", edit: None, args: &["status", "-o", "xml"], env: &[], code: BAD_INPUT, says: "'xml'" },
+    Case { name: "an unknown DCS kind", edit: Some(("      kind: etcd\n", "      kind: zookeeper\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "unknown variant `zookeeper`" },
+    Case { name: "no DCS endpoint", edit: Some(("      hosts:\n      - ", "      hosts: []\n      #", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "dcs.hosts" },
+    Case { name: "an unknown backup tool", edit: Some(("    clusters:\n", "    backup:\n      tool: barman\n      max_age: 1h\n    clusters:\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "unknown variant `barman`" },
+    Case { name: "an unknown default cluster", edit: Some(("    clusters:\n", "    default_cluster: dmeo\n    clusters:\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "default_cluster: \"dmeo\" is not one of its clusters" },
+    Case { name: "follows: on a primary cluster", edit: Some(("        scope: demo\n", "        scope: demo\n        follows: demo\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "follows: only a standby cluster" },
+    Case { name: "an unknown service control", edit: Some(("      kind: lab\n", "      kind: puppet\n", false)), args: &["status"], env: &[], code: BAD_INPUT, says: "unknown variant `puppet`" },
+    Case { name: "a member name with shell syntax on the command line", edit: None, args: &["reinit", "--member", "node3;reboot", "--dry-run"], env: &[], code: BAD_INPUT, says: "node3;reboot" },
+    Case { name: "no terminal and no --yes", edit: None, args: &["pause"], env: &[], code: BAD_INPUT, says: "no terminal to ask for confirmation" },
+    Case { name: "a wrong name for a destructive gate", edit: None, args: &["reinit", "--member", "REPLICA", "--yes", "--confirm", "LEADER"], env: &[], code: BAD_INPUT, says: "does not match what the destructive steps ask for" },
+    Case { name: "a release flag for a stop", edit: None, args: &["lab", "member", "stop", "node1", "--patroni-version", "4.1.5"], env: &[], code: BAD_INPUT, says: "--patroni-version only goes with `member start`" },
+    Case { name: "a kill flag for a start", edit: None, args: &["lab", "member", "start", "node1", "--postgres"], env: &[], code: BAD_INPUT, says: "--postgres and --host only go with `member kill`" },
+    Case { name: "an unknown run", edit: None, args: &["resume", "no-such-run", "--yes"], env: &[], code: BAD_INPUT, says: "no run \"no-such-run\"" },
+    Case { name: "a run id with a path in it", edit: None, args: &["resume", "../../etc/passwd", "--yes"], env: &[], code: BAD_INPUT, says: "../../etc/passwd" },
+    Case { name: "an unknown command", edit: None, args: &["frobnicate"], env: &[], code: BAD_INPUT, says: "'frobnicate'" },
+    Case { name: "geo-resetup of a primary cluster", edit: None, args: &["geo-resetup", "--yes", "--confirm", "demo"], env: &[], code: REFUSED, says: "not marked `standby: true`" },
+    Case { name: "cluster-reinit without its flag", edit: None, args: &["cluster-reinit", "--yes", "--confirm", "demo"], env: &[], code: REFUSED, says: "pass --i-understand-data-loss" },
+];
+
+/// Every case of the corpus: its exit code, one `error:` line saying what is wrong, nothing on
+/// stdout, no secret echoed — and nothing done to the lab (leader, timelines, postmasters).
+#[test]
+fn the_bad_input_corpus_is_refused_in_one_line_and_changes_nothing() {
+    let guard = Lab::shared().read();
+    let lab = guard.lab;
+    assert!(CORPUS.len() >= 40, "{} cases", CORPUS.len());
+    let before = fingerprint(lab);
+    let (leader, replica) = (lab.leader(), lab.replica());
+    let original = std::fs::read_to_string(lab.inventory()).unwrap();
+    let inventory = lab.dir.join("pgha-corpus.yml");
+    let runs = scratch();
+    for case in CORPUS {
+        let text = match case.edit {
+            None => original.clone(),
+            Some((from, to, all)) => {
+                assert!(
+                    original.contains(from),
+                    "{}: {from:?} in the lab's inventory",
+                    case.name
+                );
+                if all {
+                    original.replace(from, to)
+                } else {
+                    original.replacen(from, to, 1)
+                }
+            }
+        };
+        std::fs::write(&inventory, text).unwrap();
+        let args: Vec<String> = case
+            .args
+            .iter()
+            .map(|arg| arg.replace("LEADER", &leader).replace("REPLICA", &replica))
+            .collect();
+        let mut command = Pgha::new()
+            .arg_flag_path("--config", &inventory)
+            .env("PGHA_RUNS_DIR", runs.path());
+        if !args.iter().any(|arg| arg == "--env") {
+            command = command.args(["--env", "lab"]);
+        }
+        for (name, value) in case.env {
+            command = command.env(name, value);
+        }
+        let run = command.args(&args).run();
+        let stderr = run.stderr();
+        assert_eq!(run.code(), case.code, "{}: {stderr}", case.name);
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.starts_with("error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}: one error line: {stderr}", case.name);
+        let says = case.says.replace("LEADER", &leader);
+        assert!(
+            errors[0].contains(&says),
+            "{}: {says:?} in {:?}",
+            case.name,
+            errors[0]
+        );
+        assert!(run.stdout().is_empty(), "{}: {}", case.name, run.stdout());
+        assert!(
+            !stderr.contains("secretpw") && !stderr.contains("not-the-password"),
+            "{}: {stderr}",
+            case.name
+        );
+    }
+    let _ = std::fs::remove_file(&inventory);
+    assert_eq!(fingerprint(lab), before, "nothing was done");
 }

@@ -920,3 +920,32 @@ pub(crate) fn timeline(status: &serde_json::Value) -> u64 {
         .max()
         .unwrap()
 }
+
+/// What must not change under a dry-run or a refused run.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Fingerprint {
+    pub leader: String,
+    pub paused: bool,
+    pub timelines: usize,
+    pub started: Vec<Option<String>>,
+}
+
+pub(crate) fn fingerprint(lab: &Lab) -> Fingerprint {
+    let (target, client) = lab.client();
+    let started = target
+        .members
+        .iter()
+        .map(|member| {
+            block_on(client.status(&member.api_url))
+                .ok()
+                .and_then(|status| status.postmaster_start_time)
+        })
+        .collect();
+    let history = block_on(client.history(&target.members[0].api_url)).unwrap();
+    Fingerprint {
+        leader: lab.leader(),
+        paused: lab.status_json()["paused"] == true,
+        timelines: history.len(),
+        started,
+    }
+}

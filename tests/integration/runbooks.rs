@@ -5,36 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::{Lab, Pgha, block_on, entry, only_run, scratch, wait_until};
-
-/// What must not change under a dry-run or a refused run.
-#[derive(Debug, PartialEq)]
-struct Fingerprint {
-    leader: String,
-    paused: bool,
-    timelines: usize,
-    started: Vec<Option<String>>,
-}
-
-fn fingerprint(lab: &Lab) -> Fingerprint {
-    let (target, client) = lab.client();
-    let started = target
-        .members
-        .iter()
-        .map(|member| {
-            block_on(client.status(&member.api_url))
-                .ok()
-                .and_then(|status| status.postmaster_start_time)
-        })
-        .collect();
-    let history = block_on(client.history(&target.members[0].api_url)).unwrap();
-    Fingerprint {
-        leader: lab.leader(),
-        paused: lab.status_json()["paused"] == true,
-        timelines: history.len(),
-        started,
-    }
-}
+use crate::harness::{Lab, Pgha, block_on, entry, fingerprint, only_run, scratch, wait_until};
 
 fn postmaster_started(lab: &Lab, member: &str) -> Option<String> {
     let (target, client) = lab.client();
