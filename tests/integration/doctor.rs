@@ -39,6 +39,35 @@ impl Drop for Restore<'_> {
     }
 }
 
+/// `tags.nofailover` of some members, in their Patroni configuration files, applied by
+/// `pgha reload`; put back to false however the test ends.
+struct NoFailover<'a> {
+    lab: &'a Lab,
+    replicas: Vec<String>,
+}
+
+impl NoFailover<'_> {
+    fn set(&self, value: bool) {
+        for name in &self.replicas {
+            let path = self.lab.member_config(name);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (from, to) = if value {
+                ("nofailover: false", "nofailover: true")
+            } else {
+                ("nofailover: true", "nofailover: false")
+            };
+            std::fs::write(&path, text.replace(from, to)).unwrap();
+        }
+        Pgha::new().args(["reload", "--yes"]).lab(self.lab).run();
+    }
+}
+
+impl Drop for NoFailover<'_> {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
 fn patch(lab: &Lab, patch: &Value) {
     let (target, client) = lab.client();
     block_on(client.patch_config(&target.members[0].api_url, patch)).unwrap();
@@ -134,6 +163,49 @@ fn doctor_finds_what_was_provoked_and_nothing_once_it_is_gone() {
         "the replica streams and its slot is used",
         || doctor(lab).1.is_empty(),
     );
+
+    // The inventory calls the cluster a standby, but its leader takes writes: critical.
+    let inventory = std::fs::read_to_string(lab.inventory()).unwrap();
+    let as_standby = lab.dir.join("pgha-doctor-standby.yml");
+    std::fs::write(
+        &as_standby,
+        inventory.replacen(
+            "        scope: demo\n",
+            "        scope: demo\n        standby: true\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let output = Pgha::new()
+        .arg_flag_path("--config", &as_standby)
+        .args(["--env", "lab", "doctor", "-o", "json"])
+        .run();
+    let _ = std::fs::remove_file(&as_standby);
+    let document = output.json();
+    assert_eq!(
+        document["findings"][0]["code"], "standby_cluster_writable",
+        "{document}"
+    );
+    assert_eq!(document["findings"][0]["severity"], "critical");
+
+    // Every replica tagged nofailover (their Patroni configuration edited and reloaded): no
+    // member could take over.
+    let replicas: Vec<String> = ["node1", "node2", "node3"]
+        .into_iter()
+        .filter(|name| *name != lab.leader())
+        .map(str::to_string)
+        .collect();
+    let tagged = NoFailover { lab, replicas };
+    tagged.set(true);
+    wait_until(
+        Duration::from_secs(30),
+        "the doctor finds no candidate",
+        || doctor(lab).1.contains(&"no_failover_candidate".to_string()),
+    );
+    tagged.set(false);
+    wait_until(Duration::from_secs(30), "a candidate again", || {
+        doctor(lab).1.is_empty()
+    });
 
     // Read-only: the same leader on the same timeline as before.
     let after = lab.status_json();

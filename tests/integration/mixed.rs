@@ -55,6 +55,28 @@ fn an_old_member_is_normalised_as_replica_and_as_leader() {
         "computed from positions"
     );
     assert_eq!(document["warnings"], serde_json::json!([]));
+    // The doctor names the unfinished upgrade (and the pause), with both releases.
+    let doctor = Pgha::new().args(["doctor", "-o", "json"]).lab(lab).run();
+    assert_eq!(doctor.code(), 7, "{}", doctor.stderr());
+    let findings = doctor.json()["findings"].clone();
+    let mixed = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["code"] == "mixed_patroni_versions")
+        .unwrap_or_else(|| panic!("{findings}"));
+    assert_eq!(
+        mixed["seen"],
+        "members run different Patroni releases: 2.1.7, 4.1.5"
+    );
+    assert!(
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|finding| finding["code"] == "maintenance_mode"),
+        "{findings}"
+    );
 
     // The old member takes over: its /patroni says `master`, its /cluster has no scope, no
     // `streaming` and no receive/replay lags.
