@@ -129,7 +129,45 @@ fn doctor_finds_what_was_provoked_and_nothing_once_it_is_gone() {
         doctor(lab).1.is_empty()
     });
 
-    // A replica gone: its slot on the leader holds every WAL segment written since.
+    an_absent_members_slot_holds_wal(lab);
+    a_primary_called_a_standby_is_critical(lab);
+    no_replica_may_take_over(lab);
+
+    // Read-only: the same leader on the same timeline as before.
+    let after = lab.status_json();
+    assert_eq!(after["leader"], before["leader"]);
+    assert_eq!(timeline(&after), timeline(&before));
+}
+
+/// `segments` WAL segments written and switched on the leader.
+fn write_wal_on_the_leader(lab: &Lab, segments: usize) {
+    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
+    let (target, _) = lab.client();
+    let leader = lab.leader();
+    let host = target.member(&leader).unwrap().host.clone();
+    block_on(async {
+        let client = connect(&postgres_config(
+            &[host],
+            password.trim(),
+            Duration::from_secs(5),
+        ))
+        .await
+        .expect("the leader takes connections");
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS doctor_wal (n int)")
+            .await
+            .unwrap();
+        for _ in 0..segments {
+            client
+                .batch_execute("INSERT INTO doctor_wal VALUES (1); SELECT pg_switch_wal()")
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// A replica gone: its slot on the leader holds every WAL segment written since.
+fn an_absent_members_slot_holds_wal(lab: &Lab) {
     let replica = lab.replica();
     Pgha::new()
         .args(["lab", "member", "stop", &replica])
@@ -163,8 +201,10 @@ fn doctor_finds_what_was_provoked_and_nothing_once_it_is_gone() {
         "the replica streams and its slot is used",
         || doctor(lab).1.is_empty(),
     );
+}
 
-    // The inventory calls the cluster a standby, but its leader takes writes: critical.
+/// The inventory calls the cluster a standby, but its leader takes writes: critical.
+fn a_primary_called_a_standby_is_critical(lab: &Lab) {
     let inventory = std::fs::read_to_string(lab.inventory()).unwrap();
     let as_standby = lab.dir.join("pgha-doctor-standby.yml");
     std::fs::write(
@@ -187,9 +227,11 @@ fn doctor_finds_what_was_provoked_and_nothing_once_it_is_gone() {
         "{document}"
     );
     assert_eq!(document["findings"][0]["severity"], "critical");
+}
 
-    // Every replica tagged nofailover (their Patroni configuration edited and reloaded): no
-    // member could take over.
+/// Every replica tagged nofailover (their Patroni configuration edited and reloaded): no
+/// member could take over.
+fn no_replica_may_take_over(lab: &Lab) {
     let replicas: Vec<String> = ["node1", "node2", "node3"]
         .into_iter()
         .filter(|name| *name != lab.leader())
@@ -205,37 +247,5 @@ fn doctor_finds_what_was_provoked_and_nothing_once_it_is_gone() {
     tagged.set(false);
     wait_until(Duration::from_secs(30), "a candidate again", || {
         doctor(lab).1.is_empty()
-    });
-
-    // Read-only: the same leader on the same timeline as before.
-    let after = lab.status_json();
-    assert_eq!(after["leader"], before["leader"]);
-    assert_eq!(timeline(&after), timeline(&before));
-}
-
-/// `segments` WAL segments written and switched on the leader.
-fn write_wal_on_the_leader(lab: &Lab, segments: usize) {
-    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
-    let (target, _) = lab.client();
-    let leader = lab.leader();
-    let host = target.member(&leader).unwrap().host.clone();
-    block_on(async {
-        let client = connect(&postgres_config(
-            &[host],
-            password.trim(),
-            Duration::from_secs(5),
-        ))
-        .await
-        .expect("the leader takes connections");
-        client
-            .batch_execute("CREATE TABLE IF NOT EXISTS doctor_wal (n int)")
-            .await
-            .unwrap();
-        for _ in 0..segments {
-            client
-                .batch_execute("INSERT INTO doctor_wal VALUES (1); SELECT pg_switch_wal()")
-                .await
-                .unwrap();
-        }
     });
 }
