@@ -16,12 +16,8 @@ cd "$(dirname "$0")/.."
 lab=${LAB_DIR:-/tmp/geolab}
 first=${FIRST_ADDRESS:-127.0.0.171}
 runs=${RUNS:-3}
-if [ -z "${PGHA:-}" ]; then
-    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-    cargo build --workspace --quiet
-    PGHA=${CARGO_TARGET_DIR:-target}/debug/pgha
-fi
-pgha=$PGHA
+source bench/lib.sh
+pgha_binary
 prefix=${first%.*}
 octet=${first##*.}
 etcd="http://$prefix.$((octet - 1)):2379"

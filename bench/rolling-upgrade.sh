@@ -38,12 +38,8 @@ py=$venv/patroni-4.1.5/bin/python
 results=${RESULTS:-/tmp/rolling-upgrade-$(date +%Y%m%d-%H%M%S).jsonl}
 logs=${results%.jsonl}.logs
 mkdir -p "$logs"
-if [ -z "${PGHA:-}" ]; then
-    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-    cargo build --workspace --quiet
-    PGHA=${CARGO_TARGET_DIR:-target}/debug/pgha
-fi
-pgha=$PGHA
+source bench/lib.sh
+pgha_binary
 
 prefix=${first%.*}
 last_octet=${first##*.}

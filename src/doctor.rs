@@ -283,22 +283,19 @@ fn standby_leader(target: &ClusterTarget, view: &ClusterView) -> Option<Finding>
 
 fn no_failover_candidate(view: &ClusterView) -> Option<Finding> {
     let leader = view.leader.as_deref();
-    let replicas: Vec<&str> = view
+    // The replicas that answer, each with whether it is tagged nofailover.
+    let replicas: Vec<(&str, bool)> = view
         .members
         .iter()
-        .filter(|member| Some(member.name.as_str()) != leader && member.status.is_ok())
-        .map(|member| member.name.as_str())
+        .filter(|member| Some(member.name.as_str()) != leader)
+        .filter_map(|member| {
+            let status = member.status.as_ref().ok()?;
+            let tagged = status.tags.get("nofailover").and_then(Value::as_bool) == Some(true);
+            Some((member.name.as_str(), tagged))
+        })
         .collect();
-    let all_nofailover = !replicas.is_empty()
-        && view
-            .members
-            .iter()
-            .filter(|member| replicas.contains(&member.name.as_str()))
-            .all(|member| {
-                member.status.as_ref().is_ok_and(|status| {
-                    status.tags.get("nofailover").and_then(Value::as_bool) == Some(true)
-                })
-            });
+    let all_nofailover = !replicas.is_empty() && replicas.iter().all(|(_, tagged)| *tagged);
+    let replicas: Vec<&str> = replicas.into_iter().map(|(name, _)| name).collect();
     all_nofailover.then(|| {
         Finding::new(
             "no_failover_candidate",

@@ -58,13 +58,13 @@ pub fn version(text: &str) -> Result<crate::patroni::Version, String> {
     text.parse()
 }
 
-/// A member, cluster or run name: the safe alphabet (`names::check_name`).
 /// A WAL position as PostgreSQL writes it (`0/7A000028`), kept in that spelling.
 pub fn wal_position(text: &str) -> Result<String, String> {
     text.parse::<crate::patroni::Lsn>()
         .map(|position| position.to_string())
 }
 
+/// A member, cluster or run name: the safe alphabet (`names::check_name`).
 pub fn name(text: &str) -> Result<String, String> {
     crate::names::check_name(text).map(|()| text.to_string())
 }

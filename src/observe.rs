@@ -786,15 +786,6 @@ impl MemberView {
         }
     }
 
-    /// PostgreSQL is starting: from the member's own API, or the DCS's last word without it.
-    pub fn starting(&self) -> bool {
-        match (&self.status, &self.dcs) {
-            (Ok(status), _) => status.state == MemberState::Starting,
-            (Err(_), Some(entry)) => entry.state == MemberState::Starting,
-            (Err(_), None) => false,
-        }
-    }
-
     pub fn timeline(&self) -> Option<u32> {
         self.status
             .as_ref()

@@ -60,30 +60,21 @@ pub fn render(plan: &Plan, checked: Option<&[CheckedPrecheck]>, format: PlanForm
 /// What runbooks may measure before planning, read from the live cluster.
 impl runbooks::Probe for LiveCluster {
     async fn database_size(&self, host: &str) -> Option<Result<u64, crate::postgres::SqlError>> {
-        match &self.sql {
-            Some(sql) => Some(sql.database_size(host).await),
-            None => None,
-        }
+        Some(self.sql.as_ref()?.database_size(host).await)
     }
 
     async fn oldest_transaction(
         &self,
         host: &str,
     ) -> Option<Result<Option<std::time::Duration>, crate::postgres::SqlError>> {
-        match &self.sql {
-            Some(sql) => Some(sql.oldest_transaction(host).await),
-            None => None,
-        }
+        Some(self.sql.as_ref()?.oldest_transaction(host).await)
     }
 
     async fn primary_position(
         &self,
         host: &str,
     ) -> Option<Result<Option<crate::patroni::Lsn>, crate::postgres::SqlError>> {
-        match &self.sql {
-            Some(sql) => Some(sql.primary_position(host).await),
-            None => None,
-        }
+        Some(self.sql.as_ref()?.primary_position(host).await)
     }
 }
 

@@ -1071,9 +1071,11 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         deadline: Instant,
     ) -> Option<String> {
         for (watch, history) in wait.stuck.iter().zip(watched.iter_mut()) {
+            // `state` says `starting` for a replica that also reports `in archive recovery`.
             let starting = view
                 .and_then(|view| view.member(&watch.member))
-                .is_some_and(crate::observe::MemberView::starting);
+                .and_then(crate::observe::MemberView::state)
+                == Some(crate::patroni::MemberState::Starting);
             if !history.due(starting, watch.after, Instant::now()) {
                 continue;
             }

@@ -909,16 +909,8 @@ async fn member(layout: &Layout, action: MemberAction, name: &str) -> Result<Exi
 
 /// SIGKILLs the postmaster of `name`'s data directory, if one runs there.
 fn kill_postmaster(layout: &Layout, name: &str) -> Result<(), LabError> {
-    let pid_file = layout.member_data(name).join("postmaster.pid");
-    let pid = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
-        .filter(|pid| {
-            // The pid file outlives a crash: only a live postgres process is killed.
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmdline| cmdline.windows(8).any(|window| window == b"postgres"))
-        });
-    match pid {
+    // The pid file outlives a crash: only a live postgres process is killed.
+    match daemons::postmaster_pid(&layout.member_data(name)) {
         Some(pid) => {
             process::signal(pid, rustix::process::Signal::KILL)?;
             eprintln!("lab: killed the postmaster of {name} (pid {pid}, SIGKILL)");

@@ -43,19 +43,14 @@ impl<'a> Host<'a> {
     ) -> Result<Self, PlanError> {
         let address = remote_host(target, view, name)?;
         let control = service_control(target, "run commands as the database's user")?;
+        let member = target.member(name);
         Ok(Host {
             name: name.to_string(),
             address,
             control,
-            data_dir: target
-                .member(name)
-                .and_then(|target| target.data_dir.clone()),
-            patroni_config: target
-                .member(name)
-                .and_then(|target| target.patroni_config.clone()),
-            log_file: target
-                .member(name)
-                .and_then(|target| target.log_file.clone()),
+            data_dir: member.and_then(|member| member.data_dir.clone()),
+            patroni_config: member.and_then(|member| member.patroni_config.clone()),
+            log_file: member.and_then(|member| member.log_file.clone()),
             sudo: target.ssh.as_ref().is_some_and(|ssh| ssh.sudo),
         })
     }
