@@ -169,14 +169,19 @@ fn reap_orphaned_masters(parent: &Path, own: &Path) {
         if !is_control || directory == own {
             continue;
         }
-        let Some(owner) = std::fs::read_to_string(directory.join(OWNER_FILE))
-            .ok()
-            .and_then(|text| text.trim().parse::<u32>().ok())
-        else {
+        let Some(owner) = std::fs::read_to_string(directory.join(OWNER_FILE)).ok() else {
             continue;
         };
-        // A reused PID is another program: its directory is an orphan all the same.
-        if crate::pid::is_alive(owner, "pgha") {
+        // The owner is named by PID and start time: a reused PID is another process, and the
+        // owner may be any program using pgha's library (a test binary), not only `pgha`.
+        let recorded = owner.split_whitespace().collect::<Vec<_>>();
+        let running = match recorded[..] {
+            [pid, started] => {
+                pid.parse().ok().and_then(crate::pid::start_time) == started.parse().ok()
+            }
+            _ => continue,
+        };
+        if running {
             continue;
         }
         for master in std::fs::read_dir(&directory)
@@ -206,9 +211,10 @@ impl Ssh {
             })?;
         // Who owns it: a later pgha stops the masters of one that was killed (SIGKILL leaves
         // `ControlPersist` masters running for good).
+        let own = std::process::id();
         let _ = std::fs::write(
             control_directory.path().join(OWNER_FILE),
-            std::process::id().to_string(),
+            format!("{own} {}", crate::pid::start_time(own).unwrap_or_default()),
         );
         if let Some(parent) = control_directory.path().parent() {
             reap_orphaned_masters(parent, control_directory.path());
@@ -550,26 +556,29 @@ impl Masker {
 mod tests {
     use super::*;
 
-    /// A control directory whose pgha is gone (killed) is cleaned up by the next pgha; one whose
-    /// pgha runs, this pgha's own, and anything not a control directory are left alone.
+    /// A control directory whose owner is gone (killed) is cleaned up by the next pgha; one whose
+    /// owner runs — whatever the program, a test binary too — this pgha's own, and anything not
+    /// a control directory are left alone.
     #[test]
     fn control_directories_of_dead_pgha_processes_are_reaped() {
         let parent = tempfile::tempdir().unwrap();
-        let control = |name: &str, owner: u32| {
+        let control = |name: &str, owner: u32, started: u64| {
             let directory = parent.path().join(name);
             std::fs::create_dir_all(directory.join("master-x")).unwrap();
-            std::fs::write(directory.join(OWNER_FILE), owner.to_string()).unwrap();
+            std::fs::write(directory.join(OWNER_FILE), format!("{owner} {started}")).unwrap();
             directory
         };
         let mut finished = std::process::Command::new("true").spawn().unwrap();
         let dead = finished.id();
         finished.wait().unwrap();
-        let reaped = control("pgha-ssh-dead", dead);
-        // PID 1 runs, but it is not a pgha: the owner's PID was reused.
-        let reused = control("pgha-ssh-reused", 1);
-        let running = control("pgha-ssh-running", std::process::id());
-        let own = control("pgha-ssh-own", dead);
-        let unrelated = control("other-dir", dead);
+        let reaped = control("pgha-ssh-dead", dead, 1);
+        // PID 1 runs, but it started at another time: the owner's PID was reused.
+        let init_started = crate::pid::start_time(1).unwrap();
+        let reused = control("pgha-ssh-reused", 1, init_started + 1);
+        let me = std::process::id();
+        let running = control("pgha-ssh-running", me, crate::pid::start_time(me).unwrap());
+        let own = control("pgha-ssh-own", dead, 1);
+        let unrelated = control("other-dir", dead, 1);
         reap_orphaned_masters(parent.path(), &own);
         assert!(!reaped.exists() && !reused.exists());
         assert!(running.exists() && own.exists() && unrelated.exists());
