@@ -10,11 +10,15 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export PGHA_TEST_LAB_ROOT=${PGHA_TEST_LAB_ROOT:-/var/lib/pgha/test-labs}
 
-teardown() {
-    [ "${PGHA_KEEP_TEST_LAB:-0}" = 1 ] && return
+wipe_test_labs() {
+    [ -x target/debug/pgha ] || return 0
     for lab in "$PGHA_TEST_LAB_ROOT"/*/; do
         [ -f "$lab/lab.json" ] && target/debug/pgha lab down --wipe --dir "$lab" >/dev/null 2>&1 || true
     done
+}
+teardown() {
+    [ "${PGHA_KEEP_TEST_LAB:-0}" = 1 ] && return
+    wipe_test_labs
 }
 trap teardown EXIT
 
@@ -23,4 +27,7 @@ trap teardown EXIT
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 cargo build --locked --workspace --quiet
+# Labs left by an interrupted run may be mid-drill (a replica behind WAL its leader no longer
+# keeps): every run starts from new ones.
+wipe_test_labs
 cargo test --locked --workspace --quiet

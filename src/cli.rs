@@ -150,6 +150,10 @@ enum RawCommand {
     Doctor {
         #[arg(short, long, value_enum, default_value_t = DoctorOutput::Text)]
         output: DoctorOutput,
+        /// The leader's free disk below this share (percent) of its data directory's
+        /// filesystem is a warning, below a third of it critical (read over SSH)
+        #[arg(long, value_name = "PERCENT", default_value = "15", value_parser = crate::doctor::Percent::parse)]
+        min_free_disk: crate::doctor::Percent,
     },
     /// Show the inventory as pgha resolves it (secrets are shown by source, never by value)
     Inventory {
@@ -455,8 +459,12 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
         } => Command::ConfigShow {
             format: output.into(),
         },
-        RawCommand::Doctor { output } => Command::Doctor {
+        RawCommand::Doctor {
+            output,
+            min_free_disk,
+        } => Command::Doctor {
             format: output.into(),
+            min_free_disk,
         },
         RawCommand::Inventory { output } => Command::Inventory {
             format: output.into(),

@@ -37,6 +37,7 @@ pub enum Command {
     },
     Doctor {
         format: DoctorFormat,
+        min_free_disk: crate::doctor::Percent,
     },
     Inventory {
         format: OutputFormat,
@@ -72,7 +73,10 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
         } => status(selector, format, watch, fail_on).await,
         Command::History { format } => history(selector, format).await,
         Command::ConfigShow { format } => config_show(selector, format).await,
-        Command::Doctor { format } => doctor(selector, format).await,
+        Command::Doctor {
+            format,
+            min_free_disk,
+        } => Box::pin(doctor(selector, format, min_free_disk)).await,
         Command::Inventory { format } => {
             let summary = inventory::summarize(selector)?;
             ui::write_document(
@@ -301,18 +305,23 @@ pub enum DoctorFormat {
     Markdown,
 }
 
-/// `pgha doctor`: one observation, the dynamic configuration and the leader's slots, read
-/// at once; the findings printed; exit `Unhealthy` when one is a warning or worse.
-async fn doctor(selector: &Selector, format: DoctorFormat) -> Result<Exit, Error> {
-    let connection = Connection::open(selector).await?;
-    let view = connection.observe().await?;
-    let (target, client) = (&connection.target, &connection.client);
-    let leader_host = view
+/// `pgha doctor`: one observation; then the dynamic configuration, the leader's slots and
+/// `pg_hba.conf` rules (SQL) and its free disk (SSH), read at once; the findings printed; exit
+/// `Unhealthy` when one is a warning or worse.
+async fn doctor(
+    selector: &Selector,
+    format: DoctorFormat,
+    min_free_disk: crate::doctor::Percent,
+) -> Result<Exit, Error> {
+    use crate::exec::{Actuator as _, Observer as _};
+    let live = Connection::open(selector).await?.into_live()?;
+    let view = live.observe().await?;
+    let (target, client) = (&live.target, &live.client);
+    let leader = view
         .leader
         .as_deref()
         .and_then(|leader| view.member(leader))
-        .filter(|leader| leader.is_reachable())
-        .map(|leader| leader.host.clone());
+        .filter(|leader| leader.is_reachable());
     let config = async {
         match source_in(&view) {
             Ok(source) => client
@@ -322,23 +331,44 @@ async fn doctor(selector: &Selector, format: DoctorFormat) -> Result<Exit, Error
             Err(error) => Err(error.to_string()),
         }
     };
+    let sql = live.sql.as_ref().zip(leader);
     let slots = async {
-        match (&target.postgres, leader_host) {
-            (Some(settings), Some(host)) => Some(
-                crate::postgres::Sql::new(settings.clone())
-                    .inactive_slots(&host)
-                    .await
-                    .map_err(|error| error.to_string()),
-            ),
-            _ => None,
-        }
+        let (sql, leader) = sql?;
+        Some(
+            sql.inactive_slots(&leader.host)
+                .await
+                .map_err(|error| error.to_string()),
+        )
     };
-    let (config, slots) = tokio::join!(config, slots);
+    let hba = async {
+        let (sql, leader) = sql?;
+        let rules = sql
+            .hba_rules(&leader.host)
+            .await
+            .map_err(|error| error.to_string());
+        Some((rules, replica_addresses(&view).await))
+    };
+    let disk = async {
+        let leader = leader?;
+        target.ssh.as_ref()?;
+        let read = crate::runbooks::Host::new(target, &view, &leader.name)
+            .and_then(|host| host.disk_usage_read())
+            .ok()?;
+        Some(match live.remote(&read).await {
+            Ok(output) if output.success() => crate::doctor::DiskUsage::parse(&output.stdout),
+            Ok(output) => Err(output.stderr.trim().to_string()),
+            Err(error) => Err(error.to_string()),
+        })
+    };
+    let (config, slots, hba, disk) = tokio::join!(config, slots, hba, disk);
     let findings = crate::doctor::diagnose(&crate::doctor::Inputs {
         target,
         view: &view,
         config,
         slots,
+        hba,
+        disk,
+        min_free_disk,
     });
     match format {
         DoctorFormat::Text => ui::print_stdout(&crate::doctor::render_text(&view, &findings))?,
@@ -357,6 +387,31 @@ async fn doctor(selector: &Selector, format: DoctorFormat) -> Result<Exit, Error
             Exit::Success
         },
     )
+}
+
+/// The addresses the replicas connect to the leader from: their hosts, resolved.
+async fn replica_addresses(view: &ClusterView) -> Vec<crate::doctor::Replica> {
+    let mut replicas = Vec::new();
+    for member in &view.members {
+        if Some(member.name.as_str()) == view.leader.as_deref() {
+            continue;
+        }
+        let address = match member.host.parse() {
+            Ok(address) => Some(address),
+            Err(_) => tokio::net::lookup_host((member.host.as_str(), 0))
+                .await
+                .ok()
+                .and_then(|mut found| found.next())
+                .map(|socket| socket.ip()),
+        };
+        if let Some(address) = address {
+            replicas.push(crate::doctor::Replica {
+                name: member.name.clone(),
+                address,
+            });
+        }
+    }
+    replicas
 }
 
 async fn config_show(selector: &Selector, format: OutputFormat) -> Result<Exit, Error> {

@@ -15,7 +15,11 @@ use serde_json::Value;
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, Severity, Warning};
 use crate::patroni::PostgresRole;
-use crate::postgres::InactiveSlot;
+use crate::postgres::{HbaRules, InactiveSlot};
+
+pub use hba::Replica;
+
+mod hba;
 use crate::ui::human_bytes;
 
 /// An inactive slot holding more than this is a finding: a WAL segment is 16 MiB.
@@ -34,6 +38,64 @@ pub struct Inputs<'a> {
     pub config: Result<Value, String>,
     /// The leader's inactive slots; `None` without SQL access or without a leader.
     pub slots: Option<Result<Vec<InactiveSlot>, String>>,
+    /// The leader's `pg_hba.conf` rules, and the replicas that must pass them; `None` without
+    /// SQL access or without a leader.
+    pub hba: Option<(Result<HbaRules, String>, Vec<Replica>)>,
+    /// The filesystem of the leader's data directory; `None` without SSH or a data directory.
+    pub disk: Option<Result<DiskUsage, String>>,
+    /// Below this share of its filesystem free, the leader's disk is a warning (below a third
+    /// of it, critical).
+    pub min_free_disk: Percent,
+}
+
+/// A filesystem's size and what is available to PostgreSQL, in bytes (`df`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DiskUsage {
+    pub size: u64,
+    pub available: u64,
+}
+
+impl DiskUsage {
+    /// `df`'s `SIZE AVAILABLE`, as pgha's read prints it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let numbers: Vec<u64> = text
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("df printed {:?}", text.trim()))?;
+        match numbers[..] {
+            [size, available] if size > 0 => Ok(DiskUsage { size, available }),
+            _ => Err(format!("df printed {:?}", text.trim())),
+        }
+    }
+
+    fn free_share(self) -> f64 {
+        // Bytes to f64 loses nothing that matters for a percentage.
+        #[allow(clippy::cast_precision_loss)]
+        let share = self.available as f64 / self.size as f64 * 100.0;
+        share
+    }
+}
+
+/// A share, 0 to 100 (`--min-free-disk 15`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(f64);
+
+impl Percent {
+    pub const DEFAULT_MIN_FREE_DISK: Percent = Percent(15.0);
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let number: f64 = text
+            .trim()
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| format!("{text:?} is not a percentage (a number from 0 to 100)"))?;
+        if (0.0..=100.0).contains(&number) {
+            Ok(Percent(number))
+        } else {
+            Err(format!("{text:?} is not between 0 and 100"))
+        }
+    }
 }
 
 /// One thing found.
@@ -91,6 +153,19 @@ pub fn diagnose(inputs: &Inputs<'_>) -> Vec<Finding> {
         )),
     }
     findings.extend(slots(inputs.view, inputs.slots.as_ref()));
+    findings.extend(leader_disk(inputs));
+    let leader = inputs.view.leader.as_deref().unwrap_or_default();
+    match &inputs.hba {
+        Some((Ok(rules), replicas)) => findings.extend(hba::findings(leader, rules, replicas)),
+        Some((Err(why), _)) => findings.push(Finding::new(
+            "hba_unread",
+            Severity::Info,
+            format!("the leader's pg_hba.conf rules could not be read: {why}"),
+            "a rule that shuts the replicas out shows only when they reconnect",
+            "check the inventory's `postgres:` access (reading `pg_hba_file_rules` needs a superuser)",
+        )),
+        None => {}
+    }
     findings.sort_by_key(|finding| std::cmp::Reverse(finding.severity));
     findings
 }
@@ -395,6 +470,50 @@ fn slots(view: &ClusterView, slots: Option<&Result<Vec<InactiveSlot>, String>>) 
             })
             .collect(),
     }
+}
+
+/// The leader's disk: a full one stops the leader, and seed 001's slots fill it.
+fn leader_disk(inputs: &Inputs<'_>) -> Option<Finding> {
+    let leader = inputs.view.leader.as_deref()?;
+    let usage = match inputs.disk.as_ref()? {
+        Ok(usage) => *usage,
+        Err(why) => {
+            return Some(
+                Finding::new(
+                    "disk_unread",
+                    Severity::Info,
+                    format!("the leader's free disk could not be read: {why}"),
+                    "a leader whose disk fills stops taking writes",
+                    "check the inventory's `ssh:` settings and the member's `data_dir`",
+                )
+                .on(leader),
+            );
+        }
+    };
+    let free = usage.free_share();
+    let threshold = inputs.min_free_disk.0;
+    if free >= threshold {
+        return None;
+    }
+    let severity = if free < threshold / 3.0 {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    Some(
+        Finding::new(
+            "leader_disk_low",
+            severity,
+            format!(
+                "the leader {leader} has {} free of {} ({free:.1} %) where its data lives, below {threshold} %",
+                human_bytes(usage.available),
+                human_bytes(usage.size)
+            ),
+            "WAL, slots nothing consumes and temporary files fill it; a full disk stops the leader, and its replicas usually have the same disk",
+            "free or grow the filesystem; drop slots nothing consumes; check that WAL archiving keeps up",
+        )
+        .on(leader),
+    )
 }
 
 /// One block per finding, for a terminal.

@@ -118,6 +118,30 @@ pub struct InactiveSlot {
     pub holds: u64,
 }
 
+/// One line of `pg_hba.conf` as PostgreSQL parses it (`pg_hba_file_rules`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HbaRule {
+    pub line: i32,
+    /// `local`, `host`, `hostssl`, `hostnossl`, …
+    pub kind: String,
+    pub databases: Vec<String>,
+    pub users: Vec<String>,
+    /// An address, `all`, `samehost`, `samenet` or a host name; `None` for `local`.
+    pub address: Option<String>,
+    pub netmask: Option<String>,
+    pub method: Option<String>,
+    /// Why PostgreSQL cannot use the line.
+    pub error: Option<String>,
+}
+
+/// What decides whether replicas may connect: the rules, in order, and the roles that may
+/// replicate (login, `REPLICATION`, not superuser: the ones Patroni's replicas use).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HbaRules {
+    pub rules: Vec<HbaRule>,
+    pub replication_roles: Vec<String>,
+}
+
 /// The start of the WAL segment holding the byte before `position`.
 fn segment_start_of_last_byte(position: Lsn, segment: u64) -> Lsn {
     let last = position.0.saturating_sub(1);
@@ -288,6 +312,50 @@ impl Sql {
                 holds: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
             })
             .collect())
+    }
+
+    /// `pg_hba.conf` on `host` as the server would read it now, and its replication roles.
+    pub async fn hba_rules(&self, host: &str) -> Result<HbaRules, SqlError> {
+        let client = self.connect(host, self.settings.statement_timeout).await?;
+        let timeout = self.settings.statement_timeout;
+        let rules = bounded(
+            host,
+            "pg_hba_file_rules",
+            timeout,
+            client.query(
+                "SELECT line_number, type, coalesce(database, '{}'), coalesce(user_name, '{}'), \
+                 address, netmask, auth_method, error FROM pg_hba_file_rules ORDER BY line_number",
+                &[],
+            ),
+        )
+        .await?;
+        let replication_roles = bounded(
+            host,
+            "pg_roles",
+            timeout,
+            client.query(
+                "SELECT rolname::text FROM pg_roles \
+                 WHERE rolreplication AND rolcanlogin AND NOT rolsuper ORDER BY 1",
+                &[],
+            ),
+        )
+        .await?;
+        Ok(HbaRules {
+            rules: rules
+                .iter()
+                .map(|row| HbaRule {
+                    line: row.get(0),
+                    kind: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                    databases: row.get(2),
+                    users: row.get(3),
+                    address: row.get(4),
+                    netmask: row.get(5),
+                    method: row.get(6),
+                    error: row.get(7),
+                })
+                .collect(),
+            replication_roles: replication_roles.iter().map(|row| row.get(0)).collect(),
+        })
     }
 
     /// Refuses while a transaction on `host` has been open longer than `limit`.

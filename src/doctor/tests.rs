@@ -26,7 +26,72 @@ fn findings_after(
         view: &view,
         config: Ok(config),
         slots,
+        hba: None,
+        disk: None,
+        min_free_disk: Percent::DEFAULT_MIN_FREE_DISK,
     })
+}
+
+/// The disk findings for the healthy recorded cluster whose leader reads `disk`.
+fn disk_findings(disk: Result<DiskUsage, String>, min_free: &str) -> Vec<Finding> {
+    let (target, observations) = led_by("4.1.5", "node3", Some(1));
+    let view = merge(&target, observations).unwrap();
+    diagnose(&Inputs {
+        target: &target,
+        view: &view,
+        config: Ok(healthy_config()),
+        slots: None,
+        hba: None,
+        disk: Some(disk),
+        min_free_disk: Percent::parse(min_free).unwrap(),
+    })
+    .into_iter()
+    .filter(|finding| finding.code.contains("disk"))
+    .collect()
+}
+
+#[test]
+fn the_leaders_disk_is_a_warning_below_the_threshold_and_critical_below_a_third() {
+    let usage = |available| DiskUsage {
+        size: 100 << 30,
+        available,
+    };
+    assert!(disk_findings(Ok(usage(20 << 30)), "15").is_empty());
+    let low = disk_findings(Ok(usage(10 << 30)), "15");
+    assert_eq!(low[0].severity, Severity::Warning);
+    assert_eq!(low[0].member.as_deref(), Some("node3"));
+    assert!(
+        low[0].seen.contains("10.0 GiB free of 100.0 GiB (10.0 %)"),
+        "{}",
+        low[0].seen
+    );
+    assert_eq!(
+        disk_findings(Ok(usage(4 << 30)), "15")[0].severity,
+        Severity::Critical
+    );
+    let unread = disk_findings(Err("ssh: connection refused".into()), "15");
+    assert_eq!(
+        (unread[0].code.as_str(), unread[0].severity),
+        ("disk_unread", Severity::Info)
+    );
+}
+
+#[test]
+fn df_output_and_percentages_are_parsed_or_refused() {
+    assert_eq!(
+        DiskUsage::parse("1000 250\n"),
+        Ok(DiskUsage {
+            size: 1000,
+            available: 250
+        })
+    );
+    for bad in ["", "1000", "0 0", "a b", "1 2 3"] {
+        assert!(DiskUsage::parse(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(Percent::parse("15%"), Ok(Percent(15.0)));
+    for bad in ["-1", "101", "x", "NaN"] {
+        assert!(Percent::parse(bad).is_err(), "{bad:?}");
+    }
 }
 
 fn codes(findings: &[Finding]) -> Vec<&str> {

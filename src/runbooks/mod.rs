@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 pub use host::HostOperation;
 pub use registry::{PlanOutput, RunFlags};
 pub use resume::Params as ResumeParams;
+pub(crate) use steps::Host;
 pub use steps::{BackupTool, DEFAULT_MAX_LAG_BYTES};
 
 use crate::exit::Exit;

@@ -299,6 +299,16 @@ fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, wor
     );
     let too_much = scratch.run(shell, line_of(&host.free_space_at_least(u64::MAX).unwrap()));
     assert!(!too_much.status.success(), "{} bytes free?", u64::MAX);
+    // The doctor's read of the same filesystem: its size, then what is available.
+    let usage = succeeded(&scratch.run(shell, &host.disk_usage_read().unwrap().command));
+    let numbers: Vec<u64> = usage
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        matches!(numbers[..], [size, available] if size >= available && size > 0),
+        "{usage:?}"
+    );
 
     // Backup and restore: real copies between hostile paths, compared byte for byte.
     let files = [

@@ -1,7 +1,8 @@
 //! `pgha doctor` on the shared lab: each finding provoked for real — the lab's own single etcd
 //! endpoint without failsafe mode, timing that lets the leader key expire while retrying, a
 //! setting waiting for a restart, an absent member's replication slot holding WAL on the
-//! leader — and gone once the cause is; the doctor itself changes nothing.
+//! leader, `pg_hba.conf` lines that shut the replicas out, the leader's disk below the
+//! threshold — and gone once the cause is; the doctor itself changes nothing.
 
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,8 @@ fn doctor_finds_what_was_provoked_and_nothing_once_it_is_gone() {
     an_absent_members_slot_holds_wal(lab);
     a_primary_called_a_standby_is_critical(lab);
     no_replica_may_take_over(lab);
+    a_rule_above_the_replication_users_shuts_replicas_out(lab);
+    the_leaders_disk_below_the_threshold(lab);
 
     // Read-only: the same leader on the same timeline as before.
     let after = lab.status_json();
@@ -254,4 +257,84 @@ fn no_replica_may_take_over(lab: &Lab) {
     wait_until(Duration::from_secs(30), "a candidate again", || {
         doctor(lab).1.is_empty()
     });
+}
+
+/// Puts a file back as it was however the test ends.
+struct PutBack {
+    path: std::path::PathBuf,
+    text: String,
+}
+
+impl Drop for PutBack {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.text);
+    }
+}
+
+/// Lines written above the leader's own: PostgreSQL reads `pg_hba.conf` for every new
+/// connection, so no reload is needed for `pg_hba_file_rules` (and the next replica) to see
+/// them, and the streaming replicas keep their connections.
+fn a_rule_above_the_replication_users_shuts_replicas_out(lab: &Lab) {
+    let leader = lab.leader();
+    let path = lab
+        .dir
+        .join("members")
+        .join(&leader)
+        .join("data/pg_hba.conf");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _put_back = PutBack {
+        path: path.clone(),
+        text: text.clone(),
+    };
+    let replica = lab.replica();
+    let address = lab.address(&replica);
+    std::fs::write(
+        &path,
+        format!(
+            "host replication all {address}/32 reject\nhost replication all 127.0.0.0/8 md5\nhost all all 127.0.0.0/8 bogus\n{text}"
+        ),
+    )
+    .unwrap();
+    let (code, codes, document) = doctor(lab);
+    assert_eq!(code, 7);
+    assert_eq!(
+        codes,
+        [
+            "hba_error",
+            "hba_replication_rejected",
+            "hba_replication_shadowed"
+        ],
+        "{document}"
+    );
+    let rejected = &document["findings"][1];
+    assert_eq!(rejected["member"], leader.as_str());
+    let seen = rejected["seen"].as_str().unwrap();
+    assert!(
+        seen.contains(&format!("from {replica}: line 1")),
+        "only {replica} is rejected: {seen}"
+    );
+    std::fs::write(&path, &text).unwrap();
+    assert_eq!(doctor(lab).1, Vec::<String>::new());
+}
+
+/// The lab's disk is what it is: a threshold above its free share provokes the finding.
+fn the_leaders_disk_below_the_threshold(lab: &Lab) {
+    let output = Pgha::new()
+        .args(["doctor", "-o", "json", "--min-free-disk", "100"])
+        .lab(lab)
+        .run();
+    let document = output.json();
+    let disk = document["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["code"] == "leader_disk_low")
+        .unwrap_or_else(|| panic!("{document}"));
+    assert_eq!(disk["severity"], "critical");
+    assert_eq!(disk["member"], lab.leader().as_str());
+    let refused = Pgha::new()
+        .args(["doctor", "--min-free-disk", "101"])
+        .lab(lab)
+        .run();
+    assert_eq!(refused.code(), 2, "{}", refused.stderr());
 }

@@ -278,8 +278,34 @@ impl Lab {
         // Exclusive while starting: another test process may be restoring the cluster.
         let _guard = lab.lock(true);
         lab.restore_releases();
-        lab.up()?;
+        let left_by_an_earlier_run = lab.dir.join("lab.json").is_file();
+        match lab.up() {
+            Err(why) if left_by_an_earlier_run => {
+                // A run killed mid-test can leave a member that no `lab up` heals (a replica
+                // behind WAL its leader no longer keeps): this process starts a new lab.
+                eprintln!(
+                    "the {name} lab left by an earlier run is not healthy; starting a new one:\n{why}"
+                );
+                lab.down_and_wipe()?;
+                lab.up()?;
+            }
+            outcome => outcome?,
+        }
         Ok(lab)
+    }
+
+    /// `pgha lab down --wipe`: every process ended, every file gone.
+    fn down_and_wipe(&self) -> Result<(), String> {
+        let run = Pgha::new().args(["lab", "down", "--wipe"]).lab(self).run();
+        if run.code() == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "`pgha lab down --wipe` failed for {}:\n{}",
+                self.dir.display(),
+                run.stderr()
+            ))
+        }
     }
 
     /// `pgha lab up` with this lab's arguments: starts what is missing, waits until healthy.
@@ -385,10 +411,15 @@ impl Lab {
     }
 
     pub(crate) fn api_url(&self, member: &str) -> String {
+        format!("http://{}:8008", self.address(member))
+    }
+
+    /// The loopback address `member` (`nodeN`) lives on.
+    pub(crate) fn address(&self, member: &str) -> std::net::Ipv4Addr {
         let index: u8 = member.trim_start_matches("node").parse().unwrap();
         let first: std::net::Ipv4Addr = self.first_address.parse().unwrap();
         let [a, b, c, d] = first.octets();
-        format!("http://{a}.{b}.{c}.{}:8008", d + index - 1)
+        std::net::Ipv4Addr::new(a, b, c, d + index - 1)
     }
 
     /// `pgha status -o json` on this lab.
@@ -560,16 +591,8 @@ impl std::ops::Deref for DedicatedLab {
 impl Drop for DedicatedLab {
     fn drop(&mut self) {
         // Never panic here: a panic during a failing test's unwinding aborts the whole run.
-        let run = Pgha::new()
-            .args(["lab", "down", "--wipe"])
-            .lab(&self.0)
-            .run();
-        if run.code() != 0 {
-            eprintln!(
-                "could not take down the lab in {}:\n{}",
-                self.0.dir.display(),
-                run.stderr()
-            );
+        if let Err(why) = self.0.down_and_wipe() {
+            eprintln!("{why}");
         }
     }
 }

@@ -398,7 +398,7 @@ impl<'a> Host<'a> {
             return Ok(None);
         };
         let log_file = checked_path("log file", log_file).map_err(unsafe_value)?;
-        let step = self.step(
+        let read = self.read_action(
             format!("read-log-{}", self.name),
             format!("Read {}'s PostgreSQL log", self.name),
             host_script(&[
@@ -410,12 +410,7 @@ impl<'a> Host<'a> {
                 r#"tail -n 200 -- "$newest""#,
             ])
             .value(&log_file),
-            false,
-            Gate::None,
         )?;
-        let Action::Remote(read) = step.action else {
-            unreachable!("a host step runs a command")
-        };
         Ok(Some(StuckWatch {
             member: self.name.clone(),
             after,
@@ -424,6 +419,36 @@ impl<'a> Host<'a> {
                 ..read
             },
         }))
+    }
+
+    /// A read-only command printing the size and the available bytes of the filesystem that
+    /// holds the data directory (`SIZE AVAILABLE`), for the doctor.
+    pub(crate) fn disk_usage_read(&self) -> Result<RemoteAction, PlanError> {
+        let data_dir = self.data_dir()?;
+        self.read_action(
+            format!("df-{}", self.name),
+            format!("Read the free space of {}'s data directory", self.name),
+            host_script(&[
+                "d=$1",
+                r#"while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done"#,
+                r#"df -P -B1 -- "$d" | awk 'NR==2 {print $2, $4}'"#,
+            ])
+            .value(&data_dir),
+        )
+    }
+
+    /// A read-only command as the operator's SSH user, for pgha to read and not a plan's step.
+    fn read_action(
+        &self,
+        id: String,
+        title: String,
+        script: Script,
+    ) -> Result<RemoteAction, PlanError> {
+        let step = self.step(id, title, script, false, Gate::None)?;
+        match step.action {
+            Action::Remote(read) => Ok(read),
+            _ => unreachable!("a host step runs a command"),
+        }
     }
 
     /// A backup tool's restore into the member's data directory, as the database's user.
