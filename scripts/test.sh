@@ -31,3 +31,9 @@ cargo build --locked --workspace --quiet
 # keeps): every run starts from new ones.
 wipe_test_labs
 cargo test --locked --workspace --quiet
+
+# The fault matrix the suite just proved (from the README; tests/integration/fault_matrix.rs
+# checks that every test it names exists).
+echo
+echo "Fault matrix (L: lab test, E: executor test, n/a: cannot happen, —: not proven yet):"
+sed -n '/^| step in flight |/,/^$/p' README.md

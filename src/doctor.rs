@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::inventory::ClusterTarget;
 use crate::observe::{ClusterView, Severity, Warning};
-use crate::patroni::PostgresRole;
+use crate::patroni::{Lag, MemberState, PostgresRole};
 use crate::postgres::{HbaRules, InactiveSlot};
 
 pub use hba::Replica;
@@ -29,6 +29,7 @@ pub const SLOT_RETENTION: u64 = 64 << 20;
 const DEFAULT_TTL: u64 = 30;
 const DEFAULT_LOOP_WAIT: u64 = 10;
 const DEFAULT_RETRY_TIMEOUT: u64 = 10;
+const DEFAULT_MAXIMUM_LAG: u64 = 1 << 20;
 
 /// What the doctor reads, besides the view.
 pub struct Inputs<'a> {
@@ -139,6 +140,18 @@ pub fn diagnose(inputs: &Inputs<'_>) -> Vec<Finding> {
     findings.extend(standby_leader(inputs.target, inputs.view));
     findings.extend(no_failover_candidate(inputs.view));
     findings.extend(paused(inputs.view));
+    findings.extend(replicas_behind(
+        inputs.view,
+        inputs
+            .config
+            .as_ref()
+            .ok()
+            .map_or(DEFAULT_MAXIMUM_LAG, |config| {
+                config["maximum_lag_on_failover"]
+                    .as_u64()
+                    .unwrap_or(DEFAULT_MAXIMUM_LAG)
+            }),
+    ));
     match &inputs.config {
         Ok(config) => {
             findings.extend(timing(config));
@@ -383,6 +396,35 @@ fn no_failover_candidate(view: &ClusterView) -> Option<Finding> {
             "remove `nofailover` from at least one replica's tags and reload it",
         )
     })
+}
+
+/// A replica that runs but does not stream, further behind than Patroni lets a failover
+/// candidate be: seen on the lab as a replica asking for WAL its leader had already removed,
+/// which waits forever and looks like any running replica in a table.
+fn replicas_behind(view: &ClusterView, maximum_lag: u64) -> Vec<Finding> {
+    view.members
+        .iter()
+        .filter(|member| !member.is_leader() && member.is_reachable())
+        .filter(|member| member.state() == Some(MemberState::Running))
+        .filter_map(|member| match member.receive_lag() {
+            Some(Lag::Bytes(behind)) if behind > maximum_lag => Some(
+                Finding::new(
+                    "replica_not_streaming",
+                    Severity::Warning,
+                    format!(
+                        "{} runs but does not stream, {} behind the leader (maximum_lag_on_failover {})",
+                        member.name,
+                        human_bytes(behind),
+                        human_bytes(maximum_lag)
+                    ),
+                    "it is no failover candidate, and a replica that cannot fetch the WAL it needs (removed from the leader, missing from the archive) stays like this",
+                    "read its PostgreSQL log: if the leader's WAL it asks for is gone, rebuild it (`pgha reinit --member NAME`)",
+                )
+                .on(&member.name),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 fn paused(view: &ClusterView) -> Option<Finding> {

@@ -75,12 +75,15 @@ impl JournalError {
     pub fn exit(&self) -> Exit {
         match self {
             JournalError::LockHeld { .. } => Exit::LockHeld,
-            // Nothing was done, and the operator's next move is another command or another pgha.
+            // Nothing was done, and the operator's next move is another command or another pgha;
+            // a journal that cannot be trusted (cut, corrupted, edited) is input like any other.
             JournalError::UnknownRun { .. }
             | JournalError::AlreadySucceeded { .. }
             | JournalError::OtherVersion { .. }
-            | JournalError::NewerFormat { .. } => Exit::BadInput,
-            _ => Exit::Failed,
+            | JournalError::NewerFormat { .. }
+            | JournalError::Corrupt { .. }
+            | JournalError::Tampered { .. } => Exit::BadInput,
+            JournalError::Io { .. } => Exit::Failed,
         }
     }
 
@@ -608,6 +611,26 @@ impl RecordedRun {
         })
     }
 
+    /// The fingerprint of the inventory the plan in force was made from, if recorded.
+    pub fn inventory_fingerprint(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .rev()
+            .find_map(|entry| match &entry.event {
+                Event::RunStarted {
+                    inventory_fingerprint,
+                    ..
+                }
+                | Event::RunResumed {
+                    plan: Some(_),
+                    inventory_fingerprint,
+                    ..
+                } => Some(inventory_fingerprint.as_deref()),
+                _ => None,
+            })
+            .flatten()
+    }
+
     /// The cluster's system identifier when the run started, if it was known and recorded.
     pub fn system_identifier(&self) -> Option<String> {
         match self.started()? {
@@ -832,6 +855,7 @@ mod tests {
             pgha_version: PGHA_VERSION.into(),
             journal_format: format_for(plan),
             system_identifier: None,
+            inventory_fingerprint: None,
         }
     }
 
@@ -865,6 +889,7 @@ mod tests {
             pgha_version: version.into(),
             journal_format: format,
             system_identifier: None,
+            inventory_fingerprint: None,
         }
     }
 
@@ -1148,6 +1173,7 @@ mod tests {
             plan: None,
             plan_hash: String::new(),
             pgha_version: PGHA_VERSION.into(),
+            inventory_fingerprint: None,
         });
         let path = journal.path().to_path_buf();
         let text = std::fs::read_to_string(&path).unwrap();

@@ -152,16 +152,16 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
     let held = Held::take(&store, &world, &identity, &plan, &run_id, &policy.operator).await?;
     eprint!("{}", render::text(&plan, None));
     let journal = store.create(&run_id)?;
-    let mut opening = vec![started_event(&plan, &run_id, &policy, &identity)];
-    opening.extend(checked.iter().map(|check| Event::Precheck {
-        text: check.text.clone(),
-        passed: check.verdict.passed,
-        observed: check.verdict.observed.clone(),
-    }));
-    let refused = (!all_passed).then(|| Finish {
-        outcome: Outcome::Refused,
-        detail: "a pre-check failed: nothing was changed".into(),
-    });
+    let fingerprint = world.target.fingerprint();
+    let mut opening = vec![started_event(
+        &plan,
+        &run_id,
+        &policy,
+        &identity,
+        fingerprint,
+    )];
+    let (prechecks, refused) = precheck_events(&checked);
+    opening.extend(prechecks);
     let execution = Execution {
         world: &world,
         plan: &plan,
@@ -170,6 +170,26 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
         run_id: &run_id,
     };
     Ok(execution.record(held, journal, opening, refused).await)
+}
+
+/// The pre-checks as journal events, and the refusal when one failed.
+pub(crate) fn precheck_events(checked: &[CheckedPrecheck]) -> (Vec<Event>, Option<Finish>) {
+    let events = checked
+        .iter()
+        .map(|check| Event::Precheck {
+            text: check.text.clone(),
+            passed: check.verdict.passed,
+            observed: check.verdict.observed.clone(),
+        })
+        .collect();
+    let refused = checked
+        .iter()
+        .any(|check| !check.verdict.passed)
+        .then(|| Finish {
+            outcome: Outcome::Refused,
+            detail: "a pre-check failed: nothing was changed".into(),
+        });
+    (events, refused)
 }
 
 fn refuse_sql_without_access(world: &LiveCluster, plan: &Plan) -> Result<(), Error> {
@@ -191,6 +211,7 @@ fn started_event(
     run_id: &str,
     policy: &GatePolicy,
     identity: &ClusterIdentity,
+    inventory_fingerprint: String,
 ) -> Event {
     Event::RunStarted {
         run_id: run_id.into(),
@@ -205,6 +226,7 @@ fn started_event(
         pgha_version: journal::PGHA_VERSION.into(),
         journal_format: journal::format_for(plan),
         system_identifier: identity.system_identifier.clone(),
+        inventory_fingerprint: Some(inventory_fingerprint),
     }
 }
 

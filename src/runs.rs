@@ -15,7 +15,7 @@ use crate::journal::{self, ClusterIdentity, RunStore, RunSummary};
 use crate::plan::Plan;
 use crate::plan::render::{self, CheckedPrecheck};
 use crate::runbooks::{self, Params};
-use crate::runner::{Execution, Held, PlanFormat, RunOptions, gate_policy};
+use crate::runner::{Execution, Held, PlanFormat, RunOptions, gate_policy, precheck_events};
 
 /// `pgha resume RUN_ID [--replan]`.
 pub async fn resume(
@@ -48,36 +48,57 @@ pub async fn resume(
         .collect();
     // `--replan` plans again whenever it is given: the operator saw the cluster move (a
     // failover mid-run leaves the plan's assumptions true and its next step refused).
+    let inventory_changed = recorded
+        .inventory_fingerprint()
+        .is_some_and(|recorded| recorded != world.target.fingerprint());
+    let mut checked = Vec::new();
     let (plan, point, new_plan) = if replan {
         let params: Params = serde_json::from_value(plan.params.clone()).map_err(|error| {
             Error::BadInput(format!("run {run_id}: cannot read its parameters: {error}"))
         })?;
         let fresh = runbooks::plan(&world.target, &view, &params.replanning())?;
+        // A new plan is checked like a new run's: nothing runs when a pre-check fails.
+        checked = exec::evaluate(&fresh.prechecks, &view);
+        checked.extend(world.access(&fresh, &view).await);
         (fresh.clone(), ResumePoint::default(), Some(fresh))
+    } else if inventory_changed {
+        // The plan names hosts, paths and commands from the inventory it was made from.
+        return Err(refuse(
+            &store,
+            run_id,
+            &policy,
+            "inventory changed".into(),
+            format!(
+                "the inventory of {} changed since run {run_id} was planned ({}): its plan may name hosts, paths or commands that are no longer so; plan again from the inventory as it is with `pgha resume {run_id} --replan`, or put the inventory back",
+                plan.cluster, world.target.origin
+            ),
+        ));
     } else if stale.is_empty() {
         (plan, recorded.resume_point(), None)
     } else {
-        let mut journal = store.reopen(run_id)?;
         let reasons: Vec<String> = stale
             .iter()
             .map(|check| format!("{} ({})", check.text, check.verdict.observed))
             .collect();
-        journal.emit(&resumed_event(&policy, None));
-        journal.emit(&Event::RunFinished {
-            outcome: Outcome::Refused,
-            detail: format!("stale plan: {}", reasons.join("; ")),
-            duration_ms: 0,
-        });
-        return Err(Error::Refused(format!(
-            "the plan of run {run_id} no longer fits the cluster: it assumed {}; re-plan from the cluster as it is with `pgha resume {run_id} --replan`",
-            reasons.join("; ")
-        )));
+        return Err(refuse(
+            &store,
+            run_id,
+            &policy,
+            format!("stale plan: {}", reasons.join("; ")),
+            format!(
+                "the plan of run {run_id} no longer fits the cluster: it assumed {}; re-plan from the cluster as it is with `pgha resume {run_id} --replan`",
+                reasons.join("; ")
+            ),
+        ));
     };
     if let Some(reason) = policy.refusal_on_resume(&plan, &point.finished) {
         return Err(Error::BadInput(reason));
     }
     let journal = store.reopen(run_id)?;
-    let opening = vec![resumed_event(&policy, new_plan.as_ref())];
+    let fingerprint = new_plan.as_ref().map(|_| world.target.fingerprint());
+    let mut opening = vec![resumed_event(&policy, new_plan.as_ref(), fingerprint)];
+    let (prechecks, refused) = precheck_events(&checked);
+    opening.extend(prechecks);
     let execution = Execution {
         world: &world,
         plan: &plan,
@@ -85,10 +106,37 @@ pub async fn resume(
         policy,
         run_id,
     };
-    Ok(execution.record(held, journal, opening, None).await)
+    Ok(execution.record(held, journal, opening, refused).await)
 }
 
-fn resumed_event(policy: &GatePolicy, plan: Option<&Plan>) -> Event {
+/// A resume refused before anything ran: journalled (the run's record says why it stopped),
+/// and the error for the operator.
+fn refuse(
+    store: &RunStore,
+    run_id: &str,
+    policy: &GatePolicy,
+    detail: String,
+    message: String,
+) -> Error {
+    match store.reopen(run_id) {
+        Ok(mut journal) => {
+            journal.emit(&resumed_event(policy, None, None));
+            journal.emit(&Event::RunFinished {
+                outcome: Outcome::Refused,
+                detail,
+                duration_ms: 0,
+            });
+            Error::Refused(message)
+        }
+        Err(error) => error.into(),
+    }
+}
+
+fn resumed_event(
+    policy: &GatePolicy,
+    plan: Option<&Plan>,
+    inventory_fingerprint: Option<String>,
+) -> Event {
     Event::RunResumed {
         operator: policy.operator.clone(),
         host: journal::hostname(),
@@ -96,6 +144,7 @@ fn resumed_event(policy: &GatePolicy, plan: Option<&Plan>) -> Event {
         plan_hash: plan.map(Plan::hash).unwrap_or_default(),
         plan: plan.map(|plan| Box::new(plan.clone())),
         pgha_version: journal::PGHA_VERSION.into(),
+        inventory_fingerprint,
     }
 }
 
@@ -228,6 +277,7 @@ mod tests {
                 pgha_version: journal::PGHA_VERSION.into(),
                 journal_format: journal::FORMAT,
                 system_identifier: None,
+                inventory_fingerprint: None,
             },
             Event::ActionAnswered {
                 step: step(),

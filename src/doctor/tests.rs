@@ -291,3 +291,53 @@ fn text_and_markdown_say_what_why_and_fix() {
         format!("{}: no finding\n", view.cluster)
     );
 }
+
+/// The first replica running without streaming, `behind` bytes behind, as every member's
+/// `/cluster` and its own `/patroni` say.
+fn replica_behind(observations: &mut [MemberObservation], behind: u64) -> String {
+    let replica = crate::observe::testing::first_replica(observations);
+    let name = replica.target.name.clone();
+    let status = replica.status.as_mut().unwrap();
+    status.state = MemberState::Running;
+    status.replication_state = None;
+    for observation in observations.iter_mut() {
+        let Ok(topology) = observation.topology.as_mut() else {
+            continue;
+        };
+        for member in topology.members.iter_mut().filter(|m| m.name == name) {
+            member.state = MemberState::Running;
+            member.lag = Some(Lag::Bytes(behind));
+            member.receive_lag = Some(Lag::Bytes(behind));
+            member.replay_lag = Some(Lag::Bytes(behind));
+        }
+    }
+    name
+}
+
+#[test]
+fn a_replica_running_without_streaming_far_behind_is_found() {
+    let mut name = String::new();
+    let findings = findings_after(
+        |_, observations| name = replica_behind(observations, 352 << 20),
+        healthy_config(),
+        None,
+    );
+    assert_eq!(codes(&findings), ["replica_not_streaming"]);
+    assert_eq!(findings[0].member.as_deref(), Some(name.as_str()));
+    assert!(
+        findings[0].seen.ends_with(
+            "runs but does not stream, 352.0 MiB behind the leader (maximum_lag_on_failover 1.0 MiB)"
+        ),
+        "{}",
+        findings[0].seen
+    );
+    // Within maximum_lag_on_failover (a replica that just restarted): nothing.
+    let findings = findings_after(
+        |_, observations| {
+            replica_behind(observations, 4096);
+        },
+        healthy_config(),
+        None,
+    );
+    assert_eq!(codes(&findings), Vec::<&str>::new());
+}

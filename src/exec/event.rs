@@ -29,6 +29,10 @@ pub enum Event {
         /// scope, what the run lock is keyed on, also on resume (when Patroni may be stopped).
         #[serde(default)]
         system_identifier: Option<String>,
+        /// The inventory the plan was made from (`ClusterTarget::fingerprint`); absent in
+        /// journals from before the field existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inventory_fingerprint: Option<String>,
     },
     RunResumed {
         operator: String,
@@ -41,6 +45,9 @@ pub enum Event {
         /// before the field existed).
         #[serde(default)]
         pgha_version: String,
+        /// With a new plan: the inventory it was made from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inventory_fingerprint: Option<String>,
     },
     Precheck {
         text: String,

@@ -165,6 +165,18 @@ pub enum RemoteTargetError {
 }
 
 impl ClusterTarget {
+    /// What a run's plan was made from, as a hash: every setting of the resolved target
+    /// (members, hosts, paths, service control, DCS, SSH, timeouts) except where the inventory
+    /// lives and the secrets' values (redacted in `Debug`, so a rotated password is no change).
+    /// A resume compares it with the one its run recorded.
+    pub fn fingerprint(&self) -> String {
+        let settings = ClusterTarget {
+            origin: String::new(),
+            ..self.clone()
+        };
+        crate::plan::sha256_hex(format!("{settings:?}").as_bytes())
+    }
+
     pub fn member(&self, name: &str) -> Option<&MemberTarget> {
         self.members.iter().find(|member| member.name == name)
     }

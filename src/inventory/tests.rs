@@ -1415,3 +1415,27 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn the_fingerprint_follows_settings_not_secrets_or_where_the_file_lives() {
+    let with_password = |password: &str, text: &str| {
+        let fixture = Fixture::new(&text.replace(
+            "password_env: PGHA_TEST_STAGING_PASSWORD",
+            "password_file: secrets/rest",
+        ));
+        std::fs::create_dir(fixture.dir.path().join("secrets")).unwrap();
+        std::fs::write(fixture.dir.path().join("secrets/rest"), password).unwrap();
+        let target = fixture.resolve(Some("staging"), None).unwrap();
+        assert!(!format!("{target:?}").contains(password));
+        target.fingerprint()
+    };
+    // Another directory and a rotated password: the same settings.
+    let first = with_password("first-s3cret", GOOD);
+    assert_eq!(first, with_password("second-s3cret", GOOD));
+    assert_eq!(first.len(), 64);
+    // A member's host: another cluster as far as a plan is concerned.
+    assert_ne!(
+        first,
+        with_password("first-s3cret", &GOOD.replace("10.0.0.2", "10.0.0.3"))
+    );
+}

@@ -359,3 +359,127 @@ fn the_bad_input_corpus_is_refused_in_one_line_and_changes_nothing() {
     let _ = std::fs::remove_file(&inventory);
     assert_eq!(fingerprint(lab), before, "nothing was done");
 }
+
+/// A journal as `edit` leaves it: the run resumed from it must stop with one line, nothing done.
+struct JournalCase {
+    name: &'static str,
+    edit: fn(&str) -> String,
+    code: i32,
+    says: &'static str,
+}
+
+/// The journal's lines, the first (the run's start) parsed.
+fn with_start(journal: &str, change: impl FnOnce(&mut serde_json::Value)) -> String {
+    let (start, rest) = journal.split_once('\n').unwrap();
+    let mut start: serde_json::Value = serde_json::from_str(start).unwrap();
+    change(&mut start);
+    format!("{start}\n{rest}")
+}
+
+/// The plan edited and its hash made to match: a journal whose plan is whole, for another place.
+fn replanned(start: &mut serde_json::Value, change: impl FnOnce(&mut pgha::plan::Plan)) {
+    let mut plan: pgha::plan::Plan = serde_json::from_value(start["plan"].clone()).unwrap();
+    change(&mut plan);
+    start["plan_hash"] = plan.hash().into();
+    start["plan"] = serde_json::to_value(&plan).unwrap();
+}
+
+#[rustfmt::skip]
+const JOURNAL_CORPUS: &[JournalCase] = &[
+    JournalCase { name: "a journal cut inside its first record", edit: |journal| journal[..120].to_string(), code: BAD_INPUT, says: "line 1: no plan recorded" },
+    JournalCase { name: "a journal corrupted in the middle", edit: |journal| { let mut lines: Vec<&str> = journal.lines().collect(); lines[2] = "{\"at\": 12, garbage"; lines.join("\n") + "\n" }, code: BAD_INPUT, says: "line 3:" },
+    JournalCase { name: "a journal whose plan was edited", edit: |journal| journal.replacen("\"title\":\"Reinitialize", "\"title\":\"Reinitialise", 1), code: BAD_INPUT, says: "the journal was edited" },
+    JournalCase { name: "a journal from another pgha", edit: |journal| with_start(&journal.replacen("\"title\":\"Reinitialize", "\"title\":\"Reinitialise", 1), |start| start["pgha_version"] = "0.0.1".into()), code: BAD_INPUT, says: "written by pgha 0.0.1" },
+    JournalCase { name: "a journal in a newer format", edit: |journal| with_start(journal, |start| start["journal_format"] = 99.into()), code: BAD_INPUT, says: "format 99" },
+    JournalCase { name: "a journal from another cluster", edit: |journal| with_start(journal, |start| replanned(start, |plan| plan.cluster = "main-db".into())), code: BAD_INPUT, says: "has no cluster \"main-db\"" },
+];
+
+/// A run journalled for real (a reinit of the leader, refused by its pre-check: nothing done),
+/// then each untrustworthy copy of its journal resumed; and the inventory changed under it.
+#[test]
+fn untrustworthy_journals_and_a_changed_inventory_are_refused_on_resume() {
+    let guard = Lab::shared().read();
+    let lab = guard.lab;
+    let before = fingerprint(lab);
+    let runs = scratch();
+    let leader = lab.leader();
+    let inventory = lab.dir.join("pgha-journals.yml");
+    let original = std::fs::read_to_string(lab.inventory()).unwrap();
+    std::fs::write(&inventory, &original).unwrap();
+    let pgha = || {
+        Pgha::new()
+            .arg_flag_path("--config", &inventory)
+            .args(["--env", "lab"])
+            .env("PGHA_RUNS_DIR", runs.path())
+    };
+    let refused = pgha()
+        .args(["reinit", "--member", &leader, "--yes", "--confirm", &leader])
+        .run()
+        .expect_code(REFUSED);
+    let journal_path = refused
+        .stderr()
+        .lines()
+        .find_map(|line| line.strip_prefix("pgha: journal ").map(str::to_string))
+        .expect("the run names its journal");
+    let journal = std::fs::read_to_string(&journal_path).unwrap();
+    for (index, case) in JOURNAL_CORPUS.iter().enumerate() {
+        let run_id = format!("corpus-{index}");
+        write(
+            runs.path(),
+            &format!("{run_id}.jsonl"),
+            &(case.edit)(&journal),
+        );
+        let run = pgha().args(["resume", &run_id, "--yes"]).run();
+        assert_eq!(run.code(), case.code, "{}: {}", case.name, run.stderr());
+        let line = run.one_error_line();
+        assert!(
+            line.contains(case.says),
+            "{}: {:?} in {line:?}",
+            case.name,
+            case.says
+        );
+        assert!(run.stdout().is_empty(), "{}", case.name);
+    }
+
+    // The inventory changed (a member's data directory): refused by name, `--replan` plans
+    // again from the inventory as it is (and its pre-check refuses the leader again).
+    let run_id = std::path::Path::new(&journal_path)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::write(&inventory, original.replacen("/data\n", "/data-moved\n", 1)).unwrap();
+    let changed = pgha()
+        .args(["resume", &run_id, "--yes"])
+        .run()
+        .expect_code(REFUSED);
+    assert!(
+        changed.one_error_line().contains(&format!(
+            "the inventory of demo changed since run {run_id} was planned"
+        )),
+        "{}",
+        changed.stderr()
+    );
+    let replanned = pgha()
+        .args(["resume", &run_id, "--replan", "--yes", "--confirm", &leader])
+        .run()
+        .expect_code(REFUSED);
+    assert!(
+        replanned.stderr().contains("a pre-check failed"),
+        "{}",
+        replanned.stderr()
+    );
+    // The new plan was made from the moved directory: putting the original back is a change.
+    std::fs::write(&inventory, &original).unwrap();
+    let back = pgha()
+        .args(["resume", &run_id, "--yes"])
+        .run()
+        .expect_code(REFUSED);
+    assert!(
+        back.one_error_line().contains("changed since run"),
+        "{}",
+        back.stderr()
+    );
+    let _ = std::fs::remove_file(&inventory);
+    assert_eq!(fingerprint(lab), before, "nothing was done");
+}

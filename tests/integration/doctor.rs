@@ -338,3 +338,98 @@ fn the_leaders_disk_below_the_threshold(lab: &Lab) {
         .run();
     assert_eq!(refused.code(), 2, "{}", refused.stderr());
 }
+
+/// The lab's wreck that a killed test run once left: a replica stopped while the leader wrote,
+/// the segments it needs removed from the leader (as a full `pg_wal` or a short
+/// `wal_keep_size` would), then started again. It runs, asks for WAL nobody has, and looks like
+/// any running replica in the table; the doctor names it, and `pgha reinit` rebuilds it.
+#[test]
+fn a_replica_behind_wal_the_leader_removed_is_found_then_rebuilt() {
+    let lab = Lab::shared();
+    let _guard = lab.exclusive();
+    let replica = lab.replica();
+    let leader = lab.leader();
+    Pgha::new()
+        .args(["lab", "member", "stop", &replica])
+        .lab(lab)
+        .run()
+        .success();
+    write_wal_on_the_leader(lab, 3);
+    // A checkpoint: the segments before its redo point are needed by nothing on the leader.
+    let redo_segment = leader_sql(
+        lab,
+        "CHECKPOINT; SELECT pg_walfile_name(redo_lsn) FROM pg_control_checkpoint()",
+    );
+    let wal = lab.dir.join("members").join(&leader).join("data/pg_wal");
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&wal).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.len() == 24 && name < redo_segment {
+            std::fs::remove_file(entry.path()).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed > 0, "no segment before {redo_segment}");
+    Pgha::new()
+        .args(["lab", "member", "start", &replica])
+        .lab(lab)
+        .run()
+        .success();
+    wait_until(
+        Duration::from_mins(1),
+        "the doctor finds the replica that cannot follow",
+        || doctor(lab).1.contains(&"replica_not_streaming".to_string()),
+    );
+    let (code, _, document) = doctor(lab);
+    assert_eq!(code, 7);
+    let finding = document["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["code"] == "replica_not_streaming")
+        .unwrap();
+    assert_eq!(finding["member"], replica.as_str(), "{finding}");
+    Pgha::new()
+        .args([
+            "reinit",
+            "--member",
+            &replica,
+            "--yes",
+            "--confirm",
+            &replica,
+        ])
+        .lab(lab)
+        .run()
+        .success();
+    wait_until(
+        Duration::from_mins(1),
+        "no finding but the lab's own",
+        || doctor(lab).1 == ["failsafe_off_single_dcs"],
+    );
+}
+
+/// One value from `sql` run as the superuser on the leader (statements before the last are
+/// run for their effect).
+fn leader_sql(lab: &Lab, sql: &str) -> String {
+    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
+    let (target, _) = lab.client();
+    let host = target.member(&lab.leader()).unwrap().host.clone();
+    block_on(async {
+        let client = connect(&postgres_config(
+            &[host],
+            password.trim(),
+            Duration::from_secs(5),
+        ))
+        .await
+        .expect("the leader takes connections");
+        let (effects, query) = sql.rsplit_once(';').unwrap_or(("", sql));
+        if !effects.trim().is_empty() {
+            client.batch_execute(effects).await.unwrap();
+        }
+        client
+            .query_one(query, &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    })
+}

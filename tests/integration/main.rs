@@ -10,6 +10,7 @@ mod doctor;
 mod drills;
 mod etcd;
 mod failures;
+mod fault_matrix;
 mod harness;
 mod hosts;
 mod lab;

@@ -365,8 +365,9 @@ fn leader_killed_before_the_switchover_then_replanned(
         "not left paused: {stderr}"
     );
 
-    // Until the new leader runs and every member that answers agrees (a replica's `/cluster`
-    // can name the old leader for one more loop).
+    // Until the new leader runs, every member that answers agrees (a replica's `/cluster`
+    // can name the old leader for one more loop) and the other replica streams from it: the
+    // new plan's pre-checks are a new run's, and refuse a replica still reconnecting.
     wait_until(Duration::from_mins(2), "a failover", || {
         let status = lab.status_json();
         let Some(leading) = status["leader"].as_str().filter(|name| *name != leader) else {
@@ -377,7 +378,10 @@ fn leader_killed_before_the_switchover_then_replanned(
             .unwrap()
             .iter()
             .any(|warning| warning["code"] == "leader_disagreement");
-        entry(&status, "members", leading)["state"] == "running" && !disagreement
+        let others_stream = status["members"].as_array().unwrap().iter().all(|member| {
+            member["name"] == leader || member["name"] == leading || member["state"] == "streaming"
+        });
+        entry(&status, "members", leading)["state"] == "running" && !disagreement && others_stream
     });
     let replanned = Pgha::new()
         .args(["resume", &run_id, "--replan", "--yes"])
