@@ -35,5 +35,5 @@ cargo test --locked --workspace --quiet
 # The fault matrix the suite just proved (from the README; tests/integration/fault_matrix.rs
 # checks that every test it names exists).
 echo
-echo "Fault matrix (L: lab test, E: executor test, n/a: cannot happen, —: not proven yet):"
+echo "Fault matrix (L: lab test, E: executor test, n/a: cannot happen):"
 sed -n '/^| step in flight |/,/^$/p' README.md

@@ -441,4 +441,52 @@ mod tests {
             "0b1f4c2e-9d3a-4b7e-8f00-1a2b3c4d5e6f"
         );
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::{Created, Silence};
+        use crate::fuzzing::{CASES, json_shaped};
+
+        /// The keys of Alertmanager's v2 answers pgha reads.
+        const KEYS: &[&str] = &[
+            "silenceID",
+            "id",
+            "status",
+            "state",
+            "matchers",
+            "name",
+            "value",
+            "isRegex",
+            "isEqual",
+            "createdBy",
+            "comment",
+            "endsAt",
+            "startsAt",
+            "versionInfo",
+            "version",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+            /// Any answer shaped like Alertmanager's (a created silence, one silence, the list):
+            /// read or refused, never a panic; what is read says its state.
+            #[test]
+            fn any_alertmanager_answer_is_read_or_refused(value in json_shaped(KEYS)) {
+                let _ = serde_json::from_value::<Created>(value.clone());
+                if let Ok(silence) = serde_json::from_value::<Silence>(value.clone()) {
+                    prop_assert!(silence.status.state.len() <= value.to_string().len());
+                }
+                let _ = serde_json::from_value::<Vec<Silence>>(value);
+            }
+
+            /// Any bytes as a body: refused as not JSON, never a panic.
+            #[test]
+            fn any_body_is_read_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                let _ = serde_json::from_slice::<Created>(&bytes);
+                let _ = serde_json::from_slice::<Vec<Silence>>(&bytes);
+            }
+        }
+    }
 }

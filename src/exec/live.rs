@@ -13,8 +13,8 @@ use crate::etcd::EtcdError;
 use crate::inventory::ClusterTarget;
 use crate::observe::{self, ClusterView, ObserveError};
 use crate::patroni::{
-    ActionResponse, PatroniClient, PatroniError, ReinitializeRequest, RestartRequest,
-    SwitchoverRequest,
+    ActionResponse, FailoverRequest, PatroniClient, PatroniError, ReinitializeRequest,
+    RestartRequest, SwitchoverRequest,
 };
 use crate::plan::render::CheckedPrecheck;
 use crate::plan::{
@@ -196,6 +196,12 @@ impl Actuator for LiveCluster {
                     scheduled_at: scheduled_at.clone(),
                 };
                 self.client.switchover(url, &request).await
+            }
+            PatroniCall::Failover { candidate } => {
+                let request = FailoverRequest {
+                    candidate: candidate.clone(),
+                };
+                self.client.failover(url, &request).await
             }
             PatroniCall::PatchConfig { patch } => {
                 self.client

@@ -3,7 +3,7 @@
 //! refusals, gates and interruption, in virtual time.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -40,6 +40,8 @@ struct FakeWorld {
     failing_commands: BTreeSet<String>,
     /// What a program prints, by program (nothing otherwise).
     command_stdout: BTreeMap<String, String>,
+    /// When not empty, what each look sees instead, in order; the last one stays.
+    script: RefCell<VecDeque<ClusterView>>,
 }
 
 impl FakeWorld {
@@ -63,6 +65,7 @@ impl FakeWorld {
             command_delays: BTreeMap::new(),
             failing_commands: BTreeSet::new(),
             command_stdout: BTreeMap::new(),
+            script: RefCell::new(VecDeque::new()),
         }
     }
 }
@@ -71,6 +74,13 @@ impl Observer for FakeWorld {
     async fn observe(&self) -> Result<ClusterView, ObserveError> {
         tokio::time::sleep(self.observe_delay).await;
         self.observations.set(self.observations.get() + 1);
+        let mut script = self.script.borrow_mut();
+        if script.len() > 1 {
+            return Ok(script.pop_front().unwrap());
+        }
+        if let Some(last) = script.front() {
+            return Ok(last.clone());
+        }
         Ok(if self.calls.borrow().is_empty() {
             self.before.clone()
         } else {
@@ -1892,4 +1902,213 @@ async fn undoing_on_the_way_out_is_not_bounded_by_the_window() {
         "{}",
         finish.detail
     );
+}
+
+/// The cluster as a member sees it while its DCS is down: members answer, nobody can read the
+/// leader key.
+fn dcs_down(view: &ClusterView) -> ClusterView {
+    let mut outage = view.clone();
+    outage.leader = None;
+    outage
+        .warnings
+        .push(crate::observe::Warning::DcsUnreachable {
+            members: outage
+                .members
+                .iter()
+                .map(|member| member.name.clone())
+                .collect(),
+            message: "no member can read the DCS".into(),
+            critical: true,
+        });
+    outage
+}
+
+/// The fault matrix's wait × the DCS down: the wait says what it sees, keeps waiting through
+/// the outage (no failure, no action), and ends once the DCS is back and its condition holds.
+#[tokio::test(start_paused = true)]
+async fn a_wait_rides_out_a_dcs_outage_and_ends_when_the_cluster_is_back() {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let world = FakeWorld::new(view.clone(), view.clone(), ok(200, ""));
+    let outage = dcs_down(&view);
+    *world.script.borrow_mut() =
+        VecDeque::from([outage.clone(), outage.clone(), outage, view.clone()]);
+    let plan = Plan {
+        steps: vec![wait_step(
+            Check::HealthyLeader,
+            Duration::from_hours(1),
+            Duration::from_secs(5),
+        )],
+        ..switchover_plan(&target, &view)
+    };
+    let started = Instant::now();
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(15),
+        "three looks at the outage, 5 s apart, then the leader"
+    );
+    let observed: Vec<&str> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Observed { observed, .. } => Some(observed.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        observed.len(),
+        2,
+        "the outage once, then the leader: {observed:?}"
+    );
+    assert!(
+        observed[0].contains("no member holds the leader key"),
+        "{observed:?}"
+    );
+    assert!(world.calls.borrow().is_empty());
+}
+
+/// The fault matrix's wait × a failover by itself: the wait ends on its own condition (node1
+/// streams, from the new leader node2), and the switchover after it re-checks the leader it
+/// assumed and refuses the changed cluster before sending anything; resumable (`--replan`).
+#[tokio::test(start_paused = true)]
+async fn a_failover_during_a_wait_is_refused_by_the_next_steps_recheck() {
+    let (target, view) = view_led_by("4.1.5", "node3", Some(1));
+    let (_, failed_over) = view_led_by("4.1.5", "node2", Some(2));
+    let mut catching_up = view.clone();
+    for member in catching_up.members.iter_mut().filter(|m| m.name == "node1") {
+        if let Ok(status) = member.status.as_mut() {
+            status.state = crate::patroni::MemberState::Running;
+            status.replication_state = None;
+        }
+        if let Some(entry) = member.dcs.as_mut() {
+            entry.state = crate::patroni::MemberState::Running;
+        }
+    }
+    let world = FakeWorld::new(view.clone(), view.clone(), ok(200, ""));
+    *world.script.borrow_mut() = VecDeque::from([catching_up.clone(), catching_up, failed_over]);
+    // A wait in front of the switchover node3 → node1, whose step names the leader it assumes.
+    let mut plan = switchover_plan(&target, &view);
+    plan.steps.insert(
+        0,
+        wait_step(
+            Check::Streaming {
+                member: "node1".into(),
+            },
+            Duration::from_hours(1),
+            Duration::from_secs(5),
+        ),
+    );
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Refused, "{}", finish.detail);
+    assert!(finish.outcome.is_resumable());
+    assert!(finish.detail.contains("node2"), "{}", finish.detail);
+    assert!(
+        world.calls.borrow().is_empty(),
+        "the switchover was never sent"
+    );
+    assert_eq!(step_trace(&events)[..2], ["+wait", "=wait"]);
+}
+
+/// The fault matrix's gate × pgha killed: a run killed while its gate waited left nothing
+/// started for that step; `resume` skips what finished and asks the gate again before acting.
+#[tokio::test(start_paused = true)]
+async fn a_run_killed_at_a_gate_asks_it_again_on_resume() {
+    let (world, mut plan) = commands(&["first", "gated"], &[], &[]);
+    plan.steps[1].gate = Gate::Confirm {
+        question: "Run gated?".into(),
+    };
+    let point = ResumePoint {
+        finished: BTreeSet::from(["run-first".into()]),
+        started: vec!["run-first".into()],
+        ..ResumePoint::default()
+    };
+    let mut recorder = Recorder::default();
+    let (_interrupt, receiver) = watch::channel(false);
+    let finish = Executor::new(
+        &world,
+        Arc::new(yes()),
+        interactive(),
+        &mut recorder,
+        receiver,
+    )
+    .run(&plan, &point)
+    .await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    let order: Vec<String> = recorder
+        .0
+        .iter()
+        .filter_map(|event| match event {
+            Event::GateAnswered { step, .. } => Some(format!("?{step}")),
+            Event::StepStarted { step, .. } => Some(format!("+{step}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["?run-gated", "+run-gated"]);
+    assert_eq!(
+        *world.calls.borrow(),
+        ["gated"],
+        "the finished step is not run again"
+    );
+
+    // Declined this time: nothing runs, and the run can be resumed again.
+    let (world, _) = commands(&["first", "gated"], &[], &[]);
+    let declined = Answers {
+        confirm: false,
+        typed: "",
+    };
+    let mut recorder = Recorder::default();
+    let (_interrupt, receiver) = watch::channel(false);
+    let finish = Executor::new(
+        &world,
+        Arc::new(declined),
+        interactive(),
+        &mut recorder,
+        receiver,
+    )
+    .run(&plan, &point)
+    .await;
+    assert_eq!(finish.outcome, Outcome::Aborted, "{}", finish.detail);
+    assert!(world.calls.borrow().is_empty());
+}
+
+/// The fault matrix's parallel group × Ctrl-C, pressed while the group starts: the step in
+/// flight completes (nothing is cut half-way), its siblings not started yet never start,
+/// nothing after the group runs, and `resume` runs exactly what did not.
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_during_a_parallel_group_lets_its_steps_finish_and_starts_nothing_after() {
+    let (mut world, plan) = commands(&[], &["stop1", "stop2", "stop3"], &["start"]);
+    let (ctrl_c, _) = watch::channel(false);
+    world.ctrl_c_during_call = Some(ctrl_c);
+    let runs = tempfile::tempdir().unwrap();
+    let store = crate::journal::RunStore::new(runs.path().to_path_buf());
+    let mut journal = store.create("r1").unwrap();
+    let mut recorder = Recorder::default();
+    let interrupt = world.ctrl_c_during_call.as_ref().unwrap().subscribe();
+    let finish = {
+        let mut sinks = Sinks(vec![&mut journal, &mut recorder]);
+        Executor::new(&world, Arc::new(yes()), unattended(), &mut sinks, interrupt)
+            .run(&plan, &ResumePoint::default())
+            .await
+    };
+    assert_eq!(finish.outcome, Outcome::Interrupted, "{}", finish.detail);
+    assert!(
+        finish
+            .detail
+            .contains("stopped before \"Run stop2\", \"Run stop3\""),
+        "{}",
+        finish.detail
+    );
+    assert_eq!(
+        step_trace(&recorder.0),
+        ["+run-stop1", "=run-stop1"],
+        "the step in flight finished; its siblings and the next step never started"
+    );
+    assert_eq!(*world.calls.borrow(), ["stop1"]);
+    let point = store.read("r1").unwrap().resume_point();
+    assert_eq!(point.finished, BTreeSet::from(["run-stop1".to_string()]));
+    assert!(point.unfinished.is_empty());
+    let (fresh, _) = commands(&[], &["stop1", "stop2", "stop3"], &["start"]);
+    let (finish, _) = resume(&fresh, &plan, &point).await;
+    assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
+    assert_eq!(*fresh.calls.borrow(), ["stop2", "stop3", "start"]);
 }

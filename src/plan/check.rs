@@ -83,6 +83,10 @@ pub enum Check {
     /// The member has replayed WAL up to `position` at least (`X/Y`): a standby has caught up
     /// with where its primary site was, not merely started (`running` is not caught up).
     ReplayedPast { member: String, position: String },
+    /// No other member that answers has received or replayed more WAL than this one: promoting
+    /// it loses nothing another replica has (a failover's candidate, with no leader to
+    /// measure lag against).
+    MostAdvanced { member: String },
     /// At least one of these holds.
     Any { checks: Vec<Check> },
     /// Every one of these holds (for `fail_if`, where a list means "any").
@@ -188,6 +192,7 @@ impl Check {
                 )
             }
             Check::SwitchoverScheduled { to } => switchover_scheduled(view, to),
+            Check::MostAdvanced { member } => most_advanced(view, member),
             Check::NoPendingRestart { member } => with_member(view, member, no_pending_restart),
             Check::ConsulPassing { .. }
             | Check::ConsulDeregistered { .. }
@@ -665,6 +670,35 @@ fn lag_at_most(member: &str, view: &MemberView, limit: u64) -> Verdict {
     }
 }
 
+/// The furthest WAL position a replica reports (received or replayed).
+fn position(view: &MemberView) -> Option<crate::patroni::Lsn> {
+    view.receive_lsn().max(view.replay_lsn())
+}
+
+fn most_advanced(view: &ClusterView, member: &str) -> Verdict {
+    with_member(view, member, |candidate| {
+        let Some(own) = position(candidate) else {
+            return Verdict::new(false, format!("{member} reports no WAL position"));
+        };
+        let ahead: Vec<String> = view
+            .members
+            .iter()
+            .filter(|other| other.name != member && other.is_reachable())
+            .filter_map(|other| Some((other, position(other)?)))
+            .filter(|(_, theirs)| *theirs > own)
+            .map(|(other, theirs)| format!("{} at {theirs}", other.name))
+            .collect();
+        if ahead.is_empty() {
+            Verdict::new(true, format!("{member} is at {own}, no replica further"))
+        } else {
+            Verdict::new(
+                false,
+                format!("{member} is at {own}; further: {}", ahead.join(", ")),
+            )
+        }
+    })
+}
+
 /// The leader's timeline, else the highest any member reports.
 pub fn cluster_timeline(view: &ClusterView) -> Option<u32> {
     view.leader
@@ -692,6 +726,10 @@ impl fmt::Display for Check {
             ),
             Check::StateIn { member, states } => write!(f, "{member} is {}", states.join(" or ")),
             Check::Streaming { member } => write!(f, "{member} streams from the leader"),
+            Check::MostAdvanced { member } => write!(
+                f,
+                "no other replica has received or replayed more WAL than {member}"
+            ),
             Check::LagAtMost { member, bytes } => {
                 write!(f, "{member} lags at most {}", human_bytes(*bytes))
             }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 pub use check::{Check, Verdict, cluster_timeline};
 
-use crate::patroni::{ReinitializeRequest, RestartRequest, SwitchoverRequest};
+use crate::patroni::{FailoverRequest, ReinitializeRequest, RestartRequest, SwitchoverRequest};
 use crate::remote::{HostCommand, Script, Transport};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,6 +271,10 @@ pub enum PatroniCall {
         candidate: Option<String>,
         scheduled_at: Option<String>,
     },
+    /// Promote `candidate` whatever the leader (`POST /failover`): for a cluster with none.
+    Failover {
+        candidate: String,
+    },
     PatchConfig {
         patch: Value,
     },
@@ -293,6 +297,7 @@ impl PatroniCall {
         match self {
             PatroniCall::Reinitialize { .. } => "/reinitialize",
             PatroniCall::Switchover { .. } => "/switchover",
+            PatroniCall::Failover { .. } => "/failover",
             PatroniCall::PatchConfig { .. } => "/config",
             PatroniCall::Restart { .. } => "/restart",
             PatroniCall::Reload => "/reload",
@@ -316,6 +321,9 @@ impl PatroniCall {
                 leader: leader.clone(),
                 candidate: candidate.clone(),
                 scheduled_at: scheduled_at.clone(),
+            }),
+            PatroniCall::Failover { candidate } => serde_json::to_value(FailoverRequest {
+                candidate: candidate.clone(),
             }),
             PatroniCall::PatchConfig { patch } => Ok(patch.clone()),
             PatroniCall::Restart { restart_pending } => serde_json::to_value(RestartRequest {

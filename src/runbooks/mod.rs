@@ -36,6 +36,7 @@ registry::registry! {
     ScaleUp in scale_up,
     ScaleDown in scale_down,
     Switchover in switchover,
+    Failover in failover,
     Pause in pause,
     Resume in resume,
     Restart in restart,
@@ -141,6 +142,9 @@ pub struct Example<P> {
 pub enum ExampleLab {
     /// `pgha lab up`: three members on etcd.
     Lab,
+    /// The lab whose leader died while it was paused: no leader key, the old leader's API
+    /// silent.
+    LeaderlessLab,
     /// `pgha lab up --spare 1`: node4 configured, not started.
     LabWithSpare,
     /// `pgha lab up --dcs consul`: Patroni registering its services in Consul.

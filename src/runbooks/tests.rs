@@ -298,6 +298,21 @@ pub(super) fn etcd_lab() -> (ClusterTarget, ClusterView) {
     (target, view)
 }
 
+/// The lab paused, its leader's machine gone: the key expired, its API silent.
+fn leaderless_lab() -> (ClusterTarget, ClusterView) {
+    let (target, mut view) = lab();
+    let leader = view.leader.take().expect("the lab has a leader");
+    view.paused = true;
+    if let Some(dead) = view.members.iter_mut().find(|member| member.name == leader) {
+        dead.status = Err(crate::observe::ApiFailure {
+            unreachable: true,
+            message: "connection refused".into(),
+        });
+        dead.dcs = None;
+    }
+    (target, view)
+}
+
 fn delete_tree(prefix: Option<&str>) -> Params {
     Params::ConsulDeleteTree(consul_delete_tree::Params {
         command: steps::DeleteTreeCommand::DeleteTree {
@@ -313,6 +328,7 @@ fn examples_on_their_labs() -> Vec<(&'static str, Params, ClusterTarget, Cluster
         .map(|(name, params, shape)| {
             let (target, view) = match shape {
                 ExampleLab::Lab => lab(),
+                ExampleLab::LeaderlessLab => leaderless_lab(),
                 ExampleLab::LabWithSpare => lab_with_spare(),
                 ExampleLab::ConsulLab => consul_lab(),
                 ExampleLab::EtcdLab => etcd_lab(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Lab, Pgha, block_on, connect, postgres_config, timeline, wait_until};
+use crate::harness::{Lab, Pgha, block_on, timeline, wait_until};
 
 /// `pgha doctor -o json`: the exit code and the findings' codes.
 fn doctor(lab: &Lab) -> (i32, Vec<String>, Value) {
@@ -144,35 +144,13 @@ fn doctor_finds_what_was_provoked_and_nothing_once_it_is_gone() {
 
 /// `segments` WAL segments written and switched on the leader.
 fn write_wal_on_the_leader(lab: &Lab, segments: usize) {
-    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
-    let (target, _) = lab.client();
-    let leader = lab.leader();
-    let host = target.member(&leader).unwrap().host.clone();
-    block_on(async {
-        let client = connect(&postgres_config(
-            &[host],
-            password.trim(),
-            Duration::from_secs(5),
-        ))
-        .await
-        .expect("the leader takes connections");
-        client
-            .batch_execute("CREATE TABLE IF NOT EXISTS doctor_wal (n int)")
-            .await
-            .unwrap();
-        for _ in 0..segments {
-            client
-                .batch_execute("INSERT INTO doctor_wal VALUES (1); SELECT pg_switch_wal()")
-                .await
-                .unwrap();
-        }
-        // A write after the last switch: left on a segment's first byte, an idle leader makes
-        // every replica look 16 MiB behind, and the next test's switchover refuses.
-        client
-            .batch_execute("INSERT INTO doctor_wal VALUES (2)")
-            .await
-            .unwrap();
-    });
+    lab.leader_sql("CREATE TABLE IF NOT EXISTS doctor_wal (n int); SELECT 'created'");
+    for _ in 0..segments {
+        lab.leader_sql("INSERT INTO doctor_wal VALUES (1); SELECT pg_switch_wal()::text");
+    }
+    // A write after the last switch: left on a segment's first byte, an idle leader makes
+    // every replica look 16 MiB behind, and the next test's switchover refuses.
+    lab.leader_sql("INSERT INTO doctor_wal VALUES (2); SELECT 'written'");
 }
 
 /// A replica gone: its slot on the leader holds every WAL segment written since.
@@ -356,10 +334,8 @@ fn a_replica_behind_wal_the_leader_removed_is_found_then_rebuilt() {
         .success();
     write_wal_on_the_leader(lab, 3);
     // A checkpoint: the segments before its redo point are needed by nothing on the leader.
-    let redo_segment = leader_sql(
-        lab,
-        "CHECKPOINT; SELECT pg_walfile_name(redo_lsn) FROM pg_control_checkpoint()",
-    );
+    let redo_segment =
+        lab.leader_sql("CHECKPOINT; SELECT pg_walfile_name(redo_lsn) FROM pg_control_checkpoint()");
     let wal = lab.dir.join("members").join(&leader).join("data/pg_wal");
     let mut removed = 0;
     for entry in std::fs::read_dir(&wal).unwrap().flatten() {
@@ -406,30 +382,4 @@ fn a_replica_behind_wal_the_leader_removed_is_found_then_rebuilt() {
         "no finding but the lab's own",
         || doctor(lab).1 == ["failsafe_off_single_dcs"],
     );
-}
-
-/// One value from `sql` run as the superuser on the leader (statements before the last are
-/// run for their effect).
-fn leader_sql(lab: &Lab, sql: &str) -> String {
-    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
-    let (target, _) = lab.client();
-    let host = target.member(&lab.leader()).unwrap().host.clone();
-    block_on(async {
-        let client = connect(&postgres_config(
-            &[host],
-            password.trim(),
-            Duration::from_secs(5),
-        ))
-        .await
-        .expect("the leader takes connections");
-        let (effects, query) = sql.rsplit_once(';').unwrap_or(("", sql));
-        if !effects.trim().is_empty() {
-            client.batch_execute(effects).await.unwrap();
-        }
-        client
-            .query_one(query, &[])
-            .await
-            .unwrap()
-            .get::<_, String>(0)
-    })
 }

@@ -1,7 +1,7 @@
 //! The README's fault matrix names, in each proven cell, the tests that prove it: this checks
 //! that every name is a test that exists (under `tests/integration` for L, the executor's tests
-//! for E), so the matrix cannot claim a proof that was renamed or removed, and prints the matrix
-//! (`scripts/test.sh` prints it again after the suite).
+//! for E), so the matrix cannot claim a proof that was renamed or removed; that no cell is left
+//! empty; and prints the matrix (`scripts/test.sh` prints it again after the suite).
 
 use std::path::Path;
 
@@ -47,7 +47,11 @@ fn every_test_the_fault_matrix_names_exists() {
     functions_under(&root.join("src/exec"), &mut executor);
     let mut named = 0;
     for row in &rows[2..] {
-        for cell in row.split('|').skip(2) {
+        for cell in row.split('|').skip(2).filter(|cell| !cell.is_empty()) {
+            assert!(
+                !matches!(cell.trim(), "" | "—" | "-"),
+                "a cell of the fault matrix proves nothing: {row}"
+            );
             // `L name, name; E name`: each name belongs to the kind that precedes it.
             let mut kind = "";
             for word in cell.split(['`', ' ', ',', ';']) {

@@ -406,6 +406,35 @@ impl Lab {
             .to_string()
     }
 
+    pub(crate) fn superuser_password(&self) -> String {
+        std::fs::read_to_string(self.dir.join("secrets/superuser-password"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// One value from `sql`, run as the superuser on the leader; the statements before the
+    /// last `;` are run for their effect first.
+    pub(crate) fn leader_sql(&self, sql: &str) -> String {
+        let (target, _) = self.client();
+        let host = target.member(&self.leader()).unwrap().host.clone();
+        let password = self.superuser_password();
+        block_on(async {
+            let client = connect(&postgres_config(&[host], &password, Duration::from_secs(5)))
+                .await
+                .expect("the leader takes connections");
+            let (effects, query) = sql.rsplit_once(';').unwrap_or(("", sql));
+            if !effects.trim().is_empty() {
+                client.batch_execute(effects).await.unwrap();
+            }
+            client
+                .query_one(query, &[])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        })
+    }
+
     pub(crate) fn member_config(&self, member: &str) -> PathBuf {
         self.dir.join("members").join(member).join("patroni.yml")
     }
@@ -774,10 +803,7 @@ pub(crate) async fn connect(config: &tokio_postgres::Config) -> Option<tokio_pos
 
 impl Writer {
     pub(crate) fn start(lab: &Lab) -> Writer {
-        let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password"))
-            .unwrap()
-            .trim()
-            .to_string();
+        let password = lab.superuser_password();
         let (target, _) = lab.client();
         let hosts: Vec<String> = target.members.iter().map(|m| m.host.clone()).collect();
         let config = writer_config(&hosts, &password);
@@ -951,6 +977,10 @@ pub(crate) struct Fingerprint {
     pub paused: bool,
     pub timelines: usize,
     pub started: Vec<Option<String>>,
+    /// The cluster's DCS keys, each with the revision that created it (a key deleted and
+    /// written again is another key), and the dynamic configuration's value.
+    pub dcs_keys: Vec<(String, i64)>,
+    pub dcs_config: String,
 }
 
 pub(crate) fn fingerprint(lab: &Lab) -> Fingerprint {
@@ -965,10 +995,22 @@ pub(crate) fn fingerprint(lab: &Lab) -> Fingerprint {
         })
         .collect();
     let history = block_on(client.history(&target.members[0].api_url)).unwrap();
+    let (settings, etcd) = lab.etcd_client();
+    let keys = block_on(etcd.range_prefix(&settings.cluster_prefix(&target.scope))).unwrap();
+    let dcs_config = keys
+        .iter()
+        .find(|kv| kv.key.ends_with("/config"))
+        .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+        .unwrap_or_default();
     Fingerprint {
         leader: lab.leader(),
         paused: lab.status_json()["paused"] == true,
         timelines: history.len(),
         started,
+        dcs_keys: keys
+            .into_iter()
+            .map(|kv| (kv.key, kv.create_revision))
+            .collect(),
+        dcs_config,
     }
 }

@@ -9,6 +9,7 @@ mod dcs_outage;
 mod doctor;
 mod drills;
 mod etcd;
+mod failover;
 mod failures;
 mod fault_matrix;
 mod harness;

@@ -271,8 +271,8 @@ fn follows_from_the_archive(lab: &Lab) {
     let standby = target(lab, "geo");
     assert!(standby.standby, "the inventory marks geo standby");
     assert_eq!(standby.members.len(), 2);
-    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
-    let password = password.trim();
+    let password = lab.superuser_password();
+    let password = password.as_str();
     let primary_hosts: Vec<String> = target(lab, "demo")
         .members
         .iter()

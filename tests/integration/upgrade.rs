@@ -74,7 +74,7 @@ impl Drop for OpenTransaction {
 }
 
 fn open_transaction(lab: &Lab, member: &str) -> OpenTransaction {
-    let password = std::fs::read_to_string(lab.dir.join("secrets/superuser-password")).unwrap();
+    let password = lab.superuser_password();
     let (target, _) = lab.client();
     let host = target.member(member).unwrap().host.clone();
     let child = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
@@ -82,7 +82,7 @@ fn open_transaction(lab: &Lab, member: &str) -> OpenTransaction {
         // The server cancels the sleep at 18 s: the transaction ends even though a killed psql
         // would leave its backend sleeping.
         .arg("SET statement_timeout = '18s'; BEGIN; SELECT txid_current(); SELECT pg_sleep(60);")
-        .env("PGPASSWORD", password.trim())
+        .env("PGPASSWORD", password)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

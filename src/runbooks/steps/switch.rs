@@ -17,7 +17,26 @@ const NO_FAILOVER: &str = "nofailover";
 
 /// A candidate must be a reachable, streaming, caught-up replica not tagged `nofailover`.
 pub(crate) fn candidate_ready(candidate: &str, max_lag: u64) -> Vec<Check> {
-    vec![
+    eligible(candidate)
+        .into_iter()
+        .chain(Check::caught_up(candidate, max_lag))
+        .collect()
+}
+
+/// What a failover's candidate must be when there may be no leader to measure its lag
+/// against: eligible, and no replica that answers further ahead.
+pub(crate) fn promotable(candidate: &str) -> Vec<Check> {
+    eligible(candidate)
+        .into_iter()
+        .chain([Check::MostAdvanced {
+            member: candidate.into(),
+        }])
+        .collect()
+}
+
+/// Not the leader, answering, not tagged `nofailover`.
+fn eligible(candidate: &str) -> [Check; 3] {
+    [
         Check::NotLeader {
             member: candidate.into(),
         },
@@ -29,9 +48,6 @@ pub(crate) fn candidate_ready(candidate: &str, max_lag: u64) -> Vec<Check> {
             tag: NO_FAILOVER.into(),
         },
     ]
-    .into_iter()
-    .chain(Check::caught_up(candidate, max_lag))
-    .collect()
 }
 
 /// What the switchover step needs to know.
