@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{Command, DoctorFormat};
+use crate::inspect::DsnTarget;
 use crate::inventory::{self, Selector};
 use crate::lab::{Killed, LabCommand, LabSpec, MemberAction};
 use crate::observe::Severity;
@@ -134,6 +135,33 @@ enum RawCommand {
         /// Exit 7 when a warning at or above this severity is found (for monitoring and scripts)
         #[arg(long, value_enum, value_name = "SEVERITY", conflicts_with = "watch")]
         fail_on: Option<RawSeverity>,
+        /// Table: always show the pending-restart, scheduled-restart and tags columns
+        /// (`patronictl list -e`)
+        #[arg(long)]
+        extended: bool,
+        /// Table: the leader first, each replica under the member it replicates from
+        /// (`patronictl topology`)
+        #[arg(long)]
+        topology: bool,
+        /// Table: when the cluster was observed, above the table (`patronictl list -t`)
+        #[arg(short, long)]
+        timestamp: bool,
+    },
+    /// Show pgha's release, then each member's Patroni and PostgreSQL releases (like
+    /// `patronictl version CLUSTER`)
+    Version {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Print a libpq connection string (host and port, never a password) for the primary, the
+    /// most caught-up streaming replica, or a member (like `patronictl dsn`)
+    Dsn {
+        /// Which member: the primary, or the streaming replica with the least lag
+        #[arg(long, value_enum, default_value_t = RawDsnRole::Primary, conflicts_with = "member")]
+        role: RawDsnRole,
+        /// This member, whatever its role
+        #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
+        member: Option<String>,
     },
     /// Show the cluster's timeline history (failovers and switchovers)
     History {
@@ -328,6 +356,13 @@ enum Format {
     Yaml,
 }
 
+/// `pgha dsn --role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RawDsnRole {
+    Primary,
+    Replica,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DoctorOutput {
     Text,
@@ -446,13 +481,31 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
             output,
             watch,
             fail_on,
+            extended,
+            topology,
+            timestamp,
         } => Command::Status {
             format: output.into(),
             watch,
             fail_on: fail_on.map(Into::into),
+            style: crate::status::TableStyle {
+                extended,
+                topology,
+                timestamp,
+            },
         },
         RawCommand::History { output } => Command::History {
             format: output.into(),
+        },
+        RawCommand::Version { output } => Command::Version {
+            format: output.into(),
+        },
+        RawCommand::Dsn { role, member } => Command::Dsn {
+            target: match (member, role) {
+                (Some(name), _) => DsnTarget::Member(name),
+                (None, RawDsnRole::Primary) => DsnTarget::Primary,
+                (None, RawDsnRole::Replica) => DsnTarget::Replica,
+            },
         },
         RawCommand::Config {
             command: RawConfigCommand::Show { output },

@@ -17,7 +17,7 @@ use crate::patroni::{PatroniClient, PatroniError, TimelineSwitch};
 use crate::runbooks::Params;
 use crate::runner::{self, PlanFormat, RunOptions};
 use crate::runs;
-use crate::status::{StatusDocument, render_table};
+use crate::status::{StatusDocument, render_table_styled};
 use crate::ui::{self, OutputFormat};
 
 /// A validated command, ready to run.
@@ -28,9 +28,16 @@ pub enum Command {
         watch: Option<Duration>,
         /// Exit `Unhealthy` when a warning at or above this severity is found.
         fail_on: Option<Severity>,
+        style: crate::status::TableStyle,
     },
     History {
         format: OutputFormat,
+    },
+    Version {
+        format: OutputFormat,
+    },
+    Dsn {
+        target: crate::inspect::DsnTarget,
     },
     ConfigShow {
         format: OutputFormat,
@@ -70,8 +77,19 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
             format,
             watch,
             fail_on,
-        } => status(selector, format, watch, fail_on).await,
+            style,
+        } => status(selector, format, watch, fail_on, style).await,
         Command::History { format } => history(selector, format).await,
+        Command::Version { format } => {
+            let view = Connection::open(selector).await?.observe().await?;
+            crate::inspect::print_versions(&view, format)?;
+            Ok(Exit::Success)
+        }
+        Command::Dsn { target } => {
+            let view = Connection::open(selector).await?.observe().await?;
+            ui::print_stdout(&format!("{}\n", crate::inspect::dsn(&view, &target)?))?;
+            Ok(Exit::Success)
+        }
         Command::ConfigShow { format } => config_show(selector, format).await,
         Command::Doctor {
             format,
@@ -106,6 +124,7 @@ async fn status(
     format: OutputFormat,
     watch: Option<Duration>,
     fail_on: Option<Severity>,
+    style: crate::status::TableStyle,
 ) -> Result<Exit, Error> {
     let connection = Connection::open(selector).await?;
     let (target, client) = (&connection.target, &connection.client);
@@ -123,7 +142,7 @@ async fn status(
             }
             Err(error) => return Err(error),
         }
-        let worst = print_status(&view, format, false)?;
+        let worst = print_status(&view, format, false, style)?;
         let unhealthy =
             fail_on.is_some_and(|threshold| worst.is_some_and(|worst| worst >= threshold));
         return Ok(if unhealthy {
@@ -144,7 +163,7 @@ async fn status(
                     if clear_screen {
                         ui::print_stdout("\x1b[H\x1b[2J")?;
                     }
-                    print_status(&view, format, true)?;
+                    print_status(&view, format, true, style)?;
                 }
                 Err(error) => eprintln!("pgha: {}", ui::printable(&error.to_string())),
             }
@@ -195,13 +214,14 @@ fn print_status(
     view: &ClusterView,
     format: OutputFormat,
     compact: bool,
+    style: crate::status::TableStyle,
 ) -> Result<Option<Severity>, Error> {
     let observed_at = jiff::Timestamp::now()
         .round(jiff::Unit::Millisecond)
         .unwrap_or_else(|_| jiff::Timestamp::now());
     let document = StatusDocument::from_view(view, observed_at.to_string());
     match format {
-        OutputFormat::Table => ui::print_stdout(&render_table(&document))?,
+        OutputFormat::Table => ui::print_stdout(&render_table_styled(&document, style))?,
         OutputFormat::Json if compact => {
             let mut line = ui::json::compact(&document)?;
             line.push('\n');

@@ -31,6 +31,7 @@ pub mod exit;
 pub mod flags;
 #[cfg(test)]
 mod fuzzing;
+pub mod inspect;
 pub mod inventory;
 pub mod journal;
 pub mod lab;

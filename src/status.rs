@@ -286,14 +286,37 @@ impl MemberDocument {
     }
 }
 
+/// How the table is laid out, as `patronictl list` flags say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStyle {
+    /// `-e`: the pending-restart, scheduled-restart and tags columns, always.
+    pub extended: bool,
+    /// `--topology`: the leader first, each replica under the member it replicates from.
+    pub topology: bool,
+    /// `-t`: when the cluster was observed, above the table.
+    pub timestamp: bool,
+}
+
 /// The table: like `patronictl list`, plus the Patroni version of each member and the API
 /// state; the pending-restart and tags columns appear only when a member has one.
 pub fn render_table(document: &StatusDocument) -> String {
-    let show_pending = document.members.iter().any(|member| member.pending_restart);
-    let show_tags = document
-        .members
-        .iter()
-        .any(|member| !member.tags.is_empty());
+    render_table_styled(document, TableStyle::default())
+}
+
+/// The table laid out as `style` says.
+pub fn render_table_styled(document: &StatusDocument, style: TableStyle) -> String {
+    let show_pending =
+        style.extended || document.members.iter().any(|member| member.pending_restart);
+    let show_scheduled = style.extended
+        || document
+            .members
+            .iter()
+            .any(|member| member.scheduled_restart.is_some());
+    let show_tags = style.extended
+        || document
+            .members
+            .iter()
+            .any(|member| !member.tags.is_empty());
     let mut header = vec![
         "Member",
         "Host",
@@ -308,6 +331,9 @@ pub fn render_table(document: &StatusDocument) -> String {
     if show_pending {
         header.extend(["Pending restart", "Pending restart reason"]);
     }
+    if show_scheduled {
+        header.push("Scheduled restart");
+    }
     if show_tags {
         header.push("Tags");
     }
@@ -320,11 +346,23 @@ pub fn render_table(document: &StatusDocument) -> String {
         header.push("Consul");
     }
     let no_leader = document.has_no_leader();
-    let rows = document
-        .members
-        .iter()
-        .map(|member| {
-            let mut row = member_row(member, show_pending, show_tags, no_leader);
+    let columns = Columns {
+        pending: show_pending,
+        scheduled: show_scheduled,
+        tags: show_tags,
+    };
+    let ordered: Vec<(usize, &MemberDocument)> = if style.topology {
+        topology(document)
+    } else {
+        document.members.iter().map(|member| (0, member)).collect()
+    };
+    let rows = ordered
+        .into_iter()
+        .map(|(depth, member)| {
+            let mut row = member_row(member, columns, no_leader);
+            if depth > 0 {
+                row[0] = format!("{}+ {}", "  ".repeat(depth - 1), row[0]);
+            }
             if show_consul {
                 row.push(
                     member
@@ -346,7 +384,12 @@ pub fn render_table(document: &StatusDocument) -> String {
             .unwrap_or("system id unknown")
     );
     // What takes writes away is said first, above the table, not under it.
-    let mut text = banner(document);
+    let mut text = if style.timestamp {
+        format!("{}\n", document.observed_at)
+    } else {
+        String::new()
+    };
+    text.push_str(&banner(document));
     text.push_str(&table(Some(&title), &header, rows, &[4, 5, 6, 7, 8]));
     text.push('\n');
     text.push_str(&footer(document));
@@ -369,12 +412,65 @@ fn banner(document: &StatusDocument) -> String {
     text
 }
 
-fn member_row(
-    member: &MemberDocument,
-    show_pending: bool,
-    show_tags: bool,
-    no_leader: bool,
-) -> Vec<String> {
+/// Which optional columns the table has.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    pending: bool,
+    scheduled: bool,
+    tags: bool,
+}
+
+/// The members as a tree: the leader (or, without one, every member not replicating from
+/// another) at depth 0, each replica under the member its `replicatefrom` tag names, else
+/// under the leader; cycles and unknown names fall back to the leader.
+fn topology(document: &StatusDocument) -> Vec<(usize, &MemberDocument)> {
+    let leader = document.leader.as_deref();
+    let upstream = |member: &MemberDocument| -> Option<String> {
+        if Some(member.name.as_str()) == leader {
+            return None;
+        }
+        let named = member
+            .tags
+            .get("replicatefrom")
+            .and_then(Value::as_str)
+            .filter(|name| {
+                *name != member.name && document.members.iter().any(|m| m.name == *name)
+            });
+        named
+            .map(str::to_string)
+            .or_else(|| leader.map(str::to_string))
+    };
+    let mut ordered = Vec::new();
+    let mut placed = std::collections::BTreeSet::new();
+    let mut stack: Vec<(usize, &MemberDocument)> = document
+        .members
+        .iter()
+        .filter(|member| upstream(member).is_none())
+        .rev()
+        .map(|member| (0, member))
+        .collect();
+    while let Some((depth, member)) = stack.pop() {
+        if !placed.insert(member.name.as_str()) {
+            continue;
+        }
+        ordered.push((depth, member));
+        let children = document
+            .members
+            .iter()
+            .filter(|child| upstream(child).as_deref() == Some(member.name.as_str()))
+            .rev();
+        stack.extend(children.map(|child| (depth + 1, child)));
+    }
+    // Members in a replicatefrom cycle hang under nothing: shown last, at depth 1.
+    for member in &document.members {
+        if placed.insert(member.name.as_str()) {
+            ordered.push((1, member));
+        }
+    }
+    ordered
+}
+
+fn member_row(member: &MemberDocument, columns: Columns, no_leader: bool) -> Vec<String> {
     let lag = |lag: Option<u64>, lsn: Option<Lsn>| match (lag, lsn) {
         (Some(bytes), _) => human_bytes(bytes),
         (None, Some(_)) => "unknown".to_string(),
@@ -419,7 +515,7 @@ fn member_row(
             .unwrap_or_default(),
         lag(member.replay_lag_bytes, member.replay_lsn),
     ];
-    if show_pending {
+    if columns.pending {
         row.push(if member.pending_restart {
             "*".into()
         } else {
@@ -440,7 +536,10 @@ fn member_row(
                 .join(", "),
         );
     }
-    if show_tags {
+    if columns.scheduled {
+        row.push(member.scheduled_restart.clone().unwrap_or_default());
+    }
+    if columns.tags {
         row.push(
             member
                 .tags
@@ -546,6 +645,65 @@ mod tests {
             &view,
             OBSERVED_AT.into()
         )));
+    }
+
+    /// A replica cascading from another sits under it; `-t` puts the time on top; `--extended`
+    /// shows the optional columns even when empty.
+    #[test]
+    fn topology_nests_cascading_replicas_under_their_upstream() {
+        let (target, observations) = healthy("4.1.5");
+        let view = merge(&target, observations).unwrap();
+        let mut document = StatusDocument::from_view(&view, OBSERVED_AT.into());
+        let leader = document.leader.clone().unwrap();
+        let replicas: Vec<String> = document
+            .members
+            .iter()
+            .map(|member| member.name.clone())
+            .filter(|name| *name != leader)
+            .collect();
+        let (upstream, cascading) = (&replicas[0], &replicas[1]);
+        for member in &mut document.members {
+            if member.name == *cascading {
+                member
+                    .tags
+                    .insert("replicatefrom".into(), Value::String(upstream.clone()));
+            }
+        }
+        let names: Vec<String> = topology(&document)
+            .into_iter()
+            .map(|(depth, member)| format!("{depth} {}", member.name))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                format!("0 {leader}"),
+                format!("1 {upstream}"),
+                format!("2 {cascading}")
+            ]
+        );
+        let style = TableStyle {
+            extended: true,
+            topology: true,
+            timestamp: true,
+        };
+        let table = render_table_styled(&document, style);
+        assert!(table.starts_with(&format!("{OBSERVED_AT}\n")), "{table}");
+        assert!(table.contains(&format!("| + {upstream} ")), "{table}");
+        assert!(table.contains(&format!("|   + {cascading} ")), "{table}");
+        assert!(table.contains("| Scheduled restart |"), "{table}");
+        // A replicatefrom naming the member itself, or nobody there: under the leader.
+        for member in &mut document.members {
+            if member.name == *cascading {
+                member
+                    .tags
+                    .insert("replicatefrom".into(), Value::String(cascading.clone()));
+            }
+        }
+        assert!(
+            topology(&document)
+                .iter()
+                .all(|(depth, member)| *depth == usize::from(member.name != leader))
+        );
     }
 
     #[test]

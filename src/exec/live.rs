@@ -213,6 +213,9 @@ impl Actuator for LiveCluster {
                     })
             }
             PatroniCall::Reload => self.client.reload(url).await,
+            PatroniCall::CancelSwitchover | PatroniCall::CancelRestart => {
+                self.client.cancel(url, action.call.path()).await
+            }
             PatroniCall::Restart { restart_pending } => {
                 let request = RestartRequest {
                     restart_pending: *restart_pending,

@@ -241,6 +241,11 @@ impl PatroniClient {
             .await
     }
 
+    /// `DELETE /switchover` or `DELETE /restart`: cancels what is scheduled there.
+    pub async fn cancel(&self, base_url: &str, path: &str) -> Result<ActionResponse, PatroniError> {
+        self.act::<()>(Method::DELETE, base_url, path, None).await
+    }
+
     pub async fn restart(
         &self,
         base_url: &str,

@@ -60,6 +60,10 @@ pub enum Check {
     SystemIdentifier { identifier: String },
     /// A scheduled switchover to `to` is registered.
     SwitchoverScheduled { to: String },
+    /// No switchover is scheduled.
+    NoSwitchoverScheduled,
+    /// The member has no restart scheduled.
+    NoRestartScheduled { member: String },
     /// No member reports a pending restart.
     NoPendingRestart { member: String },
     /// The member is registered in Consul with `tag` and every check of it passing: what a
@@ -193,6 +197,22 @@ impl Check {
             }
             Check::SwitchoverScheduled { to } => switchover_scheduled(view, to),
             Check::MostAdvanced { member } => most_advanced(view, member),
+            Check::NoSwitchoverScheduled => match &view.scheduled_switchover {
+                None => Verdict::new(true, "no switchover scheduled"),
+                Some(switchover) => Verdict::new(
+                    false,
+                    format!(
+                        "a switchover is scheduled at {}",
+                        switchover.at.as_deref().unwrap_or("an unknown time")
+                    ),
+                ),
+            },
+            Check::NoRestartScheduled { member } => {
+                with_member(view, member, |view| match view.scheduled_restart() {
+                    None => Verdict::new(true, format!("{member} has no restart scheduled")),
+                    Some(at) => Verdict::new(false, format!("{member} restarts at {at}")),
+                })
+            }
             Check::NoPendingRestart { member } => with_member(view, member, no_pending_restart),
             Check::ConsulPassing { .. }
             | Check::ConsulDeregistered { .. }
@@ -726,6 +746,10 @@ impl fmt::Display for Check {
             ),
             Check::StateIn { member, states } => write!(f, "{member} is {}", states.join(" or ")),
             Check::Streaming { member } => write!(f, "{member} streams from the leader"),
+            Check::NoSwitchoverScheduled => write!(f, "no switchover is scheduled"),
+            Check::NoRestartScheduled { member } => {
+                write!(f, "{member} has no restart scheduled")
+            }
             Check::MostAdvanced { member } => write!(
                 f,
                 "no other replica has received or replayed more WAL than {member}"

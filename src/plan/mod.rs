@@ -283,12 +283,17 @@ pub enum PatroniCall {
     },
     /// Re-read the configuration file (tags among it).
     Reload,
+    /// Cancel the scheduled switchover (`DELETE /switchover`).
+    CancelSwitchover,
+    /// Cancel the member's scheduled restart (`DELETE /restart`).
+    CancelRestart,
 }
 
 impl PatroniCall {
     pub fn method(&self) -> &'static str {
         match self {
             PatroniCall::PatchConfig { .. } => "PATCH",
+            PatroniCall::CancelSwitchover | PatroniCall::CancelRestart => "DELETE",
             _ => "POST",
         }
     }
@@ -296,10 +301,10 @@ impl PatroniCall {
     pub fn path(&self) -> &'static str {
         match self {
             PatroniCall::Reinitialize { .. } => "/reinitialize",
-            PatroniCall::Switchover { .. } => "/switchover",
+            PatroniCall::Switchover { .. } | PatroniCall::CancelSwitchover => "/switchover",
             PatroniCall::Failover { .. } => "/failover",
             PatroniCall::PatchConfig { .. } => "/config",
-            PatroniCall::Restart { .. } => "/restart",
+            PatroniCall::Restart { .. } | PatroniCall::CancelRestart => "/restart",
             PatroniCall::Reload => "/reload",
         }
     }
@@ -330,7 +335,9 @@ impl PatroniCall {
                 restart_pending: *restart_pending,
                 ..RestartRequest::default()
             }),
-            PatroniCall::Reload => Ok(Value::Null),
+            PatroniCall::Reload | PatroniCall::CancelSwitchover | PatroniCall::CancelRestart => {
+                Ok(Value::Null)
+            }
         };
         value.unwrap_or(Value::Null)
     }

@@ -37,6 +37,7 @@ registry::registry! {
     ScaleDown in scale_down,
     Switchover in switchover,
     Failover in failover,
+    Flush in flush,
     Pause in pause,
     Resume in resume,
     Restart in restart,
@@ -145,6 +146,8 @@ pub enum ExampleLab {
     /// The lab whose leader died while it was paused: no leader key, the old leader's API
     /// silent.
     LeaderlessLab,
+    /// The lab with a switchover scheduled from its leader to a replica.
+    LabWithScheduledSwitchover,
     /// `pgha lab up --spare 1`: node4 configured, not started.
     LabWithSpare,
     /// `pgha lab up --dcs consul`: Patroni registering its services in Consul.

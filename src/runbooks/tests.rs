@@ -313,6 +313,17 @@ fn leaderless_lab() -> (ClusterTarget, ClusterView) {
     (target, view)
 }
 
+/// The lab with `pgha switchover --at` done: its leader to node2 at 02:00 UTC.
+fn lab_with_scheduled_switchover() -> (ClusterTarget, ClusterView) {
+    let (target, mut view) = lab();
+    view.scheduled_switchover = Some(crate::patroni::model::ScheduledSwitchover {
+        at: Some("2026-11-24T02:00:00+00:00".into()),
+        from: view.leader.clone(),
+        to: Some("node2".into()),
+    });
+    (target, view)
+}
+
 fn delete_tree(prefix: Option<&str>) -> Params {
     Params::ConsulDeleteTree(consul_delete_tree::Params {
         command: steps::DeleteTreeCommand::DeleteTree {
@@ -329,6 +340,7 @@ fn examples_on_their_labs() -> Vec<(&'static str, Params, ClusterTarget, Cluster
             let (target, view) = match shape {
                 ExampleLab::Lab => lab(),
                 ExampleLab::LeaderlessLab => leaderless_lab(),
+                ExampleLab::LabWithScheduledSwitchover => lab_with_scheduled_switchover(),
                 ExampleLab::LabWithSpare => lab_with_spare(),
                 ExampleLab::ConsulLab => consul_lab(),
                 ExampleLab::EtcdLab => etcd_lab(),

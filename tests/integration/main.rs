@@ -17,6 +17,7 @@ mod hosts;
 mod lab;
 mod mixed;
 mod modes;
+mod parity;
 mod rebuild;
 mod remote;
 mod runbooks;

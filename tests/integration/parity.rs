@@ -1,0 +1,142 @@
+//! patronictl's other commands, on the shared lab: `flush` of a scheduled switchover and of a
+//! scheduled restart, each verified gone (and refused when nothing is scheduled); `version`,
+//! `dsn`, and `status --topology -t --extended` read like patronictl's.
+
+use std::time::Duration;
+
+use pgha::patroni::RestartRequest;
+
+use crate::harness::{Lab, Pgha, block_on, fingerprint};
+
+/// An RFC 3339 time an hour from now, in UTC.
+fn in_an_hour() -> String {
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    at.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+}
+
+#[test]
+fn scheduled_switchovers_and_restarts_are_flushed_and_verified() {
+    let lab = Lab::shared();
+    let _guard = lab.exclusive();
+    let replica = lab.replica();
+
+    let before = fingerprint(lab);
+    for what in ["switchover", "restart"] {
+        let refused = Pgha::new()
+            .args(["flush", what, "--yes"])
+            .lab(lab)
+            .run()
+            .expect_code(4);
+        assert!(
+            refused.one_error_line().contains("nothing to flush"),
+            "{}",
+            refused.stderr()
+        );
+    }
+    assert_eq!(fingerprint(lab), before);
+
+    let at = in_an_hour();
+    Pgha::new()
+        .args(["switchover", "--candidate", &replica, "--at", &at, "--yes"])
+        .lab(lab)
+        .run()
+        .success();
+    assert!(lab.status_json()["scheduled_switchover"].is_object());
+    let flushed = Pgha::new()
+        .args(["flush", "switchover", "--yes"])
+        .lab(lab)
+        .run()
+        .success();
+    assert!(
+        flushed.stderr().contains("no switchover scheduled"),
+        "{}",
+        flushed.stderr()
+    );
+    assert!(lab.status_json()["scheduled_switchover"].is_null());
+
+    let (target, client) = lab.client();
+    let url = &target.member(&replica).unwrap().api_url;
+    let request = RestartRequest {
+        schedule: Some(in_an_hour()),
+        ..RestartRequest::default()
+    };
+    let answer = block_on(client.restart(url, &request)).unwrap();
+    assert_eq!(answer.status, 202, "{}", answer.message);
+    let member = |name: &str| {
+        lab.status_json()["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|member| member["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert!(member(&replica)["scheduled_restart"].is_string());
+    let flushed = Pgha::new()
+        .args(["flush", "restart", "--member", &replica, "--yes"])
+        .lab(lab)
+        .run()
+        .success();
+    assert!(
+        flushed
+            .stderr()
+            .contains(&format!("{replica} has no restart scheduled")),
+        "{}",
+        flushed.stderr()
+    );
+    assert!(member(&replica)["scheduled_restart"].is_null());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        fingerprint(lab),
+        before,
+        "nothing but the schedules changed"
+    );
+}
+
+#[test]
+fn version_dsn_and_the_topology_read_like_patronictl() {
+    let guard = Lab::shared().read();
+    let lab = guard.lab;
+    let leader = lab.leader();
+
+    let version = Pgha::new().args(["version"]).lab(lab).run().success();
+    let lines: Vec<String> = version.stdout().lines().map(str::to_string).collect();
+    assert!(lines[0].starts_with("pgha "), "{lines:?}");
+    for name in ["node1", "node2", "node3"] {
+        let prefix = format!("{name}: Patroni 4.1.5 PostgreSQL 15.");
+        assert!(
+            lines.iter().any(|line| line.starts_with(&prefix)),
+            "{lines:?}"
+        );
+    }
+
+    let primary = Pgha::new().args(["dsn"]).lab(lab).run().success();
+    assert_eq!(
+        primary.stdout(),
+        format!("host={} port=5432\n", lab.address(&leader))
+    );
+    let replica = Pgha::new()
+        .args(["dsn", "--role", "replica"])
+        .lab(lab)
+        .run()
+        .success();
+    assert_ne!(replica.stdout(), primary.stdout());
+
+    let table = Pgha::new()
+        .args(["status", "--topology", "-t", "--extended"])
+        .lab(lab)
+        .run()
+        .success();
+    let text = table.stdout();
+    let rows: Vec<&str> = text.lines().filter(|line| line.starts_with("| ")).collect();
+    assert!(rows[1].starts_with(&format!("| {leader} ")), "{text}");
+    assert!(
+        rows[2..].iter().all(|row| row.starts_with("| + node")),
+        "{text}"
+    );
+    assert!(
+        text.lines().next().unwrap().ends_with('Z'),
+        "the time first: {text}"
+    );
+    assert!(rows[0].contains("| Scheduled restart |"), "{text}");
+}
