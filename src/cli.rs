@@ -146,6 +146,9 @@ enum RawCommand {
         /// Table: when the cluster was observed, above the table (`patronictl list -t`)
         #[arg(short, long)]
         timestamp: bool,
+        /// Every cluster of the environment at once: a table each, then a summary line each
+        #[arg(long, conflicts_with = "watch")]
+        all: bool,
     },
     /// Show pgha's release, then each member's Patroni and PostgreSQL releases (like
     /// `patronictl version CLUSTER`)
@@ -484,7 +487,9 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
             extended,
             topology,
             timestamp,
+            all,
         } => Command::Status {
+            all,
             format: output.into(),
             watch,
             fail_on: fail_on.map(Into::into),

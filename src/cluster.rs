@@ -27,6 +27,37 @@ impl Connection {
     pub async fn open(selector: &Selector) -> Result<Self, Error> {
         let target = inventory::resolve(selector).await?;
         let client = PatroniClient::new(&target.rest)?;
+        Self::with_client(target, client)
+    }
+
+    /// The connections of several targets (`status --all`): one HTTP client for all those with
+    /// the same TLS settings and connect timeout, each with its own credentials.
+    pub fn open_many(targets: Vec<ClusterTarget>) -> Vec<Result<Self, Error>> {
+        let mut built: Vec<(
+            crate::patroni::TlsSettings,
+            std::time::Duration,
+            reqwest::Client,
+        )> = Vec::new();
+        targets
+            .into_iter()
+            .map(|target| {
+                let rest = &target.rest;
+                let same = built
+                    .iter()
+                    .find(|(tls, connect, _)| *tls == rest.tls && *connect == rest.connect_timeout);
+                let client = if let Some((_, _, http)) = same {
+                    PatroniClient::with_http(rest, http.clone())
+                } else {
+                    let client = PatroniClient::new(rest)?;
+                    built.push((rest.tls.clone(), rest.connect_timeout, client.http()));
+                    client
+                };
+                Self::with_client(target, client)
+            })
+            .collect()
+    }
+
+    fn with_client(target: ClusterTarget, client: PatroniClient) -> Result<Self, Error> {
         let consul = consul_client(&target, &client)?;
         let etcd = etcd_client(&target, &client)?;
         Ok(Connection {

@@ -29,6 +29,8 @@ pub enum Command {
         /// Exit `Unhealthy` when a warning at or above this severity is found.
         fail_on: Option<Severity>,
         style: crate::status::TableStyle,
+        /// Every cluster of the environment.
+        all: bool,
     },
     History {
         format: OutputFormat,
@@ -75,9 +77,17 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
     match command {
         Command::Status {
             format,
+            fail_on,
+            style,
+            all: true,
+            ..
+        } => crate::fleet::status_all(selector, format, fail_on, style).await,
+        Command::Status {
+            format,
             watch,
             fail_on,
             style,
+            all: false,
         } => status(selector, format, watch, fail_on, style).await,
         Command::History { format } => history(selector, format).await,
         Command::Version { format } => {

@@ -29,6 +29,7 @@ pub mod etcd;
 pub mod exec;
 pub mod exit;
 pub mod flags;
+pub mod fleet;
 #[cfg(test)]
 mod fuzzing;
 pub mod inspect;

@@ -49,6 +49,38 @@ impl StatusDocument {
         self.warnings.iter().map(|warning| warning.severity).max()
     }
 
+    /// One line for `status --all`: the leader, how many replicas stream, the worst warning.
+    pub fn summary_line(&self) -> String {
+        let replicas: Vec<&MemberDocument> = self
+            .members
+            .iter()
+            .filter(|member| Some(&member.name) != self.leader.as_ref())
+            .collect();
+        let streaming = replicas
+            .iter()
+            .filter(|member| member.state.as_deref() == Some("streaming"))
+            .count();
+        let worst = self.worst().map_or_else(
+            || "no warning".to_string(),
+            |worst| {
+                let first = self
+                    .warnings
+                    .iter()
+                    .find(|warning| warning.severity == worst)
+                    .map(|warning| warning.warning.message())
+                    .unwrap_or_default();
+                format!("{}: {first}", worst.as_str())
+            },
+        );
+        printable(&format!(
+            "{}: leader {}, {streaming}/{} replicas streaming, {worst}",
+            self.cluster,
+            self.leader.as_deref().unwrap_or("none"),
+            replicas.len()
+        ))
+        .into_owned()
+    }
+
     fn has_no_leader(&self) -> bool {
         self.warnings
             .iter()
@@ -375,9 +407,14 @@ pub fn render_table_styled(document: &StatusDocument, style: TableStyle) -> Stri
             row
         })
         .collect();
+    // The inventory's name first when it is not the scope (`status --all` shows several).
+    let name = if document.cluster == document.scope {
+        document.scope.clone()
+    } else {
+        format!("{}, scope {}", document.cluster, document.scope)
+    };
     let title = format!(
-        "Cluster: {} ({})",
-        document.scope,
+        "Cluster: {name} ({})",
         document
             .system_identifier
             .as_deref()
@@ -798,7 +835,7 @@ mod tests {
         assert_eq!(controls(&table), Vec::<char>::new(), "{table}");
         for shown in [
             "node9",
-            "Cluster: demo ",
+            "Cluster: demo, scope demo (",
             "streaming",
             "zone: ab",
             "boomall is well",

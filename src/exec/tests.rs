@@ -293,17 +293,22 @@ async fn run(
 
 /// Runs `plan` unattended from where `point` says an earlier run stopped.
 async fn resume(world: &FakeWorld, plan: &Plan, point: &ResumePoint) -> (Finish, Vec<Event>) {
+    resume_as(world, plan, point, unattended(), yes()).await
+}
+
+/// The same with `policy` and `prompt`'s answers.
+async fn resume_as(
+    world: &FakeWorld,
+    plan: &Plan,
+    point: &ResumePoint,
+    policy: GatePolicy,
+    prompt: Answers,
+) -> (Finish, Vec<Event>) {
     let mut recorder = Recorder::default();
     let (_sender, receiver) = watch::channel(false);
-    let finish = Executor::new(
-        world,
-        Arc::new(yes()),
-        unattended(),
-        &mut recorder,
-        receiver,
-    )
-    .run(plan, point)
-    .await;
+    let finish = Executor::new(world, Arc::new(prompt), policy, &mut recorder, receiver)
+        .run(plan, point)
+        .await;
     (finish, recorder.0)
 }
 
@@ -1397,6 +1402,18 @@ fn step_trace(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// Each gate answered (`?id`) and each step started (`+id`), in order.
+fn gates_and_starts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::GateAnswered { step, .. } => Some(format!("?{step}")),
+            Event::StepStarted { step, .. } => Some(format!("+{step}")),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Runs `plan` unattended with a journal in `runs` as well as a recorder: what `resume` reads.
 async fn run_journalled(
     world: &FakeWorld,
@@ -1532,14 +1549,7 @@ async fn a_group_answers_all_its_gates_before_any_of_its_steps_starts() {
     }];
     let (finish, events) = run(&world, &plan, confirming(&["node1", "node2"]), yes()).await;
     assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
-    let order: Vec<String> = events
-        .iter()
-        .filter_map(|event| match event {
-            Event::GateAnswered { step, .. } => Some(format!("?{step}")),
-            Event::StepStarted { step, .. } => Some(format!("+{step}")),
-            _ => None,
-        })
-        .collect();
+    let order = gates_and_starts(&events);
     assert_eq!(
         order,
         ["?wipe-node1", "?wipe-node2", "+wipe-node1", "+wipe-node2"]
@@ -1570,14 +1580,7 @@ async fn resuming_a_group_asks_about_each_unfinished_step_before_any_runs() {
     };
     let (finish, events) = resume(&world, &plan, &point).await;
     assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
-    let order: Vec<String> = events
-        .iter()
-        .filter_map(|event| match event {
-            Event::GateAnswered { step, .. } => Some(format!("?{step}")),
-            Event::StepStarted { step, .. } => Some(format!("+{step}")),
-            _ => None,
-        })
-        .collect();
+    let order = gates_and_starts(&events);
     assert_eq!(
         order,
         ["?run-stop1", "?run-stop2", "+run-stop1", "+run-stop2"]
@@ -2022,28 +2025,9 @@ async fn a_run_killed_at_a_gate_asks_it_again_on_resume() {
         started: vec!["run-first".into()],
         ..ResumePoint::default()
     };
-    let mut recorder = Recorder::default();
-    let (_interrupt, receiver) = watch::channel(false);
-    let finish = Executor::new(
-        &world,
-        Arc::new(yes()),
-        interactive(),
-        &mut recorder,
-        receiver,
-    )
-    .run(&plan, &point)
-    .await;
+    let (finish, events) = resume_as(&world, &plan, &point, interactive(), yes()).await;
     assert_eq!(finish.outcome, Outcome::Succeeded, "{}", finish.detail);
-    let order: Vec<String> = recorder
-        .0
-        .iter()
-        .filter_map(|event| match event {
-            Event::GateAnswered { step, .. } => Some(format!("?{step}")),
-            Event::StepStarted { step, .. } => Some(format!("+{step}")),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(order, ["?run-gated", "+run-gated"]);
+    assert_eq!(gates_and_starts(&events), ["?run-gated", "+run-gated"]);
     assert_eq!(
         *world.calls.borrow(),
         ["gated"],
@@ -2056,17 +2040,7 @@ async fn a_run_killed_at_a_gate_asks_it_again_on_resume() {
         confirm: false,
         typed: "",
     };
-    let mut recorder = Recorder::default();
-    let (_interrupt, receiver) = watch::channel(false);
-    let finish = Executor::new(
-        &world,
-        Arc::new(declined),
-        interactive(),
-        &mut recorder,
-        receiver,
-    )
-    .run(&plan, &point)
-    .await;
+    let (finish, _) = resume_as(&world, &plan, &point, interactive(), declined).await;
     assert_eq!(finish.outcome, Outcome::Aborted, "{}", finish.detail);
     assert!(world.calls.borrow().is_empty());
 }

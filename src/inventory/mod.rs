@@ -782,30 +782,49 @@ fn check_api_url(text: &str, instead: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The environment the selector names, or the only one.
+fn chosen_environment(
+    path: &Path,
+    inventory: &InventoryFile,
+    selector: &Selector,
+) -> Result<String, InventoryError> {
+    let environment_names: Vec<String> = inventory.environments.keys().cloned().collect();
+    match &selector.environment {
+        Some(name) if inventory.environments.contains_key(name) => Ok(name.clone()),
+        Some(name) => Err(InventoryError::UnknownEnvironment {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            known: environment_names,
+        }),
+        None if environment_names.len() == 1 => Ok(environment_names[0].clone()),
+        None => Err(InventoryError::EnvironmentRequired {
+            path: path.to_path_buf(),
+            known: environment_names,
+        }),
+    }
+}
+
+/// The environment the selector chooses and every cluster in it, for `pgha status --all`.
+pub fn clusters_of_environment(
+    selector: &Selector,
+) -> Result<(String, Vec<String>), InventoryError> {
+    let (path, inventory) = load_for(selector)?;
+    let environment = chosen_environment(&path, &inventory, selector)?;
+    let clusters = inventory.environments[&environment]
+        .clusters
+        .keys()
+        .cloned()
+        .collect();
+    Ok((environment, clusters))
+}
+
 fn select_cluster(
     path: &Path,
     mut inventory: InventoryFile,
     selector: &Selector,
     env: Env<'_>,
 ) -> Result<ClusterTarget, InventoryError> {
-    let environment_names: Vec<String> = inventory.environments.keys().cloned().collect();
-    let environment_name = match &selector.environment {
-        Some(name) if inventory.environments.contains_key(name) => name.clone(),
-        Some(name) => {
-            return Err(InventoryError::UnknownEnvironment {
-                path: path.to_path_buf(),
-                name: name.clone(),
-                known: environment_names,
-            });
-        }
-        None if environment_names.len() == 1 => environment_names[0].clone(),
-        None => {
-            return Err(InventoryError::EnvironmentRequired {
-                path: path.to_path_buf(),
-                known: environment_names,
-            });
-        }
-    };
+    let environment_name = chosen_environment(path, &inventory, selector)?;
     let environment = inventory
         .environments
         .remove(&environment_name)

@@ -168,12 +168,18 @@ impl PatroniClient {
 
     pub fn new(settings: &RestSettings) -> Result<Self, PatroniError> {
         let http = http_client(&settings.tls, settings.connect_timeout)?;
-        Ok(PatroniClient {
+        Ok(Self::with_http(settings, http))
+    }
+
+    /// Over an HTTP client already built for the same TLS settings and connect timeout: a new
+    /// one loads the trust store again (milliseconds, per cluster of `status --all`).
+    pub(crate) fn with_http(settings: &RestSettings, http: reqwest::Client) -> Self {
+        PatroniClient {
             http,
             auth: settings.auth.clone(),
             request_timeout: settings.request_timeout,
             write_timeout: settings.write_timeout,
-        })
+        }
     }
 
     /// `GET /patroni`: the member about itself.

@@ -140,3 +140,60 @@ fn version_dsn_and_the_topology_read_like_patronictl() {
     );
     assert!(rows[0].contains("| Scheduled restart |"), "{text}");
 }
+
+/// Two clusters in one environment — the shared lab as `demo`, the scale lab's two members as
+/// `scale` (each with its own etcd and REST password) — and a third that nothing answers for:
+/// one table per cluster read, one summary line per cluster, exit 3 for the unreadable one;
+/// without it, exit 0, and JSON carries both documents.
+#[test]
+fn status_all_shows_every_cluster_of_the_environment() {
+    let main = Lab::shared().read();
+    let scale = Lab::scale().read();
+    let original = std::fs::read_to_string(main.lab.inventory()).unwrap();
+    let scale_password = scale.lab.dir.join("secrets/rest-password");
+    let second = format!(
+        "      scale:\n        scope: demo\n        rest:\n          username: patroni\n          password_file: {}\n        dcs:\n          kind: etcd\n          hosts:\n          - 127.0.0.70:2379\n        members:\n        - name: node1\n          host: 127.0.0.71\n        - name: node2\n          host: 127.0.0.72\n",
+        scale_password.display()
+    );
+    let gone = "      gone:\n        dcs:\n          kind: etcd\n          hosts:\n          - 127.0.0.27:2379\n        members:\n        - name: node1\n          host: 127.0.0.27\n";
+    let with = |extra: &str| format!("{original}{second}{extra}");
+    let inventory = main.lab.dir.join("pgha-fleet.yml");
+    let status = |args: &[&str]| {
+        Pgha::new()
+            .arg_flag_path("--config", &inventory)
+            .args(["--env", "lab", "status", "--all"])
+            .args(args)
+            .run()
+    };
+
+    std::fs::write(&inventory, with(gone)).unwrap();
+    let run = status(&[]).expect_code(3);
+    let text = run.stdout();
+    assert!(text.contains("+ Cluster: demo ("), "{text}");
+    assert!(text.contains("+ Cluster: scale, scope demo ("), "{text}");
+    let summary: Vec<&str> = text.lines().rev().take(3).collect();
+    assert!(summary[2].starts_with("demo: leader node"), "{text}");
+    assert!(
+        summary[2].ends_with("2/2 replicas streaming, no warning"),
+        "{text}"
+    );
+    assert!(
+        summary[1].starts_with("gone: cannot be read: no member of cluster gone answered"),
+        "{text}"
+    );
+    assert!(summary[0].starts_with("scale: leader node"), "{text}");
+    assert!(summary[0].contains("1/1 replicas streaming"), "{text}");
+
+    std::fs::write(&inventory, with("")).unwrap();
+    let run = status(&["-o", "json"]).success();
+    let document = run.json();
+    let clusters: Vec<&str> = document["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cluster| cluster["cluster"].as_str().unwrap())
+        .collect();
+    assert_eq!(clusters, ["demo", "scale"]);
+    assert_eq!(document["errors"], serde_json::json!([]));
+    let _ = std::fs::remove_file(&inventory);
+}
