@@ -41,6 +41,11 @@ pub async fn status_all(
     fail_on: Option<Severity>,
     style: TableStyle,
 ) -> Result<Exit, Error> {
+    if selector.cluster.is_some() || selector.api.is_some() || selector.patroni_config.is_some() {
+        return Err(Error::BadInput(
+            "--all shows every cluster of an inventory's environment: it does not go with --cluster, --api or --patroni-config".into(),
+        ));
+    }
     let (environment, clusters) = crate::inventory::clusters_of_environment(selector)?;
     let observed_at = jiff::Timestamp::now()
         .round(jiff::Unit::Millisecond)

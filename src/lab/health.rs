@@ -96,6 +96,7 @@ pub(super) async fn wait_until_healthy(
         .map_err(|error| LabError::Cluster(error.to_string()))?;
     let started = Instant::now();
     let mut last_summary = String::new();
+    let mut reinitialized = std::collections::BTreeSet::new();
     loop {
         let observation = observe::observe(
             &target,
@@ -128,6 +129,14 @@ pub(super) async fn wait_until_healthy(
             if cluster == LabCluster::Standby {
                 refuse_a_writable_standby(&view)?;
             }
+            let hopeless = Hopeless {
+                layout,
+                state,
+                run_as,
+            };
+            hopeless
+                .reinitialize(&client, &view, &running, &mut reinitialized)
+                .await;
         }
         if let Some(dead) = running.iter().find(|member| {
             member_daemon(layout, state, member, run_as)
@@ -147,6 +156,59 @@ pub(super) async fn wait_until_healthy(
             });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Patroni's own words for a data directory that holds files but no database: it waits for
+/// someone to reinitialize the member and will never rebuild it by itself.
+const NEEDS_REINITIALIZE: &str = "consider doing reinitialize";
+
+/// Replicas Patroni will not start by itself. A drill that deletes a running member's data can
+/// leave files behind (PostgreSQL still writing, Patroni writing its configuration back before
+/// it sees the directory empty), and Patroni then waits forever. `lab up` brings the lab back
+/// to health: such a replica is reinitialized from the leader, once, as the log advises.
+struct Hopeless<'a> {
+    layout: &'a Layout,
+    state: &'a LabState,
+    run_as: RunAs,
+}
+
+impl Hopeless<'_> {
+    async fn reinitialize(
+        &self,
+        client: &PatroniClient,
+        view: &ClusterView,
+        running: &[LabMember],
+        done: &mut std::collections::BTreeSet<String>,
+    ) {
+        if view.leader.is_none() {
+            return;
+        }
+        for member in running {
+            let Some(seen) = view.member(&member.name) else {
+                continue;
+            };
+            let stopped = !seen.is_leader() && seen.state() == Some(MemberState::Stopped);
+            if !stopped || done.contains(&member.name) {
+                continue;
+            }
+            let log = member_daemon(self.layout, self.state, member, self.run_as).log_tail(5);
+            if !log.contains(NEEDS_REINITIALIZE) {
+                continue;
+            }
+            eprintln!(
+                "lab: {}'s data directory holds no database and Patroni will not rebuild it by itself (\"{NEEDS_REINITIALIZE}\"): reinitializing it from the leader",
+                member.name
+            );
+            let request = crate::patroni::ReinitializeRequest {
+                force: true,
+                from_leader: None,
+            };
+            if let Err(error) = client.reinitialize(&seen.api_url, &request).await {
+                eprintln!("lab: reinitializing {} failed: {error}", member.name);
+            }
+            done.insert(member.name.clone());
+        }
     }
 }
 

@@ -2,9 +2,10 @@
 //! died while the cluster was paused, or Patroni's own leader race cannot pick anyone — as
 //! patronictl's `failover`, but verified. The candidate must answer, not be tagged
 //! `nofailover`, and have received at least as much WAL as every other replica that answers:
-//! promoting a replica behind another throws away the writes only the other has. With a
-//! healthy leader, a failover demotes it without any of a switchover's checks: pgha refuses
-//! unless the operator types that leader's name (`pgha switchover` is the tool then). Verified
+//! promoting a replica behind another throws away the writes only the other has. While a member
+//! holds the leader key — healthy, or not running — a failover takes it without any of a
+//! switchover's checks: pgha refuses unless the operator types that leader's name (`pgha
+//! switchover` is the tool for a healthy one). Verified
 //! by the candidate leading on a new timeline, then by the other replicas streaming from it.
 
 use std::time::Duration;
@@ -87,24 +88,25 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         )));
     }
     let candidate = candidate.name.clone();
-    let healthy_leader = Check::HealthyLeader
-        .evaluate(view)
-        .passed
-        .then(|| view.leader.clone())
-        .flatten();
+    // Whoever holds the leader key, healthy or not, and how it is: either way a failover takes
+    // the key from it, so its name is typed.
+    let holder = view
+        .leader
+        .clone()
+        .map(|leader| (leader, Check::HealthyLeader.evaluate(view).observed));
     let timeline = cluster_timeline(view).unwrap_or(0);
     let mut plan = frame(
         target,
         view,
         format!("Fail over cluster {} to {candidate}", target.cluster),
-        match &healthy_leader {
+        match &holder {
             None => format!(
                 "No member leads {}: Patroni promotes {candidate}, which leads on a new timeline; \
                  the other replicas follow it. Writes resume once it runs.",
                 target.cluster
             ),
-            Some(leader) => format!(
-                "{leader} leads and runs: a failover demotes it without a switchover's checks \
+            Some((leader, how)) => format!(
+                "{how}: a failover takes the key from {leader} without a switchover's checks \
                  (`pgha switchover --candidate {candidate}` is the way with a healthy leader). \
                  Patroni promotes {candidate} on a new timeline; {leader} rejoins as a replica."
             ),
@@ -120,7 +122,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     plan.steps.push(failover_step(
         view,
         &candidate,
-        healthy_leader.as_deref(),
+        holder.as_ref(),
         timeline,
         params.timeout.unwrap_or(DEFAULT_TIMEOUT),
         ready,
@@ -163,19 +165,19 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
 fn failover_step(
     view: &ClusterView,
     candidate: &str,
-    healthy_leader: Option<&str>,
+    holder: Option<&(String, String)>,
     timeline: u32,
     timeout: Duration,
     ready: Vec<Check>,
 ) -> Result<Step, PlanError> {
     let api = member(view, candidate)?;
-    let gate = match healthy_leader {
-        // Demoting a healthy leader unchecked: typed, never answered by --yes.
-        Some(leader) => Gate::TypeToConfirm {
+    let gate = match holder {
+        // Taking the key from a leader unchecked: typed, never answered by --yes.
+        Some((leader, how)) => Gate::TypeToConfirm {
             question: format!(
-                "{leader} leads and runs: fail over to {candidate} anyway? Type {leader} to go on"
+                "{how}: fail over to {candidate} anyway? Type {leader} to go on"
             ),
-            expected: leader.to_string(),
+            expected: leader.clone(),
         },
         None => Gate::Confirm {
             question: format!("Promote {candidate} to lead {}?", view.cluster),
@@ -304,6 +306,25 @@ mod tests {
             }
         );
         assert!(plan.summary.contains("pgha switchover --candidate node1"));
+    }
+
+    #[test]
+    fn an_unhealthy_leader_holding_the_key_is_named_too() {
+        let (target, mut view) = view_led_by("4.1.5", "node3", Some(1));
+        for member in view.members.iter_mut().filter(|member| member.name == "node3") {
+            if let Ok(status) = member.status.as_mut() {
+                status.state = crate::patroni::MemberState::parse("stopped");
+            }
+            if let Some(entry) = member.dcs.as_mut() {
+                entry.state = crate::patroni::MemberState::parse("stopped");
+            }
+        }
+        let plan = plan(&target, &view, &params("node1")).unwrap();
+        let Gate::TypeToConfirm { question, expected } = &plan.steps[0].gate else {
+            panic!("{:?}", plan.steps[0].gate)
+        };
+        assert_eq!(expected, "node3");
+        assert!(question.starts_with("node3 leads but is stopped:"), "{question}");
     }
 
     #[test]

@@ -287,6 +287,9 @@ const CORPUS: &[Case] = &[
     Case { name: "an unknown run", edit: None, args: &["resume", "no-such-run", "--yes"], env: &[], code: BAD_INPUT, says: "no run \"no-such-run\"" },
     Case { name: "a run id with a path in it", edit: None, args: &["resume", "../../etc/passwd", "--yes"], env: &[], code: BAD_INPUT, says: "../../etc/passwd" },
     Case { name: "an unknown command", edit: None, args: &["frobnicate"], env: &[], code: BAD_INPUT, says: "'frobnicate'" },
+    Case { name: "status --all with --cluster", edit: None, args: &["--cluster", "demo", "status", "--all"], env: &[], code: BAD_INPUT, says: "--all shows every cluster" },
+    Case { name: "failover to the leader", edit: None, args: &["failover", "--candidate", "LEADER", "--yes"], env: &[], code: REFUSED, says: "already holds the leader key" },
+    Case { name: "a flush with nothing scheduled", edit: None, args: &["flush", "switchover", "--yes"], env: &[], code: REFUSED, says: "nothing to flush" },
     Case { name: "geo-resetup of a primary cluster", edit: None, args: &["geo-resetup", "--yes", "--confirm", "demo"], env: &[], code: REFUSED, says: "not marked `standby: true`" },
     Case { name: "cluster-reinit without its flag", edit: None, args: &["cluster-reinit", "--yes", "--confirm", "demo"], env: &[], code: REFUSED, says: "pass --i-understand-data-loss" },
 ];

@@ -239,3 +239,53 @@ fn three_etcd_members_lose_their_quorum_with_two_down_and_a_leader_returns_with_
     assert!(lab.status_json()["leader"].is_string());
     // The guard wipes the lab.
 }
+
+/// A replica whose data directory holds files but no database (what deleting a running
+/// member's data can leave): Patroni logs "consider doing reinitialize" and waits forever;
+/// `pgha lab up` reinitializes it from the leader, once, and the lab is healthy again.
+#[test]
+fn up_reinitializes_a_replica_patroni_waits_to_have_reinitialized() {
+    let lab = Lab::shared();
+    let _guard = lab.exclusive();
+    let replica = lab.replica();
+    let member = |action: &str| {
+        Pgha::new()
+            .args(["lab", "member", action, &replica])
+            .lab(lab)
+            .run()
+            .success();
+    };
+    member("stop");
+    let data = lab.dir.join("members").join(&replica).join("data");
+    for entry in std::fs::read_dir(&data).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    std::fs::write(data.join("postgresql.conf"), "# left behind\n").unwrap();
+    member("start");
+    let log = lab.dir.join("members").join(&replica).join("patroni.log");
+    wait_until(
+        Duration::from_secs(30),
+        "Patroni asks for a reinitialize",
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .last()
+                .is_some_and(|line| line.contains("consider doing reinitialize"))
+        },
+    );
+    if let Err(why) = lab.up() {
+        panic!("{why}");
+    }
+    let status = lab.status_json();
+    assert_eq!(
+        entry(&status, "members", &replica)["state"],
+        "streaming",
+        "{status}"
+    );
+}
