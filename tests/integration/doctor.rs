@@ -365,18 +365,7 @@ fn a_replica_behind_wal_the_leader_removed_is_found_then_rebuilt() {
         .find(|finding| finding["code"] == "replica_not_streaming")
         .unwrap();
     assert_eq!(finding["member"], replica.as_str(), "{finding}");
-    Pgha::new()
-        .args([
-            "reinit",
-            "--member",
-            &replica,
-            "--yes",
-            "--confirm",
-            &replica,
-        ])
-        .lab(lab)
-        .run()
-        .success();
+    lab.reinit(&replica);
     wait_until(
         Duration::from_mins(1),
         "no finding but the lab's own",

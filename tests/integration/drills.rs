@@ -113,18 +113,7 @@ fn seed_003_drills_heal_on_their_own() {
                 .any(|line| line.contains("consider doing reinitialize")),
             "not healed, and not waiting for a reinitialize: {tail:?}"
         );
-        Pgha::new()
-            .args([
-                "reinit",
-                "--member",
-                &replica,
-                "--yes",
-                "--confirm",
-                &replica,
-            ])
-            .lab(lab)
-            .run()
-            .success();
+        lab.reinit(&replica);
         healed(
             lab,
             Duration::from_mins(2),

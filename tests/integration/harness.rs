@@ -443,6 +443,15 @@ impl Lab {
         format!("http://{}:8008", self.address(member))
     }
 
+    /// `pgha reinit` of `member`, its name typed at the gate; it must succeed.
+    pub(crate) fn reinit(&self, member: &str) {
+        Pgha::new()
+            .args(["reinit", "--member", member, "--yes", "--confirm", member])
+            .lab(self)
+            .run()
+            .success();
+    }
+
     /// The loopback address `member` (`nodeN`) lives on.
     pub(crate) fn address(&self, member: &str) -> std::net::Ipv4Addr {
         let index: u8 = member.trim_start_matches("node").parse().unwrap();
