@@ -110,6 +110,22 @@ fn version_dsn_and_the_topology_read_like_patronictl() {
         );
     }
 
+    let document = Pgha::new()
+        .args(["version", "-o", "json"])
+        .lab(lab)
+        .run()
+        .success()
+        .json();
+    assert_eq!(document["cluster"], "demo");
+    let members = document["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{document}");
+    assert!(
+        members
+            .iter()
+            .all(|member| member["patroni"] == "4.1.5" && member["error"].is_null()),
+        "{document}"
+    );
+
     let primary = Pgha::new().args(["dsn"]).lab(lab).run().success();
     assert_eq!(
         primary.stdout(),
