@@ -83,9 +83,10 @@ struct SelectionArgs {
     )]
     config: Option<PathBuf>,
 
-    /// Cluster in the environment (optional when the environment has one)
+    /// Cluster in the environment (optional when the environment has one); `status` takes
+    /// several (repeat) and shows them at once
     #[arg(long, global = true, value_name = "NAME")]
-    cluster: Option<String>,
+    cluster: Vec<String>,
 
     /// Use Patroni's own configuration file instead of an inventory (like `patronictl -c`)
     #[arg(long, global = true, value_name = "FILE", conflicts_with = "api")]
@@ -165,6 +166,10 @@ enum RawCommand {
         /// This member, whatever its role
         #[arg(long, value_name = "NAME", value_parser = crate::flags::name)]
         member: Option<String>,
+        /// `table` prints the connection string alone; json and yaml add the member, its
+        /// role, host and port
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
     },
     /// Show the cluster's timeline history (failovers and switchovers)
     History {
@@ -235,6 +240,13 @@ enum RawConfigCommand {
     Show {
         #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
         output: Format,
+    },
+    /// Change it: `pgha edit-config` (a diff, a compare-and-set, every member verified)
+    Edit {
+        #[command(flatten)]
+        params: Box<crate::runbooks::edit_config::Params>,
+        #[command(flatten)]
+        run: RunFlags,
     },
 }
 
@@ -438,7 +450,7 @@ where
         search_paths: search_paths(),
         lab_inventory: Some(lab_dir.join(inventory::FILE_NAME)),
         environment: selection.environment,
-        cluster: selection.cluster,
+        cluster: selection.cluster.first().cloned(),
         patroni_config: selection.patroni_config,
         api: selection.api,
         api_tls: TlsSettings {
@@ -451,7 +463,41 @@ where
         request_timeout: selection.request_timeout,
     };
     validate_names(&selector)?;
-    let command = match command(raw.command, lab_dir)? {
+    for cluster in selection.cluster.iter().skip(1) {
+        crate::names::check_name(cluster)
+            .map_err(|reason| usage_error(&format!("--cluster: {reason}")))?;
+    }
+    let several = (selection.cluster.len() > 1).then_some(selection.cluster);
+    let command = match several {
+        Some(clusters) => match raw.command {
+            RawCommand::Status {
+                output,
+                fail_on,
+                extended,
+                topology,
+                timestamp,
+                watch: None,
+                ..
+            } => Ok(Command::Status {
+                fleet: Some(crate::fleet::Fleet::Named(clusters)),
+                format: output.into(),
+                watch: None,
+                fail_on: fail_on.map(Into::into),
+                style: crate::status::TableStyle {
+                    extended,
+                    topology,
+                    timestamp,
+                },
+            }),
+            _ => {
+                return Err(usage_error(
+                    "--cluster is given several times: only `pgha status` (without --watch) shows several clusters; other commands act on one",
+                ));
+            }
+        },
+        None => command(raw.command, lab_dir)?,
+    };
+    let command = match command {
         Ok(command) => command,
         Err(text) => return Ok(text),
     };
@@ -489,7 +535,7 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
             timestamp,
             all,
         } => Command::Status {
-            all,
+            fleet: all.then_some(crate::fleet::Fleet::All),
             format: output.into(),
             watch,
             fail_on: fail_on.map(Into::into),
@@ -505,18 +551,29 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
         RawCommand::Version { output } => Command::Version {
             format: output.into(),
         },
-        RawCommand::Dsn { role, member } => Command::Dsn {
+        RawCommand::Dsn {
+            role,
+            member,
+            output,
+        } => Command::Dsn {
             target: match (member, role) {
                 (Some(name), _) => DsnTarget::Member(name),
                 (None, RawDsnRole::Primary) => DsnTarget::Primary,
                 (None, RawDsnRole::Replica) => DsnTarget::Replica,
             },
+            format: output.into(),
         },
         RawCommand::Config {
             command: RawConfigCommand::Show { output },
         } => Command::ConfigShow {
             format: output.into(),
         },
+        RawCommand::Config {
+            command: RawConfigCommand::Edit { params, run },
+        } => runbook(RunbookCommand::EditConfig {
+            params: *params,
+            run,
+        })?,
         RawCommand::Doctor {
             output,
             min_free_disk,

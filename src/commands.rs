@@ -30,7 +30,8 @@ pub enum Command {
         fail_on: Option<Severity>,
         style: crate::status::TableStyle,
         /// Every cluster of the environment.
-        all: bool,
+        /// Several clusters at once (`--all`, or `--cluster` repeated).
+        fleet: Option<crate::fleet::Fleet>,
     },
     History {
         format: OutputFormat,
@@ -40,6 +41,7 @@ pub enum Command {
     },
     Dsn {
         target: crate::inspect::DsnTarget,
+        format: OutputFormat,
     },
     ConfigShow {
         format: OutputFormat,
@@ -79,15 +81,15 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
             format,
             fail_on,
             style,
-            all: true,
+            fleet: Some(fleet),
             ..
-        } => crate::fleet::status_all(selector, format, fail_on, style).await,
+        } => crate::fleet::status_all(selector, &fleet, format, fail_on, style).await,
         Command::Status {
             format,
             watch,
             fail_on,
             style,
-            all: false,
+            fleet: None,
         } => status(selector, format, watch, fail_on, style).await,
         Command::History { format } => history(selector, format).await,
         Command::Version { format } => {
@@ -95,9 +97,14 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
             crate::inspect::print_versions(&view, format)?;
             Ok(Exit::Success)
         }
-        Command::Dsn { target } => {
+        Command::Dsn { target, format } => {
             let view = Connection::open(selector).await?.observe().await?;
-            ui::print_stdout(&format!("{}\n", crate::inspect::dsn(&view, &target)?))?;
+            let dsn = crate::inspect::dsn(&view, &target)?;
+            if format == OutputFormat::Table {
+                ui::print_stdout(&format!("{}\n", dsn.dsn))?;
+            } else {
+                ui::write_document(format, &dsn)?;
+            }
             Ok(Exit::Success)
         }
         Command::ConfigShow { format } => config_show(selector, format).await,

@@ -134,7 +134,14 @@ impl Finding {
 
 /// Every finding, the most severe first.
 pub fn diagnose(inputs: &Inputs<'_>) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = inputs.view.warnings.iter().map(from_warning).collect();
+    let mut findings: Vec<Finding> = inputs
+        .view
+        .warnings
+        .iter()
+        // The doctor's own `standby_cluster_writable` says it with the leader's role.
+        .filter(|warning| !matches!(warning, Warning::StandbyWritable { .. }))
+        .map(from_warning)
+        .collect();
     findings.extend(mixed_versions(inputs.view));
     findings.extend(pending_restarts(inputs.view));
     findings.extend(standby_leader(inputs.target, inputs.view));
@@ -203,7 +210,8 @@ fn from_warning(warning: &Warning) -> Finding {
         | Warning::ConsulNotRegistered { member, .. }
         | Warning::ConsulWrongTag { member, .. }
         | Warning::ConsulCheckFailing { member, .. }
-        | Warning::LeaderUnreachable { member, .. } => Some(member.clone()),
+        | Warning::LeaderUnreachable { member, .. }
+        | Warning::StandbyWritable { member, .. } => Some(member.clone()),
         _ => None,
     };
     Finding {
@@ -277,6 +285,10 @@ fn advice(warning: &Warning) -> (&'static str, &'static str) {
         Warning::LeaderUnreachable { .. } => (
             "the leader key is held by a member whose API does not answer: when it is gone, writes stop until the key expires",
             "check the leader's host; the key expires after `ttl` and a replica takes over",
+        ),
+        Warning::StandbyWritable { .. } => (
+            "a standby cluster that takes writes has split from its primary site: two primaries",
+            "stop writes to it; rebuild it from the primary site (`pgha geo-resetup`), or fix the inventory",
         ),
     }
 }

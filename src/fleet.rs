@@ -35,18 +35,41 @@ struct FleetError {
     error: String,
 }
 
+/// Which clusters `pgha status` shows at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fleet {
+    /// `--all`: every cluster of the environment.
+    All,
+    /// `--cluster A --cluster B`: these, in this order.
+    Named(Vec<String>),
+}
+
 pub async fn status_all(
     selector: &Selector,
+    fleet: &Fleet,
     format: OutputFormat,
     fail_on: Option<Severity>,
     style: TableStyle,
 ) -> Result<Exit, Error> {
-    if selector.cluster.is_some() || selector.api.is_some() || selector.patroni_config.is_some() {
+    let asked_for_one = matches!(fleet, Fleet::All) && selector.cluster.is_some();
+    if asked_for_one || selector.api.is_some() || selector.patroni_config.is_some() {
         return Err(Error::BadInput(
             "--all shows every cluster of an inventory's environment: it does not go with --cluster, --api or --patroni-config".into(),
         ));
     }
-    let (environment, clusters) = crate::inventory::clusters_of_environment(selector)?;
+    let (environment, known) = crate::inventory::clusters_of_environment(selector)?;
+    let clusters = match fleet {
+        Fleet::All => known,
+        Fleet::Named(named) => {
+            if let Some(unknown) = named.iter().find(|name| !known.contains(name)) {
+                return Err(Error::BadInput(format!(
+                    "environment {environment} has no cluster {unknown:?} (clusters: {})",
+                    known.join(", ")
+                )));
+            }
+            named.clone()
+        }
+    };
     let observed_at = jiff::Timestamp::now()
         .round(jiff::Unit::Millisecond)
         .unwrap_or_else(|_| jiff::Timestamp::now())

@@ -77,7 +77,19 @@ pub fn render_versions(versions: &Versions) -> String {
 }
 
 /// `host=H port=P` for the member `target` names.
-pub fn dsn(view: &ClusterView, target: &DsnTarget) -> Result<String, Error> {
+/// The member `pgha dsn` chose and where it listens; `-o json`/`yaml` print this.
+#[derive(Debug, Serialize)]
+pub struct Dsn {
+    pub member: String,
+    /// `leader`, `standby_leader`, `replica`, … as the DCS names it.
+    pub role: Option<String>,
+    pub host: String,
+    pub port: u16,
+    /// `host=H port=P`, for libpq.
+    pub dsn: String,
+}
+
+pub fn dsn(view: &ClusterView, target: &DsnTarget) -> Result<Dsn, Error> {
     let member = match target {
         DsnTarget::Primary => view
             .leader
@@ -109,7 +121,16 @@ pub fn dsn(view: &ClusterView, target: &DsnTarget) -> Result<String, Error> {
         })?,
     };
     let (host, port) = address(member);
-    Ok(format!("host={host} port={port}"))
+    Ok(Dsn {
+        member: member.name.clone(),
+        role: member
+            .dcs
+            .as_ref()
+            .map(|entry| entry.role.as_str().to_string()),
+        dsn: format!("host={host} port={port}"),
+        host,
+        port,
+    })
 }
 
 /// The streaming replica with the least receive lag (ties: the first by name).
@@ -169,12 +190,19 @@ mod tests {
     fn a_dsn_names_the_primary_a_streaming_replica_or_a_member() {
         let (_, view) = view_led_by("4.1.5", "node3", Some(1));
         let leader = view.member("node3").unwrap();
+        let primary = dsn(&view, &DsnTarget::Primary).unwrap();
+        assert_eq!(primary.dsn, format!("host={} port=5432", address(leader).0));
         assert_eq!(
-            dsn(&view, &DsnTarget::Primary).unwrap(),
-            format!("host={} port=5432", address(leader).0)
+            (
+                primary.member.as_str(),
+                primary.role.as_deref(),
+                primary.port
+            ),
+            ("node3", Some("leader"), 5432)
         );
         let replica = dsn(&view, &DsnTarget::Replica).unwrap();
-        assert_ne!(replica, dsn(&view, &DsnTarget::Primary).unwrap());
+        assert_ne!(replica.member, "node3");
+        assert_eq!(replica.role.as_deref(), Some("replica"));
         assert!(dsn(&view, &DsnTarget::Member("node1".into())).is_ok());
         let unknown = dsn(&view, &DsnTarget::Member("node9".into())).unwrap_err();
         assert!(

@@ -50,6 +50,9 @@ pub struct ClusterView {
     pub consul: Option<ConsulView>,
     /// What etcd says, when the cluster's DCS is etcd and pgha knows where it is.
     pub etcd: Option<EtcdView>,
+    /// Set by the executor while it waits: when the wait began (Unix seconds), for checks that
+    /// need a member to have done something since (an HA loop after a configuration write).
+    pub wait_began: Option<i64>,
 }
 
 /// One member: its own answer and the DCS entry the cluster view shows for it.
@@ -65,6 +68,9 @@ pub struct MemberView {
     pub status: Result<MemberStatus, ApiFailure>,
     /// The leader's current WAL position, to compute lags older versions do not report.
     leader_position: Option<Lsn>,
+    /// The dynamic configuration as this member sees it (its `GET /config`): read only for
+    /// plans that check it (`pgha edit-config`), `None` otherwise.
+    pub dynamic_config: Option<serde_json::Value>,
 }
 
 /// Why a member's API gave no status.
@@ -116,6 +122,10 @@ pub enum Warning {
     EtcdNoQuorum { message: String },
     /// The leader key is held by a member whose REST API does not answer.
     LeaderUnreachable { member: String, message: String },
+    /// A member of a cluster the inventory marks `standby: true` runs as a writable primary:
+    /// the standby has split from its primary site (seed 001's restored
+    /// `patroni.dynamic.json`).
+    StandbyWritable { member: String, message: String },
 }
 
 impl Warning {
@@ -136,7 +146,8 @@ impl Warning {
             | Warning::ConsulNotMember { message, .. }
             | Warning::EtcdUnreachable { message }
             | Warning::EtcdNoQuorum { message }
-            | Warning::LeaderUnreachable { message, .. } => message,
+            | Warning::LeaderUnreachable { message, .. }
+            | Warning::StandbyWritable { message, .. } => message,
         }
     }
 
@@ -150,7 +161,8 @@ impl Warning {
             | Warning::IdentityMismatch { .. }
             | Warning::DcsUnreachable { critical: true, .. }
             | Warning::EtcdNoQuorum { .. }
-            | Warning::LeaderUnreachable { .. } => Severity::Critical,
+            | Warning::LeaderUnreachable { .. }
+            | Warning::StandbyWritable { .. } => Severity::Critical,
             Warning::MemberUnreachable { .. }
             | Warning::MembershipDisagreement { .. }
             | Warning::DcsUnreachable {
@@ -337,6 +349,7 @@ fn merge_answers(
         }
     }
     check_identity(target, &members, &mut warnings);
+    check_standby_takes_no_writes(target, &members, &mut warnings);
     order_warnings(&mut warnings);
 
     let system_identifier = leader
@@ -369,6 +382,7 @@ fn merge_answers(
         topology_from: reference.map(|(name, _)| name),
         consul: None,
         etcd: None,
+        wait_began: None,
     }
 }
 
@@ -506,6 +520,7 @@ fn inventory_member(
         dcs,
         status,
         leader_position,
+        dynamic_config: None,
     }
 }
 
@@ -539,6 +554,7 @@ fn add_unlisted_members(
                 message: "not asked: not in the inventory".into(),
             }),
             leader_position,
+            dynamic_config: None,
         });
     }
 }
@@ -714,6 +730,30 @@ fn check_membership_agreement(observations: &[MemberObservation], warnings: &mut
 
 /// A member of another cluster in the inventory is the mistake that turns a runbook into an
 /// outage: compare each member's scope and database system identifier.
+/// In a cluster the inventory marks a standby, no member may run as a writable primary: one
+/// that does takes writes its primary site never sees (two primaries).
+fn check_standby_takes_no_writes(
+    target: &ClusterTarget,
+    members: &[MemberView],
+    warnings: &mut Vec<Warning>,
+) {
+    if !target.standby {
+        return;
+    }
+    for member in members {
+        let Ok(status) = &member.status else { continue };
+        if status.role == PostgresRole::Primary {
+            warnings.push(Warning::StandbyWritable {
+                member: member.name.clone(),
+                message: format!(
+                    "{} runs as a writable primary, but the inventory marks {} a standby cluster: it has split from its primary site (two primaries); stop writes to it and rebuild it (`pgha geo-resetup`)",
+                    member.name, target.cluster
+                ),
+            });
+        }
+    }
+}
+
 fn check_identity(target: &ClusterTarget, members: &[MemberView], warnings: &mut Vec<Warning>) {
     let identifiers: BTreeSet<&str> = members
         .iter()

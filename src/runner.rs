@@ -23,6 +23,7 @@ use crate::exit::Exit;
 use crate::inventory::{ClusterTarget, Selector};
 use crate::journal::{self, ClusterIdentity, ClusterLock, Journal, RunStore};
 use crate::observe::ClusterView;
+use crate::patroni::dynamic_config::{ConfigRead, ConfigSource};
 use crate::plan::render::{self, CheckedPrecheck};
 use crate::plan::{Action, Plan};
 use crate::report::terminal::TerminalSink;
@@ -75,6 +76,66 @@ impl runbooks::Probe for LiveCluster {
         host: &str,
     ) -> Option<Result<Option<crate::patroni::Lsn>, crate::postgres::SqlError>> {
         Some(self.sql.as_ref()?.primary_position(host).await)
+    }
+
+    /// From the DCS where pgha knows it (what a compare-and-set needs: the key's revision),
+    /// else from the leader's (or the first answering member's) `GET /config`.
+    async fn dynamic_config(&self, view: &ClusterView) -> Result<ConfigRead, String> {
+        let decode = |key: &str, bytes: &[u8]| {
+            serde_json::from_slice(bytes)
+                .map_err(|error| format!("{key} does not hold JSON: {error}"))
+        };
+        let absent = |key: &str| {
+            format!(
+                "{key} is absent: the cluster has no dynamic configuration (is it bootstrapped?)"
+            )
+        };
+        if let Some(etcd) = &self.etcd {
+            let key = format!("{}config", etcd.cluster_prefix(&self.target.scope));
+            let found = etcd.get(&key).await.map_err(|error| error.to_string())?;
+            let found = found.ok_or_else(|| absent(&key))?;
+            return Ok(ConfigRead {
+                config: decode(&key, &found.value)?,
+                from: ConfigSource::Etcd {
+                    endpoint: etcd.endpoint().to_string(),
+                    key,
+                    mod_revision: found.mod_revision,
+                },
+            });
+        }
+        if let (Some(consul), Some(settings)) = (&self.consul, &self.target.consul) {
+            let key = format!("{}config", settings.cluster_prefix(&self.target.scope));
+            let found = consul.get(&key).await.map_err(|error| error.to_string())?;
+            let found = found.ok_or_else(|| absent(&key))?;
+            return Ok(ConfigRead {
+                config: decode(&key, found.value.as_deref().unwrap_or_default())?,
+                from: ConfigSource::Consul {
+                    address: consul.address().to_string(),
+                    key,
+                    index: found.modify_index,
+                },
+            });
+        }
+        let mut answering: Vec<&crate::observe::MemberView> = view
+            .members
+            .iter()
+            .filter(|member| member.is_reachable())
+            .collect();
+        answering.sort_by_key(|member| Some(member.name.as_str()) != view.leader.as_deref());
+        let member = answering
+            .first()
+            .ok_or_else(|| "no member's REST API answers".to_string())?;
+        let config = self
+            .client
+            .config(&member.api_url)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(ConfigRead {
+            config,
+            from: ConfigSource::Rest {
+                member: member.name.clone(),
+            },
+        })
     }
 }
 

@@ -114,6 +114,20 @@ impl ConsulClient {
         }))
     }
 
+    /// Writes `value` to `key` only if its `ModifyIndex` is still `index` (Consul's `?cas=`):
+    /// `patronictl edit-config`'s compare-and-set. False when it changed, and nothing was
+    /// written.
+    pub async fn compare_and_put(
+        &self,
+        key: &str,
+        index: u64,
+        value: &[u8],
+    ) -> Result<bool, ConsulError> {
+        let path = format!("/v1/kv/{}?cas={index}", encode_key(key));
+        self.write_bool(Method::PUT, &path, Some(value.to_vec()))
+            .await
+    }
+
     /// Deletes every key under `prefix`, which must end with `/`: Consul deletes by plain
     /// string prefix, so `service/geo` would take `service/geo2/…` with it.
     pub async fn delete_tree(&self, prefix: &str) -> Result<(), ConsulError> {

@@ -81,6 +81,10 @@ pub enum ConsulError {
     #[error("refusing to delete {prefix:?}: {reason}")]
     UnsafePrefix { prefix: String, reason: String },
     #[error(
+        "{key} changed since it was read (ModifyIndex {read}): someone else edited it meanwhile; nothing was written, plan again to see the new difference"
+    )]
+    Changed { key: String, read: u64 },
+    #[error(
         "the cluster is locked in Consul ({key}) by {holder}; wait for it, or look at that run where it runs"
     )]
     LockHeld { key: String, holder: String },
@@ -95,9 +99,10 @@ impl ConsulError {
             ConsulError::Denied { .. }
             | ConsulError::UnsafePrefix { .. }
             | ConsulError::Redirect { .. } => Exit::BadInput,
-            ConsulError::Setup(_) | ConsulError::Status { .. } | ConsulError::Invalid { .. } => {
-                Exit::Failed
-            }
+            ConsulError::Setup(_)
+            | ConsulError::Status { .. }
+            | ConsulError::Invalid { .. }
+            | ConsulError::Changed { .. } => Exit::Failed,
         }
     }
 }

@@ -152,6 +152,24 @@ impl EtcdClient {
         Ok(answer.deleted.max(0).unsigned_abs())
     }
 
+    /// Writes `value` to `key` only if the key was last modified at `mod_revision` (nobody
+    /// wrote it since it was read): `patronictl edit-config`'s compare-and-set. False when it
+    /// was, and nothing was written.
+    pub async fn compare_and_put(
+        &self,
+        key: &str,
+        mod_revision: i64,
+        value: &[u8],
+    ) -> Result<bool, EtcdError> {
+        let key64 = BASE64.encode(key);
+        let body = json!({
+            "compare": [{ "target": "MOD", "key": key64, "mod_revision": mod_revision.to_string() }],
+            "success": [{ "request_put": { "key": key64, "value": BASE64.encode(value) } }],
+        });
+        let answer: TxnWire = self.call("/v3/kv/txn", &body).await?;
+        Ok(answer.succeeded)
+    }
+
     /// Writes `key` with `lease` only if no such key exists; otherwise the key that does.
     pub async fn create_if_absent(
         &self,

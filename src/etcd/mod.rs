@@ -86,6 +86,10 @@ pub enum EtcdError {
         "the cluster is locked in etcd ({key}) by {holder}; wait for it, or look at that run where it runs"
     )]
     LockHeld { key: String, holder: String },
+    #[error(
+        "{key} changed since it was read (revision {read}): someone else edited it meanwhile; nothing was written, plan again to see the new difference"
+    )]
+    Changed { key: String, read: i64 },
 }
 
 impl EtcdError {
@@ -105,9 +109,10 @@ impl EtcdError {
             EtcdError::Denied { .. } | EtcdError::Tls { .. } | EtcdError::UnsafePrefix { .. } => {
                 Exit::BadInput
             }
-            EtcdError::Setup(_) | EtcdError::Status { .. } | EtcdError::Invalid { .. } => {
-                Exit::Failed
-            }
+            EtcdError::Setup(_)
+            | EtcdError::Status { .. }
+            | EtcdError::Invalid { .. }
+            | EtcdError::Changed { .. } => Exit::Failed,
         }
     }
 }

@@ -70,6 +70,10 @@ impl Observer for LiveCluster {
         alertmanager.state(id).await.ok()
     }
 
+    async fn dynamic_config(&self, api_url: &str) -> Option<serde_json::Value> {
+        self.client.config(api_url).await.ok()
+    }
+
     async fn access(&self, plan: &Plan, view: &ClusterView) -> Vec<CheckedPrecheck> {
         let mut probes: Vec<CheckedPrecheck> = self.credentials(view).await.into_iter().collect();
         for url in silenced_through(plan) {
@@ -260,6 +264,21 @@ impl Actuator for LiveCluster {
         })?;
         match action {
             ConsulAction::DeleteTree { prefix, .. } => consul.delete_tree(prefix).await,
+            ConsulAction::SetConfig {
+                key, index, value, ..
+            } => {
+                if consul
+                    .compare_and_put(key, *index, value.as_bytes())
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(ConsulError::Changed {
+                        key: key.clone(),
+                        read: *index,
+                    })
+                }
+            }
         }
     }
 
@@ -272,6 +291,24 @@ impl Actuator for LiveCluster {
         })?;
         match action {
             EtcdAction::DeleteTree { prefix, .. } => etcd.delete_tree(prefix).await.map(|_| ()),
+            EtcdAction::SetConfig {
+                key,
+                mod_revision,
+                value,
+                ..
+            } => {
+                if etcd
+                    .compare_and_put(key, *mod_revision, value.as_bytes())
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(EtcdError::Changed {
+                        key: key.clone(),
+                        read: *mod_revision,
+                    })
+                }
+            }
         }
     }
 

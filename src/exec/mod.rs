@@ -55,6 +55,9 @@ pub trait Observer {
     async fn backup_progress(&self, host: &str) -> Option<BackupProgress>;
     /// A silence's state in Alertmanager (`active`, `pending`, `expired`), if it can be asked.
     async fn silence_state(&self, url: &str, id: &str) -> Option<String>;
+    /// The dynamic configuration as the member at `api_url` sees it (`GET /config`), if it
+    /// answers.
+    async fn dynamic_config(&self, api_url: &str) -> Option<serde_json::Value>;
     /// Probes what the plan needs besides the cluster's state, without changing anything:
     /// the REST credentials (a request Patroni rejects before doing anything) when configured,
     /// and each Alertmanager the plan silences through.
@@ -144,6 +147,8 @@ pub struct Executor<'a, W> {
     lease_lost: Option<Arc<AtomicBool>>,
     /// The plan's windows open now: no step starts, and no wait goes on, past their limits.
     windows: RefCell<Vec<OpenWindow>>,
+    /// The plan checks the members' dynamic configuration: each look reads their `/config`.
+    reads_dynamic_config: Cell<bool>,
 }
 
 /// A window of the plan (`plan::Window`) that is open, and since when.
@@ -212,6 +217,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             interrupt,
             lease_lost: None,
             windows: RefCell::new(Vec::new()),
+            reads_dynamic_config: Cell::new(false),
         }
     }
 
@@ -239,6 +245,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     pub async fn run(&mut self, plan: &Plan, resume: &ResumePoint) -> Finish {
         self.silences.replace(resume.silences.clone());
         self.started.replace(resume.started.clone());
+        self.reads_dynamic_config.set(plan.reads_dynamic_config());
         self.open_resumed_windows(plan, resume);
         let mut finish = self.run_steps(plan, resume).await;
         // Undoing is what ends the state a window bounds: it is not cut short by the window.
@@ -332,7 +339,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             title: step.title.clone(),
         });
         if let Idempotency::CheckStateFirst { done_when } = &step.idempotency
-            && let Ok(view) = self.world.observe().await
+            && let Ok(view) = self.look().await
             && let Some(observed) = all_hold(done_when, &view)
         {
             self.emit(&Event::StepSkipped {
@@ -560,7 +567,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         }
         // Look first: a step whose effect is visible is not done twice.
         if let Idempotency::CheckStateFirst { done_when } = &step.idempotency
-            && let Ok(view) = self.world.observe().await
+            && let Ok(view) = self.look().await
             && let Some(observed) = all_hold(done_when, &view)
         {
             return Ready::Skipped(format!("already done: {observed}"));
@@ -724,7 +731,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     }
 
     async fn recheck(&self, checks: &[&Check], step: &Step) -> Result<(), Finish> {
-        let view = match self.world.observe().await {
+        let view = match self.look().await {
             Ok(view) => view,
             Err(error) => {
                 return Err(self.fail(
@@ -975,12 +982,13 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     /// interrupted (the run is then resumable).
     async fn wait(&self, step: &Step, wait: &Wait) -> Result<String, Finish> {
         let started = Instant::now();
+        let began_epoch = jiff::Timestamp::now().as_second();
         // Durations are capped when parsed; far past any real deadline all the same.
         let own_deadline = started
             .checked_add(wait.timeout)
             .unwrap_or_else(|| started + crate::duration::MAX);
         let mut last_observed = String::new();
-        let mut backup_total: Option<u64> = None;
+        let mut sampled = Sampled::default();
         let mut watched: Vec<stuck::Watched> = wait
             .stuck
             .iter()
@@ -994,11 +1002,14 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             // A look never holds the wait past its deadline (a member slow to answer, SQL
             // that hangs): it is cut there, and the deadline decides.
             let look_until = deadline.max(Instant::now() + MINIMUM_LOOK);
-            let observation = match tokio::time::timeout_at(look_until, self.world.observe()).await
-            {
+            let observation = match tokio::time::timeout_at(look_until, self.look()).await {
                 Ok(observation) => observation.map_err(|error| error.to_string()),
                 Err(_) => Err("no answer before the deadline".to_string()),
-            };
+            }
+            .map(|mut view| {
+                view.wait_began = Some(began_epoch);
+                view
+            });
             let Judgement {
                 observed,
                 done,
@@ -1027,10 +1038,10 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
             }
             let (done_bytes, total_bytes) = tokio::time::timeout_at(
                 deadline,
-                self.progress_bytes(&wait.progress, &mut backup_total),
+                self.progress_bytes(&wait.progress, &mut sampled),
             )
             .await
-            .unwrap_or((backup_total, backup_total));
+            .unwrap_or((sampled.done, sampled.total));
             self.emit(&Event::Progress {
                 step: step.id.clone(),
                 elapsed_ms: millis(started.elapsed()),
@@ -1058,6 +1069,26 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 }
             }
         }
+    }
+
+    /// The cluster as it is now; with each member's view of the dynamic configuration when the
+    /// plan checks it (a member that does not answer has none).
+    async fn look(&self) -> Result<ClusterView, ObserveError> {
+        let mut view = self.world.observe().await?;
+        if self.reads_dynamic_config.get() {
+            let reads = view.members.iter().map(|member| async {
+                if member.is_reachable() {
+                    self.world.dynamic_config(&member.api_url).await
+                } else {
+                    None
+                }
+            });
+            let configs = futures::future::join_all(reads).await;
+            for (member, config) in view.members.iter_mut().zip(configs) {
+                member.dynamic_config = config;
+            }
+        }
+        Ok(view)
     }
 
     /// Reads the log of each watched member that has stayed `starting` long enough; `Some(why)`
@@ -1091,24 +1122,48 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         None
     }
 
-    /// Bytes streamed so far and the total. Once a backup was seen and is no longer listed,
-    /// the copy is complete: report it whole rather than the last sample.
+    /// Bytes done so far and the total, when the wait shows them.
     async fn progress_bytes(
         &self,
         progress: &Progress,
-        known_total: &mut Option<u64>,
+        sampled: &mut Sampled,
     ) -> (Option<u64>, Option<u64>) {
-        let Progress::BaseBackup { leader_host, .. } = progress else {
-            return (None, None);
-        };
-        match self.world.backup_progress(leader_host).await {
-            Some(backup) => {
-                if backup.total.is_some() {
-                    *known_total = backup.total;
+        match progress {
+            Progress::BaseBackup { leader_host, .. } => {
+                // Once a backup was seen and is no longer listed, the copy is complete:
+                // report it whole rather than the last sample.
+                match self.world.backup_progress(leader_host).await {
+                    Some(backup) => {
+                        if backup.total.is_some() {
+                            sampled.total = backup.total;
+                        }
+                        (Some(backup.streamed), sampled.total)
+                    }
+                    None => (sampled.total, sampled.total),
                 }
-                (Some(backup.streamed), *known_total)
             }
-            None => (*known_total, *known_total),
+            Progress::DataDirectory {
+                expected_bytes,
+                read,
+                ..
+            } => {
+                sampled.total = Some(*expected_bytes);
+                let due = sampled
+                    .read_at
+                    .is_none_or(|at| at.elapsed() >= crate::plan::DATA_DIRECTORY_READ_EVERY);
+                if due {
+                    sampled.read_at = Some(Instant::now());
+                    // A read that fails shows the last size; it decides nothing.
+                    if let Ok(output) = self.world.remote(read).await
+                        && output.success()
+                        && let Ok(size) = output.stdout.trim().parse()
+                    {
+                        sampled.done = Some(size);
+                    }
+                }
+                (sampled.done, sampled.total)
+            }
+            Progress::MemberState { .. } | Progress::Checks => (None, None),
         }
     }
 
@@ -1278,8 +1333,24 @@ fn progress_detail(
             human_bytes(done),
             total.map_or_else(String::new, |total| format!(" of {}", human_bytes(total)))
         ),
+        (Progress::DataDirectory { member, .. }, Some(done)) => format!(
+            "{observed}; {member}'s data directory holds {}{}",
+            human_bytes(done),
+            total.map_or_else(String::new, |total| format!(
+                " of the databases' {}",
+                human_bytes(total)
+            ))
+        ),
         _ => observed.to_string(),
     }
+}
+
+/// What a wait's progress last measured: bytes done, the total, when the last read began.
+#[derive(Default)]
+struct Sampled {
+    done: Option<u64>,
+    total: Option<u64>,
+    read_at: Option<Instant>,
 }
 
 /// Command output for the journal: the end of it, where errors are.

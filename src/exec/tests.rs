@@ -42,6 +42,8 @@ struct FakeWorld {
     command_stdout: BTreeMap<String, String>,
     /// When not empty, what each look sees instead, in order; the last one stays.
     script: RefCell<VecDeque<ClusterView>>,
+    /// Every member's `/config` before any change is made, and after.
+    configs: Option<(serde_json::Value, serde_json::Value)>,
 }
 
 impl FakeWorld {
@@ -66,6 +68,7 @@ impl FakeWorld {
             failing_commands: BTreeSet::new(),
             command_stdout: BTreeMap::new(),
             script: RefCell::new(VecDeque::new()),
+            configs: None,
         }
     }
 }
@@ -94,6 +97,15 @@ impl Observer for FakeWorld {
 
     async fn silence_state(&self, _url: &str, id: &str) -> Option<String> {
         self.silences.borrow().get(id).cloned()
+    }
+
+    async fn dynamic_config(&self, _api_url: &str) -> Option<serde_json::Value> {
+        let (before, after) = self.configs.as_ref()?;
+        Some(if self.calls.borrow().is_empty() {
+            before.clone()
+        } else {
+            after.clone()
+        })
     }
 
     async fn access(&self, _plan: &Plan, _view: &ClusterView) -> Vec<CheckedPrecheck> {
@@ -619,6 +631,69 @@ async fn a_log_without_a_stuck_recovery_leaves_the_wait_to_its_deadline() {
     assert_eq!(started.elapsed(), Duration::from_mins(5));
     assert!(!finish.detail.contains("cannot go on"), "{}", finish.detail);
     assert_eq!(world.calls.borrow().len(), 10, "a read every 30 s");
+}
+
+/// A restore's progress: the data directory's size, read at most every 5 s however often the
+/// wait polls, shown against the databases' size; a size that cannot be read shows none.
+#[tokio::test(start_paused = true)]
+async fn a_restore_shows_its_data_directory_filling_read_every_five_seconds() {
+    let (view, mut plan) = waiting_for_nothing(Duration::from_secs(20), Duration::from_secs(1));
+    let Action::Wait(wait) = &mut plan.steps[0].action else {
+        unreachable!("one wait")
+    };
+    wait.progress = Progress::DataDirectory {
+        member: "node1".into(),
+        expected_bytes: 400 << 20,
+        read: RemoteAction {
+            member: "node1".into(),
+            host: "127.0.0.11".into(),
+            transport: crate::remote::Transport::Ssh,
+            command: crate::remote::HostCommand::new("du-data"),
+            timeout: Duration::from_secs(20),
+        },
+    };
+    let mut world = FakeWorld::new(view.clone(), view, ok(200, ""));
+    world
+        .command_stdout
+        .insert("du-data".into(), format!("{}\n", 100 << 20));
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed, "nothing to wait for");
+    assert_eq!(
+        world.calls.borrow().len(),
+        5,
+        "read at 0, 5, 10, 15 and 20 s: {:?}",
+        world.calls.borrow()
+    );
+    let shown: Vec<(Option<u64>, Option<u64>, String)> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Progress {
+                done_bytes,
+                total_bytes,
+                detail,
+                ..
+            } => Some((*done_bytes, *total_bytes, detail.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(shown.len() > 4, "every poll shows progress: {shown:?}");
+    for (done, total, detail) in &shown {
+        assert_eq!((*done, *total), (Some(100 << 20), Some(400 << 20)));
+        assert!(
+            detail.ends_with("node1's data directory holds 100.0 MiB of the databases' 400.0 MiB"),
+            "{detail}"
+        );
+    }
+
+    world.failing_commands.insert("du-data".into());
+    let (_, events) = run(&world, &plan, unattended(), yes()).await;
+    assert!(events.iter().all(|event| !matches!(
+        event,
+        Event::Progress {
+            done_bytes: Some(_),
+            ..
+        }
+    )));
 }
 
 #[tokio::test(start_paused = true)]

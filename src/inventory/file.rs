@@ -40,7 +40,7 @@ pub(crate) struct BackupFile {
     pub tool: BackupToolName,
     /// pgBackRest's stanza.
     pub stanza: Option<String>,
-    /// The tool's configuration file, when not its default.
+    /// The tool's configuration file, when not its default (for wal-e: its envdir directory).
     pub config: Option<String>,
     #[serde(deserialize_with = "required_duration")]
     pub max_age: Duration,
@@ -53,6 +53,7 @@ pub(crate) struct BackupFile {
 pub(crate) enum BackupToolName {
     Pgbackrest,
     WalG,
+    WalE,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -76,6 +76,13 @@ pub enum BackupTool {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         config: Option<String>,
     },
+    /// WAL-E (seed 001's tool, unmaintained upstream): configured by environment variables,
+    /// usually kept in an envdir directory (`envdir /etc/wal-e.d/env wal-e …`).
+    WalE {
+        /// The envdir directory WAL-E's environment is read from, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        envdir: Option<String>,
+    },
 }
 
 /// What the inventory requires of the cluster's backups before risky work (`backup:`): the
@@ -1191,6 +1198,12 @@ fn backup_policy(
         }
         (file::BackupToolName::WalG, None) => BackupTool::WalG {
             config: backup.config.clone(),
+        },
+        (file::BackupToolName::WalE, Some(_)) => {
+            return Err(invalid("`stanza` does not apply to wal-e".into()));
+        }
+        (file::BackupToolName::WalE, None) => BackupTool::WalE {
+            envdir: backup.config.clone(),
         },
     };
     if let Some(config) = &backup.config {

@@ -1322,7 +1322,22 @@ fn backup_requirements_resolve_and_mistakes_name_their_field() {
             false
         ))
     );
+    // Seed 001's WAL-E, its environment in an envdir directory.
+    let text = with(
+        "    backup:\n      tool: wal-e\n      config: /etc/wal-e.d/env\n      max_age: 24h\n",
+    );
+    let target = Fixture::new(&text).resolve(Some("staging"), None).unwrap();
+    assert_eq!(
+        target.backup.map(|policy| policy.tool),
+        Some(BackupTool::WalE {
+            envdir: Some("/etc/wal-e.d/env".into())
+        })
+    );
     let mistakes = [
+        (
+            "    backup:\n      tool: wal-e\n      stanza: main\n      max_age: 1h\n",
+            "environments.staging.backup: `stanza` does not apply to wal-e",
+        ),
         (
             "    backup:\n      tool: pgbackrest\n      max_age: 26h\n",
             "environments.staging.backup: pgbackrest needs `stanza`",

@@ -1,9 +1,10 @@
 //! Patroni: the REST client (`client`), the raw response shapes (`wire`), the model normalised
-//! across Patroni 2.x–4.x (`model`), and the one edit pgha makes to a member's configuration
-//! file (`config_file`). Everything else in pgha speaks the model.
+//! across Patroni 2.x–4.x (`model`), the one edit pgha makes to a member's configuration
+//! file (`config_file`), and what the dynamic configuration may hold (`dynamic_config`). Everything else in pgha speaks the model.
 
 mod client;
 pub mod config_file;
+pub mod dynamic_config;
 mod error;
 pub mod model;
 mod wire;

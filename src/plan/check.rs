@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::consul::CheckStatus;
 use crate::observe::{ClusterView, ConsulView, MemberView};
+use crate::patroni::dynamic_config::ConfigChange;
 use crate::patroni::{Lag, MemberState};
 use crate::ui::human_bytes;
 
@@ -84,6 +85,8 @@ pub enum Check {
     /// Some member that answers runs PostgreSQL as a writable primary (for `fail_if`: in a
     /// standby cluster this is a split brain).
     SomeMemberWritable,
+    /// No member that answers runs as a writable primary (a cluster demoted to a standby).
+    NoMemberWritable,
     /// The member has replayed WAL up to `position` at least (`X/Y`): a standby has caught up
     /// with where its primary site was, not merely started (`running` is not caught up).
     ReplayedPast { member: String, position: String },
@@ -91,6 +94,15 @@ pub enum Check {
     /// it loses nothing another replica has (a failover's candidate, with no leader to
     /// measure lag against).
     MostAdvanced { member: String },
+    /// The member sees the dynamic configuration with every one of these changes (its `GET
+    /// /config`) and, where it reports when it last read the DCS, has begun an HA loop at
+    /// least `loop_wait` + 1 s after the wait began: the loop after the one that applied the
+    /// change (and reloaded PostgreSQL), so its pending restarts are those of the new values.
+    ConfigPickedUp {
+        member: String,
+        changes: Vec<ConfigChange>,
+        loop_wait: u64,
+    },
     /// At least one of these holds.
     Any { checks: Vec<Check> },
     /// Every one of these holds (for `fail_if`, where a list means "any").
@@ -125,6 +137,17 @@ impl Check {
                 bytes: max_lag,
             },
         ]
+    }
+
+    /// Whether judging it needs the members' dynamic configuration (`MemberView::dynamic_config`).
+    pub fn reads_dynamic_config(&self) -> bool {
+        match self {
+            Check::ConfigPickedUp { .. } => true,
+            Check::Any { checks } | Check::All { checks } => {
+                checks.iter().any(Check::reads_dynamic_config)
+            }
+            _ => false,
+        }
     }
 
     pub fn state_in(member: &str, states: &[MemberState]) -> Check {
@@ -185,6 +208,10 @@ impl Check {
             }
             Check::StandbyLeader { member } => standby_leader(view, member),
             Check::SomeMemberWritable => some_member_writable(view),
+            Check::NoMemberWritable => {
+                let verdict = some_member_writable(view);
+                Verdict::new(!verdict.passed, verdict.observed)
+            }
             Check::ReplayedPast { member, position } => {
                 with_member(view, member, |view| replayed_past(member, view, position))
             }
@@ -214,6 +241,16 @@ impl Check {
                 })
             }
             Check::NoPendingRestart { member } => with_member(view, member, no_pending_restart),
+            Check::ConfigPickedUp {
+                member,
+                changes,
+                loop_wait,
+            } => with_member(view, member, |member_view| {
+                let settled_after = view
+                    .wait_began
+                    .map(|began| began.saturating_add_unsigned(*loop_wait) + 1);
+                config_picked_up(member, member_view, changes, settled_after)
+            }),
             Check::ConsulPassing { .. }
             | Check::ConsulDeregistered { .. }
             | Check::ConsulServes { .. }
@@ -351,6 +388,83 @@ fn timeline_above(view: &ClusterView, timeline: u32) -> Verdict {
         |current| format!("timeline {current}"),
     );
     Verdict::new(current.is_some_and(|current| current > timeline), observed)
+}
+
+/// Every change in the member's view of `/config`, and (where Patroni reports when it last
+/// read the DCS: 3.x on) an HA loop of the member begun after the wait did: Patroni applies a
+/// new dynamic configuration in the loop that reads it, while `/config` may show it at once
+/// (etcd's watch). Then which parameters it waits to restart for.
+fn config_picked_up(
+    member: &str,
+    view: &MemberView,
+    changes: &[ConfigChange],
+    settled_after: Option<i64>,
+) -> Verdict {
+    let Some(config) = &view.dynamic_config else {
+        return Verdict::new(false, format!("{member}'s /config could not be read"));
+    };
+    let last_seen = view
+        .status
+        .as_ref()
+        .ok()
+        .and_then(|status| status.dcs_last_seen);
+    if let (Some(settled), Some(seen)) = (settled_after, last_seen)
+        && seen < settled
+    {
+        return Verdict::new(
+            false,
+            format!("{member} sees the change; waiting for its next HA loop to have applied it"),
+        );
+    }
+    let missing: Vec<String> = changes
+        .iter()
+        .filter(|change| !change.holds_in(config))
+        .map(|change| change.path.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Verdict::new(
+            false,
+            format!("{member} does not see {} yet", missing.join(", ")),
+        );
+    }
+    let pending = view.pending_restart_reason();
+    let restart = if pending.is_empty() && view.pending_restart() {
+        "; restart pending".to_string()
+    } else if pending.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; restart pending for {}",
+            pending
+                .iter()
+                .map(|(name, change)| format!(
+                    "{name} ({} -> {})",
+                    setting_text(change.old_value.as_ref()),
+                    setting_text(change.new_value.as_ref())
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Verdict::new(true, format!("{member} has the new configuration{restart}"))
+}
+
+/// `ttl: 30, postgresql.parameters.work_mem: "8MB"`.
+fn described(changes: &[ConfigChange]) -> String {
+    changes
+        .iter()
+        .map(ConfigChange::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A setting as PostgreSQL shows it: `50`, not `"50"`.
+fn setting_text(value: Option<&serde_json::Value>) -> String {
+    match value {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => "?".into(),
+    }
 }
 
 fn no_pending_restart(view: &MemberView) -> Verdict {
@@ -747,6 +861,9 @@ impl fmt::Display for Check {
             Check::StateIn { member, states } => write!(f, "{member} is {}", states.join(" or ")),
             Check::Streaming { member } => write!(f, "{member} streams from the leader"),
             Check::NoSwitchoverScheduled => write!(f, "no switchover is scheduled"),
+            Check::ConfigPickedUp {
+                member, changes, ..
+            } => write!(f, "{member} sees {}", described(changes)),
             Check::NoRestartScheduled { member } => {
                 write!(f, "{member} has no restart scheduled")
             }
@@ -784,6 +901,7 @@ impl fmt::Display for Check {
                 write!(f, "{member} leads the standby cluster as standby_leader")
             }
             Check::SomeMemberWritable => write!(f, "a member runs as a writable primary"),
+            Check::NoMemberWritable => write!(f, "no member runs as a writable primary"),
             Check::ReplayedPast { member, position } => {
                 write!(f, "{member} has replayed past {position}")
             }

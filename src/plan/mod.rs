@@ -120,6 +120,33 @@ pub struct Step {
     pub idempotency: Idempotency,
 }
 
+impl Plan {
+    /// Whether any check of the plan looks at the members' dynamic configuration: the
+    /// executor then reads each member's `/config` with every observation.
+    pub fn reads_dynamic_config(&self) -> bool {
+        let waits = self.steps.iter().flat_map(|step| {
+            let action_wait = match &step.action {
+                Action::Wait(wait) => Some(wait),
+                _ => None,
+            };
+            action_wait.into_iter().chain(step.verify.as_ref())
+        });
+        let step_checks = self.steps.iter().flat_map(|step| {
+            let done_when = match &step.idempotency {
+                Idempotency::CheckStateFirst { done_when } => done_when.as_slice(),
+                _ => &[],
+            };
+            step.prechecks.iter().chain(done_when)
+        });
+        self.prechecks
+            .iter()
+            .chain(&self.assumes)
+            .chain(step_checks)
+            .chain(waits.flat_map(|wait| wait.until.iter().chain(&wait.fail_if)))
+            .any(Check::reads_dynamic_config)
+    }
+}
+
 impl Step {
     /// A step that only waits: no gate, nothing to re-check, safe to repeat.
     pub fn wait(id: String, title: String, wait: Wait) -> Step {
@@ -392,6 +419,15 @@ pub enum ConsulAction {
         /// The keys there when the plan was made: what the change request shows.
         keys: Vec<String>,
     },
+    /// `PUT /v1/kv/<key>?cas=<index>`: the key written only if nobody wrote it since it was
+    /// read at `index` (the dynamic configuration, as `patronictl edit-config` writes it).
+    SetConfig {
+        address: String,
+        key: String,
+        index: u64,
+        /// The whole new value (JSON text).
+        value: String,
+    },
 }
 
 impl ConsulAction {
@@ -401,6 +437,12 @@ impl ConsulAction {
             ConsulAction::DeleteTree {
                 address, prefix, ..
             } => format!("DELETE {address}/v1/kv/{prefix}?recurse"),
+            ConsulAction::SetConfig {
+                address,
+                key,
+                index,
+                ..
+            } => format!("PUT {address}/v1/kv/{key}?cas={index} (the new configuration)"),
         }
     }
 }
@@ -418,6 +460,16 @@ pub enum EtcdAction {
         /// The keys there when the plan was made: what the change request shows.
         keys: Vec<String>,
     },
+    /// A transaction: `key` written only if it was last modified at `mod_revision` (nobody
+    /// wrote it since it was read): the dynamic configuration, as `patronictl edit-config`
+    /// writes it.
+    SetConfig {
+        endpoint: String,
+        key: String,
+        mod_revision: i64,
+        /// The whole new value (JSON text).
+        value: String,
+    },
 }
 
 impl EtcdAction {
@@ -428,6 +480,14 @@ impl EtcdAction {
             EtcdAction::DeleteTree {
                 endpoint, prefix, ..
             } => format!("etcdctl --endpoints {endpoint} del --prefix {prefix}"),
+            EtcdAction::SetConfig {
+                endpoint,
+                key,
+                mod_revision,
+                ..
+            } => format!(
+                "etcdctl --endpoints {endpoint} txn: if mod_revision({key}) = {mod_revision} then put {key} (the new configuration)"
+            ),
         }
     }
 }
@@ -519,7 +579,7 @@ impl Wait {
 }
 
 /// What a wait shows while it waits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Progress {
     /// The state of one member, as it changes.
@@ -532,7 +592,18 @@ pub enum Progress {
     },
     /// Which checks hold yet.
     Checks,
+    /// The state of `member` and the bytes its data directory holds as a restore fills it,
+    /// against the databases' size (`expected_bytes`); read with `read`, at most every
+    /// `DATA_DIRECTORY_READ_EVERY`.
+    DataDirectory {
+        member: String,
+        expected_bytes: u64,
+        read: RemoteAction,
+    },
 }
+
+/// How often a data directory's size is read while a restore fills it (`du` walks it).
+pub const DATA_DIRECTORY_READ_EVERY: Duration = Duration::from_secs(5);
 
 /// What to do with a step that started but did not finish (pgha was killed, the host died).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

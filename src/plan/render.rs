@@ -313,14 +313,22 @@ fn markdown_action(out: &mut String, plan: &Plan, action: &Action) {
         Action::Silence(action) => {
             let _ = writeln!(out, "- **Alertmanager**: {}", describe_silence(action));
         }
-        Action::Consul(action) => {
-            let ConsulAction::DeleteTree { keys, .. } = action;
-            markdown_tree_delete(out, "Consul", &action.request_line(), keys);
-        }
-        Action::Etcd(action) => {
-            let EtcdAction::DeleteTree { keys, .. } = action;
-            markdown_tree_delete(out, "etcd", &action.request_line(), keys);
-        }
+        Action::Consul(action) => match action {
+            ConsulAction::DeleteTree { keys, .. } => {
+                markdown_tree_delete(out, "Consul", &action.request_line(), keys);
+            }
+            ConsulAction::SetConfig { .. } => {
+                markdown_config_write(out, "Consul", &action.request_line());
+            }
+        },
+        Action::Etcd(action) => match action {
+            EtcdAction::DeleteTree { keys, .. } => {
+                markdown_tree_delete(out, "etcd", &action.request_line(), keys);
+            }
+            EtcdAction::SetConfig { .. } => {
+                markdown_config_write(out, "etcd", &action.request_line());
+            }
+        },
         Action::Manual(manual) => {
             let _ = writeln!(out, "- **By hand**:");
             for line in &manual.instructions {
@@ -352,11 +360,27 @@ fn markdown_wait(out: &mut String, label: &str, wait: &Wait) {
     if !wait.fail_if.is_empty() {
         let _ = writeln!(out, "- **Fails at once if**: {}", join(&wait.fail_if));
     }
-    if let Progress::BaseBackup { leader, .. } = &wait.progress {
-        let _ = writeln!(
-            out,
-            "- **Progress**: bytes streamed by {leader} (`pg_stat_progress_basebackup`)"
-        );
+    match &wait.progress {
+        Progress::BaseBackup { leader, .. } => {
+            let _ = writeln!(
+                out,
+                "- **Progress**: bytes streamed by {leader} (`pg_stat_progress_basebackup`)"
+            );
+        }
+        Progress::DataDirectory {
+            member,
+            expected_bytes,
+            read,
+        } => {
+            let _ = writeln!(
+                out,
+                "- **Progress**: the size of {member}'s data directory against the databases' {} (`{}`, every {})",
+                crate::ui::human_bytes(*expected_bytes),
+                read.describe(),
+                humantime::format_duration(crate::plan::DATA_DIRECTORY_READ_EVERY),
+            );
+        }
+        Progress::MemberState { .. } | Progress::Checks => {}
     }
     for watch in &wait.stuck {
         let _ = writeln!(
@@ -422,6 +446,12 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
         "  environment {}, cluster {} (scope {})",
         plan.environment, plan.cluster, plan.scope
     );
+    // A summary's diff (a configuration edit) is what the operator confirms: shown here too.
+    if let Some(diff) = fenced_diff(&plan.summary) {
+        for line in diff.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
     if let Some(checked) = checked {
         let _ = writeln!(out, "Pre-checks:");
         for result in checked {
@@ -478,6 +508,13 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
     crate::ui::printable_lines(&out).into_owned()
 }
 
+/// The body of the summary's ```` ```diff ```` block, if it has one.
+fn fenced_diff(summary: &str) -> Option<&str> {
+    let start = summary.find("```diff\n")? + "```diff\n".len();
+    let length = summary[start..].find("```")?;
+    Some(&summary[start..start + length])
+}
+
 /// The lines under a step on the terminal: its exact call or command.
 fn text_action(out: &mut String, action: &Action) {
     match action {
@@ -505,14 +542,22 @@ fn text_action(out: &mut String, action: &Action) {
             // The Markdown's code spans are noise on a terminal.
             let _ = writeln!(out, "       {}", describe_silence(action).replace('`', ""));
         }
-        Action::Consul(action) => {
-            let ConsulAction::DeleteTree { keys, .. } = action;
-            text_tree_delete(out, &action.request_line(), keys);
-        }
-        Action::Etcd(action) => {
-            let EtcdAction::DeleteTree { keys, .. } = action;
-            text_tree_delete(out, &action.request_line(), keys);
-        }
+        Action::Consul(consul) => match consul {
+            ConsulAction::DeleteTree { keys, .. } => {
+                text_tree_delete(out, &consul.request_line(), keys);
+            }
+            ConsulAction::SetConfig { .. } => {
+                let _ = writeln!(out, "       {}", consul.request_line());
+            }
+        },
+        Action::Etcd(etcd) => match etcd {
+            EtcdAction::DeleteTree { keys, .. } => {
+                text_tree_delete(out, &etcd.request_line(), keys);
+            }
+            EtcdAction::SetConfig { .. } => {
+                let _ = writeln!(out, "       {}", etcd.request_line());
+            }
+        },
         Action::Manual(manual) => {
             for line in &manual.instructions {
                 let _ = writeln!(out, "       by hand: {line}");
@@ -543,6 +588,14 @@ fn markdown_tree_delete(out: &mut String, dcs: &str, request: &str, keys: &[Stri
             let _ = writeln!(lines, "  {key}");
             lines
         })
+    );
+}
+
+/// A compare-and-set of the dynamic configuration in the DCS, for the change request.
+fn markdown_config_write(out: &mut String, dcs: &str, request: &str) {
+    let _ = writeln!(
+        out,
+        "- **{dcs}**: `{request}`: written only if nobody changed it since it was read (the difference is shown above)\n"
     );
 }
 

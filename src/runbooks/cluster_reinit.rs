@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    DEFAULT_MAX_LAG_BYTES, Groups, Host, delete_tree_of, frame, listed, member_names,
-    service_control, start_verified, stop_everywhere,
+    DEFAULT_MAX_LAG_BYTES, Groups, Host, consul_routing, delete_tree_of, frame, listed,
+    member_names, service_control, start_verified, stop_everywhere,
 };
 use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
@@ -142,6 +142,24 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         .collect::<Result<_, _>>()?;
     groups.add(&mut plan, starts);
     plan.steps.push(cloned_step(&first, &others, timeout));
+    // Where Patroni registers services, clients find the new cluster through Consul.
+    let mut routed = vec![Check::ConsulPassing {
+        member: first.clone(),
+        tag: "primary".into(),
+    }];
+    routed.extend(others.iter().map(|name| Check::ConsulPassing {
+        member: (*name).to_string(),
+        tag: "replica".into(),
+    }));
+    plan.steps.extend(consul_routing(
+        view,
+        "consul-routing".into(),
+        format!(
+            "Wait until Consul routes to every member of {} again",
+            target.cluster
+        ),
+        routed,
+    ));
     plan.parallel = groups.into_parallel();
     plan.rollback = Some(
         "none: the databases are gone. Restore them from a backup into the new cluster.".into(),

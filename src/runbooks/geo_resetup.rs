@@ -227,6 +227,21 @@ impl Rebuild<'_> {
         ))
     }
 
+    /// What the first member's wait shows: its data directory filling against the databases'
+    /// size, when that is known; its state otherwise.
+    fn restore_progress(&self) -> Result<Progress, PlanError> {
+        let Some(expected_bytes) = self.params.need else {
+            return Ok(Progress::MemberState {
+                member: self.first.clone(),
+            });
+        };
+        Ok(Progress::DataDirectory {
+            member: self.first.clone(),
+            expected_bytes,
+            read: self.host(&self.first)?.data_directory_size_read()?,
+        })
+    }
+
     /// The members' logs, read when one stays `starting` (where the inventory names them).
     fn stuck_watches(&self, members: &[String]) -> Result<Vec<StuckWatch>, PlanError> {
         let after = self.params.stuck_after.unwrap_or(DEFAULT_STUCK_AFTER);
@@ -312,6 +327,7 @@ impl Rebuild<'_> {
         plan.steps.push(standby_leader_step(
             &self.first,
             self.timeout,
+            self.restore_progress()?,
             self.stuck_watches(std::slice::from_ref(&self.first))?,
         ));
         let mut forget_dynamic = Vec::new();
@@ -412,7 +428,12 @@ fn refuse_unless_standby(target: &ClusterTarget) -> Result<(), PlanError> {
 
 /// The first member restored by Patroni and leading as standby leader; a writable member
 /// anywhere fails the wait at once.
-fn standby_leader_step(first: &str, timeout: Duration, stuck: Vec<StuckWatch>) -> Step {
+fn standby_leader_step(
+    first: &str,
+    timeout: Duration,
+    progress: Progress,
+    stuck: Vec<StuckWatch>,
+) -> Step {
     Step::wait(
         format!("standby-leader-{first}"),
         format!("Wait until {first} is restored and leads as standby leader"),
@@ -427,9 +448,7 @@ fn standby_leader_step(first: &str, timeout: Duration, stuck: Vec<StuckWatch>) -
             timeout,
             // An observation costs milliseconds; the rebuild's end should not wait for a poll.
             poll: Duration::from_millis(250),
-            progress: Progress::MemberState {
-                member: first.into(),
-            },
+            progress,
             stuck,
         },
     )
@@ -582,6 +601,34 @@ mod tests {
                 .ends_with("/var/lib/pgha/lab/members/node1/patroni.log"),
             "{}",
             first.stuck[0].read.describe()
+        );
+        // Its data directory filling against the databases' size, as Patroni restores it;
+        // without a size to compare with, its state.
+        match &first.progress {
+            Progress::DataDirectory {
+                member,
+                expected_bytes,
+                read,
+            } => {
+                assert_eq!((member.as_str(), *expected_bytes), ("node1", 512 << 20));
+                assert!(read.describe().contains("du -s -B1"), "{}", read.describe());
+            }
+            other => panic!("{other:?}"),
+        }
+        let unmeasured = Params {
+            need: None,
+            ..params()
+        };
+        let plan_unmeasured = GeoResetup::plan(&target, &view, &unmeasured).unwrap();
+        let Action::Wait(first) = &plan_unmeasured.step("standby-leader-node1").unwrap().action
+        else {
+            panic!("standby-leader waits")
+        };
+        assert_eq!(
+            first.progress,
+            Progress::MemberState {
+                member: "node1".into()
+            }
         );
         assert!(!ids.contains(&"restore-backup-node1"), "Patroni restores the first");
         let group = |id: &str| {

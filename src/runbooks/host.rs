@@ -116,6 +116,7 @@ pub enum HostOperation {
 pub enum Tool {
     Pgbackrest,
     WalG,
+    WalE,
 }
 
 impl HostOperation {
@@ -265,6 +266,9 @@ fn backup_tool(tool: Tool, stanza: Option<&String>, config: Option<&String>) -> 
         },
         Tool::WalG => BackupTool::WalG {
             config: config.cloned(),
+        },
+        Tool::WalE => BackupTool::WalE {
+            envdir: config.cloned(),
         },
     }
 }

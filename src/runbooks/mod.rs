@@ -26,6 +26,7 @@ use crate::exit::Exit;
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::patroni::Lsn;
+use crate::patroni::dynamic_config::ConfigRead;
 use crate::plan::Plan;
 use crate::postgres::SqlError;
 
@@ -45,6 +46,9 @@ registry::registry! {
     GeoResetup in geo_resetup,
     ClusterReinit in cluster_reinit,
     Reload in reload,
+    EditConfig in edit_config,
+    DemoteCluster in demote_cluster,
+    PromoteCluster in promote_cluster,
     Service in service,
     Host in host,
     #[command(name = "dcs")]
@@ -112,6 +116,11 @@ pub trait Probe {
     /// The current WAL position of the server at `host` when it is a primary (`None` inside:
     /// it is in recovery); `None` without SQL access.
     async fn primary_position(&self, host: &str) -> Option<Result<Option<Lsn>, SqlError>>;
+    /// The dynamic configuration and where it was read (the DCS where pgha knows it, with
+    /// its revision; else a member's `GET /config`), or why it could not be.
+    async fn dynamic_config(&self, _view: &ClusterView) -> Result<ConfigRead, String> {
+        Err("this probe reads no dynamic configuration".into())
+    }
 }
 
 /// The size of every database on the leader, where pgha has SQL access: what a copy of the
@@ -182,12 +191,18 @@ pub enum PlanError {
     Sql(#[from] SqlError),
     #[error("{0}")]
     Refused(String),
+    /// What the operator asked for cannot be done as asked (a malformed value, a setting
+    /// Patroni would ignore): nothing was planned.
+    #[error("{0}")]
+    BadInput(String),
 }
 
 impl PlanError {
     pub fn exit(&self) -> Exit {
         match self {
-            PlanError::UnknownMember { .. } | PlanError::NotARemoteTarget(_) => Exit::BadInput,
+            PlanError::UnknownMember { .. }
+            | PlanError::NotARemoteTarget(_)
+            | PlanError::BadInput(_) => Exit::BadInput,
             PlanError::NoCandidate { .. } | PlanError::Refused(_) => Exit::PrecheckRefused,
             PlanError::Sql(error) => error.exit(),
         }

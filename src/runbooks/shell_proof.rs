@@ -88,6 +88,8 @@ impl Scratch {
             ("apt-get", RECORDER),
             ("pgbackrest", RECORDER),
             ("wal-g", RECORDER),
+            ("wal-e", RECORDER),
+            ("envdir", RECORDER),
         ];
         for (name, body) in tools {
             executable(&bin.join(name), body);
@@ -309,6 +311,18 @@ fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, wor
         matches!(numbers[..], [size, available] if size >= available && size > 0),
         "{usage:?}"
     );
+    // A restore's progress: the bytes the hostile data directory holds (none yet: 0).
+    let size_read = host.data_directory_size_read().unwrap();
+    let size = |scratch: &Scratch| -> u64 {
+        succeeded(&scratch.run(shell, &size_read.command))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let absent = !Path::new(&data_dir).exists();
+    if absent {
+        assert_eq!(size(scratch), 0);
+    }
 
     // Backup and restore: real copies between hostile paths, compared byte for byte.
     let files = [
@@ -318,6 +332,7 @@ fn prove_host_steps(scratch: &Scratch, control: ServiceControl, shell: &str, wor
     for (index, file) in files.iter().enumerate() {
         write(file, &format!("original {index}\n"));
     }
+    assert!(size(scratch) >= 4096, "the directory and its two files");
     let backup_dir = scratch.hostile_path(words, "backup dir");
     succeeded(&scratch.run(shell, line_of(&host.backup(&files, &backup_dir).unwrap())));
     for (index, file) in files.iter().enumerate() {
@@ -428,6 +443,31 @@ fn prove_backup_tools(
         "LATEST".into(),
     ];
     assert_eq!(tool_calls(scratch), [fetched.to_vec()]);
+    // WAL-E reads its environment from an envdir directory, given as one word.
+    let wal_e = |envdir: Option<String>| {
+        let step = host
+            .restore_from_backup(&BackupTool::WalE { envdir })
+            .unwrap();
+        succeeded(&scratch.run(shell, line_of(&step)));
+        tool_calls(scratch)
+    };
+    let fetch = [
+        "backup-fetch".to_string(),
+        data_dir.to_string(),
+        "LATEST".into(),
+    ];
+    assert_eq!(
+        wal_e(Some(tool_config.clone())),
+        [[
+            vec!["envdir".into(), tool_config.clone(), "wal-e".into()],
+            fetch.to_vec()
+        ]
+        .concat()]
+    );
+    assert_eq!(
+        wal_e(None),
+        [[vec!["wal-e".to_string()], fetch.to_vec()].concat()]
+    );
 
     // The backup listing gets its options as single words; listing nothing refuses.
     let policy = |refuse_when_older| BackupPolicy {
@@ -700,6 +740,25 @@ fn the_newest_backup_age_is_read_from_each_tools_listing() {
             rfc3339(now - 7200)
         ),
     );
+    // WAL-E's listing as seed 001 shows it (tab-separated, a space in the time) and in the
+    // ISO form other versions print; envdir only sets the environment and runs the rest.
+    let seed_time = |seconds: i64| {
+        jiff::Timestamp::from_second(seconds)
+            .unwrap()
+            .strftime("%Y-%m-%d %H:%M:%S.235000+00:00")
+            .to_string()
+    };
+    executable(
+        &bin.join("wal-e"),
+        &format!(
+            "printf 'name\\tlast_modified\\texpanded_size_bytes\\twal_segment_backup_start\\n'\n\
+             printf 'base_1\\t%s\\t\\t000000140001047600000023\\n' '{}'\n\
+             printf 'base_2\\t%s\\t167772160\\t00000014000104FA000000C1\\n' '{}'\n",
+            seed_time(now - 7200),
+            rfc3339(now - 60)
+        ),
+    );
+    executable(&bin.join("envdir"), "shift\nexec \"$@\"");
     let (target, view) = cluster(controls(&scratch, "words")[0].clone(), "/nonexistent");
     let host = Host::new(&target, &view, "node1").unwrap();
     let tools = [
@@ -708,6 +767,10 @@ fn the_newest_backup_age_is_read_from_each_tools_listing() {
             config: None,
         },
         BackupTool::WalG { config: None },
+        BackupTool::WalE { envdir: None },
+        BackupTool::WalE {
+            envdir: Some("/etc/wal-e.d/env".into()),
+        },
     ];
     for tool in tools {
         let policy = |max_age, refuse_when_older| BackupPolicy {

@@ -8,6 +8,7 @@ mod consul;
 mod dcs_outage;
 mod doctor;
 mod drills;
+mod edit_config;
 mod etcd;
 mod failover;
 mod failures;

@@ -85,7 +85,13 @@ fn scheduled_switchovers_and_restarts_are_flushed_and_verified() {
         flushed.stderr()
     );
     assert!(member(&replica)["scheduled_restart"].is_null());
-    std::thread::sleep(Duration::from_millis(100));
+    // Patroni empties the failover key on `DELETE /switchover`; the leader's next HA loop
+    // removes it.
+    crate::harness::wait_until(
+        Duration::from_secs(10),
+        "nothing but the schedules changed",
+        || fingerprint(lab) == before,
+    );
     assert_eq!(
         fingerprint(lab),
         before,
@@ -137,6 +143,19 @@ fn version_dsn_and_the_topology_read_like_patronictl() {
         .run()
         .success();
     assert_ne!(replica.stdout(), primary.stdout());
+    let described = Pgha::new()
+        .args(["dsn", "-o", "json"])
+        .lab(lab)
+        .run()
+        .success()
+        .json();
+    assert_eq!(described["member"], leader.as_str(), "{described}");
+    assert_eq!(described["role"], "leader", "{described}");
+    assert_eq!(described["port"], 5432, "{described}");
+    assert_eq!(
+        format!("{}\n", described["dsn"].as_str().unwrap()),
+        primary.stdout()
+    );
 
     let table = Pgha::new()
         .args(["status", "--topology", "-t", "--extended"])
@@ -183,6 +202,44 @@ fn status_all_shows_every_cluster_of_the_environment() {
     };
 
     std::fs::write(&inventory, with(gone)).unwrap();
+    // The clusters named, in their order, and only those: `--cluster` repeated.
+    let named = Pgha::new()
+        .arg_flag_path("--config", &inventory)
+        .args([
+            "--env",
+            "lab",
+            "--cluster",
+            "scale",
+            "--cluster",
+            "demo",
+            "status",
+        ])
+        .run()
+        .success();
+    let text = named.stdout();
+    let summary: Vec<&str> = text.lines().rev().take(2).collect();
+    assert!(summary[1].starts_with("scale: leader node"), "{text}");
+    assert!(summary[0].starts_with("demo: leader node"), "{text}");
+    let unknown = Pgha::new()
+        .arg_flag_path("--config", &inventory)
+        .args([
+            "--env",
+            "lab",
+            "--cluster",
+            "scale",
+            "--cluster",
+            "nope",
+            "status",
+        ])
+        .run()
+        .expect_code(2);
+    assert!(
+        unknown
+            .one_error_line()
+            .contains("has no cluster \"nope\" (clusters: demo, gone, scale)"),
+        "{}",
+        unknown.stderr()
+    );
     let run = status(&[]).expect_code(3);
     let text = run.stdout();
     assert!(text.contains("+ Cluster: demo ("), "{text}");

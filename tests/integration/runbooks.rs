@@ -43,7 +43,7 @@ fn silence_created(events: &[serde_json::Value]) -> String {
 }
 
 /// `pgha ARGS` on a terminal, as an operator runs it.
-fn at_a_terminal(lab: &Lab, runs: &Path, args: &[&str]) -> rexpect::session::PtySession {
+pub(crate) fn at_a_terminal(lab: &Lab, runs: &Path, args: &[&str]) -> rexpect::session::PtySession {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pgha"));
     command
         .env_clear()

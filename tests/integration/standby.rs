@@ -32,6 +32,124 @@ fn a_standby_cluster_follows_the_primary_from_its_wal_archive_on_etcd() {
     geo_resetup_rebuilds_it_while_the_primary_takes_writes(&lab);
     killed_after_the_wipe_then_resumed(&lab);
     a_stuck_recovery_fails_early_then_the_run_resumes_once_the_wal_is_back(&lab);
+    // Last: it leaves geo split from its primary, and the dedicated lab is wiped after.
+    a_restored_dynamic_config_started_first_promotes_and_pgha_says_so(&lab);
+}
+
+/// Seed 001's trap, fired on purpose (the rehearsal's F4 A2): a data directory restored from the
+/// primary site's backup carries the primary's `patroni.dynamic.json`; started while the
+/// standby's DCS keys are gone (the seed's "if patroni did not start, try step 1 again", or the
+/// wrong member first), Patroni runs with the primary's configuration — no `standby_cluster` —
+/// and the member promotes itself. What geo-resetup's order and removal prevent, shown real:
+/// `pgha status` then says it first and fails `--fail-on critical`, `pgha doctor` calls it
+/// critical, and geo-resetup refuses a cluster no standby leader leads.
+fn a_restored_dynamic_config_started_first_promotes_and_pgha_says_so(lab: &Lab) {
+    // A backup with its WAL inside (`--archive-copy`): recovery reaches consistency without an
+    // archive, as in the rehearsal.
+    let primary_leader = status(lab, &[])["leader"].as_str().unwrap().to_string();
+    pgbackrest_as_postgres(
+        &lab.dir
+            .join("members")
+            .join(&primary_leader)
+            .join("pgbackrest/pgbackrest.conf"),
+        &["--type=full", "--archive-copy", "backup"],
+    );
+    let runs = scratch();
+    let geo = |args: &[&str]| {
+        Pgha::new()
+            .args(["--cluster", "geo"])
+            .args(args)
+            .env("PGHA_RUNS_DIR", runs.path())
+            .lab(lab)
+    };
+    for member in ["geo1", "geo2"] {
+        Pgha::new()
+            .args(["lab", "member", "stop", member])
+            .lab(lab)
+            .run()
+            .success();
+    }
+    geo(&["dcs", "delete-tree", "--yes", "--confirm", "geo"])
+        .run()
+        .success();
+    geo(&[
+        "host",
+        "restore-backup",
+        "--member",
+        "geo2",
+        "--tool",
+        "pgbackrest",
+        "--stanza",
+        "demo",
+        "--yes",
+    ])
+    .arg_flag_path("--tool-config", &lab.dir.join("pgbackrest/pgbackrest.conf"))
+    .run()
+    .success();
+    let data = lab.dir.join("members/geo2/data");
+    assert!(
+        data.join("patroni.dynamic.json").is_file(),
+        "the restore brought the primary's cached configuration"
+    );
+    let started = Instant::now();
+    Pgha::new()
+        .args(["lab", "member", "start", "geo2"])
+        .lab(lab)
+        .run()
+        .success();
+    wait_until(Duration::from_mins(1), "geo2 promotes itself", || {
+        let document = geo(&["status", "-o", "json"]).run().json();
+        document["warnings"][0]["code"] == "standby_writable"
+    });
+    eprintln!(
+        "geo2 ran as a writable primary after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !in_recovery(
+            &target(lab, "geo").member("geo2").unwrap().host,
+            &lab.superuser_password()
+        ),
+        "geo2 takes writes: split from its primary site"
+    );
+    let table = geo(&["status", "--fail-on", "critical"])
+        .run()
+        .expect_code(7);
+    let said = format!("{}{}", table.stdout(), table.stderr());
+    assert!(
+        said.contains(
+            "geo2 runs as a writable primary, but the inventory marks geo a standby cluster"
+        ),
+        "{said}"
+    );
+    let doctor = geo(&["doctor", "-o", "json"]).run().json();
+    assert_eq!(
+        doctor["findings"][0]["code"], "standby_cluster_writable",
+        "{doctor}"
+    );
+    let refused = geo(&["geo-resetup", "--yes", "--confirm", "geo"])
+        .run()
+        .expect_code(4);
+    assert!(refused.stderr().contains("geo2"), "{}", refused.stderr());
+}
+
+/// pgBackRest as the database's account, with the given configuration and the primary's
+/// stanza; its standard output.
+fn pgbackrest_as_postgres(config: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--", "pgbackrest", "--stanza=demo"])
+        .arg(format!("--config={}", config.display()))
+        .args(args)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "pgbackrest {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The newest backup's first WAL segment moved out of the archive (the rehearsal's F5): geo1 is
@@ -108,26 +226,11 @@ fn a_stuck_recovery_fails_early_then_the_run_resumes_once_the_wal_is_back(lab: &
 
 /// The WAL segment the newest backup of the primary starts in, as pgBackRest lists it.
 fn newest_backup_start_segment(lab: &Lab) -> String {
-    let config = lab.dir.join("pgbackrest/pgbackrest.conf");
-    let output = std::process::Command::new("runuser")
-        .args([
-            "-u",
-            "postgres",
-            "--",
-            "pgbackrest",
-            "--stanza=demo",
-            "--output=json",
-        ])
-        .arg(format!("--config={}", config.display()))
-        .arg("info")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = pgbackrest_as_postgres(
+        &lab.dir.join("pgbackrest/pgbackrest.conf"),
+        &["--output=json", "info"],
     );
-    let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&output).unwrap();
     let backups = info[0]["backup"].as_array().unwrap();
     backups.last().unwrap()["archive"]["start"]
         .as_str()
@@ -168,6 +271,7 @@ fn geo_resetup_rebuilds_it_while_the_primary_takes_writes(lab: &Lab) {
             .lab(lab)
             .run()
     };
+    let leader_before = status(lab, &["--cluster", "geo"])["leader"].clone();
     let refused = geo_resetup(&["geo-resetup", "--yes", "--confirm", "demo"]).expect_code(4);
     assert!(
         refused
@@ -201,7 +305,7 @@ fn geo_resetup_rebuilds_it_while_the_primary_takes_writes(lab: &Lab) {
     let _ = std::fs::remove_file(&strict);
     assert_eq!(
         status(lab, &["--cluster", "geo"])["leader"],
-        "geo1",
+        leader_before,
         "nothing was stopped"
     );
 
@@ -256,7 +360,84 @@ fn a_standby_cluster_follows_the_primary_from_its_wal_archive_on_consul() {
         serde_json::json!(["standby-leader"]),
         "{geo}"
     );
+    promoted_then_demoted(&lab);
+    // The promotion left geo on a timeline of its own: the rebuild makes it follow again.
     geo_resetup_rebuilds_it_while_the_primary_takes_writes(&lab);
+}
+
+/// The Geo site swap's two halves, on the Consul double (its compare-and-set): `geo` promoted
+/// — refused while `demo`, the site it follows, takes writes, then done knowingly, geo1
+/// writable on a new timeline (and `pgha status` calls that critical: the inventory says
+/// standby) — then demoted again to follow the archive: a standby leader (Patroni may hand the
+/// key to the other member as geo1 restarts), nobody writable.
+fn promoted_then_demoted(lab: &Lab) {
+    let runs = scratch();
+    let geo = |args: &[&str]| {
+        Pgha::new()
+            .args(["--cluster", "geo"])
+            .args(args)
+            .env("PGHA_RUNS_DIR", runs.path())
+            .lab(lab)
+            .run()
+    };
+    let timeline =
+        |document: &serde_json::Value| entry(document, "members", "geo1")["timeline"].as_u64();
+    let before = status(lab, &["--cluster", "geo"]);
+    let refused = geo(&["promote-cluster", "--yes", "--confirm", "geo"]).expect_code(4);
+    assert!(
+        refused.one_error_line().contains("two primaries"),
+        "{}",
+        refused.stderr()
+    );
+    let started = Instant::now();
+    let promoted = geo(&[
+        "promote-cluster",
+        "--while-primary-site-writable",
+        "--yes",
+        "--confirm",
+        "geo",
+    ]);
+    assert_eq!(promoted.code(), 0, "{}", promoted.stderr());
+    eprintln!("promote-cluster in {:?}", started.elapsed());
+    let after = Pgha::new()
+        .args(["--cluster", "geo", "status", "-o", "json"])
+        .lab(lab)
+        .run()
+        .json();
+    assert_eq!(
+        entry(&after, "members", "geo1")["role"],
+        "leader",
+        "{after}"
+    );
+    assert!(timeline(&after) > timeline(&before), "{after}");
+    assert_eq!(after["warnings"][0]["code"], "standby_writable", "{after}");
+
+    let started = Instant::now();
+    let demoted = geo(&[
+        "demote-cluster",
+        "--restore-command",
+        "pgbackrest --stanza=demo archive-get %f \"%p\"",
+        "--yes",
+        "--confirm",
+        "geo",
+    ]);
+    assert_eq!(demoted.code(), 0, "{}", demoted.stderr());
+    eprintln!("demote-cluster in {:?}", started.elapsed());
+    let again = Pgha::new()
+        .args(["--cluster", "geo", "status", "-o", "json"])
+        .lab(lab)
+        .run()
+        .json();
+    let roles: Vec<&str> = again["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|member| member["role"].as_str())
+        .collect();
+    assert!(
+        roles.contains(&"standby_leader") && !roles.contains(&"leader"),
+        "{again}"
+    );
 }
 
 fn follows_from_the_archive(lab: &Lab) {

@@ -339,6 +339,11 @@ impl<'a> Host<'a> {
                 config_option(config.as_ref())?,
                 "WAL-G".to_string(),
             ),
+            BackupTool::WalE { envdir } => (
+                WALE_FINISHED,
+                envdir_option(envdir.as_ref())?,
+                "WAL-E".to_string(),
+            ),
         };
         let max_age = policy.max_age.as_secs();
         let script = host_script(&[
@@ -437,6 +442,25 @@ impl<'a> Host<'a> {
         )
     }
 
+    /// A read-only command printing the bytes the data directory holds (0 when it does not
+    /// exist yet), as the database's user (the directory is closed to others): a restore's
+    /// progress.
+    pub(crate) fn data_directory_size_read(&self) -> Result<RemoteAction, PlanError> {
+        let data_dir = self.data_dir()?;
+        let step = self.step(
+            format!("du-{}", self.name),
+            format!("Read the size of {}'s data directory", self.name),
+            host_script(&[
+                "d=$1",
+                r#"if [ -d "$d" ]; then du -s -B1 -- "$d" 2>/dev/null | cut -f 1; else echo 0; fi"#,
+            ])
+            .value(&data_dir),
+            true,
+            Gate::None,
+        )?;
+        Ok(remote_of(step))
+    }
+
     /// A read-only command as the operator's SSH user, for pgha to read and not a plan's step.
     fn read_action(
         &self,
@@ -445,10 +469,7 @@ impl<'a> Host<'a> {
         script: Script,
     ) -> Result<RemoteAction, PlanError> {
         let step = self.step(id, title, script, false, Gate::None)?;
-        match step.action {
-            Action::Remote(read) => Ok(read),
-            _ => unreachable!("a host step runs a command"),
-        }
+        Ok(remote_of(step))
     }
 
     /// A backup tool's restore into the member's data directory, as the database's user.
@@ -471,6 +492,13 @@ impl<'a> Host<'a> {
             BackupTool::WalG { config } => (
                 r#"wal-g "$@" backup-fetch "$d" LATEST"#,
                 config_option(config.as_ref())?,
+            ),
+            BackupTool::WalE { envdir } => (
+                concat!(
+                    r#"if [ $# -gt 0 ]; then set -- envdir "$1" wal-e; else set -- wal-e; fi; "#,
+                    r#""$@" backup-fetch "$d" LATEST"#
+                ),
+                envdir_option(envdir.as_ref())?,
             ),
         };
         self.step(
@@ -501,6 +529,17 @@ fn config_option(config: Option<&String>) -> Result<Vec<String>, PlanError> {
     }
 }
 
+/// WAL-E's envdir directory, when the inventory names one: the script then runs
+/// `envdir DIR wal-e …` (the seed's `/usr/bin/envdir /etc/wal-e.d/env wal-e`).
+fn envdir_option(envdir: Option<&String>) -> Result<Vec<String>, PlanError> {
+    match envdir {
+        Some(path) => checked_path("WAL-E envdir", path)
+            .map(|path| vec![path])
+            .map_err(unsafe_value),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Sets `$finished` to when pgBackRest's newest backup stopped (epoch seconds; empty without
 /// one), from `info --output=json` (`"timestamp":{"start":…,"stop":…}` per backup). A failing
 /// `pgbackrest` says why on stderr and lists nothing.
@@ -508,6 +547,15 @@ const PGBACKREST_FINISHED: &str = r#"finished=$(pgbackrest "$@" --output=json in
 
 /// The same from WAL-G's `backup-list --json --detail` (`"finish_time":"<RFC 3339>"`).
 const WALG_FINISHED: &str = r#"finished=$(wal-g "$@" backup-list --json --detail | tr -d ' \n' | grep -o '"finish_time":"[^"]*"' | cut -d '"' -f 4 | while read -r at; do date -d "$at" +%s; done | sort -n | tail -n 1) || true"#;
+
+/// The same from WAL-E's `backup-list`: a header line, then one tab-separated line per backup
+/// whose second field is `last_modified` (`2019-06-15 04:27:42.235000+00:00` in seed 001,
+/// `2015-05-18T10:13:25.000Z` in others; `date -d` reads both). With an envdir (`$1`), WAL-E
+/// runs under `envdir`.
+const WALE_FINISHED: &str = concat!(
+    r#"if [ $# -gt 0 ]; then set -- envdir "$1" wal-e; else set -- wal-e; fi; "#,
+    r#"finished=$("$@" backup-list | awk -F '\t' 'NR > 1 && $2 != "" {print $2}' | while IFS= read -r at; do date -d "$at" +%s; done | sort -n | tail -n 1) || true"#
+);
 
 /// Shell that stops a script when a postmaster still runs on the data directory `$d`: the
 /// command refuses on its own, whatever the pre-checks saw. `$refusing` says what it refuses.
@@ -517,6 +565,14 @@ const POSTMASTER_GUARD: &str = r#"if [ -f "$d/postmaster.pid" ] && kill -0 "$(he
 /// the database's user, and `find` returns to where it started), stopping at the first error.
 fn host_script(pieces: &[&'static str]) -> Script {
     Script::new(&[&["cd /", "set -eu"], pieces].concat())
+}
+
+/// The command of a step built by `Host::step`.
+fn remote_of(step: Step) -> RemoteAction {
+    match step.action {
+        Action::Remote(read) => read,
+        _ => unreachable!("a host step runs a command"),
+    }
 }
 
 fn with_timeout(mut step: Step, timeout: Duration) -> Step {

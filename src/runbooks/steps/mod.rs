@@ -1,8 +1,10 @@
 //! The step library: what several runbooks share — the frame of a plan, members looked up by
 //! name (and where commands and credentials may go), the identity assumption, silences around
 //! a body of work, PostgreSQL restarts, service-control steps with their verification, host commands, waits for
-//! streaming and for Consul's routing, a cluster's key tree deleted from its DCS. Runbooks import from here, never from each other.
+//! streaming and for Consul's routing, a cluster's key tree deleted from its DCS, the dynamic
+//! configuration written and verified. Runbooks import from here, never from each other.
 
+mod config;
 mod consul;
 mod dcs;
 mod host;
@@ -23,6 +25,11 @@ use crate::plan::{Check, Plan};
 use crate::remote::ServiceControl;
 
 pub use crate::inventory::BackupTool;
+pub(crate) use config::{
+    answering_members, applying_loop_wait, config_picked_up_step, config_write_step,
+    lab_config_read, leader_running_as, read_before_planning, read_config,
+    refuse_unless_every_member_can, refuse_what_patroni_would_not_use,
+};
 pub(crate) use consul::{consul_routes_replica, consul_routing, registers_services};
 pub use dcs::{DeleteTreeCommand, DeleteTreeParams};
 pub(crate) use dcs::{delete_tree, delete_tree_of};
