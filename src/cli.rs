@@ -196,6 +196,24 @@ enum RawCommand {
         #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
         output: Format,
     },
+    /// Run a runbook first on a lab shaped like a cluster (read only there): the same plan,
+    /// shown by its structure's fingerprint, each step timed, for the change request
+    Rehearse {
+        /// The cluster to rehearse for, `[ENV/]CLUSTER`: only read
+        #[arg(long, value_name = "[ENV/]CLUSTER")]
+        like: String,
+        /// The rehearsal lab's directory [default: the lab's, with `-rehearsal`]
+        #[arg(long, value_name = "DIR")]
+        lab_dir: Option<PathBuf>,
+        /// The rehearsal lab's first member address (the others follow)
+        #[arg(long, default_value = "127.0.0.171")]
+        first_address: Ipv4Addr,
+        /// How the report is printed
+        #[arg(long, value_enum, default_value_t = PlanOutput::Markdown)]
+        report: PlanOutput,
+        #[command(subcommand)]
+        runbook: RunbookCommand,
+    },
     /// A real Patroni cluster on loopback addresses, for demos and rehearsals
     Lab(RawLab),
     /// Print shell completions
@@ -584,6 +602,23 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
         RawCommand::Inventory { output } => Command::Inventory {
             format: output.into(),
         },
+        RawCommand::Rehearse {
+            like,
+            lab_dir: rehearsal_dir,
+            first_address,
+            report,
+            runbook: raw_runbook,
+        } => rehearse(
+            &like,
+            rehearsal_dir.unwrap_or_else(|| {
+                let mut dir = lab_dir.clone().into_os_string();
+                dir.push("-rehearsal");
+                PathBuf::from(dir)
+            }),
+            first_address,
+            report,
+            raw_runbook,
+        )?,
         RawCommand::Lab(lab) => Command::Lab {
             dir: lab_dir,
             command: lab_command(lab.command)?,
@@ -605,6 +640,43 @@ fn run_options(run: RunFlags) -> RunOptions {
 
 /// A runbook's command: a run of it, or, for `pgha resume RUN_ID`, the continuation of a
 /// recorded run.
+/// `pgha rehearse --like [ENV/]CLUSTER RUNBOOK …`, validated.
+fn rehearse(
+    like: &str,
+    lab_dir: PathBuf,
+    first_address: Ipv4Addr,
+    report: PlanOutput,
+    raw_runbook: RunbookCommand,
+) -> Result<Command, clap::Error> {
+    let (environment, cluster) = match like.split_once('/') {
+        Some((environment, cluster)) => (Some(environment.to_string()), cluster.to_string()),
+        None => (None, like.to_string()),
+    };
+    for name in environment.iter().chain(std::iter::once(&cluster)) {
+        crate::names::check_name(name)
+            .map_err(|reason| usage_error(&format!("--like: {reason}")))?;
+    }
+    let Command::Runbook { params, options } = runbook(raw_runbook)? else {
+        return Err(usage_error(
+            "rehearse runs a runbook: `pgha rehearse --like CLUSTER switchover …`",
+        ));
+    };
+    if options.dry_run {
+        return Err(usage_error(
+            "rehearse runs the runbook on its lab: leave out --dry-run (the real cluster's dry-run is `pgha RUNBOOK --dry-run`)",
+        ));
+    }
+    Ok(Command::Rehearse {
+        environment,
+        cluster,
+        lab_dir,
+        first_address,
+        report,
+        params,
+        options,
+    })
+}
+
 fn runbook(command: RunbookCommand) -> Result<Command, clap::Error> {
     match command.into_parts() {
         (

@@ -57,6 +57,16 @@ pub enum Command {
         dir: PathBuf,
         command: LabCommand,
     },
+    /// `pgha rehearse`: the runbook on a lab shaped like the cluster named.
+    Rehearse {
+        environment: Option<String>,
+        cluster: String,
+        lab_dir: std::path::PathBuf,
+        first_address: std::net::Ipv4Addr,
+        report: crate::runbooks::PlanOutput,
+        params: crate::runbooks::Params,
+        options: crate::runner::RunOptions,
+    },
     Runbook {
         params: Params,
         options: RunOptions,
@@ -126,6 +136,30 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
         }
         Command::Lab { dir, command } => Ok(lab::execute(&dir, command).await?),
         Command::Runbook { params, options } => runner::run(selector, params, options).await,
+        Command::Rehearse {
+            environment,
+            cluster,
+            lab_dir,
+            first_address,
+            report,
+            params,
+            options,
+        } => {
+            let target = Selector {
+                environment: environment.or_else(|| selector.environment.clone()),
+                cluster: Some(cluster),
+                ..selector.clone()
+            };
+            Box::pin(crate::rehearse::rehearse(crate::rehearse::Request {
+                target,
+                lab_dir,
+                first_address,
+                params,
+                options,
+                report,
+            }))
+            .await
+        }
         Command::ResumeRun {
             run_id,
             replan,

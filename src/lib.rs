@@ -42,6 +42,7 @@ pub mod patroni;
 pub(crate) mod pid;
 pub mod plan;
 pub mod postgres;
+pub mod rehearse;
 pub mod remote;
 pub mod report;
 pub mod runbooks;

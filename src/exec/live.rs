@@ -70,7 +70,7 @@ impl Observer for LiveCluster {
         alertmanager.state(id).await.ok()
     }
 
-    async fn dynamic_config(&self, api_url: &str) -> Option<serde_json::Value> {
+    async fn member_config(&self, api_url: &str) -> Option<serde_json::Value> {
         self.client.config(api_url).await.ok()
     }
 

@@ -57,7 +57,7 @@ pub trait Observer {
     async fn silence_state(&self, url: &str, id: &str) -> Option<String>;
     /// The dynamic configuration as the member at `api_url` sees it (`GET /config`), if it
     /// answers.
-    async fn dynamic_config(&self, api_url: &str) -> Option<serde_json::Value>;
+    async fn member_config(&self, api_url: &str) -> Option<serde_json::Value>;
     /// Probes what the plan needs besides the cluster's state, without changing anything:
     /// the REST credentials (a request Patroni rejects before doing anything) when configured,
     /// and each Alertmanager the plan silences through.
@@ -1078,7 +1078,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         if self.reads_dynamic_config.get() {
             let reads = view.members.iter().map(|member| async {
                 if member.is_reachable() {
-                    self.world.dynamic_config(&member.api_url).await
+                    self.world.member_config(&member.api_url).await
                 } else {
                     None
                 }

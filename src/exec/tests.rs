@@ -99,7 +99,7 @@ impl Observer for FakeWorld {
         self.silences.borrow().get(id).cloned()
     }
 
-    async fn dynamic_config(&self, _api_url: &str) -> Option<serde_json::Value> {
+    async fn member_config(&self, _api_url: &str) -> Option<serde_json::Value> {
         let (before, after) = self.configs.as_ref()?;
         Some(if self.calls.borrow().is_empty() {
             before.clone()

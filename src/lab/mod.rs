@@ -264,12 +264,18 @@ pub fn default_dir() -> PathBuf {
 pub async fn execute(dir: &Path, command: LabCommand) -> Result<Exit, LabError> {
     let layout = Layout::new(dir);
     match command {
-        LabCommand::Up { spec, wait } => up(&layout, spec, wait).await,
+        LabCommand::Up { spec, wait } => up(&layout, spec, wait, true).await,
         LabCommand::Down { wipe } => down(&layout, wipe),
         LabCommand::Status { format } => status(&layout, format),
         LabCommand::Member { action, name } => member(&layout, action, &name).await,
         LabCommand::Dcs { start, member } => dcs(&layout, start, member).await,
     }
+}
+
+/// `lab up` without the status table on stdout: for a command whose stdout is its own report
+/// (a rehearsal).
+pub async fn start(dir: &Path, spec: LabSpec, wait: Duration) -> Result<Exit, LabError> {
+    up(&Layout::new(dir), spec, wait, false).await
 }
 
 /// Holds the lab's lock file for the duration of a command that changes the lab as a whole.
@@ -368,7 +374,12 @@ fn describe(spec: &LabSpec) -> String {
     )
 }
 
-async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabError> {
+async fn up(
+    layout: &Layout,
+    spec: LabSpec,
+    wait: Duration,
+    show_tables: bool,
+) -> Result<Exit, LabError> {
     let deadline = Instant::now() + wait;
     check_prerequisites(&spec)?;
     files::create_dir(&layout.dir, 0o755)?;
@@ -447,6 +458,9 @@ async fn up(layout: &Layout, spec: LabSpec, wait: Duration) -> Result<Exit, LabE
         eprintln!("lab: already up, nothing to do");
     } else {
         eprintln!("lab: up (started {})", started.join(", "));
+    }
+    if !show_tables {
+        return Ok(Exit::Success);
     }
     eprintln!("lab: try `pgha --env lab status`");
     print_view_summary(&view)?;

@@ -5,6 +5,7 @@
 
 mod check;
 pub mod render;
+pub mod structure;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -51,6 +52,10 @@ pub struct Plan {
     /// like `parallel`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<Window>,
+    /// The cluster's members when it was planned, in the order observed: what the structure's
+    /// fingerprint names members by (`m1`, `m2`, …). Not serialised when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 /// Steps that run at once, on different members (restores, stops): the ids of consecutive

@@ -48,6 +48,9 @@ struct JsonPlan<'a> {
     schema_version: u32,
     plan: &'a Plan,
     plan_hash: String,
+    /// The plan's structure's fingerprint (`plan::structure`): equal for a rehearsal and
+    /// the real run when they do the same steps behind the same gates.
+    plan_structure: String,
     prechecks: Option<&'a [CheckedPrecheck]>,
 }
 
@@ -56,6 +59,7 @@ pub fn json(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
         schema_version: 1,
         plan,
         plan_hash: plan.hash(),
+        plan_structure: super::structure::fingerprint(plan),
         prechecks: checked,
     };
     let mut text = crate::ui::json::pretty(&document).unwrap_or_default();
@@ -79,6 +83,11 @@ pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
         let _ = writeln!(out, "| {key} | `{value}` |");
     }
     let _ = writeln!(out, "| Plan hash | `{}` |", &plan.hash()[..16]);
+    let _ = writeln!(
+        out,
+        "| Structure | `{}` (steps, gates, checks and waits without addresses, sizes or names: what `pgha rehearse` compares) |",
+        super::structure::fingerprint(plan)
+    );
     out.push('\n');
 
     let _ = writeln!(out, "## Pre-checks\n");
@@ -443,8 +452,11 @@ pub fn text(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
     let _ = writeln!(out, "{}", plan.title);
     let _ = writeln!(
         out,
-        "  environment {}, cluster {} (scope {})",
-        plan.environment, plan.cluster, plan.scope
+        "  environment {}, cluster {} (scope {}), structure {}",
+        plan.environment,
+        plan.cluster,
+        plan.scope,
+        super::structure::fingerprint(plan)
     );
     // A summary's diff (a configuration edit) is what the operator confirms: shown here too.
     if let Some(diff) = fenced_diff(&plan.summary) {
@@ -723,6 +735,7 @@ mod tests {
             parallel: Vec::new(),
             compensations: Vec::new(),
             windows: Vec::new(),
+            members: Vec::new(),
             ..plan()
         };
         let value = serde_json::to_value(&plan).unwrap();

@@ -1117,3 +1117,59 @@ fn parameters_journalled_before_the_contract_still_read() {
         assert_eq!(back, params, "{text}");
     }
 }
+
+/// A cluster of the same shape elsewhere: other addresses, data directories, names of the
+/// cluster and scope — what a rehearsal lab and the real cluster differ by.
+fn moved((mut target, mut view): (ClusterTarget, ClusterView)) -> (ClusterTarget, ClusterView) {
+    let elsewhere = |text: &str| text.replace("127.0.0.", "10.20.0.");
+    target.cluster = "main-db".into();
+    view.cluster = "main-db".into();
+    for member in &mut target.members {
+        member.host = elsewhere(&member.host);
+        member.api_url = elsewhere(&member.api_url);
+        member.data_dir = member
+            .data_dir
+            .as_ref()
+            .map(|dir| dir.replace("/var/lib/pgha/lab/members", "/srv/postgres"));
+    }
+    for member in &mut view.members {
+        member.host = elsewhere(&member.host);
+        member.api_url = elsewhere(&member.api_url);
+        if let Some(entry) = &mut member.dcs {
+            entry.host = entry.host.as_deref().map(elsewhere);
+            entry.api_url = entry.api_url.as_deref().map(elsewhere);
+        }
+    }
+    (target, view)
+}
+
+/// The structure's fingerprint is the same for every committed plan on the lab and on the
+/// same cluster elsewhere, and differs when the plan does something else (another member).
+#[test]
+fn a_plans_structure_is_the_same_wherever_the_cluster_lives() {
+    for (name, params, target, view) in examples_on_their_labs() {
+        let here = plan(&target, &view, &params).unwrap();
+        let (far_target, far_view) = moved((target, view));
+        let there = plan(&far_target, &far_view, &params).unwrap();
+        assert_ne!(
+            here.hash(),
+            there.hash(),
+            "{name}: the plans differ in their addresses"
+        );
+        assert_eq!(
+            crate::plan::structure::fingerprint(&here),
+            crate::plan::structure::fingerprint(&there),
+            "{name}: {}",
+            serde_json::to_string(&crate::plan::structure::structure(&there)).unwrap()
+        );
+    }
+    let (target, view) = lab();
+    let reinit = |member: &str| {
+        let params = Params::Reinit(crate::runbooks::reinit::Params {
+            member: member.into(),
+            ..crate::runbooks::reinit::Reinit::examples().remove(0).params
+        });
+        crate::plan::structure::fingerprint(&plan(&target, &view, &params).unwrap())
+    };
+    assert_ne!(reinit("node2"), reinit("node3"));
+}

@@ -142,7 +142,7 @@ impl Run {
 }
 
 /// Where test labs live (outside the repository: the postgres account must reach them).
-fn lab_root() -> PathBuf {
+pub(crate) fn lab_root() -> PathBuf {
     std::env::var_os("PGHA_TEST_LAB_ROOT")
         .map_or_else(|| PathBuf::from("/var/lib/pgha/test-labs"), PathBuf::from)
 }

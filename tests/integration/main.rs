@@ -20,6 +20,7 @@ mod mixed;
 mod modes;
 mod parity;
 mod rebuild;
+mod rehearse;
 mod remote;
 mod runbooks;
 mod scale_up;

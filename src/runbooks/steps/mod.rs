@@ -77,6 +77,11 @@ pub(crate) fn frame(
         parallel: Vec::new(),
         compensations: Vec::new(),
         windows: Vec::new(),
+        members: view
+            .members
+            .iter()
+            .map(|member| member.name.clone())
+            .collect(),
     }
 }
 
