@@ -211,6 +211,10 @@ enum RawCommand {
         /// How the report is printed
         #[arg(long, value_enum, default_value_t = PlanOutput::Markdown)]
         report: PlanOutput,
+        /// A fault injected on the lab once the step named starts: kill-leader@STEP (the
+        /// leader's Patroni and PostgreSQL killed), dcs-down@STEP (the DCS away for 25 s)
+        #[arg(long = "fault", value_name = "KIND@STEP", value_parser = crate::rehearse::Fault::parse)]
+        faults: Vec<crate::rehearse::Fault>,
         #[command(subcommand)]
         runbook: RunbookCommand,
     },
@@ -607,6 +611,7 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
             lab_dir: rehearsal_dir,
             first_address,
             report,
+            faults,
             runbook: raw_runbook,
         } => rehearse(
             &like,
@@ -617,6 +622,7 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
             }),
             first_address,
             report,
+            faults,
             raw_runbook,
         )?,
         RawCommand::Lab(lab) => Command::Lab {
@@ -646,6 +652,7 @@ fn rehearse(
     lab_dir: PathBuf,
     first_address: Ipv4Addr,
     report: PlanOutput,
+    faults: Vec<crate::rehearse::Fault>,
     raw_runbook: RunbookCommand,
 ) -> Result<Command, clap::Error> {
     let (environment, cluster) = match like.split_once('/') {
@@ -672,6 +679,7 @@ fn rehearse(
         lab_dir,
         first_address,
         report,
+        faults,
         params,
         options,
     })

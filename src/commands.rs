@@ -64,6 +64,7 @@ pub enum Command {
         lab_dir: std::path::PathBuf,
         first_address: std::net::Ipv4Addr,
         report: crate::runbooks::PlanOutput,
+        faults: Vec<crate::rehearse::Fault>,
         params: crate::runbooks::Params,
         options: crate::runner::RunOptions,
     },
@@ -142,6 +143,7 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
             lab_dir,
             first_address,
             report,
+            faults,
             params,
             options,
         } => {
@@ -157,6 +159,7 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
                 params,
                 options,
                 report,
+                faults,
             }))
             .await
         }

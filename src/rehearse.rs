@@ -5,7 +5,8 @@
 //! could not be mirrored said. The runbook is planned against both: their structures'
 //! fingerprints (`plan::structure`) show the rehearsal is the plan that will run. Then it runs
 //! on the lab through the same runner as any run (gates, journal), and the report gives each
-//! step's time from the journal, and the lab's state at the end.
+//! step's time from the journal, the faults injected as named steps started (`--fault
+//! kill-leader@switchover`, `dcs-down@wait`) and how the run ended, and the lab's state.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -53,6 +54,61 @@ pub struct Request {
     pub params: Params,
     pub options: RunOptions,
     pub report: PlanOutput,
+    /// Faults injected on the lab as named steps start.
+    pub faults: Vec<Fault>,
+}
+
+/// A fault injected on the rehearsal lab once the step named starts (`kill-leader@switchover`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// The step's id, or its start (`wait-streaming` for `wait-streaming-node3`).
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// The leader's machine dies: Patroni and PostgreSQL SIGKILLed.
+    KillLeader,
+    /// The DCS stops for `DCS_OUTAGE`, then starts again.
+    DcsDown,
+}
+
+/// How long `dcs-down` keeps the DCS away: shorter than the lab's `ttl` (20 s) would ride it
+/// out unseen; this one outlasts it.
+const DCS_OUTAGE: Duration = Duration::from_secs(25);
+
+impl Fault {
+    /// `KIND@STEP`.
+    pub fn parse(text: &str) -> Result<Fault, String> {
+        let (kind, at) = text
+            .split_once('@')
+            .ok_or_else(|| format!("{text:?} is not KIND@STEP (kill-leader@switchover)"))?;
+        let kind = match kind {
+            "kill-leader" => FaultKind::KillLeader,
+            "dcs-down" => FaultKind::DcsDown,
+            other => {
+                return Err(format!(
+                    "{other:?} is not a fault pgha injects (kill-leader, dcs-down)"
+                ));
+            }
+        };
+        crate::names::check_name(at).map_err(|why| format!("{text:?}: {why}"))?;
+        Ok(Fault {
+            kind,
+            at: at.to_string(),
+        })
+    }
+}
+
+/// A fault as it happened.
+#[derive(Debug, Serialize)]
+pub struct Injected {
+    pub fault: String,
+    pub step: String,
+    pub seconds_into_run: f64,
+    pub what: String,
 }
 
 /// The target's shape, as read.
@@ -100,6 +156,7 @@ pub struct Report {
     pub seconds: Option<f64>,
     pub steps: Vec<StepTime>,
     pub gates: Vec<String>,
+    pub faults: Vec<Injected>,
     pub lab_at_end: String,
 }
 
@@ -108,15 +165,7 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     let target = Connection::open(&request.target).await?.into_live()?;
     let view = target.observe().await?;
     let shape = shape_of(&target, &view).await;
-    let target_params = request
-        .params
-        .clone()
-        .with_default_timeout(&target.target.runbook_timeouts)
-        .measured(&target.target, &view, &target)
-        .await?;
-    let target_plan = runner::prepare(&target, &target.target, &target_params)
-        .await?
-        .plan;
+    let target_plan = planned(&target, &view, &request.params).await?;
 
     let (spec, not_mirrored) = lab_spec(&shape, request.first_address);
     eprintln!(
@@ -139,13 +188,7 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     let lab = Connection::open(&lab_selector).await?.into_live()?;
     mirror_settings(&lab, &shape).await?;
     let lab_view = mirror_leader(&lab, &shape, lab.observe().await?).await?;
-    let lab_params = request
-        .params
-        .clone()
-        .with_default_timeout(&lab.target.runbook_timeouts)
-        .measured(&lab.target, &lab_view, &lab)
-        .await?;
-    let lab_plan = runner::prepare(&lab, &lab.target, &lab_params).await?.plan;
+    let lab_plan = planned(&lab, &lab_view, &request.params).await?;
     let (target_structure, lab_structure) = (
         structure::fingerprint(&target_plan),
         structure::fingerprint(&lab_plan),
@@ -162,7 +205,9 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
 
     let runs = crate::journal::default_dir();
     let before = journals(&runs);
-    let exit = runner::run(&lab_selector, request.params.clone(), request.options).await;
+    let run = runner::run(&lab_selector, request.params.clone(), request.options);
+    let inject = inject_faults(&request.lab_dir, &lab, &runs, &before, &request.faults);
+    let (exit, injected) = tokio::join!(run, inject);
     let journal = journals(&runs)
         .into_iter()
         .filter(|path| !before.contains(path))
@@ -191,6 +236,7 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
         seconds: None,
         steps: Vec::new(),
         gates: Vec::new(),
+        faults: injected,
         lab_at_end: end,
     };
     if let Some(path) = journal {
@@ -203,6 +249,22 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     } else {
         exit
     })
+}
+
+/// The runbook's plan for `cluster` as its dry-run makes it (measured, then planned).
+async fn planned(
+    cluster: &crate::exec::LiveCluster,
+    view: &ClusterView,
+    params: &Params,
+) -> Result<crate::plan::Plan, Error> {
+    let params = params
+        .clone()
+        .with_default_timeout(&cluster.target.runbook_timeouts)
+        .measured(&cluster.target, view, cluster)
+        .await?;
+    Ok(runner::prepare(cluster, &cluster.target, &params)
+        .await?
+        .plan)
 }
 
 async fn shape_of(target: &crate::exec::LiveCluster, view: &ClusterView) -> Shape {
@@ -353,6 +415,123 @@ async fn mirror_settings(lab: &crate::exec::LiveCluster, shape: &Shape) -> Resul
     Ok(())
 }
 
+/// Watches the run's journal; as each fault's step starts, injects the fault on the lab. Ends
+/// with the run (its journal's `run_finished`), or at once without faults.
+async fn inject_faults(
+    lab_dir: &Path,
+    lab: &crate::exec::LiveCluster,
+    runs: &Path,
+    before: &[PathBuf],
+    faults: &[Fault],
+) -> Vec<Injected> {
+    let mut pending: Vec<&Fault> = faults.iter().collect();
+    let mut injected = Vec::new();
+    let started = std::time::Instant::now();
+    // Bounded: no rehearsal waits longer than a day.
+    while !pending.is_empty() && started.elapsed() < Duration::from_hours(24) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(journal) = journals(runs)
+            .into_iter()
+            .filter(|path| !before.contains(path))
+            .max()
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        let events: Vec<Value> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        let mut due = Vec::new();
+        pending.retain(|fault| {
+            let started_step = events.iter().find_map(|event| {
+                let step = event["step"].as_str()?;
+                (event["event"] == "step_started" && step.starts_with(&fault.at))
+                    .then(|| step.to_string())
+            });
+            match started_step {
+                Some(step) => {
+                    due.push(((*fault).clone(), step));
+                    false
+                }
+                None => true,
+            }
+        });
+        for (fault, step) in due {
+            let what = inject(lab_dir, lab, fault.kind).await;
+            eprintln!("rehearse: fault {:?} at {step}: {what}", fault.kind);
+            injected.push(Injected {
+                fault: format!("{}@{}", kind_name(fault.kind), fault.at),
+                step,
+                seconds_into_run: started.elapsed().as_secs_f64(),
+                what,
+            });
+        }
+        if events.iter().any(|event| event["event"] == "run_finished") {
+            for fault in pending.drain(..) {
+                injected.push(Injected {
+                    fault: format!("{}@{}", kind_name(fault.kind), fault.at),
+                    step: String::new(),
+                    seconds_into_run: started.elapsed().as_secs_f64(),
+                    what: "not injected: no step with that name started".into(),
+                });
+            }
+        }
+    }
+    injected
+}
+
+fn kind_name(kind: FaultKind) -> &'static str {
+    match kind {
+        FaultKind::KillLeader => "kill-leader",
+        FaultKind::DcsDown => "dcs-down",
+    }
+}
+
+async fn inject(lab_dir: &Path, lab: &crate::exec::LiveCluster, kind: FaultKind) -> String {
+    use crate::lab::{Killed, LabCommand, MemberAction};
+    match kind {
+        FaultKind::KillLeader => {
+            let leader = match lab.observe().await {
+                Ok(view) => view.leader,
+                Err(error) => return format!("the lab could not be read: {error}"),
+            };
+            let Some(leader) = leader else {
+                return "no member led: nothing to kill".into();
+            };
+            let command = LabCommand::Member {
+                action: MemberAction::Kill(Killed::Host),
+                name: leader.clone(),
+            };
+            match crate::lab::execute(lab_dir, command).await {
+                Ok(_) => format!("{leader}'s Patroni and PostgreSQL killed"),
+                Err(error) => format!("killing {leader} failed: {error}"),
+            }
+        }
+        FaultKind::DcsDown => {
+            let stop = LabCommand::Dcs {
+                start: false,
+                member: None,
+            };
+            if let Err(error) = crate::lab::execute(lab_dir, stop).await {
+                return format!("stopping the DCS failed: {error}");
+            }
+            tokio::time::sleep(DCS_OUTAGE).await;
+            let start = LabCommand::Dcs {
+                start: true,
+                member: None,
+            };
+            match crate::lab::execute(lab_dir, start).await {
+                Ok(_) => format!(
+                    "the DCS stopped for {}s, then started",
+                    DCS_OUTAGE.as_secs()
+                ),
+                Err(error) => format!("the DCS stopped; starting it again failed: {error}"),
+            }
+        }
+    }
+}
+
 /// The lab led by the member in the target leader's place (members sorted by name, as the
 /// plan's structure names them): a switchover on the lab when another leads it. Else a
 /// runbook would plan from the other side (a switchover the other way round).
@@ -428,22 +607,39 @@ fn read_journal(path: &Path, report: &mut Report) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
     };
+    let at = |event: &Value| {
+        event["at"]
+            .as_str()
+            .and_then(|text| text.parse::<jiff::Timestamp>().ok())
+    };
+    let mut started: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
     for line in text.lines() {
         let Ok(event) = serde_json::from_str::<Value>(line) else {
             continue;
         };
         let seconds = |event: &Value| event["duration_ms"].as_f64().map(|ms| ms / 1000.0);
+        let step = event["step"].as_str().unwrap_or_default().to_string();
         match event["event"].as_str() {
             Some("run_started") => report.run_id = event["run_id"].as_str().map(String::from),
+            Some("step_started") => {
+                if let Some(at) = at(&event) {
+                    started.insert(step, at);
+                }
+            }
             Some("step_succeeded" | "step_failed" | "step_skipped") => {
+                // A failed step's event has no duration: from its start to its end.
+                let measured = seconds(&event).or_else(|| {
+                    let span = at(&event)?.duration_since(*started.get(&step)?);
+                    Some(span.as_secs_f64())
+                });
                 report.steps.push(StepTime {
-                    step: event["step"].as_str().unwrap_or_default().to_string(),
                     outcome: event["event"]
                         .as_str()
                         .unwrap_or_default()
                         .trim_start_matches("step_")
                         .to_string(),
-                    seconds: seconds(&event).unwrap_or(0.0),
+                    step,
+                    seconds: measured.unwrap_or(0.0),
                 });
             }
             Some("gate_answered") => report.gates.push(format!(
@@ -554,6 +750,16 @@ fn markdown(report: &Report) -> String {
             let _ = writeln!(out, "- {gate}");
         }
     }
+    if !report.faults.is_empty() {
+        let _ = writeln!(out, "\n## Faults\n");
+        for fault in &report.faults {
+            let _ = writeln!(
+                out,
+                "- `{}` at {} ({:.1} s into the run): {}",
+                fault.fault, fault.step, fault.seconds_into_run, fault.what
+            );
+        }
+    }
     out
 }
 
@@ -612,6 +818,29 @@ mod tests {
     }
 
     #[test]
+    fn faults_are_kind_at_step() {
+        assert_eq!(
+            Fault::parse("kill-leader@switchover").unwrap(),
+            Fault {
+                kind: FaultKind::KillLeader,
+                at: "switchover".into()
+            }
+        );
+        assert!(Fault::parse("dcs-down@wait-streaming").is_ok());
+        assert!(
+            Fault::parse("reboot@x")
+                .unwrap_err()
+                .contains("kill-leader, dcs-down")
+        );
+        assert!(
+            Fault::parse("kill-leader")
+                .unwrap_err()
+                .contains("KIND@STEP")
+        );
+        assert!(Fault::parse("kill-leader@a;b").is_err());
+    }
+
+    #[test]
     fn a_journal_gives_each_steps_time_and_the_gates() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.jsonl");
@@ -621,6 +850,8 @@ mod tests {
                 r#"{"at":"x","event":"run_started","run_id":"r1"}"#,
                 r#"{"at":"x","event":"gate_answered","step":"switchover","answer":true,"by":"--yes"}"#,
                 r#"{"at":"x","event":"step_succeeded","step":"switchover","duration_ms":2500}"#,
+                r#"{"at":"2026-12-03T10:00:00.000Z","event":"step_started","step":"wait"}"#,
+                r#"{"at":"2026-12-03T10:02:00.500Z","event":"step_failed","step":"wait","reason":"r"}"#,
                 r#"{"at":"x","event":"run_finished","outcome":"succeeded","duration_ms":3100}"#,
             ]
             .join("\n"),
@@ -639,11 +870,17 @@ mod tests {
             seconds: None,
             steps: Vec::new(),
             gates: Vec::new(),
+            faults: Vec::new(),
             lab_at_end: "leader node1".into(),
         };
         read_journal(&path, &mut report);
         assert_eq!(report.run_id.as_deref(), Some("r1"));
         assert!((report.steps[0].seconds - 2.5).abs() < 1e-9);
+        assert!(
+            (report.steps[1].seconds - 120.5).abs() < 1e-9,
+            "{:?}",
+            report.steps
+        );
         assert_eq!(report.gates, ["switchover: yes (--yes)"]);
         let text = markdown(&report);
         assert!(
