@@ -11,16 +11,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::steps::{
-    answering_members, assume_identity, config_write_step, frame, lab_config_read,
-    leader_running_as, read_before_planning, read_config, refuse_unless_every_member_can,
-    refuse_what_patroni_would_not_use,
+    answering_members, assume_identity, frame, lab_config_read, leader_running_as,
+    read_before_planning, read_config, refuse_unless_every_member_can, standby_switch_step,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
-use crate::patroni::dynamic_config::{self, ConfigRead};
+use crate::patroni::dynamic_config::ConfigRead;
 use crate::patroni::PostgresRole;
-use crate::plan::{Check, Gate, Plan, Progress, Step, Wait};
+use crate::plan::{Check, Plan, Progress, Step, Wait};
 
 /// The leader restarts PostgreSQL in recovery: seconds, plus the first WAL it needs.
 const DEFAULT_TIMEOUT: Duration = Duration::from_mins(5);
@@ -97,9 +96,20 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     refuse_unless_every_member_can(view)?;
     let leader = leader_running_as(view, &PostgresRole::Primary, "demote")?;
     let standby = standby_section(params)?;
-    let new = dynamic_config::merged(&read.config, &serde_json::json!({ "standby_cluster": standby }));
-    let changes = dynamic_config::changes(&read.config, &new);
-    refuse_what_patroni_would_not_use(&new, &changes)?;
+    let (write, diff) = standby_switch_step(
+        target,
+        view,
+        read,
+        &standby,
+        (
+            "demote-cluster",
+            format!("Write standby_cluster into the configuration of {}", target.cluster),
+            format!(
+                "Demote {} to a standby cluster? It takes no writes from then on.",
+                target.cluster
+            ),
+        ),
+    )?;
     let answering = answering_members(view);
     let mut plan = frame(
         target,
@@ -109,7 +119,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
             "Cluster {} stops taking writes: its leader {leader} restarts PostgreSQL in recovery and a standby leader (it, or another member) follows {}; the replicas follow that one. Clients that write must go to the other site. The inventory should then mark it `standby: true` (and `follows:` the other site).\n\n```diff\n{}```",
             target.cluster,
             following(params),
-            dynamic_config::unified_diff(&read.config, &new)
+            diff
         ),
     );
     plan.prechecks = vec![
@@ -119,19 +129,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         },
     ];
     assume_identity(&mut plan, view);
-    let write = config_write_step(target, view, read, &new, &changes, &answering)?;
-    plan.steps.push(Step {
-        id: "demote-cluster".into(),
-        title: format!("Write standby_cluster into the configuration of {}", target.cluster),
-        gate: Gate::TypeToConfirm {
-            question: format!(
-                "Demote {} to a standby cluster? It takes no writes from then on.",
-                target.cluster
-            ),
-            expected: target.cluster.clone(),
-        },
-        ..write
-    });
+    plan.steps.push(write);
     plan.steps.push(Step::wait(
         "standby-leader".into(),
         format!("Wait until a standby leader leads {}", target.cluster),
@@ -199,7 +197,7 @@ fn following(params: &Params) -> String {
 mod tests {
     use super::*;
     use crate::patroni::Version;
-    use crate::plan::{Action, EtcdAction};
+    use crate::plan::{Action, EtcdAction, Gate};
     use crate::runbooks::tests::lab;
 
     fn params() -> Params {

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    Groups, Host, consul_routing, delete_tree_of, frame, inactive_slots_step, listed, member_names,
-    service_control, start_verified, stop_everywhere,
+    Groups, Host, consul_routing, delete_tree_of, followed_site_primary, frame,
+    inactive_slots_step, listed, member_names, service_control, start_verified, stop_everywhere,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook, leader_database_size};
 use crate::inventory::{BackupPolicy, ClusterTarget};
@@ -394,24 +394,15 @@ async fn primary_site_position(
     target: &ClusterTarget,
     probe: &impl Probe,
 ) -> Result<Option<String>, PlanError> {
-    let Some(followed) = &target.follows else {
-        return Ok(None);
-    };
-    let mut heard = Vec::new();
-    for host in &followed.hosts {
-        match probe.primary_position(host).await {
-            Some(Ok(Some(position))) => return Ok(Some(position.to_string())),
-            Some(Ok(None)) => heard.push(format!("{host} is in recovery")),
-            Some(Err(error)) => heard.push(error.to_string()),
-            None => heard.push(format!("{host}: no SQL access (the inventory's `postgres:`)")),
-        }
+    match followed_site_primary(target, probe).await {
+        Ok(found) => Ok(found.map(|(_, position)| position.to_string())),
+        Err(heard) => Err(PlanError::Refused(format!(
+            "no member of {} (which {} follows) answered as a primary: {}; pass --replay-past LSN to say where the primary site is",
+            target.follows.as_ref().map_or("?", |followed| followed.cluster.as_str()),
+            target.cluster,
+            heard.join("; ")
+        ))),
     }
-    Err(PlanError::Refused(format!(
-        "no member of {} (which {} follows) answered as a primary: {}; pass --replay-past LSN to say where the primary site is",
-        followed.cluster,
-        target.cluster,
-        heard.join("; ")
-    )))
 }
 
 /// Only a standby cluster, marked so in the inventory: rebuilding a primary cluster from a

@@ -10,16 +10,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    answering_members, assume_identity, config_write_step, frame, lab_config_read,
-    leader_running_as, read_before_planning, read_config, refuse_unless_every_member_can,
-    refuse_what_patroni_would_not_use,
+    assume_identity, followed_site_primary, frame, lab_config_read, leader_running_as,
+    read_before_planning, read_config, refuse_unless_every_member_can, standby_switch_step,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
 use crate::patroni::PostgresRole;
-use crate::patroni::dynamic_config::{self, ConfigRead};
-use crate::plan::{Check, Gate, Plan, Progress, Step, Wait};
+use crate::patroni::dynamic_config::ConfigRead;
+use crate::plan::{Check, Plan, Progress, Step, Wait};
 
 /// The standby leader leaves recovery in seconds.
 const DEFAULT_TIMEOUT: Duration = Duration::from_mins(2);
@@ -65,13 +64,10 @@ impl Runbook for PromoteCluster {
         probe: &impl Probe,
     ) -> Result<Params, PlanError> {
         params.read = Some(read_before_planning(params.read, view, probe).await?);
-        if let Some(followed) = &target.follows {
-            for host in &followed.hosts {
-                if let Some(Ok(Some(_))) = probe.primary_position(host).await {
-                    params.primary_site_writable = Some(format!("{} at {host}", followed.cluster));
-                    break;
-                }
-            }
+        if let (Some(followed), Ok(Some((host, _)))) =
+            (&target.follows, followed_site_primary(target, probe).await)
+        {
+            params.primary_site_writable = Some(format!("{} at {host}", followed.cluster));
         }
         Ok(params)
     }
@@ -117,13 +113,20 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
             target.cluster
         )));
     }
-    let new = dynamic_config::merged(
-        &read.config,
-        &serde_json::json!({ "standby_cluster": null }),
-    );
-    let changes = dynamic_config::changes(&read.config, &new);
-    refuse_what_patroni_would_not_use(&new, &changes)?;
-    let answering = answering_members(view);
+    let (write, diff) = standby_switch_step(
+        target,
+        view,
+        read,
+        &serde_json::Value::Null,
+        (
+            "promote-cluster",
+            format!("Remove standby_cluster from the configuration of {}", target.cluster),
+            format!(
+                "Promote {} to a primary cluster? It takes writes from then on.",
+                target.cluster
+            ),
+        ),
+    )?;
     let timeline = crate::plan::cluster_timeline(view).unwrap_or(0);
     let mut plan = frame(
         target,
@@ -132,26 +135,14 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         format!(
             "Cluster {} stops following its primary site: its standby leader {leader} leaves recovery and takes writes on a new timeline; the replicas follow it. The other site must not take writes meanwhile (demote it, or keep clients off it). The inventory should then drop `standby: true` from the cluster.\n\n```diff\n{}```",
             target.cluster,
-            dynamic_config::unified_diff(&read.config, &new)
+            diff
         ),
     );
     plan.prechecks = vec![Check::StandbyLeader {
         member: leader.clone(),
     }];
     assume_identity(&mut plan, view);
-    let write = config_write_step(target, view, read, &new, &changes, &answering)?;
-    plan.steps.push(Step {
-        id: "promote-cluster".into(),
-        title: format!("Remove standby_cluster from the configuration of {}", target.cluster),
-        gate: Gate::TypeToConfirm {
-            question: format!(
-                "Promote {} to a primary cluster? It takes writes from then on.",
-                target.cluster
-            ),
-            expected: target.cluster.clone(),
-        },
-        ..write
-    });
+    plan.steps.push(write);
     plan.steps.push(Step::wait(
         "writable-leader".into(),
         format!("Wait until {} is led by a writable primary on a new timeline", target.cluster),
@@ -177,6 +168,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Gate;
     use crate::runbooks::tests::{lab, standby_lab};
 
     fn params() -> Params {

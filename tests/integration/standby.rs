@@ -399,11 +399,7 @@ fn promoted_then_demoted(lab: &Lab) {
     ]);
     assert_eq!(promoted.code(), 0, "{}", promoted.stderr());
     eprintln!("promote-cluster in {:?}", started.elapsed());
-    let after = Pgha::new()
-        .args(["--cluster", "geo", "status", "-o", "json"])
-        .lab(lab)
-        .run()
-        .json();
+    let after = status(lab, &["--cluster", "geo"]);
     assert_eq!(
         entry(&after, "members", "geo1")["role"],
         "leader",
@@ -423,11 +419,7 @@ fn promoted_then_demoted(lab: &Lab) {
     ]);
     assert_eq!(demoted.code(), 0, "{}", demoted.stderr());
     eprintln!("demote-cluster in {:?}", started.elapsed());
-    let again = Pgha::new()
-        .args(["--cluster", "geo", "status", "-o", "json"])
-        .lab(lab)
-        .run()
-        .json();
+    let again = status(lab, &["--cluster", "geo"]);
     let roles: Vec<&str> = again["members"]
         .as_array()
         .unwrap()

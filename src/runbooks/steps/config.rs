@@ -117,6 +117,58 @@ pub(crate) fn leader_running_as(
     }
 }
 
+/// The first member of the site the inventory says the cluster `follows` that answers as a
+/// primary, with its WAL position; else what each said. `Ok(None)` without `follows:`.
+pub(crate) async fn followed_site_primary(
+    target: &ClusterTarget,
+    probe: &impl crate::runbooks::Probe,
+) -> Result<Option<(String, crate::patroni::Lsn)>, Vec<String>> {
+    let Some(followed) = &target.follows else {
+        return Ok(None);
+    };
+    let mut heard = Vec::new();
+    for host in &followed.hosts {
+        match probe.primary_position(host).await {
+            Some(Ok(Some(position))) => return Ok(Some((host.clone(), position))),
+            Some(Ok(None)) => heard.push(format!("{host} is in recovery")),
+            Some(Err(error)) => heard.push(error.to_string()),
+            None => heard.push(format!(
+                "{host}: no SQL access (the inventory's `postgres:`)"
+            )),
+        }
+    }
+    Err(heard)
+}
+
+/// The write of `standby_cluster` (a section, or `null` to remove it) with `edit-config`'s
+/// compare-and-set, behind the cluster's name typed; with the diff it makes.
+pub(crate) fn standby_switch_step(
+    target: &ClusterTarget,
+    view: &ClusterView,
+    read: &ConfigRead,
+    section: &Value,
+    (id, title, question): (&str, String, String),
+) -> Result<(Step, String), PlanError> {
+    let new = dynamic_config::merged(
+        &read.config,
+        &serde_json::json!({ "standby_cluster": section }),
+    );
+    let changes = dynamic_config::changes(&read.config, &new);
+    refuse_what_patroni_would_not_use(&new, &changes)?;
+    let answering = answering_members(view);
+    let write = config_write_step(target, view, read, &new, &changes, &answering)?;
+    let step = Step {
+        id: id.into(),
+        title,
+        gate: Gate::TypeToConfirm {
+            question,
+            expected: target.cluster.clone(),
+        },
+        ..write
+    };
+    Ok((step, dynamic_config::unified_diff(&read.config, &new)))
+}
+
 /// The members whose REST API answers: those a configuration change is verified on.
 pub(crate) fn answering_members(view: &ClusterView) -> Vec<String> {
     view.members

@@ -27,8 +27,8 @@ use crate::remote::ServiceControl;
 pub use crate::inventory::BackupTool;
 pub(crate) use config::{
     answering_members, applying_loop_wait, config_picked_up_step, config_write_step,
-    lab_config_read, leader_running_as, read_before_planning, read_config,
-    refuse_unless_every_member_can, refuse_what_patroni_would_not_use,
+    followed_site_primary, lab_config_read, leader_running_as, read_before_planning, read_config,
+    refuse_unless_every_member_can, refuse_what_patroni_would_not_use, standby_switch_step,
 };
 pub(crate) use consul::{consul_routes_replica, consul_routing, registers_services};
 pub use dcs::{DeleteTreeCommand, DeleteTreeParams};
