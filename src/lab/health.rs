@@ -159,9 +159,17 @@ pub(super) async fn wait_until_healthy(
     }
 }
 
-/// Patroni's own words for a data directory that holds files but no database: it waits for
-/// someone to reinitialize the member and will never rebuild it by itself.
-const NEEDS_REINITIALIZE: &str = "consider doing reinitialize";
+/// Patroni's own words for a data directory it will not rebuild by itself: files but no
+/// database ("consider doing reinitialize"), or a database whose files went missing under it,
+/// so that PostgreSQL cannot start and Patroni retries forever ("failed to start postgres").
+const NEEDS_REINITIALIZE: [&str; 2] = ["consider doing reinitialize", "failed to start postgres"];
+
+/// Whether the end of a member's Patroni log says it waits for someone to reinitialize it.
+pub fn waits_for_reinitialize(log_tail: &str) -> bool {
+    NEEDS_REINITIALIZE
+        .iter()
+        .any(|words| log_tail.contains(words))
+}
 
 /// Replicas Patroni will not start by itself. A drill that deletes a running member's data can
 /// leave files behind (PostgreSQL still writing, Patroni writing its configuration back before
@@ -188,16 +196,20 @@ impl Hopeless<'_> {
             let Some(seen) = view.member(&member.name) else {
                 continue;
             };
-            let stopped = !seen.is_leader() && seen.state() == Some(MemberState::Stopped);
+            let stopped = !seen.is_leader()
+                && matches!(
+                    seen.state(),
+                    Some(MemberState::Stopped | MemberState::StartFailed)
+                );
             if !stopped || done.contains(&member.name) {
                 continue;
             }
             let log = member_daemon(self.layout, self.state, member, self.run_as).log_tail(5);
-            if !log.contains(NEEDS_REINITIALIZE) {
+            if !waits_for_reinitialize(&log) {
                 continue;
             }
             eprintln!(
-                "lab: {}'s data directory holds no database and Patroni will not rebuild it by itself (\"{NEEDS_REINITIALIZE}\"): reinitializing it from the leader",
+                "lab: {}'s data directory holds no usable database and Patroni will not rebuild it by itself: reinitializing it from the leader",
                 member.name
             );
             let request = crate::patroni::ReinitializeRequest {

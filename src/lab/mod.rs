@@ -31,6 +31,7 @@ use daemons::{
     stop_orphaned_postgres,
 };
 use files::Passwords;
+pub use health::waits_for_reinitialize;
 use health::{Goal, wait_for_api, wait_for_etcd_leader, wait_until_healthy};
 use layout::{EtcdMember, LabMember, LabState, Layout};
 use process::{Daemon, RunAs};

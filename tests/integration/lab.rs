@@ -242,7 +242,9 @@ fn three_etcd_members_lose_their_quorum_with_two_down_and_a_leader_returns_with_
 
 /// A replica whose data directory holds files but no database (what deleting a running
 /// member's data can leave): Patroni logs "consider doing reinitialize" and waits forever;
-/// `pgha lab up` reinitializes it from the leader, once, and the lab is healthy again.
+/// `pgha lab up` reinitializes it from the leader, once, and the lab is healthy again. The
+/// same for one whose control file is gone (PostgreSQL cannot start on what is left, and
+/// Patroni retries forever: "failed to start postgres").
 #[test]
 fn up_reinitializes_a_replica_patroni_waits_to_have_reinitialized() {
     let lab = Lab::shared();
@@ -277,6 +279,31 @@ fn up_reinitializes_a_replica_patroni_waits_to_have_reinitialized() {
                 .lines()
                 .last()
                 .is_some_and(|line| line.contains("consider doing reinitialize"))
+        },
+    );
+    if let Err(why) = lab.up() {
+        panic!("{why}");
+    }
+    let status = lab.status_json();
+    assert_eq!(
+        entry(&status, "members", &replica)["state"],
+        "streaming",
+        "{status}"
+    );
+
+    member("stop");
+    std::fs::remove_file(data.join("global/pg_control")).unwrap();
+    member("start");
+    wait_until(
+        Duration::from_secs(30),
+        "PostgreSQL fails to start and Patroni says so",
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(5)
+                .any(pgha::lab::waits_for_reinitialize)
         },
     );
     if let Err(why) = lab.up() {
