@@ -42,13 +42,19 @@ impl Drop for Restore<'_> {
 
 /// `tags.nofailover` of some members, in their Patroni configuration files, applied by
 /// `pgha reload`; put back to false however the test ends.
+///
+/// A reload makes Patroni (3.x and later) rewrite the member's `pg_hba.conf` in its next loop,
+/// after `pgha reload` has returned: only the edited replicas are reloaded (never the leader,
+/// whose file the next test writes), and the guard reloads again only while the tags are set.
 struct NoFailover<'a> {
     lab: &'a Lab,
     replicas: Vec<String>,
+    set: std::cell::Cell<bool>,
 }
 
 impl NoFailover<'_> {
     fn set(&self, value: bool) {
+        self.set.set(value);
         for name in &self.replicas {
             let path = self.lab.member_config(name);
             let text = std::fs::read_to_string(&path).unwrap();
@@ -58,14 +64,19 @@ impl NoFailover<'_> {
                 ("nofailover: true", "nofailover: false")
             };
             std::fs::write(&path, text.replace(from, to)).unwrap();
+            Pgha::new()
+                .args(["reload", "--yes", "--member", name])
+                .lab(self.lab)
+                .run();
         }
-        Pgha::new().args(["reload", "--yes"]).lab(self.lab).run();
     }
 }
 
 impl Drop for NoFailover<'_> {
     fn drop(&mut self) {
-        self.set(false);
+        if self.set.get() {
+            self.set(false);
+        }
     }
 }
 
@@ -224,7 +235,11 @@ fn no_replica_may_take_over(lab: &Lab) {
         .filter(|name| *name != lab.leader())
         .map(str::to_string)
         .collect();
-    let tagged = NoFailover { lab, replicas };
+    let tagged = NoFailover {
+        lab,
+        replicas,
+        set: std::cell::Cell::new(false),
+    };
     tagged.set(true);
     wait_until(
         Duration::from_secs(30),
