@@ -212,9 +212,15 @@ enum RawCommand {
         #[arg(long, value_enum, default_value_t = PlanOutput::Markdown)]
         report: PlanOutput,
         /// A fault injected on the lab once the step named starts: kill-leader@STEP (the
-        /// leader's Patroni and PostgreSQL killed), dcs-down@STEP (the DCS away for 25 s)
+        /// leader's Patroni and PostgreSQL killed), dcs-down@STEP (the DCS away for 25 s),
+        /// ssh-drop@STEP (SSH and its sessions away for 15 s), pgha-kill@STEP (the run's pgha
+        /// killed, then the run resumed). A run that fails after a fault is resumed once it is over
         #[arg(long = "fault", value_name = "KIND@STEP", value_parser = crate::rehearse::Fault::parse)]
         faults: Vec<crate::rehearse::Fault>,
+        /// Fill the lab's database with pgbench to this share of the target's size (0.01 =
+        /// 1 %), so that base backups and restores copy data in proportion
+        #[arg(long, value_name = "SHARE", value_parser = crate::rehearse::Scale::parse)]
+        scale: Option<crate::rehearse::Scale>,
         #[command(subcommand)]
         runbook: RunbookCommand,
     },
@@ -363,6 +369,11 @@ enum RawLabCommand {
         /// Only this etcd member (1-based; etcd labs only) [default: every member]
         #[arg(long, value_name = "N")]
         member: Option<u8>,
+    },
+    /// Stop the lab's sshd with every session it serves (as a network drop), or start it again
+    Ssh {
+        #[arg(value_enum)]
+        action: RawDcsAction,
     },
 }
 
@@ -612,17 +623,14 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
             first_address,
             report,
             faults,
+            scale,
             runbook: raw_runbook,
         } => rehearse(
             &like,
-            rehearsal_dir.unwrap_or_else(|| {
-                let mut dir = lab_dir.clone().into_os_string();
-                dir.push("-rehearsal");
-                PathBuf::from(dir)
-            }),
+            rehearsal_dir.unwrap_or_else(|| beside(&lab_dir, "-rehearsal")),
             first_address,
             report,
-            faults,
+            (faults, scale),
             raw_runbook,
         )?,
         RawCommand::Lab(lab) => Command::Lab {
@@ -632,6 +640,13 @@ fn command(raw: RawCommand, lab_dir: PathBuf) -> Result<Result<Command, Parsed>,
         RawCommand::Completions { shell } => return Ok(Err(Parsed::Completions(shell))),
         RawCommand::Man => return Ok(Err(Parsed::Manual)),
     }))
+}
+
+/// `DIR` with `suffix` appended to its last component.
+fn beside(dir: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut beside = dir.as_os_str().to_owned();
+    beside.push(suffix);
+    PathBuf::from(beside)
 }
 
 fn run_options(run: RunFlags) -> RunOptions {
@@ -652,7 +667,7 @@ fn rehearse(
     lab_dir: PathBuf,
     first_address: Ipv4Addr,
     report: PlanOutput,
-    faults: Vec<crate::rehearse::Fault>,
+    (faults, scale): (Vec<crate::rehearse::Fault>, Option<crate::rehearse::Scale>),
     raw_runbook: RunbookCommand,
 ) -> Result<Command, clap::Error> {
     let (environment, cluster) = match like.split_once('/') {
@@ -680,6 +695,7 @@ fn rehearse(
         first_address,
         report,
         faults,
+        scale,
         params,
         options,
     })
@@ -747,6 +763,7 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
                     (false, _) => 0,
                     (true, members) => members.unwrap_or(crate::lab::DEFAULT_STANDBY_MEMBERS),
                 },
+                mirror: crate::lab::Mirror::default(),
             };
             spec.check().map_err(|reason| usage_error(&reason))?;
             LabCommand::Up { spec, wait }
@@ -763,6 +780,9 @@ fn lab_command(raw: RawLabCommand) -> Result<LabCommand, clap::Error> {
                 member,
             }
         }
+        RawLabCommand::Ssh { action } => LabCommand::Ssh {
+            start: matches!(action, RawDcsAction::Start),
+        },
         RawLabCommand::Status { output } => LabCommand::Status {
             format: output.into(),
         },

@@ -65,6 +65,7 @@ pub enum Command {
         first_address: std::net::Ipv4Addr,
         report: crate::runbooks::PlanOutput,
         faults: Vec<crate::rehearse::Fault>,
+        scale: Option<crate::rehearse::Scale>,
         params: crate::runbooks::Params,
         options: crate::runner::RunOptions,
     },
@@ -144,6 +145,7 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
             first_address,
             report,
             faults,
+            scale,
             params,
             options,
         } => {
@@ -160,6 +162,7 @@ pub async fn execute(selector: &Selector, command: Command) -> Result<Exit, Erro
                 options,
                 report,
                 faults,
+                scale,
             }))
             .await
         }

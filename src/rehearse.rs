@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::exec::Observer;
 use crate::exit::Exit;
 use crate::inventory::Selector;
-use crate::lab::{LabDcs, LabSpec};
+use crate::lab::{LabDcs, LabSpec, Mirror};
 use crate::observe::ClusterView;
 use crate::patroni::{Version, dynamic_config::ConfigRead};
 use crate::plan::structure;
@@ -40,6 +40,20 @@ const MIRRORED_SETTINGS: &[&str] = &[
     "failsafe_mode",
 ];
 
+/// The tags Patroni acts on that the lab writes into its members' configuration.
+const MIRRORED_TAGS: &[&str] = &[
+    "nofailover",
+    "failover_priority",
+    "noloadbalance",
+    "clonefrom",
+    "nosync",
+    "nostream",
+    "replicatefrom",
+];
+
+/// The most members a rehearsal lab runs.
+const MAX_LAB_MEMBERS: usize = 9;
+
 /// The PostgreSQL major the lab runs.
 const LAB_POSTGRES_MAJOR: u32 = 15;
 
@@ -56,7 +70,38 @@ pub struct Request {
     pub report: PlanOutput,
     /// Faults injected on the lab as named steps start.
     pub faults: Vec<Fault>,
+    /// The lab's database filled with pgbench to this share of the target's size.
+    pub scale: Option<Scale>,
 }
+
+/// `--scale`: a share of the target database's size, above 0 and at most 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scale(f64);
+
+impl Scale {
+    pub fn parse(text: &str) -> Result<Scale, String> {
+        match text.parse::<f64>() {
+            Ok(share) if share > 0.0 && share <= 1.0 => Ok(Scale(share)),
+            _ => Err(format!(
+                "{text:?} is not a share of the database's size above 0 and at most 1 (0.01)"
+            )),
+        }
+    }
+
+    /// pgbench's scale for `bytes × share`: at least 1, at most `MAX_PGBENCH_UNITS`.
+    fn pgbench_units(self, bytes: u64) -> u32 {
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let units = (bytes as f64 * self.0 / crate::lab::PGBENCH_UNIT_BYTES as f64).ceil() as u64;
+        u32::try_from(units.clamp(1, u64::from(MAX_PGBENCH_UNITS))).unwrap_or(MAX_PGBENCH_UNITS)
+    }
+}
+
+/// The most pgbench units a rehearsal fills (about 3 GiB): a lab on one machine's disk.
+const MAX_PGBENCH_UNITS: u32 = 200;
 
 /// A fault injected on the rehearsal lab once the step named starts (`kill-leader@switchover`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,11 +118,41 @@ pub enum FaultKind {
     KillLeader,
     /// The DCS stops for `DCS_OUTAGE`, then starts again.
     DcsDown,
+    /// SSH goes away, open sessions included, for `SSH_OUTAGE`.
+    SshDrop,
+    /// The run's own pgha dies mid-step (its future dropped: no further journal line, its
+    /// locks left to expire as a killed process's would); the rehearsal resumes the run.
+    PghaKill,
+}
+
+impl FaultKind {
+    const ALL: [FaultKind; 4] = [
+        FaultKind::KillLeader,
+        FaultKind::DcsDown,
+        FaultKind::SshDrop,
+        FaultKind::PghaKill,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::KillLeader => "kill-leader",
+            FaultKind::DcsDown => "dcs-down",
+            FaultKind::SshDrop => "ssh-drop",
+            FaultKind::PghaKill => "pgha-kill",
+        }
+    }
 }
 
 /// How long `dcs-down` keeps the DCS away: shorter than the lab's `ttl` (20 s) would ride it
 /// out unseen; this one outlasts it.
 const DCS_OUTAGE: Duration = Duration::from_secs(25);
+
+/// How long `ssh-drop` keeps SSH away: longer than a step's SSH command waits to connect.
+const SSH_OUTAGE: Duration = Duration::from_secs(15);
+
+/// How long a resume after `pgha-kill` may wait for the dead run's DCS lock to go: twice the
+/// locks' 15 s TTL (Consul may keep a session that long), and a margin.
+const DEAD_LOCK_WAIT: Duration = Duration::from_secs(45);
 
 impl Fault {
     /// `KIND@STEP`.
@@ -85,14 +160,15 @@ impl Fault {
         let (kind, at) = text
             .split_once('@')
             .ok_or_else(|| format!("{text:?} is not KIND@STEP (kill-leader@switchover)"))?;
-        let kind = match kind {
-            "kill-leader" => FaultKind::KillLeader,
-            "dcs-down" => FaultKind::DcsDown,
-            other => {
-                return Err(format!(
-                    "{other:?} is not a fault pgha injects (kill-leader, dcs-down)"
-                ));
-            }
+        let Some(kind) = FaultKind::ALL
+            .into_iter()
+            .find(|known| known.name() == kind)
+        else {
+            let known: Vec<&str> = FaultKind::ALL.iter().map(|known| known.name()).collect();
+            return Err(format!(
+                "{kind:?} is not a fault pgha injects ({})",
+                known.join(", ")
+            ));
         };
         crate::names::check_name(at).map_err(|why| format!("{text:?}: {why}"))?;
         Ok(Fault {
@@ -128,6 +204,9 @@ pub struct Shape {
 #[derive(Debug, Serialize)]
 pub struct MemberShape {
     pub name: String,
+    /// In the inventory, not in the cluster (a host `scale-up` adds): a spare in the lab.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spare: bool,
     pub role: Option<String>,
     pub patroni: Option<String>,
     pub tags: BTreeMap<String, Value>,
@@ -157,6 +236,8 @@ pub struct Report {
     pub steps: Vec<StepTime>,
     pub gates: Vec<String>,
     pub faults: Vec<Injected>,
+    /// Each `pgha resume` the rehearsal ran after a fault, and how it ended.
+    pub resumes: Vec<String>,
     pub lab_at_end: String,
 }
 
@@ -167,7 +248,7 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     let shape = shape_of(&target, &view).await;
     let target_plan = planned(&target, &view, &request.params).await?;
 
-    let (spec, not_mirrored) = lab_spec(&shape, request.first_address);
+    let (spec, mut not_mirrored) = lab_spec(&shape, request.first_address, request.scale);
     eprintln!(
         "rehearse: a lab like {}/{} in {} ({} members from {})",
         shape.environment,
@@ -188,6 +269,9 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     let lab = Connection::open(&lab_selector).await?.into_live()?;
     mirror_settings(&lab, &shape).await?;
     let lab_view = mirror_leader(&lab, &shape, lab.observe().await?).await?;
+    if let Some(filled) = fill_database(&request, &lab, &lab_view, &shape).await? {
+        not_mirrored.push(filled);
+    }
     let lab_plan = planned(&lab, &lab_view, &request.params).await?;
     let (target_structure, lab_structure) = (
         structure::fingerprint(&target_plan),
@@ -205,9 +289,16 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
 
     let runs = crate::journal::default_dir();
     let before = journals(&runs);
-    let run = runner::run(&lab_selector, request.params.clone(), request.options);
-    let inject = inject_faults(&request.lab_dir, &lab, &runs, &before, &request.faults);
-    let (exit, injected) = tokio::join!(run, inject);
+    let state = std::sync::Mutex::new(FaultState::default());
+    let (kill, killed) = tokio::sync::mpsc::unbounded_channel();
+    let watch = Watch {
+        runs: &runs,
+        before: &before,
+        state: &state,
+    };
+    let drive = drive(&lab_selector, &request, &watch, killed);
+    let inject = inject_faults(&request.lab_dir, &lab, &watch, &request.faults, kill);
+    let ((exit, resumes), injected) = tokio::join!(drive, inject);
     let journal = journals(&runs)
         .into_iter()
         .filter(|path| !before.contains(path))
@@ -237,6 +328,7 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
         steps: Vec::new(),
         gates: Vec::new(),
         faults: injected,
+        resumes,
         lab_at_end: end,
     };
     if let Some(path) = journal {
@@ -249,6 +341,35 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     } else {
         exit
     })
+}
+
+/// With `--scale`, the lab leader's database filled with pgbench in proportion to the target's;
+/// what the lab then holds.
+async fn fill_database(
+    request: &Request,
+    lab: &crate::exec::LiveCluster,
+    view: &ClusterView,
+    shape: &Shape,
+) -> Result<Option<String>, Error> {
+    let (Some(scale), Some(bytes), Some(leader)) = (
+        request.scale,
+        shape.database_bytes,
+        view.leader.as_deref().and_then(|name| view.member(name)),
+    ) else {
+        return Ok(None);
+    };
+    let units = scale.pgbench_units(bytes);
+    eprintln!("rehearse: filling the lab's database with pgbench -s {units}");
+    crate::lab::fill(&request.lab_dir, &leader.name, units).await?;
+    let filled = match lab.database_size(&leader.host).await {
+        Some(Ok(filled)) => crate::ui::human_bytes(filled),
+        _ => "unknown".into(),
+    };
+    Ok(Some(format!(
+        "the database's size ({}): the lab's is {filled} (pgbench -s {units}, --scale {})",
+        crate::ui::human_bytes(bytes),
+        scale.0
+    )))
 }
 
 /// The runbook's plan for `cluster` as its dry-run makes it (measured, then planned).
@@ -296,6 +417,7 @@ async fn shape_of(target: &crate::exec::LiveCluster, view: &ClusterView) -> Shap
                 let status = member.status.as_ref().ok();
                 MemberShape {
                     name: member.name.clone(),
+                    spare: member.in_inventory && member.dcs.is_none() && status.is_none(),
                     role: member.role().map(|role| role.as_str().to_string()),
                     patroni: member.patroni_version().map(|version| version.to_string()),
                     tags: status
@@ -321,37 +443,82 @@ async fn shape_of(target: &crate::exec::LiveCluster, view: &ClusterView) -> Shap
 }
 
 /// The lab that mirrors `shape`, and what it cannot mirror.
-fn lab_spec(shape: &Shape, first_address: Ipv4Addr) -> (LabSpec, Vec<String>) {
+fn lab_spec(
+    shape: &Shape,
+    first_address: Ipv4Addr,
+    scale: Option<Scale>,
+) -> (LabSpec, Vec<String>) {
     let mut not_mirrored = Vec::new();
-    let count = shape.members.len().clamp(1, 9);
-    if shape.members.len() > 9 {
+    // Members first, spares last: the lab's order.
+    let mut members: Vec<&MemberShape> = shape.members.iter().filter(|m| !m.spare).collect();
+    let spares = members.len();
+    members.extend(shape.members.iter().filter(|m| m.spare));
+    let spares = members.len() - spares;
+    let count = members.len().clamp(1, MAX_LAB_MEMBERS);
+    if shape.members.len() > MAX_LAB_MEMBERS {
         not_mirrored.push(format!(
-            "{} members: the lab runs at most 9",
+            "{} members: the lab runs at most {MAX_LAB_MEMBERS}",
             shape.members.len()
         ));
     }
-    let lab_names: Vec<String> = (1..=count).map(|n| format!("node{n}")).collect();
-    let names: Vec<&str> = shape.members.iter().map(|m| m.name.as_str()).collect();
-    if names != lab_names.iter().map(String::as_str).collect::<Vec<_>>() {
+    members.truncate(count);
+    let spares = spares.min(count.saturating_sub(1));
+    let mut mirror = Mirror::default();
+    let names: Vec<String> = members.iter().map(|member| member.name.clone()).collect();
+    let names_mirrored = names.iter().all(|name| lab_can_name(name));
+    // The lab's name for a member: its own, or `nodeN` by its place when any name cannot be.
+    let renamed = |name: &str| {
+        if names_mirrored {
+            return name.to_string();
+        }
+        let place = names.iter().position(|other| other == name).unwrap_or(0);
+        format!("node{}", place + 1)
+    };
+    let lab_default = names
+        .iter()
+        .enumerate()
+        .all(|(place, name)| *name == format!("node{}", place + 1));
+    if names_mirrored {
+        if !lab_default {
+            mirror.names.clone_from(&names);
+        }
+    } else {
         not_mirrored.push(format!(
-            "member names: the lab's are {} (plans are compared with members named by their place)",
-            lab_names.join(", ")
+            "member names ({}): the lab names its members node1, node2, … (plans are compared with members named by their sorted place)",
+            names.join(", ")
         ));
     }
-    let releases: Vec<Version> = shape
-        .members
-        .iter()
-        .filter_map(|member| member.patroni.as_deref()?.parse().ok())
-        .collect();
-    let release = releases.iter().max().copied().unwrap_or_else(|| {
-        crate::lab::DEFAULT_PATRONI_VERSION
-            .parse()
-            .unwrap_or(Version::new(4, 1, 5))
-    });
-    if releases.iter().any(|other| *other != release) {
-        not_mirrored.push(format!(
-            "mixed Patroni releases: every lab member runs {release}"
-        ));
+    let release = lab_release(&members);
+    for member in &members {
+        match member.patroni.as_deref().map(str::parse::<Version>) {
+            Some(Ok(version)) if version != release => {
+                mirror.releases.insert(renamed(&member.name), version);
+            }
+            Some(Ok(_)) => {}
+            // A spare runs no Patroni yet: the runbook starts the lab's.
+            None if member.spare => {}
+            Some(Err(_)) | None => not_mirrored.push(format!(
+                "{}'s Patroni release ({}): it runs {release}",
+                member.name,
+                member.patroni.as_deref().unwrap_or("unknown")
+            )),
+        }
+        let mut tags = BTreeMap::new();
+        for (key, value) in &member.tags {
+            if MIRRORED_TAGS.contains(&key.as_str()) && mirrorable_tag(key, value, &names) {
+                let value = match (key.as_str(), value.as_str()) {
+                    // replicatefrom names a member: the lab's name for it.
+                    ("replicatefrom", Some(from)) => Value::String(renamed(from)),
+                    _ => value.clone(),
+                };
+                tags.insert(key.clone(), value);
+            } else {
+                not_mirrored.push(format!("{}'s tag {key}: {value}", member.name));
+            }
+        }
+        if !tags.is_empty() {
+            mirror.tags.insert(renamed(&member.name), tags);
+        }
     }
     if let Some(major) = shape.postgres_major
         && major != LAB_POSTGRES_MAJOR
@@ -360,30 +527,13 @@ fn lab_spec(shape: &Shape, first_address: Ipv4Addr) -> (LabSpec, Vec<String>) {
             "PostgreSQL {major}: the lab runs PostgreSQL {LAB_POSTGRES_MAJOR}"
         ));
     }
-    let tagged: Vec<String> = shape
-        .members
-        .iter()
-        .filter(|member| !member.tags.is_empty())
-        .map(|member| {
-            let tags: Vec<&str> = member.tags.keys().map(String::as_str).collect();
-            format!("{} ({})", member.name, tags.join(", "))
-        })
-        .collect();
-    if !tagged.is_empty() {
-        not_mirrored.push(format!("tags: {}", tagged.join("; ")));
-    }
     if shape.standby {
         not_mirrored.push("a standby cluster: the lab's cluster is a primary one".into());
     }
-    if let Some(bytes) = shape.database_bytes {
-        not_mirrored.push(format!(
-            "the database's size ({}): the lab's is its own",
-            crate::ui::human_bytes(bytes)
-        ));
-    }
+    not_mirrored.extend(size_not_mirrored(shape.database_bytes, scale));
     let spec = LabSpec {
-        members: u8::try_from(count).unwrap_or(9),
-        spares: 0,
+        members: u8::try_from(count - spares).unwrap_or(1),
+        spares: u8::try_from(spares).unwrap_or(0),
         patroni_version: release,
         tls: false,
         scope: shape.scope.clone(),
@@ -395,8 +545,67 @@ fn lab_spec(shape: &Shape, first_address: Ipv4Addr) -> (LabSpec, Vec<String>) {
         },
         etcd_members: 1,
         standby_members: 0,
+        mirror,
     };
     (spec, not_mirrored)
+}
+
+/// What `--scale` leaves of the database's size unmirrored.
+fn size_not_mirrored(database_bytes: Option<u64>, scale: Option<Scale>) -> Option<String> {
+    match (database_bytes, scale) {
+        (Some(bytes), None) => Some(format!(
+            "the database's size ({}): the lab's is nearly empty (--scale fills it with pgbench)",
+            crate::ui::human_bytes(bytes)
+        )),
+        (Some(bytes), Some(scale)) if scale.pgbench_units(bytes) == MAX_PGBENCH_UNITS => {
+            Some(format!(
+                "the database's size ({}) at --scale {}: the lab fills at most {MAX_PGBENCH_UNITS} pgbench units",
+                crate::ui::human_bytes(bytes),
+                scale.0
+            ))
+        }
+        (None, Some(_)) => {
+            Some("the database's size could not be read: --scale fills nothing".into())
+        }
+        _ => None,
+    }
+}
+
+/// The most members' release (the newest of a tie): the lab's own; the others' are mirrored
+/// member by member.
+fn lab_release(members: &[&MemberShape]) -> Version {
+    let mut counts: BTreeMap<Version, usize> = BTreeMap::new();
+    for member in members {
+        if let Some(Ok(version)) = member.patroni.as_deref().map(str::parse::<Version>) {
+            *counts.entry(version).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(version, count)| (*count, *version))
+        .map_or_else(
+            || {
+                crate::lab::DEFAULT_PATRONI_VERSION
+                    .parse()
+                    .unwrap_or(Version::new(4, 1, 5))
+            },
+            |(version, _)| version,
+        )
+}
+
+/// Whether the lab can call a member `name`: a name pgha accepts, not the standby cluster's.
+fn lab_can_name(name: &str) -> bool {
+    crate::names::check_name(name).is_ok() && !name.starts_with(crate::lab::STANDBY_SCOPE)
+}
+
+/// A tag the lab can write: a scalar, and a `replicatefrom` naming one of the members.
+fn mirrorable_tag(key: &str, value: &Value, names: &[String]) -> bool {
+    match key {
+        "replicatefrom" => value
+            .as_str()
+            .is_some_and(|from| names.iter().any(|name| name == from)),
+        _ => value.is_boolean() || value.is_number(),
+    }
 }
 
 /// The target's timing and synchronous settings, written into the lab's configuration.
@@ -415,82 +624,231 @@ async fn mirror_settings(lab: &crate::exec::LiveCluster, shape: &Shape) -> Resul
     Ok(())
 }
 
+/// What the run and the fault injector share: where the run's journal appears, how many faults
+/// fired, whether one is being injected, and whether the rehearsal's run is over.
+struct Watch<'a> {
+    runs: &'a Path,
+    before: &'a [PathBuf],
+    state: &'a std::sync::Mutex<FaultState>,
+}
+
+#[derive(Default)]
+struct FaultState {
+    injected: usize,
+    injecting: bool,
+    done: bool,
+}
+
+impl Watch<'_> {
+    /// The rehearsal run's journal: the one that appeared since it began.
+    fn journal(&self) -> Option<PathBuf> {
+        journals(self.runs)
+            .into_iter()
+            .filter(|path| !self.before.contains(path))
+            .max()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.journal()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    fn run_id(&self) -> Option<String> {
+        self.events().iter().find_map(|event| {
+            (event["event"] == "run_started").then(|| event["run_id"].as_str().map(String::from))?
+        })
+    }
+
+    fn with<T>(&self, change: impl FnOnce(&mut FaultState) -> T) -> T {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(&mut state)
+    }
+}
+
+/// Runs the runbook on the lab as an operator would through the faults: a run killed
+/// (`pgha-kill`) is resumed at once, as a new pgha would be started; a run that failed after a
+/// fault is resumed once the fault is over. Each resume waits out the dead run's DCS lock
+/// (bounded by twice its TTL).
+async fn drive(
+    lab: &Selector,
+    request: &Request,
+    watch: &Watch<'_>,
+    mut killed: tokio::sync::mpsc::UnboundedReceiver<()>,
+) -> (Result<Exit, Error>, Vec<String>) {
+    type Attempt<'a> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Exit, Error>> + 'a>>;
+    let mut attempt: Attempt = Box::pin(runner::run(
+        lab,
+        request.params.clone(),
+        request.options.clone(),
+    ));
+    let mut resumes = Vec::new();
+    let mut resumed_after = 0;
+    let ended = loop {
+        let killed_now = tokio::select! {
+            ended = &mut attempt => Err(ended),
+            Some(()) = killed.recv() => Ok(()),
+        };
+        let reason = match killed_now {
+            Ok(()) => "the run's pgha killed".to_string(),
+            Err(Ok(Exit::Success)) => break Ok(Exit::Success),
+            Err(ended) => {
+                let injected = watch.with(|state| state.injected);
+                if injected <= resumed_after || resumes.len() >= request.faults.len() {
+                    break ended;
+                }
+                // The fault's own time (an outage) ends before the operator resumes.
+                while watch.with(|state| state.injecting) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                match &ended {
+                    Ok(exit) => format!("the run ended with exit {}", exit.as_code()),
+                    Err(error) => format!("the run failed: {error}"),
+                }
+            }
+        };
+        drop(attempt);
+        resumed_after = watch.with(|state| state.injected);
+        let Some(run_id) = watch.run_id() else {
+            break Err(Error::Refused(format!(
+                "{reason} before its journal began: nothing to resume"
+            )));
+        };
+        eprintln!("rehearse: {reason}; pgha resume {run_id}");
+        let (result, waited) = resume_when_unlocked(lab, &run_id, &request.options).await;
+        resumes.push(format!(
+            "{reason}; `pgha resume {run_id}`{}: {}",
+            if waited < 1.0 {
+                String::new()
+            } else {
+                format!(" once the dead run's DCS lock expired ({waited:.1} s)")
+            },
+            match &result {
+                Ok(exit) => format!("exit {}", exit.as_code()),
+                Err(error) => error.to_string(),
+            }
+        ));
+        attempt = Box::pin(std::future::ready(result));
+    };
+    watch.with(|state| state.done = true);
+    (ended, resumes)
+}
+
+/// `pgha resume RUN_ID` on the lab, tried again while the dead run's lock is held (its lease
+/// ends within the lock's TTL); the seconds it waited for the lock.
+async fn resume_when_unlocked(
+    lab: &Selector,
+    run_id: &str,
+    options: &RunOptions,
+) -> (Result<Exit, Error>, f64) {
+    let started = std::time::Instant::now();
+    loop {
+        let waited = started.elapsed();
+        let result = crate::runs::resume(lab, run_id, false, options.clone()).await;
+        let held = matches!(&result, Err(error) if error.exit() == Exit::LockHeld);
+        if !held || started.elapsed() > DEAD_LOCK_WAIT {
+            return (result, waited.as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Watches the run's journal; as each fault's step starts, injects the fault on the lab. Ends
-/// with the run (its journal's `run_finished`), or at once without faults.
+/// once the rehearsal's run is over (resumes included).
 async fn inject_faults(
     lab_dir: &Path,
     lab: &crate::exec::LiveCluster,
-    runs: &Path,
-    before: &[PathBuf],
+    watch: &Watch<'_>,
     faults: &[Fault],
+    kill: tokio::sync::mpsc::UnboundedSender<()>,
 ) -> Vec<Injected> {
     let mut pending: Vec<&Fault> = faults.iter().collect();
     let mut injected = Vec::new();
     let started = std::time::Instant::now();
     // Bounded: no rehearsal waits longer than a day.
-    while !pending.is_empty() && started.elapsed() < Duration::from_hours(24) {
+    while started.elapsed() < Duration::from_hours(24) {
+        if watch.with(|state| state.done) {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let Some(journal) = journals(runs)
-            .into_iter()
-            .filter(|path| !before.contains(path))
-            .max()
-        else {
-            continue;
-        };
-        let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        let events: Vec<Value> = text
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect();
+        let events = watch.events();
         let mut due = Vec::new();
-        pending.retain(|fault| {
-            let started_step = events.iter().find_map(|event| {
-                let step = event["step"].as_str()?;
-                (event["event"] == "step_started" && step.starts_with(&fault.at))
-                    .then(|| step.to_string())
-            });
-            match started_step {
-                Some(step) => {
-                    due.push(((*fault).clone(), step));
-                    false
-                }
-                None => true,
+        pending.retain(|fault| match started_step(&events, &fault.at) {
+            Some(step) => {
+                due.push(((*fault).clone(), step));
+                false
             }
+            None => true,
         });
         for (fault, step) in due {
-            let what = inject(lab_dir, lab, fault.kind).await;
-            eprintln!("rehearse: fault {:?} at {step}: {what}", fault.kind);
+            watch.with(|state| {
+                state.injecting = true;
+                state.injected += 1;
+            });
+            let what = inject(lab_dir, lab, fault.kind, &kill).await;
+            watch.with(|state| state.injecting = false);
+            eprintln!("rehearse: fault {}@{step}: {what}", fault.kind.name());
             injected.push(Injected {
-                fault: format!("{}@{}", kind_name(fault.kind), fault.at),
+                fault: format!("{}@{}", fault.kind.name(), fault.at),
                 step,
                 seconds_into_run: started.elapsed().as_secs_f64(),
                 what,
             });
         }
-        if events.iter().any(|event| event["event"] == "run_finished") {
-            for fault in pending.drain(..) {
-                injected.push(Injected {
-                    fault: format!("{}@{}", kind_name(fault.kind), fault.at),
-                    step: String::new(),
-                    seconds_into_run: started.elapsed().as_secs_f64(),
-                    what: "not injected: no step with that name started".into(),
-                });
-            }
-        }
     }
+    injected.extend(pending.into_iter().map(|fault| Injected {
+        fault: format!("{}@{}", fault.kind.name(), fault.at),
+        step: String::new(),
+        seconds_into_run: started.elapsed().as_secs_f64(),
+        what: "not injected: no step with that name started".into(),
+    }));
     injected
 }
 
-fn kind_name(kind: FaultKind) -> &'static str {
-    match kind {
-        FaultKind::KillLeader => "kill-leader",
-        FaultKind::DcsDown => "dcs-down",
-    }
+/// The first step whose id starts with `at` that the journal shows started.
+fn started_step(events: &[Value], at: &str) -> Option<String> {
+    events.iter().find_map(|event| {
+        let step = event["step"].as_str()?;
+        (event["event"] == "step_started" && step.starts_with(at)).then(|| step.to_string())
+    })
 }
 
-async fn inject(lab_dir: &Path, lab: &crate::exec::LiveCluster, kind: FaultKind) -> String {
+async fn inject(
+    lab_dir: &Path,
+    lab: &crate::exec::LiveCluster,
+    kind: FaultKind,
+    kill: &tokio::sync::mpsc::UnboundedSender<()>,
+) -> String {
     use crate::lab::{Killed, LabCommand, MemberAction};
     match kind {
+        FaultKind::PghaKill => match kill.send(()) {
+            Ok(()) => "the run's pgha killed mid-step".into(),
+            Err(_) => "the run had already ended".into(),
+        },
+        FaultKind::SshDrop => {
+            let (stop, start) = (
+                LabCommand::Ssh { start: false },
+                LabCommand::Ssh { start: true },
+            );
+            if let Err(error) = crate::lab::execute(lab_dir, stop).await {
+                return format!("stopping SSH failed: {error}");
+            }
+            tokio::time::sleep(SSH_OUTAGE).await;
+            match crate::lab::execute(lab_dir, start).await {
+                Ok(_) => format!(
+                    "SSH dropped (sessions included) for {}s, then back",
+                    SSH_OUTAGE.as_secs()
+                ),
+                Err(error) => format!("SSH dropped; starting it again failed: {error}"),
+            }
+        }
         FaultKind::KillLeader => {
             let leader = match lab.observe().await {
                 Ok(view) => view.leader,
@@ -576,7 +934,10 @@ async fn mirror_leader(
         let view = lab.observe().await?;
         let settled = view.leader.as_deref() == Some(wanted.as_str())
             && view.members.iter().all(|member| {
-                member.is_leader() || member.state() == Some(crate::patroni::MemberState::Streaming)
+                // A spare is not in the cluster: nothing to settle.
+                member.dcs.is_none()
+                    || member.is_leader()
+                    || member.state() == Some(crate::patroni::MemberState::Streaming)
             });
         if settled {
             return Ok(view);
@@ -613,6 +974,7 @@ fn read_journal(path: &Path, report: &mut Report) {
             .and_then(|text| text.parse::<jiff::Timestamp>().ok())
     };
     let mut started: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+    let mut run_began = None;
     for line in text.lines() {
         let Ok(event) = serde_json::from_str::<Value>(line) else {
             continue;
@@ -620,16 +982,31 @@ fn read_journal(path: &Path, report: &mut Report) {
         let seconds = |event: &Value| event["duration_ms"].as_f64().map(|ms| ms / 1000.0);
         let step = event["step"].as_str().unwrap_or_default().to_string();
         match event["event"].as_str() {
-            Some("run_started") => report.run_id = event["run_id"].as_str().map(String::from),
+            Some("run_started") => {
+                report.run_id = event["run_id"].as_str().map(String::from);
+                run_began = at(&event);
+            }
             Some("step_started") => {
                 if let Some(at) = at(&event) {
                     started.insert(step, at);
                 }
             }
+            Some("run_resumed") => {
+                // A step started and never ended: the run's pgha died in it.
+                for (step, since) in std::mem::take(&mut started) {
+                    let span = at(&event).map(|now| now.duration_since(since).as_secs_f64());
+                    report.steps.push(StepTime {
+                        step,
+                        outcome: "interrupted".into(),
+                        seconds: span.unwrap_or(0.0),
+                    });
+                }
+            }
             Some("step_succeeded" | "step_failed" | "step_skipped") => {
+                let began = started.remove(&step);
                 // A failed step's event has no duration: from its start to its end.
                 let measured = seconds(&event).or_else(|| {
-                    let span = at(&event)?.duration_since(*started.get(&step)?);
+                    let span = at(&event)?.duration_since(began?);
                     Some(span.as_secs_f64())
                 });
                 report.steps.push(StepTime {
@@ -650,7 +1027,11 @@ fn read_journal(path: &Path, report: &mut Report) {
             )),
             Some("run_finished") => {
                 report.outcome = event["outcome"].as_str().unwrap_or_default().to_string();
-                report.seconds = seconds(&event);
+                // Resumed: from the run's start to its last end, the waits between included.
+                let wall = run_began
+                    .zip(at(&event))
+                    .map(|(began, ended)| ended.duration_since(began).as_secs_f64());
+                report.seconds = wall.or_else(|| seconds(&event));
             }
             _ => {}
         }
@@ -680,13 +1061,16 @@ fn markdown(report: &Report) -> String {
     let members: Vec<String> = target
         .members
         .iter()
-        .map(|member| {
-            format!(
+        .map(|member| match (&member.role, &member.patroni) {
+            _ if member.spare => {
+                format!("{} (spare: in the inventory, not the cluster)", member.name)
+            }
+            (role, patroni) => format!(
                 "{} ({}, Patroni {})",
                 member.name,
-                member.role.as_deref().unwrap_or("?"),
-                member.patroni.as_deref().unwrap_or("?")
-            )
+                role.as_deref().unwrap_or("?"),
+                patroni.as_deref().unwrap_or("?")
+            ),
         })
         .collect();
     let _ = writeln!(out, "| | |\n| --- | --- |");
@@ -759,6 +1143,9 @@ fn markdown(report: &Report) -> String {
                 fault.fault, fault.step, fault.seconds_into_run, fault.what
             );
         }
+        for resume in &report.resumes {
+            let _ = writeln!(out, "- then {resume}");
+        }
     }
     out
 }
@@ -777,6 +1164,7 @@ mod tests {
                 .zip(patroni)
                 .map(|(name, release)| MemberShape {
                     name: (*name).into(),
+                    spare: false,
                     role: None,
                     patroni: Some((*release).into()),
                     tags: BTreeMap::new(),
@@ -792,29 +1180,88 @@ mod tests {
 
     #[test]
     fn the_lab_takes_the_shape_and_says_what_it_cannot() {
-        let target = shape(
+        let mut target = shape(
             &["pg-01", "pg-02", "pg-03", "pg-04"],
             &["4.1.5", "3.3.11", "4.1.5", "4.1.5"],
         );
-        let (spec, not_mirrored) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171));
+        target.members[2]
+            .tags
+            .insert("nofailover".into(), Value::Bool(true));
+        target.members[3]
+            .tags
+            .insert("replicatefrom".into(), Value::String("pg-02".into()));
+        target.members[3]
+            .tags
+            .insert("datacenter".into(), Value::String("east".into()));
+        let (spec, not_mirrored) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
         assert_eq!(spec.members, 4);
         assert_eq!(spec.patroni_version, Version::new(4, 1, 5));
         assert_eq!(spec.dcs, LabDcs::Consul);
         assert_eq!(spec.scope, "main");
+        assert_eq!(spec.mirror.names, ["pg-01", "pg-02", "pg-03", "pg-04"]);
+        assert_eq!(
+            spec.mirror.releases,
+            BTreeMap::from([("pg-02".to_string(), Version::new(3, 3, 11))])
+        );
+        assert_eq!(spec.mirror.tags["pg-03"]["nofailover"], true);
+        assert_eq!(spec.mirror.tags["pg-04"]["replicatefrom"], "pg-02");
+        assert!(spec.check().is_ok(), "{:?}", spec.check());
         let said = not_mirrored.join("\n");
-        assert!(
-            said.contains("member names: the lab's are node1, node2, node3, node4"),
-            "{said}"
-        );
-        assert!(
-            said.contains("mixed Patroni releases: every lab member runs 4.1.5"),
-            "{said}"
-        );
+        assert!(!said.contains("member names"), "{said}");
+        assert!(said.contains("pg-04's tag datacenter"), "{said}");
         assert!(
             said.contains("PostgreSQL 16: the lab runs PostgreSQL 15"),
             "{said}"
         );
-        assert!(said.contains("the database's size (470.0 MiB)"), "{said}");
+
+        // A host in the inventory, not in the cluster: the lab's spare, last.
+        target.members.insert(
+            0,
+            MemberShape {
+                name: "pg-00".into(),
+                spare: true,
+                role: None,
+                patroni: None,
+                tags: BTreeMap::new(),
+            },
+        );
+        let (spec, _) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
+        assert_eq!((spec.members, spec.spares), (4, 1));
+        assert_eq!(spec.mirror.names.last().map(String::as_str), Some("pg-00"));
+        assert!(spec.check().is_ok(), "{:?}", spec.check());
+        assert!(
+            said.contains("the database's size (470.0 MiB): the lab's is nearly empty"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn names_the_lab_cannot_take_are_said_and_tags_follow_the_lab_names() {
+        let mut target = shape(&["db 1", "db-2"], &["4.1.5", "4.1.5"]);
+        target.members[1]
+            .tags
+            .insert("replicatefrom".into(), Value::String("db 1".into()));
+        let (spec, not_mirrored) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
+        assert!(spec.mirror.names.is_empty());
+        assert_eq!(spec.mirror.tags["node2"]["replicatefrom"], "node1");
+        assert!(
+            not_mirrored[0].starts_with("member names (db 1, db-2)"),
+            "{not_mirrored:?}"
+        );
+    }
+
+    #[test]
+    fn scale_is_a_share_filled_in_pgbench_units() {
+        let scale = Scale::parse("0.1").unwrap();
+        assert_eq!(scale.pgbench_units(300 << 20), 2);
+        assert_eq!(scale.pgbench_units(1), 1);
+        assert_eq!(
+            Scale::parse("1").unwrap().pgbench_units(1 << 40),
+            MAX_PGBENCH_UNITS
+        );
+        for bad in ["0", "-1", "1.5", "x", "NaN"] {
+            assert!(Scale::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -830,7 +1277,7 @@ mod tests {
         assert!(
             Fault::parse("reboot@x")
                 .unwrap_err()
-                .contains("kill-leader, dcs-down")
+                .contains("kill-leader, dcs-down, ssh-drop, pgha-kill")
         );
         assert!(
             Fault::parse("kill-leader")
@@ -871,6 +1318,7 @@ mod tests {
             steps: Vec::new(),
             gates: Vec::new(),
             faults: Vec::new(),
+            resumes: Vec::new(),
             lab_at_end: "leader node1".into(),
         };
         read_journal(&path, &mut report);

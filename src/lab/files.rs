@@ -300,6 +300,30 @@ pub(crate) fn write_alertmanager_config(layout: &Layout) -> Result<PathBuf, LabE
     Ok(path)
 }
 
+/// The member's tags: Patroni's four booleans false, unless the spec mirrors another cluster's
+/// (keys and scalar values checked by the spec; a value's JSON is YAML).
+fn tags(spec: &LabSpec, member: &LabMember) -> String {
+    let mut tags: std::collections::BTreeMap<&str, serde_json::Value> =
+        ["nofailover", "noloadbalance", "clonefrom", "nosync"]
+            .into_iter()
+            .map(|key| (key, serde_json::Value::Bool(false)))
+            .collect();
+    if member.cluster == LabCluster::Primary
+        && let Some(mirrored) = spec.mirror.tags.get(&member.name)
+    {
+        tags.extend(
+            mirrored
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.clone())),
+        );
+    }
+    let mut text = String::new();
+    for (key, value) in &tags {
+        let _ = writeln!(text, "  {key}: {value}");
+    }
+    text
+}
+
 /// One member's `patroni.yml`. Timing follows the settings measured stable on this kind of
 /// machine: ttl 20, loop_wait 2, retry_timeout 5; a fast checkpoint for base backups. A lab with
 /// a standby cluster archives WAL, and its standby members follow that archive.
@@ -339,9 +363,10 @@ restapi:\n  listen: {address}:8008\n  connect_address: {address}:8008\n  authent
 {dcs}\
 bootstrap:\n  dcs:\n    ttl: 20\n    loop_wait: 2\n    retry_timeout: 5\n    maximum_lag_on_failover: 1048576\n{standby_cluster}    postgresql:\n      use_pg_rewind: true\n      use_slots: true\n      parameters:\n        wal_level: replica\n        hot_standby: 'on'\n        wal_log_hints: 'on'\n        max_connections: 50\n        max_wal_senders: 10\n        max_replication_slots: 10\n        wal_keep_size: 256MB\n        shared_buffers: 64MB\n{archive_dcs}  initdb:\n  - encoding: UTF8\n  - data-checksums\n\
 postgresql:\n  listen: {address}:5432\n  connect_address: {address}:5432\n  data_dir: {data}\n  bin_dir: {bin}\n  pgpass: {member_dir}/pgpass\n  authentication:\n    superuser:\n      username: postgres\n      password: {superuser}\n    replication:\n      username: replicator\n      password: {replication}\n    rewind:\n      username: rewinder\n      password: {rewind}\n  parameters:\n    unix_socket_directories: {member_dir}\n{archive_command}{replica_methods}  pg_hba:\n  - local all all trust\n  - host replication replicator 127.0.0.0/8 scram-sha-256\n  - host all all 127.0.0.0/8 scram-sha-256\n  basebackup:\n  - checkpoint: fast\n\
-tags:\n  nofailover: false\n  noloadbalance: false\n  clonefrom: false\n  nosync: false\n",
+tags:\n{tags}",
         scope = member.cluster.scope(spec),
         name = member.name,
+        tags = tags(spec, member),
         standby_cluster = standby_cluster_dcs(spec, member),
         archive_dcs = archive_dcs(spec, member),
         archive_command = archive_command(spec, member),

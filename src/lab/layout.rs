@@ -178,7 +178,12 @@ impl LabSpec {
         let first = u32::from(self.first_address);
         (0..self.members + self.spares)
             .map(|index| LabMember {
-                name: format!("node{}", index + 1),
+                name: self
+                    .mirror
+                    .names
+                    .get(usize::from(index))
+                    .cloned()
+                    .unwrap_or_else(|| format!("node{}", index + 1)),
                 address: Ipv4Addr::from(first + u32::from(index)),
                 spare: index >= self.members,
                 cluster: LabCluster::Primary,

@@ -12,10 +12,12 @@ mod health;
 mod layout;
 mod pgbackrest;
 mod process;
+mod rehearsal;
 mod report;
 mod standby;
 mod venv;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -58,6 +60,75 @@ pub struct LabSpec {
     /// archive; 0: no standby cluster and no archiving (labs recorded before had none).
     #[serde(default)]
     pub standby_members: u8,
+    /// What a rehearsal mirrors of the cluster it rehearses for (names, tags, releases); empty
+    /// for a lab of its own (and labs recorded before).
+    #[serde(default, skip_serializing_if = "Mirror::is_empty")]
+    pub mirror: Mirror,
+}
+
+/// The primary cluster's members as another cluster's: their names (in order, in place of
+/// `node1`, …), the tags in their Patroni configuration, and the Patroni release each starts
+/// with when it is not the lab's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mirror {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub releases: BTreeMap<String, Version>,
+}
+
+impl Mirror {
+    pub fn is_empty(&self) -> bool {
+        self == &Mirror::default()
+    }
+
+    /// Names that are names, one per member (spares included); tags that are Patroni's scalars under plain keys
+    /// (they are written into YAML); tags and releases of members the lab has.
+    fn check(&self, members: u8) -> Result<(), String> {
+        if !self.names.is_empty() && self.names.len() != usize::from(members) {
+            return Err(format!(
+                "{} member names for {members} members",
+                self.names.len()
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for name in &self.names {
+            crate::names::check_name(name).map_err(|why| format!("member name {name:?}: {why}"))?;
+            if name.starts_with(STANDBY_SCOPE) || !seen.insert(name) {
+                return Err(format!("member name {name:?}: taken"));
+            }
+        }
+        let known = |name: &String| {
+            if self.names.is_empty() {
+                (1..=members).any(|n| *name == format!("node{n}"))
+            } else {
+                self.names.contains(name)
+            }
+        };
+        for (member, tags) in &self.tags {
+            if !known(member) {
+                return Err(format!("tags of {member:?}: no such member"));
+            }
+            for (key, value) in tags {
+                let plain = !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                let scalar = value.is_boolean() || value.is_number() || value.is_string();
+                if !plain || !scalar {
+                    return Err(format!(
+                        "tag {key:?} of {member}: a lowercase key and a boolean, number or string"
+                    ));
+                }
+            }
+        }
+        match self.releases.keys().find(|member| !known(member)) {
+            Some(member) => Err(format!("release of {member:?}: no such member")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The standby cluster's scope and the prefix of its members' names.
@@ -137,7 +208,7 @@ impl LabSpec {
             // Consul's HTTP checks would need client certificates for a REST API that requires them.
             return Err("--tls and --dcs consul together are not supported by the lab".into());
         }
-        Ok(())
+        self.mirror.check(self.members + self.spares)
     }
 }
 
@@ -162,7 +233,13 @@ pub enum LabCommand {
         start: bool,
         member: Option<u8>,
     },
+    /// Stop the lab's sshd and its sessions (`false`), or start it (`true`).
+    Ssh {
+        start: bool,
+    },
 }
+
+pub use rehearsal::{PGBENCH_UNIT_BYTES, fill};
 
 #[derive(Debug, Clone, Copy)]
 pub enum MemberAction {
@@ -270,6 +347,7 @@ pub async fn execute(dir: &Path, command: LabCommand) -> Result<Exit, LabError> 
         LabCommand::Status { format } => status(&layout, format),
         LabCommand::Member { action, name } => member(&layout, action, &name).await,
         LabCommand::Dcs { start, member } => dcs(&layout, start, member).await,
+        LabCommand::Ssh { start } => rehearsal::ssh(&layout, start).await,
     }
 }
 
@@ -351,7 +429,7 @@ fn check_prerequisites(spec: &LabSpec) -> Result<(), LabError> {
 
 fn describe(spec: &LabSpec) -> String {
     format!(
-        "{} members + {} spare, Patroni {}, scope {}, from {}, {}{}{}{}",
+        "{} members + {} spare, Patroni {}, scope {}, from {}, {}{}{}{}{}",
         spec.members,
         spec.spares,
         spec.patroni_version,
@@ -371,6 +449,14 @@ fn describe(spec: &LabSpec) -> String {
             )
         } else {
             String::new()
+        },
+        if spec.mirror.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", mirroring {}",
+                serde_json::to_string(&spec.mirror).unwrap_or_default()
+            )
         }
     )
 }
@@ -395,9 +481,10 @@ async fn up(
         }
         Some(state) => state,
         None => {
+            // A mirrored member's release is where it starts; `member start` may change it.
             let state = LabState {
                 spec: spec.clone(),
-                member_versions: std::collections::BTreeMap::new(),
+                member_versions: spec.mirror.releases.clone(),
             };
             state.save(layout)?;
             state
@@ -970,6 +1057,7 @@ mod tests {
             dcs: LabDcs::Etcd,
             etcd_members: 1,
             standby_members: 0,
+            mirror: Mirror::default(),
         }
     }
 
@@ -1321,6 +1409,63 @@ mod tests {
     fn member_config(spec: &LabSpec, member: &LabMember) -> serde_json::Value {
         let layout = Layout::new(Path::new("/lab"));
         serde_saphyr::from_str(&files::patroni_config(&layout, spec, member, &passwords())).unwrap()
+    }
+
+    #[test]
+    fn a_mirrored_lab_names_tags_and_releases_its_members_as_the_target() {
+        let mut spec = spec(3, 0, "127.0.0.171");
+        spec.mirror = Mirror {
+            names: vec!["pg-a".into(), "pg-b".into(), "pg-c".into()],
+            tags: BTreeMap::from([(
+                "pg-c".to_string(),
+                BTreeMap::from([
+                    ("nofailover".to_string(), serde_json::json!(true)),
+                    ("replicatefrom".to_string(), serde_json::json!("pg-b")),
+                ]),
+            )]),
+            releases: BTreeMap::from([("pg-b".to_string(), Version::new(3, 3, 11))]),
+        };
+        assert_eq!(spec.check(), Ok(()));
+        let members = spec.all_members();
+        assert_eq!(members[2].name, "pg-c");
+        let config = member_config(&spec, &members[2]);
+        assert_eq!(config["name"], "pg-c");
+        assert_eq!(config["tags"]["nofailover"], true);
+        assert_eq!(config["tags"]["replicatefrom"], "pg-b");
+        assert_eq!(config["tags"]["nosync"], false);
+        assert_eq!(
+            member_config(&spec, &members[0])["tags"]["nofailover"],
+            false
+        );
+
+        let hostile = |change: &dyn Fn(&mut Mirror)| {
+            let mut bad = spec.clone();
+            change(&mut bad.mirror);
+            bad.check().unwrap_err()
+        };
+        let key = hostile(&|mirror| {
+            mirror.tags.insert(
+                "pg-a".into(),
+                BTreeMap::from([("x: 1\nevil".to_string(), serde_json::json!(true))]),
+            );
+        });
+        assert!(key.contains("a lowercase key"), "{key}");
+        let value = hostile(&|mirror| {
+            mirror.tags.insert(
+                "pg-a".into(),
+                BTreeMap::from([("nofailover".to_string(), serde_json::json!({"a": 1}))]),
+            );
+        });
+        assert!(value.contains("a boolean, number or string"), "{value}");
+        assert!(hostile(&|mirror| mirror.names.pop().map_or((), drop)).contains("2 member names"));
+        assert!(hostile(&|mirror| mirror.names[0] = "a b".into()).contains("member name"));
+        assert!(hostile(&|mirror| mirror.names[0] = "pg-b".into()).contains("taken"));
+        let release = hostile(&|mirror| {
+            mirror
+                .releases
+                .insert("node9".into(), Version::new(4, 0, 0));
+        });
+        assert!(release.contains("no such member"), "{release}");
     }
 
     #[test]

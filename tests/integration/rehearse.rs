@@ -3,11 +3,16 @@
 //! dry-run prints, every step timed; again on the lab as it was left (its leader first put
 //! back in the target leader's place); a reinit behind the member's name; and a switchover
 //! with the leader's machine killed as the old leader rejoins, the fault in the report.
+//!
+//! Then a cluster of another shape (4 members and a spare on the Consul double, one member on
+//! Patroni 3.3.11, one tagged nofailover): the rehearsal lab takes its shape; a switchover whose
+//! pgha is killed as the old leader rejoins is resumed; a scale-up whose SSH drops mid-run is
+//! resumed once SSH is back.
 
 use std::path::Path;
 use std::time::Instant;
 
-use crate::harness::{Lab, Pgha, fingerprint, lab_root, scratch};
+use crate::harness::{Lab, Pgha, fingerprint, lab_root, scratch, wait_until};
 
 /// `pgha --env lab rehearse --like demo --report json [extra] RUNBOOK…` on the rehearsal lab.
 fn rehearse(lab: &Lab, runs: &Path, extra: &[&str], runbook: &[&str]) -> serde_json::Value {
@@ -26,14 +31,14 @@ fn rehearse(lab: &Lab, runs: &Path, extra: &[&str], runbook: &[&str]) -> serde_j
     run.json()
 }
 
-/// Wiped however the test ends.
-struct RehearsalLab;
+/// A rehearsal lab, wiped however the test ends.
+struct RehearsalLab(std::path::PathBuf);
 
 impl Drop for RehearsalLab {
     fn drop(&mut self) {
         let down = Pgha::new()
             .args(["lab", "down", "--wipe"])
-            .env("PGHA_LAB_DIR", lab_root().join("rehearsal"))
+            .env("PGHA_LAB_DIR", &self.0)
             .run();
         if down.code() != 0 {
             eprintln!("wiping the rehearsal lab failed: {}", down.stderr());
@@ -46,7 +51,7 @@ fn runbooks_rehearsed_like_the_lab_are_the_plans_their_dry_runs_show() {
     let guard = Lab::shared().read();
     let lab = guard.lab;
     let runs = scratch();
-    let _wiped = RehearsalLab;
+    let _wiped = RehearsalLab(lab_root().join("rehearsal"));
     let before = fingerprint(lab);
     let dry_run = Pgha::new()
         .args(["switchover", "--dry-run", "-o", "json"])
@@ -133,6 +138,180 @@ fn succeeded_on_the_same_plan(report: &serde_json::Value) {
     assert!(!steps.is_empty(), "{report}");
     assert!(
         steps.iter().all(|step| step["outcome"] == "succeeded"),
+        "{report}"
+    );
+}
+
+/// A lab shaped unlike the lab's default: 4 members and a spare on the Consul double, node3 on
+/// Patroni 3.3.11, node4 tagged nofailover.
+fn a_mixed_consul_cluster() -> crate::harness::DedicatedLab {
+    let lab = Lab::dedicated(
+        "mixed",
+        "127.0.0.181",
+        &[
+            "--members",
+            "4",
+            "--spare",
+            "1",
+            "--dcs",
+            "consul",
+            "--scope",
+            "mixed",
+        ],
+    );
+    for args in [
+        &["lab", "member", "stop", "node3"][..],
+        &[
+            "lab",
+            "member",
+            "start",
+            "node3",
+            "--patroni-version",
+            "3.3.11",
+        ],
+    ] {
+        Pgha::new().args(args).lab(&lab).run().success();
+    }
+    let config = lab.member_config("node4");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("nofailover: false", "nofailover: true"),
+    )
+    .unwrap();
+    Pgha::new()
+        .args(["--env", "lab", "reload", "--member", "node4", "--yes"])
+        .lab(&lab)
+        .run()
+        .success();
+    wait_until(
+        std::time::Duration::from_secs(30),
+        "node4 tagged nofailover and node3 streaming",
+        || {
+            let status = lab.status_json();
+            let member = |name: &str| {
+                status["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|member| member["name"] == name)
+                    .cloned()
+                    .unwrap()
+            };
+            member("node4")["tags"]["nofailover"] == true && member("node3")["state"] == "streaming"
+        },
+    );
+    lab
+}
+
+#[test]
+fn a_cluster_of_another_shape_is_mirrored_and_its_faults_resumed() {
+    let target = a_mixed_consul_cluster();
+    let runs = scratch();
+    let rehearsal_dir = lab_root().join("rehearsal-mixed");
+    let _wiped = RehearsalLab(rehearsal_dir.clone());
+    let rehearse = |extra: &[&str], runbook: &[&str]| {
+        let run = Pgha::new()
+            .args([
+                "--env", "lab", "rehearse", "--like", "mixed", "--report", "json",
+            ])
+            .arg_flag_path("--lab-dir", &rehearsal_dir)
+            .args(["--first-address", "127.0.0.231"])
+            .args(extra)
+            .args(runbook)
+            .env("PGHA_RUNS_DIR", runs.path())
+            .lab(&target)
+            .run();
+        eprintln!("{}", run.stderr());
+        run.json()
+    };
+
+    let switchover = rehearse(
+        &["--fault", "pgha-kill@wait-rejoin", "--scale", "0.5"],
+        &["switchover", "--yes"],
+    );
+    succeeded_after_a_resume(&switchover);
+    let not_mirrored = switchover["not_mirrored"].to_string();
+    for mirrored in ["tag", "release", "member names", "members:"] {
+        assert!(!not_mirrored.contains(mirrored), "{not_mirrored}");
+    }
+    assert!(not_mirrored.contains("pgbench -s 1"), "{not_mirrored}");
+    assert!(
+        switchover["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|step| step["outcome"] == "interrupted"),
+        "the step pgha died in: {switchover}"
+    );
+    let lab = Pgha::new()
+        .arg_flag_path("--config", &rehearsal_dir.join("pgha.yml"))
+        .args(["--env", "lab", "status", "-o", "json"])
+        .run()
+        .success()
+        .json();
+    let members = lab["members"].as_array().unwrap();
+    let shape: Vec<(String, String, bool, bool)> = members
+        .iter()
+        .map(|member| {
+            (
+                member["name"].as_str().unwrap().to_string(),
+                member["patroni_version"].as_str().unwrap_or("").to_string(),
+                member["tags"]["nofailover"] == true,
+                member["in_dcs"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("node1".into(), "4.1.5".into(), false, true),
+            ("node2".into(), "4.1.5".into(), false, true),
+            ("node3".into(), "3.3.11".into(), false, true),
+            ("node4".into(), "4.1.5".into(), true, true),
+            ("node5".into(), String::new(), false, false),
+        ],
+        "{lab}"
+    );
+
+    // The spare added while SSH is away: the failed step is resumed once it is back.
+    let scale_up = rehearse(
+        &["--fault", "ssh-drop@installed"],
+        &[
+            "scale-up",
+            "--member",
+            "node5",
+            "--yes",
+            "--done",
+            "provisioning",
+        ],
+    );
+    succeeded_after_a_resume(&scale_up);
+    assert!(
+        scale_up["faults"][0]["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("SSH dropped"),
+        "{scale_up}"
+    );
+    assert!(
+        scale_up["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|step| step["outcome"] == "failed"),
+        "a step failed while SSH was away: {scale_up}"
+    );
+}
+
+fn succeeded_after_a_resume(report: &serde_json::Value) {
+    assert_eq!(report["same_structure"], true, "{report}");
+    assert_eq!(report["outcome"], "succeeded", "{report}");
+    assert_eq!(report["faults"].as_array().unwrap().len(), 1, "{report}");
+    let resumes = report["resumes"].as_array().unwrap();
+    assert_eq!(resumes.len(), 1, "{report}");
+    assert!(
+        resumes[0].as_str().unwrap().ends_with(": exit 0"),
         "{report}"
     );
 }
