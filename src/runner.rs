@@ -58,6 +58,28 @@ pub fn render(plan: &Plan, checked: Option<&[CheckedPrecheck]>, format: PlanForm
     }
 }
 
+/// A dry-run: the plan, its checked pre-conditions and, where earlier runs teach it, how long
+/// it should take.
+fn render_dry_run(
+    plan: &Plan,
+    checked: &[CheckedPrecheck],
+    estimate: Option<&crate::plan::estimate::Estimate>,
+    format: PlanFormat,
+) -> String {
+    let mut out = match format {
+        PlanFormat::Json => return render::json_estimated(plan, Some(checked), estimate),
+        _ => render(plan, Some(checked), format),
+    };
+    match (estimate, format) {
+        (Some(estimate), PlanFormat::Markdown) => {
+            out.push_str(&render::estimate_markdown(estimate));
+        }
+        (Some(estimate), _) => out.push_str(&render::estimate_text(estimate)),
+        (None, _) => {}
+    }
+    out
+}
+
 /// What runbooks may measure before planning, read from the live cluster.
 impl runbooks::Probe for LiveCluster {
     async fn database_size(&self, host: &str) -> Option<Result<u64, crate::postgres::SqlError>> {
@@ -196,7 +218,13 @@ pub async fn run(selector: &Selector, params: Params, options: RunOptions) -> Re
     refuse_sql_without_access(&world, &plan)?;
     let all_passed = checked.iter().all(|check| check.verdict.passed);
     if options.dry_run {
-        crate::ui::print_stdout(&render(&plan, Some(&checked), options.format))?;
+        let estimate = crate::plan::estimate::from_journals(&plan, &journal::default_dir());
+        crate::ui::print_stdout(&render_dry_run(
+            &plan,
+            &checked,
+            estimate.as_ref(),
+            options.format,
+        ))?;
         return Ok(if all_passed {
             Exit::Success
         } else {

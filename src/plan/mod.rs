@@ -4,6 +4,7 @@
 //! without I/O by `runbooks`, executed by `exec`, rendered by `render`, stored in the journal.
 
 mod check;
+pub mod estimate;
 pub mod render;
 pub mod structure;
 

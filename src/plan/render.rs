@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::estimate::{Estimate, StepEstimate};
 use serde::Serialize;
 
 use super::{
@@ -52,19 +53,88 @@ struct JsonPlan<'a> {
     /// the real run when they do the same steps behind the same gates.
     plan_structure: String,
     prechecks: Option<&'a [CheckedPrecheck]>,
+    /// From earlier runs' journals (a dry-run's); absent without any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimate: Option<&'a Estimate>,
 }
 
 pub fn json(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {
+    json_estimated(plan, checked, None)
+}
+
+/// The plan as JSON, with its estimate.
+pub fn json_estimated(
+    plan: &Plan,
+    checked: Option<&[CheckedPrecheck]>,
+    estimate: Option<&Estimate>,
+) -> String {
     let document = JsonPlan {
         schema_version: 1,
         plan,
         plan_hash: plan.hash(),
         plan_structure: super::structure::fingerprint(plan),
         prechecks: checked,
+        estimate,
     };
     let mut text = crate::ui::json::pretty(&document).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// How long the plan should take, as a Markdown section: each step, the total, the runs.
+pub fn estimate_markdown(estimate: &Estimate) -> String {
+    let mut out = format!(
+        "\n## Estimate\n\nFrom {} earlier run(s) of this runbook (journals of runs and rehearsals): about {} in all.\n\n| step | estimate | runs |\n| --- | ---: | ---: |\n",
+        estimate.runs,
+        seconds_text(estimate.total_seconds)
+    );
+    for step in &estimate.steps {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            step.step,
+            estimated(step),
+            step.runs
+        );
+    }
+    out
+}
+
+/// The estimate as text lines, for the terminal.
+pub fn estimate_text(estimate: &Estimate) -> String {
+    let mut out = format!(
+        "Estimate (from {} earlier run(s)): about {}\n",
+        estimate.runs,
+        seconds_text(estimate.total_seconds)
+    );
+    for step in &estimate.steps {
+        let _ = writeln!(
+            out,
+            "  {}: {} ({} run(s))",
+            step.step,
+            estimated(step),
+            step.runs
+        );
+    }
+    out
+}
+
+fn estimated(step: &StepEstimate) -> String {
+    match step.seconds {
+        Some(seconds) if step.scaled => format!("{} (scaled to the size)", seconds_text(seconds)),
+        Some(seconds) => seconds_text(seconds),
+        None => "unknown".into(),
+    }
+}
+
+fn seconds_text(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.1} s")
+    } else {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let whole = std::time::Duration::from_secs(seconds.round() as u64);
+        humantime::format_duration(whole).to_string()
+    }
 }
 
 pub fn markdown(plan: &Plan, checked: Option<&[CheckedPrecheck]>) -> String {

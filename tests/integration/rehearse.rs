@@ -2,7 +2,8 @@
 //! 127.0.0.171), the target only read: a switchover whose structure is the one the target's
 //! dry-run prints, every step timed; again on the lab as it was left (its leader first put
 //! back in the target leader's place); a reinit behind the member's name; and a switchover
-//! with the leader's machine killed as the old leader rejoins, the fault in the report.
+//! with the leader's machine killed as the old leader rejoins, the fault in the report; the
+//! rehearsals' journals then give the real cluster's dry-run an estimate of each step.
 //!
 //! Then a cluster of another shape (4 members and a spare on the Consul double, one member on
 //! Patroni 3.3.11, one tagged nofailover): the rehearsal lab takes its shape; a switchover whose
@@ -129,6 +130,27 @@ fn runbooks_rehearsed_like_the_lab_are_the_plans_their_dry_runs_show() {
         "the report says how the run went on: {faulted}"
     );
     assert_eq!(fingerprint(lab), before, "the target was only read");
+
+    // The rehearsals' journals teach the real cluster's dry-run how long a reinit takes.
+    let dry_run = Pgha::new()
+        .args(["reinit", "--member", &replica, "--dry-run", "-o", "json"])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .lab(lab)
+        .run()
+        .json();
+    let estimate = &dry_run["estimate"];
+    assert_eq!(estimate["runs"], 1, "{estimate}");
+    let steps = estimate["steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .all(|step| step["runs"] == 1 && step["seconds"].as_f64().is_some()),
+        "every step of the rehearsed reinit: {estimate}"
+    );
+    assert!(
+        estimate["total_seconds"].as_f64().unwrap() > 1.0,
+        "{estimate}"
+    );
 }
 
 fn succeeded_on_the_same_plan(report: &serde_json::Value) {
