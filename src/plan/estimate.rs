@@ -23,6 +23,10 @@ pub struct StepEstimate {
     pub step: String,
     /// `None`: no earlier run had a step of this kind.
     pub seconds: Option<f64>,
+    /// The fastest and slowest earlier times (scaled like `seconds`): what one run may differ
+    /// by, mostly Patroni's loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<(f64, f64)>,
     /// Earlier runs it is based on.
     pub runs: usize,
     /// Scaled from the earlier runs' size to this plan's.
@@ -35,6 +39,8 @@ pub struct StepEstimate {
 pub struct Estimate {
     pub steps: Vec<StepEstimate>,
     pub total_seconds: f64,
+    /// The steps' fastest and slowest times added up.
+    pub total_range: (f64, f64),
     /// Earlier runs of the runbook whose journals were read.
     pub runs: usize,
 }
@@ -84,6 +90,7 @@ fn estimate(plan: &Plan, samples: &BTreeMap<String, Vec<Sample>>, runs: usize) -
             };
             StepEstimate {
                 step: step.id.clone(),
+                range: seconds.and_then(|median| range(known, median)),
                 seconds,
                 runs: known.len(),
                 scaled,
@@ -93,11 +100,32 @@ fn estimate(plan: &Plan, samples: &BTreeMap<String, Vec<Sample>>, runs: usize) -
     if steps.iter().all(|step| step.seconds.is_none()) {
         return None;
     }
+    let total_range = steps
+        .iter()
+        .filter_map(|step| step.range)
+        .fold((0.0, 0.0), |(low, high), (fast, slow)| {
+            (low + fast, high + slow)
+        });
     Some(Estimate {
         total_seconds: steps.iter().filter_map(|step| step.seconds).sum(),
+        total_range,
         steps,
         runs,
     })
+}
+
+/// The earlier times' spread around `median`, as scaled as the median is.
+fn range(samples: &[Sample], median: f64) -> Option<(f64, f64)> {
+    let times = samples.iter().map(|sample| sample.seconds);
+    let fastest = times.clone().min_by(f64::total_cmp)?;
+    let slowest = times.max_by(f64::total_cmp)?;
+    let measured = self::median(samples.iter().map(|sample| sample.seconds))?;
+    let factor = if measured > 0.0 {
+        median / measured
+    } else {
+        1.0
+    };
+    Some((fastest * factor, slowest * factor))
 }
 
 /// The median earlier time, scaled up when this step copies more than the median earlier one.
@@ -275,8 +303,11 @@ mod tests {
             "{estimate:?}"
         );
         assert!(
-            estimate.steps.iter().all(|step| step.seconds == Some(3.0)),
-            "the median: {estimate:?}"
+            estimate
+                .steps
+                .iter()
+                .all(|step| step.seconds == Some(3.0) && step.range == Some((2.0, 4.0))),
+            "the median and the spread: {estimate:?}"
         );
         #[allow(clippy::cast_precision_loss)]
         let total = 3.0 * steps as f64;
@@ -300,6 +331,11 @@ mod tests {
         assert_eq!(scaled_median(&samples, Some(10)), Some((20.0, false)));
         assert_eq!(scaled_median(&samples, None), Some((20.0, false)));
         assert_eq!(scaled_median(&[], Some(10)), None);
+        assert_eq!(
+            range(&samples, 80.0),
+            Some((40.0, 120.0)),
+            "scaled as the median"
+        );
     }
 
     #[test]

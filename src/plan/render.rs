@@ -84,9 +84,11 @@ pub fn json_estimated(
 /// How long the plan should take, as a Markdown section: each step, the total, the runs.
 pub fn estimate_markdown(estimate: &Estimate) -> String {
     let mut out = format!(
-        "\n## Estimate\n\nFrom {} earlier run(s) of this runbook (journals of runs and rehearsals): about {} in all.\n\n| step | estimate | runs |\n| --- | ---: | ---: |\n",
+        "\n## Estimate\n\nFrom {} earlier run(s) of this runbook (journals of runs and rehearsals): about {} in all ({} to {}).\n\n| step | estimate | runs |\n| --- | ---: | ---: |\n",
         estimate.runs,
-        seconds_text(estimate.total_seconds)
+        seconds_text(estimate.total_seconds),
+        seconds_text(estimate.total_range.0),
+        seconds_text(estimate.total_range.1)
     );
     for step in &estimate.steps {
         let _ = writeln!(
@@ -103,9 +105,11 @@ pub fn estimate_markdown(estimate: &Estimate) -> String {
 /// The estimate as text lines, for the terminal.
 pub fn estimate_text(estimate: &Estimate) -> String {
     let mut out = format!(
-        "Estimate (from {} earlier run(s)): about {}\n",
+        "Estimate (from {} earlier run(s)): about {} ({} to {})\n",
         estimate.runs,
-        seconds_text(estimate.total_seconds)
+        seconds_text(estimate.total_seconds),
+        seconds_text(estimate.total_range.0),
+        seconds_text(estimate.total_range.1)
     );
     for step in &estimate.steps {
         let _ = writeln!(
@@ -120,11 +124,19 @@ pub fn estimate_text(estimate: &Estimate) -> String {
 }
 
 fn estimated(step: &StepEstimate) -> String {
-    match step.seconds {
-        Some(seconds) if step.scaled => format!("{} (scaled to the size)", seconds_text(seconds)),
-        Some(seconds) => seconds_text(seconds),
-        None => "unknown".into(),
+    let Some(seconds) = step.seconds else {
+        return "unknown".into();
+    };
+    let mut text = seconds_text(seconds);
+    if let Some((fast, slow)) = step.range
+        && slow - fast >= 0.1
+    {
+        let _ = write!(text, " ({} to {})", seconds_text(fast), seconds_text(slow));
     }
+    if step.scaled {
+        text.push_str(", scaled to the size");
+    }
+    text
 }
 
 fn seconds_text(seconds: f64) -> String {
