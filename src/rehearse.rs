@@ -272,6 +272,8 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     if let Some(filled) = fill_database(&request, &lab, &lab_view, &shape).await? {
         not_mirrored.push(filled);
     }
+    // Plans choose by lag (a switchover's candidate): planned once the fill's WAL is replayed.
+    let lab_view = at_rest(&lab, lab_view).await;
     let lab_plan = planned(&lab, &lab_view, &request.params).await?;
     let (target_structure, lab_structure) = (
         structure::fingerprint(&target_plan),
@@ -341,6 +343,31 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     } else {
         exit
     })
+}
+
+/// The lab once every replica streams with nothing left to receive or replay (at most a
+/// minute; as it is then, the plans' fingerprints tell whether it mattered).
+async fn at_rest(lab: &crate::exec::LiveCluster, view: ClusterView) -> ClusterView {
+    use crate::patroni::{Lag, MemberState};
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    let mut view = view;
+    loop {
+        let rested = view.members.iter().all(|member| {
+            member.dcs.is_none()
+                || member.is_leader()
+                || (member.state() == Some(MemberState::Streaming)
+                    && member.receive_lag() == Some(Lag::Bytes(0))
+                    && member.replay_lag() == Some(Lag::Bytes(0)))
+        });
+        if rested || std::time::Instant::now() > deadline {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match lab.observe().await {
+            Ok(now) => view = now,
+            Err(_) => return view,
+        }
+    }
 }
 
 /// With `--scale`, the lab leader's database filled with pgbench in proportion to the target's;
@@ -975,12 +1002,17 @@ fn read_journal(path: &Path, report: &mut Report) {
     };
     let mut started: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
     let mut run_began = None;
+    let mut last_at: Option<jiff::Timestamp> = None;
     for line in text.lines() {
         let Ok(event) = serde_json::from_str::<Value>(line) else {
             continue;
         };
         let seconds = |event: &Value| event["duration_ms"].as_f64().map(|ms| ms / 1000.0);
         let step = event["step"].as_str().unwrap_or_default().to_string();
+        // The resume's own line is not the dead run's last.
+        if event["event"] != "run_resumed" {
+            last_at = at(&event).or(last_at);
+        }
         match event["event"].as_str() {
             Some("run_started") => {
                 report.run_id = event["run_id"].as_str().map(String::from);
@@ -992,9 +1024,10 @@ fn read_journal(path: &Path, report: &mut Report) {
                 }
             }
             Some("run_resumed") => {
-                // A step started and never ended: the run's pgha died in it.
+                // A step started and never ended: the run's pgha died in it, after the last
+                // line its journal got (not when the resume came).
                 for (step, since) in std::mem::take(&mut started) {
-                    let span = at(&event).map(|now| now.duration_since(since).as_secs_f64());
+                    let span = last_at.map(|died| died.duration_since(since).as_secs_f64());
                     report.steps.push(StepTime {
                         step,
                         outcome: "interrupted".into(),
@@ -1299,6 +1332,9 @@ mod tests {
                 r#"{"at":"x","event":"step_succeeded","step":"switchover","duration_ms":2500}"#,
                 r#"{"at":"2026-12-03T10:00:00.000Z","event":"step_started","step":"wait"}"#,
                 r#"{"at":"2026-12-03T10:02:00.500Z","event":"step_failed","step":"wait","reason":"r"}"#,
+                r#"{"at":"2026-12-03T10:03:00.000Z","event":"step_started","step":"rejoin"}"#,
+                r#"{"at":"2026-12-03T10:03:01.500Z","event":"observed","step":"rejoin"}"#,
+                r#"{"at":"2026-12-03T10:03:30.000Z","event":"run_resumed"}"#,
                 r#"{"at":"x","event":"run_finished","outcome":"succeeded","duration_ms":3100}"#,
             ]
             .join("\n"),
@@ -1330,6 +1366,16 @@ mod tests {
             report.steps
         );
         assert_eq!(report.gates, ["switchover: yes (--yes)"]);
+        let interrupted = &report.steps[2];
+        assert_eq!(
+            (interrupted.step.as_str(), interrupted.outcome.as_str()),
+            ("rejoin", "interrupted")
+        );
+        assert!(
+            (interrupted.seconds - 1.5).abs() < 1e-9,
+            "until the dead run's last line, not the resume: {:?}",
+            report.steps
+        );
         let text = markdown(&report);
         assert!(
             text.contains("| switchover | succeeded | 2.5 s |"),

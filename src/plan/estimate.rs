@@ -182,15 +182,28 @@ fn read_run(runbook: &str, text: &str, samples: &mut BTreeMap<String, Vec<Sample
         .map(|step| step.id.as_str())
         .zip(step_kinds(&plan))
         .collect();
+    // A step its pgha died in finishes after the resume in no time: not what it takes.
+    let mut unfinished: Vec<String> = Vec::new();
+    let mut interrupted: Vec<String> = Vec::new();
     for event in lines.filter_map(|line| serde_json::from_str::<Value>(line).ok()) {
-        let (Some("step_succeeded"), Some(step), Some(ms)) = (
-            event["event"].as_str(),
-            event["step"].as_str(),
-            event["duration_ms"].as_f64(),
-        ) else {
+        let step = event["step"].as_str().unwrap_or_default().to_string();
+        match event["event"].as_str() {
+            Some("step_started") => unfinished.push(step.clone()),
+            Some("run_resumed") => interrupted.append(&mut unfinished),
+            Some("step_succeeded" | "step_failed" | "step_skipped") => {
+                unfinished.retain(|other| *other != step);
+            }
+            _ => {}
+        }
+        let (Some("step_succeeded"), Some(ms)) =
+            (event["event"].as_str(), event["duration_ms"].as_f64())
+        else {
             continue;
         };
-        if let Some((kind, bytes)) = kinds.get(step) {
+        if interrupted.contains(&step) {
+            continue;
+        }
+        if let Some((kind, bytes)) = kinds.get(step.as_str()) {
             samples.entry(kind.clone()).or_default().push(Sample {
                 seconds: ms / 1000.0,
                 bytes: *bytes,
@@ -294,10 +307,26 @@ mod tests {
         journal(dir.path(), "a", &node2, &vec![2.0; steps]);
         journal(dir.path(), "b", &node3, &vec![4.0; steps]);
         journal(dir.path(), "c", &node3, &vec![3.0; steps]);
+        // A run whose pgha died in its first step, resumed: that step is not learned from.
+        let first = &node3.steps[0].id;
+        std::fs::write(
+            dir.path().join("e.jsonl"),
+            [
+                serde_json::json!({"event": "run_started", "runbook": "reinit", "plan": node3})
+                    .to_string(),
+                serde_json::json!({"event": "step_started", "step": first}).to_string(),
+                serde_json::json!({"event": "run_resumed"}).to_string(),
+                serde_json::json!({"event": "step_started", "step": first}).to_string(),
+                serde_json::json!({"event": "step_succeeded", "step": first, "duration_ms": 1})
+                    .to_string(),
+            ]
+            .join("\n"),
+        )
+        .unwrap();
         // Another runbook's journal and a file that is not one: not read as runs.
         std::fs::write(dir.path().join("d.jsonl"), "not json").unwrap();
         let estimate = from_journals(&reinit("node2"), dir.path()).unwrap();
-        assert_eq!(estimate.runs, 3);
+        assert_eq!(estimate.runs, 4);
         assert!(
             estimate.steps.iter().all(|step| step.runs == 3),
             "{estimate:?}"

@@ -83,42 +83,40 @@ pub fn json_estimated(
 
 /// How long the plan should take, as a Markdown section: each step, the total, the runs.
 pub fn estimate_markdown(estimate: &Estimate) -> String {
-    let mut out = format!(
-        "\n## Estimate\n\nFrom {} earlier run(s) of this runbook (journals of runs and rehearsals): about {} in all ({} to {}).\n\n| step | estimate | runs |\n| --- | ---: | ---: |\n",
-        estimate.runs,
-        seconds_text(estimate.total_seconds),
-        seconds_text(estimate.total_range.0),
-        seconds_text(estimate.total_range.1)
-    );
-    for step in &estimate.steps {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} |",
-            step.step,
-            estimated(step),
-            step.runs
-        );
-    }
-    out
+    estimate_lines(
+        estimate,
+        "\n## Estimate\n\nFrom {runs} earlier run(s) of this runbook (journals of runs and rehearsals): about {total} in all.\n\n| step | estimate | runs |\n| --- | ---: | ---: |",
+        |step, estimated| format!("| {} | {estimated} | {} |", step.step, step.runs),
+    )
 }
 
 /// The estimate as text lines, for the terminal.
 pub fn estimate_text(estimate: &Estimate) -> String {
-    let mut out = format!(
-        "Estimate (from {} earlier run(s)): about {} ({} to {})\n",
-        estimate.runs,
-        seconds_text(estimate.total_seconds),
-        seconds_text(estimate.total_range.0),
-        seconds_text(estimate.total_range.1)
-    );
+    estimate_lines(
+        estimate,
+        "Estimate (from {runs} earlier run(s)): about {total}",
+        |step, estimated| format!("  {}: {estimated} ({} run(s))", step.step, step.runs),
+    )
+}
+
+/// A heading (`{runs}` and `{total}` filled in), then one line per step.
+fn estimate_lines(
+    estimate: &Estimate,
+    heading: &str,
+    line: impl Fn(&StepEstimate, String) -> String,
+) -> String {
+    let (fast, slow) = estimate.total_range;
+    let mut total = seconds_text(estimate.total_seconds);
+    if slow - fast >= 0.1 {
+        let _ = write!(total, " ({} to {})", seconds_text(fast), seconds_text(slow));
+    }
+    let mut out = heading
+        .replace("{runs}", &estimate.runs.to_string())
+        .replace("{total}", &total);
+    out.push('\n');
     for step in &estimate.steps {
-        let _ = writeln!(
-            out,
-            "  {}: {} ({} run(s))",
-            step.step,
-            estimated(step),
-            step.runs
-        );
+        out.push_str(&line(step, estimated(step)));
+        out.push('\n');
     }
     out
 }
@@ -842,5 +840,44 @@ mod tests {
         assert_eq!(plan.batches(), [0..1, 1..2, 2..4]);
         plan.parallel.clear();
         assert_eq!(plan.batches(), [0..1, 1..2, 2..3, 3..4]);
+    }
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    use super::*;
+
+    #[test]
+    fn an_estimate_reads_as_each_step_its_spread_and_the_runs() {
+        let estimate = Estimate {
+            steps: vec![
+                StepEstimate {
+                    step: "wait-streaming-node2".into(),
+                    seconds: Some(400.0),
+                    range: Some((300.0, 500.0)),
+                    runs: 3,
+                    scaled: true,
+                },
+                StepEstimate {
+                    step: "reinit-node2".into(),
+                    seconds: None,
+                    range: None,
+                    runs: 0,
+                    scaled: false,
+                },
+            ],
+            total_seconds: 400.0,
+            total_range: (300.0, 500.0),
+            runs: 3,
+        };
+        assert_eq!(
+            estimate_text(&estimate),
+            "Estimate (from 3 earlier run(s)): about 6m 40s (5m to 8m 20s)\n  wait-streaming-node2: 6m 40s (5m to 8m 20s), scaled to the size (3 run(s))\n  reinit-node2: unknown (0 run(s))\n"
+        );
+        let markdown = estimate_markdown(&estimate);
+        assert!(
+            markdown.contains("| reinit-node2 | unknown | 0 |"),
+            "{markdown}"
+        );
     }
 }

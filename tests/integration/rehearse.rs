@@ -337,3 +337,60 @@ fn succeeded_after_a_resume(report: &serde_json::Value) {
         "{report}"
     );
 }
+
+/// A rolling upgrade rehearsed like a 3-member cluster on Patroni 3.3.11: the lab starts on the
+/// target's release and ends on the new one, the same plan.
+#[test]
+fn a_rolling_upgrade_is_rehearsed_like_a_cluster_on_an_older_release() {
+    let target = Lab::dedicated(
+        "upgrade-target",
+        "127.0.0.246",
+        &["--patroni-version", "3.3.11", "--scope", "old"],
+    );
+    let runs = scratch();
+    let rehearsal_dir = lab_root().join("rehearsal-upgrade");
+    let _wiped = RehearsalLab(rehearsal_dir.clone());
+    let report = Pgha::new()
+        .args([
+            "--env", "lab", "rehearse", "--like", "old", "--report", "json",
+        ])
+        .arg_flag_path("--lab-dir", &rehearsal_dir)
+        .args(["--first-address", "127.0.0.251"])
+        .args(["rolling-upgrade", "--to", "4.1.5", "--yes"])
+        .env("PGHA_RUNS_DIR", runs.path())
+        .lab(&target)
+        .run()
+        .json();
+    assert_eq!(report["same_structure"], true, "{report}");
+    assert_eq!(report["outcome"], "succeeded", "{report}");
+    assert!(
+        report["target"]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|member| member["patroni"] == "3.3.11"),
+        "{report}"
+    );
+    let lab = Pgha::new()
+        .arg_flag_path("--config", &rehearsal_dir.join("pgha.yml"))
+        .args(["--env", "lab", "status", "-o", "json"])
+        .run()
+        .success()
+        .json();
+    assert!(
+        lab["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|member| member["patroni_version"] == "4.1.5"),
+        "the lab ends on the new release: {lab}"
+    );
+    assert!(
+        target.status_json()["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|member| member["patroni_version"] == "3.3.11"),
+        "the target was only read"
+    );
+}
