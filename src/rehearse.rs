@@ -268,7 +268,7 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     };
     let lab = Connection::open(&lab_selector).await?.into_live()?;
     mirror_settings(&lab, &shape).await?;
-    let lab_view = mirror_leader(&lab, &shape, lab.observe().await?).await?;
+    let lab_view = mirror_leader(&lab, &shape, lab.observe().await?, &mut not_mirrored).await?;
     if let Some(filled) = fill_database(&request, &lab, &lab_view, &shape).await? {
         not_mirrored.push(filled);
     }
@@ -924,15 +924,28 @@ async fn mirror_leader(
     lab: &crate::exec::LiveCluster,
     shape: &Shape,
     view: ClusterView,
+    not_mirrored: &mut Vec<String>,
 ) -> Result<ClusterView, Error> {
     let mut target_names: Vec<&str> = shape.members.iter().map(|m| m.name.as_str()).collect();
     target_names.sort_unstable();
-    let Some(place) = shape
+    let Some(leader) = shape
         .members
         .iter()
         .find(|member| member.role.as_deref() == Some("leader"))
-        .and_then(|leader| target_names.iter().position(|name| *name == leader.name))
     else {
+        return Ok(view);
+    };
+    // Patroni switches over to no member tagged nofailover: such a leader (it led before it
+    // was tagged) cannot be given the lab's lead.
+    if leader.tags.get("nofailover") == Some(&Value::Bool(true)) {
+        not_mirrored.push(format!(
+            "the leader's place: {} leads the target but is tagged nofailover, and no switchover goes to such a member; the lab's leader is {}",
+            leader.name,
+            view.leader.as_deref().unwrap_or("none")
+        ));
+        return Ok(view);
+    }
+    let Some(place) = target_names.iter().position(|name| *name == leader.name) else {
         return Ok(view);
     };
     let mut lab_names: Vec<String> = view.members.iter().map(|m| m.name.clone()).collect();

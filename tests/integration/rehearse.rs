@@ -194,6 +194,22 @@ fn a_mixed_consul_cluster() -> crate::harness::DedicatedLab {
     ] {
         Pgha::new().args(args).lab(&lab).run().success();
     }
+    // node4 may have won the bootstrap: the tagged member must not lead (no switchover could
+    // give a rehearsal lab's lead to it).
+    if lab.leader() == "node4" {
+        Pgha::new()
+            .args([
+                "--env",
+                "lab",
+                "switchover",
+                "--candidate",
+                "node1",
+                "--yes",
+            ])
+            .lab(&lab)
+            .run()
+            .success();
+    }
     let config = lab.member_config("node4");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
