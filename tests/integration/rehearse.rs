@@ -282,12 +282,7 @@ fn a_cluster_of_another_shape_is_mirrored_and_its_faults_resumed() {
             .any(|step| step["outcome"] == "interrupted"),
         "the step pgha died in: {switchover}"
     );
-    let lab = Pgha::new()
-        .arg_flag_path("--config", &rehearsal_dir.join("pgha.yml"))
-        .args(["--env", "lab", "status", "-o", "json"])
-        .run()
-        .success()
-        .json();
+    let lab = rehearsal_lab_status(&rehearsal_dir);
     let members = lab["members"].as_array().unwrap();
     let shape: Vec<(String, String, bool, bool)> = members
         .iter()
@@ -387,12 +382,7 @@ fn a_rolling_upgrade_is_rehearsed_like_a_cluster_on_an_older_release() {
             .all(|member| member["patroni"] == "3.3.11"),
         "{report}"
     );
-    let lab = Pgha::new()
-        .arg_flag_path("--config", &rehearsal_dir.join("pgha.yml"))
-        .args(["--env", "lab", "status", "-o", "json"])
-        .run()
-        .success()
-        .json();
+    let lab = rehearsal_lab_status(&rehearsal_dir);
     assert!(
         lab["members"]
             .as_array()
@@ -409,4 +399,14 @@ fn a_rolling_upgrade_is_rehearsed_like_a_cluster_on_an_older_release() {
             .all(|member| member["patroni_version"] == "3.3.11"),
         "the target was only read"
     );
+}
+
+/// `pgha status -o json` of the rehearsal lab in `dir`.
+fn rehearsal_lab_status(dir: &Path) -> serde_json::Value {
+    Pgha::new()
+        .arg_flag_path("--config", &dir.join("pgha.yml"))
+        .args(["--env", "lab", "status", "-o", "json"])
+        .run()
+        .success()
+        .json()
 }
