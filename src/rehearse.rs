@@ -301,10 +301,7 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     let drive = drive(&lab_selector, &request, &watch, killed);
     let inject = inject_faults(&request.lab_dir, &lab, &watch, &request.faults, kill);
     let ((exit, resumes), injected) = tokio::join!(drive, inject);
-    let journal = journals(&runs)
-        .into_iter()
-        .filter(|path| !before.contains(path))
-        .max();
+    let journal = watch.journal();
     let end = lab.observe().await.map_or_else(
         |error| format!("cannot be read: {error}"),
         |view| crate::status::StatusDocument::from_view(&view, String::new()).summary_line(),
@@ -477,10 +474,10 @@ fn lab_spec(
 ) -> (LabSpec, Vec<String>) {
     let mut not_mirrored = Vec::new();
     // Members first, spares last: the lab's order.
-    let mut members: Vec<&MemberShape> = shape.members.iter().filter(|m| !m.spare).collect();
-    let spares = members.len();
-    members.extend(shape.members.iter().filter(|m| m.spare));
-    let spares = members.len() - spares;
+    let (mut members, spares): (Vec<&MemberShape>, Vec<&MemberShape>) =
+        shape.members.iter().partition(|member| !member.spare);
+    let spares = spares.len();
+    members.extend(shape.members.iter().filter(|member| member.spare));
     let count = members.len().clamp(1, MAX_LAB_MEMBERS);
     if shape.members.len() > MAX_LAB_MEMBERS {
         not_mirrored.push(format!(
@@ -788,7 +785,7 @@ async fn resume_when_unlocked(
 }
 
 /// Watches the run's journal; as each fault's step starts, injects the fault on the lab. Ends
-/// once the rehearsal's run is over (resumes included).
+/// once every fault is injected, or once the rehearsal's run is over (resumes included).
 async fn inject_faults(
     lab_dir: &Path,
     lab: &crate::exec::LiveCluster,
@@ -799,8 +796,8 @@ async fn inject_faults(
     let mut pending: Vec<&Fault> = faults.iter().collect();
     let mut injected = Vec::new();
     let started = std::time::Instant::now();
-    // Bounded: no rehearsal waits longer than a day.
-    while started.elapsed() < Duration::from_hours(24) {
+    // Bounded: no rehearsal waits longer than a day. Nothing left to inject: nothing to read.
+    while !pending.is_empty() && started.elapsed() < Duration::from_hours(24) {
         if watch.with(|state| state.done) {
             break;
         }

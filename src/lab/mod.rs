@@ -84,9 +84,10 @@ impl Mirror {
         self == &Mirror::default()
     }
 
-    /// Names that are names, one per member (spares included); tags that are Patroni's scalars under plain keys
-    /// (they are written into YAML); tags and releases of members the lab has.
-    fn check(&self, members: u8) -> Result<(), String> {
+    /// Names that are names, one per member (spares included); tags that are Patroni's scalars
+    /// under plain keys (they are written into YAML); tags and releases of members the lab has
+    /// (`lab_names`).
+    fn check(&self, members: u8, lab_names: &[String]) -> Result<(), String> {
         if !self.names.is_empty() && self.names.len() != usize::from(members) {
             return Err(format!(
                 "{} member names for {members} members",
@@ -100,13 +101,7 @@ impl Mirror {
                 return Err(format!("member name {name:?}: taken"));
             }
         }
-        let known = |name: &String| {
-            if self.names.is_empty() {
-                (1..=members).any(|n| *name == format!("node{n}"))
-            } else {
-                self.names.contains(name)
-            }
-        };
+        let known = |name: &String| lab_names.contains(name);
         for (member, tags) in &self.tags {
             if !known(member) {
                 return Err(format!("tags of {member:?}: no such member"));
@@ -208,7 +203,9 @@ impl LabSpec {
             // Consul's HTTP checks would need client certificates for a REST API that requires them.
             return Err("--tls and --dcs consul together are not supported by the lab".into());
         }
-        self.mirror.check(self.members + self.spares)
+        // The names the lab gives its members (the mirrored ones, or its own).
+        let names: Vec<String> = self.all_members().into_iter().map(|m| m.name).collect();
+        self.mirror.check(self.members + self.spares, &names)
     }
 }
 

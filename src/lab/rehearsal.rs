@@ -2,7 +2,6 @@
 //! it serves (`lab ssh stop`, the `ssh-drop` fault) and given back, and a database filled with
 //! pgbench to a share of the real one's size.
 
-use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -77,8 +76,6 @@ pub async fn fill(dir: &Path, member: &str, units: u32) -> Result<(), LabError> 
     let layout = Layout::new(dir);
     let socket_dir = layout.member(member);
     let run_as = RunAs::detect()?;
-    let owner = std::fs::metadata(&socket_dir)
-        .map_err(|error| LabError::io("read", &socket_dir, &error))?;
     let mut command = tokio::process::Command::new(format!("{}/pgbench", files::POSTGRES_BIN));
     command
         .args([
@@ -97,7 +94,7 @@ pub async fn fill(dir: &Path, member: &str, units: u32) -> Result<(), LabError> 
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     if run_as.is_root_caller {
-        command.uid(owner.uid()).gid(owner.gid());
+        command.uid(run_as.uid).gid(run_as.gid);
     }
     let output = command
         .output()
