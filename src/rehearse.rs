@@ -1,8 +1,9 @@
 //! `pgha rehearse --like [ENV/]CLUSTER RUNBOOK …`: a runbook run first on a lab shaped like the
 //! cluster it will run on. The target is only read: its members, releases, DCS, standby or not,
 //! timing settings, database size. A lab of that shape is started (its own addresses and
-//! directory), the target's timing settings written into its dynamic configuration, and what
-//! could not be mirrored said. The runbook is planned against both: their structures'
+//! directory; a standby cluster is mirrored by the lab's standby cluster, behind a one-member
+//! primary site), the target's timing settings written into its dynamic configuration, and
+//! what could not be mirrored said. The runbook is planned against both: their structures'
 //! fingerprints (`plan::structure`) show the rehearsal is the plan that will run. Then it runs
 //! on the lab through the same runner as any run (gates, journal), and the report gives each
 //! step's time from the journal, the faults injected as named steps started (`--fault
@@ -197,8 +198,20 @@ pub struct Shape {
     pub postgres_major: Option<u32>,
     pub dcs: String,
     pub standby: bool,
+    /// A standby cluster's primary site, as the inventory's `follows:` names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follows: Option<Followed>,
+    /// The tool the inventory's `backup:` names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_tool: Option<String>,
     pub settings: BTreeMap<String, Value>,
     pub database_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Followed {
+    pub cluster: String,
+    pub members: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -248,33 +261,18 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     let shape = shape_of(&target, &view).await;
     let target_plan = planned(&target, &view, &request.params).await?;
 
-    let (spec, mut not_mirrored) = lab_spec(&shape, request.first_address, request.scale);
-    eprintln!(
-        "rehearse: a lab like {}/{} in {} ({} members from {})",
-        shape.environment,
-        shape.cluster,
-        request.lab_dir.display(),
-        spec.members,
-        spec.first_address
-    );
-    let started = crate::lab::start(&request.lab_dir, spec, Duration::from_mins(3)).await?;
-    if started != Exit::Success {
-        return Ok(started);
-    }
-    let lab_selector = Selector {
-        config: Some(request.lab_dir.join(crate::inventory::FILE_NAME)),
-        environment: Some("lab".into()),
-        ..Selector::default()
+    let (spec, mut not_mirrored, renames) = lab_spec(&shape, request.first_address, request.scale);
+    let lab_run = LabRun {
+        params: renames.params(&request.params),
+        options: renames.options(&request.options),
+        faults: request.faults.len(),
     };
-    let lab = Connection::open(&lab_selector).await?.into_live()?;
-    mirror_settings(&lab, &shape).await?;
-    let lab_view = mirror_leader(&lab, &shape, lab.observe().await?, &mut not_mirrored).await?;
-    if let Some(filled) = fill_database(&request, &lab, &lab_view, &shape).await? {
-        not_mirrored.push(filled);
-    }
-    // Plans choose by lag (a switchover's candidate): planned once the fill's WAL is replayed.
-    let lab_view = at_rest(&lab, lab_view).await;
-    let lab_plan = planned(&lab, &lab_view, &request.params).await?;
+    let lab = match ready_lab(&request, &shape, spec, &mut not_mirrored).await? {
+        Ok(lab) => lab,
+        Err(exit) => return Ok(exit),
+    };
+    let (lab_selector, lab_view, lab) = (lab.selector, lab.view, lab.cluster);
+    let lab_plan = planned(&lab, &lab_view, &lab_run.params).await?;
     let (target_structure, lab_structure) = (
         structure::fingerprint(&target_plan),
         structure::fingerprint(&lab_plan),
@@ -298,7 +296,7 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
         before: &before,
         state: &state,
     };
-    let drive = drive(&lab_selector, &request, &watch, killed);
+    let drive = drive(&lab_selector, &lab_run, &watch, killed);
     let inject = inject_faults(&request.lab_dir, &lab, &watch, &request.faults, kill);
     let ((exit, resumes), injected) = tokio::join!(drive, inject);
     let journal = watch.journal();
@@ -342,17 +340,78 @@ pub async fn rehearse(request: Request) -> Result<Exit, Error> {
     })
 }
 
+/// The rehearsal lab, started, shaped like the target and at rest: the cluster that mirrors
+/// the target (the standby one for a standby cluster), how it is selected, and its view.
+struct ReadyLab {
+    selector: Selector,
+    cluster: crate::exec::LiveCluster,
+    view: ClusterView,
+}
+
+/// Starts the lab of `spec`, then gives its cluster the target's settings, leader's place and
+/// database size; the lab's exit when it did not start.
+async fn ready_lab(
+    request: &Request,
+    shape: &Shape,
+    spec: LabSpec,
+    not_mirrored: &mut Vec<String>,
+) -> Result<Result<ReadyLab, Exit>, Error> {
+    eprintln!(
+        "rehearse: a lab like {}/{} in {} ({} from {})",
+        shape.environment,
+        shape.cluster,
+        request.lab_dir.display(),
+        if spec.standby_members > 0 {
+            format!(
+                "a standby cluster of {} behind a primary of {}",
+                spec.standby_members, spec.members
+            )
+        } else {
+            format!("{} members", spec.members + spec.spares)
+        },
+        spec.first_address
+    );
+    let started = crate::lab::start(&request.lab_dir, spec, Duration::from_mins(3)).await?;
+    if started != Exit::Success {
+        return Ok(Err(started));
+    }
+    // The lab's primary cluster is its inventory's default; a standby target is mirrored by
+    // its standby cluster.
+    let primary = Selector {
+        config: Some(request.lab_dir.join(crate::inventory::FILE_NAME)),
+        environment: Some("lab".into()),
+        ..Selector::default()
+    };
+    let selector = Selector {
+        cluster: shape.standby.then(|| crate::lab::STANDBY_SCOPE.to_string()),
+        ..primary.clone()
+    };
+    let cluster = Connection::open(&selector).await?.into_live()?;
+    mirror_settings(&cluster, shape).await?;
+    let view = mirror_leader(&cluster, shape, cluster.observe().await?, not_mirrored).await?;
+    if let Some(filled) = fill_database(request, &primary, shape).await? {
+        not_mirrored.push(filled);
+    }
+    // Plans choose by lag (a switchover's candidate): planned once the fill's WAL is replayed.
+    let view = at_rest(&cluster, view).await;
+    Ok(Ok(ReadyLab {
+        selector,
+        cluster,
+        view,
+    }))
+}
+
 /// The lab once every replica streams with nothing left to receive or replay (at most a
 /// minute; as it is then, the plans' fingerprints tell whether it mattered).
 async fn at_rest(lab: &crate::exec::LiveCluster, view: ClusterView) -> ClusterView {
-    use crate::patroni::{Lag, MemberState};
+    use crate::patroni::Lag;
     let deadline = std::time::Instant::now() + Duration::from_mins(1);
     let mut view = view;
     loop {
         let rested = view.members.iter().all(|member| {
             member.dcs.is_none()
                 || member.is_leader()
-                || (member.state() == Some(MemberState::Streaming)
+                || (following(member)
                     && member.receive_lag() == Some(Lag::Bytes(0))
                     && member.replay_lag() == Some(Lag::Bytes(0)))
         });
@@ -367,24 +426,45 @@ async fn at_rest(lab: &crate::exec::LiveCluster, view: ClusterView) -> ClusterVi
     }
 }
 
-/// With `--scale`, the lab leader's database filled with pgbench in proportion to the target's;
-/// what the lab then holds.
+/// A replica that follows its leader: streaming, or (a standby cluster's) replaying the
+/// archive its standby leader replays too.
+fn following(member: &crate::observe::MemberView) -> bool {
+    use crate::patroni::MemberState;
+    matches!(
+        member.state(),
+        Some(MemberState::Streaming | MemberState::InArchiveRecovery)
+    )
+}
+
+/// With `--scale`, the lab's primary cluster's leader filled with pgbench in proportion to the
+/// target's database; what the lab then holds. A lab with a standby cluster then takes a full
+/// backup: what its standby members are restored from holds the filled database too.
 async fn fill_database(
     request: &Request,
-    lab: &crate::exec::LiveCluster,
-    view: &ClusterView,
+    primary: &Selector,
     shape: &Shape,
 ) -> Result<Option<String>, Error> {
-    let (Some(scale), Some(bytes), Some(leader)) = (
-        request.scale,
-        shape.database_bytes,
-        view.leader.as_deref().and_then(|name| view.member(name)),
-    ) else {
+    let (Some(scale), Some(bytes)) = (request.scale, shape.database_bytes) else {
         return Ok(None);
+    };
+    let lab = Connection::open(primary).await?.into_live()?;
+    let view = lab.observe().await?;
+    let Some(leader) = view.leader.as_deref().and_then(|name| view.member(name)) else {
+        return Ok(Some(format!(
+            "the database's size ({}): the lab's primary cluster had no leader to fill",
+            crate::ui::human_bytes(bytes)
+        )));
     };
     let units = scale.pgbench_units(bytes);
     eprintln!("rehearse: filling the lab's database with pgbench -s {units}");
     crate::lab::fill(&request.lab_dir, &leader.name, units).await?;
+    if shape.standby {
+        eprintln!(
+            "rehearse: a full backup of {}, for the standby cluster's restores",
+            leader.name
+        );
+        crate::lab::backup(&request.lab_dir, &leader.name).await?;
+    }
     let filled = match lab.database_size(&leader.host).await {
         Some(Ok(filled)) => crate::ui::human_bytes(filled),
         _ => "unknown".into(),
@@ -461,88 +541,81 @@ async fn shape_of(target: &crate::exec::LiveCluster, view: &ClusterView) -> Shap
             "etcd".into()
         },
         standby: target.target.standby,
+        follows: target.target.follows.as_ref().map(|followed| Followed {
+            cluster: followed.cluster.clone(),
+            members: followed.hosts.len(),
+        }),
+        backup_tool: target
+            .target
+            .backup
+            .as_ref()
+            .map(|backup| backup.tool.title().to_string()),
         settings,
         database_bytes,
     }
 }
 
-/// The lab that mirrors `shape`, and what it cannot mirror.
+/// The lab that mirrors `shape`, and what it cannot mirror. A standby cluster is mirrored by
+/// the lab's standby cluster (`geo1`, …), following a one-member primary cluster.
 fn lab_spec(
     shape: &Shape,
     first_address: Ipv4Addr,
     scale: Option<Scale>,
-) -> (LabSpec, Vec<String>) {
+) -> (LabSpec, Vec<String>, Renames) {
     let mut not_mirrored = Vec::new();
-    // Members first, spares last: the lab's order.
-    let (mut members, spares): (Vec<&MemberShape>, Vec<&MemberShape>) =
+    // Members first, spares last (the lab's order), each sorted by name: the lab's names then
+    // keep the places plans name members by.
+    let (mut members, mut spares): (Vec<&MemberShape>, Vec<&MemberShape>) =
         shape.members.iter().partition(|member| !member.spare);
-    let spares = spares.len();
-    members.extend(shape.members.iter().filter(|member| member.spare));
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    spares.sort_by(|a, b| a.name.cmp(&b.name));
+    if shape.standby {
+        not_mirrored.extend(spares.drain(..).map(|spare| {
+            format!(
+                "{}: a host in the inventory, not in the cluster; the lab's standby cluster has no spare",
+                spare.name
+            )
+        }));
+    }
+    let spare_count = spares.len();
+    members.extend(spares);
     let count = members.len().clamp(1, MAX_LAB_MEMBERS);
-    if shape.members.len() > MAX_LAB_MEMBERS {
+    if members.len() > MAX_LAB_MEMBERS {
         not_mirrored.push(format!(
             "{} members: the lab runs at most {MAX_LAB_MEMBERS}",
-            shape.members.len()
+            members.len()
         ));
     }
     members.truncate(count);
-    let spares = spares.min(count.saturating_sub(1));
+    let spares = spare_count.min(count.saturating_sub(1));
     let mut mirror = Mirror::default();
     let names: Vec<String> = members.iter().map(|member| member.name.clone()).collect();
-    let names_mirrored = names.iter().all(|name| lab_can_name(name));
-    // The lab's name for a member: its own, or `nodeN` by its place when any name cannot be.
+    let (lab_names, names_mirrored) = lab_names(&names, shape.standby);
+    // The lab's name for a member, by its place.
     let renamed = |name: &str| {
-        if names_mirrored {
-            return name.to_string();
-        }
         let place = names.iter().position(|other| other == name).unwrap_or(0);
-        format!("node{}", place + 1)
+        lab_names[place].clone()
     };
-    let lab_default = names
-        .iter()
-        .enumerate()
-        .all(|(place, name)| *name == format!("node{}", place + 1));
-    if names_mirrored {
-        if !lab_default {
-            mirror.names.clone_from(&names);
-        }
-    } else {
+    if names_mirrored && !shape.standby && lab_names != default_names(names.len()) {
+        mirror.names.clone_from(&names);
+    }
+    if !names_mirrored {
         not_mirrored.push(format!(
-            "member names ({}): the lab names its members node1, node2, … (plans are compared with members named by their sorted place)",
-            names.join(", ")
+            "member names ({}): the lab names them {} (plans are compared with members named by their sorted place)",
+            names.join(", "),
+            lab_names.join(", ")
         ));
     }
     let release = lab_release(&members);
     for member in &members {
-        match member.patroni.as_deref().map(str::parse::<Version>) {
-            Some(Ok(version)) if version != release => {
-                mirror.releases.insert(renamed(&member.name), version);
-            }
-            Some(Ok(_)) => {}
-            // A spare runs no Patroni yet: the runbook starts the lab's.
-            None if member.spare => {}
-            Some(Err(_)) | None => not_mirrored.push(format!(
-                "{}'s Patroni release ({}): it runs {release}",
-                member.name,
-                member.patroni.as_deref().unwrap_or("unknown")
-            )),
-        }
-        let mut tags = BTreeMap::new();
-        for (key, value) in &member.tags {
-            if MIRRORED_TAGS.contains(&key.as_str()) && mirrorable_tag(key, value, &names) {
-                let value = match (key.as_str(), value.as_str()) {
-                    // replicatefrom names a member: the lab's name for it.
-                    ("replicatefrom", Some(from)) => Value::String(renamed(from)),
-                    _ => value.clone(),
-                };
-                tags.insert(key.clone(), value);
-            } else {
-                not_mirrored.push(format!("{}'s tag {key}: {value}", member.name));
-            }
-        }
-        if !tags.is_empty() {
-            mirror.tags.insert(renamed(&member.name), tags);
-        }
+        mirror_member(
+            member,
+            &names,
+            &renamed,
+            release,
+            &mut mirror,
+            &mut not_mirrored,
+        );
     }
     if let Some(major) = shape.postgres_major
         && major != LAB_POSTGRES_MAJOR
@@ -551,16 +624,22 @@ fn lab_spec(
             "PostgreSQL {major}: the lab runs PostgreSQL {LAB_POSTGRES_MAJOR}"
         ));
     }
-    if shape.standby {
-        not_mirrored.push("a standby cluster: the lab's cluster is a primary one".into());
-    }
+    let primary_scope = primary_scope(shape);
+    not_mirrored.extend(sites_not_mirrored(shape, &primary_scope));
     not_mirrored.extend(size_not_mirrored(shape.database_bytes, scale));
+    let count = u8::try_from(count).unwrap_or(1);
+    let spares = u8::try_from(spares).unwrap_or(0);
+    let (members, spares, standby_members) = if shape.standby {
+        (1, 0, count)
+    } else {
+        (count - spares, spares, 0)
+    };
     let spec = LabSpec {
-        members: u8::try_from(count - spares).unwrap_or(1),
-        spares: u8::try_from(spares).unwrap_or(0),
+        members,
+        spares,
         patroni_version: release,
         tls: false,
-        scope: shape.scope.clone(),
+        scope: primary_scope,
         first_address,
         dcs: if shape.dcs == "consul" {
             LabDcs::Consul
@@ -568,10 +647,171 @@ fn lab_spec(
             LabDcs::Etcd
         },
         etcd_members: 1,
-        standby_members: 0,
+        standby_members,
         mirror,
     };
-    (spec, not_mirrored)
+    let mut lab_name_of: BTreeMap<String, String> = names
+        .iter()
+        .map(|name| (name.clone(), renamed(name)))
+        .collect();
+    let lab_cluster = if shape.standby {
+        crate::lab::STANDBY_SCOPE.to_string()
+    } else {
+        spec.scope.clone()
+    };
+    lab_name_of.insert(shape.cluster.clone(), lab_cluster);
+    lab_name_of.retain(|target, lab| target != lab);
+    (spec, not_mirrored, Renames(lab_name_of))
+}
+
+/// The lab's names for the target's where they differ: its cluster's (the lab's inventory names
+/// a cluster by its scope; a standby cluster `geo`) and its members'. The operator's request
+/// names the target's; the lab's run is asked the same with the lab's names.
+#[derive(Debug, Default, PartialEq)]
+struct Renames(BTreeMap<String, String>);
+
+impl Renames {
+    /// The runbook's parameters with every value that names a target's member (or the
+    /// cluster) naming the lab's instead (`--member pg-02` is `--member node2`).
+    fn params(&self, params: &Params) -> Params {
+        let Ok(mut value) = serde_json::to_value(params) else {
+            return params.clone();
+        };
+        self.rename(&mut value);
+        serde_json::from_value(value).unwrap_or_else(|_| params.clone())
+    }
+
+    /// `--confirm NAME` for the lab: the lab's name for the cluster or member typed.
+    fn options(&self, options: &RunOptions) -> RunOptions {
+        let mut options = options.clone();
+        for name in &mut options.confirm {
+            if let Some(lab) = self.0.get(name.as_str()) {
+                name.clone_from(lab);
+            }
+        }
+        options
+    }
+
+    fn rename(&self, value: &mut Value) {
+        match value {
+            Value::String(text) => {
+                if let Some(lab) = self.0.get(text.as_str()) {
+                    text.clone_from(lab);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| self.rename(item)),
+            // Keys are the parameters' names (`runbook`, `member`): never renamed.
+            Value::Object(fields) => fields.values_mut().for_each(|field| self.rename(field)),
+            _ => {}
+        }
+    }
+}
+
+/// One member's release and tags into `mirror` (by the lab's name for it, `renamed`), or
+/// into `not_mirrored`; `names` are the target's members' (`replicatefrom` must name one).
+fn mirror_member(
+    member: &MemberShape,
+    names: &[String],
+    renamed: &dyn Fn(&str) -> String,
+    release: Version,
+    mirror: &mut Mirror,
+    not_mirrored: &mut Vec<String>,
+) {
+    match member.patroni.as_deref().map(str::parse::<Version>) {
+        Some(Ok(version)) if version != release => {
+            mirror.releases.insert(renamed(&member.name), version);
+        }
+        Some(Ok(_)) => {}
+        // A spare runs no Patroni yet: the runbook starts the lab's.
+        None if member.spare => {}
+        Some(Err(_)) | None => not_mirrored.push(format!(
+            "{}'s Patroni release ({}): it runs {release}",
+            member.name,
+            member.patroni.as_deref().unwrap_or("unknown")
+        )),
+    }
+    let mut tags = BTreeMap::new();
+    for (key, value) in &member.tags {
+        if MIRRORED_TAGS.contains(&key.as_str()) && mirrorable_tag(key, value, names) {
+            let value = match (key.as_str(), value.as_str()) {
+                // replicatefrom names a member: the lab's name for it.
+                ("replicatefrom", Some(from)) => Value::String(renamed(from)),
+                _ => value.clone(),
+            };
+            tags.insert(key.clone(), value);
+        } else {
+            not_mirrored.push(format!("{}'s tag {key}: {value}", member.name));
+        }
+    }
+    if !tags.is_empty() {
+        mirror.tags.insert(renamed(&member.name), tags);
+    }
+}
+
+/// The lab's names for members `names` (sorted, spares last), and whether they are the same:
+/// a primary cluster's own when pgha and the lab accept them all (else `node1`, …); a standby
+/// cluster's always `geo1`, … (the lab's standby cluster names its members).
+fn lab_names(names: &[String], standby: bool) -> (Vec<String>, bool) {
+    if standby {
+        let lab: Vec<String> = (1..=names.len())
+            .map(|place| format!("{}{place}", crate::lab::STANDBY_SCOPE))
+            .collect();
+        let same = lab == names;
+        return (lab, same);
+    }
+    if names.iter().all(|name| lab_can_name(name)) {
+        (names.to_vec(), true)
+    } else {
+        (default_names(names.len()), false)
+    }
+}
+
+/// `node1`, … `nodeN`: the names a lab gives its primary cluster's members of its own.
+fn default_names(count: usize) -> Vec<String> {
+    (1..=count).map(|place| format!("node{place}")).collect()
+}
+
+/// The lab's primary cluster's scope: the target's, or for a standby cluster the site it
+/// follows (a name the lab can take), else `primary`.
+fn primary_scope(shape: &Shape) -> String {
+    if !shape.standby {
+        return shape.scope.clone();
+    }
+    shape
+        .follows
+        .as_ref()
+        .map(|followed| followed.cluster.clone())
+        .filter(|name| lab_can_name(name))
+        .unwrap_or_else(|| "primary".into())
+}
+
+/// What the lab's sites and backups leave of the target's: only a lab with a standby cluster
+/// keeps backups (pgBackRest's), and its primary site is one member.
+fn sites_not_mirrored(shape: &Shape, primary_scope: &str) -> Vec<String> {
+    let mut not_mirrored = Vec::new();
+    if shape.standby {
+        not_mirrored.push(format!(
+            "the primary site{}: the lab's standby cluster follows a one-member primary cluster, {primary_scope}, through pgBackRest's WAL archive",
+            shape.follows.as_ref().map_or_else(String::new, |followed| format!(
+                " ({}, {} members)",
+                followed.cluster, followed.members
+            ))
+        ));
+        match shape.backup_tool.as_deref() {
+            Some("pgBackRest") => {}
+            Some(tool) => not_mirrored.push(format!(
+                "backups made with {tool}: the lab's are pgBackRest's"
+            )),
+            None => not_mirrored.push(
+                "no `backup:` in the inventory: the lab's standby cluster has pgBackRest's".into(),
+            ),
+        }
+    } else if let Some(tool) = &shape.backup_tool {
+        not_mirrored.push(format!(
+            "backups made with {tool}: a lab without a standby cluster keeps none"
+        ));
+    }
+    not_mirrored
 }
 
 /// What `--scale` leaves of the database's size unmirrored.
@@ -700,9 +940,17 @@ impl Watch<'_> {
 /// (`pgha-kill`) is resumed at once, as a new pgha would be started; a run that failed after a
 /// fault is resumed once the fault is over. Each resume waits out the dead run's DCS lock
 /// (bounded by twice its TTL).
+/// The run asked of the lab: the operator's request in the lab's names.
+struct LabRun {
+    params: Params,
+    options: RunOptions,
+    /// How many faults the rehearsal injects (as many resumes, at most).
+    faults: usize,
+}
+
 async fn drive(
     lab: &Selector,
-    request: &Request,
+    request: &LabRun,
     watch: &Watch<'_>,
     mut killed: tokio::sync::mpsc::UnboundedReceiver<()>,
 ) -> (Result<Exit, Error>, Vec<String>) {
@@ -725,7 +973,7 @@ async fn drive(
             Err(Ok(Exit::Success)) => break Ok(Exit::Success),
             Err(ended) => {
                 let injected = watch.with(|state| state.injected);
-                if injected <= resumed_after || resumes.len() >= request.faults.len() {
+                if injected <= resumed_after || resumes.len() >= request.faults {
                     break ended;
                 }
                 // The fault's own time (an outage) ends before the operator resumes.
@@ -928,7 +1176,7 @@ async fn mirror_leader(
     let Some(leader) = shape
         .members
         .iter()
-        .find(|member| member.role.as_deref() == Some("leader"))
+        .find(|member| matches!(member.role.as_deref(), Some("leader" | "standby_leader")))
     else {
         return Ok(view);
     };
@@ -972,9 +1220,7 @@ async fn mirror_leader(
         let settled = view.leader.as_deref() == Some(wanted.as_str())
             && view.members.iter().all(|member| {
                 // A spare is not in the cluster: nothing to settle.
-                member.dcs.is_none()
-                    || member.is_leader()
-                    || member.state() == Some(crate::patroni::MemberState::Streaming)
+                member.dcs.is_none() || member.is_leader() || following(member)
             });
         if settled {
             return Ok(view);
@@ -1216,6 +1462,8 @@ mod tests {
             postgres_major: Some(16),
             dcs: "consul".into(),
             standby: false,
+            follows: None,
+            backup_tool: None,
             settings: BTreeMap::new(),
             database_bytes: Some(470 << 20),
         }
@@ -1236,7 +1484,7 @@ mod tests {
         target.members[3]
             .tags
             .insert("datacenter".into(), Value::String("east".into()));
-        let (spec, not_mirrored) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
+        let (spec, not_mirrored, _) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
         assert_eq!(spec.members, 4);
         assert_eq!(spec.patroni_version, Version::new(4, 1, 5));
         assert_eq!(spec.dcs, LabDcs::Consul);
@@ -1268,7 +1516,7 @@ mod tests {
                 tags: BTreeMap::new(),
             },
         );
-        let (spec, _) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
+        let (spec, _, _) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
         assert_eq!((spec.members, spec.spares), (4, 1));
         assert_eq!(spec.mirror.names.last().map(String::as_str), Some("pg-00"));
         assert!(spec.check().is_ok(), "{:?}", spec.check());
@@ -1284,12 +1532,113 @@ mod tests {
         target.members[1]
             .tags
             .insert("replicatefrom".into(), Value::String("db 1".into()));
-        let (spec, not_mirrored) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
+        let (spec, not_mirrored, _) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
         assert!(spec.mirror.names.is_empty());
         assert_eq!(spec.mirror.tags["node2"]["replicatefrom"], "node1");
         assert!(
             not_mirrored[0].starts_with("member names (db 1, db-2)"),
             "{not_mirrored:?}"
+        );
+    }
+
+    #[test]
+    fn a_standby_cluster_is_mirrored_by_the_labs_standby_cluster_behind_a_one_member_site() {
+        let mut target = shape(&["pg-geo-b", "pg-geo-a"], &["4.1.5", "3.3.11"]);
+        target.standby = true;
+        target.follows = Some(Followed {
+            cluster: "main".into(),
+            members: 3,
+        });
+        target.backup_tool = Some("WAL-G".into());
+        target.members[0]
+            .tags
+            .insert("nofailover".into(), Value::Bool(true));
+        target.members[0]
+            .tags
+            .insert("replicatefrom".into(), Value::String("pg-geo-a".into()));
+        target.members.push(MemberShape {
+            name: "pg-geo-c".into(),
+            spare: true,
+            role: None,
+            patroni: None,
+            tags: BTreeMap::new(),
+        });
+        let (spec, not_mirrored, _) = lab_spec(&target, Ipv4Addr::new(127, 0, 1, 11), None);
+        assert_eq!((spec.members, spec.spares, spec.standby_members), (1, 0, 2));
+        assert_eq!(spec.scope, "main", "the primary site's name");
+        // Sorted by name: pg-geo-a is geo1, pg-geo-b geo2.
+        assert_eq!(
+            spec.mirror.releases,
+            BTreeMap::from([("geo1".to_string(), Version::new(3, 3, 11))])
+        );
+        assert_eq!(spec.mirror.tags["geo2"]["nofailover"], true);
+        assert_eq!(spec.mirror.tags["geo2"]["replicatefrom"], "geo1");
+        assert!(spec.mirror.names.is_empty());
+        assert!(spec.check().is_ok(), "{:?}", spec.check());
+        let said = not_mirrored.join("\n");
+        for expected in [
+            "member names (pg-geo-a, pg-geo-b): the lab names them geo1, geo2",
+            "pg-geo-c: a host in the inventory, not in the cluster; the lab's standby cluster has no spare",
+            "the primary site (main, 3 members): the lab's standby cluster follows a one-member primary cluster, main,",
+            "backups made with WAL-G: the lab's are pgBackRest's",
+        ] {
+            assert!(said.contains(expected), "{expected}\n{said}");
+        }
+        assert!(!said.contains("a standby cluster:"), "{said}");
+
+        // A followed site named like the lab's standby cluster: the primary is `primary`.
+        target.follows = None;
+        target.backup_tool = Some("pgBackRest".into());
+        target.members.truncate(2);
+        target.members[0].name = "geo1".into();
+        target.members[1].name = "geo2".into();
+        target.members[0].tags.clear();
+        let (spec, not_mirrored, _) = lab_spec(&target, Ipv4Addr::new(127, 0, 1, 11), None);
+        assert_eq!(spec.scope, "primary");
+        let said = not_mirrored.join("\n");
+        assert!(!said.contains("member names"), "{said}");
+        assert!(!said.contains("backups"), "{said}");
+    }
+
+    #[test]
+    fn the_lab_is_asked_with_its_own_names_for_the_members_and_the_cluster_typed() {
+        let mut target = shape(&["db 2", "db 1"], &["4.1.5", "4.1.5"]);
+        target.cluster = "main-db".into();
+        let (_, _, renames) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
+        let asked = Params::Reinit(crate::runbooks::reinit::Params {
+            member: "db 2".into(),
+            timeout: None,
+            max_lag: 7,
+        });
+        let Params::Reinit(lab) = renames.params(&asked) else {
+            panic!("still a reinit");
+        };
+        assert_eq!((lab.member.as_str(), lab.max_lag), ("node2", 7));
+        let options = RunOptions {
+            dry_run: false,
+            format: crate::runner::PlanFormat::Text,
+            assume_yes: true,
+            confirm: vec!["main-db".into(), "db 1".into(), "other".into()],
+            done: Vec::new(),
+        };
+        assert_eq!(
+            renames.options(&options).confirm,
+            ["main", "node1", "other"],
+            "the typed names become the lab's; anything else stays, for the gate to refuse"
+        );
+
+        // A standby cluster: the lab's `geo`, its members geo1, ….
+        target.standby = true;
+        target.members[0].name = "geo-b".into();
+        target.members[1].name = "geo-a".into();
+        let (_, _, renames) = lab_spec(&target, Ipv4Addr::new(127, 0, 1, 11), None);
+        assert_eq!(
+            renames,
+            Renames(BTreeMap::from([
+                ("geo-a".to_string(), "geo1".to_string()),
+                ("geo-b".to_string(), "geo2".to_string()),
+                ("main-db".to_string(), "geo".to_string()),
+            ]))
         );
     }
 

@@ -780,25 +780,41 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                 }
             }
             // Sent, perhaps received: the cluster will tell.
-            Err(error) if error.is_unreachable() => Ok(self.answer_lost(step, &error)),
+            Err(error) if error.is_unreachable() => self.answer_lost(step, &error),
             Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
         }
     }
 
     /// A write whose answer never came: journalled, then settled by the step's verification.
-    fn answer_lost(&self, step: &Step, error: &dyn std::fmt::Display) -> String {
+    /// A step with none cannot be settled: it fails, and what `resume` does with it is its
+    /// idempotency's (a restore cut short is never taken for done).
+    fn answer_lost(&self, step: &Step, error: &dyn std::fmt::Display) -> Result<String, Finish> {
         self.emit(&Event::ActionLost {
             step: step.id.clone(),
             error: error.to_string(),
         });
-        format!("no answer ({error}); verifying by observation")
+        if step.verify.is_some() {
+            return Ok(format!("no answer ({error}); verifying by observation"));
+        }
+        let then = match &step.idempotency {
+            Idempotency::SafeToRepeat => "it is safe to run again, and `pgha resume` does",
+            Idempotency::CheckStateFirst { .. } => {
+                "`pgha resume` looks whether it took effect before running it again"
+            }
+            Idempotency::AskHuman => "`pgha resume` asks before running it again",
+        };
+        Err(self.fail(
+            step,
+            Outcome::Failed,
+            format!("{error}; nothing pgha observes settles this step's outcome: {then}"),
+        ))
     }
 
     /// One Consul write. A lost answer is settled by the step's verification, like a REST call.
     async fn call_consul(&self, step: &Step, action: &ConsulAction) -> Result<String, Finish> {
         match self.world.consul(action).await {
             Ok(()) => Ok(format!("{}: done", action.request_line())),
-            Err(error @ ConsulError::Unreachable { .. }) => Ok(self.answer_lost(step, &error)),
+            Err(error @ ConsulError::Unreachable { .. }) => self.answer_lost(step, &error),
             Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
         }
     }
@@ -807,7 +823,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
     async fn call_etcd(&self, step: &Step, action: &EtcdAction) -> Result<String, Finish> {
         match self.world.etcd(action).await {
             Ok(()) => Ok(format!("{}: done", action.request_line())),
-            Err(error @ EtcdError::Unreachable { .. }) => Ok(self.answer_lost(step, &error)),
+            Err(error @ EtcdError::Unreachable { .. }) => self.answer_lost(step, &error),
             Err(error) => Err(self.fail(step, Outcome::Failed, error.to_string())),
         }
     }
@@ -903,13 +919,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
                     Err(self.fail(step, Outcome::Failed, command_failed(action, &output, said)))
                 }
             }
-            Err(error) if error.outcome_unknown() => {
-                self.emit(&Event::ActionLost {
-                    step: step.id.clone(),
-                    error: error.to_string(),
-                });
-                Ok(format!("{error}; verifying by observation"))
-            }
+            Err(error) if error.outcome_unknown() => self.answer_lost(step, &error),
             Err(error) => Err(self.fail(step, outcome_of(error.exit()), error.to_string())),
         }
     }
@@ -1091,7 +1101,7 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         Ok(view)
     }
 
-    /// Reads the log of each watched member that has stayed `starting` long enough; `Some(why)`
+    /// Reads the log of each watched member that has stayed `starting` or `stopped` long enough; `Some(why)`
     /// when one's recovery cannot go on. A read that fails or hangs decides nothing: the wait
     /// goes on to its deadline, as it would without the watch.
     async fn stuck(
@@ -1102,12 +1112,17 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         deadline: Instant,
     ) -> Option<String> {
         for (watch, history) in wait.stuck.iter().zip(watched.iter_mut()) {
-            // `state` says `starting` for a replica that also reports `in archive recovery`.
-            let starting = view
+            // `state` says `starting` for a replica that also reports `in archive recovery`;
+            // `stopped` is a Patroni that will not start PostgreSQL (on a partial restore).
+            let watched_state = match view
                 .and_then(|view| view.member(&watch.member))
                 .and_then(crate::observe::MemberView::state)
-                == Some(crate::patroni::MemberState::Starting);
-            if !history.due(starting, watch.after, Instant::now()) {
+            {
+                Some(crate::patroni::MemberState::Starting) => Some("starting"),
+                Some(crate::patroni::MemberState::Stopped) => Some("stopped"),
+                _ => None,
+            };
+            if !history.due(watched_state, watch.after, Instant::now()) {
                 continue;
             }
             let reading =

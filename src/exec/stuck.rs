@@ -1,6 +1,7 @@
 //! Telling a recovery that cannot go on from a slow one, by what PostgreSQL's log says. A
 //! member whose recovery waits for a WAL segment that `restore_command` cannot fetch (missing
-//! from the archive, a wrong stanza) stays `starting` forever: Patroni says no more, and a wait
+//! from the archive, a wrong stanza) stays `starting` forever, and one restored only in part
+//! stays `stopped`: Patroni says no more through its API, and a wait
 //! would end only at its deadline — hours, for a restore. The log says more: PostgreSQL repeats
 //! `waiting for WAL to become available at <LSN>`, and a few lines are fatal on their own. This
 //! module reads a log's tail and keeps what one read must be compared with the next.
@@ -26,6 +27,11 @@ const FATAL: &[(&str, &str)] = &[
     (
         "could not locate required checkpoint record",
         "the backup's checkpoint record is not in the restored WAL",
+    ),
+    // Patroni's own line, where its log is the one read (it then leaves PostgreSQL stopped).
+    (
+        "data dir for the cluster is not empty, but system ID is invalid",
+        "the data directory holds files but no database (a restore cut short?): Patroni will not start PostgreSQL on it",
     ),
 ];
 
@@ -93,19 +99,27 @@ fn written_by_patroni(line: &str) -> bool {
 /// One watched member's history during a wait.
 #[derive(Debug, Default)]
 pub(crate) struct Watched {
-    /// Since when the member has been `starting`, as observed.
+    /// Since when the member has been `starting` (or `stopped`), as observed, and which.
     since: Option<Instant>,
+    state: &'static str,
     /// The last read of its log, and when.
     last: Option<(Instant, LogReading)>,
 }
 
 impl Watched {
-    /// Notes whether the member is `starting` now; true when its log is due for a read.
-    pub(crate) fn due(&mut self, starting: bool, after: Duration, now: Instant) -> bool {
-        if !starting {
+    /// Notes whether the member is `starting` (or `stopped`: `state`) now, or neither (`None`);
+    /// true when its log is due for a read.
+    pub(crate) fn due(
+        &mut self,
+        state: Option<&'static str>,
+        after: Duration,
+        now: Instant,
+    ) -> bool {
+        let Some(state) = state else {
             *self = Watched::default();
             return false;
-        }
+        };
+        self.state = state;
         let since = *self.since.get_or_insert(now);
         let read_at = self.last.as_ref().map_or(since, |(at, _)| *at);
         now.duration_since(read_at) >= after
@@ -143,7 +157,8 @@ impl Watched {
         };
         let diagnosis = why.map(|why| {
             format!(
-                "{member} has been `starting` for {for_how_long} s and cannot go on: {why}. Its log's last lines: {}",
+                "{member} has been `{}` for {for_how_long} s and cannot go on: {why}. Its log's last lines: {}",
+                self.state,
                 reading
                     .tail
                     .iter()
@@ -197,17 +212,17 @@ mod tests {
         let start = Instant::now();
         let after = Duration::from_secs(30);
         let mut watched = Watched::default();
-        assert!(!watched.due(true, after, start), "just started");
+        assert!(!watched.due(Some("starting"), after, start), "just started");
         let first = start + after;
-        assert!(watched.due(true, after, first));
+        assert!(watched.due(Some("starting"), after, first));
         assert_eq!(
             watched.judge("geo1", Some(read_log(MISSING_SEGMENT)), first),
             None
         );
-        assert!(!watched.due(true, after, first + Duration::from_secs(29)));
+        assert!(!watched.due(Some("starting"), after, first + Duration::from_secs(29)));
         // Recovery moved on meanwhile: not stuck.
         let second = first + after;
-        assert!(watched.due(true, after, second));
+        assert!(watched.due(Some("starting"), after, second));
         let moved = MISSING_SEGMENT.replace("0/4000028", "0/5000000");
         assert_eq!(watched.judge("geo1", Some(read_log(&moved)), second), None);
         // Then it stays there.
@@ -227,7 +242,7 @@ mod tests {
     fn a_fatal_line_decides_at_the_first_read_and_leaving_starting_resets() {
         let now = Instant::now();
         let mut watched = Watched::default();
-        watched.due(true, Duration::ZERO, now);
+        watched.due(Some("starting"), Duration::ZERO, now);
         let wrong_stanza = "P00  ERROR: [037]: archive-get command requires option: pg1-path\n       HINT: does this stanza exist?\n";
         let why = watched
             .judge("geo2", Some(read_log(wrong_stanza)), now)
@@ -235,12 +250,31 @@ mod tests {
         assert!(why.contains("wrong stanza"), "{why}");
         assert!(why.contains("HINT: does this stanza exist?"), "{why}");
         // Out of `starting`, the history is forgotten.
-        assert!(!watched.due(false, Duration::ZERO, now));
+        assert!(!watched.due(None, Duration::ZERO, now));
         assert_eq!(watched.since, None);
         assert!(watched.last.is_none());
         // A read that failed decides nothing, but counts as a read.
-        watched.due(true, Duration::from_secs(5), now);
+        watched.due(Some("starting"), Duration::from_secs(5), now);
         assert_eq!(watched.judge("geo2", None, now), None);
-        assert!(!watched.due(true, Duration::from_secs(5), now + Duration::from_secs(4)));
+        assert!(!watched.due(
+            Some("starting"),
+            Duration::from_secs(5),
+            now + Duration::from_secs(4)
+        ));
+    }
+
+    /// Found by a rehearsal: a member restored only in part (its restore's SSH session
+    /// dropped) stays `stopped`, and Patroni says why in its own log.
+    #[test]
+    fn a_partial_restore_is_fatal_for_a_stopped_member() {
+        let now = Instant::now();
+        let mut watched = Watched::default();
+        assert!(watched.due(Some("stopped"), Duration::ZERO, now));
+        let log = "2026-12-04 03:50:53,819 INFO: data dir for the cluster is not empty, but system ID is invalid; consider doing reinitialize\n";
+        let why = watched
+            .judge("geo2", Some(read_log(log)), now)
+            .expect("fatal");
+        assert!(why.starts_with("geo2 has been `stopped` for 0 s"), "{why}");
+        assert!(why.contains("a restore cut short?"), "{why}");
     }
 }

@@ -1096,6 +1096,43 @@ async fn an_unreachable_host_or_server_ends_the_run_as_unreachable() {
     );
 }
 
+/// Found by a rehearsal (`ssh-drop@restore-backup`): a restore whose SSH session dropped at
+/// once was taken for done — it had nothing to observe — and the run went on over an empty
+/// data directory. A lost answer with nothing to settle it fails, for `resume` to run it again.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_command_with_nothing_to_observe_fails_and_is_not_taken_for_done() {
+    let (target, before) = view_led_by("4.1.5", "node3", Some(1));
+    let mut world = FakeWorld::new(before.clone(), before.clone(), ok(200, ""));
+    world.remote_failure = Some(RemoteError::Dropped {
+        host: "127.0.0.31".into(),
+        command: "restore".into(),
+    });
+    let plan = Plan {
+        steps: vec![remote_step("restore"), remote_step("start")],
+        ..switchover_plan(&target, &before)
+    };
+    let (finish, events) = run(&world, &plan, unattended(), yes()).await;
+    assert_eq!(finish.outcome, Outcome::Failed, "{}", finish.detail);
+    assert!(
+        finish
+            .detail
+            .contains("nothing pgha observes settles this step's outcome: it is safe to run again, and `pgha resume` does"),
+        "{}",
+        finish.detail
+    );
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, Event::ActionLost { step, .. } if step == "run-restore"))
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::StepStarted { step, .. } if step == "run-start")),
+        "nothing after it ran"
+    );
+}
+
 /// The switchover plan's CHECKPOINT step (`--checkpoint`).
 fn plan_with_checkpoint(target: &ClusterTarget, view: &ClusterView) -> Step {
     let params = Params::Switchover(crate::runbooks::switchover::Params {

@@ -85,6 +85,17 @@ pub enum BackupTool {
     },
 }
 
+impl BackupTool {
+    /// The tool's own name for it.
+    pub fn title(&self) -> &'static str {
+        match self {
+            BackupTool::Pgbackrest { .. } => "pgBackRest",
+            BackupTool::WalG { .. } => "WAL-G",
+            BackupTool::WalE { .. } => "WAL-E",
+        }
+    }
+}
+
 /// What the inventory requires of the cluster's backups before risky work (`backup:`): the
 /// newest backup, as `tool` lists them, no older than `max_age`; older, a runbook refuses to
 /// start (or, `when_older: warn`, says so and goes on).

@@ -308,9 +308,7 @@ fn tags(spec: &LabSpec, member: &LabMember) -> String {
             .into_iter()
             .map(|key| (key, serde_json::Value::Bool(false)))
             .collect();
-    if member.cluster == LabCluster::Primary
-        && let Some(mirrored) = spec.mirror.tags.get(&member.name)
-    {
+    if let Some(mirrored) = spec.mirror.tags.get(&member.name) {
         tags.extend(
             mirrored
                 .iter()

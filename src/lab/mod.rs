@@ -66,8 +66,9 @@ pub struct LabSpec {
     pub mirror: Mirror,
 }
 
-/// The primary cluster's members as another cluster's: their names (in order, in place of
-/// `node1`, …), the tags in their Patroni configuration, and the Patroni release each starts
+/// The lab's members as another cluster's: the primary cluster's names (in order, in place of
+/// `node1`, …), and by the lab's name for a member of either cluster (`geo1` for the standby
+/// cluster's first), the tags in its Patroni configuration and the Patroni release it starts
 /// with when it is not the lab's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mirror {
@@ -203,8 +204,8 @@ impl LabSpec {
             // Consul's HTTP checks would need client certificates for a REST API that requires them.
             return Err("--tls and --dcs consul together are not supported by the lab".into());
         }
-        // The names the lab gives its members (the mirrored ones, or its own).
-        let names: Vec<String> = self.all_members().into_iter().map(|m| m.name).collect();
+        // The names the lab gives its members (the mirrored ones, or its own), both clusters'.
+        let names: Vec<String> = self.every_member().into_iter().map(|m| m.name).collect();
         self.mirror.check(self.members + self.spares, &names)
     }
 }
@@ -236,7 +237,7 @@ pub enum LabCommand {
     },
 }
 
-pub use rehearsal::{PGBENCH_UNIT_BYTES, fill};
+pub use rehearsal::{PGBENCH_UNIT_BYTES, backup, fill};
 
 #[derive(Debug, Clone, Copy)]
 pub enum MemberAction {

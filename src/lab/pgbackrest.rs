@@ -159,6 +159,18 @@ pub(crate) fn ensure_backup(
     Ok(true)
 }
 
+/// A full backup of `member` (a primary) now: what a rehearsal's standby restores once its
+/// primary's database is filled.
+pub(crate) fn full_backup(
+    layout: &Layout,
+    spec: &LabSpec,
+    member: &str,
+    run_as: RunAs,
+) -> Result<(), LabError> {
+    let config = layout.member_pgbackrest_config(member);
+    run(&config, &spec.scope, &["--type=full", "backup"], run_as).map(drop)
+}
+
 /// Whether `info --output=json` lists at least one backup of the stanza.
 fn has_backup(info: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(info).is_ok_and(|stanzas| {

@@ -1,6 +1,7 @@
 //! What a rehearsal does to its lab beyond `up`: the lab's sshd taken away with every session
 //! it serves (`lab ssh stop`, the `ssh-drop` fault) and given back, and a database filled with
-//! pgbench to a share of the real one's size.
+//! pgbench to a share of the real one's size (and, for a standby cluster, backed up again: the
+//! backup its members are restored from then holds it).
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use super::daemons::{sshd_daemon, start_and_listen};
 use super::layout::{LabState, Layout};
 use super::process::{self, RunAs};
-use super::{LabError, files, lock};
+use super::{LabError, files, lock, pgbackrest};
 use crate::exit::Exit;
 
 /// pgbench's scale unit on PostgreSQL 15: 100 000 accounts, their indexes and the small tables.
@@ -107,4 +108,24 @@ pub async fn fill(dir: &Path, member: &str, units: u32) -> Result<(), LabError> 
         what: format!("pgbench -i -s {units} on {member}"),
         output: String::from_utf8_lossy(&output.stderr).trim().to_string(),
     })
+}
+
+/// A full pgBackRest backup of `member`, the primary cluster's leader, taken now.
+pub async fn backup(dir: &Path, member: &str) -> Result<(), LabError> {
+    let layout = Layout::new(dir);
+    let state = LabState::load(&layout)?.ok_or_else(|| LabError::NoLab {
+        dir: layout.dir.clone(),
+    })?;
+    if !state.spec.archives_wal() {
+        return Err(LabError::Refused(
+            "the lab has no standby cluster: it keeps no backups".into(),
+        ));
+    }
+    let run_as = RunAs::detect()?;
+    let member = member.to_string();
+    tokio::task::spawn_blocking(move || {
+        pgbackrest::full_backup(&layout, &state.spec, &member, run_as)
+    })
+    .await
+    .map_err(|error| LabError::Invalid(format!("the backup's task failed: {error}")))?
 }

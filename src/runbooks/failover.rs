@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::steps::{consul_routing, frame, member, promotable};
+use super::steps::{
+    consul_routing, frame, leader_service_tag, leads_after_handover, member, promotable,
+};
 use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
 use crate::observe::ClusterView;
@@ -95,20 +97,31 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         .clone()
         .map(|leader| (leader, Check::HealthyLeader.evaluate(view).observed));
     let timeline = cluster_timeline(view).unwrap_or(0);
+    // A standby cluster's new leader is not promoted: it replays from the primary site.
+    let promotes = if target.standby {
+        format!("makes {candidate} the standby leader, on the same timeline")
+    } else {
+        format!("promotes {candidate}, which leads on a new timeline")
+    };
     let mut plan = frame(
         target,
         view,
         format!("Fail over cluster {} to {candidate}", target.cluster),
         match &holder {
             None => format!(
-                "No member leads {}: Patroni promotes {candidate}, which leads on a new timeline; \
-                 the other replicas follow it. Writes resume once it runs.",
-                target.cluster
+                "No member leads {}: Patroni {promotes}; \
+                 the other replicas follow it.{}",
+                target.cluster,
+                if target.standby {
+                    ""
+                } else {
+                    " Writes resume once it runs."
+                }
             ),
             Some((leader, how)) => format!(
                 "{how}: a failover takes the key from {leader} without a switchover's checks \
                  (`pgha switchover --candidate {candidate}` is the way with a healthy leader). \
-                 Patroni promotes {candidate} on a new timeline; {leader} rejoins as a replica."
+                 Patroni {promotes}; {leader} rejoins as a replica."
             ),
         },
     );
@@ -123,7 +136,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         view,
         &candidate,
         holder.as_ref(),
-        timeline,
+        leads_after_handover(&candidate, timeline, target.standby),
         params.timeout.unwrap_or(DEFAULT_TIMEOUT),
         ready,
     )?);
@@ -147,9 +160,12 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
     plan.steps.extend(consul_routing(
         view,
         "consul-routing".into(),
-        format!("Wait until Consul routes primary traffic to {candidate} only"),
+        format!(
+            "Wait until Consul routes {} traffic to {candidate} only",
+            leader_service_tag(target.standby)
+        ),
         vec![Check::ConsulServes {
-            tag: "primary".into(),
+            tag: leader_service_tag(target.standby).into(),
             members: vec![candidate.clone()],
         }],
     ));
@@ -166,7 +182,7 @@ fn failover_step(
     view: &ClusterView,
     candidate: &str,
     holder: Option<&(String, String)>,
-    timeline: u32,
+    leading: Vec<Check>,
     timeout: Duration,
     ready: Vec<Check>,
 ) -> Result<Step, PlanError> {
@@ -183,12 +199,6 @@ fn failover_step(
             question: format!("Promote {candidate} to lead {}?", view.cluster),
         },
     };
-    let leading = vec![
-        Check::LeaderIs {
-            member: candidate.into(),
-        },
-        Check::TimelineAbove { timeline },
-    ];
     Ok(Step {
         id: "failover".into(),
         title: format!("Fail over to {candidate}"),

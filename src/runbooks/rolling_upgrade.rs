@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::steps::{
     DEFAULT_MAX_LAG_BYTES, Host, RestartOf, Switch, restart_steps, assume_identity, candidate_ready, checkpoint_step,
-    choose_candidate, cluster_api, command_step, consul_routing, frame, listed, maintenance_step,
+    choose_candidate, cluster_api, command_step, consul_routing, frame, leader_service_tag, listed, maintenance_step,
     rejoin_step, service_control, postmaster_started, switchover_step, with_verification,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook};
@@ -310,7 +310,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         target,
         view,
         format!("Upgrade cluster {} to {release}, member by member", target.cluster),
-        summary(view, &leader, candidate.as_deref(), (&behind, &stopped), &release, estimate),
+        summary(&upgrading, &leader, candidate.as_deref(), (&behind, &stopped), estimate),
     );
     plan.prechecks = prechecks(&running, &stopped, &leader, params.max_lag);
     assume_identity(&mut plan, view);
@@ -348,7 +348,8 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
                 .extend(upgrading.swap(&leader, None, "the old leader, now a replica")?),
             Release::Postgres(_) => plan.steps.push(upgrading.demoted_step(&leader)),
         }
-        (candidate.as_str(), timeline + 1)
+        // A standby cluster's new leader is not promoted: the same timeline.
+        (candidate.as_str(), timeline + u32::from(!target.standby))
     } else {
         (leader.as_str(), timeline)
     };
@@ -615,6 +616,7 @@ impl Upgrading<'_> {
             timeline,
             timeout: SWITCHOVER_TIMEOUT,
             cluster: &self.target.cluster,
+            standby: self.target.standby,
         };
         let mut ready = candidate_ready(candidate, self.max_lag);
         ready.push(self.release.check(candidate));
@@ -625,9 +627,12 @@ impl Upgrading<'_> {
         plan.steps.extend(consul_routing(
             self.view,
             "consul-routing".into(),
-            format!("Wait until Consul routes primary traffic to {candidate} only"),
+            format!(
+                "Wait until Consul routes {} traffic to {candidate} only",
+                leader_service_tag(self.target.standby)
+            ),
             vec![Check::ConsulServes {
-                tag: "primary".into(),
+                tag: leader_service_tag(self.target.standby).into(),
                 members: vec![candidate.into()],
             }],
         ));
@@ -772,7 +777,8 @@ fn by_hand_step(name: &str, to: &str, instructions: Vec<String>) -> Step {
 }
 
 /// Every member on the release, `leader` leading on `timeline`: one more than before when the
-/// run switched over, the same when it did not need to.
+/// run switched over a primary cluster, the same when it did not need to or the cluster is a
+/// standby one.
 fn finished_step(
     members: &[&MemberView],
     (leader, timeline): (&str, u32),
@@ -801,13 +807,13 @@ fn finished_step(
 }
 
 fn summary(
-    view: &ClusterView,
+    upgrading: &Upgrading<'_>,
     leader: &str,
     candidate: Option<&str>,
     (behind, stopped): (&[&MemberView], &[&MemberView]),
-    release: &Release,
     estimate: Duration,
 ) -> String {
+    let (view, release) = (upgrading.view, &upgrading.release);
     let stopped = if stopped.is_empty() {
         String::new()
     } else {
@@ -820,9 +826,17 @@ fn summary(
         Release::Patroni(_) => ("upgraded as a replica", "its PostgreSQL restarts as a replica's"),
         Release::Postgres(_) => ("left to its demotion", "the demotion restarts its PostgreSQL on the installed binaries"),
     };
+    let (writes, timeline) = if upgrading.target.standby {
+        (
+            "a standby cluster takes no writes",
+            "on the same timeline (a standby leader is not promoted)",
+        )
+    } else {
+        ("writes stop for a few seconds", "and exactly one new timeline")
+    };
     let ending = match candidate {
         Some(candidate) => format!(
-            "{leader} hands the leader role to {candidate} (writes stop for a few seconds), and is then {how}: {old_leader}, which takes no writes away. The run ends with every member on {release} and exactly one new timeline."
+            "{leader} hands the leader role to {candidate} ({writes}), and is then {how}: {old_leader}, which takes no writes away. The run ends with every member on {release} {timeline}."
         ),
         None => format!(
             "{leader} already runs {release}: no switchover. The run ends with every member on {release}, {leader} leading on the same timeline."

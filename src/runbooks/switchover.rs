@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::steps::{
     DEFAULT_MAX_LAG_BYTES, Switch, candidate_ready, checkpoint_step, choose_candidate, cluster_api,
-    consul_routing, frame, member, rejoin_step, switchover_step,
+    consul_routing, frame, leader_service_tag, member, rejoin_step, switchover_step,
 };
 use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
@@ -96,6 +96,22 @@ impl Runbook for Switchover {
     }
 }
 
+/// What happens, for the plan's reader: a standby cluster's leader is handed over, not promoted.
+fn summary(standby: bool, leader: &str, candidate: &str) -> String {
+    if standby {
+        format!(
+            "Patroni hands the standby leader role of this standby cluster from {leader} to {candidate}: \
+             neither is promoted and no writes stop (the cluster takes none); {candidate} then replays \
+             from the primary site and {leader} rejoins as its replica, on the same timeline."
+        )
+    } else {
+        format!(
+            "Patroni demotes {leader} and promotes {candidate}. Writes stop for a few seconds while the roles \
+             change (measured on the lab: 1.5-2.5 s); {leader} rejoins as a replica of {candidate}."
+        )
+    }
+}
+
 fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<Plan, PlanError> {
     let Params {
         candidate,
@@ -124,10 +140,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
             "Switch over cluster {} from {leader} to {candidate} {when}",
             target.cluster
         ),
-        format!(
-            "Patroni demotes {leader} and promotes {candidate}. Writes stop for a few seconds while the roles \
-             change (measured on the lab: 1.5-2.5 s); {leader} rejoins as a replica of {candidate}."
-        ),
+        summary(target.standby, &leader, &candidate),
     );
     let candidate_ready = candidate_ready(&candidate, *max_lag);
     plan.prechecks = [
@@ -140,6 +153,13 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         candidate_ready.clone(),
     ]
     .concat();
+    if target.standby {
+        // A standby cluster the inventory names but that takes writes (split from its site):
+        // no switchover's verification would fit it; `pgha status` says what it is.
+        plan.prechecks.push(Check::StandbyLeader {
+            member: leader.clone(),
+        });
+    }
     if at.is_some() {
         // Patroni refuses to schedule while paused.
         plan.prechecks.push(Check::Paused { paused: false });
@@ -162,6 +182,7 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         timeline,
         timeout,
         cluster: &target.cluster,
+        standby: target.standby,
     };
     plan.steps
         .push(switchover_step(&switch, api, candidate_ready));
@@ -170,10 +191,13 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         plan.steps.extend(consul_routing(
             view,
             "consul-routing".into(),
-            format!("Wait until Consul routes primary traffic to {candidate} only, and replica traffic to {leader}"),
+            format!(
+                "Wait until Consul routes {} traffic to {candidate} only, and replica traffic to {leader}",
+                leader_service_tag(target.standby)
+            ),
             vec![
                 Check::ConsulServes {
-                    tag: "primary".into(),
+                    tag: leader_service_tag(target.standby).into(),
                     members: vec![candidate.clone()],
                 },
                 Check::ConsulPassing {

@@ -1173,3 +1173,67 @@ fn a_plans_structure_is_the_same_wherever_the_cluster_lives() {
     };
     assert_ne!(reinit("node2"), reinit("node3"));
 }
+
+/// Found by rehearsing a switchover like a standby cluster: its leader is handed over, never
+/// promoted, so the timeline stays, and waiting for a new one failed a switchover Patroni had
+/// done. On a standby cluster the new leader is verified as the standby leader, the old one
+/// must lead as one before anything is sent, and Consul routes the `standby-leader` tag.
+#[test]
+fn a_standby_clusters_leader_is_handed_over_on_the_same_timeline() {
+    let (target, view) = standby_lab();
+    let until = |plan: &Plan, id: &str| -> Vec<Check> {
+        let step = plan.steps.iter().find(|step| step.id == id).unwrap();
+        step.verify.as_ref().unwrap().until.clone()
+    };
+    let switched = plan(&target, &view, &switchover(Some("node2"))).unwrap();
+    let verified = until(&switched, "switchover");
+    assert!(verified.contains(&Check::StandbyLeader {
+        member: "node2".into()
+    }));
+    assert!(
+        !verified
+            .iter()
+            .any(|check| matches!(check, Check::TimelineAbove { .. })),
+        "{verified:?}"
+    );
+    assert!(switched.prechecks.contains(&Check::StandbyLeader {
+        member: "node1".into()
+    }));
+    assert!(
+        switched.summary.contains("neither is promoted"),
+        "{}",
+        switched.summary
+    );
+
+    let failover = Params::Failover(crate::runbooks::failover::Params {
+        candidate: "node2".into(),
+        timeout: None,
+    });
+    let failed_over = plan(&target, &view, &failover).unwrap();
+    assert!(
+        until(&failed_over, "failover").contains(&Check::StandbyLeader {
+            member: "node2".into()
+        })
+    );
+
+    // A primary cluster's new leader: a new timeline, as before.
+    let (primary_target, primary_view) = lab();
+    let primary = plan(&primary_target, &primary_view, &switchover(Some("node2"))).unwrap();
+    assert!(
+        until(&primary, "switchover")
+            .iter()
+            .any(|check| matches!(check, Check::TimelineAbove { .. }))
+    );
+
+    // On Consul: the standby leader's tag.
+    let (mut consul_target, consul_view) = consul_lab();
+    consul_target.standby = true;
+    let routed = plan(&consul_target, &consul_view, &switchover(Some("node2"))).unwrap();
+    let Action::Wait(wait) = &routed.steps.last().unwrap().action else {
+        panic!("a wait")
+    };
+    assert!(wait.until.contains(&Check::ConsulServes {
+        tag: "standby-leader".into(),
+        members: vec!["node2".into()]
+    }));
+}

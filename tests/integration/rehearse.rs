@@ -33,7 +33,7 @@ fn rehearse(lab: &Lab, runs: &Path, extra: &[&str], runbook: &[&str]) -> serde_j
 }
 
 /// A rehearsal lab, wiped however the test ends.
-struct RehearsalLab(std::path::PathBuf);
+pub(crate) struct RehearsalLab(pub(crate) std::path::PathBuf);
 
 impl Drop for RehearsalLab {
     fn drop(&mut self) {

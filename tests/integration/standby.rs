@@ -29,6 +29,7 @@ const REBUILD_GEO: [&str; 6] = [
 fn a_standby_cluster_follows_the_primary_from_its_wal_archive_on_etcd() {
     let lab = Lab::dedicated("standby", "127.0.0.141", &["--standby-cluster"]);
     follows_from_the_archive(&lab);
+    rehearsed_like_the_standby_cluster(&lab);
     geo_resetup_rebuilds_it_while_the_primary_takes_writes(&lab);
     killed_after_the_wipe_then_resumed(&lab);
     a_stuck_recovery_fails_early_then_the_run_resumes_once_the_wal_is_back(&lab);
@@ -131,6 +132,131 @@ fn a_restored_dynamic_config_started_first_promotes_and_pgha_says_so(lab: &Lab) 
         .run()
         .expect_code(4);
     assert!(refused.stderr().contains("geo2"), "{}", refused.stderr());
+}
+
+/// `pgha rehearse --like geo`: a lab whose standby cluster mirrors geo (behind a one-member
+/// primary site, on 127.0.1.11 and up), geo only read. A switchover of the standby leader (no
+/// promotion, the same timeline), then geo-resetup with the lab's database filled to geo's size
+/// and SSH dropped while geo2's restore runs: the restore cut short fails, and once SSH is back
+/// the rehearsal's `pgha resume` restores it again and finishes the rebuild.
+fn rehearsed_like_the_standby_cluster(lab: &Lab) {
+    let runs = scratch();
+    let dir = crate::harness::lab_root().join("rehearsal-standby");
+    let _wiped = crate::rehearse::RehearsalLab(dir.clone());
+    let geo_before = geo_state(lab);
+    let dry_run = Pgha::new()
+        .args(["--cluster", "geo", "geo-resetup", "--dry-run", "-o", "json"])
+        .lab(lab)
+        .run()
+        .success()
+        .json();
+    let rehearse = |args: &[&str]| {
+        let run = Pgha::new()
+            .args([
+                "--env", "lab", "rehearse", "--like", "geo", "--report", "json",
+            ])
+            .arg_flag_path("--lab-dir", &dir)
+            .args(["--first-address", "127.0.1.11"])
+            .args(args)
+            .env("PGHA_RUNS_DIR", runs.path())
+            .lab(lab)
+            .run();
+        eprintln!("{}", run.stderr());
+        assert_eq!(run.code(), 0, "{}", run.stderr());
+        run.json()
+    };
+
+    let started = Instant::now();
+    let switched = rehearse(&["switchover", "--yes"]);
+    eprintln!("standby switchover rehearsed in {:?}", started.elapsed());
+    assert_eq!(switched["same_structure"], true, "{switched}");
+    assert_eq!(switched["outcome"], "succeeded", "{switched}");
+    let said = switched["not_mirrored"].to_string();
+    assert!(
+        said.contains("the lab's standby cluster follows a one-member primary cluster, demo"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("member names"),
+        "geo1, geo2 are the lab's names too: {said}"
+    );
+    assert!(
+        switched["lab_at_end"]
+            .as_str()
+            .unwrap()
+            .starts_with("geo: leader geo2, 1/1 replicas streaming"),
+        "{switched}"
+    );
+
+    let started = Instant::now();
+    let rebuilt = rehearse(&[
+        "--scale",
+        "1",
+        "--fault",
+        "ssh-drop@restore-backup",
+        "geo-resetup",
+        "--yes",
+        "--confirm",
+        "geo",
+    ]);
+    eprintln!("geo-resetup rehearsed in {:?}", started.elapsed());
+    assert_eq!(
+        rebuilt["target_structure"], dry_run["plan_structure"],
+        "the rehearsal's structure is the one geo's dry-run prints"
+    );
+    assert_eq!(rebuilt["same_structure"], true, "{rebuilt}");
+    assert_eq!(rebuilt["outcome"], "succeeded", "{rebuilt}");
+    assert_eq!(
+        rebuilt["faults"][0]["step"], "restore-backup-geo2",
+        "{rebuilt}"
+    );
+    let resumes = rebuilt["resumes"].as_array().unwrap();
+    assert_eq!(resumes.len(), 1, "{rebuilt}");
+    assert!(
+        resumes[0].as_str().unwrap().ends_with("exit 0"),
+        "{rebuilt}"
+    );
+    let restores: Vec<&str> = rebuilt["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|step| step["step"] == "restore-backup-geo2")
+        .map(|step| step["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        restores,
+        ["failed", "succeeded"],
+        "cut short, never taken for done; restored again on resume: {rebuilt}"
+    );
+    assert!(
+        rebuilt["not_mirrored"].to_string().contains("the lab's is"),
+        "the filled size is said: {rebuilt}"
+    );
+    assert!(
+        rebuilt["lab_at_end"]
+            .as_str()
+            .unwrap()
+            .starts_with("geo: leader geo1, 1/1 replicas streaming"),
+        "the target leader's place again: {rebuilt}"
+    );
+    assert_eq!(geo_state(lab), geo_before, "geo was only read");
+}
+
+/// What a rehearsal must leave of geo: each member's role, timeline and PostgreSQL start.
+fn geo_state(lab: &Lab) -> Vec<(String, Option<String>, Option<String>)> {
+    let geo = target(lab, "geo");
+    let client = pgha::patroni::PatroniClient::new(&geo.rest).unwrap();
+    geo.members
+        .iter()
+        .map(|member| {
+            let status = block_on(client.status(&member.api_url)).ok();
+            (
+                member.name.clone(),
+                status.as_ref().map(|status| status.role.to_string()),
+                status.and_then(|status| status.postmaster_start_time),
+            )
+        })
+        .collect()
 }
 
 /// pgBackRest as the database's account, with the given configuration and the primary's

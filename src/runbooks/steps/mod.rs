@@ -40,8 +40,8 @@ pub(crate) use restart::{RestartOf, restart_steps};
 pub(crate) use service::{capitalized, command_step, with_verification};
 pub(crate) use silence::silenced;
 pub(crate) use switch::{
-    Switch, candidate_ready, checkpoint_step, choose_candidate, promotable, rejoin_step,
-    switchover_step,
+    Switch, candidate_ready, checkpoint_step, choose_candidate, leader_service_tag,
+    leads_after_handover, promotable, rejoin_step, switchover_step,
 };
 pub(crate) use waits::wait_streaming_step;
 

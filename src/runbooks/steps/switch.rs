@@ -1,7 +1,7 @@
 //! Handing the leader role over, as a switchover and a rolling upgrade do: the candidate chosen
 //! (the synchronous standby first, then the lowest lag; never `nofailover`, never lagging), an
-//! optional CHECKPOINT on the leader, the call verified by the new leader and a new timeline,
-//! and the old leader's rejoin.
+//! optional CHECKPOINT on the leader, the call verified by the new leader (on a new timeline,
+//! or as a standby cluster's standby leader on the same one), and the old leader's rejoin.
 
 use std::time::Duration;
 
@@ -58,6 +58,32 @@ pub(crate) struct Switch<'a> {
     pub timeline: u32,
     pub timeout: Duration,
     pub cluster: &'a str,
+    /// A standby cluster (`standby: true`): its leader is never promoted.
+    pub standby: bool,
+}
+
+/// How the member handed the leader role is seen to hold it. A primary cluster's new leader
+/// was promoted: it leads on a timeline above `timeline`. A standby cluster's leader only
+/// replays what its primary site writes: it leads as standby leader, on the same timeline.
+pub(crate) fn leads_after_handover(candidate: &str, timeline: u32, standby: bool) -> Vec<Check> {
+    let leads = Check::LeaderIs {
+        member: candidate.into(),
+    };
+    if standby {
+        vec![
+            leads,
+            Check::StandbyLeader {
+                member: candidate.into(),
+            },
+        ]
+    } else {
+        vec![leads, Check::TimelineAbove { timeline }]
+    }
+}
+
+/// The tag Patroni registers a cluster's leader under in Consul.
+pub(crate) fn leader_service_tag(standby: bool) -> &'static str {
+    if standby { "standby-leader" } else { "primary" }
 }
 
 pub(crate) fn checkpoint_step(leader: &str, host: &str) -> Step {
@@ -78,8 +104,8 @@ pub(crate) fn checkpoint_step(leader: &str, host: &str) -> Step {
     }
 }
 
-/// The switchover itself, verified by the new leader and a new timeline (or, scheduled, by the
-/// schedule Patroni registered) — never by Patroni's answer alone.
+/// The switchover itself, verified by the new leader as `leads_after_handover` sees it (or,
+/// scheduled, by the schedule Patroni registered) — never by Patroni's answer alone.
 pub(crate) fn switchover_step(
     switch: &Switch<'_>,
     api: &MemberView,
@@ -98,14 +124,7 @@ pub(crate) fn switchover_step(
             scheduled,
         )
     } else {
-        let switched = vec![
-            Check::LeaderIs {
-                member: candidate.clone(),
-            },
-            Check::TimelineAbove {
-                timeline: switch.timeline,
-            },
-        ];
+        let switched = leads_after_handover(&candidate, switch.timeline, switch.standby);
         (
             wait_for(switched, switch.timeout, &candidate),
             vec![Check::LeaderIs {
