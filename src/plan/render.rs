@@ -85,7 +85,7 @@ pub fn json_estimated(
 pub fn estimate_markdown(estimate: &Estimate) -> String {
     estimate_lines(
         estimate,
-        "\n## Estimate\n\nFrom {runs} earlier run(s) of this runbook (journals of runs and rehearsals): about {total} in all.\n\n| step | estimate | runs |\n| --- | ---: | ---: |",
+        "\n## Estimate\n\nFrom {runs} earlier run(s) of this runbook (journals of runs and rehearsals): about {total}.\n\n| step | estimate | runs |\n| --- | ---: | ---: |",
         |step, estimated| format!("| {} | {estimated} | {} |", step.step, step.runs),
     )
 }
@@ -109,6 +109,21 @@ fn estimate_lines(
     let mut total = seconds_text(estimate.total_seconds);
     if slow - fast >= 0.1 {
         let _ = write!(total, " ({} to {})", seconds_text(fast), seconds_text(slow));
+    }
+    // A total that leaves steps out says so: it is a floor, not the run's length.
+    let unmeasured = estimate
+        .steps
+        .iter()
+        .filter(|step| step.seconds.is_none())
+        .count();
+    if unmeasured == 0 {
+        total.push_str(" in all");
+    } else {
+        let _ = write!(
+            total,
+            " for the steps measured before ({unmeasured} of {} never measured: the run takes longer)",
+            estimate.steps.len()
+        );
     }
     let mut out = heading
         .replace("{runs}", &estimate.runs.to_string())
@@ -872,7 +887,7 @@ mod estimate_tests {
         };
         assert_eq!(
             estimate_text(&estimate),
-            "Estimate (from 3 earlier run(s)): about 6m 40s (5m to 8m 20s)\n  wait-streaming-node2: 6m 40s (5m to 8m 20s), scaled to the size (3 run(s))\n  reinit-node2: unknown (0 run(s))\n"
+            "Estimate (from 3 earlier run(s)): about 6m 40s (5m to 8m 20s) for the steps measured before (1 of 2 never measured: the run takes longer)\n  wait-streaming-node2: 6m 40s (5m to 8m 20s), scaled to the size (3 run(s))\n  reinit-node2: unknown (0 run(s))\n"
         );
         let markdown = estimate_markdown(&estimate);
         assert!(
