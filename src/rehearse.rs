@@ -201,6 +201,9 @@ pub struct Shape {
     /// A standby cluster's primary site, as the inventory's `follows:` names it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub follows: Option<Followed>,
+    /// On Consul: whether Patroni registers its members as services there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consul_services: Option<bool>,
     /// The tool the inventory's `backup:` names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_tool: Option<String>,
@@ -540,6 +543,10 @@ async fn shape_of(target: &crate::exec::LiveCluster, view: &ClusterView) -> Shap
         } else {
             "etcd".into()
         },
+        consul_services: view
+            .consul
+            .is_some()
+            .then(|| crate::runbooks::steps::registers_services(view)),
         standby: target.target.standby,
         follows: target.target.follows.as_ref().map(|followed| Followed {
             cluster: followed.cluster.clone(),
@@ -624,6 +631,7 @@ fn lab_spec(
             "PostgreSQL {major}: the lab runs PostgreSQL {LAB_POSTGRES_MAJOR}"
         ));
     }
+    mirror.no_consul_services = shape.consul_services == Some(false);
     let primary_scope = primary_scope(shape);
     not_mirrored.extend(sites_not_mirrored(shape, &primary_scope));
     not_mirrored.extend(size_not_mirrored(shape.database_bytes, scale));
@@ -1463,6 +1471,7 @@ mod tests {
             dcs: "consul".into(),
             standby: false,
             follows: None,
+            consul_services: Some(true),
             backup_tool: None,
             settings: BTreeMap::new(),
             database_bytes: Some(470 << 20),
@@ -1496,6 +1505,14 @@ mod tests {
         );
         assert_eq!(spec.mirror.tags["pg-03"]["nofailover"], true);
         assert_eq!(spec.mirror.tags["pg-04"]["replicatefrom"], "pg-02");
+        assert!(!spec.mirror.no_consul_services);
+        target.consul_services = Some(false);
+        let (quiet, _, _) = lab_spec(&target, Ipv4Addr::new(127, 0, 0, 171), None);
+        assert!(
+            quiet.mirror.no_consul_services,
+            "register_service: false mirrored"
+        );
+        target.consul_services = Some(true);
         assert!(spec.check().is_ok(), "{:?}", spec.check());
         let said = not_mirrored.join("\n");
         assert!(!said.contains("member names"), "{said}");

@@ -449,9 +449,10 @@ fn dcs_config(spec: &LabSpec) -> String {
     let infrastructure = spec.infrastructure_address();
     match spec.dcs {
         LabDcs::Etcd => format!("etcd3:\n  hosts: {}\n", spec.etcd_client_hosts().join(",")),
-        LabDcs::Consul => {
-            format!("consul:\n  host: {infrastructure}:{CONSUL_PORT}\n  register_service: true\n")
-        }
+        LabDcs::Consul => format!(
+            "consul:\n  host: {infrastructure}:{CONSUL_PORT}\n  register_service: {}\n",
+            !spec.mirror.no_consul_services
+        ),
     }
 }
 

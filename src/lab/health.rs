@@ -51,11 +51,14 @@ impl Goal {
         }
     }
 
-    fn reached(self, view: &ClusterView) -> bool {
+    /// With `routed`, on Consul, every member must also be registered and passing (Patroni
+    /// registers services unless a rehearsal mirrors a cluster whose Patroni does not).
+    fn reached(self, view: &ClusterView, routed: bool) -> bool {
+        let routed = !routed || consul_routes_everyone(view);
         match self {
-            Goal::PrimaryHealthy => is_healthy(view),
+            Goal::PrimaryHealthy => is_healthy(view) && routed,
             Goal::StandbyLeaderRuns => standby_leader_runs(view),
-            Goal::StandbyHealthy => is_standby_healthy(view),
+            Goal::StandbyHealthy => is_standby_healthy(view) && routed,
         }
     }
 }
@@ -123,7 +126,7 @@ pub(super) async fn wait_until_healthy(
             last_summary.clone_from(&summary);
         }
         if let Ok(view) = observation {
-            if goal.reached(&view) {
+            if goal.reached(&view, !state.spec.mirror.no_consul_services) {
                 return Ok(view);
             }
             if cluster == LabCluster::Standby {
@@ -297,10 +300,7 @@ pub(super) fn is_healthy(view: &ClusterView) -> bool {
                     matches!(entry.state, MemberState::Running | MemberState::Streaming)
                 })
         });
-    Check::HealthyLeader.evaluate(view).passed
-        && leader_serves_everyone
-        && replicas_ready
-        && consul_routes_everyone(view)
+    Check::HealthyLeader.evaluate(view).passed && leader_serves_everyone && replicas_ready
 }
 
 /// The standby cluster's leader holds the leader key, runs, and is a standby leader.
@@ -331,7 +331,7 @@ fn is_standby_healthy(view: &ClusterView) -> bool {
                     entry.state == MemberState::Running || replicating.contains(&entry.state)
                 })
         });
-    standby_leader_runs(view) && replicas_ready && consul_routes_everyone(view)
+    standby_leader_runs(view) && replicas_ready
 }
 
 /// A standby cluster's member running as a primary takes writes the primary cluster never

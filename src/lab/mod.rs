@@ -78,6 +78,9 @@ pub struct Mirror {
     pub tags: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub releases: BTreeMap<String, Version>,
+    /// On Consul, Patroni registers no service (`register_service: false`), as the target's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_consul_services: bool,
 }
 
 impl Mirror {
@@ -1382,6 +1385,17 @@ mod tests {
         assert_eq!(config["consul"]["host"], "127.0.0.10:8500");
         assert_eq!(config["consul"]["register_service"], true);
         assert!(config.get("etcd3").is_none());
+        // A rehearsal mirroring a cluster whose Patroni registers no service.
+        let mut unregistered = spec.clone();
+        unregistered.mirror.no_consul_services = true;
+        let quiet: serde_json::Value = serde_saphyr::from_str(&files::patroni_config(
+            &layout,
+            &unregistered,
+            &unregistered.all_members()[0],
+            &passwords,
+        ))
+        .unwrap();
+        assert_eq!(quiet["consul"]["register_service"], false);
         let inventory: serde_json::Value = serde_saphyr::from_str(&files::inventory(
             &layout,
             &spec,
@@ -1422,6 +1436,7 @@ mod tests {
                 ]),
             )]),
             releases: BTreeMap::from([("pg-b".to_string(), Version::new(3, 3, 11))]),
+            no_consul_services: false,
         };
         assert_eq!(spec.check(), Ok(()));
         let members = spec.all_members();
@@ -1464,6 +1479,25 @@ mod tests {
                 .insert("node9".into(), Version::new(4, 0, 0));
         });
         assert!(release.contains("no such member"), "{release}");
+    }
+
+    /// A rehearsal like a standby cluster: tags and releases by the standby members' names.
+    #[test]
+    fn a_mirrored_standby_cluster_takes_tags_and_releases_by_its_members_names() {
+        let mut spec = standby_spec();
+        spec.mirror.tags.insert(
+            "geo2".into(),
+            BTreeMap::from([("nofailover".to_string(), serde_json::json!(true))]),
+        );
+        spec.mirror
+            .releases
+            .insert("geo1".into(), Version::new(3, 3, 11));
+        assert_eq!(spec.check(), Ok(()));
+        let geo = spec.standby_cluster_members();
+        assert_eq!(member_config(&spec, &geo[1])["tags"]["nofailover"], true);
+        assert_eq!(member_config(&spec, &geo[0])["tags"]["nofailover"], false);
+        spec.mirror.tags.insert("geo3".into(), BTreeMap::new());
+        assert!(spec.check().unwrap_err().contains("no such member"));
     }
 
     #[test]
