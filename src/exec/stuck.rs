@@ -44,6 +44,9 @@ const ROUTINE: &[&str] = &[
     "rejecting connections",
 ];
 
+/// How many of the log's last lines a fatal line must be among to count.
+const FATAL_RECENT: usize = 10;
+
 /// How many of the log's last lines go into a diagnosis.
 const SHOWN: usize = 6;
 
@@ -63,7 +66,9 @@ pub(crate) fn read_log(text: &str) -> LogReading {
         .lines()
         .filter(|line| !line.trim().is_empty())
         .collect();
-    let fatal = lines.iter().rev().find_map(|line| {
+    // Only the newest lines: a condition that lasts is logged again at every attempt, and an
+    // older line may be from an attempt that since went by (a rebuild run again).
+    let fatal = lines.iter().rev().take(FATAL_RECENT).find_map(|line| {
         FATAL
             .iter()
             .find(|(signature, _)| line.contains(signature))
@@ -276,5 +281,20 @@ mod tests {
             .expect("fatal");
         assert!(why.starts_with("geo2 has been `stopped` for 0 s"), "{why}");
         assert!(why.contains("a restore cut short?"), "{why}");
+    }
+
+    #[test]
+    fn a_fatal_line_counts_only_among_the_newest() {
+        use std::fmt::Write as _;
+        let mut log = String::from(
+            "2026-12-04 03:50:53,819 INFO: data dir for the cluster is not empty, but system ID is invalid; consider doing reinitialize\n",
+        );
+        for second in 0..FATAL_RECENT {
+            let _ = writeln!(
+                log,
+                "2026-12-04 03:52:{second:02},000 INFO: no action. I am (geo2), a secondary, and following a standby leader (geo1)"
+            );
+        }
+        assert_eq!(read_log(&log).fatal, None, "a line from an attempt gone by");
     }
 }
