@@ -490,9 +490,12 @@ async fn planned(
         .with_default_timeout(&cluster.target.runbook_timeouts)
         .measured(&cluster.target, view, cluster)
         .await?;
-    Ok(runner::prepare(cluster, &cluster.target, &params)
-        .await?
-        .plan)
+    // The view measured (the lab's at rest) is the one planned from: not observed again.
+    Ok(
+        runner::prepare_from(cluster, view.clone(), &cluster.target, &params)
+            .await?
+            .plan,
+    )
 }
 
 async fn shape_of(target: &crate::exec::LiveCluster, view: &ClusterView) -> Shape {

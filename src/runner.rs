@@ -180,7 +180,7 @@ pub async fn prepare<O: Observer>(
 }
 
 /// `prepare` for a view already observed.
-async fn prepare_from<O: Observer>(
+pub(crate) async fn prepare_from<O: Observer>(
     observer: &O,
     view: ClusterView,
     target: &ClusterTarget,
