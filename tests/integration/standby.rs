@@ -150,22 +150,21 @@ fn rehearsed_like_the_standby_cluster(lab: &Lab) {
         .run()
         .success()
         .json();
-    let rehearse = |args: &[&str]| {
-        let run = Pgha::new()
-            .args([
-                "--env", "lab", "rehearse", "--like", "geo", "--report", "json",
-            ])
-            .arg_flag_path("--lab-dir", &dir)
-            .args(["--first-address", "127.0.1.11"])
-            .args(args)
-            .env("PGHA_RUNS_DIR", runs.path())
-            .lab(lab)
-            .run();
-        eprintln!("{}", run.stderr());
-        assert_eq!(run.code(), 0, "{}", run.stderr());
-        run.json()
-    };
-
+    let rehearse = |args: &[&str]| rehearse_like_geo(lab, &dir, runs.path(), args);
+    // geo2 replays the archive a segment behind geo1 for a while after the primary's last
+    // write; a switchover of geo, rehearsed or not, waits for a candidate within 1 MiB.
+    wait_until(
+        Duration::from_mins(1),
+        "geo has a switchover candidate",
+        || {
+            Pgha::new()
+                .args(["--cluster", "geo", "switchover", "--dry-run"])
+                .lab(lab)
+                .run()
+                .code()
+                == 0
+        },
+    );
     let started = Instant::now();
     let switched = rehearse(&["switchover", "--yes"]);
     eprintln!("standby switchover rehearsed in {:?}", started.elapsed());
@@ -275,6 +274,29 @@ fn the_standby_leader_is_handed_over_and_back(lab: &Lab) {
             "{after}"
         );
     }
+}
+
+/// `pgha --env lab rehearse --like geo --report json ARGS` on the rehearsal lab in `dir`; its
+/// report, the run succeeded.
+fn rehearse_like_geo(
+    lab: &Lab,
+    dir: &std::path::Path,
+    runs: &std::path::Path,
+    args: &[&str],
+) -> serde_json::Value {
+    let run = Pgha::new()
+        .args([
+            "--env", "lab", "rehearse", "--like", "geo", "--report", "json",
+        ])
+        .arg_flag_path("--lab-dir", dir)
+        .args(["--first-address", "127.0.1.11"])
+        .args(args)
+        .env("PGHA_RUNS_DIR", runs)
+        .lab(lab)
+        .run();
+    eprintln!("{}", run.stderr());
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    run.json()
 }
 
 /// What a rehearsal must leave of geo: each member's role, timeline and PostgreSQL start.
