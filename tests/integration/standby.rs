@@ -151,20 +151,7 @@ fn rehearsed_like_the_standby_cluster(lab: &Lab) {
         .success()
         .json();
     let rehearse = |args: &[&str]| rehearse_like_geo(lab, &dir, runs.path(), args);
-    // geo2 replays the archive a segment behind geo1 for a while after the primary's last
-    // write; a switchover of geo, rehearsed or not, waits for a candidate within 1 MiB.
-    wait_until(
-        Duration::from_mins(1),
-        "geo has a switchover candidate",
-        || {
-            Pgha::new()
-                .args(["--cluster", "geo", "switchover", "--dry-run"])
-                .lab(lab)
-                .run()
-                .code()
-                == 0
-        },
-    );
+    until_geo_has_a_switchover_candidate(lab);
     let started = Instant::now();
     let switched = rehearse(&["switchover", "--yes"]);
     eprintln!("standby switchover rehearsed in {:?}", started.elapsed());
@@ -239,12 +226,31 @@ fn rehearsed_like_the_standby_cluster(lab: &Lab) {
     assert_eq!(geo_state(lab), geo_before, "geo was only read");
 }
 
+/// geo2 replays the archive a segment behind geo1 for a while after the primary's last write;
+/// a switchover of geo, rehearsed or not, needs a candidate within 1 MiB: waits (at most a
+/// minute) until geo's own switchover dry-run passes.
+fn until_geo_has_a_switchover_candidate(lab: &Lab) {
+    wait_until(
+        Duration::from_mins(1),
+        "geo has a switchover candidate",
+        || {
+            Pgha::new()
+                .args(["--cluster", "geo", "switchover", "--dry-run"])
+                .lab(lab)
+                .run()
+                .code()
+                == 0
+        },
+    );
+}
+
 /// A standby cluster's switchover: Patroni hands the standby leader over without a promotion,
 /// so pgha verifies it as the standby leader on the same timeline, and waits until Consul routes
 /// the `standby-leader` tag to it; then back, for what follows.
 fn the_standby_leader_is_handed_over_and_back(lab: &Lab) {
     let runs = scratch();
     for (from, to) in [("geo1", "geo2"), ("geo2", "geo1")] {
+        until_geo_has_a_switchover_candidate(lab);
         let before = status(lab, &["--cluster", "geo"]);
         assert_eq!(before["leader"], from, "{before}");
         let timeline = entry(&before, "members", from)["timeline"].clone();
