@@ -469,6 +469,9 @@ async fn up(
     show_tables: bool,
 ) -> Result<Exit, LabError> {
     let deadline = Instant::now() + wait;
+    // Every way in (`lab up`, a rehearsal's lab) is checked here, before anything is written:
+    // addresses, names, and mirrored tags that go into YAML.
+    spec.check().map_err(LabError::Refused)?;
     check_prerequisites(&spec)?;
     files::create_dir(&layout.dir, 0o755)?;
     let _lock = lock(layout)?;
@@ -1479,6 +1482,20 @@ mod tests {
                 .insert("node9".into(), Version::new(4, 0, 0));
         });
         assert!(release.contains("no such member"), "{release}");
+    }
+
+    /// Found trying a rehearsal with `--first-address 127.0.0.253`: the lab a rehearsal starts
+    /// was not checked as `lab up`'s is. Every start is, before anything is written.
+    #[tokio::test]
+    async fn a_lab_is_checked_before_anything_is_written_whoever_starts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        let mut spec = standby_spec();
+        spec.first_address = "127.0.0.253".parse().unwrap();
+        let error = start(&lab, spec, Duration::from_secs(1)).await.unwrap_err();
+        assert!(error.to_string().contains("no room for"), "{error}");
+        assert_eq!(error.exit(), Exit::BadInput);
+        assert!(!lab.exists(), "nothing written");
     }
 
     /// A rehearsal like a standby cluster: tags and releases by the standby members' names.
