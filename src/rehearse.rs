@@ -764,8 +764,8 @@ fn mirror_member(
 /// cluster's always `geo1`, … (the lab's standby cluster names its members).
 fn lab_names(names: &[String], standby: bool) -> (Vec<String>, bool) {
     if standby {
-        let lab: Vec<String> = (1..=names.len())
-            .map(|place| format!("{}{place}", crate::lab::STANDBY_SCOPE))
+        let lab: Vec<String> = (0..names.len())
+            .map(crate::lab::standby_member_name)
             .collect();
         let same = lab == names;
         return (lab, same);
@@ -779,7 +779,7 @@ fn lab_names(names: &[String], standby: bool) -> (Vec<String>, bool) {
 
 /// `node1`, … `nodeN`: the names a lab gives its primary cluster's members of its own.
 fn default_names(count: usize) -> Vec<String> {
-    (1..=count).map(|place| format!("node{place}")).collect()
+    (0..count).map(crate::lab::own_member_name).collect()
 }
 
 /// The lab's primary cluster's scope: the target's, or for a standby cluster the site it

@@ -172,6 +172,17 @@ impl LabCluster {
     }
 }
 
+/// The name the lab gives its primary cluster's member at `index` (0-based) unless a
+/// rehearsal mirrors another cluster's names: `node1`, ….
+pub(crate) fn own_member_name(index: usize) -> String {
+    format!("node{}", index + 1)
+}
+
+/// The name of the standby cluster's member at `index` (0-based): `geo1`, ….
+pub(crate) fn standby_member_name(index: usize) -> String {
+    format!("{}{}", super::STANDBY_SCOPE, index + 1)
+}
+
 impl LabSpec {
     /// The primary cluster's members, spares last.
     pub(crate) fn all_members(&self) -> Vec<LabMember> {
@@ -183,7 +194,7 @@ impl LabSpec {
                     .names
                     .get(usize::from(index))
                     .cloned()
-                    .unwrap_or_else(|| format!("node{}", index + 1)),
+                    .unwrap_or_else(|| own_member_name(usize::from(index))),
                 address: Ipv4Addr::from(first + u32::from(index)),
                 spare: index >= self.members,
                 cluster: LabCluster::Primary,
@@ -196,7 +207,7 @@ impl LabSpec {
         let first = u32::from(self.first_address) + u32::from(self.members + self.spares);
         (0..self.standby_members)
             .map(|index| LabMember {
-                name: format!("{}{}", super::STANDBY_SCOPE, index + 1),
+                name: standby_member_name(usize::from(index)),
                 address: Ipv4Addr::from(first + u32::from(index)),
                 spare: false,
                 cluster: LabCluster::Standby,

@@ -36,6 +36,7 @@ use files::Passwords;
 pub use health::waits_for_reinitialize;
 use health::{Goal, wait_for_api, wait_for_etcd_leader, wait_until_healthy};
 use layout::{EtcdMember, LabMember, LabState, Layout};
+pub(crate) use layout::{own_member_name, standby_member_name};
 use process::{Daemon, RunAs};
 use report::{print_view_summary, status};
 

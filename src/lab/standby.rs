@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::LabError;
 use super::daemons::member_daemon;
 use super::health::{Goal, wait_until_healthy};
-use super::layout::{LabMember, LabState, Layout};
+use super::layout::{LabMember, LabState, Layout, standby_member_name};
 use super::pgbackrest;
 use super::process::RunAs;
 use crate::observe::ClusterView;
@@ -39,7 +39,7 @@ pub(super) async fn up(
     // The first member alone first: started together, any member could win the race to
     // bootstrap the cluster, and the others can only be built once a standby leader exists.
     let (first, others) = match stopped.split_first() {
-        Some((first, others)) if first.name == first_member_name() => (Some(first), others),
+        Some((first, others)) if first.name == standby_member_name(0) => (Some(first), others),
         _ => (None, stopped.as_slice()),
     };
     if let Some(first) = first {
@@ -91,11 +91,6 @@ fn start(
     member_daemon(layout, state, member, run_as).start()?;
     started.push(member.name.clone());
     Ok(())
-}
-
-/// `geo1`: the member that bootstraps the standby cluster.
-fn first_member_name() -> String {
-    format!("{}1", super::STANDBY_SCOPE)
 }
 
 fn remaining(deadline: Instant) -> Duration {
