@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::steps::{
-    consul_routing, frame, leader_service_tag, leads_after_handover, member, promotable,
+    consul_routes_leader, frame, leads_after_handover, member, promotable,
 };
 use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
@@ -157,18 +157,8 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
             Wait::for_member(followers, FOLLOW_TIMEOUT, Duration::from_secs(1), &candidate),
         ));
     }
-    plan.steps.extend(consul_routing(
-        view,
-        "consul-routing".into(),
-        format!(
-            "Wait until Consul routes {} traffic to {candidate} only",
-            leader_service_tag(target.standby)
-        ),
-        vec![Check::ConsulServes {
-            tag: leader_service_tag(target.standby).into(),
-            members: vec![candidate.clone()],
-        }],
-    ));
+    plan.steps
+        .extend(consul_routes_leader(view, &candidate, target.standby, None));
     plan.rollback = Some(format!(
         "A promotion is not undone: the old leader rejoins as a replica when its Patroni starts \
          (Patroni rewinds it); if it cannot, `pgha reinit --cluster {} --member OLD_LEADER`. To \

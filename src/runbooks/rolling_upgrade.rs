@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::steps::{
     DEFAULT_MAX_LAG_BYTES, Host, RestartOf, Switch, restart_steps, assume_identity, candidate_ready, checkpoint_step,
-    choose_candidate, cluster_api, command_step, consul_routing, frame, leader_service_tag, listed, maintenance_step,
+    choose_candidate, cluster_api, command_step, consul_routes_leader, frame, listed, maintenance_step,
     rejoin_step, service_control, postmaster_started, switchover_step, with_verification,
 };
 use super::{Example, ExampleLab, PlanError, Probe, Runbook};
@@ -624,17 +624,11 @@ impl Upgrading<'_> {
         plan.steps
             .push(switchover_step(&switch, cluster_api(self.view)?, ready));
         plan.steps.push(rejoin_step(leader, candidate));
-        plan.steps.extend(consul_routing(
+        plan.steps.extend(consul_routes_leader(
             self.view,
-            "consul-routing".into(),
-            format!(
-                "Wait until Consul routes {} traffic to {candidate} only",
-                leader_service_tag(self.target.standby)
-            ),
-            vec![Check::ConsulServes {
-                tag: leader_service_tag(self.target.standby).into(),
-                members: vec![candidate.into()],
-            }],
+            candidate,
+            self.target.standby,
+            None,
         ));
         Ok(())
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::steps::{
     DEFAULT_MAX_LAG_BYTES, Switch, candidate_ready, checkpoint_step, choose_candidate, cluster_api,
-    consul_routing, frame, leader_service_tag, member, rejoin_step, switchover_step,
+    consul_routes_leader, frame, member, rejoin_step, switchover_step,
 };
 use super::{Example, ExampleLab, PlanError, Runbook};
 use crate::inventory::ClusterTarget;
@@ -188,23 +188,11 @@ fn plan(target: &ClusterTarget, view: &ClusterView, params: &Params) -> Result<P
         .push(switchover_step(&switch, api, candidate_ready));
     if at.is_none() {
         plan.steps.push(rejoin_step(&leader, &candidate));
-        plan.steps.extend(consul_routing(
+        plan.steps.extend(consul_routes_leader(
             view,
-            "consul-routing".into(),
-            format!(
-                "Wait until Consul routes {} traffic to {candidate} only, and replica traffic to {leader}",
-                leader_service_tag(target.standby)
-            ),
-            vec![
-                Check::ConsulServes {
-                    tag: leader_service_tag(target.standby).into(),
-                    members: vec![candidate.clone()],
-                },
-                Check::ConsulPassing {
-                    member: leader.clone(),
-                    tag: "replica".into(),
-                },
-            ],
+            &candidate,
+            target.standby,
+            Some(&leader),
         ));
         plan.rollback = Some(format!(
             "Switch back: `pgha switchover --cluster {} --candidate {leader}`.",

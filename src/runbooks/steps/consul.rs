@@ -1,5 +1,6 @@
 //! Waits until Consul routes as the cluster now is, where Patroni registers services there.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::observe::ClusterView;
@@ -44,6 +45,35 @@ pub(crate) fn consul_routing(
             stuck: Vec::new(),
         },
     )]
+}
+
+/// The wait after a handover until Consul routes the leader's traffic to `leader` only (under
+/// `standby-leader` on a standby cluster) and, given `old_leader`, replica traffic to it.
+pub(crate) fn consul_routes_leader(
+    view: &ClusterView,
+    leader: &str,
+    standby: bool,
+    old_leader: Option<&str>,
+) -> Vec<Step> {
+    let tag = leader_service_tag(standby);
+    let mut until = vec![Check::ConsulServes {
+        tag: tag.into(),
+        members: vec![leader.into()],
+    }];
+    let mut title = format!("Wait until Consul routes {tag} traffic to {leader} only");
+    if let Some(old_leader) = old_leader {
+        until.push(Check::ConsulPassing {
+            member: old_leader.into(),
+            tag: "replica".into(),
+        });
+        let _ = write!(title, ", and replica traffic to {old_leader}");
+    }
+    consul_routing(view, "consul-routing".into(), title, until)
+}
+
+/// The tag Patroni registers a cluster's leader under in Consul.
+fn leader_service_tag(standby: bool) -> &'static str {
+    if standby { "standby-leader" } else { "primary" }
 }
 
 /// The wait until `member` is registered as a replica and passing again.

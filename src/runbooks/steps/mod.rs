@@ -30,7 +30,9 @@ pub(crate) use config::{
     followed_site_primary, lab_config_read, leader_running_as, read_before_planning, read_config,
     refuse_unless_every_member_can, refuse_what_patroni_would_not_use, standby_switch_step,
 };
-pub(crate) use consul::{consul_routes_replica, consul_routing, registers_services};
+pub(crate) use consul::{
+    consul_routes_leader, consul_routes_replica, consul_routing, registers_services,
+};
 pub use dcs::{DeleteTreeCommand, DeleteTreeParams};
 pub(crate) use dcs::{delete_tree, delete_tree_of};
 pub(crate) use host::Host;
@@ -40,8 +42,8 @@ pub(crate) use restart::{RestartOf, restart_steps};
 pub(crate) use service::{capitalized, command_step, with_verification};
 pub(crate) use silence::silenced;
 pub(crate) use switch::{
-    Switch, candidate_ready, checkpoint_step, choose_candidate, leader_service_tag,
-    leads_after_handover, promotable, rejoin_step, switchover_step,
+    Switch, candidate_ready, checkpoint_step, choose_candidate, leads_after_handover, promotable,
+    rejoin_step, switchover_step,
 };
 pub(crate) use waits::wait_streaming_step;
 

@@ -81,11 +81,6 @@ pub(crate) fn leads_after_handover(candidate: &str, timeline: u32, standby: bool
     }
 }
 
-/// The tag Patroni registers a cluster's leader under in Consul.
-pub(crate) fn leader_service_tag(standby: bool) -> &'static str {
-    if standby { "standby-leader" } else { "primary" }
-}
-
 pub(crate) fn checkpoint_step(leader: &str, host: &str) -> Step {
     Step {
         id: format!("checkpoint-{leader}"),
