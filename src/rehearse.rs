@@ -392,7 +392,7 @@ async fn ready_lab(
     let cluster = Connection::open(&selector).await?.into_live()?;
     mirror_settings(&cluster, shape).await?;
     let view = mirror_leader(&cluster, shape, cluster.observe().await?, not_mirrored).await?;
-    if let Some(filled) = fill_database(request, &primary, shape).await? {
+    if let Some(filled) = fill_database(request, shape, &cluster, &primary).await? {
         not_mirrored.push(filled);
     }
     // Plans choose by lag (a switchover's candidate): planned once the fill's WAL is replayed.
@@ -440,17 +440,25 @@ fn following(member: &crate::observe::MemberView) -> bool {
 }
 
 /// With `--scale`, the lab's primary cluster's leader filled with pgbench in proportion to the
-/// target's database; what the lab then holds. A lab with a standby cluster then takes a full
-/// backup: what its standby members are restored from holds the filled database too.
+/// target's database; what the lab then holds. `mirrored` is that cluster, unless the target
+/// is a standby one: then the primary is opened (`primary`), and after the fill takes a full
+/// backup, so that what the standby members are restored from holds the filled database too.
 async fn fill_database(
     request: &Request,
-    primary: &Selector,
     shape: &Shape,
+    mirrored: &crate::exec::LiveCluster,
+    primary: &Selector,
 ) -> Result<Option<String>, Error> {
     let (Some(scale), Some(bytes)) = (request.scale, shape.database_bytes) else {
         return Ok(None);
     };
-    let lab = Connection::open(primary).await?.into_live()?;
+    let opened;
+    let lab = if shape.standby {
+        opened = Connection::open(primary).await?.into_live()?;
+        &opened
+    } else {
+        mirrored
+    };
     let view = lab.observe().await?;
     let Some(leader) = view.leader.as_deref().and_then(|name| view.member(name)) else {
         return Ok(Some(format!(

@@ -1114,14 +1114,16 @@ impl<'a, W: Observer + Actuator> Executor<'a, W> {
         for (watch, history) in wait.stuck.iter().zip(watched.iter_mut()) {
             // `state` says `starting` for a replica that also reports `in archive recovery`;
             // `stopped` is a Patroni that will not start PostgreSQL (on a partial restore).
-            let watched_state = match view
+            let watched_state = view
                 .and_then(|view| view.member(&watch.member))
                 .and_then(crate::observe::MemberView::state)
-            {
-                Some(crate::patroni::MemberState::Starting) => Some("starting"),
-                Some(crate::patroni::MemberState::Stopped) => Some("stopped"),
-                _ => None,
-            };
+                .filter(|state| {
+                    matches!(
+                        state,
+                        crate::patroni::MemberState::Starting
+                            | crate::patroni::MemberState::Stopped
+                    )
+                });
             if !history.due(watched_state, watch.after, Instant::now()) {
                 continue;
             }

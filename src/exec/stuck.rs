@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::patroni::MemberState;
+
 /// Lines that mean recovery cannot go on, whatever comes next.
 const FATAL: &[(&str, &str)] = &[
     (
@@ -106,7 +108,7 @@ fn written_by_patroni(line: &str) -> bool {
 pub(crate) struct Watched {
     /// Since when the member has been `starting` (or `stopped`), as observed, and which.
     since: Option<Instant>,
-    state: &'static str,
+    state: Option<MemberState>,
     /// The last read of its log, and when.
     last: Option<(Instant, LogReading)>,
 }
@@ -116,14 +118,14 @@ impl Watched {
     /// true when its log is due for a read.
     pub(crate) fn due(
         &mut self,
-        state: Option<&'static str>,
+        state: Option<MemberState>,
         after: Duration,
         now: Instant,
     ) -> bool {
-        let Some(state) = state else {
+        if state.is_none() {
             *self = Watched::default();
             return false;
-        };
+        }
         self.state = state;
         let since = *self.since.get_or_insert(now);
         let read_at = self.last.as_ref().map_or(since, |(at, _)| *at);
@@ -163,7 +165,7 @@ impl Watched {
         let diagnosis = why.map(|why| {
             format!(
                 "{member} has been `{}` for {for_how_long} s and cannot go on: {why}. Its log's last lines: {}",
-                self.state,
+                self.state.as_ref().map_or("", MemberState::as_str),
                 reading
                     .tail
                     .iter()
@@ -217,17 +219,24 @@ mod tests {
         let start = Instant::now();
         let after = Duration::from_secs(30);
         let mut watched = Watched::default();
-        assert!(!watched.due(Some("starting"), after, start), "just started");
+        assert!(
+            !watched.due(Some(MemberState::Starting), after, start),
+            "just started"
+        );
         let first = start + after;
-        assert!(watched.due(Some("starting"), after, first));
+        assert!(watched.due(Some(MemberState::Starting), after, first));
         assert_eq!(
             watched.judge("geo1", Some(read_log(MISSING_SEGMENT)), first),
             None
         );
-        assert!(!watched.due(Some("starting"), after, first + Duration::from_secs(29)));
+        assert!(!watched.due(
+            Some(MemberState::Starting),
+            after,
+            first + Duration::from_secs(29)
+        ));
         // Recovery moved on meanwhile: not stuck.
         let second = first + after;
-        assert!(watched.due(Some("starting"), after, second));
+        assert!(watched.due(Some(MemberState::Starting), after, second));
         let moved = MISSING_SEGMENT.replace("0/4000028", "0/5000000");
         assert_eq!(watched.judge("geo1", Some(read_log(&moved)), second), None);
         // Then it stays there.
@@ -247,7 +256,7 @@ mod tests {
     fn a_fatal_line_decides_at_the_first_read_and_leaving_starting_resets() {
         let now = Instant::now();
         let mut watched = Watched::default();
-        watched.due(Some("starting"), Duration::ZERO, now);
+        watched.due(Some(MemberState::Starting), Duration::ZERO, now);
         let wrong_stanza = "P00  ERROR: [037]: archive-get command requires option: pg1-path\n       HINT: does this stanza exist?\n";
         let why = watched
             .judge("geo2", Some(read_log(wrong_stanza)), now)
@@ -259,10 +268,10 @@ mod tests {
         assert_eq!(watched.since, None);
         assert!(watched.last.is_none());
         // A read that failed decides nothing, but counts as a read.
-        watched.due(Some("starting"), Duration::from_secs(5), now);
+        watched.due(Some(MemberState::Starting), Duration::from_secs(5), now);
         assert_eq!(watched.judge("geo2", None, now), None);
         assert!(!watched.due(
-            Some("starting"),
+            Some(MemberState::Starting),
             Duration::from_secs(5),
             now + Duration::from_secs(4)
         ));
@@ -274,7 +283,7 @@ mod tests {
     fn a_partial_restore_is_fatal_for_a_stopped_member() {
         let now = Instant::now();
         let mut watched = Watched::default();
-        assert!(watched.due(Some("stopped"), Duration::ZERO, now));
+        assert!(watched.due(Some(MemberState::Stopped), Duration::ZERO, now));
         let log = "2026-12-04 03:50:53,819 INFO: data dir for the cluster is not empty, but system ID is invalid; consider doing reinitialize\n";
         let why = watched
             .judge("geo2", Some(read_log(log)), now)

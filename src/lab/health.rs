@@ -51,10 +51,10 @@ impl Goal {
         }
     }
 
-    /// With `routed`, on Consul, every member must also be registered and passing (Patroni
+    /// With `must_route`, on Consul, every member must also be registered and passing (Patroni
     /// registers services unless a rehearsal mirrors a cluster whose Patroni does not).
-    fn reached(self, view: &ClusterView, routed: bool) -> bool {
-        let routed = !routed || consul_routes_everyone(view);
+    fn reached(self, view: &ClusterView, must_route: bool) -> bool {
+        let routed = !must_route || consul_routes_everyone(view);
         match self {
             Goal::PrimaryHealthy => is_healthy(view) && routed,
             Goal::StandbyLeaderRuns => standby_leader_runs(view),
